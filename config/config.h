@@ -1,0 +1,188 @@
+/*
+ * The typed configuration. One declarative settings table (config.c) drives
+ * the YAML/JSON loader, the MCP_PROXY_* environment overlay, validation,
+ * secret resolution, --print-config and the README's settings table.
+ * This room includes nothing of ours but common/: it knows no sockets, no
+ * event loop and no OAuth logic, only the shape and validity of settings.
+ *
+ * Units: durations are milliseconds (int64_t), sizes are bytes (uint64_t).
+ * Strings are NUL-terminated heap copies owned by the struct config; an
+ * unset optional string is NULL. Resolved secrets are never printed.
+ */
+#ifndef CONFIG_CONFIG_H
+#define CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* A list of strings (scopes, redirect URIs, host patterns). */
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+/* secretRef {name, key} → the file <secretsDir>/<name>/<key>; or {env} →
+ * an environment variable. `value` is the resolved secret (NULL when the
+ * ref is unset). */
+struct secret_ref {
+	char *name;
+	char *key;
+	char *env;
+	char *value;
+	size_t value_len;
+};
+
+enum backend_transport { TRANSPORT_STREAMABLE_HTTP, TRANSPORT_SSE };
+enum auth_mode { AUTH_MODE_EMBEDDED, AUTH_MODE_OIDC, AUTH_MODE_NONE };
+enum upstream_type { UPSTREAM_OIDC, UPSTREAM_OAUTH2 };
+enum storage_type { STORAGE_MEMORY, STORAGE_REDIS };
+
+struct upstream_provider {
+	char *name;
+	enum upstream_type type;
+	/* oidcConfig or oauth2Config, flattened: */
+	char *issuer_url;             /* oidcConfig.issuerUrl */
+	char *authorization_endpoint; /* oauth2Config.authorizationEndpoint */
+	char *token_endpoint;         /* oauth2Config.tokenEndpoint */
+	char *userinfo_endpoint;      /* oauth2Config.userInfo.endpointUrl */
+	char *client_id;
+	struct secret_ref client_secret; /* clientSecretRef */
+	char *redirect_uri;              /* default <issuer>/oauth/callback */
+	struct strlist scopes;           /* default [openid, offline_access] (oidc) */
+	char *subject_claim;             /* default "sub" */
+};
+
+struct config {
+	char *source_path; /* the file loaded, or NULL */
+	char *secrets_dir; /* secretsDir, default /etc/mcp-proxy/secrets */
+
+	struct {
+		char *listen;             /* default 0.0.0.0:8080 */
+		char *diagnostics_listen; /* default 0.0.0.0:9464 */
+		char *resource_url;       /* public MCP endpoint URL */
+		char *public_path_prefix; /* prefix clients see before our paths, e.g. /team-a */
+		bool trust_proxy_headers; /* honour X-Forwarded-* from the client side */
+		uint64_t max_body_size;   /* default 8 MiB */
+		uint64_t max_header_size; /* default 128 KiB */
+		int64_t header_timeout_ms; /* default 10s */
+		int64_t idle_timeout_ms;   /* keep-alive idle, default 60s */
+		int64_t drain_timeout_ms;  /* shutdown grace, default 30s */
+		char *log_level;           /* debug|info|warn|error, default info */
+	} server;
+
+	struct {
+		char *url; /* default http://127.0.0.1:3000 */
+		enum backend_transport transport;
+		int64_t connect_timeout_ms;  /* default 5s */
+		int64_t response_timeout_ms; /* default 5m, 0 = none */
+		uint32_t max_idle_connections; /* keep-alive pool size, default 64 */
+	} backend;
+
+	struct {
+		enum auth_mode mode;         /* default embedded */
+		struct strlist required_scopes;
+		char *upstream_token_header; /* NULL = Authorization: Bearer */
+		struct {                     /* mode: oidc (external IdP) */
+			char *issuer;
+			char *audience;
+			char *jwks_url;           /* NULL = discovered */
+			char *introspection_url;  /* NULL = JWT only */
+			char *client_id;          /* introspection credentials */
+			struct secret_ref client_secret;
+			int64_t introspection_cache_ttl_ms; /* default 30s */
+			bool insecure_allow_http;
+		} oidc;
+	} auth;
+
+	struct {
+		char *ca_file;             /* extra CA bundle, "" = system */
+		int64_t timeout_ms;        /* trusted policy total timeout, default 10s */
+		uint64_t max_response_size; /* trusted policy cap, default 1 MiB */
+	} outbound;
+
+	struct {
+		char *issuer;
+		char *authorization_endpoint_base_url;
+		bool insecure_allow_http;
+		struct upstream_provider *upstream_providers;
+		size_t n_upstream_providers;
+		struct strlist baseline_client_scopes;
+		struct strlist scopes_supported; /* default openid profile email offline_access */
+		bool allow_confidential_client_registration;
+		bool disable_upstream_token_injection;
+		struct {
+			bool enabled;              /* default false */
+			uint32_t cache_max_size;   /* default 256, >= 1 */
+			int64_t cache_fallback_ttl_ms; /* default 5m, > 0 */
+			int64_t cache_min_ttl_ms;  /* default 30s */
+			int64_t cache_max_ttl_ms;  /* default 24h */
+			int64_t fetch_timeout_ms;  /* default 5s */
+			uint64_t max_document_size; /* default 5 KiB */
+			bool insecure_allow_loopback;
+			struct strlist allowed_hosts;
+			struct strlist denied_hosts;
+		} cimd;
+		struct {
+			int64_t access_token_ms;  /* accessTokenLifespan, 1h [1m, 24h] */
+			int64_t refresh_token_ms; /* refreshTokenLifespan, 7d [1h, 30d] */
+			int64_t auth_code_ms;     /* authCodeLifespan, 10m [30s, 10m] */
+		} token_lifespans;
+		struct secret_ref *signing_keys; /* signingKeySecretRefs, PEM */
+		size_t n_signing_keys;
+		struct {
+			enum storage_type type; /* memory (redis: not yet) */
+		} storage;
+		struct {
+			uint32_t max_clients;      /* default 10000 */
+			double rate_per_second;    /* token bucket, default 10 */
+			uint32_t burst;            /* default 20 */
+		} registration;
+	} eas; /* embeddedAuthServer */
+};
+
+/* One problem found while loading; `where` is "file:line:col" or "env
+ * MCP_PROXY_X" or "" ; `path` the key path ("embeddedAuthServer.cimd.enabled"). */
+struct config_error {
+	char *where;
+	char *path;
+	char *message;
+};
+
+struct config_errors {
+	struct config_error *v;
+	size_t n;
+};
+
+/* Environment lookup, injectable for tests (getenv in production). */
+typedef const char *(*config_getenv_fn)(const char *name);
+
+/* A config with every default set. */
+struct config *config_new(void);
+void config_free(struct config *cfg);
+
+/*
+ * Load: defaults, then the file at path (NULL = none), then the env overlay,
+ * then resolve secrets and validate. Returns 0, or -1 with every problem in
+ * errs (one entry per problem, not just the first).
+ */
+int config_load(struct config *cfg, const char *path, config_getenv_fn getenv_fn,
+    struct config_errors *errs);
+/* Format one error as the single line start-up prints. Caller frees. */
+char *config_error_line(const struct config_error *e);
+void config_errors_dispose(struct config_errors *errs);
+
+/* Print the effective configuration as YAML, secrets redacted. */
+void config_print(const struct config *cfg, FILE *out);
+/* Print the settings reference (markdown table: key, env, type, default, doc). */
+void config_print_docs(FILE *out);
+
+/* Helpers other rooms use for values of the same formats. */
+int config_parse_duration(const char *s, int64_t *out_ms);
+int config_parse_size(const char *s, uint64_t *out_bytes);
+bool strlist_contains(const struct strlist *l, const char *s);
+void strlist_add(struct strlist *l, const char *s);
+void strlist_dispose(struct strlist *l);
+
+#endif

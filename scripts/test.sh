@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# README command 2: install what is missing, build normally and with
+# ASan+UBSan, install the pinned test peers (npm ci) and run ctest for both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+scripts/install-deps.sh --test --container
+if [ -f test/peers/package-lock.json ]; then
+  (cd test/peers && npm ci --no-audit --no-fund --loglevel=error)
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+cmake -S . -B build-asan -DMCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$jobs"
+status=0
+echo "== ctest (release build)"
+ctest --test-dir build --output-on-failure -j"$jobs" || status=1
+echo "== ctest (ASan+UBSan build; the container test runs only above)"
+ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE container || status=1
+exit $status

@@ -1,0 +1,18 @@
+/*
+ * The shared main of the CUnit suites: each test/unit/test_<module>.c lists
+ * its tests in a NULL-terminated table and calls unit_run() from main().
+ * The process exits non-zero when any assertion failed or a test errored.
+ */
+#ifndef TEST_UNIT_H
+#define TEST_UNIT_H
+
+#include <CUnit/CUnit.h>
+
+struct unit_test {
+	const char *name;
+	void (*fn)(void);
+};
+
+int unit_run(const char *suite, const struct unit_test *tests);
+
+#endif
