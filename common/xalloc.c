@@ -1,7 +1,6 @@
 /*
  * Allocation wrappers: abort on failure with the size asked for.
  */
-#define _GNU_SOURCE
 #include "common/xalloc.h"
 
 #include <openssl/crypto.h>
