@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Container image test: builds docker/Dockerfile with podman and runs the image
+# the way the Kubernetes example does (read-only root filesystem, no tmpfs,
+# UID 65532, all capabilities dropped, no privilege escalation) with a mounted
+# config on loopback, then checks GET /health on the diagnostics port.
+#
+# Runs as root with Debian's podman, runc and debootstrap (scripts/install-deps.sh
+# --container installs them; missing tools FAIL this test, they never skip it).
+# No registry is needed: the Debian 12 base images are made once from the host's
+# apt mirror by docker/base-image.sh and kept in podman's default storage, so a
+# warm run only rebuilds the changed layers. Network: --network host and every
+# socket on 127.0.0.1.
+#
+# Env: MCP_SOURCE_DIR (repo root; set by ctest), MCP_CONTAINER_KEEP=1 keeps the
+# container and the work directory for inspection.
+set -euo pipefail
+
+src=${MCP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+image_tag=localhost/mcp-proxy-runner:test
+name=mcp-proxy-runner-test-$$
+t0=$SECONDS
+
+step() { printf '[container %4ds] %s\n' $((SECONDS - t0)) "$*"; }
+fail() {
+	printf '[container %4ds] FAIL: %s\n' $((SECONDS - t0)) "$*" >&2
+	exit 1
+}
+
+# ---- prerequisites ----------------------------------------------------------
+missing=()
+for tool in podman runc debootstrap curl; do
+	command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
+[ ${#missing[@]} -eq 0 ] ||
+	fail "not installed: ${missing[*]} — run scripts/install-deps.sh --container (scripts/test.sh does)"
+[ "$(id -u)" -eq 0 ] || fail "needs root (podman's default storage and debootstrap); run as root"
+[ -f "$src/docker/Dockerfile" ] || fail "no $src/docker/Dockerfile (is MCP_SOURCE_DIR the repo root?)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-container-test.XXXXXX")
+cleanup() {
+	local rc=$?
+	if [ "${MCP_CONTAINER_KEEP:-0}" = 1 ]; then
+		echo "[container] kept container $name and $work" >&2
+		return
+	fi
+	podman rm --force --time 0 "$name" >/dev/null 2>&1 || true
+	rm -rf "$work"
+	return $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# podman settings that work on these hosts (found by trying): runc (crun fails
+# on hybrid cgroups), cgroupfs, file events, ulimits within the host's hard
+# limits. Passed through CONTAINERS_CONF; /etc is never edited.
+hard_nofile=$(ulimit -Hn)
+[ "$hard_nofile" = unlimited ] && hard_nofile=1048576
+hard_nproc=$(ulimit -Hu)
+if [ "$hard_nproc" = unlimited ] || [ "$hard_nproc" -gt 32768 ]; then hard_nproc=32768; fi
+cat >"$work/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$hard_nofile:$hard_nofile", "nproc=$hard_nproc:$hard_nproc"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+export CONTAINERS_CONF=$work/containers.conf
+
+# ---- base images (cached between runs) --------------------------------------
+if podman image exists docker.io/library/debian:12 && podman image exists docker.io/library/debian:12-slim; then
+	step "base images docker.io/library/debian:12 and :12-slim present (cached)"
+else
+	step "base images missing: making them with debootstrap (once; about a minute)"
+	timeout 600 "$src/docker/base-image.sh" || fail "could not make the Debian base images (output above)"
+fi
+
+# ---- build ------------------------------------------------------------------
+old_id=$(podman image inspect --format '{{.Id}}' "$image_tag" 2>/dev/null || true)
+step "podman build -f docker/Dockerfile (cold: about 2 minutes; warm: only changed layers)"
+build_rc=0
+timeout 720 podman build --pull=never --network host --layers \
+	-f "$src/docker/Dockerfile" --ignorefile "$src/docker/.dockerignore" \
+	--iidfile "$work/iid" -t "$image_tag" "$src" >"$work/build.log" 2>&1 &
+build_pid=$!
+# Progress: the STEP lines as they come.
+tail -n +1 -f --pid=$build_pid "$work/build.log" 2>/dev/null | grep --line-buffered -E '^(\[[0-9]+/[0-9]+\] )?STEP [0-9]+/' |
+	sed -u -E 's/^(.{0,110}).*/    \1/' || true
+wait $build_pid || build_rc=$?
+if [ $build_rc -ne 0 ]; then
+	tail -n 60 "$work/build.log" >&2
+	fail "podman build failed (exit $build_rc; last lines above)"
+fi
+image=$(cat "$work/iid")
+step "built $image_tag ${image:7:12} ($(podman image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
+# Drop the image this tag named before (its cached layers stay for the next build).
+if [ -n "$old_id" ] && [ "$old_id" != "${image#sha256:}" ] && [ "$old_id" != "$image" ]; then
+	podman rmi "$old_id" >/dev/null 2>&1 || true
+fi
+
+# The image's own settings, as a Kubernetes securityContext relies on them.
+cfg=$(podman image inspect --format '{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.ExposedPorts}}' "$image")
+[[ $cfg == 65532:65532\|* || $cfg == 65532\|* ]] || fail "image USER is not 65532: $cfg"
+[[ $cfg == *'"--config","/etc/mcp-proxy/config.yaml"'* ]] || fail "ENTRYPOINT lacks --config /etc/mcp-proxy/config.yaml: $cfg"
+[[ $cfg == *8080/tcp* && $cfg == *9464/tcp* ]] || fail "image does not EXPOSE 8080 and 9464: $cfg"
+[ -z "$(podman image inspect --format '{{range .Config.Env}}{{.}} {{end}}' "$image" | grep -o DEBIAN_FRONTEND || true)" ] ||
+	fail "DEBIAN_FRONTEND leaked into the runtime image"
+step "image config: USER 65532, ENTRYPOINT --config /etc/mcp-proxy/config.yaml, EXPOSE 8080 9464"
+
+# ---- run ----------------------------------------------------------------------
+# A free loopback port: nothing answers a connect to it (ports picked here are
+# also never handed out twice).
+picked=" "
+free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		[[ $picked == *" $p "* ]] && continue
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			picked+="$p "
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+port=$(free_port) || fail "no free loopback port"
+diag=$(free_port) || fail "no free loopback port"
+backend=$(free_port) || fail "no free loopback port" # nothing listens here: backend down
+
+cat >"$work/config.yaml" <<EOF
+# container.test.sh: development mode on loopback, no backend running.
+server:
+  listen: "127.0.0.1:$port"
+  diagnosticsListen: "127.0.0.1:$diag"
+  resourceUrl: "http://127.0.0.1:$port/mcp"
+backend:
+  url: "http://127.0.0.1:$backend"
+auth:
+  mode: none
+EOF
+chmod 0644 "$work/config.yaml"
+
+step "podman run --read-only --user 65532 --cap-drop ALL (listen 127.0.0.1:$port, diagnostics 127.0.0.1:$diag)"
+podman run --detach --name "$name" --pull=never --network host \
+	--read-only --read-only-tmpfs=false --user 65532:65532 --cap-drop ALL \
+	--security-opt no-new-privileges --timeout 900 \
+	-v "$work/config.yaml:/etc/mcp-proxy/config.yaml:ro" \
+	"$image" >/dev/null || fail "podman run failed"
+
+show_logs() {
+	echo "---- container log ($name) ----" >&2
+	podman logs "$name" 2>&1 | tail -n 40 >&2 || true
+	echo "-------------------------------" >&2
+}
+
+# Wait for /health: up to 30 s, failing early if the container exits.
+code=000
+for i in $(seq 1 60); do
+	state=$(podman inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$name" 2>/dev/null || echo "gone")
+	if [[ $state != running* ]]; then
+		show_logs
+		fail "container stopped before answering /health (state: $state)"
+	fi
+	code=$(curl -sS -o "$work/health.json" -w '%{http_code}' --max-time 2 \
+		"http://127.0.0.1:$diag/health" 2>/dev/null || true)
+	[ "$code" = 200 ] && break
+	sleep 0.5
+done
+if [ "$code" != 200 ]; then
+	show_logs
+	fail "GET http://127.0.0.1:$diag/health answered ${code:-nothing} (want 200) after 30 s"
+fi
+body=$(cat "$work/health.json")
+grep -q '"status"' <<<"$body" || { show_logs; fail "/health body has no \"status\": $body"; }
+step "GET /health on the diagnostics port: 200 $body"
+
+# The process really runs as 65532 and cannot write its root filesystem.
+uid=$(podman exec "$name" id -u 2>/dev/null || echo "?")
+[ "$uid" = 65532 ] || fail "process user is $uid, want 65532"
+if podman exec "$name" sh -c ': > /etc/mcp-proxy/probe || : > /probe' 2>/dev/null; then
+	fail "root filesystem is writable"
+fi
+step "runs as UID 65532 on a read-only root filesystem"
+
+# The MCP listener answers HTTP too (502 or similar: no backend is running).
+mcp_code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/health" 2>/dev/null || true)
+[ -n "$mcp_code" ] && [ "$mcp_code" != 000 ] || { show_logs; fail "nothing answers HTTP on 127.0.0.1:$port"; }
+step "MCP listener 127.0.0.1:$port answers HTTP ($mcp_code)"
+
+# SIGTERM as PID 1 (what kubelet sends) must stop the proxy well before SIGKILL.
+stop_start=$SECONDS
+podman stop --time 25 "$name" >/dev/null 2>&1 || true
+stopped_in=$((SECONDS - stop_start))
+exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$name" 2>/dev/null || echo "?")
+[ "$stopped_in" -lt 25 ] || { show_logs; fail "did not stop on SIGTERM within 25 s (killed; exit $exit_code)"; }
+[ "$exit_code" = 0 ] || [ "$exit_code" = 143 ] || { show_logs; fail "exit code $exit_code after SIGTERM"; }
+step "stopped on SIGTERM in ${stopped_in}s (exit $exit_code)"
+
+step "PASS (total $((SECONDS - t0))s)"
