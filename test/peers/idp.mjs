@@ -18,6 +18,9 @@
 //   accessTokenTTL, idTokenTTL, refreshTokenTTL, authorizationCodeTTL  seconds
 //                   (defaults 3600, 3600, 86400, 60)
 //   rotateRefreshToken  default true
+//   strictOfflineAccess default false: refresh tokens for every refresh_token-capable client;
+//                   true: only when offline_access was granted (which oidc-provider grants
+//                   only when the authorization request also has prompt=consent)
 //   resources       {"<resource indicator>": {scope:"mcp:tools …", accessTokenTTL?, audience?}}
 //                   resource servers for which JWT access tokens are issued (RFC 8707).
 //                   When absent, ANY resource indicator is accepted with scope
@@ -146,8 +149,12 @@ server.listen({ host: '127.0.0.1', port: Number(opts.port) || 0 }, () => {
       Grant: 86400,
     },
     rotateRefreshToken: opts.rotateRefreshToken ?? true,
+    // oidc-provider drops offline_access unless the request has prompt=consent (OIDC Core
+    // §11); real IdPs differ. By default refresh tokens are issued to every client allowed the
+    // refresh_token grant, offline_access or not; strictOfflineAccess:true restores the rule.
     issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token')
-      && code.scopes.has('offline_access'),
+      && (code.scopes.has('offline_access') || !opts.strictOfflineAccess),
+    expiresWithSession: async () => false,
     renderError: async (ctx, out) => {
       ctx.type = 'json';
       ctx.body = out;

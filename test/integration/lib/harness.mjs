@@ -1,0 +1,777 @@
+// Integration-test harness: starts the proxy binary and the peers, all on 127.0.0.1,
+// and cleans everything up. See the API summary at each export.
+//
+// Every start*() accepts an optional `t` (node:test TestContext) in its options:
+// with it, the resource is stopped in t.after(); without it, it is stopped by a
+// file-level after() hook. Children are SIGKILLed if the test process exits, and
+// peers also exit when their stdin closes (i.e. when this process dies).
+import { spawn } from 'node:child_process';
+import { after } from 'node:test';
+import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { request, CookieJar, followAuthorization } from './http.mjs';
+import { getTestCA } from './ca.mjs';
+
+export { request, CookieJar, followAuthorization };
+export { getTestCA, createTestCA, issueLeaf } from './ca.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const SOURCE_DIR = process.env.MCP_SOURCE_DIR || path.resolve(here, '../../..');
+export const PEERS_DIR = path.join(SOURCE_DIR, 'test/peers');
+export const PROXY_BIN = process.env.MCP_PROXY_BIN || '';
+export const SANITIZE = process.env.MCP_SANITIZE === '1';
+/** multiply timeouts by this under ASan/UBSan */
+export const SLOW = SANITIZE ? 3 : 1;
+export const SANITIZER_PATTERNS = [/ERROR: AddressSanitizer/, /ERROR: LeakSanitizer/, /runtime error:/,
+  /SUMMARY: UndefinedBehaviorSanitizer/, /SUMMARY: AddressSanitizer/];
+
+// ---------------------------------------------------------------- cleanup
+
+const live = new Set(); // {stop(), kill()}
+process.on('exit', () => {
+  for (const r of live) {
+    try { r.kill(); } catch { /* ignore */ }
+  }
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    for (const r of live) {
+      try { r.kill(); } catch { /* ignore */ }
+    }
+    process.exit(128 + (os.constants.signals[sig] || 15));
+  });
+}
+after(async () => {
+  const errors = [];
+  for (const r of [...live].reverse()) {
+    try { await r.stop(); } catch (e) { errors.push(e); }
+  }
+  if (errors.length) throw errors[0];
+});
+
+function track(resource, t) {
+  live.add(resource);
+  const origStop = resource.stop;
+  let stopping;
+  resource.stop = (...a) => {
+    stopping ??= (async () => {
+      try { return await origStop(...a); } finally { live.delete(resource); }
+    })();
+    return stopping;
+  };
+  if (t && typeof t.after === 'function') t.after(() => resource.stop());
+  return resource;
+}
+
+const tmpDirs = [];
+function mkTmp(prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tmpDirs.push(d);
+  return d;
+}
+process.on('exit', () => {
+  if (process.env.MCP_KEEP_TMP === '1') return;
+  for (const d of tmpDirs) {
+    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ }
+  }
+});
+
+// ---------------------------------------------------------------- helpers
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function getFreePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.once('error', reject);
+    s.listen({ host: '127.0.0.1', port: 0 }, () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Split text into lines and JSON.parse those that are JSON objects; others are skipped. */
+export function parseJsonLines(text) {
+  const out = [];
+  for (const line of String(text).split('\n')) {
+    const s = line.trim();
+    if (!s.startsWith('{')) continue;
+    try { out.push(JSON.parse(s)); } catch { /* not JSON */ }
+  }
+  return out;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll fn() until it returns a truthy value (returned) or timeoutMs passes (throws). */
+export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50, message = 'condition' } = {}) {
+  const end = Date.now() + timeoutMs * SLOW;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) { last = e; }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${message} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await sleep(intervalMs);
+  }
+}
+
+function substitute(value, vars) {
+  if (typeof value === 'string') return value.replace(/\{\{(\w+)\}\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  if (Array.isArray(value)) return value.map((v) => substitute(v, vars));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars)]));
+  }
+  return value;
+}
+
+/** Write {secretName: {key: value}} as <dir>/<secretName>/<key> (a Kubernetes Secret mount). */
+export function writeSecrets(secrets = {}, dir = mkTmp('mcp-secrets-')) {
+  for (const [name, keys] of Object.entries(secrets)) {
+    fs.mkdirSync(path.join(dir, name), { recursive: true });
+    for (const [key, value] of Object.entries(keys)) fs.writeFileSync(path.join(dir, name, key), String(value));
+  }
+  return dir;
+}
+
+function sanitizerFindings(text) {
+  return text.split('\n').filter((l) => SANITIZER_PATTERNS.some((re) => re.test(l)));
+}
+
+// ---------------------------------------------------------------- the proxy
+
+/**
+ * startProxy(config, {env, secrets, args, t, waitFor, timeoutMs, secretsDir}) → Promise<proxy>
+ *   config: object, or function ({port, origin}) → object. Strings may contain {{port}} and
+ *     {{origin}} (= http://127.0.0.1:<port>), replaced before writing. server.listen defaults
+ *     to "127.0.0.1:<port>" and server.diagnosticsListen to "127.0.0.1:0".
+ *   secrets: {secretName: {key: value}} written under a temp MCP_PROXY_SECRETS_DIR (always set).
+ *   env: extra environment for the binary. args: extra argv after --config <file>.
+ *   waitFor: listeners to wait for (default ["mcp","diagnostics"]; omitted ones whose
+ *     listen address is "" are skipped). Start-up timeout 10 s (×3 under sanitizers).
+ * proxy = {port, diagPort, origin ("http://127.0.0.1:<port>"), mcpUrl (server.resourceUrl or
+ *   origin+"/mcp"), diagUrl, config (as written), configFile, secretsDir, proc,
+ *   logs() → parsed stderr JSON lines so far, stderr() → raw text, stdout() → raw text,
+ *   waitForLog(pred, {timeoutMs}) → the first log line matching pred,
+ *   stop({signal="SIGTERM", expectCode=0, timeoutMs}) → Promise<logs[]>:
+ *     signals, waits, asserts the exit code and that stderr has no sanitizer report;
+ *     idempotent; a proxy that already exited is only checked.}
+ */
+export async function startProxy(config, opts = {}) {
+  if (!PROXY_BIN) throw new Error('MCP_PROXY_BIN is not set (run through ctest, or export it)');
+  let lastErr;
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      return await startProxyOnce(config, opts);
+    } catch (e) {
+      lastErr = e;
+      if (!e.addressInUse) throw e;
+    }
+  }
+  throw lastErr;
+}
+
+async function startProxyOnce(configIn, { env = {}, secrets, args = [], t, waitFor: wanted, timeoutMs = 10000, secretsDir } = {}) {
+  const port = await getFreePort();
+  const origin = `http://127.0.0.1:${port}`;
+  let config = typeof configIn === 'function' ? configIn({ port, origin }) : structuredClone(configIn ?? {});
+  config = substitute(config, { port, origin });
+  config.server = { listen: `127.0.0.1:${port}`, diagnosticsListen: '127.0.0.1:0', ...(config.server || {}) };
+  const dir = mkTmp('mcp-proxy-');
+  const configFile = path.join(dir, 'config.json');
+  fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const sdir = secretsDir || writeSecrets(secrets || {}, path.join(dir, 'secrets'));
+  fs.mkdirSync(sdir, { recursive: true });
+
+  const want = wanted || ['mcp', 'diagnostics'].filter((l) => !(l === 'diagnostics' && config.server.diagnosticsListen === ''));
+  const proc = spawn(PROXY_BIN, ['--config', configFile, ...args], {
+    cwd: SOURCE_DIR,
+    env: { ...process.env, MCP_PROXY_SECRETS_DIR: sdir, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let stdout = '';
+  let logLines = [];
+  let partial = '';
+  const listeners = {};
+  const waiters = new Set();
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d) => { stdout += d; });
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+    partial += d;
+    const lines = partial.split('\n');
+    partial = lines.pop();
+    for (const l of parseJsonLines(lines.join('\n'))) {
+      logLines.push(l);
+      if (l.msg === 'listening' && l.listener) listeners[l.listener] = l;
+      for (const w of waiters) w();
+    }
+  });
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      exited = { code, signal };
+      for (const w of waiters) w();
+      resolve(exited);
+    });
+  });
+  const closedPromise = new Promise((resolve) => proc.on('close', resolve));
+  proc.on('error', (e) => { stderr += `\n[spawn error] ${e.message}\n`; });
+
+  const deadline = timeoutMs * SLOW;
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiters.delete(check);
+      proc.kill('SIGKILL');
+      reject(new Error(`proxy did not report listeners ${want.join(',')} within ${deadline} ms; stderr:\n${stderr}`));
+    }, deadline);
+    function check() {
+      if (want.every((l) => listeners[l])) {
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      } else if (exited) {
+        clearTimeout(timer);
+        waiters.delete(check);
+        closedPromise.then(() => {
+          const e = new Error(`proxy exited during start-up (code ${exited.code}, signal ${exited.signal}); stderr:\n${stderr}`);
+          e.addressInUse = /EADDRINUSE|address already in use/i.test(stderr);
+          e.stderr = stderr;
+          reject(e);
+        });
+      }
+    }
+    waiters.add(check);
+    check();
+  });
+
+  const diagPort = listeners.diagnostics?.port;
+  const proxy = {
+    port: listeners.mcp?.port ?? port,
+    diagPort,
+    origin,
+    mcpUrl: config.server.resourceUrl || `${origin}/mcp`,
+    diagUrl: diagPort ? `http://127.0.0.1:${diagPort}` : undefined,
+    config,
+    configFile,
+    secretsDir: sdir,
+    proc,
+    logs: () => logLines.slice(),
+    stderr: () => stderr,
+    stdout: () => stdout,
+    exited: () => exited,
+    waitForLog(pred, { timeoutMs: ms = 5000 } = {}) {
+      return waitFor(() => logLines.find(pred), { timeoutMs: ms, message: 'a matching proxy log line' });
+    },
+    kill() { if (!exited) proc.kill('SIGKILL'); },
+    async stop({ signal = 'SIGTERM', expectCode = 0, timeoutMs: ms = 10000 } = {}) {
+      if (!exited) proc.kill(signal);
+      const limit = ms * SLOW;
+      const res = await Promise.race([exitPromise, sleep(limit).then(() => null)]);
+      if (!res) {
+        proc.kill('SIGKILL');
+        await exitPromise;
+        throw new Error(`proxy did not exit within ${limit} ms after ${signal}; stderr:\n${stderr}`);
+      }
+      await Promise.race([closedPromise, sleep(2000)]);
+      if (partial.trim()) {
+        logLines.push(...parseJsonLines(partial));
+        partial = '';
+      }
+      const findings = sanitizerFindings(stderr);
+      if (findings.length) {
+        throw new Error(`sanitizer report in proxy stderr:\n${findings.join('\n')}\n--- full stderr:\n${stderr}`);
+      }
+      if (expectCode !== null && (res.code !== expectCode || res.signal)) {
+        throw new Error(`proxy exit code ${res.code} signal ${res.signal}, expected ${expectCode}; stderr:\n${stderr}`);
+      }
+      return logLines.slice();
+    },
+  };
+  return track(proxy, t);
+}
+
+/**
+ * runProxy(args, {config, env, secrets, timeoutMs=10000, allowSanitizer=false}) →
+ *   Promise<{code, signal, stdout, stderr, logs}>
+ * Runs the binary to completion (e.g. --check-config, --print-config, a bad config).
+ * With `config` (object), "--config <file>" is prepended to args. Rejects on a sanitizer report.
+ */
+export async function runProxy(args = [], { config, env = {}, secrets, timeoutMs = 10000, allowSanitizer = false, input } = {}) {
+  if (!PROXY_BIN) throw new Error('MCP_PROXY_BIN is not set');
+  const dir = mkTmp('mcp-run-');
+  const sdir = writeSecrets(secrets || {}, path.join(dir, 'secrets'));
+  const argv = [...args];
+  let configFile;
+  if (config !== undefined) {
+    configFile = path.join(dir, typeof config === 'string' ? 'config.yaml' : 'config.json');
+    fs.writeFileSync(configFile, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+    argv.unshift('--config', configFile);
+  }
+  const proc = spawn(PROXY_BIN, argv, {
+    cwd: SOURCE_DIR,
+    env: { ...process.env, MCP_PROXY_SECRETS_DIR: sdir, ...env },
+    stdio: [input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
+  if (input !== undefined) proc.stdin.end(input);
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => { stdout += d; });
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const limit = timeoutMs * SLOW;
+  const timer = setTimeout(() => proc.kill('SIGKILL'), limit);
+  const [code, signal] = await new Promise((resolve) => proc.on('close', (c, s) => resolve([c, s])));
+  clearTimeout(timer);
+  if (signal === 'SIGKILL') throw new Error(`proxy ${argv.join(' ')} did not finish within ${limit} ms; stderr:\n${stderr}`);
+  const findings = sanitizerFindings(stderr);
+  if (findings.length && !allowSanitizer) throw new Error(`sanitizer report:\n${findings.join('\n')}\n--- stderr:\n${stderr}`);
+  return { code, signal, stdout, stderr, logs: parseJsonLines(stderr), configFile };
+}
+
+// ---------------------------------------------------------------- peers
+
+/**
+ * spawnPeer(script, args, {env, t, timeoutMs}) → Promise<{info (the ready JSON line), port, proc,
+ *   events() (later stdout JSON lines), stderr(), stop()}>
+ * script is a file name in test/peers (e.g. "echo-backend.mjs").
+ */
+export async function spawnPeer(script, args = [], { env = {}, t, timeoutMs = 15000 } = {}) {
+  const proc = spawn(process.execPath, [path.join(PEERS_DIR, script), ...args.map(String)], {
+    cwd: PEERS_DIR,
+    env: { ...process.env, ...env, PEER_EXIT_ON_STDIN_EOF: '1', NODE_OPTIONS: '' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let out = '';
+  const events = [];
+  let info;
+  let exited = null;
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const exitPromise = new Promise((resolve) => proc.on('exit', (code, signal) => { exited = { code, signal }; resolve(exited); }));
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`peer ${script} not ready within ${timeoutMs} ms; stderr:\n${stderr}`));
+    }, timeoutMs);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const lines = out.split('\n');
+      out = lines.pop();
+      for (const l of parseJsonLines(lines.join('\n'))) {
+        if (!info && 'listening' in l) {
+          info = l;
+          clearTimeout(timer);
+          resolve();
+        } else {
+          events.push(l);
+        }
+      }
+    });
+    exitPromise.then((e) => {
+      if (!info) {
+        clearTimeout(timer);
+        reject(new Error(`peer ${script} exited (code ${e.code}, signal ${e.signal}) before ready; stderr:\n${stderr}`));
+      }
+    });
+  });
+  const peer = {
+    info,
+    port: info.listening,
+    proc,
+    events: () => events.slice(),
+    stderr: () => stderr,
+    kill() { if (!exited) proc.kill('SIGKILL'); },
+    async stop() {
+      if (!exited) {
+        proc.kill('SIGTERM');
+        const r = await Promise.race([exitPromise, sleep(5000).then(() => null)]);
+        if (!r) {
+          proc.kill('SIGKILL');
+          await exitPromise;
+        }
+      }
+    },
+  };
+  return track(peer, t);
+}
+
+/**
+ * startBackend(mode="streamable-http"|"sse", {t, port}) → {port, url (origin), mcpUrl
+ *   (url+"/mcp" or url+"/sse"), mode, stderr(), stop()}  — server-everything on 127.0.0.1.
+ *   SSE mode: GET /sse, POST /message?sessionId=…
+ */
+export async function startBackend(mode = 'streamable-http', { t, port = 0 } = {}) {
+  const peer = await spawnPeer('backend.mjs', [mode, port], { t });
+  const url = `http://127.0.0.1:${peer.port}`;
+  return Object.assign(peer, { url, mode: peer.info.mode, mcpUrl: url + peer.info.path });
+}
+
+/**
+ * startEchoBackend({t, port}) → {port, url, stats() → GET /__echo/stats, reset(), stop()}
+ *   See test/peers/echo-backend.mjs for query parameters (delay, sse, size, status, …).
+ */
+export async function startEchoBackend({ t, port = 0 } = {}) {
+  const peer = await spawnPeer('echo-backend.mjs', [port], { t });
+  const url = `http://127.0.0.1:${peer.port}`;
+  return Object.assign(peer, {
+    url,
+    stats: async () => (await request(`${url}/__echo/stats`)).json(),
+    reset: async () => { await request(`${url}/__echo/reset`, { method: 'POST' }); },
+  });
+}
+
+/**
+ * startIdp(opts, {t}) → {port, issuer, url, clientId, clientSecret, redirectUris, discovery()
+ *   → openid-configuration JSON, stats(), control({deny, accessTokenTTL}), reset(),
+ *   events() (stdout event lines: login, login_denied, token, token_error …), stop()}
+ * opts: see test/peers/idp.mjs (client_id, client_secret, redirect_uris, deny,
+ *   accessTokenTTL, refreshTokenTTL, requirePkce, resources, user, …).
+ */
+export async function startIdp(opts = {}, { t } = {}) {
+  const o = {
+    client_id: 'upstream-client',
+    client_secret: 'upstream-secret-' + crypto.randomBytes(8).toString('hex'),
+    ...opts,
+  };
+  const peer = await spawnPeer('idp.mjs', [JSON.stringify(o)], { t });
+  const url = peer.info.issuer;
+  return Object.assign(peer, {
+    issuer: url,
+    url,
+    clientId: o.clients ? o.clients[0].client_id : o.client_id,
+    clientSecret: o.clients ? o.clients[0].client_secret : o.client_secret,
+    redirectUris: o.clients ? o.clients[0].redirect_uris : (o.redirect_uris || ['http://127.0.0.1/callback']),
+    discovery: async () => (await request(`${url}/.well-known/openid-configuration`)).json(),
+    stats: async () => (await request(`${url}/__idp/stats`)).json(),
+    control: async (settings) => (await request(`${url}/__idp/control`, { method: 'POST', body: settings })).json(),
+    reset: async () => { await request(`${url}/__idp/reset`, { method: 'POST' }); },
+  });
+}
+
+/**
+ * startDocHost({t, http=false, ca}) → {port, origin ("https://127.0.0.1:<port>"),
+ *   url(path) → origin+path, controlUrl, httpPort, httpOrigin, ca (the test CA object:
+ *   caFile, ca, certFile, keyFile, dir), caFile,
+ *   set(path, spec) — spec as in test/peers/doc-host.mjs ({json, status, contentType, delayMs,
+ *     headers, etag, lastModified, oversizeBytes, chunked, hangup, body, bodyDelayMs});
+ *     a spec without json/body keys is taken as the JSON document itself
+ *   setDocument(path, json, extra) — shorthand for set(path, {json, ...extra})
+ *   remove(path), clear(), stats() → {connections:{https,http,tlsErrors}, requests,
+ *   connectionsByPath, notModified, log}, reset(), stop()}
+ * The TLS certificate covers 127.0.0.1, ::1 and localhost and is signed by the test CA.
+ */
+export async function startDocHost({ t, http = false, ca } = {}) {
+  const theCa = ca || await getTestCA();
+  const peer = await spawnPeer('doc-host.mjs', [JSON.stringify({ certFile: theCa.certFile, keyFile: theCa.keyFile, http })], { t });
+  const origin = `https://127.0.0.1:${peer.port}`;
+  const controlUrl = `http://127.0.0.1:${peer.info.controlPort}`;
+  const SPEC_KEYS = ['json', 'body'];
+  const host = Object.assign(peer, {
+    origin,
+    url: (p) => origin + p,
+    controlUrl,
+    httpPort: peer.info.httpPort,
+    httpOrigin: peer.info.httpPort ? `http://127.0.0.1:${peer.info.httpPort}` : undefined,
+    ca: theCa,
+    caFile: theCa.caFile,
+    async set(p, spec) {
+      const s = spec && typeof spec === 'object' && SPEC_KEYS.some((k) => k in spec) ? spec : { json: spec };
+      const r = await request(`${controlUrl}/docs?path=${encodeURIComponent(p)}`, { method: 'PUT', body: s });
+      if (r.status !== 200) throw new Error(`doc-host set ${p}: ${r.status} ${r.body}`);
+      return origin + p;
+    },
+    setDocument: (p, json, extra = {}) => host.set(p, { ...extra, json }),
+    remove: async (p) => { await request(`${controlUrl}/docs?path=${encodeURIComponent(p)}`, { method: 'DELETE' }); },
+    clear: async () => { await request(`${controlUrl}/docs`, { method: 'DELETE' }); },
+    stats: async () => (await request(`${controlUrl}/stats`)).json(),
+    reset: async () => { await request(`${controlUrl}/reset`, { method: 'POST' }); },
+  });
+  return host;
+}
+
+/** A client metadata document (CIMD) for clientId (= its own URL) and redirect URIs. */
+export function clientMetadataDocument(clientId, redirectUris, extra = {}) {
+  return {
+    client_id: clientId,
+    client_name: 'mcp-proxy-runner test client',
+    redirect_uris: [].concat(redirectUris),
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+    ...extra,
+  };
+}
+
+// ---------------------------------------------------------------- MCP client (SDK)
+
+let sdkPromise;
+/** Loads @modelcontextprotocol/sdk from test/peers/node_modules (ESM build). */
+export function sdk() {
+  sdkPromise ??= (async () => {
+    const base = path.join(PEERS_DIR, 'node_modules/@modelcontextprotocol/sdk/dist/esm');
+    if (!fs.existsSync(base)) throw new Error(`SDK not installed at ${base}: run (cd test/peers && npm ci)`);
+    const load = (p) => import(pathToFileURL(path.join(base, p)).href);
+    const [client, streamable, sse, auth] = await Promise.all([
+      load('client/index.js'), load('client/streamableHttp.js'), load('client/sse.js'), load('client/auth.js'),
+    ]);
+    return {
+      Client: client.Client,
+      StreamableHTTPClientTransport: streamable.StreamableHTTPClientTransport,
+      SSEClientTransport: sse.SSEClientTransport,
+      UnauthorizedError: auth.UnauthorizedError,
+      auth: auth.auth,
+      authModule: auth,
+    };
+  })();
+  return sdkPromise;
+}
+
+/**
+ * A fetch that records every request: recordingFetch(log) → fetch; log gets
+ * {method, url, status, requestHeaders, responseHeaders} entries (status null on network error).
+ */
+export function recordingFetch(log, baseFetch = globalThis.fetch) {
+  return async (input, init = {}) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const entry = {
+      method: init.method || (typeof input === 'object' && input.method) || 'GET',
+      url: String(url),
+      requestHeaders: Object.fromEntries(new Headers(init.headers || {}).entries()),
+      status: null,
+    };
+    log.push(entry);
+    const res = await baseFetch(input, init);
+    entry.status = res.status;
+    entry.responseHeaders = Object.fromEntries(res.headers.entries());
+    return res;
+  };
+}
+
+/**
+ * HeadlessOAuthProvider — an OAuthClientProvider for the SDK whose
+ * redirectToAuthorization(url) follows the authorization URL with manual redirects and a
+ * cookie jar (through the AS and the upstream IdP) until the Location reaches redirectUrl,
+ * and keeps the code in .pendingCode (nothing listens on redirectUrl).
+ * new HeadlessOAuthProvider({redirectUrl="http://127.0.0.1:33418/callback", clientMetadataUrl,
+ *   clientMetadata (overrides), clientInformation (pre-registered), jar, ca, caFile, scope})
+ * Fields for tests: tokenHistory (every saveTokens), authorizationUrls, lastAuthorization
+ * (followAuthorization result), pendingCode, registered (saveClientInformation value).
+ */
+export class HeadlessOAuthProvider {
+  constructor({ redirectUrl = 'http://127.0.0.1:33418/callback', clientMetadataUrl, clientMetadata = {},
+    clientInformation, jar, ca, caFile, scope } = {}) {
+    this._redirectUrl = redirectUrl;
+    this.clientMetadataUrl = clientMetadataUrl;
+    this._clientMetadata = {
+      client_name: 'mcp-proxy-runner headless test client',
+      redirect_uris: [redirectUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      ...(scope ? { scope } : {}),
+      ...clientMetadata,
+    };
+    this._clientInformation = clientInformation;
+    this._tokens = undefined;
+    this._verifier = undefined;
+    this._state = undefined;
+    this.jar = jar || new CookieJar();
+    this.ca = ca;
+    this.caFile = caFile;
+    this.tokenHistory = [];
+    this.authorizationUrls = [];
+    this.lastAuthorization = undefined;
+    this.pendingCode = undefined;
+    this.registered = undefined;
+  }
+
+  get redirectUrl() { return this._redirectUrl; }
+
+  get clientMetadata() { return this._clientMetadata; }
+
+  state() {
+    this._state = crypto.randomBytes(16).toString('base64url');
+    return this._state;
+  }
+
+  clientInformation() { return this._clientInformation; }
+
+  saveClientInformation(info) {
+    this._clientInformation = info;
+    this.registered = info;
+  }
+
+  tokens() { return this._tokens; }
+
+  saveTokens(tokens) {
+    this._tokens = tokens;
+    this.tokenHistory.push(tokens);
+  }
+
+  saveCodeVerifier(v) { this._verifier = v; }
+
+  codeVerifier() {
+    if (!this._verifier) throw new Error('no code verifier saved');
+    return this._verifier;
+  }
+
+  invalidateCredentials(scope) {
+    if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
+    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
+    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
+  }
+
+  async redirectToAuthorization(url) {
+    this.authorizationUrls.push(String(url));
+    this.pendingCode = undefined;
+    const result = await followAuthorization(url, { redirectUri: this._redirectUrl, jar: this.jar, ca: this.ca, caFile: this.caFile });
+    this.lastAuthorization = result;
+    if (result.error) {
+      const e = new Error(`authorization failed: ${result.error} ${result.errorDescription || ''}`.trim());
+      e.authorization = result;
+      throw e;
+    }
+    if (this._state && result.state !== this._state) {
+      const e = new Error(`authorization response state mismatch: sent ${this._state}, got ${result.state}`);
+      e.authorization = result;
+      throw e;
+    }
+    if (!result.code) {
+      const e = new Error(`authorization response has no code: ${result.location}`);
+      e.authorization = result;
+      throw e;
+    }
+    this.pendingCode = result.code;
+  }
+}
+
+function makeTransport(S, transport, mcpUrl, provider, fetchFn, requestInit) {
+  const o = { authProvider: provider };
+  if (fetchFn) o.fetch = fetchFn;
+  if (requestInit) o.requestInit = requestInit;
+  if (transport === 'sse') return new S.SSEClientTransport(new URL(mcpUrl), o);
+  return new S.StreamableHTTPClientTransport(new URL(mcpUrl), o);
+}
+
+/**
+ * loginAndConnect({mcpUrl, transport="streamable-http"|"sse", clientMetadataUrl, redirectUrl,
+ *   caFile, ca, provider, fetchLog, requestInit, clientInfo, t}) → Promise<Client>
+ * Connects an SDK Client to mcpUrl with OAuth: the first connect gets 401, the SDK discovers
+ * (RFC 9728 → RFC 8414), registers (DCR) or uses clientMetadataUrl as client_id (CIMD, when the
+ * AS advertises client_id_metadata_document_supported), and calls redirectToAuthorization; the
+ * HeadlessOAuthProvider follows it to the code; then transport.finishAuth(code) exchanges it and
+ * a new transport + Client connect with the token.
+ * The returned Client has extra fields: .oauth (the provider: tokens(), tokenHistory,
+ * lastAuthorization, registered …), .mcpTransport, .fetchLog (every HTTP request the SDK made,
+ * if fetchLog was given or not: always recorded).
+ * Errors from the authorization flow propagate (err.authorization / err.hops / err.response).
+ */
+export async function loginAndConnect({ mcpUrl, transport = 'streamable-http', clientMetadataUrl, redirectUrl,
+  caFile, ca, provider, fetchLog = [], requestInit, clientInfo = { name: 'mcp-proxy-runner-test', version: '0.0.0' },
+  t } = {}) {
+  const S = await sdk();
+  const p = provider || new HeadlessOAuthProvider({ redirectUrl, clientMetadataUrl, caFile, ca });
+  const fetchFn = recordingFetch(fetchLog);
+  let tr = makeTransport(S, transport, mcpUrl, p, fetchFn, requestInit);
+  let client = new S.Client(clientInfo);
+  let needAuth = false;
+  try {
+    await client.connect(tr);
+  } catch (e) {
+    if (!(e instanceof S.UnauthorizedError) || !p.pendingCode) throw e;
+    needAuth = true;
+  }
+  if (needAuth) {
+    await tr.finishAuth(p.pendingCode);
+    try { await client.close(); } catch { /* ignore */ }
+    tr = makeTransport(S, transport, mcpUrl, p, fetchFn, requestInit);
+    client = new S.Client(clientInfo);
+    await client.connect(tr);
+  }
+  client.oauth = p;
+  client.mcpTransport = tr;
+  client.fetchLog = fetchLog;
+  if (t && typeof t.after === 'function') t.after(async () => { try { await client.close(); } catch { /* ignore */ } });
+  return client;
+}
+
+/**
+ * getTokens({mcpUrl, clientMetadataUrl, redirectUrl, caFile, provider, fetchLog}) → Promise<{tokens, provider}>
+ * Runs only the SDK's auth() (discovery, registration/CIMD, headless authorization, code
+ * exchange) without an MCP session; for tests that then craft raw HTTP requests.
+ */
+export async function getTokens({ mcpUrl, clientMetadataUrl, redirectUrl, caFile, ca, provider, fetchLog = [], scope, resourceMetadataUrl } = {}) {
+  const S = await sdk();
+  const p = provider || new HeadlessOAuthProvider({ redirectUrl, clientMetadataUrl, caFile, ca });
+  const fetchFn = recordingFetch(fetchLog);
+  const opts = { serverUrl: mcpUrl, fetchFn, scope, resourceMetadataUrl: resourceMetadataUrl ? new URL(resourceMetadataUrl) : undefined };
+  let r = await S.auth(p, opts);
+  if (r === 'REDIRECT') {
+    if (!p.pendingCode) throw new Error('authorization produced no code');
+    r = await S.auth(p, { ...opts, authorizationCode: p.pendingCode });
+  }
+  if (r !== 'AUTHORIZED') throw new Error(`auth() returned ${r}`);
+  return { tokens: p.tokens(), provider: p, fetchLog };
+}
+
+/** Connect an SDK Client without auth (e.g. directly to a backend). → Promise<Client> */
+export async function connectClient({ url, transport = 'streamable-http', headers, t,
+  clientInfo = { name: 'mcp-proxy-runner-test', version: '0.0.0' } } = {}) {
+  const S = await sdk();
+  const requestInit = headers ? { headers } : undefined;
+  const tr = transport === 'sse'
+    ? new S.SSEClientTransport(new URL(url), { requestInit, eventSourceInit: headers ? { fetch: (u, i) => fetch(u, { ...i, headers: { ...(i?.headers || {}), ...headers } }) } : undefined })
+    : new S.StreamableHTTPClientTransport(new URL(url), { requestInit });
+  const client = new S.Client(clientInfo);
+  await client.connect(tr);
+  if (t && typeof t.after === 'function') t.after(async () => { try { await client.close(); } catch { /* ignore */ } });
+  return client;
+}
+
+/** PKCE pair: {verifier, challenge} (S256). */
+export function pkcePair() {
+  const verifier = crypto.randomBytes(32).toString('base64url');
+  const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
+  return { verifier, challenge };
+}
+
+/** Decode a JWT's header and payload without verifying. */
+export function decodeJwt(token) {
+  const [h, p] = String(token).split('.');
+  return {
+    header: JSON.parse(Buffer.from(h, 'base64url').toString()),
+    payload: JSON.parse(Buffer.from(p, 'base64url').toString()),
+  };
+}
+
+/** Assert-free scan: log lines (objects) whose JSON text contains any of the given secrets. */
+export function logsContaining(logLines, secrets) {
+  const needles = [].concat(secrets).filter(Boolean).map(String);
+  return logLines.filter((l) => {
+    const s = typeof l === 'string' ? l : JSON.stringify(l);
+    return needles.some((n) => s.includes(n));
+  });
+}
+
+/** Fetch a proxy's Prometheus metrics text and parse samples: → Map("name{labels}" → number). */
+export async function scrapeMetrics(diagUrl) {
+  const r = await request(`${diagUrl}/metrics`);
+  const m = new Map();
+  for (const line of r.body.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  m.text = r.body;
+  return m;
+}
