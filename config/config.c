@@ -24,6 +24,7 @@
 #define CONFIG_MAX_FILE (1024 * 1024)   /* config file size cap */
 #define CONFIG_MAX_SECRET (64 * 1024)   /* secret file size cap */
 #define CONFIG_MAX_LIST 256             /* items in any list */
+#define CONFIG_MAX_KEYS 256             /* keys in any mapping */
 #define CONFIG_MAX_STRING 4096          /* bytes in any string */
 #define CONFIG_MAX_GOT 64               /* bytes of a bad value echoed */
 
@@ -1393,7 +1394,15 @@ load_map(struct load *ld, const yaml_node_t *map, const struct setting *table, s
     const char *tprefix, const char *dprefix, bool eas_scope)
 {
 	yaml_node_pair_t *pr, *prev;
+	char *w;
 
+	/* Bounded: the duplicate check below is quadratic. */
+	if (map->data.mapping.pairs.top - map->data.mapping.pairs.start > CONFIG_MAX_KEYS) {
+		w = where_mark(ld, map->start_mark);
+		errs_add(ld->errs, w, dprefix != NULL ? dprefix : "", "expected at most %d keys", CONFIG_MAX_KEYS);
+		free(w);
+		return;
+	}
 	for (pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = take_node(ld, pr->key, dprefix), *v, *pk;
 		const struct setting *s;
@@ -1487,6 +1496,12 @@ load_manifest(struct load *ld, const yaml_node_t *root)
 	bool known;
 	char *w;
 
+	if (root->data.mapping.pairs.top - root->data.mapping.pairs.start > CONFIG_MAX_KEYS) {
+		w = where_mark(ld, root->start_mark);
+		errs_add(ld->errs, w, "", "expected at most %d keys", CONFIG_MAX_KEYS);
+		free(w);
+		return;
+	}
 	for (pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
 		k = take_node(ld, pr->key, "");
 		if (k == NULL || scalar_text(ld, k, "", "a key") == NULL)

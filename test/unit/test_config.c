@@ -692,6 +692,38 @@ test_missing_file(void)
 	free(lines);
 }
 
+/* Oversized mappings and lists are refused, not walked. */
+static void
+test_limits(void)
+{
+	struct config *cfg;
+	char *text = xstrdup(MINIMAL "server:\n"), *next, *lines;
+
+	for (int i = 0; i < 300; i++) {
+		next = xasprintf("%s  k%d: 1\n", text, i);
+		free(text);
+		text = next;
+	}
+	env_set(NULL, NULL, NULL);
+	CU_ASSERT_EQUAL(load_text(text, &cfg, &lines), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "config.yaml:10:3: server: expected at most 256 keys"));
+	config_free(cfg);
+	free(lines);
+	free(text);
+
+	text = xstrdup(MINIMAL "auth:\n  requiredScopes:\n");
+	for (int i = 0; i < 300; i++) {
+		next = xasprintf("%s    - s%d\n", text, i);
+		free(text);
+		text = next;
+	}
+	CU_ASSERT_EQUAL(load_text(text, &cfg, &lines), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "auth.requiredScopes: expected at most 256 items"));
+	config_free(cfg);
+	free(lines);
+	free(text);
+}
+
 /* The README region between the settings markers equals config_print_docs(). */
 static void
 test_readme_in_sync(void)
@@ -760,6 +792,7 @@ main(void)
 		{ "error_table", test_error_table },
 		{ "missing_file", test_missing_file },
 		{ "print_round_trip", test_print_round_trip },
+		{ "limits", test_limits },
 		{ "readme_in_sync", test_readme_in_sync },
 		{ NULL, NULL },
 	};
