@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startBackend, startEchoBackend, startIdp, startDocHost, connectClient, request,
-  followAuthorization, CookieJar, pkcePair, decodeJwt,
+  followAuthorization, CookieJar, pkcePair, decodeJwt, startReferenceServer, loginAndConnect, getTokens,
 } from './lib/harness.mjs';
 
 for (const mode of ['streamable-http', 'sse']) {
@@ -172,4 +172,42 @@ test('doc-host serves documents over HTTPS trusted via the test CA, counts reque
   assert.equal(st.connections.tlsErrors, 1);
   await host.reset();
   assert.equal((await host.stats()).connections.https, 0);
+});
+
+test('loginAndConnect: headless SDK OAuth login against the SDK reference server (DCR)', async (t) => {
+  const ref = await startReferenceServer({ t });
+  const fetchLog = [];
+  const client = await loginAndConnect({ mcpUrl: ref.mcpUrl, fetchLog, t });
+  const r = await client.callTool({ name: 'echo', arguments: { message: 'authorized' } });
+  assert.equal(r.content[0].text, 'Echo: authorized');
+  assert.ok(client.oauth.tokens().access_token);
+  assert.ok(client.oauth.registered.client_id, 'dynamically registered');
+  assert.ok(client.oauth.lastAuthorization.code);
+  const seq = fetchLog.map((e) => `${e.method} ${new URL(e.url).pathname} ${e.status}`);
+  if (process.env.MCP_TEST_VERBOSE === '1') t.diagnostic(seq.join('\n'));
+  // The SDK's request order (recorded for the C team; see the harness report).
+  // (the authorization request itself is made by the headless follower, between
+  // /register and the second discovery; finishAuth() discovers again before /token)
+  assert.deepEqual(seq.slice(0, 8), [
+    'POST /mcp 401',
+    'GET /.well-known/oauth-protected-resource/mcp 200',
+    'GET /.well-known/oauth-authorization-server 200',
+    'POST /register 201',
+    'GET /.well-known/oauth-protected-resource/mcp 200',
+    'GET /.well-known/oauth-authorization-server 200',
+    'POST /token 200',
+    'POST /mcp 200',
+  ]);
+  assert.equal(new URL(client.oauth.lastAuthorization.hops[0].url).pathname, '/authorize');
+  const tokenReq = fetchLog.find((e) => e.url.endsWith('/token'));
+  // token_endpoint_auth_method "none" was registered (and echoed by DCR), so the SDK sends
+  // client_id in the form body and no Authorization header.
+  assert.equal(tokenReq.requestHeaders.authorization, undefined);
+  assert.match(tokenReq.requestBody, /(^|&)client_id=/);
+  assert.match(tokenReq.requestBody, /(^|&)code_verifier=/);
+  assert.match(tokenReq.requestBody, /(^|&)resource=/);
+  await client.close();
+
+  const { tokens } = await getTokens({ mcpUrl: ref.mcpUrl });
+  assert.ok(tokens.access_token);
 });

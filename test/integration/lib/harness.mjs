@@ -499,6 +499,16 @@ export async function startDocHost({ t, http = false, ca } = {}) {
   return host;
 }
 
+/**
+ * startReferenceServer({t}) → {port, url, mcpUrl, events(), stop()}
+ *   An OAuth-protected MCP server made only of SDK parts (test/peers/reference-as.mjs):
+ *   its AS approves at once (no IdP, no login) and supports DCR but not CIMD.
+ */
+export async function startReferenceServer({ t, port = 0 } = {}) {
+  const peer = await spawnPeer('reference-as.mjs', [port], { t });
+  return Object.assign(peer, { url: `http://127.0.0.1:${peer.port}`, mcpUrl: peer.info.mcpUrl });
+}
+
 /** A client metadata document (CIMD) for clientId (= its own URL) and redirect URIs. */
 export function clientMetadataDocument(clientId, redirectUris, extra = {}) {
   return {
@@ -538,7 +548,7 @@ export function sdk() {
 
 /**
  * A fetch that records every request: recordingFetch(log) → fetch; log gets
- * {method, url, status, requestHeaders, responseHeaders} entries (status null on network error).
+ * {method, url, status, requestHeaders, requestBody (string/form bodies), responseHeaders} entries (status null on network error).
  */
 export function recordingFetch(log, baseFetch = globalThis.fetch) {
   return async (input, init = {}) => {
@@ -547,6 +557,7 @@ export function recordingFetch(log, baseFetch = globalThis.fetch) {
       method: init.method || (typeof input === 'object' && input.method) || 'GET',
       url: String(url),
       requestHeaders: Object.fromEntries(new Headers(init.headers || {}).entries()),
+      requestBody: typeof init.body === 'string' || init.body instanceof URLSearchParams ? String(init.body) : undefined,
       status: null,
     };
     log.push(entry);
