@@ -108,6 +108,15 @@ export function parseJsonLines(text) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** promise's value, or `fallback` after ms (the timer is cleared, so it never holds the loop). */
+function within(promise, ms, fallback = null) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((r) => { timer = setTimeout(() => r(fallback), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /** Poll fn() until it returns a truthy value (returned) or timeoutMs passes (throws). */
 export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50, message = 'condition' } = {}) {
   const end = Date.now() + timeoutMs * SLOW;
@@ -275,13 +284,13 @@ async function startProxyOnce(configIn, { env = {}, secrets, args = [], t, waitF
     async stop({ signal = 'SIGTERM', expectCode = 0, timeoutMs: ms = 10000 } = {}) {
       if (!exited) proc.kill(signal);
       const limit = ms * SLOW;
-      const res = await Promise.race([exitPromise, sleep(limit).then(() => null)]);
+      const res = await within(exitPromise, limit);
       if (!res) {
         proc.kill('SIGKILL');
         await exitPromise;
         throw new Error(`proxy did not exit within ${limit} ms after ${signal}; stderr:\n${stderr}`);
       }
-      await Promise.race([closedPromise, sleep(2000)]);
+      await within(closedPromise, 2000);
       if (partial.trim()) {
         logLines.push(...parseJsonLines(partial));
         partial = '';
@@ -394,7 +403,7 @@ export async function spawnPeer(script, args = [], { env = {}, t, timeoutMs = 15
     async stop() {
       if (!exited) {
         proc.kill('SIGTERM');
-        const r = await Promise.race([exitPromise, sleep(5000).then(() => null)]);
+        const r = await within(exitPromise, 5000);
         if (!r) {
           proc.kill('SIGKILL');
           await exitPromise;
