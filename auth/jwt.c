@@ -559,7 +559,7 @@ jwt_verify(const char *token, const struct keyset *ks,
 		jwt_set_err(err, errlen, "header has no kid");
 		goto out;
 	}
-	if ((key = keyset_find(ks, kid)) == NULL) {
+	if (ks == NULL || (key = keyset_find(ks, kid)) == NULL) {
 		jwt_set_err(err, errlen, "no key with kid %.64s", kid);
 		goto out;
 	}

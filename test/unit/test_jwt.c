@@ -503,6 +503,8 @@ test_structure(void)
 	CU_ASSERT_EQUAL(check(xstrndup(tok, 10), NULL), JWT_ERR_MALFORMED);
 	CU_ASSERT_EQUAL(check(xstrdup(""), NULL), JWT_ERR_MALFORMED);
 	CU_ASSERT_EQUAL(check(NULL, NULL), JWT_ERR_TOO_LARGE);
+	CU_ASSERT_EQUAL(jwt_verify(tok, NULL, &expect, NULL, NULL, 0),
+	    JWT_ERR_KID);
 	/* Extra parts (a JWE has five). */
 	CU_ASSERT_EQUAL(check(xasprintf("%s.", tok), NULL), JWT_ERR_MALFORMED);
 	CU_ASSERT_EQUAL(check(xasprintf("%s.x.y", tok), NULL),
