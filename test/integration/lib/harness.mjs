@@ -156,12 +156,14 @@ function sanitizerFindings(text) {
 // ---------------------------------------------------------------- the proxy
 
 /**
- * startProxy(config, {env, secrets, args, t, waitFor, timeoutMs, secretsDir}) → Promise<proxy>
+ * startProxy(config, {env, secrets, args, t, port, waitFor, timeoutMs, secretsDir}) → Promise<proxy>
  *   config: object, or function ({port, origin}) → object. Strings may contain {{port}} and
  *     {{origin}} (= http://127.0.0.1:<port>), replaced before writing. server.listen defaults
  *     to "127.0.0.1:<port>" and server.diagnosticsListen to "127.0.0.1:0".
  *   secrets: {secretName: {key: value}} written under a temp MCP_PROXY_SECRETS_DIR (always set).
  *   env: extra environment for the binary. args: extra argv after --config <file>.
+ *   port: use this MCP port (e.g. from getFreePort(), when a peer such as the IdP must know the
+ *     proxy's callback URL before the proxy starts); no EADDRINUSE retry then.
  *   waitFor: listeners to wait for (default ["mcp","diagnostics"]; omitted ones whose
  *     listen address is "" are skipped). Start-up timeout 10 s (×3 under sanitizers).
  * proxy = {port, diagPort, origin ("http://127.0.0.1:<port>"), mcpUrl (server.resourceUrl or
@@ -180,14 +182,14 @@ export async function startProxy(config, opts = {}) {
       return await startProxyOnce(config, opts);
     } catch (e) {
       lastErr = e;
-      if (!e.addressInUse) throw e;
+      if (!e.addressInUse || opts.port) throw e;
     }
   }
   throw lastErr;
 }
 
-async function startProxyOnce(configIn, { env = {}, secrets, args = [], t, waitFor: wanted, timeoutMs = 10000, secretsDir } = {}) {
-  const port = await getFreePort();
+async function startProxyOnce(configIn, { env = {}, secrets, args = [], t, waitFor: wanted, timeoutMs = 10000, secretsDir, port: fixedPort } = {}) {
+  const port = fixedPort || await getFreePort();
   const origin = `http://127.0.0.1:${port}`;
   let config = typeof configIn === 'function' ? configIn({ port, origin }) : structuredClone(configIn ?? {});
   config = substitute(config, { port, origin });
