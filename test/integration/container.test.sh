@@ -28,7 +28,7 @@ fail() {
 
 # ---- prerequisites ----------------------------------------------------------
 missing=()
-for tool in podman runc debootstrap curl; do
+for tool in podman runc debootstrap curl openssl; do
 	command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
 [ ${#missing[@]} -eq 0 ] ||
@@ -109,41 +109,67 @@ cfg=$(podman image inspect --format '{{.Config.User}}|{{json .Config.Entrypoint}
 	fail "DEBIAN_FRONTEND leaked into the runtime image"
 step "image config: USER 65532, ENTRYPOINT --config /etc/mcp-proxy/config.yaml, EXPOSE 8080 9464"
 
+# ---- the example configurations are valid for this image ---------------------
+# The ConfigMap's config.yaml (k8s/configmap.yaml) and compose.config.yaml,
+# checked by the image's own loader (--check-config) with throwaway secrets
+# mounted where Kubernetes mounts the Secrets of k8s/secret.yaml.
+awk '/^  config.yaml: \|/ { on = 1; next }
+	on && /^    / { print substr($0, 5); next }
+	on && /^[[:space:]]*$/ { print ""; next }
+	on { exit }' "$src/docker/k8s/configmap.yaml" >"$work/k8s-config.yaml"
+grep -q '^embeddedAuthServer:' "$work/k8s-config.yaml" ||
+	fail "could not extract config.yaml from docker/k8s/configmap.yaml"
+mkdir -p "$work/secrets/google-oauth-secret" "$work/secrets/mcp-proxy-signing-key"
+printf 'test-client-secret' >"$work/secrets/google-oauth-secret/client_secret"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	-out "$work/secrets/mcp-proxy-signing-key/private.pem" 2>/dev/null ||
+	fail "openssl could not generate a throwaway signing key"
+chmod -R a+rX "$work/secrets"
+chmod 0644 "$work/k8s-config.yaml"
+for example in "k8s/configmap.yaml:$work/k8s-config.yaml" "compose.config.yaml:$src/docker/compose.config.yaml"; do
+	label=${example%%:*}
+	file=${example#*:}
+	if ! out=$(podman run --rm --pull=never --network none --read-only --read-only-tmpfs=false \
+		--user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \
+		-v "$file:/etc/mcp-proxy/config.yaml:ro" -v "$work/secrets:/etc/mcp-proxy/secrets:ro" \
+		"$image" --check-config 2>&1); then
+		echo "$out" >&2
+		fail "docker/$label: the image's --check-config rejects it (output above)"
+	fi
+done
+step "docker/k8s/configmap.yaml and docker/compose.config.yaml pass --check-config in the image"
+
 # ---- run ----------------------------------------------------------------------
-# A free loopback port: nothing answers a connect to it (ports picked here are
-# also never handed out twice).
-picked=" "
+# A loopback port nothing listens on (the backend: down on purpose).
 free_port() {
 	local p i
 	for i in $(seq 1 200); do
 		p=$((20000 + RANDOM % 40000))
-		[[ $picked == *" $p "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			picked+="$p "
 			echo "$p"
 			return 0
 		fi
 	done
 	return 1
 }
-port=$(free_port) || fail "no free loopback port"
-diag=$(free_port) || fail "no free loopback port"
-backend=$(free_port) || fail "no free loopback port" # nothing listens here: backend down
+backend=$(free_port) || fail "no free loopback port"
 
-cat >"$work/config.yaml" <<EOF
+# Port 0: the kernel picks free ports and the proxy logs the ones it bound
+# ({"msg":"listening","listener":"mcp"|"diagnostics",...,"port":N}), so
+# concurrent runs never race for a port.
+cat >"$work/config.yaml" <<CONFIG
 # container.test.sh: development mode on loopback, no backend running.
 server:
-  listen: "127.0.0.1:$port"
-  diagnosticsListen: "127.0.0.1:$diag"
-  resourceUrl: "http://127.0.0.1:$port/mcp"
+  listen: "127.0.0.1:0"
+  diagnosticsListen: "127.0.0.1:0"
 backend:
   url: "http://127.0.0.1:$backend"
 auth:
   mode: none
-EOF
+CONFIG
 chmod 0644 "$work/config.yaml"
 
-step "podman run --read-only --user 65532 --cap-drop ALL (listen 127.0.0.1:$port, diagnostics 127.0.0.1:$diag)"
+step "podman run --read-only --user 65532 --cap-drop ALL --network host (listeners on 127.0.0.1)"
 podman run --detach --name "$name" --pull=never --network host \
 	--read-only --read-only-tmpfs=false --user 65532:65532 --cap-drop ALL \
 	--security-opt no-new-privileges --timeout 900 \
@@ -155,15 +181,36 @@ show_logs() {
 	podman logs "$name" 2>&1 | tail -n 40 >&2 || true
 	echo "-------------------------------" >&2
 }
-
-# Wait for /health: up to 30 s, failing early if the container exits.
-code=000
-for i in $(seq 1 60); do
+running_or_fail() {
+	local state
 	state=$(podman inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$name" 2>/dev/null || echo "gone")
 	if [[ $state != running* ]]; then
 		show_logs
-		fail "container stopped before answering /health (state: $state)"
+		fail "container stopped $1 (state: $state)"
 	fi
+}
+# The port a listener reports in its "listening" log line, or nothing yet.
+bound_port() {
+	podman logs "$name" 2>&1 | grep '"msg":"listening"' | grep "\"listener\":\"$1\"" |
+		sed -n 's/.*"port":\([0-9][0-9]*\).*/\1/p' | tail -n 1
+}
+
+port="" diag=""
+for i in $(seq 1 60); do
+	running_or_fail "before it reported its listeners"
+	port=$(bound_port mcp)
+	diag=$(bound_port diagnostics)
+	[ -n "$port" ] && [ -n "$diag" ] && break
+	sleep 0.5
+done
+[ -n "$port" ] && [ -n "$diag" ] ||
+	{ show_logs; fail "no 'listening' log lines with the bound ports after 30 s"; }
+step "listening: MCP 127.0.0.1:$port, diagnostics 127.0.0.1:$diag"
+
+# GET /health on the diagnostics port, retried for up to 15 s.
+code=000
+for i in $(seq 1 30); do
+	running_or_fail "before answering /health"
 	code=$(curl -sS -o "$work/health.json" -w '%{http_code}' --max-time 2 \
 		"http://127.0.0.1:$diag/health" 2>/dev/null || true)
 	[ "$code" = 200 ] && break
@@ -171,22 +218,29 @@ for i in $(seq 1 60); do
 done
 if [ "$code" != 200 ]; then
 	show_logs
-	fail "GET http://127.0.0.1:$diag/health answered ${code:-nothing} (want 200) after 30 s"
+	fail "GET http://127.0.0.1:$diag/health answered ${code:-nothing} (want 200)"
 fi
 body=$(cat "$work/health.json")
 grep -q '"status"' <<<"$body" || { show_logs; fail "/health body has no \"status\": $body"; }
 step "GET /health on the diagnostics port: 200 $body"
 
-# The process really runs as 65532 and cannot write its root filesystem.
-uid=$(podman exec "$name" id -u 2>/dev/null || echo "?")
-[ "$uid" = 65532 ] || fail "process user is $uid, want 65532"
-if podman exec "$name" sh -c ': > /etc/mcp-proxy/probe || : > /probe' 2>/dev/null; then
+# The proxy process itself (seen from the host): UID 65532, no capabilities,
+# no_new_privs; and the root filesystem refuses writes.
+pid=$(podman inspect --format '{{.State.Pid}}' "$name")
+status=$(cat "/proc/$pid/status" 2>/dev/null) || fail "cannot read /proc/$pid/status of the proxy"
+uid=$(awk '/^Uid:/ { print $2 }' <<<"$status")
+capeff=$(awk '/^CapEff:/ { print $2 }' <<<"$status")
+nnp=$(awk '/^NoNewPrivs:/ { print $2 }' <<<"$status")
+[ "$uid" = 65532 ] || fail "the proxy runs as UID $uid, want 65532"
+[[ $capeff =~ ^0+$ ]] || fail "the proxy has capabilities (CapEff $capeff), want none"
+[ "$nnp" = 1 ] || fail "the proxy may gain privileges (NoNewPrivs $nnp)"
+if podman exec "$name" sh -c ': > /etc/mcp-proxy/probe || : > /tmp/probe || : > /probe' 2>/dev/null; then
 	fail "root filesystem is writable"
 fi
-step "runs as UID 65532 on a read-only root filesystem"
+step "the proxy runs as UID 65532, no capabilities, no_new_privs, read-only root filesystem"
 
-# The MCP listener answers HTTP too (502 or similar: no backend is running).
-mcp_code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/health" 2>/dev/null || true)
+# The MCP listener answers HTTP too (502: no backend is running).
+mcp_code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/mcp" 2>/dev/null || true)
 [ -n "$mcp_code" ] && [ "$mcp_code" != 000 ] || { show_logs; fail "nothing answers HTTP on 127.0.0.1:$port"; }
 step "MCP listener 127.0.0.1:$port answers HTTP ($mcp_code)"
 
