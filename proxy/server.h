@@ -1,0 +1,79 @@
+/*
+ * The HTTP front: evhttp listeners for MCP clients and for diagnostics, the
+ * route table, one server_req per request (access log, metrics, client
+ * disconnect detection), /health, /ready and /metrics, and the graceful
+ * drain on SIGTERM/SIGINT. Handlers own no sockets: they answer through a
+ * server_req, which may outlive its client (see server_req_gone()).
+ */
+#ifndef PROXY_SERVER_H
+#define PROXY_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct evdns_base;
+struct event_base;
+struct evhttp_request;
+struct evbuffer;
+struct server;
+struct server_req;
+
+typedef void (*server_handler_fn)(struct server_req *sr, void *arg);
+/* Called once when the client goes away before the reply ended; the
+ * handler must drop its pending work and call server_req_unref() for the
+ * reference it holds. */
+typedef void (*server_abort_fn)(struct server_req *sr, void *arg);
+typedef void (*server_stopped_fn)(void *arg);
+
+enum server_listener { SERVER_MCP, SERVER_DIAG };
+
+struct server *server_new(struct event_base *base, const struct config *cfg);
+void server_free(struct server *srv);
+/* Bind both listeners; logs {"msg":"listening","listener",...,"port"}. */
+int server_listen(struct server *srv, char *err, size_t errlen);
+/* Bound port of a listener (after server_listen). */
+int server_port(const struct server *srv, enum server_listener which);
+
+/* Route an exact path (or, with prefix, every path below it) on a listener.
+ * route is the metrics label. Later routes do not override earlier ones. */
+void server_route(struct server *srv, enum server_listener which, const char *path, bool prefix,
+    const char *route, server_handler_fn fn, void *arg);
+/* The handler for MCP-listener paths no route claims (the guard/forward). */
+void server_set_fallback(struct server *srv, const char *route, server_handler_fn fn, void *arg);
+
+/* Stop accepting, let in-flight requests finish (streams are told through
+ * their abort callback when the drain deadline passes), then call done. */
+void server_shutdown(struct server *srv, server_stopped_fn done, void *arg);
+size_t server_inflight(const struct server *srv);
+
+/* The loop's asynchronous resolver, shared with the forwarder. */
+struct evdns_base *server_dns(struct server *srv);
+/* Backend reachability as last probed (for health and the guard). */
+bool server_backend_reachable(const struct server *srv);
+
+/* --- per request --- */
+struct evhttp_request *server_req_evreq(struct server_req *sr); /* NULL once gone */
+bool server_req_gone(const struct server_req *sr);
+const char *server_req_id(const struct server_req *sr);
+const char *server_req_path(const struct server_req *sr); /* without query */
+struct server *server_req_server(const struct server_req *sr);
+void server_req_ref(struct server_req *sr);
+void server_req_unref(struct server_req *sr);
+void server_req_set_abort(struct server_req *sr, server_abort_fn fn, void *arg);
+/* Count response body bytes for the access log (streamed replies). */
+void server_req_add_bytes(struct server_req *sr, size_t n);
+/* Mark a long-lived stream (ended first on shutdown, counted in metrics). */
+void server_req_set_stream(struct server_req *sr, bool stream);
+
+/* Complete replies. They do nothing when the client is gone. */
+void server_reply(struct server_req *sr, int status, const char *content_type, const void *body,
+    size_t len);
+/* JSON body with Cache-Control: no-store. */
+void server_reply_json(struct server_req *sr, int status, const char *json);
+/* {"error":code,"error_description":desc} (RFC 6749 §5.2 shape). */
+void server_reply_oauth_error(struct server_req *sr, int status, const char *code, const char *desc);
+void server_add_header(struct server_req *sr, const char *name, const char *value);
+
+#endif
