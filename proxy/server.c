@@ -230,6 +230,7 @@ server_free(struct server *srv)
 		if (fn != NULL)
 			fn(sr, sr->abort_arg);
 		server_req_release(sr);
+		sr->refs--; /* the server's */
 		server_req_unref(sr);
 	}
 	for (int i = 0; i < 2; i++) {
@@ -397,8 +398,8 @@ server_on_close(struct evhttp_connection *conn, void *arg)
 	if (fn != NULL)
 		fn(sr, sr->abort_arg);
 	server_req_release(sr);
-	server_req_unref(sr); /* ours, just taken */
-	server_req_unref(sr); /* the server's */
+	sr->refs--; /* the server's; ours (taken above) keeps sr alive */
+	server_req_unref(sr);
 }
 
 static void
