@@ -117,7 +117,7 @@ changes=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 	--change 'CMD ["bash"]')
 
 say "importing $full"
-tar -C "$r" --numeric-owner -cf - . | "$podman" import "${changes[@]}" - "$full" >/dev/null
+tar -C "$r" --numeric-owner -cf - . | "$podman" import --quiet "${changes[@]}" - "$full" >/dev/null
 
 # -slim as Debian builds it: no docs, man pages or translations, and dpkg
 # told not to install them later.
@@ -140,5 +140,5 @@ rm -rf "$r"/usr/share/man/* "$r"/usr/share/groff/* "$r"/usr/share/info/* \
 find "$r/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
 
 say "importing $slim"
-tar -C "$r" --numeric-owner -cf - . | "$podman" import "${changes[@]}" - "$slim" >/dev/null
+tar -C "$r" --numeric-owner -cf - . | "$podman" import --quiet "${changes[@]}" - "$slim" >/dev/null
 say "base images ready in $((SECONDS - start))s"
