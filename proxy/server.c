@@ -711,6 +711,7 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	struct timeval tv;
 	const char *name = which == SERVER_MCP ? "mcp" : "diagnostics";
 	char addr[INET6_ADDRSTRLEN + 8];
+	int64_t timeout_ms;
 
 	if (server_parse_listen(spec, &ss, &sslen) != 0) {
 		snprintf(err, errlen, "cannot parse listen address \"%s\"", spec);
@@ -763,8 +764,10 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	    (ev_ssize_t)srv->cfg->server.max_body_size : SERVER_DIAG_MAX_BODY);
 	/* One inactivity timeout covers reading a request and idle keep-alive;
 	 * a streaming reply is not cut by it (read is off while we write). */
-	tv.tv_sec = srv->cfg->server.header_timeout_ms / 1000;
-	tv.tv_usec = (srv->cfg->server.header_timeout_ms % 1000) * 1000;
+	timeout_ms = srv->cfg->server.header_timeout_ms < srv->cfg->server.idle_timeout_ms ?
+	    srv->cfg->server.header_timeout_ms : srv->cfg->server.idle_timeout_ms;
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(l->http, &tv);
 	evhttp_set_default_content_type(l->http, "application/json");
 	log_info("listening", LOG_S("listener", name), LOG_S("addr", addr), LOG_I("port", l->port));
