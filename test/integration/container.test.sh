@@ -74,14 +74,14 @@ if podman image exists docker.io/library/debian:12 && podman image exists docker
 	step "base images docker.io/library/debian:12 and :12-slim present (cached)"
 else
 	step "base images missing: making them with debootstrap (once; about a minute)"
-	timeout 600 "$src/docker/base-image.sh" || fail "could not make the Debian base images (output above)"
+	timeout 420 "$src/docker/base-image.sh" || fail "could not make the Debian base images (output above)"
 fi
 
 # ---- build ------------------------------------------------------------------
 old_id=$(podman image inspect --format '{{.Id}}' "$image_tag" 2>/dev/null || true)
 step "podman build -f docker/Dockerfile (cold: about 2 minutes; warm: only changed layers)"
 build_rc=0
-timeout 720 podman build --pull=never --network host --layers \
+timeout 420 podman build --pull=never --network host --layers \
 	-f "$src/docker/Dockerfile" --ignorefile "$src/docker/.dockerignore" \
 	--iidfile "$work/iid" -t "$image_tag" "$src" >"$work/build.log" 2>&1 &
 build_pid=$!
