@@ -79,7 +79,7 @@ struct fetch {
 	void *arg;
 
 	struct fetch_result res;
-	char *hdr[6];
+	char *hdr[7];
 	char error_text[256];
 	char curl_err[CURL_ERROR_SIZE];
 };
@@ -301,12 +301,14 @@ fetch_classify(struct fetch *fe, CURLcode code)
 		fe->hdr[3] = fetch_header(fe->easy, "ETag");
 		fe->hdr[4] = fetch_header(fe->easy, "Last-Modified");
 		fe->hdr[5] = fetch_header(fe->easy, "Age");
+		fe->hdr[6] = fetch_header(fe->easy, "Date");
 		r->content_type = fe->hdr[0];
 		r->cache_control = fe->hdr[1];
 		r->expires = fe->hdr[2];
 		r->etag = fe->hdr[3];
 		r->last_modified = fe->hdr[4];
 		r->age = fe->hdr[5];
+		r->date = fe->hdr[6];
 	}
 	r->body = fe->body != NULL ? fe->body : "";
 	r->body_len = fe->body_len;
@@ -317,7 +319,7 @@ fetch_classify(struct fetch *fe, CURLcode code)
 			return;
 		if (status == 304 && fe->conditional)
 			return;
-		if (status >= 300 && status < 400) {
+		if (status >= 300 && status < 400 && status != 304) {
 			r->error = FETCH_ERR_REDIRECT_REFUSED;
 			snprintf(fe->error_text, sizeof fe->error_text,
 			    "the server answered with a redirect (HTTP %ld); redirects are not followed",

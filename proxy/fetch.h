@@ -80,6 +80,7 @@ struct fetch_result {
 	const char *etag;
 	const char *last_modified;
 	const char *age;
+	const char *date;
 	const char *body;
 	size_t body_len;
 	int64_t elapsed_ms;
