@@ -88,7 +88,7 @@ cleanup() {
 	# debootstrap unmounts what it mounted; be sure before deleting.
 	local m
 	for m in proc sys dev/pts dev; do
-		mountpoint -q "$work/rootfs/$m" 2>/dev/null && umount -l "$work/rootfs/$m" || true
+		if mountpoint -q "$work/rootfs/$m" 2>/dev/null; then umount -l "$work/rootfs/$m" || true; fi
 	done
 	rm -rf --one-file-system "$work"
 }
@@ -106,11 +106,11 @@ if ! debootstrap --variant=minbase "${extra[@]}" bookworm "$work/rootfs" "$mirro
 fi
 say "debootstrap done in $((SECONDS - start))s"
 
-r=$work/rootfs
-rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* "$r"/var/log/*.log \
-	"$r"/var/log/apt/* "$r"/tmp/* "$r"/debootstrap
+r=${work:?}/rootfs
+rm -rf "${r:?}"/var/cache/apt/archives/*.deb "${r:?}"/var/lib/apt/lists/* "${r:?}"/var/log/*.log \
+	"${r:?}"/var/log/apt/* "${r:?}"/tmp/* "${r:?}"/debootstrap
 # Device nodes, /proc and /sys come from the runtime, not from the image.
-rm -rf --one-file-system "$r"/dev/* 2>/dev/null || true
+rm -rf --one-file-system "${r:?}"/dev/* 2>/dev/null || true
 # podman provides /etc/hosts, /etc/hostname and /etc/resolv.conf at run time.
 
 changes=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -135,8 +135,8 @@ path-include /usr/share/locale/locale.alias
 EOF
 find "$r/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
 find "$r/usr/share/doc" -mindepth 1 -type d -empty -delete
-rm -rf "$r"/usr/share/man/* "$r"/usr/share/groff/* "$r"/usr/share/info/* \
-	"$r"/usr/share/lintian/* "$r"/usr/share/linda/*
+rm -rf "${r:?}"/usr/share/man/* "${r:?}"/usr/share/groff/* "${r:?}"/usr/share/info/* \
+	"${r:?}"/usr/share/lintian/* "${r:?}"/usr/share/linda/*
 find "$r/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
 
 say "importing $slim"

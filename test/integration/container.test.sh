@@ -142,8 +142,8 @@ step "docker/k8s/configmap.yaml and docker/compose.config.yaml pass --check-conf
 # ---- run ----------------------------------------------------------------------
 # A loopback port nothing listens on (the backend: down on purpose).
 free_port() {
-	local p i
-	for i in $(seq 1 200); do
+	local p
+	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 40000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
@@ -196,20 +196,22 @@ bound_port() {
 }
 
 port="" diag=""
-for i in $(seq 1 60); do
+for _ in $(seq 1 60); do
 	running_or_fail "before it reported its listeners"
 	port=$(bound_port mcp)
 	diag=$(bound_port diagnostics)
 	[ -n "$port" ] && [ -n "$diag" ] && break
 	sleep 0.5
 done
-[ -n "$port" ] && [ -n "$diag" ] ||
-	{ show_logs; fail "no 'listening' log lines with the bound ports after 30 s"; }
+if [ -z "$port" ] || [ -z "$diag" ]; then
+	show_logs
+	fail "no 'listening' log lines with the bound ports after 30 s"
+fi
 step "listening: MCP 127.0.0.1:$port, diagnostics 127.0.0.1:$diag"
 
 # GET /health on the diagnostics port, retried for up to 15 s.
 code=000
-for i in $(seq 1 30); do
+for _ in $(seq 1 30); do
 	running_or_fail "before answering /health"
 	code=$(curl -sS -o "$work/health.json" -w '%{http_code}' --max-time 2 \
 		"http://127.0.0.1:$diag/health" 2>/dev/null || true)
@@ -241,7 +243,10 @@ step "the proxy runs as UID 65532, no capabilities, no_new_privs, read-only root
 
 # The MCP listener answers HTTP too (502: no backend is running).
 mcp_code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/mcp" 2>/dev/null || true)
-[ -n "$mcp_code" ] && [ "$mcp_code" != 000 ] || { show_logs; fail "nothing answers HTTP on 127.0.0.1:$port"; }
+if [ -z "$mcp_code" ] || [ "$mcp_code" = 000 ]; then
+	show_logs
+	fail "nothing answers HTTP on 127.0.0.1:$port"
+fi
 step "MCP listener 127.0.0.1:$port answers HTTP ($mcp_code)"
 
 # SIGTERM as PID 1 (what kubelet sends) must stop the proxy well before SIGKILL.
