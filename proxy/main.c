@@ -16,6 +16,7 @@
 
 #include "common/xalloc.h"
 #include "config/config.h"
+#include "proxy/fetch.h"
 #include "proxy/forward.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -51,6 +52,7 @@ struct app {
 	struct config *cfg;
 	struct server *srv;
 	struct forwarder *fw;
+	struct fetcher *fetcher;
 	struct event *sig_term;
 	struct event *sig_int;
 	int signals;
@@ -198,6 +200,10 @@ main(int argc, char **argv)
 		log_set_level(LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (fetcher_check_async_dns(err, sizeof err) != 0) {
+		log_error("cannot start", LOG_S("error", err));
+		goto out;
+	}
 	app.base = event_base_new();
 	if (app.base == NULL) {
 		log_error("cannot create the event loop");
@@ -208,6 +214,17 @@ main(int argc, char **argv)
 		log_error("cannot start", LOG_S("error", err));
 		goto out;
 	}
+	app.fetcher = fetcher_new(app.base, app.cfg->outbound.ca_file);
+	if (app.fetcher == NULL) {
+		log_error("cannot start the outbound HTTP client (libcurl multi)");
+		goto out;
+	}
+	if (app.cfg->eas.cimd.enabled && app.cfg->eas.cimd.insecure_allow_loopback)
+		log_warn("embeddedAuthServer.cimd.insecureAllowLoopback is on: client metadata "
+			 "documents may be fetched from loopback addresses; development only");
+	if (app.cfg->eas.insecure_allow_http)
+		log_warn("embeddedAuthServer.insecureAllowHTTP is on: http issuer and upstream IdP "
+			 "URLs are accepted; development only");
 	app.fw = forwarder_new(app.base, server_dns(app.srv), app.cfg);
 	if (app.cfg->auth.mode == AUTH_MODE_NONE)
 		server_set_fallback(app.srv, "mcp", forward_handler, app.fw);
@@ -235,6 +252,7 @@ out:
 		event_free(app.sig_int);
 	server_free(app.srv);
 	forwarder_free(app.fw);
+	fetcher_free(app.fetcher);
 	if (app.base != NULL)
 		event_base_free(app.base);
 	metrics_reset();
