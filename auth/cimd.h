@@ -11,6 +11,7 @@
 #define AUTH_CIMD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct config;
 struct event_base;
@@ -40,5 +41,9 @@ struct cimd_lookup *cimd_resolve(struct cimd *c, const char *client_id, cimd_don
 /* Cancel a pending lookup: done() is not called afterwards. Safe only
  * before done() ran. */
 void cimd_cancel(struct cimd_lookup *l);
+
+/* Tests and diagnostics: documents cached, distinct fetches in flight. */
+size_t cimd_cache_size(const struct cimd *c);
+size_t cimd_pending_count(const struct cimd *c);
 
 #endif
