@@ -115,8 +115,6 @@ static const char *const fetch_error_names[] = {
 	[FETCH_ERR_CANCELLED] = "cancelled",
 };
 
-static void fetch_check_info(struct fetcher *f);
-
 const char *
 fetch_error_name(enum fetch_error e)
 {
@@ -449,7 +447,8 @@ fetch_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socket
 	if (what == CURL_POLL_REMOVE) {
 		if (fs != NULL) {
 			LIST_REMOVE(fs, entry);
-			event_free(fs->ev);
+			if (fs->ev != NULL)
+				event_free(fs->ev);
 			free(fs);
 		}
 		return 0;
