@@ -845,6 +845,48 @@ test_free_with_pending(void)
 	CU_ASSERT_EQUAL(w.called, 0);
 }
 
+static void
+test_log_lines(void)
+{
+	struct env e;
+	struct waiter w = { 0 };
+	char buf[8192], *p, spec[1024];
+	int fds[2], lines = 0;
+	ssize_t n;
+
+	if (!env_init(&e))
+		return;
+	env_start(&e);
+	snprintf(spec, sizeof spec, "{\"json\":{\"client_id\":\"%s\",\"client_name\":"
+	    "\"SECRET-NAME\",\"redirect_uris\":[]}}", url_of("/log.json"));
+	put_doc("/log.json", spec);
+	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+	log_set_level(LOG_INFO);
+	log_set_fd(fds[1]);
+	resolve_one(&e, "/log.json", &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "redirect_uris is missing or empty"));
+	waiter_reset(&w, &e);
+	CU_ASSERT_PTR_NULL(cimd_resolve(e.cimd, "https://example.com/", on_done, &w));
+	log_set_fd(-1);
+	log_set_level(LOG_ERROR);
+	close(fds[1]);
+	n = read(fds[0], buf, sizeof buf - 1);
+	close(fds[0]);
+	buf[n > 0 ? n : 0] = '\0';
+	for (p = buf; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	/* One line per failure, with host and reason; never the document. */
+	CU_ASSERT_EQUAL(lines, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"host\":\"127.0.0.1\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"reason\":\"client metadata document redirect_uris"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "path other than /"));
+	CU_ASSERT_PTR_NULL(strstr(buf, "SECRET-NAME"));
+	if (lines != 2)
+		fprintf(stderr, "log: %s\n", buf);
+	waiter_reset(&w, &e);
+	env_dispose(&e);
+}
+
 static const struct unit_test tests[] = {
 	{ "resolve ok then hit", test_resolve_ok_then_hit },
 	{ "coalescing 50 to 1", test_coalescing },
@@ -857,6 +899,7 @@ static const struct unit_test tests[] = {
 	{ "revalidation", test_revalidation },
 	{ "eviction", test_eviction },
 	{ "free with pending", test_free_with_pending },
+	{ "log lines", test_log_lines },
 	{ NULL, NULL },
 };
 
