@@ -186,7 +186,8 @@ function makeTransport(S, transport, mcpUrl, provider, fetchFn, requestInit) {
 
 /**
  * loginAndConnect({mcpUrl, transport="streamable-http"|"sse", clientMetadataUrl, redirectUrl,
- *   caFile, ca, provider, fetchLog, requestInit, clientInfo, t}) → Promise<Client>
+ *   caFile, ca, provider, fetchLog, requestInit, clientInfo, baseFetch, t}) → Promise<Client>
+ * (baseFetch: the fetch under the recording one, default globalThis.fetch.)
  * Connects an SDK Client to mcpUrl with OAuth: the first connect gets 401, the SDK discovers
  * (RFC 9728 → RFC 8414), registers (DCR) or uses clientMetadataUrl as client_id (CIMD, when the
  * AS advertises client_id_metadata_document_supported), and calls redirectToAuthorization; the
@@ -199,10 +200,11 @@ function makeTransport(S, transport, mcpUrl, provider, fetchFn, requestInit) {
  */
 export async function loginAndConnect({ mcpUrl, transport = 'streamable-http', clientMetadataUrl, redirectUrl,
   caFile, ca, provider, fetchLog = [], requestInit, clientInfo = { name: 'mcp-proxy-runner-test', version: '0.0.0' },
+  baseFetch,
   t } = {}) {
   const S = await sdk();
   const p = provider || new HeadlessOAuthProvider({ redirectUrl, clientMetadataUrl, caFile, ca });
-  const fetchFn = recordingFetch(fetchLog);
+  const fetchFn = recordingFetch(fetchLog, baseFetch);
   let tr = makeTransport(S, transport, mcpUrl, p, fetchFn, requestInit);
   let client = new S.Client(clientInfo);
   let needAuth = false;
