@@ -222,7 +222,8 @@ cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err
  * without a validator, which would only ever be refetched) are not kept. */
 static void
 cimd_store(struct cimd *c, const char *url, struct oauth_client *client, const char *cc,
-    const char *expires, const char *age, const char *etag, const char *last_modified)
+    const char *expires, const char *date, const char *age, const char *etag,
+    const char *last_modified)
 {
 	const struct config *cfg = c->cfg;
 	struct httpcache_limits lim = { .fallback_ms = cfg->eas.cimd.cache_fallback_ttl_ms,
@@ -231,8 +232,7 @@ cimd_store(struct cimd *c, const char *url, struct oauth_client *client, const c
 	struct cimd_cache_meta meta;
 	size_t evicted;
 
-	/* The fetcher does not report Date: Expires is judged against now. */
-	httpcache_lifetime(cc, expires, NULL, age, clock_wall_s(), &lim, &lt);
+	httpcache_lifetime(cc, expires, date, age, clock_wall_s(), &lim, &lt);
 	if (!lt.store || (lt.revalidate && etag == NULL && last_modified == NULL)) {
 		cimd_cache_remove(c->cache, url);
 		return;
@@ -271,7 +271,7 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 		oauth_client_ref(client);
 		cimd_store(c, p->url, client,
 		    res->cache_control != NULL ? res->cache_control : p->cache_control,
-		    res->expires != NULL ? res->expires : p->expires, res->age,
+		    res->expires != NULL ? res->expires : p->expires, res->date, res->age,
 		    res->etag != NULL ? res->etag : p->etag,
 		    res->last_modified != NULL ? res->last_modified : p->last_modified);
 	} else if (res->status != 200) {
@@ -286,8 +286,8 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 			cimd_cache_remove(c->cache, p->url);
 		} else {
 			metrics_add(c->m_fetch, 1, "ok");
-			cimd_store(c, p->url, client, res->cache_control, res->expires, res->age,
-			    res->etag, res->last_modified);
+			cimd_store(c, p->url, client, res->cache_control, res->expires,
+			    res->date, res->age, res->etag, res->last_modified);
 		}
 	}
 	cimd_pending_finish(p, client, client == NULL ? err : NULL);

@@ -709,11 +709,14 @@ test_ttl(void)
 	resolve_one(&e, "/long.json", &w);
 	CU_ASSERT_EQUAL(stat_of("requests", "/long.json"), 2);
 
-	/* Expires an hour after now (no Date from the fetcher: relative to now). */
+	/* Expires is judged against the response's Date, not our clock: Date
+	 * ten minutes behind ours and Expires 20 minutes after Date give 20
+	 * minutes (against our clock it would be 10). */
 	clock_set_fake(WALL0, MONO0 + 1000LL * 1000 * 1000);
-	put_valid("/expires.json", ",\"headers\":{\"Expires\":\"Tue, 14 Nov 2023 23:13:20 GMT\"}");
+	put_valid("/expires.json", ",\"headers\":{\"Date\":\"Tue, 14 Nov 2023 22:03:20 GMT\","
+	    "\"Expires\":\"Tue, 14 Nov 2023 22:23:20 GMT\"}");
 	resolve_one(&e, "/expires.json", &w);
-	clock_advance_fake_ms(3600 * 1000 - 1000);
+	clock_advance_fake_ms(20 * 60 * 1000 - 1000);
 	resolve_one(&e, "/expires.json", &w);
 	CU_ASSERT_EQUAL(stat_of("requests", "/expires.json"), 1);
 	clock_advance_fake_ms(2000);
