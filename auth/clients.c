@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/cimd.h"
 #include "auth/client.h"
@@ -91,7 +92,11 @@ clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, 
 	}
 	c = store_client_get(cl->store, client_id);
 	if (c == NULL) {
-		done(NULL, "unknown client", arg);
+		if (strncasecmp(client_id, "http://", 7) == 0 || strncasecmp(client_id, "https://", 8) == 0)
+			done(NULL, "unknown client: a URL client_id names a client ID metadata document "
+			    "and must be an https URL in lower case", arg);
+		else
+			done(NULL, "unknown client", arg);
 		return NULL;
 	}
 	c->last_used_ms = clock_mono_ms();

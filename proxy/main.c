@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "common/xalloc.h"
+#include "auth/as.h"
 #include "config/config.h"
 #include "proxy/fetch.h"
 #include "proxy/forward.h"
@@ -53,6 +54,7 @@ struct app {
 	struct server *srv;
 	struct forwarder *fw;
 	struct fetcher *fetcher;
+	struct as *as;
 	struct event *sig_term;
 	struct event *sig_int;
 	int signals;
@@ -225,6 +227,13 @@ main(int argc, char **argv)
 	if (app.cfg->eas.insecure_allow_http)
 		log_warn("embeddedAuthServer.insecureAllowHTTP is on: http issuer and upstream IdP "
 			 "URLs are accepted; development only");
+	if (app.cfg->auth.mode == AUTH_MODE_EMBEDDED) {
+		app.as = as_new(app.base, app.cfg, app.srv, app.fetcher, err, sizeof err);
+		if (app.as == NULL) {
+			log_error("cannot start the authorization server", LOG_S("error", err));
+			goto out;
+		}
+	}
 	app.fw = forwarder_new(app.base, server_dns(app.srv), app.cfg);
 	if (app.cfg->auth.mode == AUTH_MODE_NONE)
 		server_set_fallback(app.srv, "mcp", forward_handler, app.fw);
@@ -250,7 +259,10 @@ out:
 		event_free(app.sig_term);
 	if (app.sig_int != NULL)
 		event_free(app.sig_int);
+	/* Order: the server's abort callbacks may cancel AS work; the AS
+	 * cancels its fetches; only then can the fetcher go. */
 	server_free(app.srv);
+	as_free(app.as);
 	forwarder_free(app.fw);
 	fetcher_free(app.fetcher);
 	if (app.base != NULL)
