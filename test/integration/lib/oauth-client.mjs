@@ -153,9 +153,14 @@ export class HeadlessOAuthProvider {
   async redirectToAuthorization(url) {
     this.authorizationUrls.push(String(url));
     this.pendingCode = undefined;
-    const result = await followAuthorization(url, {
-      redirectUri: this._redirectUrl, jar: this.jar, ca: this.ca, caFile: this.caFile, onHop: this.onHop,
-    });
+    let result;
+    try {
+      result = await followAuthorization(url, {
+        redirectUri: this._redirectUrl, jar: this.jar, ca: this.ca, caFile: this.caFile, onHop: this.onHop,
+      });
+    } catch (e) {
+      throw authorizationPageError(e);
+    }
     this.lastAuthorization = result;
     if (result.error) {
       const e = new Error(`authorization failed: ${result.error} ${result.errorDescription || ''}`.trim());
@@ -174,6 +179,39 @@ export class HeadlessOAuthProvider {
     }
     this.pendingCode = result.code;
   }
+}
+
+const HTML_ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", '#x27': "'", apos: "'" };
+const unescapeHtml = (s) => s.replace(/&(amp|lt|gt|quot|#39|#x27|apos);/g, (m, k) => HTML_ENTITIES[k]);
+
+/**
+ * The flow stopped on a page instead of a redirect (e.g. the AS's 400 page for a client it
+ * cannot trust): an Error whose message names the page and the OAuth error shown on it
+ * (JSON {error, error_description}, or an HTML page with elements id="error" and
+ * id="error_description"), keeping .response, .hops, .oauthError and .cause.
+ */
+function authorizationPageError(e) {
+  const res = e.response;
+  if (!res) return e;
+  let oauthError;
+  try {
+    const j = JSON.parse(res.body);
+    if (j && typeof j.error === 'string') oauthError = { error: j.error, error_description: j.error_description };
+  } catch {
+    const err = /id="error"[^>]*>([^<]*)</.exec(res.body);
+    const desc = /id="error_description"[^>]*>([^<]*)</.exec(res.body);
+    if (err) oauthError = { error: unescapeHtml(err[1]), error_description: desc ? unescapeHtml(desc[1]) : undefined };
+  }
+  const last = e.hops?.[e.hops.length - 1]?.url;
+  const where = last ? (() => { const u = new URL(last); return u.origin + u.pathname; })() : 'the authorization URL';
+  const what = oauthError
+    ? `${oauthError.error}${oauthError.error_description ? `: ${oauthError.error_description}` : ''}`
+    : res.body.slice(0, 300);
+  const out = new Error(`authorization failed at ${where}: HTTP ${res.status} ${what}`, { cause: e });
+  out.response = res;
+  out.hops = e.hops;
+  out.oauthError = oauthError;
+  return out;
 }
 
 function makeTransport(S, transport, mcpUrl, provider, fetchFn, requestInit) {
