@@ -70,6 +70,7 @@ const short = (u) => {
 
 // ---- every HTTP request the SDK makes, explained
 let sawUnauthorized = false;
+const seenDiscovery = new Set();
 async function explainingFetch(input, init = {}) {
   const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
   const method = init.method || 'GET';
@@ -90,11 +91,15 @@ async function explainingFetch(input, init = {}) {
     step(`${method} ${short(url)}`, red(`→ 401 again: ${res.headers.get('www-authenticate')}`));
   } else if (url.href.startsWith(mcpUrl) && res.status >= 400) {
     step(`${method} ${short(url)}`, red(`→ ${res.status} ${(await res.clone().text()).slice(0, 300)}`));
+  } else if (p.startsWith('/.well-known/') && seenDiscovery.has(p)) {
+    // the SDK discovers again before the code exchange: nothing new to show
   } else if (p.startsWith('/.well-known/oauth-protected-resource')) {
+    seenDiscovery.add(p);
     const j = await json();
     step('discovery: protected-resource metadata (RFC 9728)', `GET ${short(url)} → ${res.status}`);
     if (j) more(`resource ${j.resource}; authorization_servers ${JSON.stringify(j.authorization_servers)}; scopes ${JSON.stringify(j.scopes_supported)}`);
   } else if (p.startsWith('/.well-known/oauth-authorization-server') || p.startsWith('/.well-known/openid-configuration')) {
+    seenDiscovery.add(p);
     const j = await json();
     step('discovery: authorization server metadata (RFC 8414)', `GET ${short(url)} → ${res.status}`);
     if (j) {
@@ -120,6 +125,7 @@ async function explainingFetch(input, init = {}) {
 }
 
 // ---- the authorization redirects (what a browser would show)
+let inIdp = false;
 function onHop(hop) {
   const u = new URL(hop.url);
   const to = hop.location ? ` → ${hop.status} to ${short(hop.location)}` : ` → ${hop.status}`;
@@ -131,8 +137,13 @@ function onHop(hop) {
     step('callback from the IdP', `GET ${short(hop.url)}${to.replace(/code=[^&]+/, 'code=…')}`);
     if (hop.location) more(`→ back to the client (${new URL(hop.location).origin}${new URL(hop.location).pathname}) with our authorization code`);
   } else {
-    step('IdP login', `GET ${short(hop.url)}${to}`);
+    const path = u.pathname.length > 24 ? `${u.pathname.slice(0, 21)}...` : u.pathname;
+    if (!inIdp) step('IdP login', `at ${u.origin} (the demo IdP signs "alice" in without a form)`);
+    inIdp = true;
+    more(`GET ${path}${hop.location ? ` → ${hop.status}${new URL(hop.location).origin === u.origin ? '' : ` to ${new URL(hop.location).origin}${new URL(hop.location).pathname}`}` : ` → ${hop.status}`}`);
+    return;
   }
+  inIdp = false;
 }
 
 async function main() {
