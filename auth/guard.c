@@ -792,7 +792,7 @@ guard_handler(struct server_req *sr, void *arg)
 	case GUARD_AUTH_MALFORMED:
 		guard_log_reject(sr, NULL, 0, "malformed_header", NULL);
 		guard_deny(g, sr, GUARD_INVALID_TOKEN, "malformed_header",
-		    "the Authorization header must be \"Bearer <token>\"");
+		    "the Authorization header must be the word Bearer, one space and the token");
 		return;
 	case GUARD_AUTH_OK:
 		break;
