@@ -513,19 +513,19 @@ extidp_parse_introspection(const char *body, size_t len, const char *issuer,
 		*desc = "the access token was issued by another issuer";
 		goto out;
 	}
-	if (audience != NULL) {
+	/* RFC 7662 makes aud optional and IdPs leave it out for tokens not
+	 * bound to a resource: then the IdP's word that the token is active
+	 * is all there is. An aud that names others is refused. */
+	if (audience != NULL && json_object_object_get_ex(o, "aud", &v)) {
 		bool found = false;
 
-		/* An active token without an audience could be meant for anyone. */
-		if (json_object_object_get_ex(o, "aud", &v)) {
-			if (json_object_is_type(v, json_type_string)) {
-				found = strcmp(json_object_get_string(v), audience) == 0;
-			} else if (json_object_is_type(v, json_type_array)) {
-				for (size_t i = 0; i < json_object_array_length(v) && !found; i++) {
-					e = json_object_array_get_idx(v, i);
-					found = json_object_is_type(e, json_type_string) &&
-					    strcmp(json_object_get_string(e), audience) == 0;
-				}
+		if (json_object_is_type(v, json_type_string)) {
+			found = strcmp(json_object_get_string(v), audience) == 0;
+		} else if (json_object_is_type(v, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(v) && !found; i++) {
+				e = json_object_array_get_idx(v, i);
+				found = json_object_is_type(e, json_type_string) &&
+				    strcmp(json_object_get_string(e), audience) == 0;
 			}
 		}
 		if (!found) {

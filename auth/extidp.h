@@ -7,7 +7,9 @@
  * the key. The JWKS is cached and fetched again for an unknown kid at most
  * once per EXTIDP_JWKS_MIN_INTERVAL_MS; checks that need the fetch wait for
  * it instead of failing. Opaque tokens go to RFC 7662 introspection
- * (client_secret_basic) when auth.oidc.introspectionUrl is set. All I/O is
+ * (client_secret_basic) when auth.oidc.introspectionUrl is set: active,
+ * a bearer access token, not expired, iss and aud (when the answer has
+ * them) ours. All I/O is
  * the fetcher's trusted policy (http only to loopback, and only with
  * auth.oidc.insecureAllowHTTP). Tokens are never logged.
  */
