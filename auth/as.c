@@ -256,6 +256,12 @@ as_store(struct as *as)
 	return as->store;
 }
 
+struct upstream *
+as_upstream(struct as *as)
+{
+	return as->upstream;
+}
+
 bool
 as_token_revoked(struct as *as, const char *jti)
 {

@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 struct as;
+struct upstream;
 struct config;
 struct event_base;
 struct fetcher;
@@ -46,5 +47,7 @@ struct store *as_store(struct as *as);
 /* Has the access token with this jti been revoked (RFC 7009, family
  * revocation on replay)? */
 bool as_token_revoked(struct as *as, const char *jti);
+/* The upstream IdP client (for the guard's upstream-token refresh). */
+struct upstream *as_upstream(struct as *as);
 
 #endif

@@ -42,6 +42,7 @@ struct upstream_op {
 	char *code;
 	char *verifier;
 	char *nonce;
+	char *refresh_token; /* set: a refresh_token grant instead of a code exchange */
 	struct fetch *fetch;
 	struct store_upstream *tokens;
 	bool jwks_retried;
@@ -134,6 +135,7 @@ upstream_op_free(struct upstream_op *op)
 	xfree_secret(op->code);
 	xfree_secret(op->verifier);
 	xfree_secret(op->nonce);
+	xfree_secret(op->refresh_token);
 	store_upstream_free(op->tokens);
 	free(op);
 }
@@ -490,7 +492,9 @@ upstream_token_done(const struct fetch_result *res, void *arg)
 		log_warn("upstream token request refused", LOG_I("status", res->status),
 		    LOG_S("error", e != NULL ? e : "(no error code)"));
 		json_object_put(doc);
-		upstream_finish(op, "the identity provider refused the authorization code");
+		upstream_finish(op, op->refresh_token != NULL ?
+		    "the identity provider refused the refresh token" :
+		    "the identity provider refused the authorization code");
 		return;
 	}
 	at = upstream_json_string(doc, "access_token");
@@ -510,6 +514,12 @@ upstream_token_done(const struct fetch_result *res, void *arg)
 	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
 		op->tokens->expires_at = clock_wall_s() + json_object_get_int64(v);
 	json_object_put(doc);
+	if (op->refresh_token != NULL) {
+		/* A refresh yields new tokens for the same login; the caller keeps
+		 * the identity (and the old refresh token when none came back). */
+		upstream_finish(op, NULL);
+		return;
+	}
 	if (op->u->p->type == UPSTREAM_OIDC) {
 		if (op->tokens->id_token == NULL) {
 			upstream_finish(op, "the identity provider returned no ID token");
@@ -534,10 +544,15 @@ upstream_post_token(struct upstream_op *op)
 	struct fetch_request r = { .method = "POST", .url = u->token_endpoint,
 		.headers = headers, .policy = &u->policy, .policy_name = "trusted" };
 
-	form_add(&fb, "grant_type", "authorization_code");
-	form_add(&fb, "code", op->code);
-	form_add(&fb, "redirect_uri", p->redirect_uri);
-	form_add(&fb, "code_verifier", op->verifier);
+	if (op->refresh_token != NULL) {
+		form_add(&fb, "grant_type", "refresh_token");
+		form_add(&fb, "refresh_token", op->refresh_token);
+	} else {
+		form_add(&fb, "grant_type", "authorization_code");
+		form_add(&fb, "code", op->code);
+		form_add(&fb, "redirect_uri", p->redirect_uri);
+		form_add(&fb, "code_verifier", op->verifier);
+	}
 	if (p->client_secret.value == NULL || u->secret_post) {
 		form_add(&fb, "client_id", p->client_id);
 		form_add(&fb, "client_secret", p->client_secret.value);
@@ -670,6 +685,18 @@ upstream_exchange(struct upstream *u, const char *code, const char *verifier, co
 	op->code = xstrdup(code);
 	op->verifier = xstrdup(verifier);
 	op->nonce = nonce != NULL ? xstrdup(nonce) : xstrdup("");
+	upstream_advance(op);
+	return op;
+}
+
+struct upstream_op *
+upstream_refresh(struct upstream *u, const char *refresh_token, upstream_exchange_cb done,
+    void *arg)
+{
+	struct upstream_op *op = upstream_op_new(u, true, arg);
+
+	op->exchanged = done;
+	op->refresh_token = xstrdup(refresh_token);
 	upstream_advance(op);
 	return op;
 }

@@ -42,6 +42,11 @@ const char *upstream_issuer(const struct upstream *u);
  * unless upstream_cancel(). */
 struct upstream_op *upstream_exchange(struct upstream *u, const char *code, const char *verifier,
     const char *nonce, upstream_exchange_cb done, void *arg);
+/* Refresh upstream tokens with a refresh_token grant; done runs once, never
+ * before this returns, unless upstream_cancel(). The tokens carry what the
+ * IdP returned (no subject: the caller keeps the session's identity). */
+struct upstream_op *upstream_refresh(struct upstream *u, const char *refresh_token,
+    upstream_exchange_cb done, void *arg);
 /* Abandon an operation: its callback will not run. Safe until it ran; NULL
  * is fine. */
 void upstream_cancel(struct upstream_op *op);

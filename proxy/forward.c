@@ -258,7 +258,12 @@ fx_jsonrpc_id(struct fx *fx)
 	len = evbuffer_get_length(in);
 	if (ct == NULL || strstr(ct, "json") == NULL || len == 0 || len > FW_JSONRPC_SCAN_MAX)
 		return NULL;
-	o = json_tokener_parse((const char *)evbuffer_pullup(in, -1));
+	{
+		json_tokener *tok = json_tokener_new();
+
+		o = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(in, -1), (int)len);
+		json_tokener_free(tok);
+	}
 	if (o == NULL)
 		return NULL;
 	if (json_object_is_type(o, json_type_object) &&

@@ -16,6 +16,9 @@
 
 #include "common/xalloc.h"
 #include "auth/as.h"
+#include "auth/guard.h"
+#include "auth/prm.h"
+#include "auth/upstream.h"
 #include "config/config.h"
 #include "proxy/fetch.h"
 #include "proxy/forward.h"
@@ -55,6 +58,8 @@ struct app {
 	struct forwarder *fw;
 	struct fetcher *fetcher;
 	struct as *as;
+	struct prm *prm;
+	struct guard *guard;
 	struct event *sig_term;
 	struct event *sig_int;
 	int signals;
@@ -84,13 +89,41 @@ app_on_signal(evutil_socket_t sig, short what, void *arg)
 	server_shutdown(app->srv, app_stopped, app);
 }
 
-/* Until the bearer guard exists, token-protected modes forward nothing. */
-static void
-app_guard_missing(struct server_req *sr, void *arg)
+/* The guard's view of the embedded AS (auth/guard.h struct guard_as_ops). */
+static const char *
+app_as_issuer(void *as)
 {
-	server_reply_oauth_error(sr, 501, "not_implemented",
-	    "this build has no bearer-token guard yet, so MCP traffic is only forwarded with "
-	    "auth.mode none (development)");
+	return as_issuer(as);
+}
+
+static const struct keyset *
+app_as_keyset(void *as)
+{
+	return as_keyset(as);
+}
+
+static bool
+app_as_revoked(void *as, const char *jti)
+{
+	return as_token_revoked(as, jti);
+}
+
+static struct store *
+app_as_store(void *as)
+{
+	return as_store(as);
+}
+
+static void *
+app_as_upstream_refresh(void *as, const char *refresh_token, guard_refresh_done_cb done, void *arg)
+{
+	return upstream_refresh(as_upstream(as), refresh_token, done, arg);
+}
+
+static void
+app_as_upstream_cancel(void *op)
+{
+	upstream_cancel(op);
 }
 
 static const char *
@@ -235,10 +268,27 @@ main(int argc, char **argv)
 		}
 	}
 	app.fw = forwarder_new(app.base, server_dns(app.srv), app.cfg);
-	if (app.cfg->auth.mode == AUTH_MODE_NONE)
+	if (app.cfg->auth.mode == AUTH_MODE_NONE) {
 		server_set_fallback(app.srv, "mcp", forward_handler, app.fw);
-	else
-		server_set_fallback(app.srv, "mcp", app_guard_missing, NULL);
+	} else {
+		struct guard_as_ops ops = { .as = app.as, .issuer = app_as_issuer,
+			.keyset = app_as_keyset, .token_revoked = app_as_revoked,
+			.store = app_as_store, .upstream_refresh = app_as_upstream_refresh,
+			.upstream_cancel = app_as_upstream_cancel };
+
+		if ((app.prm = prm_new(app.cfg)) == NULL) {
+			log_error("cannot serve protected resource metadata: bad server.resourceUrl");
+			goto out;
+		}
+		prm_register(app.prm, app.srv);
+		app.guard = guard_new(app.base, app.cfg, app.fw, app.fetcher, app.prm,
+		    app.as != NULL ? &ops : NULL, err, sizeof err);
+		if (app.guard == NULL) {
+			log_error("cannot start the bearer guard", LOG_S("error", err));
+			goto out;
+		}
+		server_set_fallback(app.srv, "mcp", guard_handler, app.guard);
+	}
 	if (app.cfg->auth.mode == AUTH_MODE_NONE)
 		log_warn("auth.mode is none: MCP requests are forwarded WITHOUT any token check; "
 			 "use this for local development only");
@@ -261,8 +311,10 @@ out:
 		event_free(app.sig_int);
 	/* Order: the server's abort callbacks may cancel AS work; the AS
 	 * cancels its fetches; only then can the fetcher go. */
+	guard_free(app.guard);
 	server_free(app.srv);
 	as_free(app.as);
+	prm_free(app.prm);
 	forwarder_free(app.fw);
 	fetcher_free(app.fetcher);
 	if (app.base != NULL)

@@ -4,8 +4,6 @@
 // introspection. JWT for our audience → forwarded (without any credential); wrong audience
 // → 401; opaque token → introspected (client_secret_basic) and forwarded, the answer
 // cached; inactive (revoked, garbage) → 401; the JWKS is discovered and fetched once.
-//
-// Until the binary serves the guard (main.c wiring), every test skips, saying why.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -62,9 +60,9 @@ after(async () => {
   }
 });
 
-function skipUnlessReady(t) {
-  if (!ready) t.skip(`the guard is not served by this build (POST /mcp without a token: ${probeStatus})`);
-  return !ready;
+/** The guard must answer an anonymous POST /mcp with a 401 challenge. */
+function assertReady() {
+  assert.ok(ready, `no bearer challenge for POST /mcp without a token: ${probeStatus}`);
 }
 
 const basic = () => 'Basic ' + Buffer.from(`${idp.clientId}:${idp.clientSecret}`).toString('base64');
@@ -108,7 +106,7 @@ function assertInvalidToken(res, what) {
 }
 
 test('the metadata names the external issuer', async (t) => {
-  if (skipUnlessReady(t)) return;
+  assertReady();
   const res = await request(`${origin}/.well-known/oauth-protected-resource/mcp`);
   assert.equal(res.status, 200);
   assert.deepEqual(res.json(), {
@@ -119,7 +117,7 @@ test('the metadata names the external issuer', async (t) => {
 });
 
 test('a JWT for our audience is forwarded, with no credential; the JWKS is discovered once', async (t) => {
-  if (skipUnlessReady(t)) return;
+  assertReady();
   await idp.reset();
   await echo.reset();
   const at = await idpToken({ resource: mcpUrl });
@@ -139,7 +137,7 @@ test('a JWT for our audience is forwarded, with no credential; the JWKS is disco
 });
 
 test('a JWT for another audience, from another key, or expired-looking garbage: 401', async (t) => {
-  if (skipUnlessReady(t)) return;
+  assertReady();
   await echo.reset();
   const other = await idpToken({ resource: 'http://127.0.0.1:45996/other' });
   assertInvalidToken(await mcp(other), 'wrong audience');
@@ -163,7 +161,7 @@ test('a JWT for another audience, from another key, or expired-looking garbage: 
 });
 
 test('an opaque token is introspected (client_secret_basic), forwarded, and the answer cached', async (t) => {
-  if (skipUnlessReady(t)) return;
+  assertReady();
   await echo.reset();
   const at = await idpToken();
   assert.equal(at.split('.').length, 1, 'opaque');
@@ -177,7 +175,7 @@ test('an opaque token is introspected (client_secret_basic), forwarded, and the 
 });
 
 test('inactive opaque tokens (revoked at the IdP, unknown): 401', async (t) => {
-  if (skipUnlessReady(t)) return;
+  assertReady();
   await echo.reset();
   const at = await idpToken();
   const rev = await request(discovery.revocation_endpoint, {
