@@ -23,3 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The test peers (oidc-provider 9, the MCP SDK) need Node.js >= 20; Debian 12's
+# own nodejs package is 18, so say so plainly instead of failing later.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "install-deps: Node.js >= 20 is needed for the demo and the integration tests" \
+       "(found: $(node --version 2>/dev/null || echo none)); install Node.js 20 or newer" \
+       "(e.g. from NodeSource) and run again" >&2
+  exit 1
+fi
