@@ -6,9 +6,6 @@
 // Peers, all on 127.0.0.1: server-everything (backend), oidc-provider (upstream IdP, logs
 // "alice" in without a form), an HTTPS document host with a test CA (outbound.caFile).
 // The browser part of the login is driven headlessly by HeadlessOAuthProvider.
-//
-// Until the embedded AS and the bearer guard are served by the binary, every test skips
-// (saying why) instead of failing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -21,8 +18,7 @@ const REDIRECT = 'http://127.0.0.1:33418/callback'; // the SDK client's; nothing
 /**
  * IdP + doc host + server-everything + the proxy (embedded AS, CIMD on unless cimd.enabled
  * is false). transport: the backend's ("streamable-http" or "sse"). Returns {proxy, idp,
- * docs, backend, mcpUrl, ready}; ready false (and t skipped) when this build does not serve
- * the AS and the guard yet.
+ * docs, backend, mcpUrl, origin} once discovery answers and the guard answers 401.
  */
 async function setup(t, { transport = 'streamable-http', cimd = {}, tokenLifespans } = {}) {
   const port = await getFreePort();
@@ -61,11 +57,10 @@ async function setup(t, { transport = 'streamable-http', cimd = {}, tokenLifespa
     headers: { accept: 'application/json, text/event-stream' },
     body: transport === 'sse' ? undefined : { jsonrpc: '2.0', id: 1, method: 'ping' },
   });
-  const ready = d.status === 200 && g.status === 401 && /resource_metadata=/.test(g.headers['www-authenticate'] || '');
-  if (!ready) {
-    t.skip(`the AS/guard are not served by this build (discovery ${d.status}, ${mcpUrl} without a token ${g.status})`);
-  }
-  return { proxy, idp, docs, backend, mcpUrl, origin, ready };
+  assert.equal(d.status, 200, `AS discovery: ${d.body}`);
+  assert.equal(g.status, 401, `${mcpUrl} without a token: ${g.body}`);
+  assert.match(g.headers['www-authenticate'] || '', /resource_metadata=/);
+  return { proxy, idp, docs, backend, mcpUrl, origin };
 }
 
 /** Put a valid document for the SDK client at path; → its URL (= client_id). */
@@ -108,8 +103,7 @@ async function assertTools(client) {
 }
 
 test('CIMD: the SDK client logs in without registering and uses tools, progress, resources and prompts', async (t) => {
-  const { proxy, idp, docs, mcpUrl, ready } = await setup(t);
-  if (!ready) return;
+  const { proxy, idp, docs, mcpUrl } = await setup(t);
   const clientId = await publish(docs, '/clients/e2e-client.json');
   const fetchLog = [];
   const client = await loginAndConnect({ mcpUrl, clientMetadataUrl: clientId, caFile: docs.caFile, fetchLog, t });
@@ -176,10 +170,9 @@ test('CIMD: the SDK client logs in without registering and uses tools, progress,
 });
 
 test('access token expiry: the SDK refreshes after a 401 and carries on without a new login', async (t) => {
-  const { idp, docs, mcpUrl, ready } = await setup(t, {
+  const { idp, docs, mcpUrl } = await setup(t, {
     tokenLifespans: { accessTokenLifespan: '1m', refreshTokenLifespan: '1h', authCodeLifespan: '1m' },
   });
-  if (!ready) return;
   const clientId = await publish(docs, '/clients/expiry.json');
   const fetchLog = [];
   const client = await loginAndConnect({ mcpUrl, clientMetadataUrl: clientId, caFile: docs.caFile, fetchLog, t });
@@ -227,8 +220,7 @@ test('access token expiry: the SDK refreshes after a 401 and carries on without 
 });
 
 test('DCR: a client without a metadata URL registers through /oauth/register and works', async (t) => {
-  const { idp, mcpUrl, ready } = await setup(t);
-  if (!ready) return;
+  const { idp, mcpUrl } = await setup(t);
   const fetchLog = [];
   const client = await loginAndConnect({ mcpUrl, fetchLog, t });
   assertDiscovery(fetchLog, mcpUrl);
@@ -245,8 +237,7 @@ test('DCR: a client without a metadata URL registers through /oauth/register and
 });
 
 test('CIMD disabled: the same CIMD-capable client falls back to DCR and works', async (t) => {
-  const { docs, mcpUrl, origin, ready } = await setup(t, { cimd: { enabled: false } });
-  if (!ready) return;
+  const { docs, mcpUrl, origin } = await setup(t, { cimd: { enabled: false } });
   const disc = (await request(`${origin}/.well-known/oauth-authorization-server`)).json();
   assert.notEqual(disc.client_id_metadata_document_supported, true, 'not advertised');
   const clientId = await publish(docs, '/clients/fallback.json');
@@ -260,8 +251,7 @@ test('CIMD disabled: the same CIMD-capable client falls back to DCR and works', 
 });
 
 test('legacy SSE transport: login and tools through the proxy (backend.transport sse)', async (t) => {
-  const { idp, docs, mcpUrl, ready } = await setup(t, { transport: 'sse' });
-  if (!ready) return;
+  const { idp, docs, mcpUrl } = await setup(t, { transport: 'sse' });
   const clientId = await publish(docs, '/clients/sse.json');
   const fetchLog = [];
   const client = await loginAndConnect({ mcpUrl, transport: 'sse', clientMetadataUrl: clientId, caFile: docs.caFile, fetchLog, t });
@@ -286,8 +276,7 @@ test('legacy SSE transport: login and tools through the proxy (backend.transport
 });
 
 test('a CIMD document with a shared-secret auth method: invalid_client, and the SDK reports it', async (t) => {
-  const { proxy, idp, docs, mcpUrl, ready } = await setup(t);
-  if (!ready) return;
+  const { proxy, idp, docs, mcpUrl } = await setup(t);
   const clientId = await publish(docs, '/clients/bad-auth.json', { token_endpoint_auth_method: 'client_secret_basic' });
   const fetchLog = [];
   const err = await loginAndConnect({ mcpUrl, clientMetadataUrl: clientId, caFile: docs.caFile, fetchLog, t })
