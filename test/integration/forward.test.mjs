@@ -9,7 +9,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import {
   startProxy, startEchoBackend, startBackend, connectClient, request, waitFor, sleep, getFreePort,
-  scrapeMetrics, SLOW,
+  scrapeMetrics, SLOW, SANITIZE,
 } from './lib/harness.mjs';
 
 /** A config forwarding to url with auth none; extra.server / extra.backend are merged. */
@@ -389,7 +389,8 @@ test('backpressure: a client that stops reading does not make the proxy buffer t
     peak = Math.max(peak, vmRssKiB(p.proc.pid));
   }
   const grew = peak - before;
-  assert.ok(grew < 24 * 1024, `proxy RSS grew by ${grew} KiB while the client was paused (response ${size >> 20} MiB)`);
+  // (ASan keeps freed chunks in quarantine, so allow it more; buffering 96 MiB still fails.)
+  assert.ok(grew < (SANITIZE ? 48 : 24) * 1024, `proxy RSS grew by ${grew} KiB while the client was paused (response ${size >> 20} MiB)`);
   s.res.resume();
   await s.ended;
   const got = s.chunks.reduce((n, c) => n + c.text.length, 0);
