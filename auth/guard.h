@@ -36,7 +36,10 @@ struct strlist;
 struct guard;
 
 #define GUARD_TOKEN_MAX (16 * 1024)   /* characters of a bearer token */
-#define GUARD_LEEWAY_S 60             /* clock skew for exp/nbf/iat */
+/* Clock skew allowed on exp/nbf/iat of our own tokens: they are signed on
+ * this pod's clock (or an NTP-synced replica's), so a few seconds suffice;
+ * a long leeway would only extend a stolen token's life. */
+#define GUARD_LEEWAY_S 5
 #define GUARD_UPSTREAM_SKEW_S 5       /* refresh an upstream token this early */
 
 /*

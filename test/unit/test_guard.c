@@ -1005,13 +1005,13 @@ test_check_embedded(void)
 	CU_ASSERT_STRING_EQUAL(c->sub, "alice");
 	CU_ASSERT_STRING_EQUAL(c->client_id, "client-1");
 	free(tok);
-	tok = sign_with(keyset_signing_key(ks), claims(ISS, AUD, -61, -3600, "mcp:tools"));
+	tok = sign_with(keyset_signing_key(ks), claims(ISS, AUD, -6, -3600, "mcp:tools"));
 	CU_ASSERT_EQUAL(guard_check_embedded(guard, tok, strlen(tok), &c, desc, sizeof desc),
 	    GUARD_INVALID_TOKEN);
 	CU_ASSERT_STRING_EQUAL(desc, "the access token has expired");
 	free(tok);
 	/* within the leeway */
-	tok = sign_with(keyset_signing_key(ks), claims(ISS, AUD, -30, -3600, "mcp:tools"));
+	tok = sign_with(keyset_signing_key(ks), claims(ISS, AUD, -3, -3600, "mcp:tools"));
 	CU_ASSERT_EQUAL(guard_check_embedded(guard, tok, strlen(tok), &c, desc, sizeof desc),
 	    GUARD_ALLOW);
 	free(tok);
