@@ -463,6 +463,32 @@ test('backend.responseTimeout → 504 with a JSON body, at about the configured 
   await p.stop();
 });
 
+test('502/504 answer a JSON-RPC request with a JSON-RPC error carrying its id', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(cfg(echo.url, { backend: { responseTimeout: '500ms' } }), { t });
+  for (const id of [7, 'req-abc', 0]) {
+    const r = await request(`${p.origin}/mcp?delay=2000`, { method: 'POST', body: { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'x' } } });
+    assert.equal(r.status, 504);
+    assert.match(r.headers['content-type'], /^application\/json/);
+    const j = r.json();
+    assert.equal(j.jsonrpc, '2.0');
+    assert.equal(j.id, id);
+    assert.equal(typeof j.error.code, 'number');
+    assert.match(j.error.message, /did not answer in time/);
+  }
+  // A JSON body that is not JSON-RPC gets the plain error shape.
+  const plain = await request(`${p.origin}/mcp?delay=2000`, { method: 'POST', body: { hello: 1 } });
+  assert.equal(plain.status, 504);
+  assert.equal(plain.json().error, 'gateway_timeout');
+  const dead = await startProxy(cfg(`http://127.0.0.1:${await getFreePort()}`), { t });
+  const d = await request(`${dead.origin}/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id: 'x-1', method: 'initialize' } });
+  assert.equal(d.status, 502);
+  assert.equal(d.json().jsonrpc, '2.0');
+  assert.equal(d.json().id, 'x-1');
+  await dead.stop();
+  await p.stop(); // under ASan: no report (the id parse must not read past the body)
+});
+
 test('keep-alive pool: sequential requests reuse few backend connections', async (t) => {
   const echo = await startEchoBackend({ t });
   const p = await startProxy(cfg(echo.url), { t });
