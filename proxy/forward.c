@@ -104,6 +104,7 @@ struct fx {
 	bool retried;
 	bool rewrite_sse;
 	bool content_length_reply;
+	char *resp_connection; /* the backend's Connection header value */
 	struct evbuffer *sse_pending;
 	char *sse_prefix;
 	struct forward_opts opts;
@@ -190,6 +191,7 @@ fx_unref(struct fx *fx)
 	if (fx->sse_pending != NULL)
 		evbuffer_free(fx->sse_pending);
 	free(fx->sse_prefix);
+	free(fx->resp_connection);
 	free(fx->inject_name);
 	xfree_secret(fx->inject_value);
 	server_req_unref(fx->sr);
@@ -262,6 +264,10 @@ fx_jsonrpc_id(struct fx *fx)
 		json_tokener *tok = json_tokener_new();
 
 		o = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(in, -1), (int)len);
+		if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
 		json_tokener_free(tok);
 	}
 	if (o == NULL)
@@ -375,7 +381,14 @@ fx_hop_by_hop(const char *name, const char *connection)
 static bool
 fx_safe_prefix(const char *p)
 {
-	if (p == NULL || p[0] != '/' || strlen(p) > 256)
+	size_t n;
+
+	if (p == NULL || p[0] != '/' || (n = strlen(p)) > 256)
+		return false;
+	/* "//host" would make the endpoint a protocol-relative URL to another
+	 * origin; dot segments would climb out of the prefix. */
+	if (strstr(p, "//") != NULL || strstr(p, "/./") != NULL || strstr(p, "/../") != NULL ||
+	    (n >= 2 && strcmp(p + n - 2, "/.") == 0) || (n >= 3 && strcmp(p + n - 3, "/..") == 0))
 		return false;
 	for (; *p; p++) {
 		if (!isalnum((unsigned char)*p) && strchr("/-._~", *p) == NULL)
@@ -483,6 +496,22 @@ fx_backend_read(struct bufferevent *bev, void *arg)
 	fx_unref(fx);
 }
 
+/* May this request be sent twice (RFC 9110 §9.2.2)? */
+static bool
+fx_idempotent(const struct fx *fx)
+{
+	switch (evhttp_request_get_command(fx->req)) {
+	case EVHTTP_REQ_GET:
+	case EVHTTP_REQ_HEAD:
+	case EVHTTP_REQ_OPTIONS:
+	case EVHTTP_REQ_PUT:
+	case EVHTTP_REQ_DELETE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void
 fx_backend_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -512,9 +541,11 @@ fx_backend_event(struct bufferevent *bev, short what, void *arg)
 		fx_fail(fx, 502, "connect", msg);
 		goto out;
 	}
-	if (fx->state == FX_WAIT_HEAD && !fx->got_bytes && bc->reused && !fx->retried) {
-		/* The pooled connection was closed by the backend before it read
-		 * our request; one retry on a fresh connection is safe. */
+	if (fx->state == FX_WAIT_HEAD && !fx->got_bytes && bc->reused && !fx->retried &&
+	    fx_idempotent(fx)) {
+		/* The pooled connection was closed before any answer. The backend
+		 * may have read and acted on the request, so only an idempotent
+		 * one is sent again, on a fresh connection. */
 		fx->retried = true;
 		fx->bc->fx = NULL;
 		fx->bc->entry.tqe_prev = NULL;
@@ -717,9 +748,24 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 			if (fx->status >= 100 && fx->status < 200) {
 				/* Interim response: wait for the final one. */
 				fx->status = 0;
+				free(fx->resp_connection);
+				fx->resp_connection = NULL;
 				if (out != NULL)
 					evhttp_clear_headers(out);
 				continue;
+			}
+			/* Headers the backend's Connection names are hop-by-hop too. */
+			if (out != NULL && fx->resp_connection != NULL) {
+				struct evkeyval *h, *next;
+
+				for (h = TAILQ_FIRST(out); h != NULL; h = next) {
+					next = TAILQ_NEXT(h, next);
+					if (fx_token_in_list(fx->resp_connection, h->key)) {
+						/* removes the first of that name: start over */
+						evhttp_remove_header(out, h->key);
+						next = TAILQ_FIRST(out);
+					}
+				}
 			}
 			return 1;
 		}
@@ -757,6 +803,8 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 			} else if (strcasecmp(line, "Connection") == 0) {
 				if (fx_token_in_list(value, "close"))
 					fx->keepalive = false;
+				free(fx->resp_connection);
+				fx->resp_connection = xstrdup(value);
 			} else if (strcasecmp(line, "Content-Type") == 0 &&
 			    strncasecmp(value, "text/event-stream", 17) == 0) {
 				fx->stream = true;

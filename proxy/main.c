@@ -239,7 +239,17 @@ main(int argc, char **argv)
 		log_error("cannot start", LOG_S("error", err));
 		goto out;
 	}
-	app.base = event_base_new();
+	{
+		/* Coalesce epoll interest changes per loop turn: evhttp and the
+		 * bufferevents toggle EV_READ/EV_WRITE several times per request. */
+		struct event_config *ec = event_config_new();
+
+		if (ec != NULL) {
+			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+			app.base = event_base_new_with_config(ec);
+			event_config_free(ec);
+		}
+	}
 	if (app.base == NULL) {
 		log_error("cannot create the event loop");
 		goto out;

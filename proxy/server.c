@@ -66,6 +66,7 @@ struct server_req {
 	int refs;
 	bool gone;
 	bool stream;
+	bool stream_timeouts; /* the client's read timeout is off while streaming */
 	bool logged;
 	char id[33];
 	char *path;
@@ -104,6 +105,10 @@ struct server {
 	bool backend_checked;
 	char backend_error[128];
 	int64_t backend_checked_at;
+
+	int64_t timeout_ms; /* evhttp's per-connection inactivity timeout */
+	char id_prefix[9];
+	uint64_t id_counter;
 
 	struct metric *m_requests;
 	struct metric *m_latency;
@@ -209,6 +214,7 @@ server_new(struct event_base *base, const struct config *cfg)
 }
 
 static void server_req_release(struct server_req *sr);
+static void server_req_stream_timeouts(struct server_req *sr, bool streaming);
 
 void
 server_free(struct server *srv)
@@ -369,6 +375,7 @@ server_on_complete(struct evhttp_request *req, void *arg)
 
 	if (sr->conn != NULL)
 		evhttp_connection_set_closecb(sr->conn, NULL, NULL);
+	server_req_stream_timeouts(sr, false);
 	server_access_log(sr, evhttp_request_get_response_code(req));
 	sr->req = NULL;
 	sr->gone = true;
@@ -415,9 +422,15 @@ server_req_make_id(struct server_req *sr)
 		memcpy(sr->id, given, n + 1);
 		return;
 	}
-	RAND_bytes(rnd, sizeof rnd);
-	for (size_t i = 0; i < sizeof rnd; i++)
-		snprintf(sr->id + 2 * i, 3, "%02x", rnd[i]);
+	/* Ids only correlate log lines: a per-process random prefix and a
+	 * counter are unique without a CSPRNG call per request. */
+	if (sr->srv->id_prefix[0] == '\0') {
+		RAND_bytes(rnd, sizeof rnd);
+		for (size_t i = 0; i < 4; i++)
+			snprintf(sr->srv->id_prefix + 2 * i, 3, "%02x", rnd[i]);
+	}
+	snprintf(sr->id, sizeof sr->id, "%s%08llx", sr->srv->id_prefix,
+	    (unsigned long long)++sr->srv->id_counter);
 }
 
 static void server_handle_health(struct server_req *sr, void *arg);
@@ -449,20 +462,9 @@ server_dispatch(struct evhttp_request *req, void *arg)
 		evhttp_connection_set_closecb(sr->conn, server_on_close, sr);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", sr->id);
 
-	if (uri == NULL) {
-		/* evhttp calls us without a URI after a parse failure; 413 is
-		 * already set when the body exceeded the limit. */
-		if (evhttp_request_get_response_code(req) == HTTP_ENTITYTOOLARGE) {
-			char desc[96];
-
-			snprintf(desc, sizeof desc, "request body exceeds the limit of %llu bytes",
-			    (unsigned long long)srv->cfg->server.max_body_size);
-			server_reply_oauth_error(sr, 413, "request_too_large", desc);
-		} else {
-			server_reply_oauth_error(sr, 400, "invalid_request", "malformed HTTP request");
-		}
-		return;
-	}
+	/* A body over server.maxBodySize never gets here: libevent 2.1 answers
+	 * 413 itself (with its own HTML page) as soon as Content-Length or the
+	 * chunks pass the limit, before reading the rest. */
 	if (srv->draining)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	r = server_match(srv, l->which, sr->path);
@@ -520,6 +522,29 @@ server_req_add_bytes(struct server_req *sr, size_t n)
 	sr->bytes += n;
 }
 
+/* evhttp keeps EV_READ on while it writes a reply (to notice a close) and
+ * so applies its inactivity timeout to a client that, rightly, sends
+ * nothing during a long stream. Turn the read timeout off for the stream
+ * (the write timeout still catches a client that stops reading) and put it
+ * back when the reply completes, for the next keep-alive request. */
+static void
+server_req_stream_timeouts(struct server_req *sr, bool streaming)
+{
+	struct bufferevent *bev;
+	struct timeval tv;
+	int64_t ms = sr->srv->timeout_ms;
+
+	if (sr->conn == NULL || streaming == sr->stream_timeouts)
+		return;
+	bev = evhttp_connection_get_bufferevent(sr->conn);
+	if (bev == NULL)
+		return;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	bufferevent_set_timeouts(bev, streaming ? NULL : &tv, &tv);
+	sr->stream_timeouts = streaming;
+}
+
 void
 server_req_set_stream(struct server_req *sr, bool stream)
 {
@@ -527,6 +552,8 @@ server_req_set_stream(struct server_req *sr, bool stream)
 		return;
 	sr->stream = stream;
 	metrics_add(sr->srv->m_streams, stream ? 1 : -1);
+	if (stream && !sr->gone)
+		server_req_stream_timeouts(sr, true);
 }
 
 void
@@ -763,9 +790,10 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	evhttp_set_max_body_size(l->http, which == SERVER_MCP ?
 	    (ev_ssize_t)srv->cfg->server.max_body_size : SERVER_DIAG_MAX_BODY);
 	/* One inactivity timeout covers reading a request and idle keep-alive;
-	 * a streaming reply is not cut by it (read is off while we write). */
+	 * streaming replies lift its read half (server_req_stream_timeouts). */
 	timeout_ms = srv->cfg->server.header_timeout_ms < srv->cfg->server.idle_timeout_ms ?
 	    srv->cfg->server.header_timeout_ms : srv->cfg->server.idle_timeout_ms;
+	srv->timeout_ms = timeout_ms;
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(l->http, &tv);
