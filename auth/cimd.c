@@ -10,6 +10,7 @@
 #include "auth/cimd.h"
 
 #include <ctype.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,10 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 
-/* Distinct documents fetched at once; more is refused, not queued. */
+/* Distinct documents fetched at once; more wait in a FIFO queue (each for
+ * at most the fetch timeout), and past CIMD_QUEUE_MAX they are refused. */
 #define CIMD_PENDING_MAX 256
+#define CIMD_QUEUE_MAX 4096
 
 struct cimd_lookup;
 
@@ -36,13 +39,16 @@ struct cimd_pending {
 	char *url;
 	char host[CIMD_HOST_MAX];
 	struct fetch *fetch;
+	bool queued;                 /* waiting for a fetch slot (no fetch yet) */
+	struct event *queue_timer;   /* gives up waiting after the fetch timeout */
 	bool completing;             /* answering waiters: cancel must not free */
 	struct oauth_client *stale;  /* revalidating this cached client, or NULL */
 	char *etag, *last_modified;  /* the validators sent */
 	char *cache_control, *expires; /* the stale entry's caching headers */
 	size_t n_waiters;
 	TAILQ_HEAD(, cimd_lookup) waiters;
-	TAILQ_ENTRY(cimd_pending) entry;
+	TAILQ_ENTRY(cimd_pending) entry;  /* in c->pending (every pending) */
+	TAILQ_ENTRY(cimd_pending) qentry; /* in c->queue while queued */
 };
 
 struct cimd_lookup {
@@ -58,7 +64,9 @@ struct cimd {
 	const struct config *cfg;
 	struct cimd_cache *cache;
 	TAILQ_HEAD(, cimd_pending) pending;
-	size_t n_pending;
+	size_t n_pending; /* fetches in flight */
+	TAILQ_HEAD(, cimd_pending) queue;
+	size_t n_queued;
 	struct metric *m_cache;
 	struct metric *m_evictions;
 	struct metric *m_fetch;
@@ -75,6 +83,7 @@ cimd_new(struct event_base *base, struct fetcher *fetcher, const struct config *
 	c->cfg = cfg;
 	c->cache = cimd_cache_new(cfg->eas.cimd.cache_max_size);
 	TAILQ_INIT(&c->pending);
+	TAILQ_INIT(&c->queue);
 	c->m_cache = metrics_counter("mcp_proxy_cimd_cache_total",
 	    "CIMD cache lookups by result (hit, miss, stale, revalidated).", "result");
 	c->m_evictions = metrics_counter("mcp_proxy_cimd_cache_evictions_total",
@@ -89,6 +98,8 @@ cimd_new(struct event_base *base, struct fetcher *fetcher, const struct config *
 static void
 cimd_pending_free(struct cimd_pending *p)
 {
+	if (p->queue_timer != NULL)
+		event_free(p->queue_timer);
 	oauth_client_unref(p->stale);
 	free(p->etag);
 	free(p->last_modified);
@@ -110,6 +121,8 @@ cimd_free(struct cimd *c)
 		return;
 	while ((p = TAILQ_FIRST(&c->pending)) != NULL) {
 		TAILQ_REMOVE(&c->pending, p, entry);
+		if (p->queued)
+			TAILQ_REMOVE(&c->queue, p, qentry);
 		fetch_cancel(p->fetch);
 		while ((l = TAILQ_FIRST(&p->waiters)) != NULL) {
 			TAILQ_REMOVE(&p->waiters, l, entry);
@@ -129,6 +142,41 @@ cimd_log_failure(const char *host, const char *reason, size_t waiters)
 	    LOG_S("reason", reason), LOG_I("waiters", waiters));
 }
 
+static void cimd_pending_fetch(struct cimd_pending *p);
+
+/* Take p out of the resolver's lists (it stays allocated). */
+static void
+cimd_pending_detach(struct cimd_pending *p)
+{
+	struct cimd *c = p->c;
+
+	TAILQ_REMOVE(&c->pending, p, entry);
+	if (p->queued) {
+		TAILQ_REMOVE(&c->queue, p, qentry);
+		c->n_queued--;
+		p->queued = false;
+		evtimer_del(p->queue_timer);
+	} else {
+		c->n_pending--;
+	}
+}
+
+/* Start queued fetches while there are free slots. */
+static void
+cimd_dequeue(struct cimd *c)
+{
+	struct cimd_pending *p;
+
+	while (c->n_pending < CIMD_PENDING_MAX && (p = TAILQ_FIRST(&c->queue)) != NULL) {
+		TAILQ_REMOVE(&c->queue, p, qentry);
+		c->n_queued--;
+		p->queued = false;
+		evtimer_del(p->queue_timer);
+		c->n_pending++;
+		cimd_pending_fetch(p);
+	}
+}
+
 /* Answer every waiter of p with client (or NULL and err) and free p. A done
  * callback may cancel other waiters of p or resolve again; it must not
  * free the resolver. */
@@ -140,8 +188,7 @@ cimd_pending_finish(struct cimd_pending *p, struct oauth_client *client, const c
 	cimd_done_cb done;
 	void *arg;
 
-	TAILQ_REMOVE(&c->pending, p, entry);
-	c->n_pending--;
+	cimd_pending_detach(p);
 	p->completing = true;
 	if (client == NULL)
 		cimd_log_failure(p->host, err, p->n_waiters);
@@ -154,6 +201,7 @@ cimd_pending_finish(struct cimd_pending *p, struct oauth_client *client, const c
 		done(client, err, arg);
 	}
 	cimd_pending_free(p);
+	cimd_dequeue(c);
 }
 
 /* Describe a failed fetch for the client, naming why. */
@@ -306,17 +354,58 @@ cimd_pending_find(struct cimd *c, const char *url)
 	return NULL;
 }
 
-/* Start the one fetch of url, conditional when a stale entry has validators. */
-static struct cimd_pending *
-cimd_pending_start(struct cimd *c, const char *url, const char *host,
-    const struct cimd_cache_entry *stale)
+/* Waited for a fetch slot as long as a fetch may take: give up. */
+static void
+cimd_queue_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	const struct config *cfg = c->cfg;
-	struct cimd_pending *p = xcalloc(1, sizeof *p);
+	struct cimd_pending *p = arg;
+	char err[CIMD_ERR_MAX];
+
+	snprintf(err, sizeof err, "client metadata document fetch timed out after %llds "
+	    "(waiting for one of %d fetch slots)",
+	    (long long)(p->c->cfg->eas.cimd.fetch_timeout_ms / 1000), CIMD_PENDING_MAX);
+	metrics_add(p->c->m_fetch, 1, "queue_timeout");
+	cimd_pending_finish(p, NULL, err);
+}
+
+/* Start p's fetch, conditional when a stale entry gave validators. */
+static void
+cimd_pending_fetch(struct cimd_pending *p)
+{
+	const struct config *cfg = p->c->cfg;
 	struct fetch_policy policy;
 	struct fetch_request req;
 	char *hdrs[3] = { NULL, NULL, NULL };
 	size_t nh = 0;
+
+	if (p->etag != NULL)
+		hdrs[nh++] = xasprintf("If-None-Match: %s", p->etag);
+	if (p->last_modified != NULL)
+		hdrs[nh++] = xasprintf("If-Modified-Since: %s", p->last_modified);
+	fetch_policy_init(&policy, true);
+	policy.timeout_ms = cfg->eas.cimd.fetch_timeout_ms;
+	policy.max_size = cfg->eas.cimd.max_document_size;
+	policy.allow_loopback = cfg->eas.cimd.insecure_allow_loopback;
+	memset(&req, 0, sizeof req);
+	req.method = "GET";
+	req.url = p->url;
+	req.headers = (const char *const *)hdrs;
+	req.policy = &policy;
+	req.policy_name = "cimd";
+	/* done never runs from inside fetch_start, so p is ready for it. */
+	p->fetch = fetch_start(p->c->fetcher, &req, cimd_on_fetch, p);
+	for (size_t i = 0; i < nh; i++)
+		free(hdrs[i]);
+}
+
+/* The one pending resolution of url: fetched now, or queued when every
+ * fetch slot is taken. */
+static struct cimd_pending *
+cimd_pending_start(struct cimd *c, const char *url, const char *host,
+    const struct cimd_cache_entry *stale)
+{
+	struct cimd_pending *p = xcalloc(1, sizeof *p);
+	struct timeval tv;
 
 	p->c = c;
 	p->url = xstrdup(url);
@@ -325,35 +414,28 @@ cimd_pending_start(struct cimd *c, const char *url, const char *host,
 	if (stale != NULL) {
 		p->stale = stale->client;
 		oauth_client_ref(p->stale);
-		if (stale->etag != NULL) {
+		if (stale->etag != NULL)
 			p->etag = xstrdup(stale->etag);
-			hdrs[nh++] = xasprintf("If-None-Match: %s", stale->etag);
-		}
-		if (stale->last_modified != NULL) {
+		if (stale->last_modified != NULL)
 			p->last_modified = xstrdup(stale->last_modified);
-			hdrs[nh++] = xasprintf("If-Modified-Since: %s", stale->last_modified);
-		}
 		if (stale->cache_control != NULL)
 			p->cache_control = xstrdup(stale->cache_control);
 		if (stale->expires != NULL)
 			p->expires = xstrdup(stale->expires);
 	}
-	fetch_policy_init(&policy, true);
-	policy.timeout_ms = cfg->eas.cimd.fetch_timeout_ms;
-	policy.max_size = cfg->eas.cimd.max_document_size;
-	policy.allow_loopback = cfg->eas.cimd.insecure_allow_loopback;
-	memset(&req, 0, sizeof req);
-	req.method = "GET";
-	req.url = url;
-	req.headers = (const char *const *)hdrs;
-	req.policy = &policy;
-	req.policy_name = "cimd";
 	TAILQ_INSERT_TAIL(&c->pending, p, entry);
-	c->n_pending++;
-	/* done never runs from inside fetch_start, so p is ready for it. */
-	p->fetch = fetch_start(c->fetcher, &req, cimd_on_fetch, p);
-	for (size_t i = 0; i < nh; i++)
-		free(hdrs[i]);
+	if (c->n_pending < CIMD_PENDING_MAX) {
+		c->n_pending++;
+		cimd_pending_fetch(p);
+		return p;
+	}
+	p->queued = true;
+	TAILQ_INSERT_TAIL(&c->queue, p, qentry);
+	c->n_queued++;
+	p->queue_timer = evtimer_new(c->base, cimd_queue_timeout, p);
+	tv.tv_sec = c->cfg->eas.cimd.fetch_timeout_ms / 1000;
+	tv.tv_usec = (c->cfg->eas.cimd.fetch_timeout_ms % 1000) * 1000;
+	evtimer_add(p->queue_timer, &tv);
 	return p;
 }
 
@@ -403,7 +485,7 @@ cimd_resolve(struct cimd *c, const char *client_id, cimd_done_cb done, void *arg
 	metrics_add(c->m_cache, 1, e != NULL ? "stale" : "miss");
 	p = cimd_pending_find(c, client_id);
 	if (p == NULL) {
-		if (c->n_pending >= CIMD_PENDING_MAX) {
+		if (c->n_queued >= CIMD_QUEUE_MAX) {
 			cimd_fail_now(host, "too many client metadata document fetches in progress; "
 			    "try again", done, arg);
 			return NULL;
@@ -441,11 +523,11 @@ cimd_cancel(struct cimd_lookup *l)
 	free(l);
 	if (p->n_waiters > 0 || p->completing)
 		return;
-	TAILQ_REMOVE(&c->pending, p, entry);
-	c->n_pending--;
+	cimd_pending_detach(p);
 	fetch_cancel(p->fetch);
 	metrics_add(c->m_fetch, 1, "cancelled");
 	cimd_pending_free(p);
+	cimd_dequeue(c);
 }
 
 size_t
@@ -457,5 +539,5 @@ cimd_cache_size(const struct cimd *c)
 size_t
 cimd_pending_count(const struct cimd *c)
 {
-	return c->n_pending;
+	return c->n_pending + c->n_queued;
 }

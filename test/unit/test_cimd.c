@@ -426,6 +426,79 @@ test_coalescing(void)
 	env_dispose(&e);
 }
 
+/* More distinct documents than fetch slots: the rest queue and all resolve. */
+static void
+test_queue_beyond_slots(void)
+{
+	enum { N = 300 };
+	struct env e;
+	static struct waiter w[N];
+	char path[64];
+	int ok = 0;
+
+	if (!env_init(&e))
+		return;
+	e.cfg->eas.cimd.cache_max_size = 1024;
+	env_start(&e);
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof path, "/q/%d.json", i);
+		put_valid(path, ",\"delayMs\":200");
+	}
+	memset(w, 0, sizeof w);
+	for (int i = 0; i < N; i++) {
+		w[i].env = &e;
+		snprintf(path, sizeof path, "/q/%d.json", i);
+		CU_ASSERT_PTR_NOT_NULL(cimd_resolve(e.cimd, url_of(path), on_done, &w[i]));
+	}
+	CU_ASSERT_EQUAL(cimd_pending_count(e.cimd), N);
+	run_until(&e, N, 15000);
+	for (int i = 0; i < N; i++) {
+		ok += w[i].called == 1 && w[i].client != NULL;
+		if (w[i].called == 1 && w[i].client == NULL && ok == 0)
+			fprintf(stderr, "queued lookup %d failed: %s\n", i, w[i].err);
+		waiter_reset(&w[i], &e);
+	}
+	CU_ASSERT_EQUAL(ok, N);
+	CU_ASSERT_EQUAL(cimd_pending_count(e.cimd), 0);
+	CU_ASSERT_EQUAL(fetch_metric("ok"), N);
+	env_dispose(&e);
+}
+
+/* A queued lookup gives up after the fetch timeout. */
+static void
+test_queue_timeout(void)
+{
+	enum { N = 260 };
+	struct env e;
+	static struct waiter w[N];
+	char path[64];
+	int timed_out = 0;
+
+	if (!env_init(&e))
+		return;
+	e.cfg->eas.cimd.fetch_timeout_ms = 1000;
+	env_start(&e);
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof path, "/qt/%d.json", i);
+		put_valid(path, ",\"delayMs\":3000");
+	}
+	memset(w, 0, sizeof w);
+	for (int i = 0; i < N; i++) {
+		w[i].env = &e;
+		snprintf(path, sizeof path, "/qt/%d.json", i);
+		cimd_resolve(e.cimd, url_of(path), on_done, &w[i]);
+	}
+	run_until(&e, N, 10000);
+	for (int i = 0; i < N; i++) {
+		timed_out += w[i].called == 1 && w[i].client == NULL &&
+		    strstr(w[i].err, "timed out after 1s") != NULL;
+		waiter_reset(&w[i], &e);
+	}
+	CU_ASSERT_EQUAL(timed_out, N);
+	CU_ASSERT_EQUAL(fetch_metric("queue_timeout"), N - 256);
+	env_dispose(&e);
+}
+
 static void
 test_cancel(void)
 {
@@ -893,6 +966,8 @@ test_log_lines(void)
 static const struct unit_test tests[] = {
 	{ "resolve ok then hit", test_resolve_ok_then_hit },
 	{ "coalescing 50 to 1", test_coalescing },
+	{ "300 documents queue beyond 256 fetch slots", test_queue_beyond_slots },
+	{ "a queued lookup times out", test_queue_timeout },
 	{ "cancel waiters", test_cancel },
 	{ "cancel from a callback", test_cancel_from_callback },
 	{ "timeout", test_timeout },
