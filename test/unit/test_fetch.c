@@ -809,13 +809,16 @@ test_trusted(void)
 /*
  * The loop-lag bound. A burst of 200 TLS handshakes costs real CPU on the
  * loop (OpenSSL 3 builds an SSL_CTX per connection inside libcurl 7.88),
- * shared here with the server thread: ~80-90 ms worst tick on 2 cores.
- * Sanitizers slow that code several times, so their builds get more room.
+ * shared here with the server thread: ~80-130 ms worst tick on 2 quiet
+ * cores, 350 ms seen while ctest runs other suites beside it. The server
+ * answers after 3 s, so a loop that waited on any transfer would lag at
+ * least that: the bound stays well below it. Sanitizers get more room.
  */
+#define LAG_SERVER_DELAY_MS 3000
 #if defined(__SANITIZE_ADDRESS__)
-#define LAG_BOUND_MS 1500
+#define LAG_BOUND_MS 2000
 #else
-#define LAG_BOUND_MS 200
+#define LAG_BOUND_MS 1000
 #endif
 
 static int64_t lag_last_us, lag_max_us;
@@ -842,7 +845,7 @@ test_concurrent(void)
 	int ok = 0;
 
 	reset_all();
-	atomic_store(&tls_srv->delay_ms, 1000);
+	atomic_store(&tls_srv->delay_ms, LAG_SERVER_DELAY_MS);
 	policy(&p, true, true);
 	p.timeout_ms = 20000;
 	t0 = clock_mono_us();
@@ -868,7 +871,7 @@ test_concurrent(void)
 	printf("\n  %d concurrent fetches in %lld ms, max loop lag %lld ms (bound %d) ", ok,
 	    (long long)((clock_mono_us() - t0) / 1000), (long long)(lag_max_us / 1000), LAG_BOUND_MS);
 	CU_ASSERT(lag_max_us < LAG_BOUND_MS * 1000);
-	CU_ASSERT(clock_mono_us() - t0 < 10 * 1000 * 1000);
+	CU_ASSERT(clock_mono_us() - t0 < 12 * 1000 * 1000);
 }
 
 static struct fetch *self_cancel;
