@@ -482,7 +482,10 @@ cimd_doc_scopes(const char *scope, const struct config *cfg, struct strlist *sco
 		}
 		free(tok);
 		tok = xstrndup(p, n);
-		if (!strlist_contains(&cfg->eas.scopes_supported, tok)) {
+		/* Baseline scopes are granted anyway, so declaring one is fine
+		 * (as for DCR clients). */
+		if (!strlist_contains(&cfg->eas.scopes_supported, tok) &&
+		    !strlist_contains(&cfg->eas.baseline_client_scopes, tok)) {
 			cimd_doc_err(err, errlen, CIMD_DOC "scope \"%s\" is not supported",
 			    cimd_doc_quote(tok, q, sizeof q));
 			goto out;
@@ -665,14 +668,8 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 	if (r == 1) {
 		if (cimd_doc_scopes(s, cfg, &c->scopes, err, errlen) != 0)
 			goto fail;
-	} else {
-		for (size_t i = 0; i < cfg->eas.scopes_supported.n; i++)
-			strlist_add(&c->scopes, cfg->eas.scopes_supported.v[i]);
 	}
-	for (size_t i = 0; i < cfg->eas.baseline_client_scopes.n; i++) {
-		if (!strlist_contains(&c->scopes, cfg->eas.baseline_client_scopes.v[i]))
-			strlist_add(&c->scopes, cfg->eas.baseline_client_scopes.v[i]);
-	}
+	oauth_client_finish_scopes(c, r == 1, cfg);
 	json_object_put(doc);
 	return c;
 fail:

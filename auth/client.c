@@ -220,6 +220,19 @@ oauth_redirect_uri_matches(const struct strlist *registered, const char *request
 	return false;
 }
 
+void
+oauth_client_finish_scopes(struct oauth_client *c, bool declared, const struct config *cfg)
+{
+	if (!declared) {
+		for (size_t i = 0; i < cfg->eas.scopes_supported.n; i++)
+			strlist_add(&c->scopes, cfg->eas.scopes_supported.v[i]);
+	}
+	for (size_t i = 0; i < cfg->eas.baseline_client_scopes.n; i++) {
+		if (!strlist_contains(&c->scopes, cfg->eas.baseline_client_scopes.v[i]))
+			strlist_add(&c->scopes, cfg->eas.baseline_client_scopes.v[i]);
+	}
+}
+
 bool
 oauth_scope_subset(const char *requested, const struct strlist *allowed)
 {

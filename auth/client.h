@@ -54,6 +54,11 @@ int oauth_redirect_uri_check(const char *uri, bool allow_private_scheme,
  * when the registered one is loopback with the same host and path. */
 bool oauth_redirect_uri_matches(const struct strlist *registered, const char *requested);
 
+/* Finish c's scope set: when the client declared none, every scope in
+ * scopes_supported; then baselineClientScopes unioned in (the seed: for
+ * DCR and CIMD clients alike). Declared scopes are checked by the caller. */
+void oauth_client_finish_scopes(struct oauth_client *c, bool declared, const struct config *cfg);
+
 /* Is every space-separated scope in `requested` in `allowed`? An empty or
  * NULL request is a subset. */
 bool oauth_scope_subset(const char *requested, const struct strlist *allowed);

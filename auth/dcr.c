@@ -194,14 +194,8 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 			strlist_add(&c->scopes, req.v[i]);
 		}
 		strlist_dispose(&req);
-	} else {
-		for (size_t i = 0; i < cfg->eas.scopes_supported.n; i++)
-			strlist_add(&c->scopes, cfg->eas.scopes_supported.v[i]);
 	}
-	for (size_t i = 0; i < cfg->eas.baseline_client_scopes.n; i++) {
-		if (!strlist_contains(&c->scopes, cfg->eas.baseline_client_scopes.v[i]))
-			strlist_add(&c->scopes, cfg->eas.baseline_client_scopes.v[i]);
-	}
+	oauth_client_finish_scopes(c, json_object_object_get_ex(doc, "scope", NULL), cfg);
 
 	if (json_object_object_get_ex(doc, "client_name", &v)) {
 		if (!json_object_is_type(v, json_type_string) ||
