@@ -41,20 +41,20 @@ revoke_handle(struct server_req *sr, void *arg)
 		return;
 	}
 	if (token_credentials(sr, &f, &client_id, &secret, &method, &status, &code, &desc) != 0) {
-		server_reply_oauth_error(sr, status, code, desc);
+		token_client_error(sr, method, status, code, desc);
 		goto out;
 	}
 	if (cimd_is_url(client_id)) {
 		if (secret != NULL) {
-			server_reply_oauth_error(sr, 401, "invalid_client",
+			token_client_error(sr, method, 401, "invalid_client",
 			    "a client ID metadata document client must not send a secret");
 			goto out;
 		}
 	} else if ((c = store_client_get(as->store, client_id)) == NULL) {
-		server_reply_oauth_error(sr, 401, "invalid_client", "unknown client");
+		token_client_error(sr, method, 401, "invalid_client", "unknown client");
 		goto out;
 	} else if (!token_authenticate(c, method, secret, &desc)) {
-		server_reply_oauth_error(sr, 401, "invalid_client", desc);
+		token_client_error(sr, method, 401, "invalid_client", desc);
 		goto out;
 	}
 	if ((token = form_get(&f, "token")) == NULL) {

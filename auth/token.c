@@ -57,12 +57,19 @@ token_abort(struct server_req *sr, void *arg)
 	token_free(arg);
 }
 
+void
+token_client_error(struct server_req *sr, const char *auth_method, int status, const char *error,
+    const char *desc)
+{
+	if (status == 401 && auth_method != NULL && strcmp(auth_method, "client_secret_basic") == 0)
+		server_add_header(sr, "WWW-Authenticate", "Basic realm=\"oauth\"");
+	server_reply_oauth_error(sr, status, error, desc);
+}
+
 static void
 token_error(struct token *t, int status, const char *error, const char *desc)
 {
-	if (status == 401 && strcmp(t->auth_method, "client_secret_basic") == 0)
-		server_add_header(t->sr, "WWW-Authenticate", "Basic realm=\"oauth\"");
-	server_reply_oauth_error(t->sr, status, error, desc);
+	token_client_error(t->sr, t->auth_method, status, error, desc);
 }
 
 static void
@@ -231,13 +238,15 @@ token_credentials(struct server_req *sr, const struct form *f, char **client_id,
 	*status = 400;
 	*error = "invalid_request";
 	if (authz != NULL) {
+		/* Whatever the header holds, the client tried to authenticate
+		 * with it: the 401 carries a Basic challenge (RFC 6749 §5.2). */
+		*method = "client_secret_basic";
 		if (token_parse_basic(authz, client_id, secret) != 0) {
 			*status = 401;
 			*error = "invalid_client";
 			*desc = "the Authorization header is not valid HTTP Basic credentials";
 			return -1;
 		}
-		*method = "client_secret_basic";
 		if (form_secret != NULL) {
 			*desc = "use one client authentication method, not several";
 			goto fail;

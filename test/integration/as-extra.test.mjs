@@ -533,6 +533,7 @@ test('/oauth/token input hardening: repeated parameters, oversized body, grant t
   assertOAuthError(await post(`grant_type=authorization_code&code=a&client_id=no-such-client`), 401, 'invalid_client', 'unknown client');
   res = await post('grant_type=authorization_code&code=a', { ...form, authorization: 'Basic !!!not-base64' });
   assertOAuthError(res, 401, 'invalid_client', 'malformed Basic');
+  assert.match(res.headers['www-authenticate'] ?? '', /^Basic\b/i, 'a 401 to an Authorization header carries the Basic challenge');
   res = await post('grant_type=authorization_code&code=a', { ...form, authorization: basic('no-such-client', 'x') });
   assertOAuthError(res, 401, 'invalid_client', 'unknown client over Basic');
   assert.match(res.headers['www-authenticate'] ?? '', /^Basic\b/i);
