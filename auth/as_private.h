@@ -71,13 +71,13 @@ void token_handle(struct server_req *sr, void *arg);
 void register_handle(struct server_req *sr, void *arg);
 void revoke_handle(struct server_req *sr, void *arg);
 
-/* Client credentials of a token/revocation request: HTTP Basic, or
- * client_id (+ client_secret) in the form. 0, or -1 with the RFC 6749
- * error to answer. */
 /* An error answer about client authentication: a 401 to a client that
  * used HTTP Basic carries the Basic challenge (RFC 6749 §5.2). */
 void token_client_error(struct server_req *sr, const char *auth_method, int status,
     const char *error, const char *desc);
+/* Client credentials of a token/revocation request: HTTP Basic, or
+ * client_id (+ client_secret) in the form. 0, or -1 with the RFC 6749
+ * error to answer. */
 int token_credentials(struct server_req *sr, const struct form *f, char **client_id,
     char **secret, const char **method, int *status, const char **error, const char **desc);
 /* Do the presented credentials authenticate client c? */
