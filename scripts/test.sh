@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, build normally and with
-# ASan+UBSan, install the pinned test peers (npm ci) and run ctest for both.
+# ASan+UBSan, install the pinned test peers (npm ci) and run ctest for both;
+# then build the libFuzzer harnesses with clang and run each for 15 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -17,4 +18,8 @@ echo "== ctest (release build)"
 ctest --test-dir build --output-on-failure -j"$jobs" || status=1
 echo "== ctest (ASan+UBSan build; the container test runs only above)"
 ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE container || status=1
+echo "== ctest (libFuzzer smoke: each parser fuzzed for 15 s over its seeds)"
+CC=clang cmake -S . -B build-fuzz -DMCP_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz
+ctest --test-dir build-fuzz --output-on-failure -j"$jobs" -L fuzz || status=1
 exit $status
