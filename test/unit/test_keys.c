@@ -231,6 +231,27 @@ member(json_object *obj, const char *name)
 	return json_object_get_string(v);
 }
 
+/* A good RSA JWKS parses the same every time (OpenSSL's probabilistic
+ * SP 800-56B modulus check once dropped the key in ~0.5% of parses). */
+static void
+test_jwks_rsa_stable(void)
+{
+	struct keyset *ks = keyset_new(), *back;
+	char err[256], *s;
+	int kept = 0;
+
+	CU_ASSERT_EQUAL_FATAL(add_key(ks, "rsa2048.pem", err, sizeof err), 0);
+	s = keyset_jwks_json(ks);
+	for (int i = 0; i < 5000; i++) {
+		back = keyset_from_jwks(s, strlen(s), err, sizeof err);
+		kept += back != NULL && keyset_count(back) == 1;
+		keyset_free(back);
+	}
+	CU_ASSERT_EQUAL(kept, 5000);
+	free(s);
+	keyset_free(ks);
+}
+
 static void
 test_jwks_public_only(void)
 {
@@ -483,6 +504,7 @@ main(void)
 		{ "generate_es256", test_generate_es256 },
 		{ "rfc7638_thumbprint", test_rfc7638_thumbprint },
 		{ "jwks_public_only", test_jwks_public_only },
+		{ "jwks_rsa_stable", test_jwks_rsa_stable },
 		{ "jwks_skips_unusable_keys", test_jwks_skips },
 		{ "jwks_refused", test_jwks_refused },
 		{ NULL, NULL },
