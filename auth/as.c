@@ -273,30 +273,13 @@ as_token_revoked(struct as *as, const char *jti)
 const char *
 as_method(struct server_req *sr)
 {
-	struct evhttp_request *req = server_req_evreq(sr);
-
-	if (req == NULL)
-		return "";
-	switch (evhttp_request_get_command(req)) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_POST:
-		return "POST";
-	case EVHTTP_REQ_OPTIONS:
-		return "OPTIONS";
-	case EVHTTP_REQ_HEAD:
-		return "HEAD";
-	default:
-		return "OTHER";
-	}
+	return server_req_method_name(sr);
 }
 
 const char *
 as_header(struct server_req *sr, const char *name)
 {
-	struct evhttp_request *req = server_req_evreq(sr);
-
-	return req != NULL ? evhttp_find_header(evhttp_request_get_input_headers(req), name) : NULL;
+	return server_req_header(sr, name);
 }
 
 void
@@ -322,15 +305,13 @@ as_preflight(struct server_req *sr, const char *methods)
 char *
 as_read_body(struct server_req *sr, size_t max, size_t *len)
 {
-	struct evhttp_request *req = server_req_evreq(sr);
-	struct evbuffer *in;
+	struct evbuffer *in = server_req_body(sr);
 	size_t n;
 	char *s;
 
 	*len = 0;
-	if (req == NULL)
+	if (server_req_gone(sr))
 		return NULL;
-	in = evhttp_request_get_input_buffer(req);
 	n = evbuffer_get_length(in);
 	if (n > max)
 		return NULL;
@@ -345,19 +326,18 @@ int
 as_read_params(struct server_req *sr, bool allow_query, size_t max, struct form *f, char *err,
     size_t errlen)
 {
-	struct evhttp_request *req = server_req_evreq(sr);
 	const char *method = as_method(sr), *ct, *q;
 	char *body;
 	size_t len;
 	int rc;
 
 	memset(f, 0, sizeof *f);
-	if (req == NULL) {
+	if (server_req_gone(sr)) {
 		snprintf(err, errlen, "the client is gone");
 		return -1;
 	}
 	if (allow_query && strcmp(method, "GET") == 0) {
-		q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+		q = server_req_query(sr);
 		if (q == NULL)
 			return 0;
 		if (strlen(q) > max) {

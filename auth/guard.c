@@ -371,7 +371,6 @@ guard_check_embedded(struct guard *g, const char *token, size_t len,
 static char *
 guard_jsonrpc_id(struct server_req *sr)
 {
-	struct evhttp_request *req = server_req_evreq(sr);
 	struct json_tokener *tok;
 	struct evbuffer *in;
 	const char *ct;
@@ -379,10 +378,10 @@ guard_jsonrpc_id(struct server_req *sr)
 	char *out = NULL;
 	size_t len;
 
-	if (req == NULL)
+	if (server_req_gone(sr))
 		return NULL;
-	ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-	in = evhttp_request_get_input_buffer(req);
+	ct = server_req_header(sr, "Content-Type");
+	in = server_req_body(sr);
 	len = evbuffer_get_length(in);
 	if (ct == NULL || strstr(ct, "json") == NULL || len == 0 || len > GUARD_JSONRPC_SCAN_MAX)
 		return NULL;
@@ -747,16 +746,15 @@ guard_check_oidc(struct guard *g, struct server_req *sr, const char *token, size
 /* The request's bearer token: every Authorization header is looked at, so
  * that a second one is refused rather than ignored. */
 static enum guard_auth
-guard_request_token(struct evhttp_request *req, const char **token, size_t *len)
+guard_request_token(struct server_req *sr, const char **token, size_t *len)
 {
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	struct evkeyval *kv;
-	const char *value = NULL;
+	const char *value = NULL, *name, *v;
+	size_t i = 0;
 	int n = 0;
 
-	TAILQ_FOREACH(kv, h, next) {
-		if (strcasecmp(kv->key, "Authorization") == 0) {
-			value = kv->value;
+	while (server_req_header_next(sr, &i, &name, &v)) {
+		if (strcasecmp(name, "Authorization") == 0) {
+			value = v;
 			n++;
 		}
 	}
@@ -772,16 +770,15 @@ void
 guard_handler(struct server_req *sr, void *arg)
 {
 	struct guard *g = arg;
-	struct evhttp_request *req = server_req_evreq(sr);
 	const struct tokencache_claims *claims;
 	const char *token, *reason;
 	enum guard_verdict v;
 	char desc[160];
 	size_t len;
 
-	if (req == NULL)
+	if (server_req_gone(sr))
 		return;
-	switch (guard_request_token(req, &token, &len)) {
+	switch (guard_request_token(sr, &token, &len)) {
 	case GUARD_AUTH_MISSING:
 		guard_deny(g, sr, GUARD_NO_TOKEN, "no_token", NULL);
 		return;

@@ -206,25 +206,24 @@ void
 prm_handler(struct server_req *sr, void *arg)
 {
 	struct prm *p = arg;
-	struct evhttp_request *req = server_req_evreq(sr);
-	enum evhttp_cmd_type cmd;
+	enum h1_method cmd;
 
-	if (req == NULL)
+	if (server_req_gone(sr))
 		return;
 	if (!prm_path_matches(p, server_req_path(sr))) {
 		server_reply_json(sr, 404, "{\"error\":\"not_found\"}");
 		return;
 	}
-	cmd = evhttp_request_get_command(req);
+	cmd = server_req_method(sr);
 	server_add_header(sr, "Access-Control-Allow-Origin", "*");
-	if (cmd == EVHTTP_REQ_OPTIONS) {
+	if (cmd == H1_OPTIONS) {
 		server_add_header(sr, "Access-Control-Allow-Methods", "GET, OPTIONS");
 		server_add_header(sr, "Access-Control-Allow-Headers", PRM_CORS_HEADERS);
 		server_add_header(sr, "Access-Control-Max-Age", "86400");
 		server_reply(sr, 204, NULL, NULL, 0);
 		return;
 	}
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+	if (cmd != H1_GET && cmd != H1_HEAD) {
 		server_add_header(sr, "Allow", "GET, HEAD, OPTIONS");
 		server_reply_oauth_error(sr, 405, "invalid_request",
 		    "the protected resource metadata is read with GET");

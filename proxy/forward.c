@@ -1,8 +1,13 @@
 /*
- * The data plane (see forward.h). The client side is evhttp (server.c);
- * the backend side is our own HTTP/1.1 client on bufferevents, so connect
- * and response timeouts, connection reuse, cancellation and backpressure
- * are ours to decide rather than evhttp-client defaults.
+ * The data plane (see forward.h). The client side is server.c's HTTP/1.1
+ * front (server_req_*: the request's head and body, streaming replies with
+ * a drained callback for backpressure); the backend side is our own
+ * HTTP/1.1 client, so connect and response timeouts, connection reuse,
+ * cancellation and backpressure are ours to decide. A bufferevent only
+ * resolves and connects; then the connection is ours in the same style as
+ * the client side: one persistent EV_READ event for its whole life (in use
+ * and in the pool), readv into the input buffer, requests written at once
+ * with writev and EV_WRITE only when the kernel does not take everything.
  *
  * Lifetimes: a struct fx (one forwarded exchange) holds a reference on its
  * server_req and owns the backend connection it uses until it completes,
@@ -23,8 +28,8 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -32,6 +37,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/xalloc.h"
@@ -51,10 +58,18 @@ struct fx;
 
 struct bconn {
 	struct forwarder *fw;
-	struct bufferevent *bev;
+	struct bufferevent *connector; /* resolves and connects, then goes */
+	evutil_socket_t fd;            /* -1 until connected */
+	struct event rev;              /* persistent EV_READ, with the idle tick */
+	struct event wev;              /* EV_WRITE while a request is pending */
+	struct evbuffer *in;
+	struct evbuffer *out;
 	struct fx *fx; /* NULL while idle in the pool */
+	int64_t idle_since_us;
 	bool connected;
 	bool reused;
+	bool reading;
+	bool writing;
 	TAILQ_ENTRY(bconn) entry;
 };
 
@@ -84,7 +99,6 @@ enum fx_chunk { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 struct fx {
 	struct forwarder *fw;
 	struct server_req *sr;
-	struct evhttp_request *req;
 	struct bconn *bc;
 	struct event *timer;
 	int refs;
@@ -94,7 +108,6 @@ struct fx {
 	enum fx_chunk chunk;
 	int64_t remaining;
 	int status;
-	size_t head_bytes;
 	bool head_method;
 	bool keepalive;
 	bool started;   /* reply headers sent to the client */
@@ -104,7 +117,8 @@ struct fx {
 	bool retried;
 	bool rewrite_sse;
 	bool content_length_reply;
-	char *resp_connection; /* the backend's Connection header value */
+	bool has_accel_buffering; /* the backend sent X-Accel-Buffering */
+	int64_t head_length;      /* the backend's Content-Length for HEAD */
 	struct evbuffer *sse_pending;
 	char *sse_prefix;
 	struct forward_opts opts;
@@ -119,6 +133,8 @@ static void fx_send_request(struct fx *fx);
 
 /* --- backend connections --- */
 
+#define FW_READ_SIZE 16384
+
 static void
 bconn_free(struct bconn *bc)
 {
@@ -129,21 +145,22 @@ bconn_free(struct bconn *bc)
 		bc->fw->n_idle--;
 		metrics_set(bc->fw->m_pool, (double)bc->fw->n_idle);
 	}
-	bufferevent_free(bc->bev);
+	if (bc->connector != NULL) {
+		/* still connecting: the socket it made is ours to close */
+		evutil_socket_t fd = bufferevent_getfd(bc->connector);
+
+		bufferevent_free(bc->connector);
+		if (fd >= 0)
+			evutil_closesocket(fd);
+	}
+	if (bc->fd >= 0) {
+		event_del(&bc->rev);
+		event_del(&bc->wev);
+		evutil_closesocket(bc->fd);
+	}
+	evbuffer_free(bc->in);
+	evbuffer_free(bc->out);
 	free(bc);
-}
-
-static void
-bconn_idle_read(struct bufferevent *bev, void *arg)
-{
-	/* A pooled connection must be silent; anything else is garbage. */
-	bconn_free(arg);
-}
-
-static void
-bconn_idle_event(struct bufferevent *bev, short what, void *arg)
-{
-	bconn_free(arg);
 }
 
 /* Return a connection to the pool, or close it when the pool is full. */
@@ -151,21 +168,117 @@ static void
 bconn_release(struct bconn *bc)
 {
 	struct forwarder *fw = bc->fw;
-	struct timeval idle = { FW_BACKEND_IDLE_S, 0 };
 
 	bc->fx = NULL;
 	if (fw->n_idle >= fw->cfg->backend.max_idle_connections ||
-	    evbuffer_get_length(bufferevent_get_input(bc->bev)) > 0) {
+	    evbuffer_get_length(bc->in) > 0 || evbuffer_get_length(bc->out) > 0 ||
+	    !bc->reading) {
 		bc->entry.tqe_prev = NULL;
 		bconn_free(bc);
 		return;
 	}
-	bufferevent_setcb(bc->bev, bconn_idle_read, NULL, bconn_idle_event, bc);
-	bufferevent_set_timeouts(bc->bev, &idle, NULL);
-	bufferevent_enable(bc->bev, EV_READ);
+	bc->idle_since_us = clock_mono_us();
 	TAILQ_INSERT_HEAD(&fw->idle, bc, entry);
 	fw->n_idle++;
 	metrics_set(fw->m_pool, (double)fw->n_idle);
+}
+
+/* Stop or resume reading (backpressure). */
+static void
+bconn_set_reading(struct bconn *bc, bool on)
+{
+	struct timeval idle = { FW_BACKEND_IDLE_S, 0 };
+
+	if (bc->fd < 0 || on == bc->reading)
+		return;
+	if (on)
+		event_add(&bc->rev, &idle);
+	else
+		event_del(&bc->rev);
+	bc->reading = on;
+}
+
+/* Write the pending request now; EV_WRITE only for what the kernel did
+ * not take. A write error shows up on the read side as well. */
+static void
+bconn_write(struct bconn *bc)
+{
+	int n;
+
+	if (bc->fd < 0 || evbuffer_get_length(bc->out) == 0)
+		return;
+	n = evbuffer_write(bc->out, bc->fd);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		evbuffer_drain(bc->out, evbuffer_get_length(bc->out));
+	if (evbuffer_get_length(bc->out) > 0 && !bc->writing) {
+		event_add(&bc->wev, NULL);
+		bc->writing = true;
+	} else if (evbuffer_get_length(bc->out) == 0 && bc->writing) {
+		event_del(&bc->wev);
+		bc->writing = false;
+	}
+}
+
+static void
+bconn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	bconn_write(arg);
+}
+
+static void fx_backend_read(struct bconn *bc);
+static void fx_backend_closed(struct fx *fx, const char *connect_error);
+
+static void
+bconn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct bconn *bc = arg;
+	struct evbuffer_iovec v[2];
+	ssize_t n;
+	int nv;
+
+	if (what & EV_TIMEOUT) {
+		/* the idle tick: close pooled connections idle for long */
+		if (bc->fx == NULL &&
+		    clock_mono_us() - bc->idle_since_us >= (int64_t)FW_BACKEND_IDLE_S * 1000000)
+			bconn_free(bc);
+		return;
+	}
+	if (bc->fx == NULL) {
+		/* A pooled connection must be silent; anything else (EOF
+		 * included) ends it. */
+		bconn_free(bc);
+		return;
+	}
+	nv = evbuffer_reserve_space(bc->in, FW_READ_SIZE, v, 2);
+	n = readv(bc->fd, (struct iovec *)v, nv);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		fx_backend_closed(bc->fx, NULL);
+		return;
+	}
+	for (int i = 0; i < nv; i++) {
+		if ((size_t)n < v[i].iov_len)
+			v[i].iov_len = (size_t)n;
+		n -= (ssize_t)v[i].iov_len;
+	}
+	evbuffer_commit_space(bc->in, v, nv);
+	fx_backend_read(bc);
+}
+
+/* The connector connected: take its socket and let it go. */
+static void
+bconn_adopt(struct bconn *bc)
+{
+	struct event_base *base = bc->fw->base;
+
+	bc->fd = bufferevent_getfd(bc->connector);
+	bufferevent_free(bc->connector);
+	bc->connector = NULL;
+	bc->connected = true;
+	event_assign(&bc->rev, base, bc->fd, EV_READ | EV_PERSIST, bconn_on_read, bc);
+	event_assign(&bc->wev, base, bc->fd, EV_WRITE | EV_PERSIST, bconn_on_write, bc);
+	bconn_set_reading(bc, true);
 }
 
 /* --- fx lifetime --- */
@@ -191,7 +304,6 @@ fx_unref(struct fx *fx)
 	if (fx->sse_pending != NULL)
 		evbuffer_free(fx->sse_pending);
 	free(fx->sse_prefix);
-	free(fx->resp_connection);
 	free(fx->inject_name);
 	xfree_secret(fx->inject_value);
 	server_req_unref(fx->sr);
@@ -226,14 +338,13 @@ static void
 fx_abort(struct server_req *sr, void *arg)
 {
 	struct fx *fx = arg;
-	struct evhttp_request *req = server_req_evreq(sr);
 
 	if (fx->dead)
 		return;
-	if (req != NULL && fx->started) {
+	if (!server_req_gone(sr) && fx->started) {
 		/* Shutdown of a live stream: end it cleanly. */
-		evhttp_send_reply_end(req);
-	} else if (req != NULL) {
+		server_reply_end(sr);
+	} else if (!server_req_gone(sr)) {
 		fx_fail(fx, 503, "shutdown", "the proxy is shutting down");
 		return;
 	}
@@ -253,10 +364,10 @@ fx_jsonrpc_id(struct fx *fx)
 	size_t len;
 	char *out = NULL;
 
-	if (fx->req == NULL || server_req_gone(fx->sr))
+	if (server_req_gone(fx->sr))
 		return NULL;
-	ct = evhttp_find_header(evhttp_request_get_input_headers(fx->req), "Content-Type");
-	in = evhttp_request_get_input_buffer(fx->req);
+	ct = server_req_header(fx->sr, "Content-Type");
+	in = server_req_body(fx->sr);
 	len = evbuffer_get_length(in);
 	if (ct == NULL || strstr(ct, "json") == NULL || len == 0 || len > FW_JSONRPC_SCAN_MAX)
 		return NULL;
@@ -287,14 +398,13 @@ static void
 fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 {
 	struct forwarder *fw = fx->fw;
-	struct evhttp_request *req = server_req_evreq(fx->sr);
 
 	if (fx->dead)
 		return;
 	metrics_add(fw->m_errors, 1, kind);
 	log_warn("backend error", LOG_S("kind", kind), LOG_S("error", message),
 	    LOG_S("path", server_req_path(fx->sr)), LOG_S("request_id", server_req_id(fx->sr)));
-	if (req == NULL) {
+	if (server_req_gone(fx->sr)) {
 		fx_close(fx, false);
 		return;
 	}
@@ -302,12 +412,12 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 		if (fx->content_length_reply) {
 			/* The client was promised more bytes: only closing tells it. */
 			fx_ref(fx);
-			evhttp_connection_free(evhttp_request_get_connection(req));
+			server_req_abort_connection(fx->sr);
 			fx_close(fx, false);
 			fx_unref(fx);
 			return;
 		}
-		evhttp_send_reply_end(req);
+		server_reply_end(fx->sr);
 		fx_close(fx, false);
 		return;
 	} else {
@@ -332,7 +442,7 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 			json_object_put(m);
 		}
 		/* Response headers copied from a bad backend reply must not leak. */
-		evhttp_clear_headers(evhttp_request_get_output_headers(req));
+		server_req_clear_headers(fx->sr);
 		server_add_header(fx->sr, "X-Request-Id", server_req_id(fx->sr));
 		server_reply_json(fx->sr, status, body);
 		free(body);
@@ -341,25 +451,6 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 }
 
 /* --- sending the request --- */
-
-static bool
-fx_token_in_list(const char *list, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (list == NULL)
-		return false;
-	for (const char *p = list; *p != '\0';) {
-		size_t len;
-
-		p += strspn(p, " \t,");
-		len = strcspn(p, " \t,");
-		if (len == n && strncasecmp(p, name, n) == 0)
-			return true;
-		p += len;
-	}
-	return false;
-}
 
 /* Headers a proxy must not forward in either direction (RFC 9110 §7.6.1). */
 static bool
@@ -374,7 +465,7 @@ fx_hop_by_hop(const char *name, const char *connection)
 	}
 	if (strncasecmp(name, "Proxy-", 6) == 0)
 		return true;
-	return fx_token_in_list(connection, name);
+	return h1_token_in_list(connection, name);
 }
 
 /* Is this a safe X-Forwarded-Prefix value to put in a URL path? */
@@ -401,57 +492,46 @@ static void
 fx_write_request(struct fx *fx, struct evbuffer *out)
 {
 	struct forwarder *fw = fx->fw;
-	struct evhttp_request *req = fx->req;
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *connection = evhttp_find_header(in, "Connection");
-	const char *path = evhttp_uri_get_path(uri), *query = evhttp_uri_get_query(uri);
-	const char *xff = evhttp_find_header(in, "X-Forwarded-For");
-	const char *host = evhttp_find_header(in, "Host");
-	struct evbuffer *body = evhttp_request_get_input_buffer(req);
-	struct evkeyval *h;
-	char *peer = NULL;
-	ev_uint16_t peer_port = 0;
+	struct server_req *sr = fx->sr;
+	const char *connection = server_req_header(sr, "Connection");
+	const char *path = server_req_path(sr), *query = server_req_query(sr);
+	const char *xff = server_req_header(sr, "X-Forwarded-For");
+	const char *host = server_req_header(sr, "Host");
+	const char *peer = server_req_peer(sr), *name, *value;
+	struct evbuffer *body = server_req_body(sr);
+	enum h1_method m = server_req_method(sr);
 	bool trust = fw->cfg->server.trust_proxy_headers;
+	size_t i = 0;
 
 	evbuffer_add_printf(out, "%s %s%s%s%s HTTP/1.1\r\nHost: %s\r\n",
-	    fx->head_method ? "HEAD" : evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" :
-	    evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" :
-	    evhttp_request_get_command(req) == EVHTTP_REQ_DELETE ? "DELETE" :
-	    evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS ? "OPTIONS" :
-	    evhttp_request_get_command(req) == EVHTTP_REQ_PUT ? "PUT" :
-	    evhttp_request_get_command(req) == EVHTTP_REQ_PATCH ? "PATCH" : "GET",
-	    fw->base_path, path != NULL && *path != '\0' ? path : "/", query != NULL ? "?" : "",
+	    fx->head_method ? "HEAD" : server_req_method_name(sr), fw->base_path,
+	    path != NULL && *path != '\0' ? path : "/", query != NULL ? "?" : "",
 	    query != NULL ? query : "", fw->host_header);
-	TAILQ_FOREACH(h, in, next) {
-		if (fx_hop_by_hop(h->key, connection) || strcasecmp(h->key, "Host") == 0 ||
-		    strcasecmp(h->key, "Authorization") == 0 || strcasecmp(h->key, "Expect") == 0)
+	while (server_req_header_next(sr, &i, &name, &value)) {
+		if (fx_hop_by_hop(name, connection) || strcasecmp(name, "Host") == 0 ||
+		    strcasecmp(name, "Authorization") == 0 || strcasecmp(name, "Expect") == 0)
 			continue;
-		if (fx->opts.strip_cookies && strcasecmp(h->key, "Cookie") == 0)
+		if (fx->opts.strip_cookies && strcasecmp(name, "Cookie") == 0)
 			continue;
-		if (strncasecmp(h->key, "X-Forwarded-", 12) == 0 && !trust)
+		if (strncasecmp(name, "X-Forwarded-", 12) == 0 && !trust)
 			continue;
-		if (strcasecmp(h->key, "X-Forwarded-For") == 0)
+		if (strcasecmp(name, "X-Forwarded-For") == 0)
 			continue; /* rebuilt below */
-		if (fx->inject_name != NULL && strcasecmp(h->key, fx->inject_name) == 0)
+		if (fx->inject_name != NULL && strcasecmp(name, fx->inject_name) == 0)
 			continue;
-		evbuffer_add_printf(out, "%s: %s\r\n", h->key, h->value);
+		evbuffer_add_printf(out, "%s: %s\r\n", name, value);
 	}
-	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
 	if (trust && xff != NULL)
-		evbuffer_add_printf(out, "X-Forwarded-For: %s, %s\r\n", xff, peer ? peer : "");
+		evbuffer_add_printf(out, "X-Forwarded-For: %s, %s\r\n", xff, peer);
 	else
-		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", peer ? peer : "");
-	if (!trust || evhttp_find_header(in, "X-Forwarded-Proto") == NULL)
-		evbuffer_add_printf(out, "X-Forwarded-Proto: http\r\n");
-	if ((!trust || evhttp_find_header(in, "X-Forwarded-Host") == NULL) && host != NULL)
+		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", peer);
+	if (!trust || server_req_header(sr, "X-Forwarded-Proto") == NULL)
+		evbuffer_add(out, "X-Forwarded-Proto: http\r\n", 25);
+	if ((!trust || server_req_header(sr, "X-Forwarded-Host") == NULL) && host != NULL)
 		evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", host);
 	if (fx->inject_name != NULL)
 		evbuffer_add_printf(out, "%s: %s\r\n", fx->inject_name, fx->inject_value);
-	if (evbuffer_get_length(body) > 0 ||
-	    evhttp_request_get_command(req) == EVHTTP_REQ_POST ||
-	    evhttp_request_get_command(req) == EVHTTP_REQ_PUT ||
-	    evhttp_request_get_command(req) == EVHTTP_REQ_PATCH)
+	if (evbuffer_get_length(body) > 0 || m == H1_POST || m == H1_PUT || m == H1_PATCH)
 		evbuffer_add_printf(out, "Content-Length: %zu\r\n", evbuffer_get_length(body));
 	evbuffer_add(out, "\r\n", 2);
 	/* The body by reference: the client's buffer stays intact for a retry
@@ -487,9 +567,9 @@ fx_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-fx_backend_read(struct bufferevent *bev, void *arg)
+fx_backend_read(struct bconn *bc)
 {
-	struct fx *fx = arg;
+	struct fx *fx = bc->fx;
 
 	fx_ref(fx);
 	fx_process(fx);
@@ -500,48 +580,33 @@ fx_backend_read(struct bufferevent *bev, void *arg)
 static bool
 fx_idempotent(const struct fx *fx)
 {
-	switch (evhttp_request_get_command(fx->req)) {
-	case EVHTTP_REQ_GET:
-	case EVHTTP_REQ_HEAD:
-	case EVHTTP_REQ_OPTIONS:
-	case EVHTTP_REQ_PUT:
-	case EVHTTP_REQ_DELETE:
+	switch (server_req_method(fx->sr)) {
+	case H1_GET:
+	case H1_HEAD:
+	case H1_OPTIONS:
+	case H1_PUT:
+	case H1_DELETE:
 		return true;
 	default:
 		return false;
 	}
 }
 
+/* The backend connection closed (or failed to connect, with the error). */
 static void
-fx_backend_event(struct bufferevent *bev, short what, void *arg)
+fx_backend_closed(struct fx *fx, const char *connect_error)
 {
-	struct fx *fx = arg;
-	struct bconn *bc = fx->bc;
-
 	fx_ref(fx);
-	if (what & BEV_EVENT_CONNECTED) {
-		bc->connected = true;
-		fx_arm_timer(fx, fx->fw->cfg->backend.response_timeout_ms);
-		goto out;
-	}
 	if (fx->dead)
 		goto out;
-	/* Data that arrived with the EOF is still ours to process. */
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-		fx_process(fx);
-	if (fx->dead)
-		goto out;
-	if (!bc->connected) {
-		int err = bufferevent_socket_get_dns_error(bev);
+	if (connect_error != NULL) {
 		char msg[160];
 
-		snprintf(msg, sizeof msg, "cannot connect to the MCP server: %s",
-		    err ? evutil_gai_strerror(err) :
-			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		snprintf(msg, sizeof msg, "cannot connect to the MCP server: %s", connect_error);
 		fx_fail(fx, 502, "connect", msg);
 		goto out;
 	}
-	if (fx->state == FX_WAIT_HEAD && !fx->got_bytes && bc->reused && !fx->retried &&
+	if (fx->state == FX_WAIT_HEAD && !fx->got_bytes && fx->bc->reused && !fx->retried &&
 	    fx_idempotent(fx)) {
 		/* The pooled connection was closed before any answer. The backend
 		 * may have read and acted on the request, so only an idempotent
@@ -555,11 +620,8 @@ fx_backend_event(struct bufferevent *bev, short what, void *arg)
 		goto out;
 	}
 	if (fx->state == FX_BODY && fx->body == BODY_CLOSE) {
-		struct evhttp_request *req = server_req_evreq(fx->sr);
-
 		fx->keepalive = false;
-		if (req != NULL)
-			evhttp_send_reply_end(req);
+		server_reply_end(fx->sr);
 		fx_close(fx, false);
 		goto out;
 	}
@@ -567,6 +629,24 @@ fx_backend_event(struct bufferevent *bev, short what, void *arg)
 	    "the MCP server closed the connection before the response ended");
 out:
 	fx_unref(fx);
+}
+
+static void
+fx_connect_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct bconn *bc = arg;
+	struct fx *fx = bc->fx;
+	int err;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		bconn_adopt(bc);
+		fx_arm_timer(fx, fx->fw->cfg->backend.response_timeout_ms);
+		bconn_write(bc);
+		return;
+	}
+	err = bufferevent_socket_get_dns_error(bev);
+	fx_backend_closed(fx, err ? evutil_gai_strerror(err) :
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 static void
@@ -584,17 +664,23 @@ fx_send_request(struct fx *fx)
 	} else {
 		bc = xcalloc(1, sizeof *bc);
 		bc->fw = fw;
-		bc->bev = bufferevent_socket_new(fw->base, -1, BEV_OPT_CLOSE_ON_FREE);
-		if (bc->bev == NULL) {
-			free(bc);
+		bc->fd = -1;
+		bc->in = evbuffer_new();
+		bc->out = evbuffer_new();
+		/* Not CLOSE_ON_FREE: its socket becomes ours once connected. */
+		bc->connector = bufferevent_socket_new(fw->base, -1, 0);
+		if (bc->connector == NULL) {
+			bconn_free(bc);
 			fx_fail(fx, 502, "connect", "cannot create a socket");
 			return;
 		}
-		rc = bufferevent_socket_connect_hostname(bc->bev, fw->dns, AF_UNSPEC, fw->host,
-		    fw->port);
+		bc->fx = fx;
+		bufferevent_setcb(bc->connector, NULL, NULL, fx_connect_event, bc);
+		rc = bufferevent_socket_connect_hostname(bc->connector, fw->dns, AF_UNSPEC,
+		    fw->host, fw->port);
 		if (rc != 0) {
-			bufferevent_free(bc->bev);
-			free(bc);
+			bc->fx = NULL;
+			bconn_free(bc);
 			fx_fail(fx, 502, "connect", "cannot connect to the MCP server");
 			return;
 		}
@@ -602,25 +688,23 @@ fx_send_request(struct fx *fx)
 	bc->entry.tqe_prev = NULL;
 	bc->fx = fx;
 	fx->bc = bc;
-	bufferevent_setcb(bc->bev, fx_backend_read, NULL, fx_backend_event, fx);
-	bufferevent_set_timeouts(bc->bev, NULL, NULL);
-	bufferevent_enable(bc->bev, EV_READ | EV_WRITE);
-	fx_write_request(fx, bufferevent_get_output(bc->bev));
+	fx_write_request(fx, bc->out);
 	fx_arm_timer(fx, bc->connected ? fw->cfg->backend.response_timeout_ms :
 					 fw->cfg->backend.connect_timeout_ms);
+	bconn_write(bc);
 }
 
 /* --- the response --- */
 
 static void
-fx_drained(struct evhttp_connection *conn, void *arg)
+fx_drained(struct server_req *sr, void *arg)
 {
 	struct fx *fx = arg;
 
 	if (fx->dead || !fx->paused || fx->bc == NULL)
 		return;
 	fx->paused = false;
-	bufferevent_enable(fx->bc->bev, EV_READ);
+	bconn_set_reading(fx->bc, true);
 	fx_ref(fx);
 	fx_process(fx);
 	fx_unref(fx);
@@ -630,19 +714,12 @@ fx_drained(struct evhttp_connection *conn, void *arg)
 static void
 fx_emit_raw(struct fx *fx, struct evbuffer *buf)
 {
-	struct evhttp_request *req = server_req_evreq(fx->sr);
-	struct evhttp_connection *conn;
-	size_t n = evbuffer_get_length(buf);
-
-	if (req == NULL || n == 0)
+	if (server_req_gone(fx->sr) || evbuffer_get_length(buf) == 0)
 		return;
-	server_req_add_bytes(fx->sr, n);
-	conn = evhttp_request_get_connection(req);
-	evhttp_send_reply_chunk_with_cb(req, buf, fx_drained, fx);
-	if (conn != NULL && evbuffer_get_length(bufferevent_get_output(
-	    evhttp_connection_get_bufferevent(conn))) > FW_HIGH_WATER && fx->bc != NULL) {
+	server_reply_chunk(fx->sr, buf);
+	if (server_req_output_pending(fx->sr) > FW_HIGH_WATER && fx->bc != NULL) {
 		fx->paused = true;
-		bufferevent_disable(fx->bc->bev, EV_READ);
+		bconn_set_reading(fx->bc, false);
 	}
 }
 
@@ -714,118 +791,141 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 	}
 }
 
-/* Parse the status line and headers; 1 when complete, 0 for more, -1 bad. */
+/* Find the end of a response head at the start of p (LF or CRLF line
+ * ends): its length, or 0 when not all there. */
+static size_t
+fx_head_end(const char *p, size_t len)
+{
+	const char *nl;
+
+	for (size_t i = 0; i < len && (nl = memchr(p + i, '\n', len - i)) != NULL;) {
+		i = (size_t)(nl - p);
+		if (i + 1 < len && p[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n')
+			return i + 3;
+		i++;
+	}
+	return 0;
+}
+
+/* Parse the status line and headers, copying the end-to-end ones to the
+ * client reply; 1 when complete, 0 for more, -1 bad. */
 static int
 fx_parse_head(struct fx *fx, struct evbuffer *in)
 {
-	struct evhttp_request *req = server_req_evreq(fx->sr);
-	struct evkeyvalq *out = req != NULL ? evhttp_request_get_output_headers(req) : NULL;
-	char *line;
-	size_t len;
+	for (;;) {
+		size_t len = evbuffer_get_length(in), n, end, nlines = 0, k;
+		const char *p;
+		char *head, *line, *next, **names = NULL, **values = NULL, *connection = NULL;
+		int major, minor, code, rc = -1;
 
-	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) != NULL) {
-		fx->head_bytes += len + 2;
-		if (fx->head_bytes > FW_MAX_RESPONSE_HEAD) {
-			free(line);
+		if (len == 0)
+			return 0;
+		n = len < FW_MAX_RESPONSE_HEAD + 4 ? len : FW_MAX_RESPONSE_HEAD + 4;
+		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+		if ((end = fx_head_end(p, n)) == 0)
+			return len > FW_MAX_RESPONSE_HEAD ? -1 : 0;
+		if (end > FW_MAX_RESPONSE_HEAD)
 			return -1;
-		}
-		if (fx->status == 0) {
-			int major, minor, code;
+		head = xmalloc(end + 1);
+		memcpy(head, p, end);
+		head[end] = '\0';
+		evbuffer_drain(in, end);
+		for (k = 0; k < end; k++)
+			nlines += head[k] == '\n';
+		names = xreallocarray(NULL, nlines + 1, sizeof *names);
+		values = xreallocarray(NULL, nlines + 1, sizeof *values);
+		line = head;
+		next = strchr(line, '\n');
+		*next++ = '\0';
+		{
 			char sp;
 
 			if (sscanf(line, "HTTP/%d.%d %3d%c", &major, &minor, &code, &sp) < 3 ||
-			    major != 1 || code < 100 || code > 599) {
-				free(line);
-				return -1;
-			}
-			fx->status = code;
-			fx->keepalive = minor >= 1;
-			free(line);
-			continue;
+			    major != 1 || code < 100 || code > 599)
+				goto out;
 		}
-		if (len == 0) {
-			free(line);
-			if (fx->status >= 100 && fx->status < 200) {
-				/* Interim response: wait for the final one. */
-				fx->status = 0;
-				free(fx->resp_connection);
-				fx->resp_connection = NULL;
-				if (out != NULL)
-					evhttp_clear_headers(out);
-				continue;
-			}
-			/* Headers the backend's Connection names are hop-by-hop too. */
-			if (out != NULL && fx->resp_connection != NULL) {
-				struct evkeyval *h, *next;
+		fx->status = code;
+		fx->keepalive = minor >= 1;
+		fx->body = BODY_NONE;
+		fx->has_accel_buffering = false;
+		fx->head_length = -1;
+		n = 0;
+		for (line = next; *line != '\0'; line = next) {
+			char *colon, *value, *e;
 
-				for (h = TAILQ_FIRST(out); h != NULL; h = next) {
-					next = TAILQ_NEXT(h, next);
-					if (fx_token_in_list(fx->resp_connection, h->key)) {
-						/* removes the first of that name: start over */
-						evhttp_remove_header(out, h->key);
-						next = TAILQ_FIRST(out);
-					}
-				}
-			}
-			return 1;
-		}
-		{
-			char *colon = strchr(line, ':');
-			char *value;
-
-			if (colon == NULL || colon == line) {
-				free(line);
-				return -1;
-			}
+			next = strchr(line, '\n');
+			*next++ = '\0';
+			if (next - line >= 2 && next[-2] == '\r')
+				next[-2] = '\0';
+			if (*line == '\0')
+				break;
+			colon = strchr(line, ':');
+			if (colon == NULL || colon == line)
+				goto out;
 			*colon = '\0';
 			value = colon + 1;
 			while (*value == ' ' || *value == '\t')
 				value++;
-			for (char *e = value + strlen(value); e > value && (e[-1] == ' ' || e[-1] == '\t');)
+			for (e = value + strlen(value); e > value && (e[-1] == ' ' || e[-1] == '\t');)
 				*--e = '\0';
 			if (strcasecmp(line, "Content-Length") == 0) {
-				char *end;
+				char *cend;
 
 				errno = 0;
-				fx->remaining = strtoll(value, &end, 10);
-				if (errno != 0 || *end != '\0' || fx->remaining < 0 ||
-				    fx->body == BODY_CHUNKED) {
-					free(line);
-					return -1;
-				}
+				fx->remaining = strtoll(value, &cend, 10);
+				if (errno != 0 || *cend != '\0' || cend == value || fx->remaining < 0 ||
+				    fx->body == BODY_CHUNKED)
+					goto out;
 				fx->body = BODY_LENGTH;
+				fx->head_length = fx->remaining;
 			} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
-				if (strcasecmp(value, "chunked") != 0) {
-					free(line);
-					return -1;
-				}
+				if (strcasecmp(value, "chunked") != 0 || fx->body == BODY_LENGTH)
+					goto out;
 				fx->body = BODY_CHUNKED;
 			} else if (strcasecmp(line, "Connection") == 0) {
-				if (fx_token_in_list(value, "close"))
+				if (h1_token_in_list(value, "close"))
 					fx->keepalive = false;
-				free(fx->resp_connection);
-				fx->resp_connection = xstrdup(value);
+				connection = value;
 			} else if (strcasecmp(line, "Content-Type") == 0 &&
 			    strncasecmp(value, "text/event-stream", 17) == 0) {
 				fx->stream = true;
+			} else if (strcasecmp(line, "X-Accel-Buffering") == 0) {
+				fx->has_accel_buffering = true;
 			}
-			if (out != NULL && !fx_hop_by_hop(line, NULL))
-				evhttp_add_header(out, line, value);
+			names[n] = line;
+			values[n] = value;
+			n++;
 		}
-		free(line);
+		if (fx->status < 200) {
+			/* Interim response: wait for the final one. */
+			fx->status = 0;
+			fx->stream = false;
+			free(names);
+			free(values);
+			free(head);
+			continue;
+		}
+		/* Headers the backend's Connection names are hop-by-hop too. */
+		for (k = 0; k < n; k++) {
+			if (!fx_hop_by_hop(names[k], connection))
+				server_add_header(fx->sr, names[k], values[k]);
+		}
+		rc = 1;
+out:
+		free(names);
+		free(values);
+		free(head);
+		return rc;
 	}
-	if (evbuffer_get_length(in) > FW_MAX_RESPONSE_HEAD)
-		return -1;
-	return 0;
 }
 
 /* Response head complete: decide framing and start the client reply. */
 static void
 fx_start_reply(struct fx *fx, struct evbuffer *in)
 {
-	struct evhttp_request *req = server_req_evreq(fx->sr);
-	struct evkeyvalq *out;
-	char cl[32];
+	struct server_req *sr = fx->sr;
 
 	if (fx->head_method || fx->status == 204 || fx->status == 304) {
 		fx->body = BODY_NONE;
@@ -837,42 +937,42 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 	fx_arm_timer(fx, 0);
 	metrics_observe(fx->fw->m_backend_latency,
 	    (double)(clock_mono_us() - fx->start_us) / 1e6);
-	if (req == NULL)
+	if (server_req_gone(sr))
 		return;
-	out = evhttp_request_get_output_headers(req);
 	if (fx->body == BODY_NONE) {
-		evhttp_send_reply(req, fx->status, NULL, NULL);
+		/* HEAD keeps the length the backend announced. */
+		server_reply_start(sr, fx->status, fx->head_method ? fx->head_length : 0);
+		server_reply_end(sr);
 		fx_close(fx, true);
 		return;
 	}
 	if (fx->body == BODY_LENGTH && !fx->stream &&
 	    (int64_t)evbuffer_get_length(in) >= fx->remaining) {
-		/* The whole body is here: one write, evhttp sets Content-Length. */
+		/* The whole body is here: one write. */
 		struct evbuffer *body = evbuffer_new();
 
 		evbuffer_remove_buffer(in, body, (size_t)fx->remaining);
-		server_req_add_bytes(fx->sr, (size_t)fx->remaining);
+		server_reply_start(sr, fx->status, fx->remaining);
 		fx->remaining = 0;
-		evhttp_send_reply(req, fx->status, NULL, body);
+		server_reply_chunk(sr, body);
+		server_reply_end(sr);
 		evbuffer_free(body);
 		fx_close(fx, true);
 		return;
 	}
-	if (fx->body == BODY_LENGTH) {
-		snprintf(cl, sizeof cl, "%lld", (long long)fx->remaining);
-		evhttp_add_header(out, "Content-Length", cl);
+	if (fx->body == BODY_LENGTH)
 		fx->content_length_reply = true;
-	}
 	if (fx->stream) {
-		server_req_set_stream(fx->sr, true);
+		server_req_set_stream(sr, true);
 		fx->rewrite_sse = fx->fw->sse_mode;
 		if (fx->rewrite_sse)
 			fx->sse_pending = evbuffer_new();
 		/* Intermediaries must not buffer an event stream. */
-		if (evhttp_find_header(out, "X-Accel-Buffering") == NULL)
-			evhttp_add_header(out, "X-Accel-Buffering", "no");
+		if (!fx->has_accel_buffering)
+			server_add_header(sr, "X-Accel-Buffering", "no");
 	}
-	evhttp_send_reply_start(req, fx->status, NULL);
+	server_req_set_drained(sr, fx_drained, fx);
+	server_reply_start(sr, fx->status, fx->body == BODY_LENGTH ? fx->remaining : -1);
 	fx->started = true;
 }
 
@@ -881,7 +981,6 @@ static void
 fx_pump(struct fx *fx, struct evbuffer *in)
 {
 	struct evbuffer *chunk = evbuffer_new();
-	struct evhttp_request *req;
 	bool complete = false;
 
 	while (!fx->paused && !complete) {
@@ -967,13 +1066,11 @@ fx_pump(struct fx *fx, struct evbuffer *in)
 	evbuffer_free(chunk);
 	if (fx->dead || !complete)
 		return;
-	req = server_req_evreq(fx->sr);
 	if (fx->rewrite_sse && evbuffer_get_length(fx->sse_pending) > 0) {
 		fx->rewrite_sse = false;
 		fx_emit_raw(fx, fx->sse_pending);
 	}
-	if (req != NULL)
-		evhttp_send_reply_end(req);
+	server_reply_end(fx->sr);
 	fx_close(fx, evbuffer_get_length(in) == 0);
 }
 
@@ -985,7 +1082,7 @@ fx_process(struct fx *fx)
 
 	if (fx->dead || fx->bc == NULL)
 		return;
-	in = bufferevent_get_input(fx->bc->bev);
+	in = fx->bc->in;
 	if (evbuffer_get_length(in) > 0)
 		fx->got_bytes = true;
 	if (fx->state == FX_WAIT_HEAD) {
@@ -1009,19 +1106,17 @@ fx_process(struct fx *fx)
 void
 forward_request(struct forwarder *fw, struct server_req *sr, const struct forward_opts *opts)
 {
-	struct evhttp_request *req = server_req_evreq(sr);
 	struct fx *fx;
 	const char *xfp;
 
-	if (req == NULL)
+	if (server_req_gone(sr))
 		return;
 	fx = xcalloc(1, sizeof *fx);
 	fx->fw = fw;
 	fx->sr = sr;
-	fx->req = req;
 	fx->refs = 1;
 	fx->start_us = clock_mono_us();
-	fx->head_method = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+	fx->head_method = server_req_method(sr) == H1_HEAD;
 	fx->timer = evtimer_new(fw->base, fx_timeout, fx);
 	if (opts != NULL) {
 		fx->opts = *opts;
@@ -1030,7 +1125,7 @@ forward_request(struct forwarder *fw, struct server_req *sr, const struct forwar
 			fx->inject_value = xstrdup(opts->inject_value != NULL ? opts->inject_value : "");
 		}
 	}
-	xfp = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forwarded-Prefix");
+	xfp = server_req_header(sr, "X-Forwarded-Prefix");
 	if (fw->sse_mode) {
 		if (fw->cfg->server.trust_proxy_headers && fx_safe_prefix(xfp))
 			fx->sse_prefix = xstrdup(xfp);

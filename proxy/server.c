@@ -1,15 +1,31 @@
 /*
- * The HTTP front (see server.h). evhttp parses requests; this file owns the
- * lifetime of each request's server_req, which is what handlers hold across
- * asynchronous work. Lifetimes:
- *  - the server holds one reference from dispatch until the reply completed
- *    (evhttp's on_complete callback) or the client went away (the
- *    connection's close callback);
- *  - when the client goes away mid-request, evhttp detaches the request from
- *    its connection and leaves it to us: we free it at once and mark the
- *    server_req gone, so every later reply call is a no-op;
- *  - handlers that keep work in flight take their own reference.
- * Nothing here blocks: the backend probe is a non-blocking connect.
+ * The HTTP front (see server.h): our own HTTP/1.1 server. Connections are
+ * accepted by an evconnlistener; each has a persistent EV_READ event (its
+ * epoll interest never changes while it lives), reads with readv into the
+ * input evbuffer's free space (no FIONREAD), and writes replies at once
+ * with writev, registering EV_WRITE only when the kernel does not take
+ * everything. proxy/http1.c parses; this file owns connections, timeouts
+ * and the lifetime of each request's server_req.
+ *
+ * A connection serves one request at a time: later (pipelined) bytes wait
+ * in its input buffer, and above a high-water mark it stops reading until
+ * the reply is done. Timeouts: headerTimeout is a deadline for a whole
+ * request from its first byte; idleTimeout bounds keep-alive idleness
+ * between requests; while a handler works or a reply streams there is no
+ * read timeout at all, only a write-stall timeout while output is pending.
+ * EOF or an error on the read side at any time means the client is gone.
+ *
+ * Lifetimes:
+ *  - the server holds one reference on a server_req from dispatch until
+ *    the reply was flushed to the kernel or the client went away; then the
+ *    server_req is marked gone and every later reply call is a no-op;
+ *  - handlers that keep work in flight take their own reference; dispatch
+ *    holds one across the handler call;
+ *  - a connection is reference-counted too: its callbacks hold a reference
+ *    while they run, so a close from deep inside (a handler replying, a
+ *    write error) only frees it when the outermost caller is done.
+ * Nothing here blocks: writes are non-blocking, the backend probe is a
+ * non-blocking connect.
  */
 #include "proxy/server.h"
 
@@ -19,17 +35,23 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/xalloc.h"
@@ -39,6 +61,10 @@
 
 #define SERVER_PROBE_INTERVAL_S 5
 #define SERVER_DIAG_MAX_BODY 4096
+#define SERVER_READ_SIZE 16384            /* bytes asked of each readv */
+#define SERVER_IN_HIGH_WATER (64 * 1024)  /* stop reading a busy connection above */
+#define SERVER_OUT_LOW_WATER (64 * 1024)  /* "drained" for backpressure below */
+#define SERVER_LINGER_MS 2000             /* read and discard after an error reply */
 
 struct route {
 	enum server_listener which;
@@ -53,29 +79,80 @@ struct route {
 struct listener {
 	struct server *srv;
 	enum server_listener which;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
+	struct evconnlistener *lev;
+	size_t max_body;
 	int port;
 };
 
+enum conn_state {
+	CONN_IDLE,    /* between requests */
+	CONN_HEAD,    /* reading a request head */
+	CONN_BODY,    /* reading its body */
+	CONN_ACTIVE,  /* a handler has it; the reply may be streaming */
+	CONN_FLUSH,   /* the reply ended; waiting for the kernel to take it */
+	CONN_CLOSING, /* an error reply is being flushed; then linger */
+	CONN_LINGER,  /* write side shut; discarding input for a while */
+};
+
+struct conn {
+	struct server *srv;
+	struct listener *l;
+	evutil_socket_t fd;
+	struct event rev;   /* persistent EV_READ */
+	struct event wev;   /* EV_WRITE, only while output is pending */
+	struct event timer; /* header deadline, keep-alive idle, linger */
+	struct event defer; /* work moved out of a caller's stack */
+	struct evbuffer *in;
+	struct evbuffer *out;
+	enum conn_state state;
+	int refs;
+	bool closed;
+	bool reading;
+	bool writing;
+	bool keepalive;
+	bool write_error;
+	bool flush_soon; /* a deferred write is scheduled */
+	bool in_process;
+	size_t scan;         /* head search position */
+	int64_t body_left;   /* Content-Length body still to read */
+	struct h1_chunked chunk;
+	struct server_req *sr; /* the request being read or answered */
+	char peer[INET6_ADDRSTRLEN];
+	LIST_ENTRY(conn) entry;
+};
+
+LIST_HEAD(conn_list, conn);
+
+enum reply_body { RB_NONE, RB_LENGTH, RB_CHUNKED, RB_CLOSE };
+
 struct server_req {
 	struct server *srv;
-	struct evhttp_request *req;
-	struct evhttp_connection *conn;
+	struct conn *conn; /* NULL once gone */
 	enum server_listener which;
 	int refs;
 	bool gone;
 	bool stream;
-	bool stream_timeouts; /* the client's read timeout is off while streaming */
 	bool logged;
+	bool dispatched;
+	bool replied; /* the response head is queued */
+	bool has_content_type;
+	bool has_date;
+	enum reply_body body_mode;
+	int status;
 	char id[33];
-	char *path;
-	const char *method;
 	const char *route;
 	int64_t start_us;
 	uint64_t bytes;
 	server_abort_fn abort_fn;
 	void *abort_arg;
+	server_drained_fn drained_fn;
+	void *drained_arg;
+	struct h1_request rq;
+	struct evbuffer *body;
+	char *rh; /* response header lines, "Name: value\r\n" */
+	size_t rh_len;
+	size_t rh_cap;
+	char peer[INET6_ADDRSTRLEN];
 	TAILQ_ENTRY(server_req) entry;
 };
 
@@ -91,6 +168,7 @@ struct server {
 	struct route fallback;
 	struct server_req_list inflight;
 	size_t n_inflight;
+	struct conn_list conns;
 	bool draining;
 	struct event *drain_timer;
 	server_stopped_fn stopped_fn;
@@ -106,31 +184,21 @@ struct server {
 	char backend_error[128];
 	int64_t backend_checked_at;
 
-	int64_t timeout_ms; /* evhttp's per-connection inactivity timeout */
 	char id_prefix[9];
 	uint64_t id_counter;
+	time_t date_at;
+	char date[40]; /* "Date: ...\r\n" for date_at */
 
 	struct metric *m_requests;
 	struct metric *m_latency;
 	struct metric *m_streams;
 };
 
-static const char *
-server_method_name(enum evhttp_cmd_type t)
-{
-	switch (t) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	}
-	return "OTHER";
-}
+static void conn_close(struct conn *c);
+static void conn_write(struct conn *c);
+static void conn_process(struct conn *c);
+static void server_req_release(struct server_req *sr);
+static void server_req_finish(struct server_req *sr, int status);
 
 /* Parse "host:port" / "[v6]:port" (port 0 = ephemeral) into a sockaddr;
  * host must be a literal address. -1 when malformed. */
@@ -189,6 +257,7 @@ server_new(struct event_base *base, const struct config *cfg)
 	srv->base = base;
 	srv->cfg = cfg;
 	TAILQ_INIT(&srv->inflight);
+	LIST_INIT(&srv->conns);
 	srv->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (srv->dns == NULL)
@@ -213,35 +282,19 @@ server_new(struct event_base *base, const struct config *cfg)
 	return srv;
 }
 
-static void server_req_release(struct server_req *sr);
-static void server_req_stream_timeouts(struct server_req *sr, bool streaming);
-
 void
 server_free(struct server *srv)
 {
-	struct server_req *sr;
+	struct conn *c;
 
 	if (srv == NULL)
 		return;
-	/* Requests still open: tell their handlers, then let evhttp free them. */
-	while ((sr = TAILQ_FIRST(&srv->inflight)) != NULL) {
-		server_abort_fn fn = sr->abort_fn;
-
-		sr->abort_fn = NULL;
-		sr->gone = true;
-		if (sr->conn != NULL)
-			evhttp_connection_set_closecb(sr->conn, NULL, NULL);
-		sr->req = NULL;
-		server_req_ref(sr);
-		if (fn != NULL)
-			fn(sr, sr->abort_arg);
-		server_req_release(sr);
-		sr->refs--; /* the server's */
-		server_req_unref(sr);
-	}
+	/* Open connections: their requests' handlers are told (abort). */
+	while ((c = LIST_FIRST(&srv->conns)) != NULL)
+		conn_close(c);
 	for (int i = 0; i < 2; i++) {
-		if (srv->listeners[i].http != NULL)
-			evhttp_free(srv->listeners[i].http);
+		if (srv->listeners[i].lev != NULL)
+			evconnlistener_free(srv->listeners[i].lev);
 	}
 	if (srv->probe_bev != NULL)
 		bufferevent_free(srv->probe_bev);
@@ -322,12 +375,12 @@ server_access_log(struct server_req *sr, int status)
 		return;
 	sr->logged = true;
 	snprintf(st, sizeof st, "%d", status);
-	metrics_add(srv->m_requests, 1, listener, sr->method, sr->route, st);
+	metrics_add(srv->m_requests, 1, listener, sr->rq.method_name, sr->route, st);
 	metrics_observe(srv->m_latency, secs, listener, sr->route);
 	if (sr->which == SERVER_DIAG && status < 400 && !log_enabled(LOG_DEBUG))
 		return; /* probes and scrapes would drown the log */
-	log_info("access", LOG_S("listener", listener), LOG_S("method", sr->method),
-	    LOG_S("path", sr->path), LOG_S("route", sr->route), LOG_I("status", status),
+	log_info("access", LOG_S("listener", listener), LOG_S("method", sr->rq.method_name),
+	    LOG_S("path", sr->rq.path), LOG_S("route", sr->route), LOG_I("status", status),
 	    LOG_I("bytes", sr->bytes), LOG_D("duration_ms", secs * 1000.0),
 	    LOG_S("request_id", sr->id));
 }
@@ -364,56 +417,32 @@ server_req_unref(struct server_req *sr)
 {
 	if (--sr->refs > 0)
 		return;
-	free(sr->path);
+	h1_request_dispose(&sr->rq);
+	if (sr->body != NULL)
+		evbuffer_free(sr->body);
+	free(sr->rh);
 	free(sr);
 }
 
+/* The request is over for the server (reply flushed, or the client gone):
+ * log it, mark it gone, drop the server's reference. Once only. */
 static void
-server_on_complete(struct evhttp_request *req, void *arg)
+server_req_finish(struct server_req *sr, int status)
 {
-	struct server_req *sr = arg;
-
-	if (sr->conn != NULL)
-		evhttp_connection_set_closecb(sr->conn, NULL, NULL);
-	server_req_stream_timeouts(sr, false);
-	server_access_log(sr, evhttp_request_get_response_code(req));
-	sr->req = NULL;
-	sr->gone = true;
-	server_req_release(sr);
-	server_req_unref(sr);
-}
-
-/* The client's connection closed before our reply completed. */
-static void
-server_on_close(struct evhttp_connection *conn, void *arg)
-{
-	struct server_req *sr = arg;
-	server_abort_fn fn = sr->abort_fn;
-
-	evhttp_connection_set_closecb(conn, NULL, NULL);
-	if (sr->req != NULL) {
-		/* Detached requests are ours to free; attached ones evhttp frees. */
-		if (evhttp_request_get_connection(sr->req) == NULL)
-			evhttp_request_free(sr->req);
-		sr->req = NULL;
-	}
+	if (sr->gone)
+		return;
 	sr->gone = true;
 	sr->conn = NULL;
-	sr->abort_fn = NULL;
-	server_access_log(sr, 499);
-	server_req_ref(sr);
-	if (fn != NULL)
-		fn(sr, sr->abort_arg);
+	sr->drained_fn = NULL;
+	server_access_log(sr, status);
 	server_req_release(sr);
-	sr->refs--; /* the server's; ours (taken above) keeps sr alive */
 	server_req_unref(sr);
 }
 
 static void
 server_req_make_id(struct server_req *sr)
 {
-	const char *given = evhttp_find_header(evhttp_request_get_input_headers(sr->req),
-	    "X-Request-Id");
+	const char *given = h1_header_find(&sr->rq, "X-Request-Id");
 	unsigned char rnd[8];
 	size_t n;
 
@@ -435,55 +464,531 @@ server_req_make_id(struct server_req *sr)
 
 static void server_handle_health(struct server_req *sr, void *arg);
 
+/* The request is complete (head and body): hand it to its route. */
 static void
-server_dispatch(struct evhttp_request *req, void *arg)
+server_dispatch(struct conn *c)
 {
-	struct listener *l = arg;
-	struct server *srv = l->srv;
-	struct server_req *sr = xcalloc(1, sizeof *sr);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	struct server *srv = c->srv;
+	struct server_req *sr = c->sr;
 	const struct route *r;
 
-	sr->srv = srv;
-	sr->req = req;
-	sr->conn = evhttp_request_get_connection(req);
-	sr->which = l->which;
-	sr->refs = 1;
+	sr->dispatched = true;
 	sr->start_us = clock_mono_us();
-	sr->method = server_method_name(evhttp_request_get_command(req));
-	sr->path = xstrdup(path != NULL && *path != '\0' ? path : "/");
 	sr->route = "none";
 	server_req_make_id(sr);
 	TAILQ_INSERT_TAIL(&srv->inflight, sr, entry);
 	srv->n_inflight++;
-	evhttp_request_set_on_complete_cb(req, server_on_complete, sr);
-	if (sr->conn != NULL)
-		evhttp_connection_set_closecb(sr->conn, server_on_close, sr);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", sr->id);
-
-	/* A body over server.maxBodySize never gets here: libevent 2.1 answers
-	 * 413 itself (with its own HTML page) as soon as Content-Length or the
-	 * chunks pass the limit, before reading the rest. */
-	if (srv->draining)
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-	r = server_match(srv, l->which, sr->path);
+	server_add_header(sr, "X-Request-Id", sr->id);
+	r = server_match(srv, sr->which, sr->rq.path);
+	server_req_ref(sr); /* the handler may finish the request synchronously */
 	if (r == NULL) {
 		sr->route = "not_found";
 		server_reply_json(sr, 404, "{\"error\":\"not_found\"}");
+	} else {
+		sr->route = r->label;
+		r->fn(sr, r->arg);
+	}
+	server_req_unref(sr);
+}
+
+/* --- connections --- */
+
+static bool
+server_retriable(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+static void
+conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+static void
+conn_unref(struct conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	evbuffer_free(c->in);
+	evbuffer_free(c->out);
+	free(c);
+}
+
+static void
+conn_timer_ms(struct conn *c, int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+	evtimer_add(&c->timer, &tv);
+}
+
+/* Read again (after a pause above the high-water mark). */
+static void
+conn_resume_read(struct conn *c)
+{
+	if (!c->reading && !c->closed) {
+		event_add(&c->rev, NULL);
+		c->reading = true;
+	}
+}
+
+/* Close the connection; a request it carries is gone (its handler told
+ * through the abort callback). Safe to call twice. */
+static void
+conn_close(struct conn *c)
+{
+	struct server_req *sr = c->sr;
+
+	if (c->closed)
+		return;
+	c->closed = true;
+	conn_ref(c);
+	event_del(&c->rev);
+	event_del(&c->wev);
+	event_del(&c->timer);
+	event_del(&c->defer);
+	evutil_closesocket(c->fd);
+	c->fd = -1;
+	LIST_REMOVE(c, entry);
+	c->sr = NULL;
+	if (sr != NULL && !sr->dispatched) {
+		server_req_unref(sr);
+	} else if (sr != NULL && !sr->gone) {
+		server_abort_fn fn = sr->abort_fn;
+
+		sr->abort_fn = NULL;
+		server_req_ref(sr);
+		sr->conn = NULL;
+		server_req_finish(sr, 499);
+		if (fn != NULL)
+			fn(sr, sr->abort_arg);
+		server_req_unref(sr);
+	}
+	c->refs--; /* the server's; ours (taken above) keeps c alive */
+	conn_unref(c);
+}
+
+/* Move the close (or more processing) out of the caller's stack. */
+static void
+conn_defer(struct conn *c)
+{
+	if (!c->closed)
+		event_active(&c->defer, EV_TIMEOUT, 1);
+}
+
+/* Tell a streaming handler that the client took its output. */
+static void
+conn_notify_drained(struct conn *c)
+{
+	struct server_req *sr = c->sr;
+
+	if (!c->closed && sr != NULL && sr->drained_fn != NULL && c->state == CONN_ACTIVE &&
+	    evbuffer_get_length(c->out) <= SERVER_OUT_LOW_WATER) {
+		server_req_ref(sr);
+		sr->drained_fn(sr, sr->drained_arg);
+		server_req_unref(sr);
+	}
+}
+
+static void
+conn_on_defer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_ref(c);
+	if (c->write_error) {
+		conn_close(c);
+		goto out;
+	}
+	if (c->flush_soon) {
+		/* Everything the handler queued in this loop turn, in one writev. */
+		c->flush_soon = false;
+		conn_write(c);
+		conn_notify_drained(c);
+	}
+	if (!c->closed && c->state <= CONN_BODY && evbuffer_get_length(c->in) > 0)
+		conn_process(c);
+out:
+	conn_unref(c);
+}
+
+/* Write soon, once the current callback has queued all it will. */
+static void
+conn_flush_soon(struct conn *c)
+{
+	if (!c->flush_soon && !c->writing) {
+		c->flush_soon = true;
+		conn_defer(c);
+	}
+}
+
+/* The reply was flushed: finish the request, then keep the connection
+ * for the next one or close it. */
+static void
+conn_complete(struct conn *c)
+{
+	struct server_req *sr = c->sr;
+	struct server *srv = c->srv;
+
+	c->sr = NULL;
+	c->state = CONN_IDLE;
+	c->scan = 0;
+	if (sr != NULL)
+		server_req_finish(sr, sr->status);
+	if (!c->keepalive || srv->draining) {
+		conn_close(c);
 		return;
 	}
-	sr->route = r->label;
-	r->fn(sr, r->arg);
+	conn_resume_read(c);
+	if (evbuffer_get_length(c->in) > 0) {
+		if (!c->in_process)
+			conn_defer(c);
+	} else {
+		conn_timer_ms(c, srv->cfg->server.idle_timeout_ms);
+	}
 }
 
-/* --- replies --- */
-
-struct evhttp_request *
-server_req_evreq(struct server_req *sr)
+/* Begin lingering: no more writes, read and drop what the client still
+ * sends for a moment, so that our error reply is not lost to a reset. */
+static void
+conn_linger(struct conn *c)
 {
-	return sr->gone ? NULL : sr->req;
+	c->state = CONN_LINGER;
+	shutdown(c->fd, SHUT_WR);
+	evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	conn_resume_read(c);
+	conn_timer_ms(c, SERVER_LINGER_MS);
 }
+
+/* Everything queued was written. */
+static void
+conn_flushed(struct conn *c)
+{
+	if (c->state == CONN_FLUSH)
+		conn_complete(c);
+	else if (c->state == CONN_CLOSING)
+		conn_linger(c);
+}
+
+/* Write what is queued now; EV_WRITE (with the stall timeout) only when
+ * the kernel did not take everything. Never closes synchronously. */
+static void
+conn_write(struct conn *c)
+{
+	struct timeval tv;
+	int n;
+
+	if (c->closed || c->write_error)
+		return;
+	if (evbuffer_get_length(c->out) > 0) {
+		n = evbuffer_write(c->out, c->fd);
+		if (n < 0 && !server_retriable(errno)) {
+			c->write_error = true;
+			evbuffer_drain(c->out, evbuffer_get_length(c->out));
+			conn_defer(c);
+			return;
+		}
+	}
+	if (evbuffer_get_length(c->out) > 0) {
+		if (!c->writing) {
+			tv.tv_sec = c->srv->cfg->server.idle_timeout_ms / 1000;
+			tv.tv_usec = (c->srv->cfg->server.idle_timeout_ms % 1000) * 1000;
+			event_add(&c->wev, &tv);
+			c->writing = true;
+		}
+		return;
+	}
+	if (c->writing) {
+		event_del(&c->wev);
+		c->writing = false;
+	}
+	conn_flushed(c);
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct timeval tv;
+	size_t before = evbuffer_get_length(c->out);
+
+	conn_ref(c);
+	if (what & EV_TIMEOUT) {
+		/* The client stopped reading for idleTimeout. */
+		conn_close(c);
+		goto out;
+	}
+	conn_write(c);
+	if (c->closed || c->write_error)
+		goto out;
+	if (c->writing && evbuffer_get_length(c->out) < before) {
+		/* Progress: the stall timeout starts again. */
+		tv.tv_sec = c->srv->cfg->server.idle_timeout_ms / 1000;
+		tv.tv_usec = (c->srv->cfg->server.idle_timeout_ms % 1000) * 1000;
+		event_add(&c->wev, &tv);
+	}
+	conn_notify_drained(c);
+out:
+	conn_unref(c);
+}
+
+/* An answer of our own to a request we refuse before any handler sees it;
+ * the connection closes after it. */
+static void
+conn_error(struct conn *c, int status, const char *code, const char *desc)
+{
+	char body[256];
+	int n;
+
+	log_info("request refused", LOG_S("listener", c->l->which == SERVER_MCP ? "mcp" :
+	    "diagnostics"), LOG_I("status", status), LOG_S("error", desc));
+	if (c->sr != NULL) {
+		server_req_unref(c->sr);
+		c->sr = NULL;
+	}
+	n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"error_description\":\"%s\"}", code,
+	    desc);
+	evbuffer_add_printf(c->out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+	    status, h1_reason(status), n, body);
+	c->state = CONN_CLOSING;
+	c->keepalive = false;
+	event_del(&c->timer);
+	conn_write(c);
+}
+
+/* Parse a head from the input; true when the connection moved on. */
+static bool
+conn_read_head(struct conn *c)
+{
+	struct server *srv = c->srv;
+	size_t len = evbuffer_get_length(c->in), max_head = srv->cfg->server.max_header_size;
+	size_t n = len < max_head + 80 ? len : max_head + 80;
+	struct server_req *sr;
+	struct h1_request rq;
+	const char *err, *p;
+	int rc, status;
+
+	if (len == 0)
+		return false;
+	if (c->state == CONN_IDLE) {
+		c->state = CONN_HEAD;
+		c->scan = 0;
+		conn_timer_ms(c, srv->cfg->server.header_timeout_ms);
+	}
+	p = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)n);
+	rc = h1_parse_request(p, n, max_head, &c->scan, &rq, &status, &err);
+	if (rc == 0)
+		return false;
+	if (rc < 0) {
+		conn_error(c, status, status == 431 ? "request_header_fields_too_large" :
+		    status == 414 ? "uri_too_long" : status == 501 ? "not_implemented" :
+		    status == 505 ? "http_version_not_supported" : status == 417 ?
+		    "expectation_failed" : "bad_request", err);
+		return false;
+	}
+	evbuffer_drain(c->in, (size_t)rc);
+	if (rq.method == H1_OTHER) {
+		h1_request_dispose(&rq);
+		conn_error(c, 501, "not_implemented", "method not implemented");
+		return false;
+	}
+	sr = xcalloc(1, sizeof *sr);
+	sr->srv = srv;
+	sr->conn = c;
+	sr->which = c->l->which;
+	sr->refs = 1;
+	sr->rq = rq;
+	sr->body = evbuffer_new();
+	memcpy(sr->peer, c->peer, sizeof sr->peer);
+	c->sr = sr;
+	c->keepalive = rq.keepalive;
+	if (rq.chunked || rq.content_length > 0) {
+		if (rq.content_length > 0 && (uint64_t)rq.content_length > c->l->max_body) {
+			char desc[96];
+
+			snprintf(desc, sizeof desc, "request body exceeds the limit of %zu bytes",
+			    c->l->max_body);
+			conn_error(c, 413, "request_too_large", desc);
+			return false;
+		}
+		c->state = CONN_BODY;
+		c->body_left = rq.content_length;
+		memset(&c->chunk, 0, sizeof c->chunk);
+		if (rq.expect_continue && evbuffer_get_length(c->in) == 0) {
+			evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			conn_write(c);
+		}
+		return true;
+	}
+	c->state = CONN_ACTIVE;
+	event_del(&c->timer);
+	server_dispatch(c);
+	return true;
+}
+
+/* Move body bytes to the request; true when the connection moved on. */
+static bool
+conn_read_body(struct conn *c)
+{
+	struct server_req *sr = c->sr;
+	const char *err = NULL;
+	int rc;
+
+	if (sr->rq.chunked) {
+		rc = h1_chunked_decode(&c->chunk, c->in, sr->body, c->l->max_body,
+		    c->srv->cfg->server.max_header_size, &err);
+		if (rc == 0)
+			return false;
+		if (rc == -2) {
+			char desc[96];
+
+			snprintf(desc, sizeof desc, "request body exceeds the limit of %zu bytes",
+			    c->l->max_body);
+			conn_error(c, 413, "request_too_large", desc);
+			return false;
+		}
+		if (rc < 0) {
+			conn_error(c, 400, "bad_request", err);
+			return false;
+		}
+	} else {
+		size_t avail = evbuffer_get_length(c->in);
+		size_t take = (int64_t)avail < c->body_left ? avail : (size_t)c->body_left;
+
+		if (take == 0)
+			return false;
+		evbuffer_remove_buffer(c->in, sr->body, take);
+		c->body_left -= (int64_t)take;
+		if (c->body_left > 0)
+			return false;
+	}
+	c->state = CONN_ACTIVE;
+	event_del(&c->timer);
+	server_dispatch(c);
+	return true;
+}
+
+/* Parse and dispatch what the input holds, one request at a time. */
+static void
+conn_process(struct conn *c)
+{
+	bool more = true;
+
+	if (c->in_process)
+		return; /* the outer call goes on */
+	c->in_process = true;
+	conn_ref(c);
+	while (more && !c->closed) {
+		switch (c->state) {
+		case CONN_IDLE:
+		case CONN_HEAD:
+			more = conn_read_head(c);
+			break;
+		case CONN_BODY:
+			more = conn_read_body(c);
+			break;
+		default:
+			more = false;
+			break;
+		}
+	}
+	c->in_process = false;
+	conn_unref(c);
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer_iovec v[2];
+	ssize_t n;
+	int nv;
+
+	conn_ref(c);
+	if (c->state >= CONN_ACTIVE && c->state != CONN_LINGER &&
+	    evbuffer_get_length(c->in) >= SERVER_IN_HIGH_WATER) {
+		/* Busy with a reply and the next request is here already:
+		 * let the kernel hold the rest. */
+		event_del(&c->rev);
+		c->reading = false;
+		goto out;
+	}
+	nv = evbuffer_reserve_space(c->in, SERVER_READ_SIZE, v, 2);
+	n = readv(c->fd, (struct iovec *)v, nv);
+	if (n < 0) {
+		if (!server_retriable(errno))
+			conn_close(c);
+		goto out;
+	}
+	if (n == 0) {
+		/* EOF: between requests a normal close; during one, the client
+		 * gave up (its handler is told). */
+		conn_close(c);
+		goto out;
+	}
+	for (int i = 0; i < nv; i++) {
+		if ((size_t)n < v[i].iov_len)
+			v[i].iov_len = (size_t)n;
+		n -= (ssize_t)v[i].iov_len;
+	}
+	evbuffer_commit_space(c->in, v, nv);
+	if (c->state == CONN_LINGER || c->state == CONN_CLOSING)
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	else if (c->state <= CONN_BODY)
+		conn_process(c);
+out:
+	conn_unref(c);
+}
+
+static void
+conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	/* Header deadline, keep-alive idle or the end of lingering: close. */
+	conn_close(arg);
+}
+
+static void
+server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	struct conn *c;
+	int one = 1;
+
+	if (srv->draining) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof *c);
+	c->srv = srv;
+	c->l = l;
+	c->fd = fd;
+	c->refs = 1;
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->peer,
+		    sizeof c->peer);
+	else if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, c->peer,
+		    sizeof c->peer);
+	/* Replies are written whole; small stream chunks must not wait. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	event_assign(&c->rev, srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	event_assign(&c->wev, srv->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+	evtimer_assign(&c->timer, srv->base, conn_on_timer, c);
+	event_assign(&c->defer, srv->base, -1, 0, conn_on_defer, c);
+	LIST_INSERT_HEAD(&srv->conns, c, entry);
+	event_add(&c->rev, NULL);
+	c->reading = true;
+	c->state = CONN_IDLE;
+	conn_timer_ms(c, srv->cfg->server.header_timeout_ms);
+}
+
+/* --- the request, for handlers --- */
 
 bool
 server_req_gone(const struct server_req *sr)
@@ -497,10 +1002,64 @@ server_req_id(const struct server_req *sr)
 	return sr->id;
 }
 
+enum h1_method
+server_req_method(const struct server_req *sr)
+{
+	return sr->rq.method;
+}
+
+const char *
+server_req_method_name(const struct server_req *sr)
+{
+	return sr->rq.method_name;
+}
+
+const char *
+server_req_target(const struct server_req *sr)
+{
+	return sr->rq.target;
+}
+
 const char *
 server_req_path(const struct server_req *sr)
 {
-	return sr->path;
+	return sr->rq.path;
+}
+
+const char *
+server_req_query(const struct server_req *sr)
+{
+	return sr->rq.query;
+}
+
+const char *
+server_req_header(const struct server_req *sr, const char *name)
+{
+	return h1_header_find(&sr->rq, name);
+}
+
+bool
+server_req_header_next(const struct server_req *sr, size_t *i, const char **name,
+    const char **value)
+{
+	if (*i >= sr->rq.n_headers)
+		return false;
+	*name = sr->rq.headers[*i].name;
+	*value = sr->rq.headers[*i].value;
+	(*i)++;
+	return true;
+}
+
+struct evbuffer *
+server_req_body(const struct server_req *sr)
+{
+	return sr->body;
+}
+
+const char *
+server_req_peer(const struct server_req *sr)
+{
+	return sr->peer;
 }
 
 struct server *
@@ -517,32 +1076,16 @@ server_req_set_abort(struct server_req *sr, server_abort_fn fn, void *arg)
 }
 
 void
+server_req_set_drained(struct server_req *sr, server_drained_fn fn, void *arg)
+{
+	sr->drained_fn = fn;
+	sr->drained_arg = arg;
+}
+
+void
 server_req_add_bytes(struct server_req *sr, size_t n)
 {
 	sr->bytes += n;
-}
-
-/* evhttp keeps EV_READ on while it writes a reply (to notice a close) and
- * so applies its inactivity timeout to a client that, rightly, sends
- * nothing during a long stream. Turn the read timeout off for the stream
- * (the write timeout still catches a client that stops reading) and put it
- * back when the reply completes, for the next keep-alive request. */
-static void
-server_req_stream_timeouts(struct server_req *sr, bool streaming)
-{
-	struct bufferevent *bev;
-	struct timeval tv;
-	int64_t ms = sr->srv->timeout_ms;
-
-	if (sr->conn == NULL || streaming == sr->stream_timeouts)
-		return;
-	bev = evhttp_connection_get_bufferevent(sr->conn);
-	if (bev == NULL)
-		return;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	bufferevent_set_timeouts(bev, streaming ? NULL : &tv, &tv);
-	sr->stream_timeouts = streaming;
 }
 
 void
@@ -552,34 +1095,190 @@ server_req_set_stream(struct server_req *sr, bool stream)
 		return;
 	sr->stream = stream;
 	metrics_add(sr->srv->m_streams, stream ? 1 : -1);
-	if (stream && !sr->gone)
-		server_req_stream_timeouts(sr, true);
 }
+
+size_t
+server_req_output_pending(const struct server_req *sr)
+{
+	return sr->gone || sr->conn == NULL ? 0 : evbuffer_get_length(sr->conn->out);
+}
+
+void
+server_req_abort_connection(struct server_req *sr)
+{
+	struct conn *c = sr->conn;
+
+	if (sr->gone || c == NULL)
+		return;
+	sr->abort_fn = NULL;
+	c->sr = NULL;
+	server_req_finish(sr, sr->replied ? sr->status : 499);
+	conn_close(c);
+}
+
+/* --- replies --- */
 
 void
 server_add_header(struct server_req *sr, const char *name, const char *value)
 {
-	if (!sr->gone)
-		evhttp_add_header(evhttp_request_get_output_headers(sr->req), name, value);
+	size_t nl, vl;
+
+	if (sr->gone || sr->replied)
+		return;
+	nl = strlen(name);
+	vl = strlen(value);
+	if (sr->rh_len + nl + vl + 4 > sr->rh_cap) {
+		sr->rh_cap = sr->rh_cap * 2 > sr->rh_len + nl + vl + 4 ? sr->rh_cap * 2 :
+		    sr->rh_len + nl + vl + 256;
+		sr->rh = xrealloc(sr->rh, sr->rh_cap);
+	}
+	memcpy(sr->rh + sr->rh_len, name, nl);
+	memcpy(sr->rh + sr->rh_len + nl, ": ", 2);
+	memcpy(sr->rh + sr->rh_len + nl + 2, value, vl);
+	memcpy(sr->rh + sr->rh_len + nl + 2 + vl, "\r\n", 2);
+	sr->rh_len += nl + vl + 4;
+	if (nl == 12 && strcasecmp(name, "Content-Type") == 0)
+		sr->has_content_type = true;
+	else if (nl == 4 && strcasecmp(name, "Date") == 0)
+		sr->has_date = true; /* passed on from the backend */
+}
+
+void
+server_req_clear_headers(struct server_req *sr)
+{
+	if (sr->replied)
+		return;
+	sr->rh_len = 0;
+	sr->has_content_type = false;
+	sr->has_date = false;
+}
+
+/* "Date: <IMF-fixdate>\r\n", formatted once per second. */
+static const char *
+server_date(struct server *srv)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != srv->date_at) {
+		gmtime_r(&now, &tm);
+		strftime(srv->date, sizeof srv->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		srv->date_at = now;
+	}
+	return srv->date;
+}
+
+/* Queue the status line and headers; decide the body framing. */
+static void
+server_reply_head(struct server_req *sr, int status, int64_t content_length)
+{
+	struct conn *c = sr->conn;
+	struct evbuffer *out = c->out;
+	bool needs_body = status >= 200 && status != 204 && status != 304;
+	char line[96];
+	int n;
+
+	sr->replied = true;
+	sr->status = status;
+	if (c->srv->draining)
+		c->keepalive = false;
+	n = snprintf(line, sizeof line, "HTTP/1.%d %d %s\r\n", sr->rq.minor >= 1 ? 1 : 0, status,
+	    h1_reason(status));
+	evbuffer_add(out, line, (size_t)n);
+	evbuffer_add(out, sr->rh, sr->rh_len);
+	if (needs_body && !sr->has_content_type)
+		evbuffer_add(out, "Content-Type: application/json\r\n", 32);
+	if (!needs_body) {
+		sr->body_mode = RB_NONE;
+	} else if (content_length >= 0) {
+		n = snprintf(line, sizeof line, "Content-Length: %lld\r\n",
+		    (long long)content_length);
+		evbuffer_add(out, line, (size_t)n);
+		sr->body_mode = RB_LENGTH;
+	} else if (sr->rq.minor >= 1) {
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		sr->body_mode = RB_CHUNKED;
+	} else {
+		sr->body_mode = RB_CLOSE; /* HTTP/1.0: the close ends the body */
+		c->keepalive = false;
+	}
+	if (sr->rq.method == H1_HEAD)
+		sr->body_mode = RB_NONE;
+	if (!sr->has_date)
+		evbuffer_add(out, server_date(c->srv), strlen(c->srv->date));
+	if (!c->keepalive)
+		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+	else if (sr->rq.minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n\r\n", 26);
+	else
+		evbuffer_add(out, "\r\n", 2);
+}
+
+/* The reply is complete in the output: flush it, then finish. */
+static void
+server_reply_done(struct server_req *sr)
+{
+	struct conn *c = sr->conn;
+
+	c->state = CONN_FLUSH;
+	conn_write(c);
 }
 
 void
 server_reply(struct server_req *sr, int status, const char *content_type, const void *body,
     size_t len)
 {
-	struct evbuffer *buf;
-
-	if (sr->gone)
+	if (sr->gone || sr->replied)
 		return;
 	if (content_type != NULL)
-		evhttp_add_header(evhttp_request_get_output_headers(sr->req), "Content-Type",
-		    content_type);
-	buf = evbuffer_new();
-	if (len > 0)
-		evbuffer_add(buf, body, len);
+		server_add_header(sr, "Content-Type", content_type);
+	server_reply_head(sr, status, (int64_t)len);
+	if (sr->body_mode != RB_NONE && len > 0)
+		evbuffer_add(sr->conn->out, body, len);
 	sr->bytes += len;
-	evhttp_send_reply(sr->req, status, NULL, buf);
-	evbuffer_free(buf);
+	server_reply_done(sr);
+}
+
+void
+server_reply_start(struct server_req *sr, int status, int64_t content_length)
+{
+	if (sr->gone || sr->replied)
+		return;
+	server_reply_head(sr, status, content_length);
+	conn_flush_soon(sr->conn);
+}
+
+void
+server_reply_chunk(struct server_req *sr, struct evbuffer *buf)
+{
+	size_t n = evbuffer_get_length(buf);
+	char line[24];
+	int k;
+
+	if (sr->gone || !sr->replied || n == 0 || sr->body_mode == RB_NONE) {
+		evbuffer_drain(buf, n);
+		return;
+	}
+	sr->bytes += n;
+	if (sr->body_mode == RB_CHUNKED) {
+		k = snprintf(line, sizeof line, "%zx\r\n", n);
+		evbuffer_add(sr->conn->out, line, (size_t)k);
+		evbuffer_add_buffer(sr->conn->out, buf);
+		evbuffer_add(sr->conn->out, "\r\n", 2);
+	} else {
+		evbuffer_add_buffer(sr->conn->out, buf);
+	}
+	conn_flush_soon(sr->conn);
+}
+
+void
+server_reply_end(struct server_req *sr)
+{
+	if (sr->gone || !sr->replied || sr->conn->state != CONN_ACTIVE)
+		return;
+	if (sr->body_mode == RB_CHUNKED)
+		evbuffer_add(sr->conn->out, "0\r\n\r\n", 5);
+	server_reply_done(sr);
 }
 
 void
@@ -712,16 +1411,15 @@ static void
 server_handle_metrics(struct server_req *sr, void *arg)
 {
 	struct evbuffer *buf;
-	struct evhttp_request *req = server_req_evreq(sr);
 
-	if (req == NULL)
+	if (sr->gone)
 		return;
 	buf = evbuffer_new();
 	metrics_render(buf);
-	sr->bytes += evbuffer_get_length(buf);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "text/plain; version=0.0.4; charset=utf-8");
-	evhttp_send_reply(req, 200, "OK", buf);
+	server_add_header(sr, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	server_reply_start(sr, 200, (int64_t)evbuffer_get_length(buf));
+	server_reply_chunk(sr, buf);
+	server_reply_end(sr);
 	evbuffer_free(buf);
 }
 
@@ -735,10 +1433,8 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	struct sockaddr_storage ss;
 	int sslen;
 	evutil_socket_t fd;
-	struct timeval tv;
 	const char *name = which == SERVER_MCP ? "mcp" : "diagnostics";
 	char addr[INET6_ADDRSTRLEN + 8];
-	int64_t timeout_ms;
 
 	if (server_parse_listen(spec, &ss, &sslen) != 0) {
 		snprintf(err, errlen, "cannot parse listen address \"%s\"", spec);
@@ -746,11 +1442,7 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	}
 	l->srv = srv;
 	l->which = which;
-	l->http = evhttp_new(srv->base);
-	if (l->http == NULL) {
-		snprintf(err, errlen, "evhttp_new failed");
-		return -1;
-	}
+	l->max_body = which == SERVER_MCP ? srv->cfg->server.max_body_size : SERVER_DIAG_MAX_BODY;
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0 || evutil_make_listen_socket_reuseable(fd) < 0 ||
 	    evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0 ||
@@ -760,8 +1452,10 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 			evutil_closesocket(fd);
 		return -1;
 	}
-	l->bound = evhttp_accept_socket_with_handle(l->http, fd);
-	if (l->bound == NULL) {
+	/* backlog 0: the socket listens already. */
+	l->lev = evconnlistener_new(srv->base, server_on_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l->lev == NULL) {
 		snprintf(err, errlen, "cannot accept on %s", spec);
 		evutil_closesocket(fd);
 		return -1;
@@ -783,21 +1477,6 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 		l->port = ntohs(s4->sin_port);
 		snprintf(addr, sizeof addr, "%s:%d", ip, l->port);
 	}
-	evhttp_set_gencb(l->http, server_dispatch, l);
-	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_max_headers_size(l->http, (ev_ssize_t)srv->cfg->server.max_header_size);
-	evhttp_set_max_body_size(l->http, which == SERVER_MCP ?
-	    (ev_ssize_t)srv->cfg->server.max_body_size : SERVER_DIAG_MAX_BODY);
-	/* One inactivity timeout covers reading a request and idle keep-alive;
-	 * streaming replies lift its read half (server_req_stream_timeouts). */
-	timeout_ms = srv->cfg->server.header_timeout_ms < srv->cfg->server.idle_timeout_ms ?
-	    srv->cfg->server.header_timeout_ms : srv->cfg->server.idle_timeout_ms;
-	srv->timeout_ms = timeout_ms;
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evhttp_set_timeout_tv(l->http, &tv);
-	evhttp_set_default_content_type(l->http, "application/json");
 	log_info("listening", LOG_S("listener", name), LOG_S("addr", addr), LOG_I("port", l->port));
 	return 0;
 }
@@ -845,16 +1524,24 @@ void
 server_shutdown(struct server *srv, server_stopped_fn done, void *arg)
 {
 	struct server_req *sr, *next;
+	struct conn *c, *cnext;
 	struct timeval tv;
 
 	if (srv->draining)
 		return;
 	srv->draining = true;
+	/* Closing the listening sockets: new connections are refused. */
 	for (int i = 0; i < 2; i++) {
-		if (srv->listeners[i].bound != NULL) {
-			evhttp_del_accept_socket(srv->listeners[i].http, srv->listeners[i].bound);
-			srv->listeners[i].bound = NULL;
+		if (srv->listeners[i].lev != NULL) {
+			evconnlistener_free(srv->listeners[i].lev);
+			srv->listeners[i].lev = NULL;
 		}
+	}
+	/* Idle keep-alive connections carry nothing: close them now. */
+	for (c = LIST_FIRST(&srv->conns); c != NULL; c = cnext) {
+		cnext = LIST_NEXT(c, entry);
+		if (c->state == CONN_IDLE && evbuffer_get_length(c->in) == 0)
+			conn_close(c);
 	}
 	if (srv->probe_timer != NULL)
 		evtimer_del(srv->probe_timer);
@@ -874,8 +1561,10 @@ server_shutdown(struct server *srv, server_stopped_fn done, void *arg)
 		}
 	}
 	if (srv->n_inflight == 0) {
-		srv->stopped_fn = NULL;
-		done(arg);
+		if (srv->stopped_fn != NULL) {
+			srv->stopped_fn = NULL;
+			done(arg);
+		}
 		return;
 	}
 	srv->drain_timer = evtimer_new(srv->base, server_drain_deadline, srv);

@@ -25,7 +25,7 @@ test('response headers named in the backend\'s Connection header are not passed 
 
 test('an event stream quiet for longer than server.headerTimeout stays open; keep-alive idle still times out after it', async (t) => {
   const echo = await startEchoBackend({ t });
-  const p = await startProxy(cfg(echo.url, { server: { headerTimeout: '1s' } }), { t });
+  const p = await startProxy(cfg(echo.url, { server: { headerTimeout: '1s', idleTimeout: '1s' } }), { t });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const t0 = Date.now();
   const result = await new Promise((resolve) => {
@@ -38,7 +38,7 @@ test('an event stream quiet for longer than server.headerTimeout stays open; kee
   });
   assert.ok(result.endedAt >= 2500, `stream ended after ${result.endedAt ?? result.closedAt} ms with ${result.n} chunks (events every 1.5 s, headerTimeout 1 s)`);
   assert.ok(result.n >= 2);
-  // The same keep-alive connection, now idle, is closed by the proxy's inactivity timeout again.
+  // The same keep-alive connection, now idle, is closed by server.idleTimeout.
   const sock = result.socket;
   const closedIdle = await new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), 4000);

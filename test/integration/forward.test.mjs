@@ -408,10 +408,36 @@ test('a request body over server.maxBodySize is refused with 413 and never forwa
   assert.equal(echoOf(ok).bodyLength, 1024);
   const big = await request(`${p.origin}/mcp?too=big`, { method: 'POST', body: 'a'.repeat(1025), headers: { 'content-type': 'text/plain' } });
   assert.equal(big.status, 413);
+  assert.match(big.headers['content-type'], /^application\/json/);
+  assert.deepEqual(big.json(), { error: 'request_too_large', error_description: 'request body exceeds the limit of 1024 bytes' });
   const chunked = await rawRequest(p.port, `POST /mcp?too=chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n${'b'.repeat(2048)}\r\n0\r\n\r\n`);
   assert.equal(chunked.status, 413);
+  assert.equal(JSON.parse(chunked.body.toString()).error, 'request_too_large');
+  assert.equal(chunked.headers.connection[0], 'close');
+  // The declared length alone is refused before any body byte is sent (no 100-continue).
+  const declared = await rawRequest(p.port, 'POST /mcp?too=declared HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n');
+  assert.equal(declared.status, 413);
+  assert.doesNotMatch(declared.head, /100 Continue/);
   const st = await echo.stats();
   assert.ok(!st.log.some((l) => l.url.includes('too=')), 'an oversized body reached the backend');
+  // The proxy keeps serving.
+  assert.equal((await request(`${p.origin}/mcp`)).status, 200);
+  await p.stop();
+});
+
+test('a client closing while its request waits for the backend head cancels the backend request', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(cfg(echo.url), { t });
+  const sock = net.connect(p.port, '127.0.0.1');
+  await new Promise((resolve) => sock.once('connect', resolve));
+  sock.write('POST /mcp?delay=3000 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+  await waitFor(async () => (await echo.stats()).inFlight === 1, { message: 'the request reached the backend' });
+  const t0 = Date.now();
+  sock.destroy();
+  await waitFor(async () => (await echo.stats()).inFlight === 0, { timeoutMs: 2500, intervalMs: 50, message: 'backend request cancelled' });
+  assert.ok(Date.now() - t0 < 1500 * SLOW, `the backend connection closed ${Date.now() - t0} ms after the client left`);
+  const line = await p.waitForLog((l) => l.msg === 'access' && l.path === '/mcp' && l.status === 499);
+  assert.ok(line.duration_ms < 2000, `logged as abandoned after ${line.duration_ms} ms`);
   // The proxy keeps serving.
   assert.equal((await request(`${p.origin}/mcp`)).status, 200);
   await p.stop();
