@@ -60,6 +60,17 @@ dcr_string_array(json_object *a, size_t max, struct strlist *l, const char **why
 	return 0;
 }
 
+/* Are the n bytes at p all JSON whitespace? (Never reads past n.) */
+static bool
+dcr_only_space(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+			return false;
+	}
+	return true;
+}
+
 int
 dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_result *res)
 {
@@ -79,7 +90,7 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	doc = json_tokener_parse_ex(tok, body, (int)len);
 	if (doc == NULL || json_tokener_get_error(tok) != json_tokener_success ||
-	    strspn(body + tok->char_offset, " \t\r\n") != len - (size_t)tok->char_offset ||
+	    !dcr_only_space(body + tok->char_offset, len - (size_t)tok->char_offset) ||
 	    !json_object_is_type(doc, json_type_object)) {
 		dcr_fail(res, "invalid_client_metadata", "the request body is not a JSON object%s",
 		    NULL);

@@ -365,7 +365,11 @@ jwt_claim_int(json_object *claims, const char *name, int64_t *out)
 	if (claims == NULL || !json_object_object_get_ex(claims, name, &v))
 		return -1;
 	if (json_object_is_type(v, json_type_int)) {
+		/* One range for integers and doubles; it also refuses the
+		 * values json-c saturates to when a number does not fit. */
 		*out = json_object_get_int64(v);
+		if (*out < -9000000000000000LL || *out > 9000000000000000LL)
+			return -1;
 		return 0;
 	}
 	if (json_object_is_type(v, json_type_double)) {

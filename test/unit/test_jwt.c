@@ -433,8 +433,11 @@ test_time_claims(void)
 	    NOW + 300), NULL), JWT_OK);
 	CU_ASSERT_EQUAL(check(with_payload("{" BASE ",\"exp\":%d,\"nbf\":"
 	    "null}", NOW + 300), NULL), JWT_ERR_CLAIM);
+	/* Out of the claim range (json-c saturates the second to INT64_MAX). */
 	CU_ASSERT_EQUAL(check(with_payload("{" BASE ",\"exp\":"
-	    "9223372036854775807}"), NULL), JWT_OK);
+	    "9223372036854775807}"), NULL), JWT_ERR_CLAIM);
+	CU_ASSERT_EQUAL(check(with_payload("{" BASE ",\"exp\":"
+	    "10000000000000000000000000000000000000000}"), NULL), JWT_ERR_CLAIM);
 }
 
 static void
