@@ -456,16 +456,21 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 static bool
 fx_hop_by_hop(const char *name, const char *connection)
 {
-	static const char *const hop[] = { "Connection", "Keep-Alive", "TE", "Trailer",
-		"Transfer-Encoding", "Upgrade", "Proxy-Connection", "Content-Length", NULL };
+	static const struct {
+		const char *name;
+		size_t len;
+	} hop[] = { { "Connection", 10 }, { "Keep-Alive", 10 }, { "TE", 2 }, { "Trailer", 7 },
+		{ "Transfer-Encoding", 17 }, { "Upgrade", 7 }, { "Content-Length", 14 } };
+	size_t n = strlen(name);
 
-	for (int i = 0; hop[i] != NULL; i++) {
-		if (strcasecmp(name, hop[i]) == 0)
+	/* the length first: this runs for every header of every exchange */
+	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++) {
+		if (n == hop[i].len && strcasecmp(name, hop[i].name) == 0)
 			return true;
 	}
-	if (strncasecmp(name, "Proxy-", 6) == 0)
-		return true;
-	return h1_token_in_list(connection, name);
+	if (n >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
+		return true; /* Proxy-Connection, Proxy-Authorization, ... */
+	return connection != NULL && h1_token_in_list(connection, name);
 }
 
 /* Is this a safe X-Forwarded-Prefix value to put in a URL path? */
@@ -519,7 +524,10 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 			continue; /* rebuilt below */
 		if (fx->inject_name != NULL && strcasecmp(name, fx->inject_name) == 0)
 			continue;
-		evbuffer_add_printf(out, "%s: %s\r\n", name, value);
+		evbuffer_add(out, name, strlen(name));
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, value, strlen(value));
+		evbuffer_add(out, "\r\n", 2);
 	}
 	if (trust && xff != NULL)
 		evbuffer_add_printf(out, "X-Forwarded-For: %s, %s\r\n", xff, peer);
@@ -839,13 +847,18 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		line = head;
 		next = strchr(line, '\n');
 		*next++ = '\0';
-		{
-			char sp;
-
-			if (sscanf(line, "HTTP/%d.%d %3d%c", &major, &minor, &code, &sp) < 3 ||
-			    major != 1 || code < 100 || code > 599)
-				goto out;
-		}
+		/* "HTTP/1.x NNN[ reason]" */
+		if (strncmp(line, "HTTP/", 5) != 0 || line[5] < '0' || line[5] > '9' ||
+		    line[6] != '.' || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
+		    line[9] < '0' || line[9] > '9' || line[10] < '0' || line[10] > '9' ||
+		    line[11] < '0' || line[11] > '9' || (line[12] != ' ' && line[12] != '\r' &&
+		    line[12] != '\0'))
+			goto out;
+		major = line[5] - '0';
+		minor = line[7] - '0';
+		code = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+		if (major != 1 || code < 100 || code > 599)
+			goto out;
 		fx->status = code;
 		fx->keepalive = minor >= 1;
 		fx->body = BODY_NONE;

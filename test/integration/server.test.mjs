@@ -324,3 +324,89 @@ test('a client that disconnects while its request waits does not disturb the pro
   assert.equal(r.status, 200);
   await p.stop();
 });
+
+// ---------------------------------------------------------------- the HTTP/1.1 front end
+
+/** Write raw bytes (or [bytes, pause ms, bytes, …]), collect until EOF or timeoutMs: → {text, closed, ms}. */
+function rawExchange(port, parts, { timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const sock = net.connect(port, '127.0.0.1');
+    let text = '';
+    let done = false;
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ text, closed, ms: Date.now() - t0 });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.setEncoding('latin1');
+    sock.on('data', (d) => { text += d; });
+    sock.on('end', () => finish(true));
+    sock.on('error', (e) => (done ? null : (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? finish(true) : reject(e))));
+    sock.on('connect', async () => {
+      for (const p of Array.isArray(parts) ? parts : [parts]) {
+        if (typeof p === 'number') await sleep(p);
+        else if (!sock.destroyed) sock.write(p);
+      }
+    });
+  });
+}
+
+test('pipelined requests are answered in order on one connection; HTTP/1.0 closes after its answer', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(cfg(echo.url), { t });
+  const r = await rawExchange(p.port, 'GET /one HTTP/1.1\r\nHost: x\r\n\r\n'
+    + 'POST /two HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc'
+    + 'GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.ok(r.closed, 'closed after Connection: close');
+  const heads = [...r.text.matchAll(/HTTP\/1\.1 \d+ [^\r]*/g)].map((m) => m[0]);
+  assert.deepEqual(heads, ['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+  const paths = [...r.text.matchAll(/"path":"([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(paths, ['/one', '/two', '/three']);
+  assert.match(r.text, /"body":"abc"/);
+  const old = await rawExchange(p.port, 'GET /old HTTP/1.0\r\n\r\n');
+  assert.ok(old.closed);
+  assert.match(old.text, /^HTTP\/1\.0 200 OK\r\n/);
+  assert.match(old.text, /\r\nConnection: close\r\n/i);
+  await p.stop();
+});
+
+test('malformed requests get JSON 400/431/501 and are never forwarded; Expect: 100-continue is answered', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(cfg(echo.url, { server: { maxHeaderSize: '4KiB' } }), { t });
+  const cases = [
+    ['GET /a HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n', 400, 'bad_request'],
+    ['POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', 400, 'bad_request'],
+    ['POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd', 400, 'bad_request'],
+    ['POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n', 501, 'not_implemented'],
+    [`GET /a HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(5000)}\r\n\r\n`, 431, 'request_header_fields_too_large'],
+    ['GET /a HTTP/1.1\r\n\r\n', 400, 'bad_request'],
+  ];
+  for (const [raw, status, error] of cases) {
+    const r = await rawExchange(p.port, raw);
+    assert.match(r.text, new RegExp(`^HTTP/1\\.1 ${status} `), raw.slice(0, 60));
+    assert.equal(JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)).error, error);
+    assert.ok(r.closed, 'the connection closes after a refused request');
+  }
+  assert.equal((await echo.stats()).byPath['/a'], undefined, 'a refused request reached the backend');
+  const c = await rawExchange(p.port, ['POST /c HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n', 300, 'hello'], { timeoutMs: 1500 });
+  assert.match(c.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  assert.match(c.text, /"body":"hello"/);
+  await p.stop();
+});
+
+test('headerTimeout is a deadline for the whole request, not an inactivity timer', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(cfg(echo.url, { server: { headerTimeout: '1s' } }), { t });
+  // One header byte every 200 ms would keep an inactivity timer alive forever.
+  const drip = ['G'];
+  for (const ch of 'ET /slow-loris HTTP/1.1\r\nHost: x\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaa') drip.push(200, ch);
+  const r = await rawExchange(p.port, drip, { timeoutMs: 8000 });
+  assert.ok(r.closed, 'the connection was closed');
+  assert.ok(r.ms >= 900 && r.ms < 2500 * SLOW, `closed after ${r.ms} ms (headerTimeout 1 s)`);
+  assert.equal((await echo.stats()).byPath['/slow-loris'], undefined);
+  await p.stop();
+});
