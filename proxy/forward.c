@@ -100,7 +100,7 @@ struct fx {
 	struct forwarder *fw;
 	struct server_req *sr;
 	struct bconn *bc;
-	struct event *timer;
+	struct event timer; /* connect/response timeout, embedded */
 	int refs;
 	bool dead; /* aborted or finished: ignore further events */
 	enum fx_state state;
@@ -299,8 +299,7 @@ fx_unref(struct fx *fx)
 		fx->bc->entry.tqe_prev = NULL;
 		bconn_free(fx->bc);
 	}
-	if (fx->timer != NULL)
-		event_free(fx->timer);
+	event_del(&fx->timer);
 	if (fx->sse_pending != NULL)
 		evbuffer_free(fx->sse_pending);
 	free(fx->sse_prefix);
@@ -319,8 +318,7 @@ fx_close(struct fx *fx, bool reuse_conn)
 		return;
 	fx->dead = true;
 	fx->state = FX_DONE;
-	if (fx->timer != NULL)
-		evtimer_del(fx->timer);
+	evtimer_del(&fx->timer);
 	server_req_set_abort(fx->sr, NULL, NULL);
 	if (fx->stream)
 		server_req_set_stream(fx->sr, false);
@@ -494,6 +492,21 @@ fx_safe_prefix(const char *p)
 }
 
 static void
+fx_add_str(struct evbuffer *out, const char *s)
+{
+	evbuffer_add(out, s, strlen(s));
+}
+
+static void
+fx_add_header(struct evbuffer *out, const char *name, const char *value)
+{
+	fx_add_str(out, name);
+	evbuffer_add(out, ": ", 2);
+	fx_add_str(out, value);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void
 fx_write_request(struct fx *fx, struct evbuffer *out)
 {
 	struct forwarder *fw = fx->fw;
@@ -508,10 +521,17 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 	bool trust = fw->cfg->server.trust_proxy_headers;
 	size_t i = 0;
 
-	evbuffer_add_printf(out, "%s %s%s%s%s HTTP/1.1\r\nHost: %s\r\n",
-	    fx->head_method ? "HEAD" : server_req_method_name(sr), fw->base_path,
-	    path != NULL && *path != '\0' ? path : "/", query != NULL ? "?" : "",
-	    query != NULL ? query : "", fw->host_header);
+	fx_add_str(out, fx->head_method ? "HEAD" : server_req_method_name(sr));
+	evbuffer_add(out, " ", 1);
+	fx_add_str(out, fw->base_path);
+	fx_add_str(out, path != NULL && *path != '\0' ? path : "/");
+	if (query != NULL) {
+		evbuffer_add(out, "?", 1);
+		fx_add_str(out, query);
+	}
+	evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
+	fx_add_str(out, fw->host_header);
+	evbuffer_add(out, "\r\n", 2);
 	while (server_req_header_next(sr, &i, &name, &value)) {
 		if (fx_hop_by_hop(name, connection) || strcasecmp(name, "Host") == 0 ||
 		    strcasecmp(name, "Authorization") == 0 || strcasecmp(name, "Expect") == 0)
@@ -524,19 +544,16 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 			continue; /* rebuilt below */
 		if (fx->inject_name != NULL && strcasecmp(name, fx->inject_name) == 0)
 			continue;
-		evbuffer_add(out, name, strlen(name));
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, value, strlen(value));
-		evbuffer_add(out, "\r\n", 2);
+		fx_add_header(out, name, value);
 	}
 	if (trust && xff != NULL)
 		evbuffer_add_printf(out, "X-Forwarded-For: %s, %s\r\n", xff, peer);
 	else
-		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", peer);
+		fx_add_header(out, "X-Forwarded-For", peer);
 	if (!trust || server_req_header(sr, "X-Forwarded-Proto") == NULL)
 		evbuffer_add(out, "X-Forwarded-Proto: http\r\n", 25);
 	if ((!trust || server_req_header(sr, "X-Forwarded-Host") == NULL) && host != NULL)
-		evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", host);
+		fx_add_header(out, "X-Forwarded-Host", host);
 	if (fx->inject_name != NULL)
 		evbuffer_add_printf(out, "%s: %s\r\n", fx->inject_name, fx->inject_value);
 	if (evbuffer_get_length(body) > 0 || m == H1_POST || m == H1_PUT || m == H1_PATCH)
@@ -553,12 +570,12 @@ fx_arm_timer(struct fx *fx, int64_t ms)
 {
 	struct timeval tv;
 
-	evtimer_del(fx->timer);
+	evtimer_del(&fx->timer);
 	if (ms <= 0)
 		return;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(fx->timer, &tv);
+	evtimer_add(&fx->timer, &tv);
 }
 
 static void
@@ -961,15 +978,19 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 	}
 	if (fx->body == BODY_LENGTH && !fx->stream &&
 	    (int64_t)evbuffer_get_length(in) >= fx->remaining) {
-		/* The whole body is here: one write. */
-		struct evbuffer *body = evbuffer_new();
-
-		evbuffer_remove_buffer(in, body, (size_t)fx->remaining);
+		/* The whole body is here: one write (usually exactly all of in). */
 		server_reply_start(sr, fx->status, fx->remaining);
+		if ((int64_t)evbuffer_get_length(in) == fx->remaining) {
+			server_reply_chunk(sr, in);
+		} else {
+			struct evbuffer *body = evbuffer_new();
+
+			evbuffer_remove_buffer(in, body, (size_t)fx->remaining);
+			server_reply_chunk(sr, body);
+			evbuffer_free(body);
+		}
 		fx->remaining = 0;
-		server_reply_chunk(sr, body);
 		server_reply_end(sr);
-		evbuffer_free(body);
 		fx_close(fx, true);
 		return;
 	}
@@ -1130,7 +1151,7 @@ forward_request(struct forwarder *fw, struct server_req *sr, const struct forwar
 	fx->refs = 1;
 	fx->start_us = clock_mono_us();
 	fx->head_method = server_req_method(sr) == H1_HEAD;
-	fx->timer = evtimer_new(fw->base, fx_timeout, fx);
+	evtimer_assign(&fx->timer, fw->base, fx_timeout, fx);
 	if (opts != NULL) {
 		fx->opts = *opts;
 		if (opts->inject_name != NULL) {

@@ -458,8 +458,18 @@ server_req_make_id(struct server_req *sr)
 		for (size_t i = 0; i < 4; i++)
 			snprintf(sr->srv->id_prefix + 2 * i, 3, "%02x", rnd[i]);
 	}
-	snprintf(sr->id, sizeof sr->id, "%s%08llx", sr->srv->id_prefix,
-	    (unsigned long long)++sr->srv->id_counter);
+	{
+		static const char hex[] = "0123456789abcdef";
+		uint64_t ctr = ++sr->srv->id_counter;
+		size_t k = 8;
+
+		memcpy(sr->id, sr->srv->id_prefix, 8);
+		while (k < 16 && (ctr >> (4 * k)) != 0)
+			k++; /* as %08llx: at least 8 digits */
+		for (size_t i = 0; i < k; i++)
+			sr->id[8 + i] = hex[(ctr >> (4 * (k - 1 - i))) & 0xf];
+		sr->id[8 + k] = '\0';
+	}
 }
 
 static void server_handle_health(struct server_req *sr, void *arg);
@@ -1191,9 +1201,16 @@ server_reply_head(struct server_req *sr, int status, int64_t content_length)
 	if (!needs_body) {
 		sr->body_mode = RB_NONE;
 	} else if (content_length >= 0) {
-		n = snprintf(line, sizeof line, "Content-Length: %lld\r\n",
-		    (long long)content_length);
-		evbuffer_add(out, line, (size_t)n);
+		char *e = line + sizeof line, *d = e;
+		uint64_t v = (uint64_t)content_length;
+
+		*--d = '\n';
+		*--d = '\r';
+		do
+			*--d = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		evbuffer_add(out, "Content-Length: ", 16);
+		evbuffer_add(out, d, (size_t)(e - d));
 		sr->body_mode = RB_LENGTH;
 	} else if (sr->rq.minor >= 1) {
 		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
