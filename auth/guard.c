@@ -39,7 +39,6 @@
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 
-#define GUARD_JSONRPC_SCAN_MAX (64 * 1024)
 
 struct guard_refresh;
 
@@ -367,42 +366,6 @@ guard_check_embedded(struct guard *g, const char *token, size_t len,
 
 /* --- replies --- */
 
-/* The JSON-RPC id of the request body, as JSON text, or NULL. */
-static char *
-guard_jsonrpc_id(struct server_req *sr)
-{
-	struct json_tokener *tok;
-	struct evbuffer *in;
-	const char *ct;
-	json_object *o, *id;
-	char *out = NULL;
-	size_t len;
-
-	if (server_req_gone(sr))
-		return NULL;
-	ct = server_req_header(sr, "Content-Type");
-	in = server_req_body(sr);
-	len = evbuffer_get_length(in);
-	if (ct == NULL || strstr(ct, "json") == NULL || len == 0 || len > GUARD_JSONRPC_SCAN_MAX)
-		return NULL;
-	/* The body is not NUL-terminated: parse exactly len bytes. */
-	tok = json_tokener_new();
-	o = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(in, -1), (int)len);
-	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	if (o == NULL)
-		return NULL;
-	if (json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, "jsonrpc", NULL) &&
-	    json_object_object_get_ex(o, "id", &id))
-		out = xstrdup(json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return out;
-}
-
 /* Answer 401/403/503 with the RFC 6750 challenge and a JSON body. */
 static void
 guard_deny(struct guard *g, struct server_req *sr, enum guard_verdict v, const char *reason,
@@ -441,7 +404,7 @@ guard_deny(struct guard *g, struct server_req *sr, enum guard_verdict v, const c
 		server_add_header(sr, "Retry-After", "5");
 	}
 	server_add_header(sr, "Pragma", "no-cache");
-	if ((id = guard_jsonrpc_id(sr)) != NULL) {
+	if ((id = server_req_jsonrpc_id(sr)) != NULL) {
 		json_object *data = json_object_new_object();
 		json_object *idv = json_tokener_parse(id);
 

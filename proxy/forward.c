@@ -52,7 +52,6 @@
 #define FW_MAX_CHUNK_LINE 1024
 #define FW_SSE_REWRITE_MAX (16 * 1024)    /* look this far for the endpoint event */
 #define FW_BACKEND_IDLE_S 30              /* close pooled connections idle longer */
-#define FW_JSONRPC_SCAN_MAX (1024 * 1024) /* parse bodies up to this for an error id */
 
 struct fx;
 
@@ -351,47 +350,6 @@ fx_abort(struct server_req *sr, void *arg)
 
 /* --- errors --- */
 
-/* The JSON-RPC id of the client's request, as JSON text, or NULL when the
- * body is not a single JSON-RPC message. Only runs on error paths. */
-static char *
-fx_jsonrpc_id(struct fx *fx)
-{
-	struct evbuffer *in;
-	const char *ct;
-	json_object *o, *id;
-	size_t len;
-	char *out = NULL;
-
-	if (server_req_gone(fx->sr))
-		return NULL;
-	ct = server_req_header(fx->sr, "Content-Type");
-	in = server_req_body(fx->sr);
-	len = evbuffer_get_length(in);
-	if (ct == NULL || strstr(ct, "json") == NULL || len == 0 || len > FW_JSONRPC_SCAN_MAX)
-		return NULL;
-	{
-		json_tokener *tok = json_tokener_new();
-
-		o = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(in, -1), (int)len);
-		if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
-			json_object_put(o);
-			o = NULL;
-		}
-		json_tokener_free(tok);
-	}
-	if (o == NULL)
-		return NULL;
-	if (json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, "jsonrpc", NULL)) {
-		if (json_object_object_get_ex(o, "id", &id))
-			out = xstrdup(json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN));
-		else
-			out = xstrdup("null");
-	}
-	json_object_put(o);
-	return out;
-}
-
 static void
 fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 {
@@ -419,7 +377,7 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 		fx_close(fx, false);
 		return;
 	} else {
-		char *id = fx_jsonrpc_id(fx);
+		char *id = server_req_jsonrpc_id(fx->sr);
 		char *body;
 		const char *code = status == 504 ? "gateway_timeout" :
 		    status == 503 ? "unavailable" : "bad_gateway";

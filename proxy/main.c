@@ -240,8 +240,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	{
-		/* Coalesce epoll interest changes per loop turn: evhttp and the
-		 * bufferevents toggle EV_READ/EV_WRITE several times per request. */
+		/* Coalesce epoll interest changes per loop turn (the backend's
+		 * connect path and idle pool still toggle them). */
 		struct event_config *ec = event_config_new();
 
 		if (ec != NULL) {

@@ -65,6 +65,7 @@
 #define SERVER_IN_HIGH_WATER (64 * 1024)  /* stop reading a busy connection above */
 #define SERVER_OUT_LOW_WATER (64 * 1024)  /* "drained" for backpressure below */
 #define SERVER_LINGER_MS 2000             /* read and discard after an error reply */
+#define SERVER_JSONRPC_SCAN_MAX (1024 * 1024) /* parse bodies up to this for an error id */
 
 struct route {
 	enum server_listener which;
@@ -748,11 +749,16 @@ out:
 static void
 conn_error(struct conn *c, int status, const char *code, const char *desc)
 {
-	char body[256];
+	const char *listener = c->l->which == SERVER_MCP ? "mcp" : "diagnostics";
+	char body[256], st[8];
 	int n;
 
-	log_info("request refused", LOG_S("listener", c->l->which == SERVER_MCP ? "mcp" :
-	    "diagnostics"), LOG_I("status", status), LOG_S("error", desc));
+	/* No route was chosen: counted under route "refused", logged in place
+	 * of an access line (the request may not even have a method). */
+	snprintf(st, sizeof st, "%d", status);
+	metrics_add(c->srv->m_requests, 1, listener, "-", "refused", st);
+	log_info("request refused", LOG_S("listener", listener), LOG_I("status", status),
+	    LOG_S("error", desc), LOG_S("peer", c->peer));
 	if (c->sr != NULL) {
 		server_req_unref(c->sr);
 		c->sr = NULL;
@@ -1064,6 +1070,42 @@ struct evbuffer *
 server_req_body(const struct server_req *sr)
 {
 	return sr->body;
+}
+
+char *
+server_req_jsonrpc_id(struct server_req *sr)
+{
+	struct json_tokener *tok;
+	const char *ct;
+	json_object *o, *id;
+	char *out = NULL;
+	size_t len;
+
+	if (server_req_gone(sr))
+		return NULL;
+	ct = server_req_header(sr, "Content-Type");
+	len = evbuffer_get_length(sr->body);
+	if (ct == NULL || strstr(ct, "json") == NULL || len == 0 || len > SERVER_JSONRPC_SCAN_MAX)
+		return NULL;
+	/* The body is not NUL-terminated: parse exactly len bytes. */
+	tok = json_tokener_new();
+	o = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(sr->body, -1), (int)len);
+	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	if (o == NULL)
+		return NULL;
+	if (json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "jsonrpc", NULL)) {
+		if (json_object_object_get_ex(o, "id", &id))
+			out = xstrdup(json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN));
+		else
+			out = xstrdup("null");
+	}
+	json_object_put(o);
+	return out;
 }
 
 const char *

@@ -73,6 +73,10 @@ bool server_req_header_next(const struct server_req *sr, size_t *i, const char *
     const char **value);
 /* The whole request body (never NULL; may be empty). */
 struct evbuffer *server_req_body(const struct server_req *sr);
+/* When the request body is one JSON-RPC message, its id as JSON text
+ * ("null" for a notification), so an error answer can carry it; else NULL.
+ * Caller frees. For error paths only: it parses the body. */
+char *server_req_jsonrpc_id(struct server_req *sr);
 const char *server_req_peer(const struct server_req *sr); /* client IP */
 struct server *server_req_server(const struct server_req *sr);
 void server_req_ref(struct server_req *sr);

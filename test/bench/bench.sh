@@ -108,8 +108,7 @@ us_start() {
 	local name="$1" url="$2" port="$3" dir="$WORK/$1"
 	mkdir -p "$dir"
 	cat >"$dir/config.json" <<EOF
-{"server": {"listen": "127.0.0.1:$port", "diagnosticsListen": "127.0.0.1:0", "logLevel": "warn",
-            "headerTimeout": "5m"},
+{"server": {"listen": "127.0.0.1:$port", "diagnosticsListen": "127.0.0.1:0", "logLevel": "warn"},
  "backend": {"url": "$url"},
  "auth": {"mode": "none"}}
 EOF
