@@ -1029,13 +1029,32 @@ config_errors_dispose(struct config_errors *errs)
 char *
 config_error_line(const struct config_error *e)
 {
+	char *raw, *out, *o;
+
 	if (*e->where != '\0' && *e->path != '\0')
-		return xasprintf("%s: %s: %s", e->where, e->path, e->message);
-	if (*e->where != '\0')
-		return xasprintf("%s: %s", e->where, e->message);
-	if (*e->path != '\0')
-		return xasprintf("%s: %s", e->path, e->message);
-	return xstrdup(e->message);
+		raw = xasprintf("%s: %s: %s", e->where, e->path, e->message);
+	else if (*e->where != '\0')
+		raw = xasprintf("%s: %s", e->where, e->message);
+	else if (*e->path != '\0')
+		raw = xasprintf("%s: %s", e->path, e->message);
+	else
+		raw = xstrdup(e->message);
+	/* Keys and values come from the file: one line per problem means
+	 * their control characters are shown escaped, never raw. */
+	out = o = xmalloc(4 * strlen(raw) + 1);
+	for (const unsigned char *p = (const unsigned char *)raw; *p != '\0'; p++) {
+		if (*p == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else if (*p < 0x20 || *p == 0x7f) {
+			o += sprintf(o, "\\x%02x", *p);
+		} else {
+			*o++ = (char)*p;
+		}
+	}
+	*o = '\0';
+	free(raw);
+	return out;
 }
 
 /* ---- the YAML walk ---- */
