@@ -10,7 +10,6 @@
 
 #include <ctype.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "auth/cimd.h"
 #include "auth/client.h"
 #include "common/clock.h"
+#include "common/errbuf.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 
@@ -291,16 +291,6 @@ cimd_doc_quote(const char *s, char *buf, size_t n)
 	return buf;
 }
 
-static void __attribute__((format(printf, 3, 4)))
-cimd_doc_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Count the object members written in text (strings followed by ':'); the
  * text is known to be valid JSON. */
 static size_t
@@ -352,33 +342,33 @@ cimd_doc_parse(const char *text, size_t len, char *err, size_t errlen)
 	size_t end;
 
 	if (len == 0 || memchr(text, '\0', len) != NULL || len > INT32_MAX) {
-		cimd_doc_err(err, errlen, CIMD_DOC "is not valid JSON");
+		errbuf_set(err, errlen, CIMD_DOC "is not valid JSON");
 		goto fail;
 	}
 	tok = json_tokener_new_ex(CIMD_JSON_DEPTH);
 	if (tok == NULL) {
-		cimd_doc_err(err, errlen, CIMD_DOC "could not be parsed");
+		errbuf_set(err, errlen, CIMD_DOC "could not be parsed");
 		goto fail;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, text, (int)len);
 	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-		cimd_doc_err(err, errlen, CIMD_DOC "is not valid JSON");
+		errbuf_set(err, errlen, CIMD_DOC "is not valid JSON");
 		goto fail;
 	}
 	end = json_tokener_get_parse_end(tok);
 	while (end < len && isspace((unsigned char)text[end]))
 		end++;
 	if (end != len) {
-		cimd_doc_err(err, errlen, CIMD_DOC "has bytes after its JSON value");
+		errbuf_set(err, errlen, CIMD_DOC "has bytes after its JSON value");
 		goto fail;
 	}
 	if (!json_object_is_type(o, json_type_object)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "is not a JSON object");
+		errbuf_set(err, errlen, CIMD_DOC "is not a JSON object");
 		goto fail;
 	}
 	if (cimd_doc_count_keys(text, len) != cimd_doc_count_members(o)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "has duplicate keys");
+		errbuf_set(err, errlen, CIMD_DOC "has duplicate keys");
 		goto fail;
 	}
 	json_tokener_free(tok);
@@ -401,11 +391,11 @@ cimd_doc_get_string(struct json_object *doc, const char *key, size_t max, const 
 	if (!json_object_object_get_ex(doc, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_string)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "%s must be a string", key);
+		errbuf_set(err, errlen, CIMD_DOC "%s must be a string", key);
 		return -1;
 	}
 	if ((size_t)json_object_get_string_len(v) > max) {
-		cimd_doc_err(err, errlen, CIMD_DOC "%s is longer than %zu characters", key, max);
+		errbuf_set(err, errlen, CIMD_DOC "%s is longer than %zu characters", key, max);
 		return -1;
 	}
 	*out = json_object_get_string(v);
@@ -423,23 +413,23 @@ cimd_doc_get_strings(struct json_object *doc, const char *key, size_t max_n, siz
 	if (!json_object_object_get_ex(doc, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_array)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "%s must be an array of strings", key);
+		errbuf_set(err, errlen, CIMD_DOC "%s must be an array of strings", key);
 		return -1;
 	}
 	n = json_object_array_length(v);
 	if (n > max_n) {
-		cimd_doc_err(err, errlen, CIMD_DOC "%s has more than %zu entries", key, max_n);
+		errbuf_set(err, errlen, CIMD_DOC "%s has more than %zu entries", key, max_n);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(v, i);
 
 		if (!json_object_is_type(e, json_type_string)) {
-			cimd_doc_err(err, errlen, CIMD_DOC "%s must be an array of strings", key);
+			errbuf_set(err, errlen, CIMD_DOC "%s must be an array of strings", key);
 			return -1;
 		}
 		if ((size_t)json_object_get_string_len(e) > max_len) {
-			cimd_doc_err(err, errlen, CIMD_DOC "%s[%zu] is longer than %zu characters",
+			errbuf_set(err, errlen, CIMD_DOC "%s[%zu] is longer than %zu characters",
 			    key, i, max_len);
 			return -1;
 		}
@@ -471,12 +461,12 @@ cimd_doc_scopes(const char *scope, const struct config *cfg, struct strlist *sco
 		}
 		for (n = 0; p[n] != '\0' && p[n] != ' '; n++) {
 			if (!cimd_doc_scope_char((unsigned char)p[n])) {
-				cimd_doc_err(err, errlen, CIMD_DOC "scope contains an invalid character");
+				errbuf_set(err, errlen, CIMD_DOC "scope contains an invalid character");
 				goto out;
 			}
 		}
 		if (++count > CIMD_SCOPES_MAX) {
-			cimd_doc_err(err, errlen, CIMD_DOC "scope has more than %d values",
+			errbuf_set(err, errlen, CIMD_DOC "scope has more than %d values",
 			    CIMD_SCOPES_MAX);
 			goto out;
 		}
@@ -486,7 +476,7 @@ cimd_doc_scopes(const char *scope, const struct config *cfg, struct strlist *sco
 		 * (as for DCR clients). */
 		if (!strlist_contains(&cfg->eas.scopes_supported, tok) &&
 		    !strlist_contains(&cfg->eas.baseline_client_scopes, tok)) {
-			cimd_doc_err(err, errlen, CIMD_DOC "scope \"%s\" is not supported",
+			errbuf_set(err, errlen, CIMD_DOC "scope \"%s\" is not supported",
 			    cimd_doc_quote(tok, q, sizeof q));
 			goto out;
 		}
@@ -510,7 +500,7 @@ cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
 
 	if (json_object_object_get_ex(doc, "client_secret", NULL) ||
 	    json_object_object_get_ex(doc, "client_secret_expires_at", NULL)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "must not contain a client_secret: CIMD "
+		errbuf_set(err, errlen, CIMD_DOC "must not contain a client_secret: CIMD "
 		    "clients are public clients");
 		return -1;
 	}
@@ -520,10 +510,10 @@ cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
 	if (r == 0 || strcmp(m, "none") == 0)
 		return 0;
 	if (cimd_doc_in(cimd_doc_shared_secret_methods, m)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "token_endpoint_auth_method %s uses a shared "
+		errbuf_set(err, errlen, CIMD_DOC "token_endpoint_auth_method %s uses a shared "
 		    "secret; CIMD clients must use none", m);
 	} else {
-		cimd_doc_err(err, errlen, CIMD_DOC "token_endpoint_auth_method %s is not "
+		errbuf_set(err, errlen, CIMD_DOC "token_endpoint_auth_method %s is not "
 		    "supported; only none is", cimd_doc_quote(m, q, sizeof q));
 	}
 	return -1;
@@ -551,7 +541,7 @@ cimd_doc_check_grants(struct json_object *doc, struct oauth_client *c, char *err
 				strlist_add(&c->grant_types, g);
 		}
 		if (!strlist_contains(&c->grant_types, "authorization_code")) {
-			cimd_doc_err(err, errlen, CIMD_DOC "grant_types must include "
+			errbuf_set(err, errlen, CIMD_DOC "grant_types must include "
 			    "authorization_code");
 			return -1;
 		}
@@ -561,7 +551,7 @@ cimd_doc_check_grants(struct json_object *doc, struct oauth_client *c, char *err
 		return -1;
 	if (r == 1 && (json_object_array_length(a) != 1 ||
 	    strcmp(json_object_get_string(json_object_array_get_idx(a, 0)), "code") != 0)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "response_types must be exactly [\"code\"]");
+		errbuf_set(err, errlen, CIMD_DOC "response_types must be exactly [\"code\"]");
 		return -1;
 	}
 	return 0;
@@ -580,14 +570,14 @@ cimd_doc_check_redirects(struct json_object *doc, struct oauth_client *c, char *
 	if (r < 0)
 		return -1;
 	if (r == 0 || json_object_array_length(a) == 0) {
-		cimd_doc_err(err, errlen, CIMD_DOC "redirect_uris is missing or empty");
+		errbuf_set(err, errlen, CIMD_DOC "redirect_uris is missing or empty");
 		return -1;
 	}
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		const char *u = json_object_get_string(json_object_array_get_idx(a, i));
 
 		if (oauth_redirect_uri_check(u, false, &kind, &why) != 0) {
-			cimd_doc_err(err, errlen, CIMD_DOC "redirect_uris[%zu] is invalid: %s", i, why);
+			errbuf_set(err, errlen, CIMD_DOC "redirect_uris[%zu] is invalid: %s", i, why);
 			return -1;
 		}
 		if (!strlist_contains(&c->redirect_uris, u))
@@ -610,7 +600,7 @@ cimd_doc_check_others(struct json_object *doc, char *err, size_t errlen)
 	if (cimd_doc_get_strings(doc, "contacts", CIMD_ARRAY_MAX, 320, &a, err, errlen) < 0)
 		return -1;
 	if (json_object_object_get_ex(doc, "jwks", &v) && !json_object_is_type(v, json_type_object)) {
-		cimd_doc_err(err, errlen, CIMD_DOC "jwks must be an object");
+		errbuf_set(err, errlen, CIMD_DOC "jwks must be an object");
 		return -1;
 	}
 	return 0;
@@ -632,11 +622,11 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 	if (r < 0)
 		goto fail;
 	if (r == 0) {
-		cimd_doc_err(err, errlen, CIMD_DOC "has no client_id");
+		errbuf_set(err, errlen, CIMD_DOC "has no client_id");
 		goto fail;
 	}
 	if (strcmp(s, url) != 0) {
-		cimd_doc_err(err, errlen, CIMD_DOC "client_id does not match the URL it was "
+		errbuf_set(err, errlen, CIMD_DOC "client_id does not match the URL it was "
 		    "fetched from");
 		goto fail;
 	}
@@ -655,7 +645,7 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 	if (r == 1) {
 		for (const char *p = s; *p != '\0'; p++) {
 			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				cimd_doc_err(err, errlen, CIMD_DOC "client_name contains a control "
+				errbuf_set(err, errlen, CIMD_DOC "client_name contains a control "
 				    "character");
 				goto fail;
 			}

@@ -10,7 +10,6 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include "auth/b64url.h"
 #include "common/clock.h"
+#include "common/errbuf.h"
 #include "common/xalloc.h"
 
 static const char *jwt_err_names[] = {
@@ -43,21 +43,6 @@ jwt_err_name(enum jwt_err err)
 	if ((size_t)err >= sizeof jwt_err_names / sizeof jwt_err_names[0])
 		return "unknown";
 	return jwt_err_names[err];
-}
-
-static void jwt_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-jwt_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* Digest name and, for ECDSA, the coordinate size (0 for RSA). */
@@ -191,11 +176,11 @@ jwt_sign(const struct keyset_key *key, const char *typ, json_object *claims,
 	size_t siglen;
 
 	if (key == NULL || !keyset_key_can_sign(key)) {
-		jwt_set_err(err, errlen, "no signing key");
+		errbuf_set(err, errlen, "no signing key");
 		goto out;
 	}
 	if (!json_object_is_type(claims, json_type_object)) {
-		jwt_set_err(err, errlen, "claims are not a JSON object");
+		errbuf_set(err, errlen, "claims are not a JSON object");
 		goto out;
 	}
 	hdr = json_object_new_object();
@@ -214,7 +199,7 @@ jwt_sign(const struct keyset_key *key, const char *typ, json_object *claims,
 	input = xasprintf("%s.%s", h64, p64);
 	if ((sig = jwt_sign_bytes(key, input, strlen(input), &siglen)) ==
 	    NULL) {
-		jwt_set_err(err, errlen, "signing with key %s failed",
+		errbuf_set(err, errlen, "signing with key %s failed",
 		    keyset_key_kid(key));
 		goto out;
 	}
@@ -461,32 +446,32 @@ jwt_check_times(json_object *claims, int leeway, char *err, size_t errlen)
 	json_object *v;
 
 	if (jwt_claim_int(claims, "exp", &exp) != 0) {
-		jwt_set_err(err, errlen, "exp claim missing or not a number");
+		errbuf_set(err, errlen, "exp claim missing or not a number");
 		return JWT_ERR_CLAIM;
 	}
 	if (exp <= INT64_MAX - leeway && now >= exp + leeway) {
-		jwt_set_err(err, errlen, "token expired at %lld (now %lld)",
+		errbuf_set(err, errlen, "token expired at %lld (now %lld)",
 		    (long long)exp, (long long)now);
 		return JWT_ERR_EXPIRED;
 	}
 	if (json_object_object_get_ex(claims, "nbf", &v)) {
 		if (jwt_claim_int(claims, "nbf", &nbf) != 0) {
-			jwt_set_err(err, errlen, "nbf claim is not a number");
+			errbuf_set(err, errlen, "nbf claim is not a number");
 			return JWT_ERR_CLAIM;
 		}
 		if (nbf > now + leeway) {
-			jwt_set_err(err, errlen, "token not valid before %lld "
+			errbuf_set(err, errlen, "token not valid before %lld "
 			    "(now %lld)", (long long)nbf, (long long)now);
 			return JWT_ERR_NOT_YET_VALID;
 		}
 	}
 	if (json_object_object_get_ex(claims, "iat", &v)) {
 		if (jwt_claim_int(claims, "iat", &iat) != 0) {
-			jwt_set_err(err, errlen, "iat claim is not a number");
+			errbuf_set(err, errlen, "iat claim is not a number");
 			return JWT_ERR_CLAIM;
 		}
 		if (iat > now + leeway) {
-			jwt_set_err(err, errlen, "token issued in the future at "
+			errbuf_set(err, errlen, "token issued in the future at "
 			    "%lld (now %lld)", (long long)iat, (long long)now);
 			return JWT_ERR_NOT_YET_VALID;
 		}
@@ -519,7 +504,7 @@ jwt_verify(const char *token, const struct keyset *ks,
 
 	if (token == NULL || (len = strnlen(token, JWT_MAX_LEN + 1)) >
 	    JWT_MAX_LEN) {
-		jwt_set_err(err, errlen, "token longer than %d bytes",
+		errbuf_set(err, errlen, "token longer than %d bytes",
 		    JWT_MAX_LEN);
 		rc = JWT_ERR_TOO_LARGE;
 		goto out;
@@ -529,54 +514,54 @@ jwt_verify(const char *token, const struct keyset *ks,
 	    (dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))) ==
 	    NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) !=
 	    NULL) {
-		jwt_set_err(err, errlen, "token is not three dot-separated "
+		errbuf_set(err, errlen, "token is not three dot-separated "
 		    "parts");
 		goto out;
 	}
 	if ((hdr = jwt_segment_object(token, (size_t)(dot1 - token))) ==
 	    NULL) {
-		jwt_set_err(err, errlen, "header is not base64url of a JSON "
+		errbuf_set(err, errlen, "header is not base64url of a JSON "
 		    "object");
 		goto out;
 	}
 
 	rc = JWT_ERR_ALG;
 	if (jwt_member_string(hdr, "alg", &alg) != 1) {
-		jwt_set_err(err, errlen, "header has no alg");
+		errbuf_set(err, errlen, "header has no alg");
 		goto out;
 	}
 	if (strcasecmp(alg, "none") == 0 || strncasecmp(alg, "HS", 2) == 0) {
-		jwt_set_err(err, errlen, "alg %.16s is never accepted", alg);
+		errbuf_set(err, errlen, "alg %.16s is never accepted", alg);
 		goto out;
 	}
 	if ((want = keyset_alg_from_name(alg)) == KEYSET_ALG_NONE) {
-		jwt_set_err(err, errlen, "alg %.16s is not supported", alg);
+		errbuf_set(err, errlen, "alg %.16s is not supported", alg);
 		goto out;
 	}
 	if (json_object_object_get_ex(hdr, "crit", &v)) {
-		jwt_set_err(err, errlen, "crit header is not supported");
+		errbuf_set(err, errlen, "crit header is not supported");
 		rc = JWT_ERR_CRIT;
 		goto out;
 	}
 	rc = JWT_ERR_KID;
 	if (jwt_member_string(hdr, "kid", &kid) != 1) {
-		jwt_set_err(err, errlen, "header has no kid");
+		errbuf_set(err, errlen, "header has no kid");
 		goto out;
 	}
 	if (ks == NULL || (key = keyset_find(ks, kid)) == NULL) {
-		jwt_set_err(err, errlen, "no key with kid %.64s", kid);
+		errbuf_set(err, errlen, "no key with kid %.64s", kid);
 		goto out;
 	}
 	/* The key decides the algorithm; the token may only agree with it. */
 	if (keyset_key_alg(key) != want) {
-		jwt_set_err(err, errlen, "alg %s does not match key %.64s (%s)",
+		errbuf_set(err, errlen, "alg %s does not match key %.64s (%s)",
 		    alg, kid, keyset_alg_name(keyset_key_alg(key)));
 		rc = JWT_ERR_ALG;
 		goto out;
 	}
 	if (expect->typ != NULL && (jwt_member_string(hdr, "typ", &typ) != 1 ||
 	    !jwt_typ_matches(typ, expect->typ))) {
-		jwt_set_err(err, errlen, "typ is not %s", expect->typ);
+		errbuf_set(err, errlen, "typ is not %s", expect->typ);
 		rc = JWT_ERR_TYP;
 		goto out;
 	}
@@ -584,19 +569,19 @@ jwt_verify(const char *token, const struct keyset *ks,
 	rc = JWT_ERR_MALFORMED;
 	if (dot2 + 1 == token + len || b64url_decode(dot2 + 1,
 	    len - (size_t)(dot2 + 1 - token), &sig, &siglen) != 0) {
-		jwt_set_err(err, errlen, "signature is not base64url");
+		errbuf_set(err, errlen, "signature is not base64url");
 		goto out;
 	}
 	if (!jwt_verify_bytes(key, token, (size_t)(dot2 - token), sig,
 	    siglen)) {
-		jwt_set_err(err, errlen, "signature does not verify with key "
+		errbuf_set(err, errlen, "signature does not verify with key "
 		    "%.64s", kid);
 		rc = JWT_ERR_SIGNATURE;
 		goto out;
 	}
 	if ((body = jwt_segment_object(dot1 + 1, (size_t)(dot2 - dot1 - 1))) ==
 	    NULL) {
-		jwt_set_err(err, errlen, "payload is not base64url of a JSON "
+		errbuf_set(err, errlen, "payload is not base64url of a JSON "
 		    "object");
 		goto out;
 	}
@@ -605,12 +590,12 @@ jwt_verify(const char *token, const struct keyset *ks,
 		goto out;
 	if (expect->iss != NULL && ((iss = jwt_claim_string(body, "iss")) ==
 	    NULL || strcmp(iss, expect->iss) != 0)) {
-		jwt_set_err(err, errlen, "iss is not %s", expect->iss);
+		errbuf_set(err, errlen, "iss is not %s", expect->iss);
 		rc = JWT_ERR_ISSUER;
 		goto out;
 	}
 	if (expect->aud != NULL && !jwt_aud_matches(body, expect->aud)) {
-		jwt_set_err(err, errlen, "aud does not contain %s",
+		errbuf_set(err, errlen, "aud does not contain %s",
 		    expect->aud);
 		rc = JWT_ERR_AUDIENCE;
 		goto out;

@@ -12,13 +12,13 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/b64url.h"
 #include "auth/jwt.h"
+#include "common/errbuf.h"
 #include "common/xalloc.h"
 
 struct keyset_key {
@@ -55,21 +55,6 @@ static const struct {
 	{ "P-256", "prime256v1", 32, KEYSET_ALG_ES256 },
 	{ "P-384", "secp384r1", 48, KEYSET_ALG_ES384 },
 };
-
-static void keyset_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-keyset_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *
 keyset_alg_name(enum keyset_alg alg)
@@ -274,12 +259,12 @@ keyset_append(struct keyset *ks, struct keyset_key *key, char *err,
     size_t errlen)
 {
 	if (ks->nkeys >= KEYSET_MAX_KEYS) {
-		keyset_err(err, errlen, "too many keys (at most %d)",
+		errbuf_set(err, errlen, "too many keys (at most %d)",
 		    KEYSET_MAX_KEYS);
 		goto fail;
 	}
 	if (keyset_find(ks, key->kid) != NULL) {
-		keyset_err(err, errlen, "duplicate key id \"%s\"", key->kid);
+		errbuf_set(err, errlen, "duplicate key id \"%s\"", key->kid);
 		goto fail;
 	}
 	ks->keys = xreallocarray(ks->keys, ks->nkeys + 1, sizeof *ks->keys);
@@ -311,7 +296,7 @@ keyset_key_from_private(EVP_PKEY *pkey, char *err, size_t errlen)
 	if (EVP_PKEY_is_a(pkey, "RSA")) {
 		bits = EVP_PKEY_get_bits(pkey);
 		if (bits < KEYSET_RSA_MIN_BITS || bits > KEYSET_RSA_MAX_BITS) {
-			keyset_err(err, errlen, "RSA key of %d bits is not "
+			errbuf_set(err, errlen, "RSA key of %d bits is not "
 			    "supported (need %d to %d bits)", bits,
 			    KEYSET_RSA_MIN_BITS, KEYSET_RSA_MAX_BITS);
 			goto fail;
@@ -321,7 +306,7 @@ keyset_key_from_private(EVP_PKEY *pkey, char *err, size_t errlen)
 		if (EVP_PKEY_get_utf8_string_param(pkey,
 		    OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
 		    &glen) != 1) {
-			keyset_err(err, errlen, "EC key without a named curve "
+			errbuf_set(err, errlen, "EC key without a named curve "
 			    "is not supported (need P-256 or P-384)");
 			goto fail;
 		}
@@ -334,19 +319,19 @@ keyset_key_from_private(EVP_PKEY *pkey, char *err, size_t errlen)
 			}
 		}
 		if (crv == NULL) {
-			keyset_err(err, errlen, "EC curve %s is not supported "
+			errbuf_set(err, errlen, "EC curve %s is not supported "
 			    "(need P-256 or P-384)", group);
 			goto fail;
 		}
 	} else {
-		keyset_err(err, errlen, "key type %s is not supported (need "
+		errbuf_set(err, errlen, "key type %s is not supported (need "
 		    "RSA >= %d bits, EC P-256 or EC P-384)",
 		    EVP_PKEY_get0_type_name(pkey) ? EVP_PKEY_get0_type_name(pkey) :
 		    "unknown", KEYSET_RSA_MIN_BITS);
 		goto fail;
 	}
 	if (keyset_key_describe(key, crv, coord) != 0) {
-		keyset_err(err, errlen, "cannot read the public part of the key");
+		errbuf_set(err, errlen, "cannot read the public part of the key");
 		goto fail;
 	}
 	key->kid = xstrdup(key->thumbprint);
@@ -373,17 +358,17 @@ keyset_add_pem(struct keyset *ks, const char *pem, size_t len, char *err,
 	int rc = -1;
 
 	if (len == 0 || len > KEYSET_PEM_MAX) {
-		keyset_err(err, errlen, "PEM key of %zu bytes (need 1 to %d)",
+		errbuf_set(err, errlen, "PEM key of %zu bytes (need 1 to %d)",
 		    len, KEYSET_PEM_MAX);
 		goto out;
 	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
-		keyset_err(err, errlen, "cannot read PEM");
+		errbuf_set(err, errlen, "cannot read PEM");
 		goto out;
 	}
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, keyset_no_passphrase, NULL);
 	if (pkey == NULL) {
-		keyset_err(err, errlen, "not an unencrypted PEM private key "
+		errbuf_set(err, errlen, "not an unencrypted PEM private key "
 		    "(PKCS#8, PKCS#1 or SEC1)");
 		goto out;
 	}
@@ -408,7 +393,7 @@ keyset_generate_es256(struct keyset *ks, char *err, size_t errlen)
 	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	if (pkey == NULL) {
 		ERR_clear_error();
-		keyset_err(err, errlen, "cannot generate a P-256 key");
+		errbuf_set(err, errlen, "cannot generate a P-256 key");
 		return -1;
 	}
 	if ((key = keyset_key_from_private(pkey, err, errlen)) == NULL)
@@ -661,23 +646,23 @@ keyset_from_jwks(const char *json, size_t len, char *err, size_t errlen)
 	size_t n, i;
 
 	if (len > KEYSET_JWKS_MAX) {
-		keyset_err(err, errlen, "JWKS document of %zu bytes (limit %d)",
+		errbuf_set(err, errlen, "JWKS document of %zu bytes (limit %d)",
 		    len, KEYSET_JWKS_MAX);
 		goto out;
 	}
 	doc = jwt_json_parse(json, len);
 	if (doc == NULL || !json_object_is_type(doc, json_type_object)) {
-		keyset_err(err, errlen, "JWKS document is not a JSON object");
+		errbuf_set(err, errlen, "JWKS document is not a JSON object");
 		goto out;
 	}
 	if (!json_object_object_get_ex(doc, "keys", &arr) ||
 	    !json_object_is_type(arr, json_type_array)) {
-		keyset_err(err, errlen, "JWKS document has no \"keys\" array");
+		errbuf_set(err, errlen, "JWKS document has no \"keys\" array");
 		goto out;
 	}
 	n = json_object_array_length(arr);
 	if (n > KEYSET_MAX_KEYS) {
-		keyset_err(err, errlen, "JWKS document has %zu keys (limit %d)",
+		errbuf_set(err, errlen, "JWKS document has %zu keys (limit %d)",
 		    n, KEYSET_MAX_KEYS);
 		goto out;
 	}
@@ -694,7 +679,7 @@ keyset_from_jwks(const char *json, size_t len, char *err, size_t errlen)
 		keyset_append(ks, key, NULL, 0);
 	}
 	if (ks->nkeys == 0) {
-		keyset_err(err, errlen, "JWKS document has no usable signature "
+		errbuf_set(err, errlen, "JWKS document has no usable signature "
 		    "key (RSA >= %d bits, EC P-256 or P-384)",
 		    KEYSET_RSA_MIN_BITS);
 		keyset_free(ks);
