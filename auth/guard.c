@@ -320,7 +320,8 @@ guard_check_embedded_reason(struct guard *g, const char *token, size_t len,
 
 	*claims = NULL;
 	*reason = "ok";
-	snprintf(desc, desclen, "%s", "");
+	if (desclen > 0)
+		desc[0] = '\0';
 	if (len > GUARD_TOKEN_MAX || strnlen(token, len + 1) != len) {
 		*reason = "too_large";
 		snprintf(desc, desclen, "%s", guard_jwt_error_text(JWT_ERR_TOO_LARGE));
@@ -503,7 +504,12 @@ guard_forward(struct guard *g, struct server_req *sr, const char *upstream_token
 			opts.inject_name = g->cfg->auth.upstream_token_header;
 			opts.inject_value = upstream_token;
 		} else {
-			value = xasprintf("Bearer %s", upstream_token);
+			size_t n = strlen(upstream_token);
+
+			/* Hot path: no printf for the header value. */
+			value = xmalloc(7 + n + 1);
+			memcpy(value, "Bearer ", 7);
+			memcpy(value + 7, upstream_token, n + 1);
 			opts.inject_name = "Authorization";
 			opts.inject_value = value;
 		}
