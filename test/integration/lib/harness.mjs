@@ -354,7 +354,7 @@ export async function runProxy(args = [], { config, env = {}, secrets, timeoutMs
  *   events() (later stdout JSON lines), stderr(), stop()}>
  * script is a file name in test/peers (e.g. "echo-backend.mjs").
  */
-export async function spawnPeer(script, args = [], { env = {}, t, timeoutMs = 15000 } = {}) {
+export async function spawnPeer(script, args = [], { env = {}, t, timeoutMs = 45000 } = {}) {
   const proc = spawn(process.execPath, [path.join(PEERS_DIR, script), ...args.map(String)], {
     cwd: PEERS_DIR,
     env: { ...process.env, ...env, PEER_EXIT_ON_STDIN_EOF: '1', NODE_OPTIONS: '' },
