@@ -452,19 +452,3 @@ as_redirect_error(struct as *as, struct server_req *sr, const char *redirect_uri
 	as_redirect(sr, 302, redirect_uri, &fb);
 }
 
-char *
-as_join(const struct strlist *l)
-{
-	size_t len = 1;
-	char *s;
-
-	for (size_t i = 0; i < l->n; i++)
-		len += strlen(l->v[i]) + 1;
-	s = xcalloc(1, len);
-	for (size_t i = 0; i < l->n; i++) {
-		if (i > 0)
-			strcat(s, " ");
-		strcat(s, l->v[i]);
-	}
-	return s;
-}

@@ -107,7 +107,5 @@ void as_redirect(struct server_req *sr, int status, const char *uri, struct form
 /* Redirect an authorization error to the client (RFC 6749 §4.1.2.1). */
 void as_redirect_error(struct as *as, struct server_req *sr, const char *redirect_uri,
     const char *state, const char *error, const char *desc);
-/* The space-joined form of a strlist, as a new string. */
-char *as_join(const struct strlist *l);
 
 #endif

@@ -226,11 +226,11 @@ authorize_client_done(struct oauth_client *client, const char *error_description
 				free(one);
 				p += n;
 			}
-			az->scope = as_join(&s);
+			az->scope = strlist_join(&s);
 			strlist_dispose(&s);
 		}
 	} else {
-		az->scope = as_join(&client->scopes);
+		az->scope = strlist_join(&client->scopes);
 	}
 	if (resource != NULL && strcmp(resource, as->audience) != 0) {
 		authorize_fail_redirect(az, "invalid_target",

@@ -255,17 +255,8 @@ char *
 dcr_response_json(const struct oauth_client *c, const char *client_secret)
 {
 	json_object *o = json_object_new_object(), *rt = json_object_new_array();
-	char *scope = NULL, *out;
-	size_t len = 0;
+	char *scope = strlist_join(&c->scopes), *out;
 
-	for (size_t i = 0; i < c->scopes.n; i++)
-		len += strlen(c->scopes.v[i]) + 1;
-	scope = xcalloc(1, len + 1);
-	for (size_t i = 0; i < c->scopes.n; i++) {
-		if (i > 0)
-			strcat(scope, " ");
-		strcat(scope, c->scopes.v[i]);
-	}
 	json_object_object_add(o, "client_id", json_object_new_string(c->client_id));
 	json_object_object_add(o, "client_id_issued_at", json_object_new_int64(c->created_at));
 	if (client_secret != NULL) {

@@ -66,25 +66,6 @@ prm_scope_union(struct strlist *out, const struct strlist *l)
 	}
 }
 
-static char *
-prm_join(const struct strlist *l)
-{
-	size_t len = 1;
-	char *s;
-
-	if (l->n == 0)
-		return NULL;
-	for (size_t i = 0; i < l->n; i++)
-		len += strlen(l->v[i]) + 1;
-	s = xcalloc(1, len);
-	for (size_t i = 0; i < l->n; i++) {
-		if (i > 0)
-			strcat(s, " ");
-		strcat(s, l->v[i]);
-	}
-	return s;
-}
-
 struct prm *
 prm_new(const struct config *cfg)
 {
@@ -111,8 +92,12 @@ prm_new(const struct config *cfg)
 	prm_scope_union(&scopes, &cfg->auth.required_scopes);
 	if (cfg->auth.mode == AUTH_MODE_EMBEDDED)
 		prm_scope_union(&scopes, &cfg->eas.scopes_supported);
-	p->scope = cfg->auth.required_scopes.n > 0 ? prm_join(&cfg->auth.required_scopes) :
-	    prm_join(&scopes);
+	/* The challenge's scope: what is required, else all we know of;
+	 * NULL (no scope parameter) when there is nothing. */
+	if (cfg->auth.required_scopes.n > 0)
+		p->scope = strlist_join(&cfg->auth.required_scopes);
+	else if (scopes.n > 0)
+		p->scope = strlist_join(&scopes);
 
 	doc = json_object_new_object();
 	json_object_object_add(doc, "resource", json_object_new_string(p->resource));

@@ -707,17 +707,8 @@ upstream_authorize_url(struct upstream *u, const char *state, const char *challe
 {
 	const struct upstream_provider *p = u->p;
 	struct form_builder fb = { 0 };
-	char *q, *url, *scope = NULL;
-	size_t len = 0;
+	char *q, *url, *scope = strlist_join(&p->scopes);
 
-	for (size_t i = 0; i < p->scopes.n; i++)
-		len += strlen(p->scopes.v[i]) + 1;
-	scope = xcalloc(1, len + 1);
-	for (size_t i = 0; i < p->scopes.n; i++) {
-		if (i > 0)
-			strcat(scope, " ");
-		strcat(scope, p->scopes.v[i]);
-	}
 	form_add(&fb, "response_type", "code");
 	form_add(&fb, "client_id", p->client_id);
 	form_add(&fb, "redirect_uri", p->redirect_uri);

@@ -385,6 +385,26 @@ strlist_add(struct strlist *l, const char *s)
 	l->v[l->n++] = xstrdup(s);
 }
 
+char *
+strlist_join(const struct strlist *l)
+{
+	size_t len = 1, off = 0, n;
+	char *s;
+
+	for (size_t i = 0; i < l->n; i++)
+		len += strlen(l->v[i]) + 1;
+	s = xmalloc(len);
+	for (size_t i = 0; i < l->n; i++) {
+		if (i > 0)
+			s[off++] = ' ';
+		n = strlen(l->v[i]);
+		memcpy(s + off, l->v[i], n);
+		off += n;
+	}
+	s[off] = '\0';
+	return s;
+}
+
 bool
 strlist_contains(const struct strlist *l, const char *s)
 {

@@ -183,6 +183,8 @@ int config_parse_duration(const char *s, int64_t *out_ms);
 int config_parse_size(const char *s, uint64_t *out_bytes);
 bool strlist_contains(const struct strlist *l, const char *s);
 void strlist_add(struct strlist *l, const char *s);
+/* The items joined with single spaces (an OAuth scope string); "" when empty. */
+char *strlist_join(const struct strlist *l);
 void strlist_dispose(struct strlist *l);
 
 #endif
