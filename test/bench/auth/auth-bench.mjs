@@ -49,7 +49,8 @@ const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-auth-bench-'));
 const results = { machine: {}, params: { DURATION, CONNS, ROUNDS, CHAINS, CODES, LOGIN_CONC, CIMD_N, CIMD_DELAY, PROXY_CPU } };
 const children = [];
 process.on('exit', () => {
-  for (const c of children) try { c.kill('SIGKILL'); } catch { /* gone */ }
+  // nginx masters get SIGTERM: they stop their workers (SIGKILL would orphan them)
+  for (const c of children) try { c.kill(c.nginx ? 'SIGTERM' : 'SIGKILL'); } catch { /* gone */ }
   if (process.env.KEEP !== '1') fs.rmSync(WORK, { recursive: true, force: true });
 });
 
@@ -83,29 +84,54 @@ function toMs(v) {
 function procCpuNs(pid) {
   return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
 }
+/** [user, system] CPU seconds of pid (clock ticks of /proc/pid/stat, 10 ms each). */
+function procUserSys(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return [Number(rest[11]) / 100, Number(rest[12]) / 100];
+}
 function cpuStart(pid) {
   const t0 = performance.now();
   const p0 = procCpuNs(pid);
+  const us0 = procUserSys(pid);
   const d0 = process.cpuUsage();
   return () => {
     const s = (performance.now() - t0) / 1000;
     const d = process.cpuUsage(d0);
     const proxyCpuS = (procCpuNs(pid) - p0) / 1e9;
-    return { proxyCpu: (proxyCpuS / s) * 100, driverCpu: ((d.user + d.system) / 1e6 / s) * 100, proxyCpuS };
+    const us1 = procUserSys(pid);
+    return { proxyCpu: (proxyCpuS / s) * 100, driverCpu: ((d.user + d.system) / 1e6 / s) * 100, proxyCpuS, proxyUserS: us1[0] - us0[0], proxySysS: us1[1] - us0[1] };
   };
 }
 
-/** PERF=1: perf record -g on pid until stop(); the report goes to /tmp/auth-bench-perf-<label>.txt. */
+/** Resolve when child p has exited (at once if it already has), or after ms. */
+function exited(p, ms) {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => {
+    const t = setTimeout(r, ms);
+    p.on('exit', () => { clearTimeout(t); r(); });
+  });
+}
+
+/** PERF=1: perf record -g on pid until stop() into /tmp/auth-bench-perf-<label>.data; the report goes to /tmp/auth-bench-perf-<label>.txt
+ *  (symbols above PERF_LIMIT percent, default 1.5). */
 function perfStart(pid, label) {
   if (process.env.PERF !== '1') return async () => undefined;
-  const data = path.join(WORK, `perf-${label}.data`);
+  const data = `/tmp/auth-bench-perf-${label}.data`;
   const p = spawn('perf', ['record', '-g', '-F', '2000', '-p', String(pid), '-o', data], { stdio: 'ignore' });
   children.push(p);
+  // and the system calls it makes, counted apart (perf stat, no sampling)
+  const calls = ['read', 'readv', 'write', 'writev', 'recvfrom', 'sendto', 'sendmsg', 'epoll_wait', 'epoll_ctl', 'ioctl', 'accept4', 'close'];
+  const scFile = `/tmp/auth-bench-syscalls-${label}.txt`;
+  const st = spawn('perf', ['stat', '-o', scFile, '-e', calls.map((c) => `syscalls:sys_enter_${c}`).join(','), '-p', String(pid)], { stdio: 'ignore' });
+  children.push(st);
   return async () => {
-    p.kill('SIGINT');
-    await new Promise((r) => p.on('close', r));
+    for (const x of [p, st]) {
+      x.kill('SIGINT');
+      await exited(x, 60000);
+    }
     const file = `/tmp/auth-bench-perf-${label}.txt`;
-    const rep = spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--percent-limit', '1.5', '-g', 'none'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const rep = spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--percent-limit', process.env.PERF_LIMIT || '1.5', '-g', 'none'], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 300000 });
     fs.writeFileSync(file, rep.stdout);
     say(`  perf (${label}): ${file}`);
     return file;
@@ -520,6 +546,7 @@ ${body}
   const nginx = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
   const argv = [nginx, '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'];
   const p = cpu !== '' ? spawn('taskset', ['-c', cpu, ...argv], { stdio: 'ignore' }) : spawn(argv[0], argv.slice(1), { stdio: 'ignore' });
+  p.nginx = true;
   children.push(p);
   return p;
 }
@@ -579,14 +606,15 @@ async function benchGuard() {
       const w = wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '--latency', '-s', lua, u, '--', tok.access_token]);
       const c = cs();
       const us = (c.proxyCpuS * 1e6) / w.requests;
-      rows.push({ round: r, target: name, rps: w.rps, p50: w.p50, p99: w.p99, non2xx: w.non2xx, socketErrors: w.socketErrors, cpu: c.proxyCpu, cpuUsPerReq: us });
-      say(`round ${r} ${name.padEnd(9)} ${f1(w.rps).padStart(9)} req/s  p50 ${f2(w.p50)} ms  p99 ${f2(w.p99)} ms  CPU ${f1(c.proxyCpu)}% = ${f2(us)} µs/req  non-2xx ${w.non2xx} ${w.socketErrors}`);
+      const user = (c.proxyUserS * 1e6) / w.requests, sys = (c.proxySysS * 1e6) / w.requests;
+      rows.push({ round: r, target: name, rps: w.rps, p50: w.p50, p99: w.p99, non2xx: w.non2xx, socketErrors: w.socketErrors, cpu: c.proxyCpu, cpuUsPerReq: us, userUsPerReq: user, sysUsPerReq: sys });
+      say(`round ${r} ${name.padEnd(9)} ${f1(w.rps).padStart(9)} req/s  p50 ${f2(w.p50)} ms  p99 ${f2(w.p99)} ms  CPU ${f1(c.proxyCpu)}% = ${f2(us)} µs/req (user ${f2(user)} sys ${f2(sys)})  non-2xx ${w.non2xx} ${w.socketErrors}`);
     }
   }
   const med = {};
   for (const name of Object.keys(targets)) {
     const mine = rows.filter((x) => x.target === name);
-    med[name] = { rps: median(mine.map((x) => x.rps)), p50: median(mine.map((x) => x.p50)), p99: median(mine.map((x) => x.p99)), cpuUsPerReq: median(mine.map((x) => x.cpuUsPerReq)) };
+    med[name] = { rps: median(mine.map((x) => x.rps)), p50: median(mine.map((x) => x.p50)), p99: median(mine.map((x) => x.p99)), cpuUsPerReq: median(mine.map((x) => x.cpuUsPerReq)), userUsPerReq: median(mine.map((x) => x.userUsPerReq)), sysUsPerReq: median(mine.map((x) => x.sysUsPerReq)) };
   }
   const ratios = {
     onOff_rps: med['guard-on'].rps / med['guard-off'].rps, onOff_p99: med['guard-on'].p99 / med['guard-off'].p99,
@@ -596,12 +624,12 @@ async function benchGuard() {
   };
   results.guard = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, median: med, ratios };
   say(`medians of ${ROUNDS} × ${DURATION} s, wrk -t1 -c${CONNS}:`);
-  for (const [n, m] of Object.entries(med)) say(`  ${n.padEnd(9)} ${f1(m.rps).padStart(9)} req/s  p50 ${f2(m.p50)} ms  p99 ${f2(m.p99)} ms  ${f2(m.cpuUsPerReq)} CPU µs/req`);
+  for (const [n, m] of Object.entries(med)) say(`  ${n.padEnd(9)} ${f1(m.rps).padStart(9)} req/s  p50 ${f2(m.p50)} ms  p99 ${f2(m.p99)} ms  ${f2(m.cpuUsPerReq)} CPU µs/req (user ${f2(m.userUsPerReq)} sys ${f2(m.sysUsPerReq)})`);
   say(`  guard-on/guard-off: throughput ${f2(ratios.onOff_rps)}× (guard cost ${f1((1 - ratios.onOff_rps) * 100)}%; target ≤ 10%), p99 ${f2(ratios.onOff_p99)}×`);
   say(`  CPU per request: guard-on/guard-off ${f2(ratios.onOff_cpu)}× (the guard adds ${f1((ratios.onOff_cpu - 1) * 100)}% CPU per request), guard-off/nginx ${f2(ratios.offNginx_cpu)}×`);
   for (const name of ['guard-on', 'guard-off']) {
     const stop = perfStart(pids[name], name);
-    if (process.env.PERF === '1') wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '-s', lua, targets[name], '--', tok.access_token]);
+    if (process.env.PERF === '1') say(`  perf run ${name}: ${wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '-s', lua, targets[name], '--', tok.access_token]).requests} requests`);
     await stop();
   }
   say(`  us (guard-off)/nginx: throughput ${f2(ratios.offNginx_rps)}×, p99 ${f2(ratios.offNginx_p99)}×; us (guard-on)/nginx: throughput ${f2(ratios.onNginx_rps)}×, p99 ${f2(ratios.onNginx_p99)}×`);
