@@ -38,6 +38,7 @@ struct metric {
 	size_t n_buckets;
 	struct series *series;
 	struct series *tail;
+	struct series *last; /* the series found last: the hot paths repeat themselves */
 	size_t n_series;
 };
 
@@ -104,6 +105,16 @@ metrics_histogram(const char *name, const char *help, const char *labels, const 
 }
 
 /* Find the series for the label values in ap, creating it when create. */
+static bool
+metrics_series_is(const struct metric *m, const struct series *s, const char *const *values)
+{
+	for (size_t i = 0; i < m->n_labels; i++) {
+		if (strcmp(s->values[i], values[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
 static struct series *
 metrics_series(struct metric *m, bool create, va_list ap)
 {
@@ -116,13 +127,11 @@ metrics_series(struct metric *m, bool create, va_list ap)
 		if (values[i] == NULL)
 			values[i] = "";
 	}
+	if (m->last != NULL && metrics_series_is(m, m->last, values))
+		return m->last;
 	for (s = m->series; s != NULL; s = s->next) {
-		for (i = 0; i < m->n_labels; i++) {
-			if (strcmp(s->values[i], values[i]) != 0)
-				break;
-		}
-		if (i == m->n_labels)
-			return s;
+		if (metrics_series_is(m, s, values))
+			return m->last = s;
 	}
 	if (!create || m->n_series >= METRICS_MAX_SERIES)
 		return NULL;
@@ -137,7 +146,7 @@ metrics_series(struct metric *m, bool create, va_list ap)
 		m->series = s;
 	m->tail = s;
 	m->n_series++;
-	return s;
+	return m->last = s;
 }
 
 void
