@@ -351,6 +351,10 @@ server_match(const struct server *srv, enum server_listener which, const char *p
 
 		if (r->which != which)
 			continue;
+		/* Paths start with '/': the next byte tells most routes apart
+		 * without a call (the embedded AS mounts a dozen before /mcp). */
+		if (r->path_len > 1 && path[0] != '\0' && path[1] != r->path[1])
+			continue;
 		if (strcmp(path, r->path) == 0)
 			return r;
 		if (r->prefix && strncmp(path, r->path, r->path_len) == 0 &&
