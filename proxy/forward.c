@@ -121,8 +121,8 @@ struct fx {
 	struct evbuffer *sse_pending;
 	char *sse_prefix;
 	struct forward_opts opts;
-	char *inject_name;
-	char *inject_value;
+	char *inject;       /* "Name: value\r\n", the header the guard adds (a secret) */
+	size_t inject_name_len;
 	int64_t start_us;
 };
 
@@ -302,8 +302,7 @@ fx_unref(struct fx *fx)
 	if (fx->sse_pending != NULL)
 		evbuffer_free(fx->sse_pending);
 	free(fx->sse_prefix);
-	free(fx->inject_name);
-	xfree_secret(fx->inject_value);
+	xfree_secret(fx->inject);
 	server_req_unref(fx->sr);
 	free(fx);
 }
@@ -464,6 +463,22 @@ fx_add_header(struct evbuffer *out, const char *name, const char *value)
 	evbuffer_add(out, "\r\n", 2);
 }
 
+/* "Content-Length: n\r\n" without printf: every forwarded POST writes one. */
+static void
+fx_add_content_length(struct evbuffer *out, size_t n)
+{
+	char buf[40], *p = buf + sizeof buf;
+
+	*--p = '\n';
+	*--p = '\r';
+	do {
+		*--p = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	evbuffer_add(out, "Content-Length: ", 16);
+	evbuffer_add(out, p, (size_t)(buf + sizeof buf - p));
+}
+
 static void
 fx_write_request(struct fx *fx, struct evbuffer *out)
 {
@@ -500,7 +515,8 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 			continue;
 		if (strcasecmp(name, "X-Forwarded-For") == 0)
 			continue; /* rebuilt below */
-		if (fx->inject_name != NULL && strcasecmp(name, fx->inject_name) == 0)
+		if (fx->inject != NULL && strncasecmp(name, fx->inject, fx->inject_name_len) == 0 &&
+		    name[fx->inject_name_len] == '\0')
 			continue;
 		fx_add_header(out, name, value);
 	}
@@ -512,10 +528,10 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 		evbuffer_add(out, "X-Forwarded-Proto: http\r\n", 25);
 	if ((!trust || server_req_header(sr, "X-Forwarded-Host") == NULL) && host != NULL)
 		fx_add_header(out, "X-Forwarded-Host", host);
-	if (fx->inject_name != NULL)
-		evbuffer_add_printf(out, "%s: %s\r\n", fx->inject_name, fx->inject_value);
+	if (fx->inject != NULL)
+		fx_add_str(out, fx->inject);
 	if (evbuffer_get_length(body) > 0 || m == H1_POST || m == H1_PUT || m == H1_PATCH)
-		evbuffer_add_printf(out, "Content-Length: %zu\r\n", evbuffer_get_length(body));
+		fx_add_content_length(out, evbuffer_get_length(body));
 	evbuffer_add(out, "\r\n", 2);
 	/* The body by reference: the client's buffer stays intact for a retry
 	 * on a fresh connection and for the JSON-RPC id of an error reply. */
@@ -1095,6 +1111,25 @@ fx_process(struct fx *fx)
 
 /* --- entry points --- */
 
+/* Keep the header the guard adds as one line, copied: the caller's strings
+ * (a store entry) may change before a retry writes the request again. */
+static void
+fx_set_inject(struct fx *fx, const struct forward_opts *opts)
+{
+	const char *prefix = opts->inject_prefix != NULL ? opts->inject_prefix : "";
+	const char *value = opts->inject_value != NULL ? opts->inject_value : "";
+	size_t nn = strlen(opts->inject_name), np = strlen(prefix), nv = strlen(value);
+	char *p = xmalloc(nn + 2 + np + nv + 3);
+
+	fx->inject = p;
+	fx->inject_name_len = nn;
+	memcpy(p, opts->inject_name, nn);
+	memcpy(p + nn, ": ", 2);
+	memcpy(p + nn + 2, prefix, np);
+	memcpy(p + nn + 2 + np, value, nv);
+	memcpy(p + nn + 2 + np + nv, "\r\n", 3);
+}
+
 void
 forward_request(struct forwarder *fw, struct server_req *sr, const struct forward_opts *opts)
 {
@@ -1112,10 +1147,8 @@ forward_request(struct forwarder *fw, struct server_req *sr, const struct forwar
 	evtimer_assign(&fx->timer, fw->base, fx_timeout, fx);
 	if (opts != NULL) {
 		fx->opts = *opts;
-		if (opts->inject_name != NULL) {
-			fx->inject_name = xstrdup(opts->inject_name);
-			fx->inject_value = xstrdup(opts->inject_value != NULL ? opts->inject_value : "");
-		}
+		if (opts->inject_name != NULL)
+			fx_set_inject(fx, opts);
 	}
 	xfp = server_req_header(sr, "X-Forwarded-Prefix");
 	if (fw->sse_mode) {

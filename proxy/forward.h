@@ -19,8 +19,9 @@ struct forwarder;
 
 /* What the guard adds to or strips from the request it forwards. */
 struct forward_opts {
-	const char *inject_name;  /* header to add (e.g. "Authorization"), or NULL */
-	const char *inject_value; /* its value */
+	const char *inject_name;   /* header to add (e.g. "Authorization"), or NULL */
+	const char *inject_prefix; /* put before its value (e.g. "Bearer "), or NULL */
+	const char *inject_value;  /* its value */
 	bool strip_cookies;       /* drop Cookie (set whenever auth is on) */
 };
 
