@@ -40,6 +40,8 @@
 #include "proxy/server.h"
 
 
+#define GUARD_MALFORMED_TEXT "the Authorization header must be the word Bearer, one space and the token"
+
 struct guard_refresh;
 
 /* A request waiting for an IdP check or an upstream refresh. */
@@ -94,7 +96,7 @@ static void guard_pass(struct guard *g, struct server_req *sr,
 
 /* RFC 7235 token68 characters (the trailing '=' padding is handled apart),
  * as a table built once: every byte of every bearer token meets it. */
-static unsigned char guard_token68[256];
+static unsigned char guard_token68_chars[256];
 
 static void
 guard_token68_init(void)
@@ -102,43 +104,57 @@ guard_token68_init(void)
 	static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 				  "0123456789-._~+/";
 
-	if (guard_token68['A'])
+	if (guard_token68_chars['A'])
 		return;
 	for (const char *p = set; *p != '\0'; p++)
-		guard_token68[(unsigned char)*p] = 1;
+		guard_token68_chars[(unsigned char)*p] = 1;
 }
 
 enum guard_auth
-guard_parse_authorization(const char *value, const char **token, size_t *len)
+guard_split_authorization(const char *value, const char **token, size_t *len)
 {
-	const char *t;
-	size_t n, i;
+	size_t n;
 
 	*token = NULL;
 	*len = 0;
-	guard_token68_init();
 	if (value == NULL)
 		return GUARD_AUTH_MISSING;
 	n = strnlen(value, GUARD_TOKEN_MAX + 8);
 	if (n > GUARD_TOKEN_MAX + 7)
 		return GUARD_AUTH_TOO_LARGE;
-	if (n < 7 || strncasecmp(value, "Bearer ", 7) != 0)
+	if (n < 8 || strncasecmp(value, "Bearer ", 7) != 0)
 		return GUARD_AUTH_MALFORMED;
-	t = value + 7;
-	n -= 7;
-	if (n == 0)
-		return GUARD_AUTH_MALFORMED;
-	for (i = 0; i < n && guard_token68[(unsigned char)t[i]]; i++)
+	*token = value + 7;
+	*len = n - 7;
+	return GUARD_AUTH_OK;
+}
+
+bool
+guard_token68(const char *t, size_t n)
+{
+	size_t i;
+
+	guard_token68_init();
+	for (i = 0; i < n && guard_token68_chars[(unsigned char)t[i]]; i++)
 		;
 	if (i == 0)
-		return GUARD_AUTH_MALFORMED;
+		return false;
 	while (i < n && t[i] == '=')
 		i++;
-	if (i != n)
+	return i == n;
+}
+
+enum guard_auth
+guard_parse_authorization(const char *value, const char **token, size_t *len)
+{
+	enum guard_auth a = guard_split_authorization(value, token, len);
+
+	if (a == GUARD_AUTH_OK && !guard_token68(*token, *len)) {
+		*token = NULL;
+		*len = 0;
 		return GUARD_AUTH_MALFORMED;
-	*token = t;
-	*len = n;
-	return GUARD_AUTH_OK;
+	}
+	return a;
 }
 
 /* Append s as the inside of an RFC 7230 quoted-string. */
@@ -322,7 +338,7 @@ guard_check_embedded_reason(struct guard *g, const char *token, size_t len,
 	*reason = "ok";
 	if (desclen > 0)
 		desc[0] = '\0';
-	if (len > GUARD_TOKEN_MAX || strnlen(token, len + 1) != len) {
+	if (len > GUARD_TOKEN_MAX) {
 		*reason = "too_large";
 		snprintf(desc, desclen, "%s", guard_jwt_error_text(JWT_ERR_TOO_LARGE));
 		return GUARD_INVALID_TOKEN;
@@ -331,6 +347,11 @@ guard_check_embedded_reason(struct guard *g, const char *token, size_t len,
 		metrics_add(g->m_cache, 1, "hit");
 	} else {
 		metrics_add(g->m_cache, 1, "miss");
+		if (!guard_token68(token, len)) {
+			*reason = "malformed_header";
+			snprintf(desc, desclen, "%s", GUARD_MALFORMED_TEXT);
+			return GUARD_INVALID_TOKEN;
+		}
 		e = jwt_verify(token, g->ops.keyset(g->ops.as), &ex, &o, err, sizeof err);
 		if (e != JWT_OK) {
 			*reason = jwt_err_name(e);
@@ -371,6 +392,11 @@ guard_check_embedded(struct guard *g, const char *token, size_t len,
 {
 	const char *reason;
 
+	if (strnlen(token, len + 1) != len) { /* a NUL inside: not a header value */
+		*claims = NULL;
+		snprintf(desc, desclen, "%s", GUARD_MALFORMED_TEXT);
+		return GUARD_INVALID_TOKEN;
+	}
 	return guard_check_embedded_reason(g, token, len, claims, desc, desclen, &reason);
 }
 
@@ -496,26 +522,18 @@ static void
 guard_forward(struct guard *g, struct server_req *sr, const char *upstream_token)
 {
 	struct forward_opts opts = { .strip_cookies = true };
-	char *value = NULL;
 
 	metrics_add(g->m_decisions, 1, "allowed", "ok");
 	if (upstream_token != NULL) {
+		opts.inject_value = upstream_token;
 		if (g->cfg->auth.upstream_token_header != NULL) {
 			opts.inject_name = g->cfg->auth.upstream_token_header;
-			opts.inject_value = upstream_token;
 		} else {
-			size_t n = strlen(upstream_token);
-
-			/* Hot path: no printf for the header value. */
-			value = xmalloc(7 + n + 1);
-			memcpy(value, "Bearer ", 7);
-			memcpy(value + 7, upstream_token, n + 1);
 			opts.inject_name = "Authorization";
-			opts.inject_value = value;
+			opts.inject_prefix = "Bearer ";
 		}
 	}
 	forward_request(g->fw, sr, &opts);
-	xfree_secret(value);
 }
 
 static void
@@ -709,6 +727,11 @@ guard_check_oidc(struct guard *g, struct server_req *sr, const char *token, size
 		return;
 	}
 	metrics_add(g->m_cache, 1, "miss");
+	if (!guard_token68(token, len)) {
+		guard_log_reject(sr, NULL, 0, "malformed_header", NULL);
+		guard_deny(g, sr, GUARD_INVALID_TOKEN, "malformed_header", GUARD_MALFORMED_TEXT);
+		return;
+	}
 	gr = guard_req_new(g, sr);
 	gr->token = xstrndup(token, len);
 	/* done may run before extidp_check returns (then NULL comes back and
@@ -741,7 +764,7 @@ guard_request_token(struct server_req *sr, const char **token, size_t *len)
 		*len = 0;
 		return GUARD_AUTH_MALFORMED;
 	}
-	return guard_parse_authorization(value, token, len);
+	return guard_split_authorization(value, token, len);
 }
 
 void
@@ -766,8 +789,7 @@ guard_handler(struct server_req *sr, void *arg)
 		return;
 	case GUARD_AUTH_MALFORMED:
 		guard_log_reject(sr, NULL, 0, "malformed_header", NULL);
-		guard_deny(g, sr, GUARD_INVALID_TOKEN, "malformed_header",
-		    "the Authorization header must be the word Bearer, one space and the token");
+		guard_deny(g, sr, GUARD_INVALID_TOKEN, "malformed_header", GUARD_MALFORMED_TEXT);
 		return;
 	case GUARD_AUTH_OK:
 		break;

@@ -99,6 +99,17 @@ enum guard_verdict {
 enum guard_auth guard_parse_authorization(const char *value, const char **token, size_t *len);
 
 /*
+ * The cheap half of guard_parse_authorization(): scheme, spacing and size,
+ * without looking at the token's characters. The guard runs the other half,
+ * guard_token68(), only when the token is not in its verified-token cache:
+ * a cached token passed it when it was verified.
+ */
+enum guard_auth guard_split_authorization(const char *value, const char **token, size_t *len);
+
+/* Are the n bytes at t an RFC 7235 token68 (with optional '=' padding)? */
+bool guard_token68(const char *t, size_t n);
+
+/*
  * Build a WWW-Authenticate value: Bearer resource_metadata="…"[,
  * scope="…"][, error="…"[, error_description="…"]]. NULL members are
  * left out; quotes and backslashes are escaped, control characters

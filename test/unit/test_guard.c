@@ -99,6 +99,17 @@ test_parse_authorization(void)
 	big[0] = 'X';
 	CU_ASSERT_EQUAL(guard_parse_authorization(big, &tok, &len), GUARD_AUTH_TOO_LARGE);
 	free(big);
+	/* the cheap half leaves the characters to guard_token68() */
+	CU_ASSERT_EQUAL(guard_split_authorization("Bearer a\"b", &tok, &len), GUARD_AUTH_OK);
+	CU_ASSERT_EQUAL(len, 3);
+	CU_ASSERT_FALSE(guard_token68(tok, len));
+	CU_ASSERT_EQUAL(guard_split_authorization("Bearer ", &tok, &len), GUARD_AUTH_MALFORMED);
+	CU_ASSERT_EQUAL(guard_split_authorization("Basic abc", &tok, &len), GUARD_AUTH_MALFORMED);
+	CU_ASSERT_EQUAL(guard_split_authorization(NULL, &tok, &len), GUARD_AUTH_MISSING);
+	CU_ASSERT_TRUE(guard_token68("a.b-c_d~e+f/g==", 15));
+	CU_ASSERT_FALSE(guard_token68("ab=c", 4));
+	CU_ASSERT_FALSE(guard_token68("=", 1));
+	CU_ASSERT_FALSE(guard_token68("", 0));
 }
 
 static void
@@ -1029,6 +1040,12 @@ test_check_embedded(void)
 	CU_ASSERT_EQUAL(guard_check_embedded(guard, tok, strlen(tok), &c, desc, sizeof desc),
 	    GUARD_INVALID_TOKEN);
 	free(tok);
+	/* not token68 (checked on a cache miss only) and a NUL inside */
+	CU_ASSERT_EQUAL(guard_check_embedded(guard, "ab\"c.d.e", 8, &c, desc, sizeof desc),
+	    GUARD_INVALID_TOKEN);
+	CU_ASSERT_PTR_NOT_NULL(strstr(desc, "Bearer"));
+	CU_ASSERT_EQUAL(guard_check_embedded(guard, "ab\0c.d.e", 8, &c, desc, sizeof desc),
+	    GUARD_INVALID_TOKEN);
 	teardown();
 }
 
