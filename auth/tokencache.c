@@ -1,13 +1,20 @@
 /*
  * The verified-token cache (see tokencache.h): a chained hash table on the
- * token's SHA-256 with an LRU list through the same entries. The digest is
- * the only trace of a token kept here; the bucket index comes from digest
- * bytes, which an attacker cannot steer without breaking SHA-256, so chains
- * stay short. Expired entries are dropped when met and when the LRU tail is
- * examined on insert.
+ * SHA-256 of the token's secret part with an LRU list through the same
+ * entries. A JWT's secret part is its signature, the segment after the last
+ * dot; the signed part before it is readable by every holder and is kept in
+ * the entry and compared byte for byte, so a hit still means the whole token
+ * is the one verified, while only ~90 bytes are hashed per request instead
+ * of ~800 (SHA-256 was a third of the guard's cost). A token without a dot,
+ * or whose signed part is over TOKENCACHE_PUBLIC_MAX, is all secret. The
+ * digest is the only trace of the secret part kept here; the bucket index
+ * comes from digest bytes, which an attacker cannot steer without breaking
+ * SHA-256, so chains stay short. Expired entries are dropped when met and
+ * when the LRU tail is examined on insert.
  */
 #include "auth/tokencache.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +23,21 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 
+/* Longest signed part kept in an entry (a larger token is hashed whole). */
+#define TOKENCACHE_PUBLIC_MAX 4096
+
+/* A token as the cache sees it: the digest of its secret part and its
+ * readable part (pointing into the token). */
+struct tokencache_key {
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	const char *pub;
+	size_t pub_len; /* through the last dot; 0 = the token is all secret */
+};
+
 struct tokencache_entry {
 	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char *pub; /* the readable part, not NUL-terminated; NULL when pub_len is 0 */
+	size_t pub_len;
 	struct tokencache_claims claims;
 	int64_t until; /* wall seconds */
 	struct tokencache_entry *next; /* bucket chain */
@@ -32,6 +52,11 @@ struct tokencache {
 	size_t count;
 	size_t max;
 	struct tokencache_lru lru; /* most recently used first */
+	/* SHA-256 fetched once and one context reused: the one-shot SHA256()
+	 * of OpenSSL 3 fetches the algorithm and allocates a context per call,
+	 * which cost as much as hashing the token itself. */
+	EVP_MD *sha256;
+	EVP_MD_CTX *md_ctx;
 };
 
 static char *
@@ -73,6 +98,10 @@ tokencache_new(size_t max_entries)
 		tc->n_buckets <<= 1;
 	tc->buckets = xcalloc(tc->n_buckets, sizeof *tc->buckets);
 	TAILQ_INIT(&tc->lru);
+	tc->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	tc->md_ctx = EVP_MD_CTX_new();
+	if (tc->sha256 == NULL || tc->md_ctx == NULL)
+		abort(); /* out of memory: SHA-256 is in every OpenSSL 3 provider */
 	return tc;
 }
 
@@ -80,6 +109,7 @@ static void
 tokencache_entry_free(struct tokencache_entry *e)
 {
 	tokencache_claims_dispose(&e->claims);
+	free(e->pub);
 	free(e);
 }
 
@@ -95,7 +125,26 @@ tokencache_free(struct tokencache *tc)
 		tokencache_entry_free(e);
 	}
 	free(tc->buckets);
+	EVP_MD_CTX_free(tc->md_ctx);
+	EVP_MD_free(tc->sha256);
 	free(tc);
+}
+
+/* Split token into its readable part and the digest of its secret part. */
+static void
+tokencache_key(struct tokencache *tc, const char *token, size_t len, struct tokencache_key *k)
+{
+	const char *dot = memrchr(token, '.', len);
+	size_t pub = dot != NULL ? (size_t)(dot - token) + 1 : 0;
+
+	if (pub > TOKENCACHE_PUBLIC_MAX)
+		pub = 0;
+	k->pub = token;
+	k->pub_len = pub;
+	if (EVP_DigestInit_ex2(tc->md_ctx, tc->sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(tc->md_ctx, token + pub, len - pub) != 1 ||
+	    EVP_DigestFinal_ex(tc->md_ctx, k->digest, NULL) != 1)
+		abort(); /* only an allocation can fail here */
 }
 
 static size_t
@@ -107,15 +156,19 @@ tokencache_bucket(const struct tokencache *tc, const unsigned char *digest)
 	return (size_t)(h & (tc->n_buckets - 1));
 }
 
-/* Find the entry for digest; *prevp is the link that points at it. */
+/* Find the entry for k; *prevp is the link that points at it. */
 static struct tokencache_entry *
-tokencache_find(struct tokencache *tc, const unsigned char *digest,
+tokencache_find(struct tokencache *tc, const struct tokencache_key *k,
     struct tokencache_entry ***prevp)
 {
-	struct tokencache_entry **pp = &tc->buckets[tokencache_bucket(tc, digest)];
+	struct tokencache_entry **pp = &tc->buckets[tokencache_bucket(tc, k->digest)];
 
 	for (; *pp != NULL; pp = &(*pp)->next) {
-		if (memcmp((*pp)->digest, digest, SHA256_DIGEST_LENGTH) == 0) {
+		const struct tokencache_entry *e = *pp;
+
+		if (memcmp(e->digest, k->digest, SHA256_DIGEST_LENGTH) == 0 &&
+		    e->pub_len == k->pub_len &&
+		    (k->pub_len == 0 || memcmp(e->pub, k->pub, k->pub_len) == 0)) {
 			*prevp = pp;
 			return *pp;
 		}
@@ -124,28 +177,36 @@ tokencache_find(struct tokencache *tc, const unsigned char *digest,
 }
 
 static void
-tokencache_unlink(struct tokencache *tc, struct tokencache_entry *e)
+tokencache_unlink(struct tokencache *tc, struct tokencache_entry *e, struct tokencache_entry **pp)
 {
-	struct tokencache_entry **pp;
-
-	if (tokencache_find(tc, e->digest, &pp) == e)
-		*pp = e->next;
+	*pp = e->next;
 	TAILQ_REMOVE(&tc->lru, e, lru);
 	tc->count--;
 	tokencache_entry_free(e);
 }
 
+/* Unlink e found by walking its bucket (the LRU tail has no link at hand). */
+static void
+tokencache_evict(struct tokencache *tc, struct tokencache_entry *e)
+{
+	struct tokencache_entry **pp = &tc->buckets[tokencache_bucket(tc, e->digest)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	tokencache_unlink(tc, e, pp);
+}
+
 const struct tokencache_claims *
 tokencache_get(struct tokencache *tc, const char *token, size_t len)
 {
-	unsigned char digest[SHA256_DIGEST_LENGTH];
 	struct tokencache_entry *e, **pp;
+	struct tokencache_key k;
 
-	SHA256((const unsigned char *)token, len, digest);
-	if ((e = tokencache_find(tc, digest, &pp)) == NULL)
+	tokencache_key(tc, token, len, &k);
+	if ((e = tokencache_find(tc, &k, &pp)) == NULL)
 		return NULL;
 	if (clock_wall_s() >= e->until) {
-		tokencache_unlink(tc, e);
+		tokencache_unlink(tc, e, pp);
 		return NULL;
 	}
 	TAILQ_REMOVE(&tc->lru, e, lru);
@@ -157,30 +218,31 @@ void
 tokencache_put(struct tokencache *tc, const char *token, size_t len,
     const struct tokencache_claims *claims, int64_t until)
 {
-	unsigned char digest[SHA256_DIGEST_LENGTH];
 	struct tokencache_entry *e, **pp;
+	struct tokencache_key k;
 	int64_t now = clock_wall_s();
 
 	if (claims->exp != 0 && claims->exp < until)
 		until = claims->exp;
 	if (until <= now)
 		return;
-	SHA256((const unsigned char *)token, len, digest);
-	if ((e = tokencache_find(tc, digest, &pp)) != NULL)
-		tokencache_unlink(tc, e);
+	tokencache_key(tc, token, len, &k);
+	if ((e = tokencache_find(tc, &k, &pp)) != NULL)
+		tokencache_unlink(tc, e, pp);
 	/* Make room: expired entries at the tail first, then the LRU one. */
-	while (tc->count >= tc->max ||
-	    ((e = TAILQ_LAST(&tc->lru, tokencache_lru)) != NULL && now >= e->until)) {
-		e = TAILQ_LAST(&tc->lru, tokencache_lru);
-		if (e == NULL)
-			break;
-		tokencache_unlink(tc, e);
-	}
+	while ((e = TAILQ_LAST(&tc->lru, tokencache_lru)) != NULL &&
+	    (tc->count >= tc->max || now >= e->until))
+		tokencache_evict(tc, e);
 	e = xcalloc(1, sizeof *e);
-	memcpy(e->digest, digest, sizeof digest);
+	memcpy(e->digest, k.digest, sizeof k.digest);
+	if (k.pub_len > 0) {
+		e->pub = xmalloc(k.pub_len);
+		memcpy(e->pub, k.pub, k.pub_len);
+		e->pub_len = k.pub_len;
+	}
 	tokencache_claims_copy(&e->claims, claims);
 	e->until = until;
-	pp = &tc->buckets[tokencache_bucket(tc, digest)];
+	pp = &tc->buckets[tokencache_bucket(tc, k.digest)];
 	e->next = *pp;
 	*pp = e;
 	TAILQ_INSERT_HEAD(&tc->lru, e, lru);
@@ -190,12 +252,12 @@ tokencache_put(struct tokencache *tc, const char *token, size_t len,
 void
 tokencache_remove(struct tokencache *tc, const char *token, size_t len)
 {
-	unsigned char digest[SHA256_DIGEST_LENGTH];
 	struct tokencache_entry *e, **pp;
+	struct tokencache_key k;
 
-	SHA256((const unsigned char *)token, len, digest);
-	if ((e = tokencache_find(tc, digest, &pp)) != NULL)
-		tokencache_unlink(tc, e);
+	tokencache_key(tc, token, len, &k);
+	if ((e = tokencache_find(tc, &k, &pp)) != NULL)
+		tokencache_unlink(tc, e, pp);
 }
 
 size_t

@@ -3,8 +3,9 @@
  * say (subject, scope, jti, session id...) once its signature and claims
  * checked out, or once introspection called it active, so that the hot
  * path does not verify the same signature on every request. Keyed by the
- * SHA-256 of the token (the token itself is never kept), valid until a
- * wall-clock deadline that is never later than the token's exp, and bounded
+ * SHA-256 of the token's secret part (a JWT's signature; never kept) and
+ * its readable signed part (kept and compared), valid until a wall-clock
+ * deadline that is never later than the token's exp, and bounded
  * (least recently used entries go first). It answers "was this verified?",
  * never "is it still allowed?": revocation is the caller's check, on every
  * hit.

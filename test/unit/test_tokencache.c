@@ -1,6 +1,7 @@
 /*
  * Unit tests for auth/tokencache: hits and misses, the deadline (clamped
- * to exp), the LRU bound, removal, and that only digests are kept.
+ * to exp), the LRU bound, removal, and that a JWT hits only byte for byte
+ * (its signature hashed, its signed part compared).
  */
 #include "auth/tokencache.h"
 
@@ -123,6 +124,51 @@ test_lru_bound(void)
 	clock_set_fake(-1, 0);
 }
 
+/* A JWT is keyed by its signature's digest and its signed part: every byte counts. */
+static void
+test_jwt_parts(void)
+{
+	struct tokencache *tc = tokencache_new(8);
+	struct tokencache_claims c = claims("j1", NOW + 100);
+	const char *jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+	size_t n = strlen(jwt);
+	char other[128], *big;
+	size_t bign = 5000;
+
+	clock_set_fake(NOW, 0);
+	tokencache_put(tc, jwt, n, &c, NOW + 100);
+	CU_ASSERT_PTR_NOT_NULL(tokencache_get(tc, jwt, n));
+	/* the same signature under another payload, header or length is a miss */
+	snprintf(other, sizeof other, "%s", jwt);
+	other[25] = 'X';
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, other, n));
+	snprintf(other, sizeof other, "%s", jwt);
+	other[0] = 'f';
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, other, n));
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, jwt + 1, n - 1));
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, "c2lnbmF0dXJl", 12));      /* the signature alone */
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, ".c2lnbmF0dXJl", 13));
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, jwt, n - 1));                /* the signature cut */
+	/* an opaque token equal to a JWT's signature is another token */
+	tokencache_put(tc, "c2lnbmF0dXJl", 12, &c, NOW + 100);
+	CU_ASSERT_EQUAL(tokencache_count(tc), 2);
+	tokencache_remove(tc, jwt, n);
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, jwt, n));
+	CU_ASSERT_PTR_NOT_NULL(tokencache_get(tc, "c2lnbmF0dXJl", 12));
+	/* a token whose signed part is over the kept size is hashed whole */
+	big = malloc(bign);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, 'a', bign);
+	big[bign - 10] = '.';
+	tokencache_put(tc, big, bign, &c, NOW + 100);
+	CU_ASSERT_PTR_NOT_NULL(tokencache_get(tc, big, bign));
+	big[5] = 'b';
+	CU_ASSERT_PTR_NULL(tokencache_get(tc, big, bign));
+	free(big);
+	tokencache_free(tc);
+	clock_set_fake(-1, 0);
+}
+
 int
 main(void)
 {
@@ -130,6 +176,7 @@ main(void)
 		{ "hit and miss", test_hit_miss },
 		{ "deadline clamped to exp", test_deadline },
 		{ "LRU bound", test_lru_bound },
+		{ "a JWT hits byte for byte", test_jwt_parts },
 		{ NULL, NULL },
 	};
 
