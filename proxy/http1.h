@@ -25,6 +25,7 @@ enum h1_method {
 struct h1_header {
 	const char *name;  /* NUL-terminated, as sent */
 	const char *value; /* NUL-terminated, surrounding whitespace removed */
+	size_t name_len;   /* lookups compare lengths before names */
 };
 
 struct h1_request {

@@ -189,6 +189,46 @@ test_malformed(void)
 	}
 }
 
+/* Header values are checked eight bytes at a time: a bad octet anywhere in
+ * a long value is found, and the allowed odd ones (tab, obs-text) pass. */
+static void
+test_value_octets(void)
+{
+	static const unsigned char bad[] = { 0x01, 0x08, 0x0b, 0x0d, 0x1f, 0x7f };
+	static const unsigned char good[] = { '\t', ' ', 0x21, 0x7e, 0x80, 0xa0, 0xfe, 0xff };
+	char text[256], value[64];
+	struct h1_request rq;
+	int status, rc;
+
+	for (size_t pos = 0; pos < 40; pos++) {
+		for (size_t b = 0; b < sizeof bad; b++) {
+			memset(value, 'v', 41);
+			value[41] = '\0';
+			value[pos + 1] = (char)bad[b]; /* not the first: leading blanks are skipped */
+			snprintf(text, sizeof text, "GET / HTTP/1.1\r\nHost: a\r\nX-V: %s\r\n\r\n", value);
+			status = 0;
+			rc = parse(text, &rq, &status);
+			if (rc != -1)
+				fprintf(stderr, "bad octet 0x%02x at %zu accepted\n", bad[b], pos + 1);
+			CU_ASSERT_EQUAL(rc, -1);
+			CU_ASSERT_EQUAL(status, 400);
+		}
+		for (size_t g = 0; g < sizeof good; g++) {
+			memset(value, 'v', 42); /* nor the last: trailing blanks are trimmed */
+			value[42] = '\0';
+			value[pos + 1] = (char)good[g];
+			snprintf(text, sizeof text, "GET / HTTP/1.1\r\nHost: a\r\nX-V: %s\r\n\r\n", value);
+			rc = parse(text, &rq, &status);
+			CU_ASSERT(rc > 0);
+			if (rc > 0) {
+				CU_ASSERT_STRING_EQUAL(h1_header_find(&rq, "x-v"), value);
+				CU_ASSERT_PTR_NULL(h1_header_find(&rq, "x-vv"));
+			}
+			h1_request_dispose(&rq);
+		}
+	}
+}
+
 static void
 test_limits(void)
 {
@@ -378,6 +418,7 @@ main(void)
 		{ "good requests", test_good_requests },
 		{ "header access", test_headers },
 		{ "malformed requests and their status", test_malformed },
+		{ "header value octets, word at a time", test_value_octets },
 		{ "size limits", test_limits },
 		{ "incremental input and pipelining", test_incremental_and_pipelined },
 		{ "chunked bodies", test_chunked },
