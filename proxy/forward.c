@@ -407,16 +407,18 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 
 /* --- sending the request --- */
 
+/* Is the header name (n bytes) want, a string literal? */
+#define FX_NAME_IS(name, n, want) ((n) == sizeof(want) - 1 && strcasecmp((name), (want)) == 0)
+
 /* Headers a proxy must not forward in either direction (RFC 9110 §7.6.1). */
 static bool
-fx_hop_by_hop(const char *name, const char *connection)
+fx_hop_by_hop(const char *name, size_t n, const char *connection)
 {
 	static const struct {
 		const char *name;
 		size_t len;
 	} hop[] = { { "Connection", 10 }, { "Keep-Alive", 10 }, { "TE", 2 }, { "Trailer", 7 },
 		{ "Transfer-Encoding", 17 }, { "Upgrade", 7 }, { "Content-Length", 14 } };
-	size_t n = strlen(name);
 
 	/* the length first: this runs for every header of every exchange */
 	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++) {
@@ -506,17 +508,18 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 	fx_add_str(out, fw->host_header);
 	evbuffer_add(out, "\r\n", 2);
 	while (server_req_header_next(sr, &i, &name, &value)) {
-		if (fx_hop_by_hop(name, connection) || strcasecmp(name, "Host") == 0 ||
-		    strcasecmp(name, "Authorization") == 0 || strcasecmp(name, "Expect") == 0)
+		size_t n = strlen(name); /* every test below looks at the length first */
+
+		if (fx_hop_by_hop(name, n, connection) || FX_NAME_IS(name, n, "Host") ||
+		    FX_NAME_IS(name, n, "Authorization") || FX_NAME_IS(name, n, "Expect"))
 			continue;
-		if (fx->opts.strip_cookies && strcasecmp(name, "Cookie") == 0)
+		if (fx->opts.strip_cookies && FX_NAME_IS(name, n, "Cookie"))
 			continue;
-		if (strncasecmp(name, "X-Forwarded-", 12) == 0 && !trust)
-			continue;
-		if (strcasecmp(name, "X-Forwarded-For") == 0)
-			continue; /* rebuilt below */
-		if (fx->inject != NULL && strncasecmp(name, fx->inject, fx->inject_name_len) == 0 &&
-		    name[fx->inject_name_len] == '\0')
+		if (n >= 12 && strncasecmp(name, "X-Forwarded-", 12) == 0 &&
+		    (!trust || FX_NAME_IS(name, n, "X-Forwarded-For")))
+			continue; /* X-Forwarded-For is rebuilt below */
+		if (fx->inject != NULL && n == fx->inject_name_len &&
+		    strncasecmp(name, fx->inject, n) == 0)
 			continue;
 		fx_add_header(out, name, value);
 	}
@@ -913,7 +916,7 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		}
 		/* Headers the backend's Connection names are hop-by-hop too. */
 		for (k = 0; k < n; k++) {
-			if (!fx_hop_by_hop(names[k], connection))
+			if (!fx_hop_by_hop(names[k], strlen(names[k]), connection))
 				server_add_header(fx->sr, names[k], values[k]);
 		}
 		rc = 1;
