@@ -6,7 +6,7 @@
  * cancellation and backpressure are ours to decide. A bufferevent only
  * resolves and connects; then the connection is ours in the same style as
  * the client side: one persistent EV_READ event for its whole life (in use
- * and in the pool), readv into the input buffer, requests written at once
+ * and in the pool), recv/readv into the input buffer, requests written at once
  * with writev and EV_WRITE only when the kernel does not take everything.
  *
  * Lifetimes: a struct fx (one forwarded exchange) holds a reference on its
@@ -231,9 +231,7 @@ static void
 bconn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct bconn *bc = arg;
-	struct evbuffer_iovec v[2];
 	ssize_t n;
-	int nv;
 
 	if (what & EV_TIMEOUT) {
 		/* the idle tick: close pooled connections idle for long */
@@ -248,20 +246,13 @@ bconn_on_read(evutil_socket_t fd, short what, void *arg)
 		bconn_free(bc);
 		return;
 	}
-	nv = evbuffer_reserve_space(bc->in, FW_READ_SIZE, v, 2);
-	n = readv(bc->fd, (struct iovec *)v, nv);
+	n = server_sock_read(bc->fd, bc->in, FW_READ_SIZE);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
 		fx_backend_closed(bc->fx, NULL);
 		return;
 	}
-	for (int i = 0; i < nv; i++) {
-		if ((size_t)n < v[i].iov_len)
-			v[i].iov_len = (size_t)n;
-		n -= (ssize_t)v[i].iov_len;
-	}
-	evbuffer_commit_space(bc->in, v, nv);
 	fx_backend_read(bc);
 }
 

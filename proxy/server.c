@@ -1,7 +1,7 @@
 /*
  * The HTTP front (see server.h): our own HTTP/1.1 server. Connections are
  * accepted by an evconnlistener; each has a persistent EV_READ event (its
- * epoll interest never changes while it lives), reads with readv into the
+ * epoll interest never changes while it lives), reads with recv/readv into the
  * input evbuffer's free space (no FIONREAD), and writes replies at once
  * with writev, registering EV_WRITE only when the kernel does not take
  * everything. proxy/http1.c parses; this file owns connections, timeouts
@@ -61,7 +61,7 @@
 
 #define SERVER_PROBE_INTERVAL_S 5
 #define SERVER_DIAG_MAX_BODY 4096
-#define SERVER_READ_SIZE 16384            /* bytes asked of each readv */
+#define SERVER_READ_SIZE 16384            /* bytes asked of each read */
 #define SERVER_IN_HIGH_WATER (64 * 1024)  /* stop reading a busy connection above */
 #define SERVER_OUT_LOW_WATER (64 * 1024)  /* "drained" for backpressure below */
 #define SERVER_LINGER_MS 2000             /* read and discard after an error reply */
@@ -508,6 +508,35 @@ server_dispatch(struct conn *c)
 
 /* --- connections --- */
 
+ssize_t
+server_sock_read(int fd, struct evbuffer *buf, size_t want)
+{
+	struct evbuffer_iovec v[2];
+	ssize_t n, left;
+	int nv = evbuffer_reserve_space(buf, (ev_ssize_t)want, v, 2);
+
+	if (nv <= 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	/* One extent (an empty buffer, the usual case): recv() skips the
+	 * iovec import and file layer that readv() goes through. */
+	if (nv == 1)
+		n = recv(fd, v[0].iov_base, v[0].iov_len, 0);
+	else
+		n = readv(fd, (struct iovec *)v, nv);
+	if (n <= 0)
+		return n;
+	left = n;
+	for (int i = 0; i < nv; i++) {
+		if ((size_t)left < v[i].iov_len)
+			v[i].iov_len = (size_t)left;
+		left -= (ssize_t)v[i].iov_len;
+	}
+	evbuffer_commit_space(buf, v, nv);
+	return n;
+}
+
 static bool
 server_retriable(int err)
 {
@@ -922,9 +951,7 @@ static void
 conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct evbuffer_iovec v[2];
 	ssize_t n;
-	int nv;
 
 	conn_ref(c);
 	if (c->state >= CONN_ACTIVE && c->state != CONN_LINGER &&
@@ -935,8 +962,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		c->reading = false;
 		goto out;
 	}
-	nv = evbuffer_reserve_space(c->in, SERVER_READ_SIZE, v, 2);
-	n = readv(c->fd, (struct iovec *)v, nv);
+	n = server_sock_read(c->fd, c->in, SERVER_READ_SIZE);
 	if (n < 0) {
 		if (!server_retriable(errno))
 			conn_close(c);
@@ -948,12 +974,6 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		goto out;
 	}
-	for (int i = 0; i < nv; i++) {
-		if ((size_t)n < v[i].iov_len)
-			v[i].iov_len = (size_t)n;
-		n -= (ssize_t)v[i].iov_len;
-	}
-	evbuffer_commit_space(c->in, v, nv);
 	if (c->state == CONN_LINGER || c->state == CONN_CLOSING)
 		evbuffer_drain(c->in, evbuffer_get_length(c->in));
 	else if (c->state <= CONN_BODY)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proxy/http1.h"
 
@@ -35,6 +36,11 @@ typedef void (*server_drained_fn)(struct server_req *sr, void *arg);
 enum server_listener { SERVER_MCP, SERVER_DIAG };
 
 struct server *server_new(struct event_base *base, const struct config *cfg);
+
+/* Read what socket fd has, up to want bytes, onto the end of buf (the
+ * front end's and the backend client's one read path). Returns as
+ * read(2): bytes read, 0 at EOF, -1 with errno. */
+ssize_t server_sock_read(int fd, struct evbuffer *buf, size_t want);
 void server_free(struct server *srv);
 /* Bind both listeners; logs {"msg":"listening","listener",...,"port"}. */
 int server_listen(struct server *srv, char *err, size_t errlen);
