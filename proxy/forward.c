@@ -821,14 +821,16 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 			return len > FW_MAX_RESPONSE_HEAD ? -1 : 0;
 		if (end > FW_MAX_RESPONSE_HEAD)
 			return -1;
-		head = xmalloc(end + 1);
+		for (k = 0; k < end; k++)
+			nlines += p[k] == '\n';
+		/* One allocation: the name and value pointers, then the text. */
+		names = xreallocarray(NULL, 2 * (nlines + 1) + (end + 1 + sizeof *names - 1) /
+		    sizeof *names, sizeof *names);
+		values = names + nlines + 1;
+		head = (char *)(values + nlines + 1);
 		memcpy(head, p, end);
 		head[end] = '\0';
 		evbuffer_drain(in, end);
-		for (k = 0; k < end; k++)
-			nlines += head[k] == '\n';
-		names = xreallocarray(NULL, nlines + 1, sizeof *names);
-		values = xreallocarray(NULL, nlines + 1, sizeof *values);
 		line = head;
 		next = strchr(line, '\n');
 		*next++ = '\0';
@@ -852,6 +854,7 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		n = 0;
 		for (line = next; *line != '\0'; line = next) {
 			char *colon, *value, *e;
+			size_t nl;
 
 			next = strchr(line, '\n');
 			*next++ = '\0';
@@ -863,12 +866,13 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 			if (colon == NULL || colon == line)
 				goto out;
 			*colon = '\0';
+			nl = (size_t)(colon - line);
 			value = colon + 1;
 			while (*value == ' ' || *value == '\t')
 				value++;
 			for (e = value + strlen(value); e > value && (e[-1] == ' ' || e[-1] == '\t');)
 				*--e = '\0';
-			if (strcasecmp(line, "Content-Length") == 0) {
+			if (FX_NAME_IS(line, nl, "Content-Length")) {
 				char *cend;
 
 				errno = 0;
@@ -878,18 +882,18 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 					goto out;
 				fx->body = BODY_LENGTH;
 				fx->head_length = fx->remaining;
-			} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
+			} else if (FX_NAME_IS(line, nl, "Transfer-Encoding")) {
 				if (strcasecmp(value, "chunked") != 0 || fx->body == BODY_LENGTH)
 					goto out;
 				fx->body = BODY_CHUNKED;
-			} else if (strcasecmp(line, "Connection") == 0) {
+			} else if (FX_NAME_IS(line, nl, "Connection")) {
 				if (h1_token_in_list(value, "close"))
 					fx->keepalive = false;
 				connection = value;
-			} else if (strcasecmp(line, "Content-Type") == 0 &&
+			} else if (FX_NAME_IS(line, nl, "Content-Type") &&
 			    strncasecmp(value, "text/event-stream", 17) == 0) {
 				fx->stream = true;
-			} else if (strcasecmp(line, "X-Accel-Buffering") == 0) {
+			} else if (FX_NAME_IS(line, nl, "X-Accel-Buffering")) {
 				fx->has_accel_buffering = true;
 			}
 			names[n] = line;
@@ -901,8 +905,6 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 			fx->status = 0;
 			fx->stream = false;
 			free(names);
-			free(values);
-			free(head);
 			continue;
 		}
 		/* Headers the backend's Connection names are hop-by-hop too. */
@@ -913,8 +915,6 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		rc = 1;
 out:
 		free(names);
-		free(values);
-		free(head);
 		return rc;
 	}
 }
