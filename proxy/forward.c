@@ -32,11 +32,14 @@
 #include <event2/http.h>
 #include <event2/util.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -63,6 +66,7 @@ struct bconn {
 	struct event wev;              /* EV_WRITE while a request is pending */
 	struct evbuffer *in;
 	struct evbuffer *out;
+	size_t read_size; /* server_sock_read()'s */
 	struct fx *fx; /* NULL while idle in the pool */
 	int64_t idle_since_us;
 	bool connected;
@@ -132,7 +136,6 @@ static void fx_send_request(struct fx *fx);
 
 /* --- backend connections --- */
 
-#define FW_READ_SIZE 16384
 
 static void
 bconn_free(struct bconn *bc)
@@ -246,7 +249,7 @@ bconn_on_read(evutil_socket_t fd, short what, void *arg)
 		bconn_free(bc);
 		return;
 	}
-	n = server_sock_read(bc->fd, bc->in, FW_READ_SIZE);
+	n = server_sock_read(bc->fd, bc->in, &bc->read_size);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -261,11 +264,15 @@ static void
 bconn_adopt(struct bconn *bc)
 {
 	struct event_base *base = bc->fw->base;
+	int one = 1;
 
 	bc->fd = bufferevent_getfd(bc->connector);
 	bufferevent_free(bc->connector);
 	bc->connector = NULL;
 	bc->connected = true;
+	/* A streamed request body goes out in pieces: none may wait for the
+	 * ACK of the one before (Nagle with delayed ACKs: up to 40 ms). */
+	setsockopt(bc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	event_assign(&bc->rev, base, bc->fd, EV_READ | EV_PERSIST, bconn_on_read, bc);
 	event_assign(&bc->wev, base, bc->fd, EV_WRITE | EV_PERSIST, bconn_on_write, bc);
 	bconn_set_reading(bc, true);

@@ -61,7 +61,6 @@
 
 #define SERVER_PROBE_INTERVAL_S 5
 #define SERVER_DIAG_MAX_BODY 4096
-#define SERVER_READ_SIZE 16384            /* bytes asked of each read */
 #define SERVER_IN_HIGH_WATER (64 * 1024)  /* stop reading a busy connection above */
 #define SERVER_OUT_LOW_WATER (64 * 1024)  /* "drained" for backpressure below */
 #define SERVER_LINGER_MS 2000             /* read and discard after an error reply */
@@ -105,6 +104,7 @@ struct conn {
 	struct event defer; /* work moved out of a caller's stack */
 	struct evbuffer *in;
 	struct evbuffer *out;
+	size_t read_size; /* server_sock_read()'s */
 	enum conn_state state;
 	int refs;
 	bool closed;
@@ -508,11 +508,17 @@ server_dispatch(struct conn *c)
 
 /* --- connections --- */
 
+/* What a read asks for: an evbuffer chunk's header (under 128 bytes) and the
+ * bytes fit a 4 KiB or a 16 KiB allocation. */
+#define SERVER_READ_SMALL (4096 - 128)
+#define SERVER_READ_LARGE (16384 - 128)
+
 ssize_t
-server_sock_read(int fd, struct evbuffer *buf, size_t want)
+server_sock_read(int fd, struct evbuffer *buf, size_t *size)
 {
 	struct evbuffer_iovec v[2];
 	ssize_t n, left;
+	size_t want = *size != 0 ? *size : SERVER_READ_SMALL;
 	int nv = evbuffer_reserve_space(buf, (ev_ssize_t)want, v, 2);
 
 	if (nv <= 0) {
@@ -527,6 +533,8 @@ server_sock_read(int fd, struct evbuffer *buf, size_t want)
 		n = readv(fd, (struct iovec *)v, nv);
 	if (n <= 0)
 		return n;
+	/* A full read means more is coming: ask for more next time. */
+	*size = (size_t)n >= want ? SERVER_READ_LARGE : SERVER_READ_SMALL;
 	left = n;
 	for (int i = 0; i < nv; i++) {
 		if ((size_t)left < v[i].iov_len)
@@ -962,7 +970,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		c->reading = false;
 		goto out;
 	}
-	n = server_sock_read(c->fd, c->in, SERVER_READ_SIZE);
+	n = server_sock_read(c->fd, c->in, &c->read_size);
 	if (n < 0) {
 		if (!server_retriable(errno))
 			conn_close(c);

@@ -37,10 +37,15 @@ enum server_listener { SERVER_MCP, SERVER_DIAG };
 
 struct server *server_new(struct event_base *base, const struct config *cfg);
 
-/* Read what socket fd has, up to want bytes, onto the end of buf (the
- * front end's and the backend client's one read path). Returns as
- * read(2): bytes read, 0 at EOF, -1 with errno. */
-ssize_t server_sock_read(int fd, struct evbuffer *buf, size_t want);
+/*
+ * Read what socket fd has onto the end of buf (the front end's and the
+ * backend client's one read path). *size, kept by the caller per socket
+ * (0 to start), is how much to ask for: one 4 KiB buffer chunk for the
+ * small messages MCP mostly exchanges (a malloc far cheaper than the 32 KiB
+ * chunk a 16 KiB read needs), 16 KiB while reads keep filling it. Returns as
+ * read(2): bytes read, 0 at EOF, -1 with errno.
+ */
+ssize_t server_sock_read(int fd, struct evbuffer *buf, size_t *size);
 void server_free(struct server *srv);
 /* Bind both listeners; logs {"msg":"listening","listener",...,"port"}. */
 int server_listen(struct server *srv, char *err, size_t errlen);
