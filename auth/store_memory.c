@@ -63,17 +63,28 @@ struct store {
 	struct mem_table clients;
 };
 
-/* FNV-1a over the seed and the key. */
+/* The seeded key hash, eight bytes per multiply (byte-wise FNV-1a was a
+ * tenth of the bearer guard's cost: two lookups per proxied request), with
+ * MurmurHash3's 64-bit finaliser at the end. */
 static uint64_t
 mem_hash(const struct store *st, const char *key)
 {
-	uint64_t h = 1469598103934665603ULL ^ st->seed;
+	size_t n = strlen(key), i = 0;
+	uint64_t h = st->seed ^ (n * 0x9e3779b97f4a7c15ULL), w;
 
-	for (; *key != '\0'; key++) {
-		h ^= (unsigned char)*key;
-		h *= 1099511628211ULL;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, key + i, 8);
+		h = (h ^ w) * 0xa0761d6478bd642fULL;
+		h ^= h >> 29;
 	}
-	return h ^ (h >> 29);
+	w = 0;
+	memcpy(&w, key + i, n - i);
+	h = (h ^ w) * 0xe7037ed1a0b428dbULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
 }
 
 static void
