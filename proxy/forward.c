@@ -6,8 +6,9 @@
  * cancellation and backpressure are ours to decide. A bufferevent only
  * resolves and connects; then the connection is ours in the same style as
  * the client side: one persistent EV_READ event for its whole life (in use
- * and in the pool), recv/readv into the input buffer, requests written at once
- * with writev and EV_WRITE only when the kernel does not take everything.
+ * and in the pool), read and written with server_sock_read/_write (recv and
+ * send; a small request is laid out in one piece), requests written at once
+ * and EV_WRITE only when the kernel does not take everything.
  *
  * Lifetimes: a struct fx (one forwarded exchange) holds a reference on its
  * server_req and owns the backend connection it uses until it completes,
@@ -209,7 +210,7 @@ bconn_write(struct bconn *bc)
 
 	if (bc->fd < 0 || evbuffer_get_length(bc->out) == 0)
 		return;
-	n = evbuffer_write(bc->out, bc->fd);
+	n = (int)server_sock_write(bc->fd, bc->out);
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		evbuffer_drain(bc->out, evbuffer_get_length(bc->out));
 	if (evbuffer_get_length(bc->out) > 0 && !bc->writing) {
@@ -494,6 +495,8 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 	bool trust = fw->cfg->server.trust_proxy_headers;
 	size_t i = 0;
 
+	/* Head and a small body in one piece of the buffer: one send(). */
+	evbuffer_expand(out, 4096 - 128);
 	fx_add_str(out, fx->head_method ? "HEAD" : server_req_method_name(sr));
 	evbuffer_add(out, " ", 1);
 	fx_add_str(out, fw->base_path);
@@ -534,10 +537,12 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 	if (evbuffer_get_length(body) > 0 || m == H1_POST || m == H1_PUT || m == H1_PATCH)
 		fx_add_content_length(out, evbuffer_get_length(body));
 	evbuffer_add(out, "\r\n", 2);
-	/* The body by reference: the client's buffer stays intact for a retry
-	 * on a fresh connection and for the JSON-RPC id of an error reply. */
-	if (evbuffer_get_length(body) > 0)
+	/* The client's body stays intact for a retry on a fresh connection and
+	 * for the JSON-RPC id of an error reply: a large one by reference. */
+	if (evbuffer_get_length(body) > SERVER_COPY_MAX)
 		evbuffer_add_buffer_reference(out, body);
+	else if (evbuffer_get_length(body) > 0) /* copied; pullup keeps the bytes */
+		evbuffer_add(out, evbuffer_pullup(body, -1), evbuffer_get_length(body));
 }
 
 static void

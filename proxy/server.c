@@ -1,10 +1,11 @@
 /*
  * The HTTP front (see server.h): our own HTTP/1.1 server. Connections are
  * accepted by an evconnlistener; each has a persistent EV_READ event (its
- * epoll interest never changes while it lives), reads with recv/readv into the
- * input evbuffer's free space (no FIONREAD), and writes replies at once
- * with writev, registering EV_WRITE only when the kernel does not take
- * everything. proxy/http1.c parses; this file owns connections, timeouts
+ * epoll interest never changes while it lives), reads with recv (readv
+ * across two extents) into the input evbuffer's free space (no FIONREAD),
+ * and writes replies at once with send (writev for a reply in pieces; a
+ * small one is laid out in one), registering EV_WRITE only when the kernel
+ * does not take everything. proxy/http1.c parses; this file owns connections, timeouts
  * and the lifetime of each request's server_req.
  *
  * A connection serves one request at a time: later (pipelined) bytes wait
@@ -545,6 +546,41 @@ server_sock_read(int fd, struct evbuffer *buf, size_t *size)
 	return n;
 }
 
+ssize_t
+server_sock_write(int fd, struct evbuffer *buf)
+{
+	struct evbuffer_iovec v[16];
+	int nv = evbuffer_peek(buf, -1, NULL, v, 16);
+	ssize_t n;
+
+	if (nv <= 0)
+		return 0;
+	if (nv > 16)
+		nv = 16;
+	/* One extent (replies and requests under SERVER_COPY_MAX are laid out
+	 * so): send() skips writev's iovec import and file layer. */
+	if (nv == 1)
+		n = send(fd, v[0].iov_base, v[0].iov_len, MSG_NOSIGNAL);
+	else
+		n = writev(fd, (struct iovec *)v, nv);
+	if (n > 0)
+		evbuffer_drain(buf, (size_t)n);
+	return n;
+}
+
+void
+server_buf_add_small(struct evbuffer *dst, struct evbuffer *src)
+{
+	size_t n = evbuffer_get_length(src);
+
+	if (n <= SERVER_COPY_MAX) {
+		evbuffer_add(dst, evbuffer_pullup(src, (ev_ssize_t)n), n);
+		evbuffer_drain(src, n);
+	} else {
+		evbuffer_add_buffer(dst, src);
+	}
+}
+
 static bool
 server_retriable(int err)
 {
@@ -734,7 +770,7 @@ conn_write(struct conn *c)
 	if (c->closed || c->write_error)
 		return;
 	if (evbuffer_get_length(c->out) > 0) {
-		n = evbuffer_write(c->out, c->fd);
+		n = (int)server_sock_write(c->fd, c->out);
 		if (n < 0 && !server_retriable(errno)) {
 			c->write_error = true;
 			evbuffer_drain(c->out, evbuffer_get_length(c->out));
@@ -1259,16 +1295,28 @@ server_reply_head(struct server_req *sr, int status, int64_t content_length)
 	struct conn *c = sr->conn;
 	struct evbuffer *out = c->out;
 	bool needs_body = status >= 200 && status != 204 && status != 304;
+	const char *reason;
 	char line[96];
-	int n;
 
+	if (status < 100 || status > 999)
+		status = 500; /* three digits on the status line, whatever the caller says */
 	sr->replied = true;
 	sr->status = status;
 	if (c->srv->draining)
 		c->keepalive = false;
-	n = snprintf(line, sizeof line, "HTTP/1.%d %d %s\r\n", sr->rq.minor >= 1 ? 1 : 0, status,
-	    h1_reason(status));
-	evbuffer_add(out, line, (size_t)n);
+	/* Room for the head and a small body in one piece: one send(). */
+	evbuffer_expand(out, sr->rh_len + 256 + (content_length > 0 &&
+	    content_length <= SERVER_COPY_MAX ? (size_t)content_length : 0));
+	memcpy(line, "HTTP/1.1 000 ", 13);
+	if (sr->rq.minor < 1)
+		line[7] = '0';
+	line[9] = (char)('0' + status / 100);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	evbuffer_add(out, line, 13);
+	reason = h1_reason(status);
+	evbuffer_add(out, reason, strlen(reason));
+	evbuffer_add(out, "\r\n", 2);
 	evbuffer_add(out, sr->rh, sr->rh_len);
 	if (needs_body && !sr->has_content_type)
 		evbuffer_add(out, "Content-Type: application/json\r\n", 32);
@@ -1354,10 +1402,10 @@ server_reply_chunk(struct server_req *sr, struct evbuffer *buf)
 	if (sr->body_mode == RB_CHUNKED) {
 		k = snprintf(line, sizeof line, "%zx\r\n", n);
 		evbuffer_add(sr->conn->out, line, (size_t)k);
-		evbuffer_add_buffer(sr->conn->out, buf);
+		server_buf_add_small(sr->conn->out, buf);
 		evbuffer_add(sr->conn->out, "\r\n", 2);
 	} else {
-		evbuffer_add_buffer(sr->conn->out, buf);
+		server_buf_add_small(sr->conn->out, buf);
 	}
 	conn_flush_soon(sr->conn);
 }

@@ -46,6 +46,15 @@ struct server *server_new(struct event_base *base, const struct config *cfg);
  * read(2): bytes read, 0 at EOF, -1 with errno.
  */
 ssize_t server_sock_read(int fd, struct evbuffer *buf, size_t *size);
+/* Write what buf holds (as much as the socket takes) and drain that.
+ * Returns as write(2). */
+ssize_t server_sock_write(int fd, struct evbuffer *buf);
+
+/* Bodies up to this size are copied next to their head rather than linked
+ * as a chunk of their own, so that a whole small message is one send(). */
+#define SERVER_COPY_MAX 2048
+/* Move src's bytes to the end of dst: copied when small (see above). */
+void server_buf_add_small(struct evbuffer *dst, struct evbuffer *src);
 void server_free(struct server *srv);
 /* Bind both listeners; logs {"msg":"listening","listener",...,"port"}. */
 int server_listen(struct server *srv, char *err, size_t errlen);
