@@ -211,6 +211,17 @@ echo "  (direct: cpu is the backend's; a proxy below ~100% cpu was not the bottl
 awk -v a="${MED[us.3]}" -v b="${MED[nginx.3]}" -v c="${MED[us.4]}" -v d="${MED[nginx.4]}" -v e="${MED[us.5]}" -v f="${MED[nginx.5]}" \
 	-v g="${MED[us.6]}" -v h="${MED[nginx.6]}" \
 	'BEGIN { printf "  us/nginx: throughput %.2f× (target ≥ 1.0), p50 %.2f×, p99 %.2f× (target ≤ 1.1), cpu per request %.2f×\n", a / b, c / d, e / f, g / h }'
+# The same ratios taken round by round, then their median: the two proxies of one round ran
+# back to back on the same host state, so on a shared host whose speed drifts between rounds
+# this paired figure is the steadier one (the line above can compare a fast round's nginx
+# with a slow round's us).
+declare -A PAIRED
+for col in 3 4 5 6; do
+	PAIRED[$col]=$(awk -v c="$col" '$1 == "us" {u[$2] = $c} $1 == "nginx" {n[$2] = $c}
+		END {for (r in u) if (n[r] > 0) print u[r] / n[r]}' "$RESULTS" | median)
+done
+printf '  us/nginx round by round (median of %d paired ratios): throughput %.2f×, p50 %.2f×, p99 %.2f×, cpu per request %.2f×\n' \
+	"$ROUNDS" "${PAIRED[3]}" "${PAIRED[4]}" "${PAIRED[5]}" "${PAIRED[6]}"
 
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done

@@ -622,10 +622,19 @@ async function benchGuard() {
     onNginx_rps: med['guard-on'].rps / med.nginx.rps, onNginx_p99: med['guard-on'].p99 / med.nginx.p99,
     onOff_cpu: med['guard-on'].cpuUsPerReq / med['guard-off'].cpuUsPerReq, offNginx_cpu: med['guard-off'].cpuUsPerReq / med.nginx.cpuUsPerReq,
   };
+  // the same ratios round by round (the targets of one round ran back to back on the same
+  // host state), then their median: steadier on a shared host whose speed drifts
+  const paired = (a, b, k) => median([...Array(ROUNDS).keys()].map((i) => {
+    const x = rows.find((r) => r.round === i + 1 && r.target === a), y = rows.find((r) => r.round === i + 1 && r.target === b);
+    return x[k] / y[k];
+  }));
+  ratios.paired = { onOff_rps: paired('guard-on', 'guard-off', 'rps'), onOff_p99: paired('guard-on', 'guard-off', 'p99'),
+    onNginx_rps: paired('guard-on', 'nginx', 'rps'), offNginx_rps: paired('guard-off', 'nginx', 'rps') };
   results.guard = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, median: med, ratios };
   say(`medians of ${ROUNDS} × ${DURATION} s, wrk -t1 -c${CONNS}:`);
   for (const [n, m] of Object.entries(med)) say(`  ${n.padEnd(9)} ${f1(m.rps).padStart(9)} req/s  p50 ${f2(m.p50)} ms  p99 ${f2(m.p99)} ms  ${f2(m.cpuUsPerReq)} CPU µs/req (user ${f2(m.userUsPerReq)} sys ${f2(m.sysUsPerReq)})`);
   say(`  guard-on/guard-off: throughput ${f2(ratios.onOff_rps)}× (guard cost ${f1((1 - ratios.onOff_rps) * 100)}%; target ≤ 10%), p99 ${f2(ratios.onOff_p99)}×`);
+  say(`  round by round (median of ${ROUNDS} paired ratios): guard-on/guard-off throughput ${f2(ratios.paired.onOff_rps)}× (guard cost ${f1((1 - ratios.paired.onOff_rps) * 100)}%), p99 ${f2(ratios.paired.onOff_p99)}×; guard-on/nginx ${f2(ratios.paired.onNginx_rps)}×, guard-off/nginx ${f2(ratios.paired.offNginx_rps)}×`);
   say(`  CPU per request: guard-on/guard-off ${f2(ratios.onOff_cpu)}× (the guard adds ${f1((ratios.onOff_cpu - 1) * 100)}% CPU per request), guard-off/nginx ${f2(ratios.offNginx_cpu)}×`);
   for (const name of ['guard-on', 'guard-off']) {
     const stop = perfStart(pids[name], name);
