@@ -39,8 +39,8 @@
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 
-
-#define GUARD_MALFORMED_TEXT "the Authorization header must be the word Bearer, one space and the token"
+#define GUARD_MALFORMED_TEXT \
+	"the Authorization header must be the word Bearer, one space and the token"
 
 struct guard_refresh;
 

@@ -5,8 +5,8 @@
  * across two extents) into the input evbuffer's free space (no FIONREAD),
  * and writes replies at once with send (writev for a reply in pieces; a
  * small one is laid out in one), registering EV_WRITE only when the kernel
- * does not take everything. proxy/http1.c parses; this file owns connections, timeouts
- * and the lifetime of each request's server_req.
+ * does not take everything. proxy/http1.c parses; this file owns
+ * connections, timeouts and the lifetime of each request's server_req.
  *
  * A connection serves one request at a time: later (pipelined) bytes wait
  * in its input buffer, and above a high-water mark it stops reading until
