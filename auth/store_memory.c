@@ -1,6 +1,7 @@
 /*
  * The in-memory store backend (see store.h): one hash table per kind of
- * record, each with an insertion-ordered list for eviction when full and
+ * record, each with an insertion-ordered list for eviction when full (the
+ * tombstones of taken single-use records go first) and
  * per-entry expiry on the monotonic clock. Single-threaded (the loop). The
  * hash is seeded from the CSPRNG so that client-chosen keys (client_ids)
  * cannot be aimed at one bucket.
@@ -25,6 +26,7 @@ struct mem_entry {
 	int64_t expires; /* monotonic ms, MEM_NEVER */
 	void *val;
 	struct mem_entry *next; /* bucket chain */
+	bool spent; /* a single-use record taken: on t->spent, not t->order */
 	TAILQ_ENTRY(mem_entry) order;
 };
 
@@ -36,6 +38,10 @@ struct mem_table {
 	size_t max;
 	void (*free_val)(void *);
 	TAILQ_HEAD(, mem_entry) order;
+	/* Tombstones of taken single-use records, oldest first. A full table
+	 * evicts these before any live entry: losing one only shortens replay
+	 * detection, losing a live refresh token logs its user out. */
+	TAILQ_HEAD(, mem_entry) spent;
 };
 
 /* A single-use value: the record until taken, then a tombstone with its
@@ -96,6 +102,7 @@ mem_table_init(struct mem_table *t, const char *name, size_t max, void (*free_va
 	t->max = max;
 	t->free_val = free_val;
 	TAILQ_INIT(&t->order);
+	TAILQ_INIT(&t->spent);
 }
 
 static void
@@ -106,7 +113,10 @@ mem_entry_remove(struct mem_table *t, struct mem_entry *e)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	TAILQ_REMOVE(&t->order, e, order);
+	if (e->spent)
+		TAILQ_REMOVE(&t->spent, e, order);
+	else
+		TAILQ_REMOVE(&t->order, e, order);
 	t->n--;
 	if (e->val != NULL)
 		t->free_val(e->val);
@@ -119,7 +129,7 @@ mem_table_dispose(struct mem_table *t)
 {
 	struct mem_entry *e;
 
-	while ((e = TAILQ_FIRST(&t->order)) != NULL)
+	while ((e = TAILQ_FIRST(&t->order)) != NULL || (e = TAILQ_FIRST(&t->spent)) != NULL)
 		mem_entry_remove(t, e);
 	free(t->buckets);
 }
@@ -131,6 +141,10 @@ mem_table_grow(struct mem_table *t)
 	struct mem_entry **b = xcalloc(nb, sizeof *b), *e;
 
 	TAILQ_FOREACH(e, &t->order, order) {
+		e->next = b[e->hash & (nb - 1)];
+		b[e->hash & (nb - 1)] = e;
+	}
+	TAILQ_FOREACH(e, &t->spent, order) {
 		e->next = b[e->hash & (nb - 1)];
 		b[e->hash & (nb - 1)] = e;
 	}
@@ -167,7 +181,8 @@ mem_put(struct store *st, struct mem_table *t, const char *key, void *val, int64
 
 	if ((e = mem_find(st, t, key)) != NULL)
 		mem_entry_remove(t, e);
-	while (t->n >= t->max && (e = TAILQ_FIRST(&t->order)) != NULL)
+	while (t->n >= t->max &&
+	    ((e = TAILQ_FIRST(&t->spent)) != NULL || (e = TAILQ_FIRST(&t->order)) != NULL))
 		mem_entry_remove(t, e);
 	if (t->n + 1 > t->nbuckets)
 		mem_table_grow(t);
@@ -191,6 +206,13 @@ mem_sweep(struct mem_table *t)
 	size_t n = 0;
 
 	for (e = TAILQ_FIRST(&t->order); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, order);
+		if (e->expires <= now) {
+			mem_entry_remove(t, e);
+			n++;
+		}
+	}
+	for (e = TAILQ_FIRST(&t->spent); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, order);
 		if (e->expires <= now) {
 			mem_entry_remove(t, e);
@@ -418,6 +440,9 @@ mem_take_once(struct store *st, struct mem_table *t, const char *key, const char
 	rec = o->rec;
 	o->rec = NULL;
 	o->family = mem_dup(family);
+	TAILQ_REMOVE(&t->order, e, order);
+	TAILQ_INSERT_TAIL(&t->spent, e, order);
+	e->spent = true;
 	return rec;
 }
 

@@ -157,6 +157,62 @@ test_bounded(void)
 	clock_set_fake(-1, 0);
 }
 
+static struct store_refresh *
+refresh_rec(const char *family)
+{
+	struct store_refresh *r = xcalloc(1, sizeof *r);
+
+	r->family = xstrdup(family);
+	r->client_id = xstrdup("c1");
+	return r;
+}
+
+/* A full table of single-use records evicts tombstones (taken records, kept
+ * for replay detection) before any live record, oldest tombstone first: a
+ * burst of refresh rotations must not log out an idle user. */
+static void
+test_bounded_spent_first(void)
+{
+	struct store *st = new_store();
+	char key[32], *fam = NULL;
+	struct store_refresh *r;
+
+	store_refresh_put(st, "keep", refresh_rec("fk"), 3600000);
+	for (int i = 0; i < STORE_MAX_REFRESH - 1; i++) {
+		snprintf(key, sizeof key, "r%d", i);
+		store_refresh_put(st, key, refresh_rec("f"), 3600000);
+		store_refresh_free(store_refresh_take(st, key, NULL));
+	}
+	/* full: one live record and max - 1 tombstones; two more come in */
+	store_refresh_put(st, "new1", refresh_rec("f1"), 3600000);
+	store_refresh_put(st, "new2", refresh_rec("f2"), 3600000);
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "keep"));
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "new1"));
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "new2"));
+	/* the two oldest tombstones went, the next one still names its family */
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r0", &fam));
+	CU_ASSERT_PTR_NULL(fam);
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r1", &fam));
+	CU_ASSERT_PTR_NULL(fam);
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r2", &fam));
+	CU_ASSERT_PTR_NOT_NULL(fam);
+	free(fam);
+	/* with no tombstones left to go, the oldest live record goes */
+	r = store_refresh_take(st, "keep", NULL);
+	CU_ASSERT_PTR_NOT_NULL(r);
+	store_refresh_free(r);
+	store_free(st);
+	st = new_store();
+	for (int i = 0; i < STORE_MAX_REFRESH + 1; i++) {
+		snprintf(key, sizeof key, "l%d", i);
+		store_refresh_put(st, key, refresh_rec("f"), 3600000);
+	}
+	CU_ASSERT_PTR_NULL(store_refresh_get(st, "l0"));
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "l1"));
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
 static void
 test_upstream_touch(void)
 {
@@ -209,6 +265,7 @@ main(void)
 		{ "refresh: get, take, tombstone", test_refresh_get_take },
 		{ "family revocation deny-lists its access tokens", test_family_revocation_denylists_jtis },
 		{ "tables are bounded", test_bounded },
+		{ "a full table evicts tombstones before live records", test_bounded_spent_first },
 		{ "upstream sessions: touch extends", test_upstream_touch },
 		{ "DCR clients: idle eviction", test_client_eviction },
 		{ NULL, NULL },

@@ -397,6 +397,7 @@ async function benchTokens() {
   agent = new http.Agent({ keepAlive: true, maxSockets: CHAINS });
   lat = [];
   bad = 0;
+  let firstBad;
   cpu = cpuStart(proxy.proc.pid);
   const end = performance.now() + DURATION * 1000;
   ts = performance.now();
@@ -407,9 +408,9 @@ async function benchTokens() {
       let res;
       try {
         res = await post(`grant_type=refresh_token&refresh_token=${tok}&client_id=${clientId}`);
-      } catch (e) { bad++; return; } // the chain ends (its token may be spent)
+      } catch (e) { bad++; firstBad ??= String(e.message || e); return; } // the chain ends (its token may be spent)
       lat.push(performance.now() - a);
-      if (res.status !== 200) { bad++; return; }
+      if (res.status !== 200) { bad++; firstBad ??= `${res.status} ${res.body}`; return; }
       tok = JSON.parse(res.body).refresh_token;
     }
   }));
@@ -417,7 +418,7 @@ async function benchTokens() {
   c = cpu();
   agent.destroy();
   results.refreshNode = { workers: CHAINS, duration_s: el, grants: lat.length, per_s: lat.length / el, p50: pct(lat, 0.5), p99: pct(lat, 0.99), bad, ...c };
-  say(`refresh grants (node driver, ${CHAINS} workers each with its own chain, ${f1(el)} s): ${f1(lat.length / el)}/s, p50 ${f2(pct(lat, 0.5))} ms, p99 ${f2(pct(lat, 0.99))} ms, failed ${bad}; CPU proxy ${f1(c.proxyCpu)}%, driver ${f1(c.driverCpu)}%`);
+  say(`refresh grants (node driver, ${CHAINS} workers each with its own chain, ${f1(el)} s): ${f1(lat.length / el)}/s, p50 ${f2(pct(lat, 0.5))} ms, p99 ${f2(pct(lat, 0.99))} ms, failed ${bad}${firstBad ? ` (first: ${firstBad.slice(0, 200)})` : ''}; CPU proxy ${f1(c.proxyCpu)}%, driver ${f1(c.driverCpu)}%`);
 }
 
 // ------------------------------------------------------------------ 2. CIMD
