@@ -79,15 +79,23 @@ test_code_tombstone(void)
 	clock_set_fake(-1, 0);
 }
 
+static struct store_refresh *
+refresh_rec(const char *family)
+{
+	struct store_refresh *r = xcalloc(1, sizeof *r);
+
+	r->family = xstrdup(family);
+	r->client_id = xstrdup("c1");
+	return r;
+}
+
 static void
 test_refresh_get_take(void)
 {
 	struct store *st = new_store();
-	struct store_refresh *r = xcalloc(1, sizeof *r);
+	struct store_refresh *r = refresh_rec("f");
 	char *fam = NULL;
 
-	r->family = xstrdup("f");
-	r->client_id = xstrdup("c1");
 	store_refresh_put(st, "rh", r, 1000);
 	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "rh"));
 	r = store_refresh_take(st, "rh", &fam);
@@ -155,16 +163,6 @@ test_bounded(void)
 	CU_ASSERT_EQUAL(found, 10);
 	store_free(st);
 	clock_set_fake(-1, 0);
-}
-
-static struct store_refresh *
-refresh_rec(const char *family)
-{
-	struct store_refresh *r = xcalloc(1, sizeof *r);
-
-	r->family = xstrdup(family);
-	r->client_id = xstrdup("c1");
-	return r;
 }
 
 /* A full table of single-use records evicts tombstones (taken records, kept
