@@ -40,6 +40,7 @@ struct cimd_pending {
 	char host[CIMD_HOST_MAX];
 	struct fetch *fetch;
 	bool queued;                 /* waiting for a fetch slot (no fetch yet) */
+	int64_t queued_until_ms;     /* clock_mono_ms() deadline of that wait */
 	struct event *queue_timer;   /* gives up waiting after the fetch timeout */
 	bool completing;             /* answering waiters: cancel must not free */
 	struct oauth_client *stale;  /* revalidating this cached client, or NULL */
@@ -65,8 +66,10 @@ struct cimd {
 	struct cimd_cache *cache;
 	TAILQ_HEAD(, cimd_pending) pending;
 	size_t n_pending; /* fetches in flight */
+	size_t fetch_slots; /* at most that many (CIMD_PENDING_MAX) */
 	TAILQ_HEAD(, cimd_pending) queue;
 	size_t n_queued;
+	bool dequeuing; /* in cimd_dequeue: answering a lookup must not nest it */
 	struct metric *m_cache;
 	struct metric *m_evictions;
 	struct metric *m_fetch;
@@ -84,6 +87,7 @@ cimd_new(struct event_base *base, struct fetcher *fetcher, const struct config *
 	c->cache = cimd_cache_new(cfg->eas.cimd.cache_max_size);
 	TAILQ_INIT(&c->pending);
 	TAILQ_INIT(&c->queue);
+	c->fetch_slots = CIMD_PENDING_MAX;
 	c->m_cache = metrics_counter("mcp_proxy_cimd_cache_total",
 	    "CIMD cache lookups by result (hit, miss, stale, revalidated).", "result");
 	c->m_evictions = metrics_counter("mcp_proxy_cimd_cache_evictions_total",
@@ -143,6 +147,7 @@ cimd_log_failure(const char *host, const char *reason, size_t waiters)
 }
 
 static void cimd_pending_fetch(struct cimd_pending *p);
+static void cimd_queue_timeout(evutil_socket_t fd, short what, void *arg);
 
 /* Take p out of the resolver's lists (it stays allocated). */
 static void
@@ -161,13 +166,23 @@ cimd_pending_detach(struct cimd_pending *p)
 	}
 }
 
-/* Start queued fetches while there are free slots. */
+/* Start queued fetches while there are free slots. A queued lookup whose
+ * wait is over by the clock gives up here, whichever comes first of its
+ * timer and a free slot: the outcome never depends on which of two timers
+ * due at the same moment the loop runs first. */
 static void
 cimd_dequeue(struct cimd *c)
 {
 	struct cimd_pending *p;
 
-	while (c->n_pending < CIMD_PENDING_MAX && (p = TAILQ_FIRST(&c->queue)) != NULL) {
+	if (c->dequeuing)
+		return;
+	c->dequeuing = true;
+	while (c->n_pending < c->fetch_slots && (p = TAILQ_FIRST(&c->queue)) != NULL) {
+		if (clock_mono_ms() >= p->queued_until_ms) {
+			cimd_queue_timeout(-1, 0, p); /* answers and frees p */
+			continue;
+		}
 		TAILQ_REMOVE(&c->queue, p, qentry);
 		c->n_queued--;
 		p->queued = false;
@@ -175,6 +190,7 @@ cimd_dequeue(struct cimd *c)
 		c->n_pending++;
 		cimd_pending_fetch(p);
 	}
+	c->dequeuing = false;
 }
 
 /* Answer every waiter of p with client (or NULL and err) and free p. A done
@@ -363,7 +379,7 @@ cimd_queue_timeout(evutil_socket_t fd, short what, void *arg)
 
 	snprintf(err, sizeof err, "client metadata document fetch timed out after %llds "
 	    "(waiting for one of %d fetch slots)",
-	    (long long)(p->c->cfg->eas.cimd.fetch_timeout_ms / 1000), CIMD_PENDING_MAX);
+	    (long long)(p->c->cfg->eas.cimd.fetch_timeout_ms / 1000), (int)p->c->fetch_slots);
 	metrics_add(p->c->m_fetch, 1, "queue_timeout");
 	cimd_pending_finish(p, NULL, err);
 }
@@ -424,12 +440,13 @@ cimd_pending_start(struct cimd *c, const char *url, const char *host,
 			p->expires = xstrdup(stale->expires);
 	}
 	TAILQ_INSERT_TAIL(&c->pending, p, entry);
-	if (c->n_pending < CIMD_PENDING_MAX) {
+	if (c->n_pending < c->fetch_slots) {
 		c->n_pending++;
 		cimd_pending_fetch(p);
 		return p;
 	}
 	p->queued = true;
+	p->queued_until_ms = clock_mono_ms() + c->cfg->eas.cimd.fetch_timeout_ms;
 	TAILQ_INSERT_TAIL(&c->queue, p, qentry);
 	c->n_queued++;
 	p->queue_timer = evtimer_new(c->base, cimd_queue_timeout, p);
@@ -534,6 +551,12 @@ size_t
 cimd_cache_size(const struct cimd *c)
 {
 	return cimd_cache_count(c->cache);
+}
+
+void
+cimd_set_fetch_slots(struct cimd *c, size_t n)
+{
+	c->fetch_slots = n >= 1 && n <= CIMD_PENDING_MAX ? n : CIMD_PENDING_MAX;
 }
 
 size_t

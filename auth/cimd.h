@@ -44,6 +44,8 @@ void cimd_cancel(struct cimd_lookup *l);
 
 /* Tests and diagnostics: documents cached, distinct fetches in flight. */
 size_t cimd_cache_size(const struct cimd *c);
+/* Tests: fetch at most n documents at once (1..256, the default 256). */
+void cimd_set_fetch_slots(struct cimd *c, size_t n);
 size_t cimd_pending_count(const struct cimd *c);
 
 #endif

@@ -5,8 +5,19 @@
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int unit_run(const char *suite, const struct unit_test *tests);
+long long unit_ms(long long ms);
+
+long long
+unit_ms(long long ms)
+{
+	const char *s = getenv("MCP_TEST_TIME_SCALE");
+	long long k = s != NULL ? atoll(s) : 1;
+
+	return ms * (k >= 1 && k <= 1000 ? k : 1);
+}
 
 int
 unit_run(const char *suite, const struct unit_test *tests)

@@ -15,4 +15,10 @@ struct unit_test {
 
 int unit_run(const char *suite, const struct unit_test *tests);
 
+/* ms stretched by MCP_TEST_TIME_SCALE (default 1): the factor ctest sets for
+ * suites run under valgrind, whose 20-50x slowdown no real deadline of a
+ * test survives. For safety bounds and waits on real sockets only; logic
+ * that depends on time reads the injected clock (common/clock.h). */
+long long unit_ms(long long ms);
+
 #endif
