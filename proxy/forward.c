@@ -1,6 +1,6 @@
 /*
  * The data plane (see forward.h). The client side is server.c's HTTP/1.1
- * front (server_req_*: the request's head and body, streaming replies with
+ * front (req_*: the request's head and body, streaming replies with
  * a drained callback for backpressure); the backend side is our own
  * HTTP/1.1 client, so connect and response timeouts, connection reuse,
  * cancellation and backpressure are ours to decide. A bufferevent only
@@ -11,7 +11,7 @@
  * and EV_WRITE only when the kernel does not take everything.
  *
  * Lifetimes: a struct fx (one forwarded exchange) holds a reference on its
- * server_req and owns the backend connection it uses until it completes,
+ * req and owns the backend connection it uses until it completes,
  * fails, or the client goes away (fx_abort, called by the server). Then the
  * connection returns to the idle pool only if the response ended exactly at
  * a message boundary; anything else closes it. While an fx runs one of its
@@ -102,7 +102,7 @@ enum fx_chunk { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 
 struct fx {
 	struct forwarder *fw;
-	struct server_req *sr;
+	struct req *sr;
 	struct bconn *bc;
 	struct event timer; /* connect/response timeout, embedded */
 	int refs;
@@ -302,7 +302,7 @@ fx_unref(struct fx *fx)
 		evbuffer_free(fx->sse_pending);
 	free(fx->sse_prefix);
 	xfree_secret(fx->inject);
-	server_req_unref(fx->sr);
+	req_unref(fx->sr);
 	free(fx);
 }
 
@@ -316,9 +316,9 @@ fx_close(struct fx *fx, bool reuse_conn)
 	fx->dead = true;
 	fx->state = FX_DONE;
 	evtimer_del(&fx->timer);
-	server_req_set_abort(fx->sr, NULL, NULL);
+	req_set_abort(fx->sr, NULL, NULL);
 	if (fx->stream)
-		server_req_set_stream(fx->sr, false);
+		req_set_stream(fx->sr, false);
 	if (fx->bc != NULL && reuse_conn && fx->keepalive) {
 		struct bconn *bc = fx->bc;
 
@@ -330,16 +330,16 @@ fx_close(struct fx *fx, bool reuse_conn)
 
 /* The client went away (or the server is draining a stream). */
 static void
-fx_abort(struct server_req *sr, void *arg)
+fx_abort(struct req *sr, void *arg)
 {
 	struct fx *fx = arg;
 
 	if (fx->dead)
 		return;
-	if (!server_req_gone(sr) && fx->started) {
+	if (!req_gone(sr) && fx->started) {
 		/* Shutdown of a live stream: end it cleanly. */
-		server_reply_end(sr);
-	} else if (!server_req_gone(sr)) {
+		req_reply_end(sr);
+	} else if (!req_gone(sr)) {
 		fx_fail(fx, 503, "shutdown", "the proxy is shutting down");
 		return;
 	}
@@ -357,8 +357,8 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 		return;
 	metrics_add(fw->m_errors, 1, kind);
 	log_warn("backend error", LOG_S("kind", kind), LOG_S("error", message),
-	    LOG_S("path", server_req_path(fx->sr)), LOG_S("request_id", server_req_id(fx->sr)));
-	if (server_req_gone(fx->sr)) {
+	    LOG_S("path", req_path(fx->sr)), LOG_S("request_id", req_id(fx->sr)));
+	if (req_gone(fx->sr)) {
 		fx_close(fx, false);
 		return;
 	}
@@ -366,16 +366,16 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 		if (fx->content_length_reply) {
 			/* The client was promised more bytes: only closing tells it. */
 			fx_ref(fx);
-			server_req_abort_connection(fx->sr);
+			req_abort_connection(fx->sr);
 			fx_close(fx, false);
 			fx_unref(fx);
 			return;
 		}
-		server_reply_end(fx->sr);
+		req_reply_end(fx->sr);
 		fx_close(fx, false);
 		return;
 	} else {
-		char *id = server_req_jsonrpc_id(fx->sr);
+		char *id = req_jsonrpc_id(fx->sr);
 		char *body;
 		const char *code = status == 504 ? "gateway_timeout" :
 		    status == 503 ? "unavailable" : "bad_gateway";
@@ -396,9 +396,9 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 			json_object_put(m);
 		}
 		/* Response headers copied from a bad backend reply must not leak. */
-		server_req_clear_headers(fx->sr);
-		server_add_header(fx->sr, "X-Request-Id", server_req_id(fx->sr));
-		server_reply_json(fx->sr, status, body);
+		req_clear_headers(fx->sr);
+		req_add_header(fx->sr, "X-Request-Id", req_id(fx->sr));
+		req_reply_json(fx->sr, status, body);
 		free(body);
 	}
 	fx_close(fx, false);
@@ -484,20 +484,20 @@ static void
 fx_write_request(struct fx *fx, struct evbuffer *out)
 {
 	struct forwarder *fw = fx->fw;
-	struct server_req *sr = fx->sr;
-	const char *connection = server_req_header(sr, "Connection");
-	const char *path = server_req_path(sr), *query = server_req_query(sr);
-	const char *xff = server_req_header(sr, "X-Forwarded-For");
-	const char *host = server_req_header(sr, "Host");
-	const char *peer = server_req_peer(sr), *name, *value;
-	struct evbuffer *body = server_req_body(sr);
-	enum h1_method m = server_req_method(sr);
+	struct req *sr = fx->sr;
+	const char *connection = req_header(sr, "Connection");
+	const char *path = req_path(sr), *query = req_query(sr);
+	const char *xff = req_header(sr, "X-Forwarded-For");
+	const char *host = req_header(sr, "Host");
+	const char *peer = req_peer(sr), *name, *value;
+	struct evbuffer *body = req_body(sr);
+	enum h1_method m = req_method(sr);
 	bool trust = fw->cfg->server.trust_proxy_headers;
 	size_t i = 0;
 
 	/* Head and a small body in one piece of the buffer: one send(). */
 	evbuffer_expand(out, 4096 - 128);
-	fx_add_str(out, fx->head_method ? "HEAD" : server_req_method_name(sr));
+	fx_add_str(out, fx->head_method ? "HEAD" : req_method_name(sr));
 	evbuffer_add(out, " ", 1);
 	fx_add_str(out, fw->base_path);
 	fx_add_str(out, path != NULL && *path != '\0' ? path : "/");
@@ -508,7 +508,7 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 	evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
 	fx_add_str(out, fw->host_header);
 	evbuffer_add(out, "\r\n", 2);
-	while (server_req_header_next(sr, &i, &name, &value)) {
+	while (req_header_next(sr, &i, &name, &value)) {
 		size_t n = strlen(name); /* every test below looks at the length first */
 
 		if (fx_hop_by_hop(name, n, connection) || FX_NAME_IS(name, n, "Host") ||
@@ -528,9 +528,9 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 		evbuffer_add_printf(out, "X-Forwarded-For: %s, %s\r\n", xff, peer);
 	else
 		fx_add_header(out, "X-Forwarded-For", peer);
-	if (!trust || server_req_header(sr, "X-Forwarded-Proto") == NULL)
+	if (!trust || req_header(sr, "X-Forwarded-Proto") == NULL)
 		evbuffer_add(out, "X-Forwarded-Proto: http\r\n", 25);
-	if ((!trust || server_req_header(sr, "X-Forwarded-Host") == NULL) && host != NULL)
+	if ((!trust || req_header(sr, "X-Forwarded-Host") == NULL) && host != NULL)
 		fx_add_header(out, "X-Forwarded-Host", host);
 	if (fx->inject != NULL)
 		fx_add_str(out, fx->inject);
@@ -585,7 +585,7 @@ fx_backend_read(struct bconn *bc)
 static bool
 fx_idempotent(const struct fx *fx)
 {
-	switch (server_req_method(fx->sr)) {
+	switch (req_method(fx->sr)) {
 	case H1_GET:
 	case H1_HEAD:
 	case H1_OPTIONS:
@@ -626,7 +626,7 @@ fx_backend_closed(struct fx *fx, const char *connect_error)
 	}
 	if (fx->state == FX_BODY && fx->body == BODY_CLOSE) {
 		fx->keepalive = false;
-		server_reply_end(fx->sr);
+		req_reply_end(fx->sr);
 		fx_close(fx, false);
 		goto out;
 	}
@@ -702,7 +702,7 @@ fx_send_request(struct fx *fx)
 /* --- the response --- */
 
 static void
-fx_drained(struct server_req *sr, void *arg)
+fx_drained(struct req *sr, void *arg)
 {
 	struct fx *fx = arg;
 
@@ -719,10 +719,10 @@ fx_drained(struct server_req *sr, void *arg)
 static void
 fx_emit_raw(struct fx *fx, struct evbuffer *buf)
 {
-	if (server_req_gone(fx->sr) || evbuffer_get_length(buf) == 0)
+	if (req_gone(fx->sr) || evbuffer_get_length(buf) == 0)
 		return;
-	server_reply_chunk(fx->sr, buf);
-	if (server_req_output_pending(fx->sr) > FW_HIGH_WATER && fx->bc != NULL) {
+	req_reply_chunk(fx->sr, buf);
+	if (req_output_pending(fx->sr) > FW_HIGH_WATER && fx->bc != NULL) {
 		fx->paused = true;
 		bconn_set_reading(fx->bc, false);
 	}
@@ -922,7 +922,7 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		/* Headers the backend's Connection names are hop-by-hop too. */
 		for (k = 0; k < n; k++) {
 			if (!fx_hop_by_hop(names[k], strlen(names[k]), connection))
-				server_add_header(fx->sr, names[k], values[k]);
+				req_add_header(fx->sr, names[k], values[k]);
 		}
 		rc = 1;
 out:
@@ -935,7 +935,7 @@ out:
 static void
 fx_start_reply(struct fx *fx, struct evbuffer *in)
 {
-	struct server_req *sr = fx->sr;
+	struct req *sr = fx->sr;
 
 	if (fx->head_method || fx->status == 204 || fx->status == 304) {
 		fx->body = BODY_NONE;
@@ -947,46 +947,46 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 	fx_arm_timer(fx, 0);
 	metrics_observe(fx->fw->m_backend_latency,
 	    (double)(clock_mono_us() - fx->start_us) / 1e6);
-	if (server_req_gone(sr))
+	if (req_gone(sr))
 		return;
 	if (fx->body == BODY_NONE) {
 		/* HEAD keeps the length the backend announced. */
-		server_reply_start(sr, fx->status, fx->head_method ? fx->head_length : 0);
-		server_reply_end(sr);
+		req_reply_start(sr, fx->status, fx->head_method ? fx->head_length : 0);
+		req_reply_end(sr);
 		fx_close(fx, true);
 		return;
 	}
 	if (fx->body == BODY_LENGTH && !fx->stream &&
 	    (int64_t)evbuffer_get_length(in) >= fx->remaining) {
 		/* The whole body is here: one write (usually exactly all of in). */
-		server_reply_start(sr, fx->status, fx->remaining);
+		req_reply_start(sr, fx->status, fx->remaining);
 		if ((int64_t)evbuffer_get_length(in) == fx->remaining) {
-			server_reply_chunk(sr, in);
+			req_reply_chunk(sr, in);
 		} else {
 			struct evbuffer *body = evbuffer_new();
 
 			evbuffer_remove_buffer(in, body, (size_t)fx->remaining);
-			server_reply_chunk(sr, body);
+			req_reply_chunk(sr, body);
 			evbuffer_free(body);
 		}
 		fx->remaining = 0;
-		server_reply_end(sr);
+		req_reply_end(sr);
 		fx_close(fx, true);
 		return;
 	}
 	if (fx->body == BODY_LENGTH)
 		fx->content_length_reply = true;
 	if (fx->stream) {
-		server_req_set_stream(sr, true);
+		req_set_stream(sr, true);
 		fx->rewrite_sse = fx->fw->sse_mode;
 		if (fx->rewrite_sse)
 			fx->sse_pending = evbuffer_new();
 		/* Intermediaries must not buffer an event stream. */
 		if (!fx->has_accel_buffering)
-			server_add_header(sr, "X-Accel-Buffering", "no");
+			req_add_header(sr, "X-Accel-Buffering", "no");
 	}
-	server_req_set_drained(sr, fx_drained, fx);
-	server_reply_start(sr, fx->status, fx->body == BODY_LENGTH ? fx->remaining : -1);
+	req_set_drained(sr, fx_drained, fx);
+	req_reply_start(sr, fx->status, fx->body == BODY_LENGTH ? fx->remaining : -1);
 	fx->started = true;
 }
 
@@ -1084,7 +1084,7 @@ fx_pump(struct fx *fx, struct evbuffer *in)
 		fx->rewrite_sse = false;
 		fx_emit_raw(fx, fx->sse_pending);
 	}
-	server_reply_end(fx->sr);
+	req_reply_end(fx->sr);
 	fx_close(fx, evbuffer_get_length(in) == 0);
 }
 
@@ -1137,26 +1137,26 @@ fx_set_inject(struct fx *fx, const struct forward_opts *opts)
 }
 
 void
-forward_request(struct forwarder *fw, struct server_req *sr, const struct forward_opts *opts)
+forward_request(struct forwarder *fw, struct req *sr, const struct forward_opts *opts)
 {
 	struct fx *fx;
 	const char *xfp;
 
-	if (server_req_gone(sr))
+	if (req_gone(sr))
 		return;
 	fx = xcalloc(1, sizeof *fx);
 	fx->fw = fw;
 	fx->sr = sr;
 	fx->refs = 1;
 	fx->start_us = clock_mono_us();
-	fx->head_method = server_req_method(sr) == H1_HEAD;
+	fx->head_method = req_method(sr) == H1_HEAD;
 	evtimer_assign(&fx->timer, fw->base, fx_timeout, fx);
 	if (opts != NULL) {
 		fx->opts = *opts;
 		if (opts->inject_name != NULL)
 			fx_set_inject(fx, opts);
 	}
-	xfp = server_req_header(sr, "X-Forwarded-Prefix");
+	xfp = req_header(sr, "X-Forwarded-Prefix");
 	if (fw->sse_mode) {
 		if (fw->cfg->server.trust_proxy_headers && fx_safe_prefix(xfp))
 			fx->sse_prefix = xstrdup(xfp);
@@ -1167,13 +1167,13 @@ forward_request(struct forwarder *fw, struct server_req *sr, const struct forwar
 		if (fx->sse_prefix[0] != '\0' && fx->sse_prefix[strlen(fx->sse_prefix) - 1] == '/')
 			fx->sse_prefix[strlen(fx->sse_prefix) - 1] = '\0';
 	}
-	server_req_ref(sr);
-	server_req_set_abort(sr, fx_abort, fx);
+	req_ref(sr);
+	req_set_abort(sr, fx_abort, fx);
 	fx_send_request(fx);
 }
 
 void
-forward_handler(struct server_req *sr, void *fw)
+forward_handler(struct req *sr, void *fw)
 {
 	forward_request(fw, sr, NULL);
 }

@@ -14,7 +14,7 @@
 struct config;
 struct event_base;
 struct evdns_base;
-struct server_req;
+struct req;
 struct forwarder;
 
 /* What the guard adds to or strips from the request it forwards. */
@@ -30,9 +30,9 @@ struct forwarder *forwarder_new(struct event_base *base, struct evdns_base *dns,
 void forwarder_free(struct forwarder *fw);
 
 /* Forward the request; answers it (directly or later). opts may be NULL. */
-void forward_request(struct forwarder *fw, struct server_req *sr, const struct forward_opts *opts);
+void forward_request(struct forwarder *fw, struct req *sr, const struct forward_opts *opts);
 
 /* Route handler form of forward_request(fw, sr, NULL) for auth.mode none. */
-void forward_handler(struct server_req *sr, void *fw);
+void forward_handler(struct req *sr, void *fw);
 
 #endif

@@ -6,7 +6,7 @@
  * and writes replies at once with send (writev for a reply in pieces; a
  * small one is laid out in one), registering EV_WRITE only when the kernel
  * does not take everything. proxy/http1.c parses; this file owns
- * connections, timeouts and the lifetime of each request's server_req.
+ * connections, timeouts and the lifetime of each request's req.
  *
  * A connection serves one request at a time: later (pipelined) bytes wait
  * in its input buffer, and above a high-water mark it stops reading until
@@ -17,9 +17,9 @@
  * EOF or an error on the read side at any time means the client is gone.
  *
  * Lifetimes:
- *  - the server holds one reference on a server_req from dispatch until
+ *  - the server holds one reference on a req from dispatch until
  *    the reply was flushed to the kernel or the client went away; then the
- *    server_req is marked gone and every later reply call is a no-op;
+ *    req is marked gone and every later reply call is a no-op;
  *  - handlers that keep work in flight take their own reference; dispatch
  *    holds one across the handler call;
  *  - a connection is reference-counted too: its callbacks hold a reference
@@ -73,7 +73,7 @@ struct route {
 	size_t path_len;
 	bool prefix;
 	const char *label;
-	server_handler_fn fn;
+	req_handler_fn fn;
 	void *arg;
 };
 
@@ -118,7 +118,7 @@ struct conn {
 	size_t scan;         /* head search position */
 	int64_t body_left;   /* Content-Length body still to read */
 	struct h1_chunked chunk;
-	struct server_req *sr; /* the request being read or answered */
+	struct req *sr; /* the request being read or answered */
 	char peer[INET6_ADDRSTRLEN];
 	LIST_ENTRY(conn) entry;
 };
@@ -127,7 +127,7 @@ LIST_HEAD(conn_list, conn);
 
 enum reply_body { RB_NONE, RB_LENGTH, RB_CHUNKED, RB_CLOSE };
 
-struct server_req {
+struct req {
 	struct server *srv;
 	struct conn *conn; /* NULL once gone */
 	enum server_listener which;
@@ -145,9 +145,9 @@ struct server_req {
 	const char *route;
 	int64_t start_us;
 	uint64_t bytes;
-	server_abort_fn abort_fn;
+	req_abort_fn abort_fn;
 	void *abort_arg;
-	server_drained_fn drained_fn;
+	req_drained_fn drained_fn;
 	void *drained_arg;
 	struct h1_request rq;
 	struct evbuffer *body;
@@ -155,10 +155,10 @@ struct server_req {
 	size_t rh_len;
 	size_t rh_cap;
 	char peer[INET6_ADDRSTRLEN];
-	TAILQ_ENTRY(server_req) entry;
+	TAILQ_ENTRY(req) entry;
 };
 
-TAILQ_HEAD(server_req_list, server_req);
+TAILQ_HEAD(req_list, req);
 
 struct server {
 	struct event_base *base;
@@ -168,7 +168,7 @@ struct server {
 	struct route *routes;
 	size_t n_routes;
 	struct route fallback;
-	struct server_req_list inflight;
+	struct req_list inflight;
 	size_t n_inflight;
 	struct conn_list conns;
 	bool draining;
@@ -199,8 +199,8 @@ struct server {
 static void conn_close(struct conn *c);
 static void conn_write(struct conn *c);
 static void conn_process(struct conn *c);
-static void server_req_release(struct server_req *sr);
-static void server_req_finish(struct server_req *sr, int status);
+static void req_release(struct req *sr);
+static void req_finish(struct req *sr, int status);
 
 /* Parse "host:port" / "[v6]:port" (port 0 = ephemeral) into a sockaddr;
  * host must be a literal address. -1 when malformed. */
@@ -321,7 +321,7 @@ server_dns(struct server *srv)
 
 void
 server_route(struct server *srv, enum server_listener which, const char *path, bool prefix,
-    const char *label, server_handler_fn fn, void *arg)
+    const char *label, req_handler_fn fn, void *arg)
 {
 	struct route *r;
 
@@ -337,7 +337,7 @@ server_route(struct server *srv, enum server_listener which, const char *path, b
 }
 
 void
-server_set_fallback(struct server *srv, const char *label, server_handler_fn fn, void *arg)
+server_set_fallback(struct server *srv, const char *label, req_handler_fn fn, void *arg)
 {
 	srv->fallback.label = label;
 	srv->fallback.fn = fn;
@@ -370,7 +370,7 @@ server_match(const struct server *srv, enum server_listener which, const char *p
 /* --- request lifecycle --- */
 
 static void
-server_access_log(struct server_req *sr, int status)
+server_access_log(struct req *sr, int status)
 {
 	struct server *srv = sr->srv;
 	double secs = (double)(clock_mono_us() - sr->start_us) / 1e6;
@@ -393,7 +393,7 @@ server_access_log(struct server_req *sr, int status)
 
 /* Take the request out of the in-flight list (once). */
 static void
-server_req_release(struct server_req *sr)
+req_release(struct req *sr)
 {
 	struct server *srv = sr->srv;
 
@@ -413,13 +413,13 @@ server_req_release(struct server_req *sr)
 }
 
 void
-server_req_ref(struct server_req *sr)
+req_ref(struct req *sr)
 {
 	sr->refs++;
 }
 
 void
-server_req_unref(struct server_req *sr)
+req_unref(struct req *sr)
 {
 	if (--sr->refs > 0)
 		return;
@@ -433,7 +433,7 @@ server_req_unref(struct server_req *sr)
 /* The request is over for the server (reply flushed, or the client gone):
  * log it, mark it gone, drop the server's reference. Once only. */
 static void
-server_req_finish(struct server_req *sr, int status)
+req_finish(struct req *sr, int status)
 {
 	if (sr->gone)
 		return;
@@ -441,12 +441,12 @@ server_req_finish(struct server_req *sr, int status)
 	sr->conn = NULL;
 	sr->drained_fn = NULL;
 	server_access_log(sr, status);
-	server_req_release(sr);
-	server_req_unref(sr);
+	req_release(sr);
+	req_unref(sr);
 }
 
 static void
-server_req_make_id(struct server_req *sr)
+req_make_id(struct req *sr)
 {
 	const char *given = h1_header_find(&sr->rq, "X-Request-Id");
 	unsigned char rnd[8];
@@ -478,33 +478,33 @@ server_req_make_id(struct server_req *sr)
 	}
 }
 
-static void server_handle_health(struct server_req *sr, void *arg);
+static void server_handle_health(struct req *sr, void *arg);
 
 /* The request is complete (head and body): hand it to its route. */
 static void
 server_dispatch(struct conn *c)
 {
 	struct server *srv = c->srv;
-	struct server_req *sr = c->sr;
+	struct req *sr = c->sr;
 	const struct route *r;
 
 	sr->dispatched = true;
 	sr->start_us = clock_mono_us();
 	sr->route = "none";
-	server_req_make_id(sr);
+	req_make_id(sr);
 	TAILQ_INSERT_TAIL(&srv->inflight, sr, entry);
 	srv->n_inflight++;
-	server_add_header(sr, "X-Request-Id", sr->id);
+	req_add_header(sr, "X-Request-Id", sr->id);
 	r = server_match(srv, sr->which, sr->rq.path);
-	server_req_ref(sr); /* the handler may finish the request synchronously */
+	req_ref(sr); /* the handler may finish the request synchronously */
 	if (r == NULL) {
 		sr->route = "not_found";
-		server_reply_json(sr, 404, "{\"error\":\"not_found\"}");
+		req_reply_json(sr, 404, "{\"error\":\"not_found\"}");
 	} else {
 		sr->route = r->label;
 		r->fn(sr, r->arg);
 	}
-	server_req_unref(sr);
+	req_unref(sr);
 }
 
 /* --- connections --- */
@@ -626,7 +626,7 @@ conn_resume_read(struct conn *c)
 static void
 conn_close(struct conn *c)
 {
-	struct server_req *sr = c->sr;
+	struct req *sr = c->sr;
 
 	if (c->closed)
 		return;
@@ -641,17 +641,17 @@ conn_close(struct conn *c)
 	LIST_REMOVE(c, entry);
 	c->sr = NULL;
 	if (sr != NULL && !sr->dispatched) {
-		server_req_unref(sr);
+		req_unref(sr);
 	} else if (sr != NULL && !sr->gone) {
-		server_abort_fn fn = sr->abort_fn;
+		req_abort_fn fn = sr->abort_fn;
 
 		sr->abort_fn = NULL;
-		server_req_ref(sr);
+		req_ref(sr);
 		sr->conn = NULL;
-		server_req_finish(sr, 499);
+		req_finish(sr, 499);
 		if (fn != NULL)
 			fn(sr, sr->abort_arg);
-		server_req_unref(sr);
+		req_unref(sr);
 	}
 	c->refs--; /* the server's; ours (taken above) keeps c alive */
 	conn_unref(c);
@@ -669,13 +669,13 @@ conn_defer(struct conn *c)
 static void
 conn_notify_drained(struct conn *c)
 {
-	struct server_req *sr = c->sr;
+	struct req *sr = c->sr;
 
 	if (!c->closed && sr != NULL && sr->drained_fn != NULL && c->state == CONN_ACTIVE &&
 	    evbuffer_get_length(c->out) <= SERVER_OUT_LOW_WATER) {
-		server_req_ref(sr);
+		req_ref(sr);
 		sr->drained_fn(sr, sr->drained_arg);
-		server_req_unref(sr);
+		req_unref(sr);
 	}
 }
 
@@ -716,14 +716,14 @@ conn_flush_soon(struct conn *c)
 static void
 conn_complete(struct conn *c)
 {
-	struct server_req *sr = c->sr;
+	struct req *sr = c->sr;
 	struct server *srv = c->srv;
 
 	c->sr = NULL;
 	c->state = CONN_IDLE;
 	c->scan = 0;
 	if (sr != NULL)
-		server_req_finish(sr, sr->status);
+		req_finish(sr, sr->status);
 	if (!c->keepalive || srv->draining) {
 		conn_close(c);
 		return;
@@ -837,7 +837,7 @@ conn_error(struct conn *c, int status, const char *code, const char *desc)
 	log_info("request refused", LOG_S("listener", listener), LOG_I("status", status),
 	    LOG_S("error", desc), LOG_S("peer", c->peer));
 	if (c->sr != NULL) {
-		server_req_unref(c->sr);
+		req_unref(c->sr);
 		c->sr = NULL;
 	}
 	n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"error_description\":\"%s\"}", code,
@@ -858,7 +858,7 @@ conn_read_head(struct conn *c)
 	struct server *srv = c->srv;
 	size_t len = evbuffer_get_length(c->in), max_head = srv->cfg->server.max_header_size;
 	size_t n = len < max_head + 80 ? len : max_head + 80;
-	struct server_req *sr;
+	struct req *sr;
 	struct h1_request rq;
 	const char *err, *p;
 	int rc, status;
@@ -925,7 +925,7 @@ conn_read_head(struct conn *c)
 static bool
 conn_read_body(struct conn *c)
 {
-	struct server_req *sr = c->sr;
+	struct req *sr = c->sr;
 	const char *err = NULL;
 	int rc;
 
@@ -1075,55 +1075,55 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 /* --- the request, for handlers --- */
 
 bool
-server_req_gone(const struct server_req *sr)
+req_gone(const struct req *sr)
 {
 	return sr->gone;
 }
 
 const char *
-server_req_id(const struct server_req *sr)
+req_id(const struct req *sr)
 {
 	return sr->id;
 }
 
 enum h1_method
-server_req_method(const struct server_req *sr)
+req_method(const struct req *sr)
 {
 	return sr->rq.method;
 }
 
 const char *
-server_req_method_name(const struct server_req *sr)
+req_method_name(const struct req *sr)
 {
 	return sr->rq.method_name;
 }
 
 const char *
-server_req_target(const struct server_req *sr)
+req_target(const struct req *sr)
 {
 	return sr->rq.target;
 }
 
 const char *
-server_req_path(const struct server_req *sr)
+req_path(const struct req *sr)
 {
 	return sr->rq.path;
 }
 
 const char *
-server_req_query(const struct server_req *sr)
+req_query(const struct req *sr)
 {
 	return sr->rq.query;
 }
 
 const char *
-server_req_header(const struct server_req *sr, const char *name)
+req_header(const struct req *sr, const char *name)
 {
 	return h1_header_find(&sr->rq, name);
 }
 
 bool
-server_req_header_next(const struct server_req *sr, size_t *i, const char **name,
+req_header_next(const struct req *sr, size_t *i, const char **name,
     const char **value)
 {
 	if (*i >= sr->rq.n_headers)
@@ -1135,13 +1135,13 @@ server_req_header_next(const struct server_req *sr, size_t *i, const char **name
 }
 
 struct evbuffer *
-server_req_body(const struct server_req *sr)
+req_body(const struct req *sr)
 {
 	return sr->body;
 }
 
 char *
-server_req_jsonrpc_id(struct server_req *sr)
+req_jsonrpc_id(struct req *sr)
 {
 	struct json_tokener *tok;
 	const char *ct;
@@ -1149,9 +1149,9 @@ server_req_jsonrpc_id(struct server_req *sr)
 	char *out = NULL;
 	size_t len;
 
-	if (server_req_gone(sr))
+	if (req_gone(sr))
 		return NULL;
-	ct = server_req_header(sr, "Content-Type");
+	ct = req_header(sr, "Content-Type");
 	len = evbuffer_get_length(sr->body);
 	if (ct == NULL || strstr(ct, "json") == NULL || len == 0 || len > SERVER_JSONRPC_SCAN_MAX)
 		return NULL;
@@ -1177,39 +1177,39 @@ server_req_jsonrpc_id(struct server_req *sr)
 }
 
 const char *
-server_req_peer(const struct server_req *sr)
+req_peer(const struct req *sr)
 {
 	return sr->peer;
 }
 
 struct server *
-server_req_server(const struct server_req *sr)
+req_server(const struct req *sr)
 {
 	return sr->srv;
 }
 
 void
-server_req_set_abort(struct server_req *sr, server_abort_fn fn, void *arg)
+req_set_abort(struct req *sr, req_abort_fn fn, void *arg)
 {
 	sr->abort_fn = fn;
 	sr->abort_arg = arg;
 }
 
 void
-server_req_set_drained(struct server_req *sr, server_drained_fn fn, void *arg)
+req_set_drained(struct req *sr, req_drained_fn fn, void *arg)
 {
 	sr->drained_fn = fn;
 	sr->drained_arg = arg;
 }
 
 void
-server_req_add_bytes(struct server_req *sr, size_t n)
+req_add_bytes(struct req *sr, size_t n)
 {
 	sr->bytes += n;
 }
 
 void
-server_req_set_stream(struct server_req *sr, bool stream)
+req_set_stream(struct req *sr, bool stream)
 {
 	if (stream == sr->stream || sr->entry.tqe_prev == NULL)
 		return;
@@ -1218,13 +1218,13 @@ server_req_set_stream(struct server_req *sr, bool stream)
 }
 
 size_t
-server_req_output_pending(const struct server_req *sr)
+req_output_pending(const struct req *sr)
 {
 	return sr->gone || sr->conn == NULL ? 0 : evbuffer_get_length(sr->conn->out);
 }
 
 void
-server_req_abort_connection(struct server_req *sr)
+req_abort_connection(struct req *sr)
 {
 	struct conn *c = sr->conn;
 
@@ -1232,14 +1232,14 @@ server_req_abort_connection(struct server_req *sr)
 		return;
 	sr->abort_fn = NULL;
 	c->sr = NULL;
-	server_req_finish(sr, sr->replied ? sr->status : 499);
+	req_finish(sr, sr->replied ? sr->status : 499);
 	conn_close(c);
 }
 
 /* --- replies --- */
 
 void
-server_add_header(struct server_req *sr, const char *name, const char *value)
+req_add_header(struct req *sr, const char *name, const char *value)
 {
 	size_t nl, vl;
 
@@ -1264,7 +1264,7 @@ server_add_header(struct server_req *sr, const char *name, const char *value)
 }
 
 void
-server_req_clear_headers(struct server_req *sr)
+req_clear_headers(struct req *sr)
 {
 	if (sr->replied)
 		return;
@@ -1290,7 +1290,7 @@ server_date(struct server *srv)
 
 /* Queue the status line and headers; decide the body framing. */
 static void
-server_reply_head(struct server_req *sr, int status, int64_t content_length)
+req_reply_head(struct req *sr, int status, int64_t content_length)
 {
 	struct conn *c = sr->conn;
 	struct evbuffer *out = c->out;
@@ -1355,7 +1355,7 @@ server_reply_head(struct server_req *sr, int status, int64_t content_length)
 
 /* The reply is complete in the output: flush it, then finish. */
 static void
-server_reply_done(struct server_req *sr)
+req_reply_done(struct req *sr)
 {
 	struct conn *c = sr->conn;
 
@@ -1364,31 +1364,31 @@ server_reply_done(struct server_req *sr)
 }
 
 void
-server_reply(struct server_req *sr, int status, const char *content_type, const void *body,
+req_reply(struct req *sr, int status, const char *content_type, const void *body,
     size_t len)
 {
 	if (sr->gone || sr->replied)
 		return;
 	if (content_type != NULL)
-		server_add_header(sr, "Content-Type", content_type);
-	server_reply_head(sr, status, (int64_t)len);
+		req_add_header(sr, "Content-Type", content_type);
+	req_reply_head(sr, status, (int64_t)len);
 	if (sr->body_mode != RB_NONE && len > 0)
 		evbuffer_add(sr->conn->out, body, len);
 	sr->bytes += len;
-	server_reply_done(sr);
+	req_reply_done(sr);
 }
 
 void
-server_reply_start(struct server_req *sr, int status, int64_t content_length)
+req_reply_start(struct req *sr, int status, int64_t content_length)
 {
 	if (sr->gone || sr->replied)
 		return;
-	server_reply_head(sr, status, content_length);
+	req_reply_head(sr, status, content_length);
 	conn_flush_soon(sr->conn);
 }
 
 void
-server_reply_chunk(struct server_req *sr, struct evbuffer *buf)
+req_reply_chunk(struct req *sr, struct evbuffer *buf)
 {
 	size_t n = evbuffer_get_length(buf);
 	char line[24];
@@ -1411,32 +1411,32 @@ server_reply_chunk(struct server_req *sr, struct evbuffer *buf)
 }
 
 void
-server_reply_end(struct server_req *sr)
+req_reply_end(struct req *sr)
 {
 	if (sr->gone || !sr->replied || sr->conn->state != CONN_ACTIVE)
 		return;
 	if (sr->body_mode == RB_CHUNKED)
 		evbuffer_add(sr->conn->out, "0\r\n\r\n", 5);
-	server_reply_done(sr);
+	req_reply_done(sr);
 }
 
 void
-server_reply_json(struct server_req *sr, int status, const char *json)
+req_reply_json(struct req *sr, int status, const char *json)
 {
-	server_add_header(sr, "Cache-Control", "no-store");
-	server_reply(sr, status, "application/json", json, strlen(json));
+	req_add_header(sr, "Cache-Control", "no-store");
+	req_reply(sr, status, "application/json", json, strlen(json));
 }
 
 void
-server_reply_oauth_error(struct server_req *sr, int status, const char *code, const char *desc)
+req_reply_oauth_error(struct req *sr, int status, const char *code, const char *desc)
 {
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "error", json_object_new_string(code));
 	if (desc != NULL)
 		json_object_object_add(o, "error_description", json_object_new_string(desc));
-	server_add_header(sr, "Pragma", "no-cache");
-	server_reply_json(sr, status,
+	req_add_header(sr, "Pragma", "no-cache");
+	req_reply_json(sr, status,
 	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
@@ -1521,7 +1521,7 @@ server_backend_reachable(const struct server *srv)
 }
 
 static void
-server_handle_health(struct server_req *sr, void *arg)
+server_handle_health(struct req *sr, void *arg)
 {
 	struct server *srv = sr->srv;
 	bool ready = arg != NULL;
@@ -1541,13 +1541,13 @@ server_handle_health(struct server_req *sr, void *arg)
 	/* Liveness stays 200 while the proxy works; readiness needs the backend. */
 	if (ready && (srv->draining || !srv->backend_ok))
 		code = 503;
-	server_reply_json(sr, code,
+	req_reply_json(sr, code,
 	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
 static void
-server_handle_metrics(struct server_req *sr, void *arg)
+server_handle_metrics(struct req *sr, void *arg)
 {
 	struct evbuffer *buf;
 
@@ -1555,10 +1555,10 @@ server_handle_metrics(struct server_req *sr, void *arg)
 		return;
 	buf = evbuffer_new();
 	metrics_render(buf);
-	server_add_header(sr, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	server_reply_start(sr, 200, (int64_t)evbuffer_get_length(buf));
-	server_reply_chunk(sr, buf);
-	server_reply_end(sr);
+	req_add_header(sr, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	req_reply_start(sr, 200, (int64_t)evbuffer_get_length(buf));
+	req_reply_chunk(sr, buf);
+	req_reply_end(sr);
 	evbuffer_free(buf);
 }
 
@@ -1662,7 +1662,7 @@ server_drain_deadline(evutil_socket_t fd, short what, void *arg)
 void
 server_shutdown(struct server *srv, server_stopped_fn done, void *arg)
 {
-	struct server_req *sr, *next;
+	struct req *sr, *next;
 	struct conn *c, *cnext;
 	struct timeval tv;
 
@@ -1693,7 +1693,7 @@ server_shutdown(struct server *srv, server_stopped_fn done, void *arg)
 	for (sr = TAILQ_FIRST(&srv->inflight); sr != NULL; sr = next) {
 		next = TAILQ_NEXT(sr, entry);
 		if (sr->stream && sr->abort_fn != NULL) {
-			server_abort_fn fn = sr->abort_fn;
+			req_abort_fn fn = sr->abort_fn;
 
 			sr->abort_fn = NULL;
 			fn(sr, sr->abort_arg);

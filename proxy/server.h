@@ -1,11 +1,11 @@
 /*
  * The HTTP front: our own HTTP/1.1 server (proxy/http1.c parses) on the
  * listener for MCP clients and the one for diagnostics, the route table,
- * one server_req per request (access log, metrics, client disconnect
+ * one req per request (access log, metrics, client disconnect
  * detection), /health, /ready and /metrics, and the graceful drain on
  * SIGTERM/SIGINT. Handlers own no sockets: they read the request and
- * answer through a server_req, which may outlive its client (see
- * server_req_gone()).
+ * answer through a req, which may outlive its client (see
+ * req_gone()).
  */
 #ifndef PROXY_SERVER_H
 #define PROXY_SERVER_H
@@ -22,16 +22,16 @@ struct evdns_base;
 struct event_base;
 struct evbuffer;
 struct server;
-struct server_req;
+struct req;
 
-typedef void (*server_handler_fn)(struct server_req *sr, void *arg);
+typedef void (*req_handler_fn)(struct req *sr, void *arg);
 /* Called once when the client goes away before the reply ended; the
- * handler must drop its pending work and call server_req_unref() for the
+ * handler must drop its pending work and call req_unref() for the
  * reference it holds. */
-typedef void (*server_abort_fn)(struct server_req *sr, void *arg);
+typedef void (*req_abort_fn)(struct req *sr, void *arg);
 typedef void (*server_stopped_fn)(void *arg);
 /* Called when a reply's queued output drained below the low-water mark. */
-typedef void (*server_drained_fn)(struct server_req *sr, void *arg);
+typedef void (*req_drained_fn)(struct req *sr, void *arg);
 
 enum server_listener { SERVER_MCP, SERVER_DIAG };
 
@@ -64,9 +64,9 @@ int server_port(const struct server *srv, enum server_listener which);
 /* Route an exact path (or, with prefix, every path below it) on a listener.
  * route is the metrics label. Later routes do not override earlier ones. */
 void server_route(struct server *srv, enum server_listener which, const char *path, bool prefix,
-    const char *route, server_handler_fn fn, void *arg);
+    const char *route, req_handler_fn fn, void *arg);
 /* The handler for MCP-listener paths no route claims (the guard/forward). */
-void server_set_fallback(struct server *srv, const char *route, server_handler_fn fn, void *arg);
+void server_set_fallback(struct server *srv, const char *route, req_handler_fn fn, void *arg);
 
 /* Stop accepting, let in-flight requests finish (streams are told through
  * their abort callback when the drain deadline passes), then call done. */
@@ -79,61 +79,61 @@ struct evdns_base *server_dns(struct server *srv);
 bool server_backend_reachable(const struct server *srv);
 
 /* --- per request: the request (valid as long as a reference is held) --- */
-bool server_req_gone(const struct server_req *sr);
-const char *server_req_id(const struct server_req *sr);
-enum h1_method server_req_method(const struct server_req *sr);
-const char *server_req_method_name(const struct server_req *sr); /* "GET", ... */
-const char *server_req_target(const struct server_req *sr); /* as sent */
-const char *server_req_path(const struct server_req *sr);   /* raw, without query */
-const char *server_req_query(const struct server_req *sr);  /* raw, or NULL */
+bool req_gone(const struct req *sr);
+const char *req_id(const struct req *sr);
+enum h1_method req_method(const struct req *sr);
+const char *req_method_name(const struct req *sr); /* "GET", ... */
+const char *req_target(const struct req *sr); /* as sent */
+const char *req_path(const struct req *sr);   /* raw, without query */
+const char *req_query(const struct req *sr);  /* raw, or NULL */
 /* The first header of that name (case-insensitive), or NULL. */
-const char *server_req_header(const struct server_req *sr, const char *name);
+const char *req_header(const struct req *sr, const char *name);
 /* Iterate the request headers in order: start with *i = 0; false at the end. */
-bool server_req_header_next(const struct server_req *sr, size_t *i, const char **name,
+bool req_header_next(const struct req *sr, size_t *i, const char **name,
     const char **value);
 /* The whole request body (never NULL; may be empty). */
-struct evbuffer *server_req_body(const struct server_req *sr);
+struct evbuffer *req_body(const struct req *sr);
 /* When the request body is one JSON-RPC message, its id as JSON text
  * ("null" for a notification), so an error answer can carry it; else NULL.
  * Caller frees. For error paths only: it parses the body. */
-char *server_req_jsonrpc_id(struct server_req *sr);
-const char *server_req_peer(const struct server_req *sr); /* client IP */
-struct server *server_req_server(const struct server_req *sr);
-void server_req_ref(struct server_req *sr);
-void server_req_unref(struct server_req *sr);
-void server_req_set_abort(struct server_req *sr, server_abort_fn fn, void *arg);
+char *req_jsonrpc_id(struct req *sr);
+const char *req_peer(const struct req *sr); /* client IP */
+struct server *req_server(const struct req *sr);
+void req_ref(struct req *sr);
+void req_unref(struct req *sr);
+void req_set_abort(struct req *sr, req_abort_fn fn, void *arg);
 /* Count response body bytes for the access log (streamed replies). */
-void server_req_add_bytes(struct server_req *sr, size_t n);
+void req_add_bytes(struct req *sr, size_t n);
 /* Mark a long-lived stream (ended first on shutdown, counted in metrics). */
-void server_req_set_stream(struct server_req *sr, bool stream);
+void req_set_stream(struct req *sr, bool stream);
 
 /* Complete replies. They do nothing when the client is gone. A reply
  * without a Content-Type gets application/json. */
-void server_reply(struct server_req *sr, int status, const char *content_type, const void *body,
+void req_reply(struct req *sr, int status, const char *content_type, const void *body,
     size_t len);
 /* JSON body with Cache-Control: no-store. */
-void server_reply_json(struct server_req *sr, int status, const char *json);
+void req_reply_json(struct req *sr, int status, const char *json);
 /* {"error":code,"error_description":desc} (RFC 6749 §5.2 shape). */
-void server_reply_oauth_error(struct server_req *sr, int status, const char *code, const char *desc);
-void server_add_header(struct server_req *sr, const char *name, const char *value);
+void req_reply_oauth_error(struct req *sr, int status, const char *code, const char *desc);
+void req_add_header(struct req *sr, const char *name, const char *value);
 /* Forget the response headers added so far (X-Request-Id included). */
-void server_req_clear_headers(struct server_req *sr);
+void req_clear_headers(struct req *sr);
 
 /* Streaming replies: start with a Content-Length (or -1: chunked, or
  * close-delimited for an HTTP/1.0 client), send chunks (their bytes are
  * moved out of buf and counted for the access log), end. They do nothing
  * when the client is gone. */
-void server_reply_start(struct server_req *sr, int status, int64_t content_length);
-void server_reply_chunk(struct server_req *sr, struct evbuffer *buf);
-void server_reply_end(struct server_req *sr);
+void req_reply_start(struct req *sr, int status, int64_t content_length);
+void req_reply_chunk(struct req *sr, struct evbuffer *buf);
+void req_reply_end(struct req *sr);
 /* Bytes queued to the client, not yet taken by the kernel (0 once gone). */
-size_t server_req_output_pending(const struct server_req *sr);
+size_t req_output_pending(const struct req *sr);
 /* Call fn when the queued output drains below the low-water mark (for
  * backpressure); NULL to stop. */
-void server_req_set_drained(struct server_req *sr, server_drained_fn fn, void *arg);
+void req_set_drained(struct req *sr, req_drained_fn fn, void *arg);
 /* Close the client connection without ending the reply properly (a
  * Content-Length reply that cannot be completed). The abort callback is
  * not called; the request is gone afterwards. Safe to call twice. */
-void server_req_abort_connection(struct server_req *sr);
+void req_abort_connection(struct req *sr);
 
 #endif

@@ -3,7 +3,7 @@
  * that one value has exactly one spelling: whatever decodes re-encodes to
  * the same characters, and whatever is encoded decodes back to its bytes.
  */
-#include "auth/b64url.h"
+#include "common/b64url.h"
 #include "test/fuzz/fuzz.h"
 
 int

@@ -6,8 +6,8 @@
  * fetch hands it over (NUL-terminated, possibly holding NULs). An accepted
  * document yields a public client under that URL with valid redirects.
  */
-#include "auth/cimd_doc.h"
-#include "auth/client.h"
+#include "auth/cimd/cimd_doc.h"
+#include "auth/clients/client.h"
 #include "config/config.h"
 #include "test/fuzz/fuzz.h"
 

@@ -7,7 +7,7 @@
  */
 #include <ctype.h>
 
-#include "auth/cimd_doc.h"
+#include "auth/cimd/cimd_doc.h"
 #include "config/config.h"
 #include "test/fuzz/fuzz.h"
 

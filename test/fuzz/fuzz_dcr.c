@@ -8,8 +8,8 @@
  */
 #include <json-c/json.h>
 
-#include "auth/client.h"
-#include "auth/dcr.h"
+#include "auth/clients/client.h"
+#include "auth/clients/dcr.h"
 #include "config/config.h"
 #include "test/fuzz/fuzz.h"
 

@@ -7,7 +7,7 @@
  */
 #include <stdbool.h>
 
-#include "auth/form.h"
+#include "common/form.h"
 #include "test/fuzz/fuzz.h"
 
 int

@@ -5,7 +5,7 @@
  * Besides memory safety, the lifetime must obey its contract: no-store
  * stores nothing, and a header-derived lifetime stays within the clamp.
  */
-#include "auth/httpcache.h"
+#include "auth/cimd/httpcache.h"
 #include "test/fuzz/fuzz.h"
 
 #define NOW_S 1700000000LL

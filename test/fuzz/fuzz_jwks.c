@@ -1,14 +1,14 @@
 /*
  * Fuzz what a remote issuer's JWKS document and any JOSE JSON go through:
  * jwt_json_parse (the strict parser under JWT headers, payloads and JWKS)
- * and keyset_from_jwks (auth/keys.h). A keyset built from the input has
+ * and keyset_from_jwks (auth/crypto/keyset.h). A keyset built from the input has
  * only verification keys with a supported alg and unique kids, and its
  * published JWKS parses back into the same keys.
  */
 #include <json-c/json.h>
 
-#include "auth/jwt.h"
-#include "auth/keys.h"
+#include "auth/crypto/jwt.h"
+#include "auth/crypto/keyset.h"
 #include "test/fuzz/fuzz.h"
 
 int

@@ -16,9 +16,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "auth/b64url.h"
-#include "auth/jwt.h"
-#include "auth/keys.h"
+#include "common/b64url.h"
+#include "auth/crypto/jwt.h"
+#include "auth/crypto/keyset.h"
 #include "common/clock.h"
 #include "test/fuzz/fuzz.h"
 

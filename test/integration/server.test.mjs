@@ -1,4 +1,4 @@
-// The process and the HTTP front (proxy/main.c, proxy/server.c): listeners, /health, /ready,
+// The process and the HTTP front (main.c, proxy/server.c): listeners, /health, /ready,
 // /metrics, command-line flags, graceful drain on SIGTERM, and the access log.
 // Everything runs on 127.0.0.1 against the echo backend (test/peers/echo-backend.mjs).
 import { test } from 'node:test';

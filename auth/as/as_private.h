@@ -1,0 +1,111 @@
+/*
+ * What the authorization server's handler files (discovery, authorize,
+ * callback, token, register, revoke) share: the struct as and a few reply
+ * helpers. Not for use outside auth/as*.c and the handler files.
+ */
+#ifndef AUTH_AS_PRIVATE_H
+#define AUTH_AS_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/as/as.h"
+#include "common/form.h"
+
+struct cimd;
+struct clients;
+struct event;
+struct grant;
+struct metric;
+struct oauth_client;
+struct req;
+struct strlist;
+struct upstream;
+
+#define AS_MAX_FORM_BODY (16 * 1024)
+#define AS_PENDING_TTL_MS (10 * 60 * 1000)
+
+struct as {
+	struct event_base *base;
+	const struct config *cfg;
+	struct server *srv;
+	struct fetcher *fetcher;
+	struct keyset *keys;
+	struct store *store;
+	struct cimd *cimd;
+	struct clients *clients;
+	struct upstream *upstream;
+	struct grant *grant;
+	struct event *sweep;
+
+	char *issuer;      /* without trailing slash */
+	char *issuer_path; /* "" or "/tenant1" */
+	char *audience;
+	char *authorize_url;
+	char *token_url;
+	char *register_url;
+	char *revoke_url;
+	char *jwks_url;
+
+	char *metadata_json; /* RFC 8414 */
+	char *oidc_json;     /* OpenID Connect discovery */
+	char *jwks_json;
+
+	double reg_tokens; /* registration token bucket */
+	int64_t reg_refill_ms;
+
+	struct metric *m_authorize;
+	struct metric *m_callback;
+};
+
+/* Route handlers, one per file. */
+void discovery_handle_metadata(struct req *sr, void *arg);
+void discovery_handle_oidc(struct req *sr, void *arg);
+void discovery_handle_jwks(struct req *sr, void *arg);
+/* Build metadata_json/oidc_json for as (at start-up). */
+void discovery_build(struct as *as);
+void authorize_handle(struct req *sr, void *arg);
+void callback_handle(struct req *sr, void *arg);
+void token_handle(struct req *sr, void *arg);
+void register_handle(struct req *sr, void *arg);
+void revoke_handle(struct req *sr, void *arg);
+
+/* An error answer about client authentication: a 401 to a client that
+ * used HTTP Basic carries the Basic challenge (RFC 6749 §5.2). */
+void token_client_error(struct req *sr, const char *auth_method, int status,
+    const char *error, const char *desc);
+/* Client credentials of a token/revocation request: HTTP Basic, or
+ * client_id (+ client_secret) in the form. 0, or -1 with the RFC 6749
+ * error to answer. */
+int token_credentials(struct req *sr, const struct form *f, char **client_id,
+    char **secret, const char **method, int *status, const char **error, const char **desc);
+/* Do the presented credentials authenticate client c? */
+bool token_authenticate(const struct oauth_client *c, const char *auth_method,
+    const char *secret, const char **why);
+
+/* The request's method as "GET", "POST", "OPTIONS", ... */
+const char *as_method(struct req *sr);
+/* A request header, or NULL. */
+const char *as_header(struct req *sr, const char *name);
+/* Answer an OPTIONS preflight (CORS) and return true, else false. */
+bool as_preflight(struct req *sr, const char *methods);
+/* Access-Control-Allow-Origin: * for browser-based clients. */
+void as_cors(struct req *sr);
+/* Parse the query string (GET) or the form body (POST, which must be
+ * application/x-www-form-urlencoded and at most max bytes). -1 with err. */
+int as_read_params(struct req *sr, bool allow_query, size_t max, struct form *f,
+    char *err, size_t errlen);
+/* The request body as a new NUL-terminated string (at most max bytes), or
+ * NULL when larger. */
+char *as_read_body(struct req *sr, size_t max, size_t *len);
+/* The AS's own error page (HTML, or JSON for Accept: application/json),
+ * used when the client or its redirect_uri cannot be trusted. */
+void as_error_page(struct req *sr, int status, const char *error, const char *desc);
+/* Redirect (302/303) to uri with query parameters added (fb consumed). */
+void as_redirect(struct req *sr, int status, const char *uri, struct form_builder *fb);
+/* Redirect an authorization error to the client (RFC 6749 §4.1.2.1). */
+void as_redirect_error(struct as *as, struct req *sr, const char *redirect_uri,
+    const char *state, const char *error, const char *desc);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * GET/POST /oauth/authorize: validate the client's authorization request and
+ * send the user to the upstream IdP. Until the client and its redirect_uri
+ * are verified every error is our own 400 page (never a redirect: no open
+ * redirector); after that errors go back to the client's redirect_uri with
+ * state and iss (RFC 6749 §4.1.2.1, RFC 9207). The client lookup (CIMD:
+ * network) and upstream discovery are asynchronous; if the user's browser
+ * goes away meanwhile, the abort callback cancels them.
+ *
+ * Scope when the request names none: the client's registered scope set
+ * (its declared scopes, or scopes_supported, unioned with the baseline).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/as/as_private.h"
+#include "auth/clients/client.h"
+#include "auth/clients/clients.h"
+#include "auth/crypto/pkce.h"
+#include "common/random.h"
+#include "auth/store/store.h"
+#include "auth/idp/upstream.h"
+#include "common/xalloc.h"
+#include "config/config.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/server.h"
+
+#define AUTHORIZE_MAX_PARAMS_SIZE (16 * 1024)
+
+struct authorize {
+	struct as *as;
+	struct req *sr;
+	struct form params;
+	struct clients_lookup *lookup;
+	struct upstream_op *op;
+	struct oauth_client *client;
+	char *redirect_uri;
+	bool redirect_uri_sent;
+	char *scope;
+};
+
+static void
+authorize_free(struct authorize *az)
+{
+	clients_cancel(az->lookup);
+	upstream_cancel(az->op);
+	form_dispose(&az->params);
+	oauth_client_unref(az->client);
+	free(az->redirect_uri);
+	free(az->scope);
+	free(az);
+}
+
+/* The request is answered: release it and everything we hold. */
+static void
+authorize_finish(struct authorize *az)
+{
+	req_set_abort(az->sr, NULL, NULL);
+	req_unref(az->sr);
+	authorize_free(az);
+}
+
+static void
+authorize_abort(struct req *sr, void *arg)
+{
+	struct authorize *az = arg;
+
+	req_unref(sr);
+	authorize_free(az);
+}
+
+static void
+authorize_fail_redirect(struct authorize *az, const char *error, const char *desc)
+{
+	metrics_add(az->as->m_authorize, 1, error);
+	as_redirect_error(az->as, az->sr, az->redirect_uri, form_get(&az->params, "state"), error,
+	    desc);
+	authorize_finish(az);
+}
+
+static void
+authorize_upstream_ready(const char *error, void *arg)
+{
+	struct authorize *az = arg;
+	struct as *as = az->as;
+	struct store_pending *p;
+	char *state, *url;
+
+	az->op = NULL;
+	if (error != NULL) {
+		authorize_fail_redirect(az, "temporarily_unavailable", error);
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	oauth_client_ref(az->client);
+	p->client = az->client;
+	p->redirect_uri = xstrdup(az->redirect_uri);
+	p->redirect_uri_sent = az->redirect_uri_sent;
+	if (form_get(&az->params, "state") != NULL)
+		p->state = xstrdup(form_get(&az->params, "state"));
+	p->code_challenge = xstrdup(form_get(&az->params, "code_challenge"));
+	p->scope = xstrdup(az->scope);
+	if (form_get(&az->params, "resource") != NULL)
+		p->resource = xstrdup(form_get(&az->params, "resource"));
+	p->upstream_verifier = random_token(32);
+	p->nonce = random_token(32);
+	state = random_token(32);
+	{
+		char *challenge = pkce_challenge_s256(p->upstream_verifier);
+
+		url = upstream_authorize_url(as->upstream, state, challenge, p->nonce);
+		free(challenge);
+	}
+	store_pending_put(as->store, state, p, AS_PENDING_TTL_MS);
+	log_info("authorization started", LOG_S("client_id", az->client->client_id),
+	    LOG_S("scope", az->scope));
+	metrics_add(as->m_authorize, 1, "upstream_redirect");
+	req_add_header(az->sr, "Location", url);
+	req_add_header(az->sr, "Cache-Control", "no-store");
+	req_reply(az->sr, 302, NULL, NULL, 0);
+	xfree_secret(state);
+	free(url);
+	authorize_finish(az);
+}
+
+static void
+authorize_client_done(struct oauth_client *client, const char *error_description, void *arg)
+{
+	struct authorize *az = arg;
+	struct as *as = az->as;
+	const char *ru = form_get(&az->params, "redirect_uri");
+	const char *rt, *cc, *ccm, *scope, *resource;
+	struct upstream_op *op;
+
+	az->lookup = NULL;
+	if (client == NULL) {
+		log_info("authorization refused: client not trusted",
+		    LOG_S("client_id", form_get(&az->params, "client_id")),
+		    LOG_S("reason", error_description));
+		metrics_add(as->m_authorize, 1, "invalid_client");
+		as_error_page(az->sr, 400, "invalid_client",
+		    error_description != NULL ? error_description : "unknown client");
+		authorize_finish(az);
+		return;
+	}
+	oauth_client_ref(client);
+	az->client = client;
+	if (ru == NULL) {
+		if (client->redirect_uris.n != 1) {
+			metrics_add(as->m_authorize, 1, "invalid_request");
+			as_error_page(az->sr, 400, "invalid_request",
+			    "redirect_uri is required: the client registered more than one");
+			authorize_finish(az);
+			return;
+		}
+		az->redirect_uri = xstrdup(client->redirect_uris.v[0]);
+	} else {
+		if (!oauth_redirect_uri_matches(&client->redirect_uris, ru)) {
+			metrics_add(as->m_authorize, 1, "invalid_request");
+			as_error_page(az->sr, 400, "invalid_request",
+			    "redirect_uri is not registered for this client");
+			authorize_finish(az);
+			return;
+		}
+		az->redirect_uri = xstrdup(ru);
+		az->redirect_uri_sent = true;
+	}
+
+	/* From here on errors are redirected to the verified redirect_uri. */
+	rt = form_get(&az->params, "response_type");
+	cc = form_get(&az->params, "code_challenge");
+	ccm = form_get(&az->params, "code_challenge_method");
+	scope = form_get(&az->params, "scope");
+	resource = form_get(&az->params, "resource");
+	if (rt == NULL) {
+		authorize_fail_redirect(az, "invalid_request", "response_type is required");
+		return;
+	}
+	if (strcmp(rt, "code") != 0) {
+		authorize_fail_redirect(az, "unsupported_response_type",
+		    "only response_type=code is supported");
+		return;
+	}
+	if (!strlist_contains(&client->grant_types, "authorization_code")) {
+		authorize_fail_redirect(az, "unauthorized_client",
+		    "the client is not allowed the authorization_code grant");
+		return;
+	}
+	if (cc == NULL) {
+		authorize_fail_redirect(az, "invalid_request",
+		    "code_challenge is required (PKCE with S256)");
+		return;
+	}
+	if (ccm == NULL || !pkce_method_supported(ccm)) {
+		authorize_fail_redirect(az, "invalid_request",
+		    "code_challenge_method must be S256");
+		return;
+	}
+	if (!pkce_challenge_valid(cc)) {
+		authorize_fail_redirect(az, "invalid_request",
+		    "code_challenge is not a base64url SHA-256 value");
+		return;
+	}
+	if (scope != NULL) {
+		if (strlen(scope) > 1024 || !oauth_scope_subset(scope, &client->scopes)) {
+			authorize_fail_redirect(az, "invalid_scope",
+			    "the requested scope exceeds what the client may request");
+			return;
+		}
+		{
+			struct strlist s = { 0 };
+
+			/* Normalise: one space between scopes, no repeats. */
+			for (const char *p = scope; *p != '\0';) {
+				size_t n;
+				char *one;
+
+				while (*p == ' ')
+					p++;
+				if ((n = strcspn(p, " ")) == 0)
+					break;
+				one = xstrndup(p, n);
+				if (!strlist_contains(&s, one))
+					strlist_add(&s, one);
+				free(one);
+				p += n;
+			}
+			az->scope = strlist_join(&s);
+			strlist_dispose(&s);
+		}
+	} else {
+		az->scope = strlist_join(&client->scopes);
+	}
+	if (resource != NULL && strcmp(resource, as->audience) != 0) {
+		authorize_fail_redirect(az, "invalid_target",
+		    "resource is not the MCP resource this server issues tokens for");
+		return;
+	}
+	op = upstream_prepare(as->upstream, authorize_upstream_ready, az);
+	if (op != NULL)
+		az->op = op;
+}
+
+void
+authorize_handle(struct req *sr, void *arg)
+{
+	struct as *as = arg;
+	struct authorize *az;
+	struct clients_lookup *l;
+	const char *method = as_method(sr);
+	char err[160];
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
+		req_add_header(sr, "Allow", "GET, POST");
+		as_error_page(sr, 405, "invalid_request", "use GET or POST");
+		return;
+	}
+	az = xcalloc(1, sizeof *az);
+	az->as = as;
+	az->sr = sr;
+	if (as_read_params(sr, true, AUTHORIZE_MAX_PARAMS_SIZE, &az->params, err,
+	    sizeof err) != 0) {
+		metrics_add(as->m_authorize, 1, "invalid_request");
+		as_error_page(sr, 400, "invalid_request", err);
+		authorize_free(az);
+		return;
+	}
+	if (form_get(&az->params, "client_id") == NULL) {
+		metrics_add(as->m_authorize, 1, "invalid_request");
+		as_error_page(sr, 400, "invalid_request", "client_id is required");
+		authorize_free(az);
+		return;
+	}
+	req_ref(sr);
+	req_set_abort(sr, authorize_abort, az);
+	l = clients_lookup(as->clients, form_get(&az->params, "client_id"), authorize_client_done,
+	    az);
+	if (l != NULL)
+		az->lookup = l; /* still pending, so az is alive */
+}

@@ -1,0 +1,339 @@
+/*
+ * POST /oauth/token: the authorization_code and refresh_token grants. This
+ * file authenticates the client (none for public clients, client_secret_
+ * basic/_post for confidential DCR clients, secrets compared as SHA-256 in
+ * constant time) and turns grant.c's results into RFC 6749 responses.
+ *
+ * A CIMD client refreshing is re-resolved through the registry (cache or a
+ * fresh fetch). If its document is now invalid or unreachable the refresh is
+ * refused with invalid_grant and the refresh token is left untouched: an
+ * invalid document stops every further refresh, while after a transient
+ * outage the same refresh token works again once the document resolves.
+ */
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/as/as_private.h"
+#include "auth/cimd/cimd.h"
+#include "auth/clients/client.h"
+#include "auth/clients/clients.h"
+#include "auth/as/grant.h"
+#include "common/xalloc.h"
+#include "config/config.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+#define TOKEN_MAX_AUTH_HEADER 4096
+
+struct token {
+	struct as *as;
+	struct req *sr;
+	struct form f;
+	char *client_id;
+	char *secret;
+	const char *auth_method; /* none | client_secret_basic | client_secret_post */
+	struct clients_lookup *lookup;
+};
+
+static void
+token_free(struct token *t)
+{
+	clients_cancel(t->lookup);
+	form_dispose(&t->f);
+	free(t->client_id);
+	xfree_secret(t->secret);
+	free(t);
+}
+
+static void
+token_abort(struct req *sr, void *arg)
+{
+	req_unref(sr);
+	token_free(arg);
+}
+
+void
+token_client_error(struct req *sr, const char *auth_method, int status, const char *error,
+    const char *desc)
+{
+	if (status == 401 && auth_method != NULL && strcmp(auth_method, "client_secret_basic") == 0)
+		req_add_header(sr, "WWW-Authenticate", "Basic realm=\"oauth\"");
+	req_reply_oauth_error(sr, status, error, desc);
+}
+
+static void
+token_error(struct token *t, int status, const char *error, const char *desc)
+{
+	token_client_error(t->sr, t->auth_method, status, error, desc);
+}
+
+static void
+token_reply(struct token *t, const struct grant_result *r)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "access_token", json_object_new_string(r->access_token));
+	json_object_object_add(o, "token_type", json_object_new_string("Bearer"));
+	json_object_object_add(o, "expires_in", json_object_new_int64(r->expires_in));
+	if (r->refresh_token != NULL)
+		json_object_object_add(o, "refresh_token",
+		    json_object_new_string(r->refresh_token));
+	json_object_object_add(o, "scope", json_object_new_string(r->scope));
+	req_add_header(t->sr, "Pragma", "no-cache");
+	req_reply_json(t->sr, 200, json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+bool
+token_authenticate(const struct oauth_client *c, const char *auth_method, const char *secret,
+    const char **why)
+{
+	const char *registered = c->token_endpoint_auth_method != NULL ?
+	    c->token_endpoint_auth_method : "none";
+	unsigned char md[32];
+	unsigned int n = 0;
+
+	if (strcmp(registered, "none") == 0) {
+		if (secret != NULL) {
+			*why = "the client is public (none): it must not send a client secret";
+			return false;
+		}
+		return true;
+	}
+	if (secret == NULL || strcmp(registered, auth_method) != 0 || !c->has_secret) {
+		*why = "client authentication failed";
+		return false;
+	}
+	EVP_Digest(secret, strlen(secret), md, &n, EVP_sha256(), NULL);
+	if (CRYPTO_memcmp(md, c->secret_hash, sizeof md) != 0) {
+		*why = "client authentication failed";
+		return false;
+	}
+	return true;
+}
+
+static void
+token_run(struct token *t, const struct oauth_client *client, const char *code_client_id)
+{
+	struct as *as = t->as;
+	struct grant_result r = { 0 };
+	struct grant_error e = { 0 };
+	const char *gt = form_get(&t->f, "grant_type");
+	int rc;
+
+	if (strcmp(gt, "authorization_code") == 0) {
+		rc = grant_exchange_code(as->grant, code_client_id, form_get(&t->f, "code"),
+		    form_get(&t->f, "code_verifier"), form_get(&t->f, "redirect_uri"),
+		    form_get(&t->f, "resource"), &r, &e);
+	} else {
+		if (!strlist_contains(&client->grant_types, "refresh_token")) {
+			token_error(t, 400, "unauthorized_client",
+			    "the client is not allowed the refresh_token grant");
+			return;
+		}
+		rc = grant_refresh(as->grant, client, form_get(&t->f, "refresh_token"),
+		    form_get(&t->f, "scope"), form_get(&t->f, "resource"), &r, &e);
+	}
+	if (rc != 0) {
+		log_info("token request refused", LOG_S("grant_type", gt),
+		    LOG_S("client_id", t->client_id), LOG_S("error", e.error),
+		    LOG_S("reason", e.desc));
+		token_error(t, e.status, e.error, e.desc);
+		return;
+	}
+	log_info("token issued", LOG_S("grant_type", gt), LOG_S("client_id", t->client_id),
+	    LOG_S("scope", r.scope), LOG_B("refresh_token", r.refresh_token != NULL));
+	token_reply(t, &r);
+	grant_result_dispose(&r);
+}
+
+static void
+token_client_done(struct oauth_client *client, const char *error_description, void *arg)
+{
+	struct token *t = arg;
+	const char *why;
+	char desc[256];
+
+	t->lookup = NULL;
+	if (client == NULL) {
+		if (cimd_is_url(t->client_id)) {
+			snprintf(desc, sizeof desc, "the client's metadata document could not be "
+			    "validated: %.180s", error_description != NULL ? error_description : "");
+			token_error(t, 400, "invalid_grant", desc);
+		} else {
+			token_error(t, 401, "invalid_client", "unknown client");
+		}
+	} else if (!token_authenticate(client, t->auth_method, t->secret, &why)) {
+		log_info("client authentication failed", LOG_S("client_id", t->client_id),
+		    LOG_S("method", t->auth_method));
+		token_error(t, 401, "invalid_client", why);
+	} else {
+		token_run(t, client, client->client_id);
+	}
+	req_set_abort(t->sr, NULL, NULL);
+	req_unref(t->sr);
+	token_free(t);
+}
+
+/* Decode "Basic base64(urlenc(id):urlenc(secret))" (RFC 6749 §2.3.1). */
+static int
+token_parse_basic(const char *h, char **id, char **secret)
+{
+	size_t n, len, pad = 0;
+	unsigned char *raw = NULL;
+	char *colon;
+	int got, rc = -1;
+
+	if (strncasecmp(h, "Basic ", 6) != 0)
+		return -1;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	n = strlen(h);
+	if (n == 0 || n % 4 != 0 || n > TOKEN_MAX_AUTH_HEADER)
+		return -1;
+	if (h[n - 1] == '=')
+		pad++;
+	if (h[n - 2] == '=')
+		pad++;
+	raw = xmalloc(n / 4 * 3 + 1);
+	if ((got = EVP_DecodeBlock(raw, (const unsigned char *)h, (int)n)) < 0)
+		goto out;
+	len = (size_t)got - pad;
+	raw[len] = '\0';
+	if (memchr(raw, '\0', len) != NULL || (colon = strchr((char *)raw, ':')) == NULL)
+		goto out;
+	*id = form_decode((char *)raw, (size_t)(colon - (char *)raw), true);
+	*secret = form_decode(colon + 1, len - (size_t)(colon + 1 - (char *)raw), true);
+	if (*id == NULL || *secret == NULL || **id == '\0' || **secret == '\0') {
+		free(*id);
+		xfree_secret(*secret);
+		*id = *secret = NULL;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (raw != NULL) {
+		OPENSSL_cleanse(raw, n / 4 * 3 + 1);
+		free(raw);
+	}
+	return rc;
+}
+
+int
+token_credentials(struct req *sr, const struct form *f, char **client_id, char **secret,
+    const char **method, int *status, const char **error, const char **desc)
+{
+	const char *authz = as_header(sr, "Authorization");
+	const char *form_id = form_get(f, "client_id"), *form_secret = form_get(f, "client_secret");
+
+	*client_id = *secret = NULL;
+	*method = "none";
+	*status = 400;
+	*error = "invalid_request";
+	if (authz != NULL) {
+		/* Whatever the header holds, the client tried to authenticate
+		 * with it: the 401 carries a Basic challenge (RFC 6749 §5.2). */
+		*method = "client_secret_basic";
+		if (token_parse_basic(authz, client_id, secret) != 0) {
+			*status = 401;
+			*error = "invalid_client";
+			*desc = "the Authorization header is not valid HTTP Basic credentials";
+			return -1;
+		}
+		if (form_secret != NULL) {
+			*desc = "use one client authentication method, not several";
+			goto fail;
+		}
+		if (form_id != NULL && strcmp(form_id, *client_id) != 0) {
+			*desc = "client_id does not match the Authorization header";
+			goto fail;
+		}
+		return 0;
+	}
+	if (form_id == NULL) {
+		*status = 401;
+		*error = "invalid_client";
+		*desc = "client_id is required";
+		return -1;
+	}
+	*client_id = xstrdup(form_id);
+	if (form_secret != NULL) {
+		*secret = xstrdup(form_secret);
+		*method = "client_secret_post";
+	}
+	return 0;
+fail:
+	free(*client_id);
+	xfree_secret(*secret);
+	*client_id = *secret = NULL;
+	return -1;
+}
+
+void
+token_handle(struct req *sr, void *arg)
+{
+	struct as *as = arg;
+	struct token *t;
+	const char *gt, *code, *desc;
+	struct clients_lookup *l;
+	char err[160];
+	int status;
+
+	if (as_preflight(sr, "POST, OPTIONS"))
+		return;
+	as_cors(sr);
+	t = xcalloc(1, sizeof *t);
+	t->as = as;
+	t->sr = sr;
+	t->auth_method = "none";
+	if (strcmp(as_method(sr), "POST") != 0) {
+		req_add_header(sr, "Allow", "POST, OPTIONS");
+		token_error(t, 405, "invalid_request", "use POST");
+		goto done;
+	}
+	if (as_read_params(sr, false, AS_MAX_FORM_BODY, &t->f, err, sizeof err) != 0) {
+		token_error(t, 400, "invalid_request", err);
+		goto done;
+	}
+	if (token_credentials(sr, &t->f, &t->client_id, &t->secret, &t->auth_method, &status,
+	    &code, &desc) != 0) {
+		token_error(t, status, code, desc);
+		goto done;
+	}
+	gt = form_get(&t->f, "grant_type");
+	if (gt == NULL) {
+		token_error(t, 400, "invalid_request", "grant_type is required");
+		goto done;
+	}
+	if (strcmp(gt, "authorization_code") != 0 && strcmp(gt, "refresh_token") != 0) {
+		token_error(t, 400, "unsupported_grant_type",
+		    "grant_type must be authorization_code or refresh_token");
+		goto done;
+	}
+	if (strcmp(gt, "authorization_code") == 0 && cimd_is_url(t->client_id)) {
+		/* The code holds the client resolved at authorization time (minutes
+		 * ago); CIMD clients are public and have no credentials to check. */
+		if (t->secret != NULL) {
+			token_error(t, 401, "invalid_client",
+			    "a client ID metadata document client must not send a secret");
+			goto done;
+		}
+		token_run(t, NULL, t->client_id);
+		goto done;
+	}
+	req_ref(sr);
+	req_set_abort(sr, token_abort, t);
+	l = clients_lookup(as->clients, t->client_id, token_client_done, t);
+	if (l != NULL)
+		t->lookup = l;
+	return;
+done:
+	token_free(t);
+}

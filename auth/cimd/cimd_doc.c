@@ -1,0 +1,669 @@
+/*
+ * CIMD URL rules, host policy and document validation (see cimd_doc.h).
+ * Everything here reads attacker-controlled bytes: lengths and counts are
+ * bounded before anything is copied, JSON is parsed strictly (no trailing
+ * bytes, valid UTF-8, bounded depth, duplicate keys refused), wrong types
+ * are refused rather than coerced, and no document value is echoed into an
+ * error description without being bounded and reduced to safe characters.
+ */
+#include "auth/cimd/cimd_doc.h"
+
+#include <ctype.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/cimd/cimd.h"
+#include "auth/clients/client.h"
+#include "common/clock.h"
+#include "common/errbuf.h"
+#include "common/xalloc.h"
+#include "config/config.h"
+
+#define CIMD_DOC "client metadata document "
+
+static const char *cimd_doc_string_fields[] = {
+	"client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri", "software_id",
+	"software_version", "application_type", "software_statement", NULL
+};
+
+static const char *cimd_doc_shared_secret_methods[] = {
+	"client_secret_post", "client_secret_basic", "client_secret_jwt", NULL
+};
+
+static const char *cimd_doc_supported_grants[] = {
+	"authorization_code", "refresh_token", NULL
+};
+
+static bool
+cimd_doc_in(const char *const *set, const char *s)
+{
+	for (; *set != NULL; set++) {
+		if (strcmp(*set, s) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+cimd_url_hex(char c)
+{
+	return isxdigit((unsigned char)c) != 0;
+}
+
+/* Is the path segment [s, e) "." or "..", literally or percent-encoded? */
+static bool
+cimd_url_dot_segment(const char *s, const char *e)
+{
+	size_t dots = 0;
+
+	while (s < e) {
+		if (*s == '.') {
+			s++;
+		} else if (e - s >= 3 && s[0] == '%' && s[1] == '2' && (s[2] == 'e' || s[2] == 'E')) {
+			s += 3;
+		} else {
+			return false;
+		}
+		dots++;
+	}
+	return dots == 1 || dots == 2;
+}
+
+/* Check a reg-name host: letters, digits, '-' and non-empty labels of <= 63. */
+static int
+cimd_url_check_regname(const char *h, size_t n, const char **why)
+{
+	size_t label = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)h[i];
+
+		if (ch == '.') {
+			if (label == 0) {
+				*why = "client_id URL host has an empty label";
+				return -1;
+			}
+			label = 0;
+			continue;
+		}
+		if (ch == '%') {
+			*why = "client_id URL host must not be percent-encoded";
+			return -1;
+		}
+		if (!isalnum(ch) && ch != '-') {
+			*why = "client_id URL host contains an invalid character";
+			return -1;
+		}
+		if (++label > 63) {
+			*why = "client_id URL host has a label longer than 63 characters";
+			return -1;
+		}
+	}
+	if (label == 0) {
+		*why = "client_id URL host must not end with a dot";
+		return -1;
+	}
+	return 0;
+}
+
+/* Declared in cimd.h: the cheap test the client registry uses to route a
+ * client_id here; uppercase schemes come here too, to be refused. */
+bool
+cimd_is_url(const char *client_id)
+{
+	return client_id != NULL && strncasecmp(client_id, "https://", 8) == 0;
+}
+
+int
+cimd_url_check(const char *url, char *host, size_t hostlen, const char **why)
+{
+	const char *auth, *aend, *hend, *p, *path, *pend;
+	size_t len, hn;
+
+	if (url == NULL || *url == '\0') {
+		*why = "client_id is empty";
+		return -1;
+	}
+	len = strnlen(url, CIMD_URL_MAX + 1);
+	if (len > CIMD_URL_MAX) {
+		*why = "client_id URL is longer than 2048 characters";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)url[i];
+
+		if (ch <= 0x20 || ch >= 0x7f || strchr("\\\"<>^`{|}", ch) != NULL) {
+			*why = "client_id URL contains a character that must be percent-encoded";
+			return -1;
+		}
+		if (ch == '%' && (!cimd_url_hex(url[i + 1]) || !cimd_url_hex(url[i + 2]))) {
+			*why = "client_id URL contains an invalid percent-encoding";
+			return -1;
+		}
+	}
+	if (strncmp(url, "https://", 8) != 0) {
+		if (strncasecmp(url, "https://", 8) == 0)
+			*why = "client_id URL scheme must be lower-case https";
+		else
+			*why = "client_id URL must use the https scheme";
+		return -1;
+	}
+	if (strchr(url, '#') != NULL) {
+		*why = "client_id URL must not contain a fragment";
+		return -1;
+	}
+	auth = url + 8;
+	aend = auth + strcspn(auth, "/?");
+	if (memchr(auth, '@', (size_t)(aend - auth)) != NULL) {
+		*why = "client_id URL must not contain userinfo";
+		return -1;
+	}
+	if (aend == auth) {
+		*why = "client_id URL has no host";
+		return -1;
+	}
+	if (*auth == '[') {
+		hend = memchr(auth, ']', (size_t)(aend - auth));
+		if (hend == NULL || hend == auth + 1) {
+			*why = "client_id URL has an invalid IPv6 host";
+			return -1;
+		}
+		for (p = auth + 1; p < hend; p++) {
+			if (!cimd_url_hex(*p) && *p != ':' && *p != '.') {
+				*why = "client_id URL has an invalid IPv6 host";
+				return -1;
+			}
+		}
+		hend++;
+	} else {
+		hend = memchr(auth, ':', (size_t)(aend - auth));
+		if (hend == NULL)
+			hend = aend;
+		if (hend == auth) {
+			*why = "client_id URL has no host";
+			return -1;
+		}
+		if (cimd_url_check_regname(auth, (size_t)(hend - auth), why) != 0)
+			return -1;
+	}
+	if (hend != aend) {
+		long port = 0;
+
+		if (*hend != ':' || hend + 1 == aend || aend - hend > 6) {
+			*why = "client_id URL has an invalid port";
+			return -1;
+		}
+		for (p = hend + 1; p < aend; p++) {
+			if (!isdigit((unsigned char)*p)) {
+				*why = "client_id URL has an invalid port";
+				return -1;
+			}
+			port = port * 10 + (*p - '0');
+		}
+		if (port < 1 || port > 65535) {
+			*why = "client_id URL has an invalid port";
+			return -1;
+		}
+	}
+	hn = (size_t)(hend - auth);
+	if (hn >= hostlen || hn >= CIMD_HOST_MAX) {
+		*why = "client_id URL host is too long";
+		return -1;
+	}
+	path = aend;
+	pend = path + strcspn(path, "?");
+	if (pend == path || (pend == path + 1 && *path == '/')) {
+		*why = "client_id URL must have a path other than /";
+		return -1;
+	}
+	for (p = path + 1; p <= pend; p++) {
+		const char *seg = p;
+
+		p += strcspn(p, "/?");
+		if (p > pend)
+			p = pend;
+		if (cimd_url_dot_segment(seg, p)) {
+			*why = "client_id URL must not contain . or .. path segments";
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < hn; i++)
+		host[i] = (char)tolower((unsigned char)auth[i]);
+	host[hn] = '\0';
+	return 0;
+}
+
+bool
+cimd_host_match(const char *pattern, const char *host)
+{
+	size_t pl, hl;
+
+	if (strncmp(pattern, "*.", 2) != 0)
+		return strcasecmp(pattern, host) == 0;
+	pattern++; /* ".example.com" */
+	pl = strlen(pattern);
+	hl = strlen(host);
+	return hl > pl && host[hl - pl - 1] != '.' && strcasecmp(host + hl - pl, pattern) == 0;
+}
+
+bool
+cimd_host_allowed(const struct strlist *allowed, const struct strlist *denied, const char *host,
+    const char **why)
+{
+	size_t i;
+
+	for (i = 0; denied != NULL && i < denied->n; i++) {
+		if (cimd_host_match(denied->v[i], host)) {
+			*why = "client metadata document host is denied by policy";
+			return false;
+		}
+	}
+	if (allowed == NULL || allowed->n == 0)
+		return true;
+	for (i = 0; i < allowed->n; i++) {
+		if (cimd_host_match(allowed->v[i], host))
+			return true;
+	}
+	*why = "client metadata document host is not in the allowed hosts";
+	return false;
+}
+
+/* Copy a document value into buf for an error description: at most 48
+ * safe characters, anything else replaced by '?'. */
+static const char *
+cimd_doc_quote(const char *s, char *buf, size_t n)
+{
+	size_t i, j = 0;
+
+	for (i = 0; s[i] != '\0' && j + 4 < n && i < 48; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		buf[j++] = (isalnum(ch) || strchr("._:/-+ =", ch) != NULL) ? (char)ch : '?';
+	}
+	if (s[i] != '\0') {
+		memcpy(buf + j, "...", 3);
+		j += 3;
+	}
+	buf[j] = '\0';
+	return buf;
+}
+
+/* Count the object members written in text (strings followed by ':'); the
+ * text is known to be valid JSON. */
+static size_t
+cimd_doc_count_keys(const char *text, size_t len)
+{
+	size_t i = 0, n = 0;
+
+	while (i < len) {
+		if (text[i] != '"') {
+			i++;
+			continue;
+		}
+		for (i++; i < len && text[i] != '"'; i++) {
+			if (text[i] == '\\')
+				i++;
+		}
+		for (i++; i < len && isspace((unsigned char)text[i]); i++)
+			;
+		if (i < len && text[i] == ':')
+			n++;
+	}
+	return n;
+}
+
+/* Count the members of every object in a parsed tree. */
+static size_t
+cimd_doc_count_members(struct json_object *o)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, k, v) {
+			(void)k;
+			n += 1 + cimd_doc_count_members(v);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			n += cimd_doc_count_members(json_object_array_get_idx(o, i));
+	}
+	return n;
+}
+
+/* Parse text strictly into an object; NULL with err on any problem. */
+static struct json_object *
+cimd_doc_parse(const char *text, size_t len, char *err, size_t errlen)
+{
+	struct json_tokener *tok = NULL;
+	struct json_object *o = NULL;
+	size_t end;
+
+	if (len == 0 || memchr(text, '\0', len) != NULL || len > INT32_MAX) {
+		errbuf_set(err, errlen, CIMD_DOC "is not valid JSON");
+		goto fail;
+	}
+	tok = json_tokener_new_ex(CIMD_JSON_DEPTH);
+	if (tok == NULL) {
+		errbuf_set(err, errlen, CIMD_DOC "could not be parsed");
+		goto fail;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
+		errbuf_set(err, errlen, CIMD_DOC "is not valid JSON");
+		goto fail;
+	}
+	end = json_tokener_get_parse_end(tok);
+	while (end < len && isspace((unsigned char)text[end]))
+		end++;
+	if (end != len) {
+		errbuf_set(err, errlen, CIMD_DOC "has bytes after its JSON value");
+		goto fail;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		errbuf_set(err, errlen, CIMD_DOC "is not a JSON object");
+		goto fail;
+	}
+	if (cimd_doc_count_keys(text, len) != cimd_doc_count_members(o)) {
+		errbuf_set(err, errlen, CIMD_DOC "has duplicate keys");
+		goto fail;
+	}
+	json_tokener_free(tok);
+	return o;
+fail:
+	json_object_put(o);
+	if (tok != NULL)
+		json_tokener_free(tok);
+	return NULL;
+}
+
+/* Get an optional string member: 0 absent, 1 present (in *out), -1 wrong type
+ * or too long (err set). */
+static int
+cimd_doc_get_string(struct json_object *doc, const char *key, size_t max, const char **out,
+    char *err, size_t errlen)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(doc, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string)) {
+		errbuf_set(err, errlen, CIMD_DOC "%s must be a string", key);
+		return -1;
+	}
+	if ((size_t)json_object_get_string_len(v) > max) {
+		errbuf_set(err, errlen, CIMD_DOC "%s is longer than %zu characters", key, max);
+		return -1;
+	}
+	*out = json_object_get_string(v);
+	return 1;
+}
+
+/* Get an optional array-of-strings member, as get_string. */
+static int
+cimd_doc_get_strings(struct json_object *doc, const char *key, size_t max_n, size_t max_len,
+    struct json_object **out, char *err, size_t errlen)
+{
+	struct json_object *v;
+	size_t n;
+
+	if (!json_object_object_get_ex(doc, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_array)) {
+		errbuf_set(err, errlen, CIMD_DOC "%s must be an array of strings", key);
+		return -1;
+	}
+	n = json_object_array_length(v);
+	if (n > max_n) {
+		errbuf_set(err, errlen, CIMD_DOC "%s has more than %zu entries", key, max_n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+
+		if (!json_object_is_type(e, json_type_string)) {
+			errbuf_set(err, errlen, CIMD_DOC "%s must be an array of strings", key);
+			return -1;
+		}
+		if ((size_t)json_object_get_string_len(e) > max_len) {
+			errbuf_set(err, errlen, CIMD_DOC "%s[%zu] is longer than %zu characters",
+			    key, i, max_len);
+			return -1;
+		}
+	}
+	*out = v;
+	return 1;
+}
+
+static bool
+cimd_doc_scope_char(unsigned char ch)
+{
+	return ch == 0x21 || (ch >= 0x23 && ch <= 0x5b) || (ch >= 0x5d && ch <= 0x7e);
+}
+
+/* Parse the declared scope string into scopes, each in scopes_supported. */
+static int
+cimd_doc_scopes(const char *scope, const struct config *cfg, struct strlist *scopes, char *err,
+    size_t errlen)
+{
+	char q[64], *tok = NULL;
+	const char *p = scope;
+	size_t n, count = 0;
+	int rc = -1;
+
+	while (*p != '\0') {
+		if (*p == ' ') {
+			p++;
+			continue;
+		}
+		for (n = 0; p[n] != '\0' && p[n] != ' '; n++) {
+			if (!cimd_doc_scope_char((unsigned char)p[n])) {
+				errbuf_set(err, errlen, CIMD_DOC "scope contains an invalid character");
+				goto out;
+			}
+		}
+		if (++count > CIMD_SCOPES_MAX) {
+			errbuf_set(err, errlen, CIMD_DOC "scope has more than %d values",
+			    CIMD_SCOPES_MAX);
+			goto out;
+		}
+		free(tok);
+		tok = xstrndup(p, n);
+		/* Baseline scopes are granted anyway, so declaring one is fine
+		 * (as for DCR clients). */
+		if (!strlist_contains(&cfg->eas.scopes_supported, tok) &&
+		    !strlist_contains(&cfg->eas.baseline_client_scopes, tok)) {
+			errbuf_set(err, errlen, CIMD_DOC "scope \"%s\" is not supported",
+			    cimd_doc_quote(tok, q, sizeof q));
+			goto out;
+		}
+		if (!strlist_contains(scopes, tok))
+			strlist_add(scopes, tok);
+		p += n;
+	}
+	rc = 0;
+out:
+	free(tok);
+	return rc;
+}
+
+/* token_endpoint_auth_method, client_secret*: only public clients. */
+static int
+cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
+{
+	const char *m = NULL;
+	char q[64];
+	int r;
+
+	if (json_object_object_get_ex(doc, "client_secret", NULL) ||
+	    json_object_object_get_ex(doc, "client_secret_expires_at", NULL)) {
+		errbuf_set(err, errlen, CIMD_DOC "must not contain a client_secret: CIMD "
+		    "clients are public clients");
+		return -1;
+	}
+	r = cimd_doc_get_string(doc, "token_endpoint_auth_method", 64, &m, err, errlen);
+	if (r < 0)
+		return -1;
+	if (r == 0 || strcmp(m, "none") == 0)
+		return 0;
+	if (cimd_doc_in(cimd_doc_shared_secret_methods, m)) {
+		errbuf_set(err, errlen, CIMD_DOC "token_endpoint_auth_method %s uses a shared "
+		    "secret; CIMD clients must use none", m);
+	} else {
+		errbuf_set(err, errlen, CIMD_DOC "token_endpoint_auth_method %s is not "
+		    "supported; only none is", cimd_doc_quote(m, q, sizeof q));
+	}
+	return -1;
+}
+
+/* grant_types (must include authorization_code; unsupported ones ignored)
+ * and response_types (exactly ["code"]). */
+static int
+cimd_doc_check_grants(struct json_object *doc, struct oauth_client *c, char *err, size_t errlen)
+{
+	struct json_object *a = NULL;
+	int r;
+
+	r = cimd_doc_get_strings(doc, "grant_types", CIMD_GRANT_TYPES_MAX, 256, &a, err, errlen);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		strlist_add(&c->grant_types, "authorization_code");
+	} else {
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			const char *g = json_object_get_string(json_object_array_get_idx(a, i));
+
+			if (cimd_doc_in(cimd_doc_supported_grants, g) &&
+			    !strlist_contains(&c->grant_types, g))
+				strlist_add(&c->grant_types, g);
+		}
+		if (!strlist_contains(&c->grant_types, "authorization_code")) {
+			errbuf_set(err, errlen, CIMD_DOC "grant_types must include "
+			    "authorization_code");
+			return -1;
+		}
+	}
+	r = cimd_doc_get_strings(doc, "response_types", CIMD_ARRAY_MAX, 256, &a, err, errlen);
+	if (r < 0)
+		return -1;
+	if (r == 1 && (json_object_array_length(a) != 1 ||
+	    strcmp(json_object_get_string(json_object_array_get_idx(a, 0)), "code") != 0)) {
+		errbuf_set(err, errlen, CIMD_DOC "response_types must be exactly [\"code\"]");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cimd_doc_check_redirects(struct json_object *doc, struct oauth_client *c, char *err, size_t errlen)
+{
+	struct json_object *a = NULL;
+	enum redirect_uri_kind kind;
+	const char *why;
+	int r;
+
+	r = cimd_doc_get_strings(doc, "redirect_uris", CIMD_REDIRECT_URIS_MAX,
+	    OAUTH_REDIRECT_URI_MAX, &a, err, errlen);
+	if (r < 0)
+		return -1;
+	if (r == 0 || json_object_array_length(a) == 0) {
+		errbuf_set(err, errlen, CIMD_DOC "redirect_uris is missing or empty");
+		return -1;
+	}
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		const char *u = json_object_get_string(json_object_array_get_idx(a, i));
+
+		if (oauth_redirect_uri_check(u, false, &kind, &why) != 0) {
+			errbuf_set(err, errlen, CIMD_DOC "redirect_uris[%zu] is invalid: %s", i, why);
+			return -1;
+		}
+		if (!strlist_contains(&c->redirect_uris, u))
+			strlist_add(&c->redirect_uris, u);
+	}
+	return 0;
+}
+
+/* The members we do not use must still have their registered types. */
+static int
+cimd_doc_check_others(struct json_object *doc, char *err, size_t errlen)
+{
+	struct json_object *v, *a;
+	const char *s;
+
+	for (const char **k = cimd_doc_string_fields; *k != NULL; k++) {
+		if (cimd_doc_get_string(doc, *k, CIMD_STRING_MAX, &s, err, errlen) < 0)
+			return -1;
+	}
+	if (cimd_doc_get_strings(doc, "contacts", CIMD_ARRAY_MAX, 320, &a, err, errlen) < 0)
+		return -1;
+	if (json_object_object_get_ex(doc, "jwks", &v) && !json_object_is_type(v, json_type_object)) {
+		errbuf_set(err, errlen, CIMD_DOC "jwks must be an object");
+		return -1;
+	}
+	return 0;
+}
+
+struct oauth_client *
+cimd_doc_validate(const char *url, const char *text, size_t len, const struct config *cfg,
+    char *err, size_t errlen)
+{
+	struct json_object *doc;
+	struct oauth_client *c = NULL;
+	const char *s = NULL;
+	int r;
+
+	doc = cimd_doc_parse(text, len, err, errlen);
+	if (doc == NULL)
+		goto fail;
+	r = cimd_doc_get_string(doc, "client_id", CIMD_URL_MAX, &s, err, errlen);
+	if (r < 0)
+		goto fail;
+	if (r == 0) {
+		errbuf_set(err, errlen, CIMD_DOC "has no client_id");
+		goto fail;
+	}
+	if (strcmp(s, url) != 0) {
+		errbuf_set(err, errlen, CIMD_DOC "client_id does not match the URL it was "
+		    "fetched from");
+		goto fail;
+	}
+	c = oauth_client_new(url);
+	c->is_cimd = true;
+	c->token_endpoint_auth_method = xstrdup("none");
+	c->created_at = clock_wall_s();
+	if (cimd_doc_check_auth(doc, err, errlen) != 0 ||
+	    cimd_doc_check_grants(doc, c, err, errlen) != 0 ||
+	    cimd_doc_check_redirects(doc, c, err, errlen) != 0 ||
+	    cimd_doc_check_others(doc, err, errlen) != 0)
+		goto fail;
+	r = cimd_doc_get_string(doc, "client_name", CIMD_CLIENT_NAME_MAX, &s, err, errlen);
+	if (r < 0)
+		goto fail;
+	if (r == 1) {
+		for (const char *p = s; *p != '\0'; p++) {
+			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+				errbuf_set(err, errlen, CIMD_DOC "client_name contains a control "
+				    "character");
+				goto fail;
+			}
+		}
+		c->client_name = xstrdup(s);
+	}
+	r = cimd_doc_get_string(doc, "scope", CIMD_SCOPE_MAX, &s, err, errlen);
+	if (r < 0)
+		goto fail;
+	if (r == 1) {
+		if (cimd_doc_scopes(s, cfg, &c->scopes, err, errlen) != 0)
+			goto fail;
+	}
+	oauth_client_finish_scopes(c, r == 1, cfg);
+	json_object_put(doc);
+	return c;
+fail:
+	oauth_client_unref(c);
+	json_object_put(doc);
+	return NULL;
+}

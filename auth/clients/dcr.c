@@ -1,0 +1,289 @@
+/*
+ * RFC 7591 registration metadata validation (see dcr.h). Strict where it
+ * matters for security (redirect URIs, auth methods, grant and response
+ * types, scopes), tolerant of informational members it does not use, which
+ * are type-checked and bounded but not stored.
+ */
+#include "auth/clients/dcr.h"
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/clients/client.h"
+#include "auth/as/grant.h"
+#include "common/random.h"
+#include "common/clock.h"
+#include "common/xalloc.h"
+#include "config/config.h"
+
+#define DCR_JSON_DEPTH 8
+
+static int
+dcr_fail(struct dcr_result *res, const char *error, const char *fmt, const char *arg)
+{
+	res->error = error;
+	snprintf(res->desc, sizeof res->desc, fmt, arg != NULL ? arg : "");
+	return -1;
+}
+
+/* A JSON array of strings into l, bounded; -1 with a reason. */
+static int
+dcr_string_array(json_object *a, size_t max, struct strlist *l, const char **why)
+{
+	size_t n;
+
+	if (!json_object_is_type(a, json_type_array)) {
+		*why = "must be an array of strings";
+		return -1;
+	}
+	n = json_object_array_length(a);
+	if (n > max) {
+		*why = "has too many elements";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *s = json_object_array_get_idx(a, i);
+
+		if (!json_object_is_type(s, json_type_string) ||
+		    (size_t)json_object_get_string_len(s) > DCR_MAX_STRING ||
+		    strlen(json_object_get_string(s)) != (size_t)json_object_get_string_len(s)) {
+			*why = "must be an array of strings";
+			return -1;
+		}
+		if (!strlist_contains(l, json_object_get_string(s)))
+			strlist_add(l, json_object_get_string(s));
+	}
+	return 0;
+}
+
+/* Are the n bytes at p all JSON whitespace? (Never reads past n.) */
+static bool
+dcr_only_space(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+			return false;
+	}
+	return true;
+}
+
+int
+dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_result *res)
+{
+	struct json_tokener *tok = NULL;
+	json_object *doc = NULL, *v;
+	struct oauth_client *c = NULL;
+	const char *method = "none", *why;
+	bool confidential;
+	int rc = -1;
+
+	memset(res, 0, sizeof *res);
+	if (len > DCR_MAX_BODY) {
+		dcr_fail(res, "invalid_client_metadata", "the request body exceeds 64 KiB%s", NULL);
+		goto out;
+	}
+	tok = json_tokener_new_ex(DCR_JSON_DEPTH);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	doc = json_tokener_parse_ex(tok, body, (int)len);
+	if (doc == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    !dcr_only_space(body + tok->char_offset, len - (size_t)tok->char_offset) ||
+	    !json_object_is_type(doc, json_type_object)) {
+		dcr_fail(res, "invalid_client_metadata", "the request body is not a JSON object%s",
+		    NULL);
+		goto out;
+	}
+	c = oauth_client_new("");
+
+	/* redirect_uris: 1-10 valid URIs. */
+	if (!json_object_object_get_ex(doc, "redirect_uris", &v)) {
+		dcr_fail(res, "invalid_redirect_uri", "redirect_uris is required%s", NULL);
+		goto out;
+	}
+	if (dcr_string_array(v, DCR_MAX_REDIRECT_URIS, &c->redirect_uris, &why) != 0) {
+		dcr_fail(res, "invalid_redirect_uri", "redirect_uris %s (at most 10)", why);
+		goto out;
+	}
+	if (c->redirect_uris.n == 0) {
+		dcr_fail(res, "invalid_redirect_uri", "redirect_uris must not be empty%s", NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < c->redirect_uris.n; i++) {
+		enum redirect_uri_kind kind;
+
+		if (oauth_redirect_uri_check(c->redirect_uris.v[i], true, &kind, &why) != 0) {
+			dcr_fail(res, "invalid_redirect_uri", "%s", why);
+			goto out;
+		}
+	}
+
+	/* token_endpoint_auth_method */
+	if (json_object_object_get_ex(doc, "token_endpoint_auth_method", &v)) {
+		if (!json_object_is_type(v, json_type_string)) {
+			dcr_fail(res, "invalid_client_metadata",
+			    "token_endpoint_auth_method must be a string%s", NULL);
+			goto out;
+		}
+		method = json_object_get_string(v);
+	}
+	confidential = strcmp(method, "client_secret_basic") == 0 ||
+	    strcmp(method, "client_secret_post") == 0;
+	if (strcmp(method, "none") != 0 && !confidential) {
+		dcr_fail(res, "invalid_client_metadata",
+		    "token_endpoint_auth_method must be none%s", confidential ? "" :
+		    cfg->eas.allow_confidential_client_registration ?
+		    ", client_secret_basic or client_secret_post" : "");
+		goto out;
+	}
+	if (confidential && !cfg->eas.allow_confidential_client_registration) {
+		dcr_fail(res, "invalid_client_metadata",
+		    "token_endpoint_auth_method %s is not allowed: this server registers public "
+		    "clients only (none)", method);
+		goto out;
+	}
+	c->token_endpoint_auth_method = xstrdup(method);
+
+	/* grant_types ⊆ {authorization_code, refresh_token} ∋ authorization_code */
+	if (json_object_object_get_ex(doc, "grant_types", &v)) {
+		if (dcr_string_array(v, 8, &c->grant_types, &why) != 0) {
+			dcr_fail(res, "invalid_client_metadata", "grant_types %s", why);
+			goto out;
+		}
+		for (size_t i = 0; i < c->grant_types.n; i++) {
+			if (strcmp(c->grant_types.v[i], "authorization_code") != 0 &&
+			    strcmp(c->grant_types.v[i], "refresh_token") != 0) {
+				dcr_fail(res, "invalid_client_metadata",
+				    "grant_type %.64s is not supported (authorization_code, "
+				    "refresh_token)", c->grant_types.v[i]);
+				goto out;
+			}
+		}
+		if (!strlist_contains(&c->grant_types, "authorization_code")) {
+			dcr_fail(res, "invalid_client_metadata",
+			    "grant_types must include authorization_code%s", NULL);
+			goto out;
+		}
+	} else {
+		strlist_add(&c->grant_types, "authorization_code"); /* RFC 7591 default */
+	}
+
+	/* response_types = [code] */
+	if (json_object_object_get_ex(doc, "response_types", &v)) {
+		struct strlist rt = { 0 };
+		bool ok = dcr_string_array(v, 8, &rt, &why) == 0 && rt.n == 1 &&
+		    strcmp(rt.v[0], "code") == 0;
+
+		strlist_dispose(&rt);
+		if (!ok) {
+			dcr_fail(res, "invalid_client_metadata",
+			    "response_types must be [\"code\"]%s", NULL);
+			goto out;
+		}
+	}
+
+	/* scope ⊆ scopes_supported, default scopes_supported; ∪ baseline */
+	if (json_object_object_get_ex(doc, "scope", &v)) {
+		struct strlist req = { 0 };
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    json_object_get_string_len(v) > DCR_MAX_STRING) {
+			dcr_fail(res, "invalid_client_metadata", "scope must be a string%s", NULL);
+			goto out;
+		}
+		grant_scope_split(json_object_get_string(v), &req);
+		for (size_t i = 0; i < req.n; i++) {
+			if (!strlist_contains(&cfg->eas.scopes_supported, req.v[i]) &&
+			    !strlist_contains(&cfg->eas.baseline_client_scopes, req.v[i])) {
+				dcr_fail(res, "invalid_client_metadata",
+				    "scope %.64s is not supported by this server", req.v[i]);
+				strlist_dispose(&req);
+				goto out;
+			}
+			strlist_add(&c->scopes, req.v[i]);
+		}
+		strlist_dispose(&req);
+	}
+	oauth_client_finish_scopes(c, json_object_object_get_ex(doc, "scope", NULL), cfg);
+
+	if (json_object_object_get_ex(doc, "client_name", &v)) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    json_object_get_string_len(v) > DCR_CLIENT_NAME_MAX ||
+		    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
+			dcr_fail(res, "invalid_client_metadata",
+			    "client_name must be a string of at most 256 characters%s", NULL);
+			goto out;
+		}
+		c->client_name = xstrdup(json_object_get_string(v));
+	}
+
+	free(c->client_id);
+	c->client_id = random_uuid_v4();
+	c->created_at = clock_wall_s();
+	if (confidential) {
+		unsigned int n = 0;
+
+		res->client_secret = random_token(32);
+		EVP_Digest(res->client_secret, strlen(res->client_secret), c->secret_hash, &n,
+		    EVP_sha256(), NULL);
+		c->has_secret = true;
+	}
+	res->client = c;
+	c = NULL;
+	rc = 0;
+out:
+	oauth_client_unref(c);
+	json_object_put(doc);
+	if (tok != NULL)
+		json_tokener_free(tok);
+	return rc;
+}
+
+static json_object *
+dcr_strlist_json(const struct strlist *l)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < l->n; i++)
+		json_object_array_add(a, json_object_new_string(l->v[i]));
+	return a;
+}
+
+char *
+dcr_response_json(const struct oauth_client *c, const char *client_secret)
+{
+	json_object *o = json_object_new_object(), *rt = json_object_new_array();
+	char *scope = strlist_join(&c->scopes), *out;
+
+	json_object_object_add(o, "client_id", json_object_new_string(c->client_id));
+	json_object_object_add(o, "client_id_issued_at", json_object_new_int64(c->created_at));
+	if (client_secret != NULL) {
+		json_object_object_add(o, "client_secret", json_object_new_string(client_secret));
+		json_object_object_add(o, "client_secret_expires_at", json_object_new_int(0));
+	}
+	json_object_object_add(o, "redirect_uris", dcr_strlist_json(&c->redirect_uris));
+	json_object_object_add(o, "token_endpoint_auth_method",
+	    json_object_new_string(c->token_endpoint_auth_method));
+	json_object_object_add(o, "grant_types", dcr_strlist_json(&c->grant_types));
+	json_object_array_add(rt, json_object_new_string("code"));
+	json_object_object_add(o, "response_types", rt);
+	json_object_object_add(o, "scope", json_object_new_string(scope));
+	if (c->client_name != NULL)
+		json_object_object_add(o, "client_name", json_object_new_string(c->client_name));
+	out = xstrdup(json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	free(scope);
+	return out;
+}
+
+void
+dcr_result_dispose(struct dcr_result *res)
+{
+	oauth_client_unref(res->client);
+	xfree_secret(res->client_secret);
+	res->client = NULL;
+	res->client_secret = NULL;
+}

@@ -1,0 +1,646 @@
+/*
+ * External-IdP token validation (see extidp.h). One JWKS (or discovery
+ * followed by JWKS) fetch is in flight at a time; every JWT check that
+ * needs fresher keys queues on it and is re-verified when it lands. Fetches
+ * for unknown kids are rate-limited so that a flood of tokens with made-up
+ * kids cannot turn us into a load generator against the IdP; such tokens
+ * are simply refused until the next fetch is allowed. Introspection calls
+ * are one per check (the guard caches what comes back). Everything the IdP
+ * returns is untrusted input: parsed strictly and bounded.
+ */
+#include "auth/idp/extidp.h"
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include "common/b64url.h"
+#include "auth/crypto/jwt.h"
+#include "auth/crypto/keyset.h"
+#include "common/clock.h"
+#include "common/xalloc.h"
+#include "config/config.h"
+#include "proxy/fetch.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+
+#define EXTIDP_SCOPE_MAX 64 /* entries of an "scp" array */
+
+struct extidp_check {
+	struct extidp *x;
+	char *token;
+	extidp_done_cb done;
+	void *arg;
+	bool waiting_jwks;
+	struct fetch *fetch; /* introspection in flight */
+	TAILQ_ENTRY(extidp_check) entry; /* x->checks */
+	TAILQ_ENTRY(extidp_check) wait;  /* x->jwks_waiters */
+};
+
+TAILQ_HEAD(extidp_check_list, extidp_check);
+
+struct extidp {
+	const struct config *cfg;
+	struct fetcher *fetcher;
+	struct fetch_policy policy;
+	char *issuer;
+	char *audience;
+	char *discovery_url;
+	char *jwks_url;          /* configured, or discovered; NULL until known */
+	char *introspection_url; /* NULL: JWTs only */
+	char *basic_auth;        /* "Authorization: Basic …" (a secret) */
+	struct keyset *keys;     /* NULL until the first successful fetch */
+	bool fetched_once;
+	int64_t jwks_attempt_ms; /* monotonic start of the last fetch */
+	struct fetch *jwks_fetch; /* discovery or JWKS in flight */
+	struct extidp_check_list checks;
+	struct extidp_check_list jwks_waiters;
+
+	struct metric *m_fetch;
+	struct metric *m_introspect;
+};
+
+/* application/x-www-form-urlencoded (RFC 6749 §2.3.1 for client credentials). */
+static char *
+extidp_form_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = xmalloc(n * 3 + 1), *o = out;
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '*') {
+			*o++ = (char)c;
+		} else if (c == ' ') {
+			*o++ = '+';
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static char *
+extidp_basic_auth(const char *id, const char *secret)
+{
+	char *eid = extidp_form_encode(id), *esec = extidp_form_encode(secret);
+	char *pair = xasprintf("%s:%s", eid, esec), *b64, *line;
+	size_t n = strlen(pair);
+
+	b64 = xmalloc(4 * ((n + 2) / 3) + 1);
+	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pair, (int)n);
+	line = xasprintf("Authorization: Basic %s", b64);
+	xfree_secret(eid);
+	xfree_secret(esec);
+	xfree_secret(pair);
+	xfree_secret(b64);
+	return line;
+}
+
+struct extidp *
+extidp_new(const struct config *cfg, struct fetcher *fetcher, char *err, size_t errlen)
+{
+	struct extidp *x;
+	const char *iss = cfg->auth.oidc.issuer;
+	size_t n;
+
+	if (iss == NULL || cfg->auth.oidc.audience == NULL) {
+		snprintf(err, errlen, "auth.oidc.issuer and auth.oidc.audience are required");
+		return NULL;
+	}
+	if (fetcher == NULL) {
+		snprintf(err, errlen, "the external IdP needs the outbound fetcher");
+		return NULL;
+	}
+	if (cfg->auth.oidc.introspection_url != NULL && (cfg->auth.oidc.client_id == NULL ||
+	    cfg->auth.oidc.client_secret.value == NULL)) {
+		snprintf(err, errlen, "auth.oidc.introspectionUrl needs auth.oidc.clientId and "
+		    "auth.oidc.clientSecretRef");
+		return NULL;
+	}
+	x = xcalloc(1, sizeof *x);
+	x->cfg = cfg;
+	x->fetcher = fetcher;
+	fetch_policy_init(&x->policy, false);
+	x->policy.allow_http_loopback = cfg->auth.oidc.insecure_allow_http;
+	x->policy.timeout_ms = cfg->outbound.timeout_ms;
+	x->policy.max_size = cfg->outbound.max_response_size;
+	x->issuer = xstrdup(iss);
+	x->audience = xstrdup(cfg->auth.oidc.audience);
+	n = strlen(iss);
+	while (n > 0 && iss[n - 1] == '/')
+		n--;
+	x->discovery_url = xasprintf("%.*s/.well-known/openid-configuration", (int)n, iss);
+	if (cfg->auth.oidc.jwks_url != NULL)
+		x->jwks_url = xstrdup(cfg->auth.oidc.jwks_url);
+	if (cfg->auth.oidc.introspection_url != NULL) {
+		x->introspection_url = xstrdup(cfg->auth.oidc.introspection_url);
+		x->basic_auth = extidp_basic_auth(cfg->auth.oidc.client_id,
+		    cfg->auth.oidc.client_secret.value);
+	}
+	TAILQ_INIT(&x->checks);
+	TAILQ_INIT(&x->jwks_waiters);
+	x->m_fetch = metrics_counter("mcp_proxy_extidp_key_fetches_total",
+	    "Fetches of the external IdP's discovery document and JWKS, by outcome.", "outcome");
+	x->m_introspect = metrics_counter("mcp_proxy_extidp_introspections_total",
+	    "RFC 7662 introspection calls to the external IdP, by outcome.", "outcome");
+	return x;
+}
+
+static void
+extidp_check_free(struct extidp_check *c)
+{
+	xfree_secret(c->token);
+	free(c);
+}
+
+void
+extidp_free(struct extidp *x)
+{
+	struct extidp_check *c;
+
+	if (x == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&x->checks)) != NULL)
+		extidp_cancel(c);
+	fetch_cancel(x->jwks_fetch);
+	keyset_free(x->keys);
+	free(x->issuer);
+	free(x->audience);
+	free(x->discovery_url);
+	free(x->jwks_url);
+	free(x->introspection_url);
+	xfree_secret(x->basic_auth);
+	free(x);
+}
+
+void
+extidp_cancel(struct extidp_check *c)
+{
+	if (c == NULL)
+		return;
+	fetch_cancel(c->fetch);
+	if (c->waiting_jwks)
+		TAILQ_REMOVE(&c->x->jwks_waiters, c, wait);
+	TAILQ_REMOVE(&c->x->checks, c, entry);
+	extidp_check_free(c);
+}
+
+/* Report the result and free the check. */
+static void
+extidp_finish(struct extidp_check *c, const struct extidp_result *res)
+{
+	extidp_done_cb done = c->done;
+	void *arg = c->arg;
+
+	TAILQ_REMOVE(&c->x->checks, c, entry);
+	extidp_check_free(c);
+	done(res, arg);
+}
+
+static void
+extidp_fail(struct extidp_check *c, enum extidp_outcome outcome, const char *reason,
+    const char *desc)
+{
+	struct extidp_result res = { .outcome = outcome, .reason = reason, .description = desc };
+
+	extidp_finish(c, &res);
+}
+
+/* The scopes of a token: "scope" (string) or "scp" (Okta, Entra: array). */
+static char *
+extidp_scope(json_object *o)
+{
+	const char *s = jwt_claim_string(o, "scope"), *v[EXTIDP_SCOPE_MAX];
+	size_t len = 1;
+	char *out;
+	int n;
+
+	if (s != NULL)
+		return xstrdup(s);
+	if ((s = jwt_claim_string(o, "scp")) != NULL)
+		return xstrdup(s);
+	if ((n = jwt_claim_strings(o, "scp", v, EXTIDP_SCOPE_MAX)) <= 0)
+		return NULL;
+	for (int i = 0; i < n; i++)
+		len += strlen(v[i]) + 1;
+	out = xcalloc(1, len);
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			strcat(out, " ");
+		strcat(out, v[i]);
+	}
+	return out;
+}
+
+static void
+extidp_claims_from_json(json_object *o, struct tokencache_claims *c)
+{
+	const char *s;
+	int64_t exp;
+
+	memset(c, 0, sizeof *c);
+	if ((s = jwt_claim_string(o, "sub")) != NULL)
+		c->sub = xstrdup(s);
+	c->scope = extidp_scope(o);
+	if ((s = jwt_claim_string(o, "jti")) != NULL)
+		c->jti = xstrdup(s);
+	if ((s = jwt_claim_string(o, "client_id")) != NULL ||
+	    (s = jwt_claim_string(o, "azp")) != NULL)
+		c->client_id = xstrdup(s);
+	if (jwt_claim_int(o, "exp", &exp) == 0)
+		c->exp = exp;
+}
+
+/* The kid of a compact JWS header, copied into buf; false if none. */
+static bool
+extidp_token_kid(const char *token, char *buf, size_t buflen)
+{
+	const char *dot = strchr(token, '.'), *kid;
+	unsigned char *raw = NULL;
+	json_object *hdr = NULL;
+	size_t rawlen;
+	bool ok = false;
+
+	if (dot == NULL || b64url_decode(token, (size_t)(dot - token), &raw, &rawlen) != 0)
+		goto out;
+	if ((hdr = jwt_json_parse((const char *)raw, rawlen)) == NULL)
+		goto out;
+	if ((kid = jwt_claim_string(hdr, "kid")) == NULL || strlen(kid) >= buflen)
+		goto out;
+	snprintf(buf, buflen, "%s", kid);
+	ok = true;
+out:
+	json_object_put(hdr);
+	free(raw);
+	return ok;
+}
+
+/* Verify a JWT with the keys at hand; *unknown_kid when fresher keys
+ * might help. */
+static void
+extidp_verify_jwt(struct extidp *x, const char *token, struct extidp_result *res,
+    struct tokencache_claims *claims, bool *unknown_kid)
+{
+	struct jwt_expect ex = { .iss = x->issuer, .aud = x->audience,
+		.leeway_s = EXTIDP_LEEWAY_S };
+	json_object *o = NULL;
+	enum jwt_err e;
+	char err[160], kid[KEYSET_KID_MAX + 1];
+
+	*unknown_kid = false;
+	memset(res, 0, sizeof *res);
+	e = jwt_verify(token, x->keys, &ex, &o, err, sizeof err);
+	if (e == JWT_OK) {
+		extidp_claims_from_json(o, claims);
+		json_object_put(o);
+		res->outcome = EXTIDP_ACTIVE;
+		res->reason = "ok";
+		res->description = "";
+		res->claims = claims;
+		res->cache_until = claims->exp;
+		return;
+	}
+	if (e == JWT_ERR_KID && extidp_token_kid(token, kid, sizeof kid) &&
+	    (x->keys == NULL || keyset_find(x->keys, kid) == NULL))
+		*unknown_kid = true;
+	res->outcome = EXTIDP_INVALID;
+	res->reason = jwt_err_name(e);
+	switch (e) {
+	case JWT_ERR_EXPIRED: res->description = "the access token has expired"; break;
+	case JWT_ERR_AUDIENCE: res->description = "the access token is not meant for this resource"; break;
+	case JWT_ERR_ISSUER: res->description = "the access token was issued by another issuer"; break;
+	case JWT_ERR_SIGNATURE: res->description = "the access token's signature is invalid"; break;
+	case JWT_ERR_KID: res->description = "the access token is not signed by a known key"; break;
+	case JWT_ERR_NOT_YET_VALID: res->description = "the access token is not valid yet"; break;
+	case JWT_ERR_ALG: res->description = "the access token's signing algorithm is not accepted"; break;
+	default: res->description = "the access token is invalid"; break;
+	}
+}
+
+/* Verify c's JWT now and report; the keys are as fresh as they get. */
+static void
+extidp_conclude_jwt(struct extidp_check *c)
+{
+	struct extidp *x = c->x;
+	struct tokencache_claims claims = { 0 };
+	struct extidp_result res;
+	bool unknown;
+
+	if (x->keys == NULL) {
+		extidp_fail(c, EXTIDP_UNAVAILABLE, "keys_unavailable",
+		    "the identity provider's signing keys are unavailable");
+		return;
+	}
+	extidp_verify_jwt(x, c->token, &res, &claims, &unknown);
+	extidp_finish(c, &res);
+	tokencache_claims_dispose(&claims);
+}
+
+static void extidp_jwks_done(const struct fetch_result *res, void *arg);
+
+static void
+extidp_get(struct extidp *x, const char *url, fetch_done_cb cb)
+{
+	static const char *const headers[] = { "Accept: application/json", NULL };
+	struct fetch_request r = { .method = "GET", .url = url, .headers = headers,
+		.policy = &x->policy, .policy_name = "trusted" };
+
+	x->jwks_fetch = fetch_start(x->fetcher, &r, cb, x);
+}
+
+/* Every waiting check learns the outcome of the key fetch. */
+static void
+extidp_wake_waiters(struct extidp *x)
+{
+	struct extidp_check *c;
+
+	while ((c = TAILQ_FIRST(&x->jwks_waiters)) != NULL) {
+		TAILQ_REMOVE(&x->jwks_waiters, c, wait);
+		c->waiting_jwks = false;
+		extidp_conclude_jwt(c);
+	}
+}
+
+static void
+extidp_discovery_done(const struct fetch_result *res, void *arg)
+{
+	struct extidp *x = arg;
+	json_object *doc = NULL;
+	const char *jwks = NULL, *iss = NULL, *why = NULL;
+
+	x->jwks_fetch = NULL;
+	if (res->error != FETCH_OK || res->status != 200)
+		why = res->error != FETCH_OK ? res->error_text : "unexpected HTTP status";
+	else if ((doc = jwt_json_parse(res->body, res->body_len)) == NULL ||
+	    !json_object_is_type(doc, json_type_object))
+		why = "the discovery document is not a JSON object";
+	else if ((iss = jwt_claim_string(doc, "issuer")) == NULL || strcmp(iss, x->issuer) != 0)
+		why = "the discovery document names another issuer";
+	else if ((jwks = jwt_claim_string(doc, "jwks_uri")) == NULL)
+		why = "the discovery document has no jwks_uri";
+	if (why != NULL) {
+		metrics_add(x->m_fetch, 1, "discovery_error");
+		log_warn("external IdP discovery failed", LOG_S("url", x->discovery_url),
+		    LOG_S("error", why), LOG_I("status", res->status));
+		json_object_put(doc);
+		extidp_wake_waiters(x);
+		return;
+	}
+	x->jwks_url = xstrdup(jwks);
+	json_object_put(doc);
+	log_info("external IdP discovered", LOG_S("issuer", x->issuer),
+	    LOG_S("jwks_uri", x->jwks_url));
+	extidp_get(x, x->jwks_url, extidp_jwks_done);
+}
+
+static void
+extidp_jwks_done(const struct fetch_result *res, void *arg)
+{
+	struct extidp *x = arg;
+	struct keyset *ks = NULL;
+	char err[160] = "";
+
+	x->jwks_fetch = NULL;
+	if (res->error != FETCH_OK)
+		snprintf(err, sizeof err, "%s", res->error_text);
+	else if (res->status != 200)
+		snprintf(err, sizeof err, "HTTP status %ld", res->status);
+	else
+		ks = keyset_from_jwks(res->body, res->body_len, err, sizeof err);
+	if (ks == NULL) {
+		metrics_add(x->m_fetch, 1, "jwks_error");
+		log_warn("external IdP JWKS fetch failed", LOG_S("url", x->jwks_url),
+		    LOG_S("error", err));
+	} else {
+		metrics_add(x->m_fetch, 1, "ok");
+		log_info("external IdP keys loaded", LOG_S("url", x->jwks_url),
+		    LOG_I("keys", keyset_count(ks)));
+		keyset_free(x->keys);
+		x->keys = ks;
+	}
+	extidp_wake_waiters(x);
+}
+
+/* May the keys be fetched (again) now? */
+static bool
+extidp_may_fetch(const struct extidp *x)
+{
+	int64_t since = clock_mono_ms() - x->jwks_attempt_ms;
+
+	if (!x->fetched_once)
+		return true;
+	if (x->keys == NULL)
+		return since >= EXTIDP_RETRY_MS;
+	return since >= EXTIDP_JWKS_MIN_INTERVAL_MS;
+}
+
+static void
+extidp_fetch_keys(struct extidp *x)
+{
+	x->fetched_once = true;
+	x->jwks_attempt_ms = clock_mono_ms();
+	if (x->jwks_url != NULL)
+		extidp_get(x, x->jwks_url, extidp_jwks_done);
+	else
+		extidp_get(x, x->discovery_url, extidp_discovery_done);
+}
+
+/* --- introspection --- */
+
+enum extidp_outcome
+extidp_parse_introspection(const char *body, size_t len, const char *issuer,
+    const char *audience, int64_t now, struct tokencache_claims *claims, const char **reason,
+    const char **desc)
+{
+	json_object *o, *v, *e;
+	const char *s;
+	int64_t t;
+	enum extidp_outcome out = EXTIDP_INVALID;
+
+	memset(claims, 0, sizeof *claims);
+	*reason = "bad_introspection";
+	*desc = "the identity provider's introspection answer is malformed";
+	if ((o = jwt_json_parse(body, len)) == NULL)
+		return EXTIDP_UNAVAILABLE;
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "active", &v) || !json_object_is_type(v, json_type_boolean)) {
+		out = EXTIDP_UNAVAILABLE;
+		goto out;
+	}
+	if (!json_object_get_boolean(v)) {
+		*reason = "inactive";
+		*desc = "the access token is not active";
+		goto out;
+	}
+	if ((s = jwt_claim_string(o, "token_type")) != NULL && strcasecmp(s, "Bearer") != 0 &&
+	    strcmp(s, "access_token") != 0 &&
+	    strcmp(s, "urn:ietf:params:oauth:token-type:access_token") != 0) {
+		*reason = "bad_token_type";
+		*desc = "the token is not a bearer access token";
+		goto out;
+	}
+	if (json_object_object_get_ex(o, "exp", &v)) {
+		if (jwt_claim_int(o, "exp", &t) != 0)
+			goto out;
+		if (now >= t + EXTIDP_LEEWAY_S) {
+			*reason = "expired";
+			*desc = "the access token has expired";
+			goto out;
+		}
+	}
+	if (json_object_object_get_ex(o, "nbf", &v)) {
+		if (jwt_claim_int(o, "nbf", &t) != 0)
+			goto out;
+		if (t > now + EXTIDP_LEEWAY_S) {
+			*reason = "not_yet_valid";
+			*desc = "the access token is not valid yet";
+			goto out;
+		}
+	}
+	if (issuer != NULL && (s = jwt_claim_string(o, "iss")) != NULL && strcmp(s, issuer) != 0) {
+		*reason = "bad_issuer";
+		*desc = "the access token was issued by another issuer";
+		goto out;
+	}
+	/* RFC 7662 makes aud optional and IdPs leave it out for tokens not
+	 * bound to a resource: then the IdP's word that the token is active
+	 * is all there is. An aud that names others is refused. */
+	if (audience != NULL && json_object_object_get_ex(o, "aud", &v)) {
+		bool found = false;
+
+		if (json_object_is_type(v, json_type_string)) {
+			found = strcmp(json_object_get_string(v), audience) == 0;
+		} else if (json_object_is_type(v, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(v) && !found; i++) {
+				e = json_object_array_get_idx(v, i);
+				found = json_object_is_type(e, json_type_string) &&
+				    strcmp(json_object_get_string(e), audience) == 0;
+			}
+		}
+		if (!found) {
+			*reason = "bad_audience";
+			*desc = "the access token is not meant for this resource";
+			goto out;
+		}
+	}
+	extidp_claims_from_json(o, claims);
+	*reason = "ok";
+	*desc = "";
+	out = EXTIDP_ACTIVE;
+out:
+	json_object_put(o);
+	return out;
+}
+
+static void
+extidp_introspect_done(const struct fetch_result *fr, void *arg)
+{
+	struct extidp_check *c = arg;
+	struct extidp *x = c->x;
+	struct tokencache_claims claims = { 0 };
+	struct extidp_result res = { 0 };
+	int64_t now = clock_wall_s(), ttl_s = x->cfg->auth.oidc.introspection_cache_ttl_ms / 1000;
+
+	c->fetch = NULL;
+	if (fr->error != FETCH_OK || fr->status != 200) {
+		metrics_add(x->m_introspect, 1, "error");
+		log_warn("introspection failed", LOG_S("url", x->introspection_url),
+		    LOG_S("error", fr->error != FETCH_OK ? fr->error_text : "unexpected HTTP status"),
+		    LOG_I("status", fr->status));
+		extidp_fail(c, EXTIDP_UNAVAILABLE, "introspection_failed",
+		    "the identity provider could not check the access token");
+		return;
+	}
+	res.outcome = extidp_parse_introspection(fr->body, fr->body_len, x->issuer, x->audience,
+	    now, &claims, &res.reason, &res.description);
+	metrics_add(x->m_introspect, 1, res.outcome == EXTIDP_ACTIVE ? "active" :
+	    res.outcome == EXTIDP_INVALID ? "inactive" : "error");
+	if (res.outcome == EXTIDP_UNAVAILABLE)
+		log_warn("introspection answer malformed", LOG_S("url", x->introspection_url));
+	if (res.outcome == EXTIDP_ACTIVE) {
+		res.claims = &claims;
+		/* Briefly, and never past the token's exp (tokencache clamps). */
+		res.cache_until = now + ttl_s;
+	}
+	extidp_finish(c, &res);
+	tokencache_claims_dispose(&claims);
+}
+
+static void
+extidp_introspect(struct extidp_check *c)
+{
+	struct extidp *x = c->x;
+	const char *headers[4] = { "Content-Type: application/x-www-form-urlencoded",
+		"Accept: application/json", x->basic_auth, NULL };
+	char *enc = extidp_form_encode(c->token);
+	char *body = xasprintf("token=%s&token_type_hint=access_token", enc);
+	struct fetch_request r = { .method = "POST", .url = x->introspection_url,
+		.headers = headers, .body = body, .body_len = strlen(body), .policy = &x->policy,
+		.policy_name = "trusted" };
+
+	c->fetch = fetch_start(x->fetcher, &r, extidp_introspect_done, c);
+	xfree_secret(enc);
+	xfree_secret(body);
+}
+
+/* --- entry --- */
+
+/* A compact JWS has exactly two dots; anything else is opaque to us. */
+static bool
+extidp_looks_like_jwt(const char *token)
+{
+	const char *d1 = strchr(token, '.'), *d2;
+
+	return d1 != NULL && (d2 = strchr(d1 + 1, '.')) != NULL && strchr(d2 + 1, '.') == NULL;
+}
+
+struct extidp_check *
+extidp_check(struct extidp *x, const char *token, extidp_done_cb done, void *arg)
+{
+	struct extidp_check *c = xcalloc(1, sizeof *c);
+	struct tokencache_claims claims = { 0 };
+	struct extidp_result res;
+	bool unknown;
+
+	c->x = x;
+	c->token = xstrdup(token);
+	c->done = done;
+	c->arg = arg;
+	TAILQ_INSERT_TAIL(&x->checks, c, entry);
+	if (!extidp_looks_like_jwt(token)) {
+		if (x->introspection_url == NULL) {
+			extidp_fail(c, EXTIDP_INVALID, "malformed",
+			    "the access token is malformed");
+			return NULL;
+		}
+		extidp_introspect(c);
+		return c;
+	}
+	extidp_verify_jwt(x, token, &res, &claims, &unknown);
+	if (!unknown || (x->jwks_fetch == NULL && !extidp_may_fetch(x))) {
+		if (unknown && x->keys == NULL)
+			extidp_fail(c, EXTIDP_UNAVAILABLE, "keys_unavailable",
+			    "the identity provider's signing keys are unavailable");
+		else
+			extidp_finish(c, &res);
+		tokencache_claims_dispose(&claims);
+		return NULL;
+	}
+	/* Fresher keys might know this kid: wait for them. */
+	c->waiting_jwks = true;
+	TAILQ_INSERT_TAIL(&x->jwks_waiters, c, wait);
+	if (x->jwks_fetch == NULL)
+		extidp_fetch_keys(x);
+	return c;
+}

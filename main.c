@@ -1,0 +1,335 @@
+/*
+ * mcp-proxy-runner: the process. Parses the command line, loads the
+ * configuration, builds the loop services (server, fetcher, auth) and runs
+ * one libevent loop until SIGTERM/SIGINT has drained the server. All work
+ * happens on the loop; signals only schedule it.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/xalloc.h"
+#include "auth/as/as.h"
+#include "auth/guard/guard.h"
+#include "auth/guard/prm.h"
+#include "auth/idp/upstream.h"
+#include "config/config.h"
+#include "proxy/fetch.h"
+#include "proxy/forward.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/server.h"
+
+#define DEFAULT_CONFIG_PATH "/etc/mcp-proxy/config.yaml"
+
+static const char usage[] =
+    "Usage: mcp-proxy-runner [OPTIONS]\n"
+    "\n"
+    "An MCP reverse proxy sidecar with an embedded OAuth 2.1 authorization server\n"
+    "(CIMD and dynamic client registration) that checks every MCP request's token.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config PATH        configuration file, YAML or JSON (default: $MCP_PROXY_CONFIG,\n"
+    "                           else " DEFAULT_CONFIG_PATH " when it exists)\n"
+    "      --check-config       validate the configuration and exit (0 = valid, 2 = invalid)\n"
+    "      --print-config       print the effective configuration, secrets redacted, and exit\n"
+    "      --print-settings-doc print the settings reference (markdown) and exit\n"
+    "  -h, --help               show this help and exit\n"
+    "  -V, --version            show the version and exit\n"
+    "\n"
+    "Every scalar setting can also be set with an environment variable: MCP_PROXY_ plus\n"
+    "the key path in upper case with dots as underscores (MCP_PROXY_BACKEND_URL,\n"
+    "MCP_PROXY_EMBEDDEDAUTHSERVER_CIMD_ENABLED); the environment wins over the file.\n"
+    "Secrets come from secretRef {name, key} files under secretsDir\n"
+    "(MCP_PROXY_SECRETS_DIR, default /etc/mcp-proxy/secrets) or {env: VAR}.\n"
+    "\n"
+    "Exit status: 0 on a clean shutdown, 1 on a runtime failure, 2 on bad usage or config.\n";
+
+struct app {
+	struct event_base *base;
+	struct config *cfg;
+	struct server *srv;
+	struct forwarder *fw;
+	struct fetcher *fetcher;
+	struct as *as;
+	struct prm *prm;
+	struct guard *guard;
+	struct event *sig_term;
+	struct event *sig_int;
+	int signals;
+};
+
+static void
+app_stopped(void *arg)
+{
+	struct app *app = arg;
+
+	log_info("stopped");
+	event_base_loopexit(app->base, NULL);
+}
+
+static void
+app_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct app *app = arg;
+
+	if (++app->signals > 1) {
+		log_warn("second signal: exiting without waiting for requests",
+		    LOG_I("signal", sig));
+		event_base_loopbreak(app->base);
+		return;
+	}
+	log_info("shutting down", LOG_I("signal", sig));
+	server_shutdown(app->srv, app_stopped, app);
+}
+
+/* The guard's view of the embedded AS (auth/guard.h struct guard_as_ops). */
+static const char *
+app_as_issuer(void *as)
+{
+	return as_issuer(as);
+}
+
+static const struct keyset *
+app_as_keyset(void *as)
+{
+	return as_keyset(as);
+}
+
+static bool
+app_as_revoked(void *as, const char *jti)
+{
+	return as_token_revoked(as, jti);
+}
+
+static struct store *
+app_as_store(void *as)
+{
+	return as_store(as);
+}
+
+static void *
+app_as_upstream_refresh(void *as, const char *refresh_token, guard_refresh_done_cb done, void *arg)
+{
+	return upstream_refresh(as_upstream(as), refresh_token, done, arg);
+}
+
+static void
+app_as_upstream_cancel(void *op)
+{
+	upstream_cancel(op);
+}
+
+static const char *
+app_getenv(const char *name)
+{
+	return getenv(name);
+}
+
+/* Choose the config file: --config, $MCP_PROXY_CONFIG, or the default path
+ * when present (a shell run without a file uses defaults and env). */
+static const char *
+app_config_path(const char *flag)
+{
+	const char *env = getenv("MCP_PROXY_CONFIG");
+	struct stat st;
+
+	if (flag != NULL)
+		return flag;
+	if (env != NULL && *env != '\0')
+		return env;
+	if (stat(DEFAULT_CONFIG_PATH, &st) == 0)
+		return DEFAULT_CONFIG_PATH;
+	return NULL;
+}
+
+static int
+app_load_config(struct config *cfg, const char *path)
+{
+	struct config_errors errs = { 0 };
+	int rc;
+
+	rc = config_load(cfg, path, app_getenv, &errs);
+	for (size_t i = 0; i < errs.n; i++) {
+		char *line = config_error_line(&errs.v[i]);
+
+		fprintf(stderr, "mcp-proxy-runner: config: %s\n", line);
+		free(line);
+	}
+	config_errors_dispose(&errs);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "print-config", no_argument, NULL, 'P' },
+		{ "print-settings-doc", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct app app = { 0 };
+	const char *config_flag = NULL, *path;
+	bool check = false, print = false;
+	char err[256];
+	int ch, rc = 1;
+
+	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_flag = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'P':
+			print = true;
+			break;
+		case 'D':
+			config_print_docs(stdout);
+			return 0;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("mcp-proxy-runner %s\n", MCP_VERSION);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mcp-proxy-runner: unexpected argument \"%s\"\n%s", argv[optind], usage);
+		return 2;
+	}
+
+	path = app_config_path(config_flag);
+	app.cfg = config_new();
+	if (app_load_config(app.cfg, path) != 0) {
+		config_free(app.cfg);
+		return 2;
+	}
+	if (print) {
+		config_print(app.cfg, stdout);
+		config_free(app.cfg);
+		return 0;
+	}
+	if (check) {
+		printf("configuration OK%s%s\n", path ? ": " : " (defaults and environment)",
+		    path ? path : "");
+		config_free(app.cfg);
+		return 0;
+	}
+	if (log_set_level_name(app.cfg->server.log_level) != 0)
+		log_set_level(LOG_INFO);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (fetcher_check_async_dns(err, sizeof err) != 0) {
+		log_error("cannot start", LOG_S("error", err));
+		goto out;
+	}
+	{
+		/* Coalesce epoll interest changes per loop turn (the backend's
+		 * connect path and idle pool still toggle them). */
+		struct event_config *ec = event_config_new();
+
+		if (ec != NULL) {
+			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+			app.base = event_base_new_with_config(ec);
+			event_config_free(ec);
+		}
+	}
+	if (app.base == NULL) {
+		log_error("cannot create the event loop");
+		goto out;
+	}
+	app.srv = server_new(app.base, app.cfg);
+	if (server_listen(app.srv, err, sizeof err) != 0) {
+		log_error("cannot start", LOG_S("error", err));
+		goto out;
+	}
+	app.fetcher = fetcher_new(app.base, app.cfg->outbound.ca_file);
+	if (app.fetcher == NULL) {
+		log_error("cannot start the outbound HTTP client (libcurl multi)");
+		goto out;
+	}
+	if (app.cfg->eas.cimd.enabled && app.cfg->eas.cimd.insecure_allow_loopback)
+		log_warn("embeddedAuthServer.cimd.insecureAllowLoopback is on: client metadata "
+			 "documents may be fetched from loopback addresses; development only");
+	if (app.cfg->eas.insecure_allow_http)
+		log_warn("embeddedAuthServer.insecureAllowHTTP is on: http issuer and upstream IdP "
+			 "URLs are accepted; development only");
+	if (app.cfg->auth.mode == AUTH_MODE_EMBEDDED) {
+		app.as = as_new(app.base, app.cfg, app.srv, app.fetcher, err, sizeof err);
+		if (app.as == NULL) {
+			log_error("cannot start the authorization server", LOG_S("error", err));
+			goto out;
+		}
+	}
+	app.fw = forwarder_new(app.base, server_dns(app.srv), app.cfg);
+	if (app.cfg->auth.mode == AUTH_MODE_NONE) {
+		server_set_fallback(app.srv, "mcp", forward_handler, app.fw);
+	} else {
+		struct guard_as_ops ops = { .as = app.as, .issuer = app_as_issuer,
+			.keyset = app_as_keyset, .token_revoked = app_as_revoked,
+			.store = app_as_store, .upstream_refresh = app_as_upstream_refresh,
+			.upstream_cancel = app_as_upstream_cancel };
+
+		if ((app.prm = prm_new(app.cfg)) == NULL) {
+			log_error("cannot serve protected resource metadata: bad server.resourceUrl");
+			goto out;
+		}
+		prm_register(app.prm, app.srv);
+		app.guard = guard_new(app.base, app.cfg, app.fw, app.fetcher, app.prm,
+		    app.as != NULL ? &ops : NULL, err, sizeof err);
+		if (app.guard == NULL) {
+			log_error("cannot start the bearer guard", LOG_S("error", err));
+			goto out;
+		}
+		server_set_fallback(app.srv, "mcp", guard_handler, app.guard);
+	}
+	if (app.cfg->auth.mode == AUTH_MODE_NONE)
+		log_warn("auth.mode is none: MCP requests are forwarded WITHOUT any token check; "
+			 "use this for local development only");
+	app.sig_term = evsignal_new(app.base, SIGTERM, app_on_signal, &app);
+	app.sig_int = evsignal_new(app.base, SIGINT, app_on_signal, &app);
+	evsignal_add(app.sig_term, NULL);
+	evsignal_add(app.sig_int, NULL);
+	log_info("started", LOG_S("version", MCP_VERSION), LOG_S("config", path ? path : "(none)"),
+	    LOG_S("backend", app.cfg->backend.url));
+
+	if (event_base_dispatch(app.base) < 0) {
+		log_error("event loop failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (app.sig_term != NULL)
+		event_free(app.sig_term);
+	if (app.sig_int != NULL)
+		event_free(app.sig_int);
+	/* Order: the server's abort callbacks may cancel AS work; the AS
+	 * cancels its fetches; only then can the fetcher go. */
+	guard_free(app.guard);
+	server_free(app.srv);
+	as_free(app.as);
+	prm_free(app.prm);
+	forwarder_free(app.fw);
+	fetcher_free(app.fetcher);
+	if (app.base != NULL)
+		event_base_free(app.base);
+	metrics_reset();
+	config_free(app.cfg);
+	return rc;
+}

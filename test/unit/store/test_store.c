@@ -1,0 +1,273 @@
+/*
+ * Unit tests for auth/store_memory: single-use records and their
+ * tombstones, expiry on an injected clock, bounds, families and the
+ * jti deny-list, DCR client eviction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/clients/client.h"
+#include "auth/store/store.h"
+#include "common/clock.h"
+#include "common/xalloc.h"
+#include "config/config.h"
+#include "test/unit/unit.h"
+
+static struct store *
+new_store(void)
+{
+	clock_set_fake(1700000000, 1000000);
+	return store_new(NULL);
+}
+
+static struct store_pending *
+pending(const char *state)
+{
+	struct store_pending *p = xcalloc(1, sizeof *p);
+
+	p->client = oauth_client_new("c1");
+	p->state = xstrdup(state);
+	p->redirect_uri = xstrdup("https://a.example/cb");
+	return p;
+}
+
+static void
+test_pending_single_use_and_expiry(void)
+{
+	struct store *st = new_store();
+	struct store_pending *p;
+
+	store_pending_put(st, "s1", pending("a"), 600000);
+	store_pending_put(st, "s2", pending("b"), 600000);
+	p = store_pending_take(st, "s1");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_STRING_EQUAL(p->state, "a");
+	store_pending_free(p);
+	CU_ASSERT_PTR_NULL(store_pending_take(st, "s1"));
+	clock_advance_fake_ms(600000);
+	CU_ASSERT_PTR_NULL(store_pending_take(st, "s2"));
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+static void
+test_code_tombstone(void)
+{
+	struct store *st = new_store();
+	struct store_code *c = xcalloc(1, sizeof *c);
+	char *fam = NULL;
+
+	c->client = oauth_client_new("c1");
+	c->family = xstrdup("fam1");
+	store_code_put(st, "h1", c, 60000);
+	c = store_code_take(st, "h1", &fam);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_PTR_NULL(fam);
+	store_code_free(c);
+	CU_ASSERT_PTR_NULL(store_code_take(st, "h1", &fam));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fam);
+	CU_ASSERT_STRING_EQUAL(fam, "fam1");
+	free(fam);
+	CU_ASSERT_PTR_NULL(store_code_take(st, "unknown", &fam));
+	CU_ASSERT_PTR_NULL(fam);
+	/* After expiry the tombstone is gone: just unknown. */
+	clock_advance_fake_ms(60000);
+	CU_ASSERT_PTR_NULL(store_code_take(st, "h1", &fam));
+	CU_ASSERT_PTR_NULL(fam);
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+static struct store_refresh *
+refresh_rec(const char *family)
+{
+	struct store_refresh *r = xcalloc(1, sizeof *r);
+
+	r->family = xstrdup(family);
+	r->client_id = xstrdup("c1");
+	return r;
+}
+
+static void
+test_refresh_get_take(void)
+{
+	struct store *st = new_store();
+	struct store_refresh *r = refresh_rec("f");
+	char *fam = NULL;
+
+	store_refresh_put(st, "rh", r, 1000);
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "rh"));
+	r = store_refresh_take(st, "rh", &fam);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	store_refresh_free(r);
+	CU_ASSERT_PTR_NULL(store_refresh_get(st, "rh"));
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "rh", &fam));
+	CU_ASSERT_STRING_EQUAL(fam, "f");
+	free(fam);
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+static void
+test_family_revocation_denylists_jtis(void)
+{
+	struct store *st = new_store();
+
+	store_family_add_jti(st, "f", "j1", 1700000000 + 3600, 100000);
+	store_family_add_jti(st, "f", "j2", 1700000000 + 3600, 100000);
+	CU_ASSERT_FALSE(store_family_revoked(st, "f"));
+	CU_ASSERT_FALSE(store_jti_revoked(st, "j1"));
+	store_family_revoke(st, "f", 100000);
+	CU_ASSERT_TRUE(store_family_revoked(st, "f"));
+	CU_ASSERT_TRUE(store_jti_revoked(st, "j1"));
+	CU_ASSERT_TRUE(store_jti_revoked(st, "j2"));
+	/* A token issued into a revoked family is dead at birth. */
+	store_family_add_jti(st, "f", "j3", 1700000000 + 3600, 100000);
+	CU_ASSERT_TRUE(store_jti_revoked(st, "j3"));
+	/* Expired tokens need no deny-list entry. */
+	store_jti_revoke(st, "old", 1700000000 - 1);
+	CU_ASSERT_FALSE(store_jti_revoked(st, "old"));
+	/* The deny-list entry outlives the token by the leeway, then goes. */
+	clock_advance_fake_ms((3600 + 61) * 1000LL);
+	CU_ASSERT_FALSE(store_jti_revoked(st, "j1"));
+	CU_ASSERT_TRUE(store_sweep(st) >= 1);
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+static void
+test_bounded(void)
+{
+	struct store *st = new_store();
+	char key[32];
+	size_t found = 0;
+
+	for (int i = 0; i < STORE_MAX_PENDING + 10; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		store_pending_put(st, key, pending("x"), 600000);
+	}
+	/* The oldest went; the newest are there. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		CU_ASSERT_PTR_NULL(store_pending_take(st, key));
+	}
+	for (int i = STORE_MAX_PENDING; i < STORE_MAX_PENDING + 10; i++) {
+		struct store_pending *p;
+
+		snprintf(key, sizeof key, "k%d", i);
+		if ((p = store_pending_take(st, key)) != NULL)
+			found++;
+		store_pending_free(p);
+	}
+	CU_ASSERT_EQUAL(found, 10);
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+/* A full table of single-use records evicts tombstones (taken records, kept
+ * for replay detection) before any live record, oldest tombstone first: a
+ * burst of refresh rotations must not log out an idle user. */
+static void
+test_bounded_spent_first(void)
+{
+	struct store *st = new_store();
+	char key[32], *fam = NULL;
+	struct store_refresh *r;
+
+	store_refresh_put(st, "keep", refresh_rec("fk"), 3600000);
+	for (int i = 0; i < STORE_MAX_REFRESH - 1; i++) {
+		snprintf(key, sizeof key, "r%d", i);
+		store_refresh_put(st, key, refresh_rec("f"), 3600000);
+		store_refresh_free(store_refresh_take(st, key, NULL));
+	}
+	/* full: one live record and max - 1 tombstones; two more come in */
+	store_refresh_put(st, "new1", refresh_rec("f1"), 3600000);
+	store_refresh_put(st, "new2", refresh_rec("f2"), 3600000);
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "keep"));
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "new1"));
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "new2"));
+	/* the two oldest tombstones went, the next one still names its family */
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r0", &fam));
+	CU_ASSERT_PTR_NULL(fam);
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r1", &fam));
+	CU_ASSERT_PTR_NULL(fam);
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r2", &fam));
+	CU_ASSERT_PTR_NOT_NULL(fam);
+	free(fam);
+	/* with no tombstones left to go, the oldest live record goes */
+	r = store_refresh_take(st, "keep", NULL);
+	CU_ASSERT_PTR_NOT_NULL(r);
+	store_refresh_free(r);
+	store_free(st);
+	st = new_store();
+	for (int i = 0; i < STORE_MAX_REFRESH + 1; i++) {
+		snprintf(key, sizeof key, "l%d", i);
+		store_refresh_put(st, key, refresh_rec("f"), 3600000);
+	}
+	CU_ASSERT_PTR_NULL(store_refresh_get(st, "l0"));
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "l1"));
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+static void
+test_upstream_touch(void)
+{
+	struct store *st = new_store();
+	struct store_upstream *u = xcalloc(1, sizeof *u), *copy;
+
+	u->subject = xstrdup("alice");
+	u->access_token = xstrdup("at");
+	store_upstream_put(st, "tsid", u, 1000);
+	clock_advance_fake_ms(900);
+	store_upstream_touch(st, "tsid", 1000);
+	clock_advance_fake_ms(900);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(store_upstream_get(st, "tsid"));
+	copy = store_upstream_dup(store_upstream_get(st, "tsid"));
+	CU_ASSERT_STRING_EQUAL(copy->access_token, "at");
+	store_upstream_free(copy);
+	clock_advance_fake_ms(200);
+	CU_ASSERT_PTR_NULL(store_upstream_get(st, "tsid"));
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+static void
+test_client_eviction(void)
+{
+	struct store *st = new_store();
+	struct oauth_client *a = oauth_client_new("a"), *b = oauth_client_new("b");
+
+	a->last_used_ms = 1000;
+	b->last_used_ms = 500;
+	store_client_put(st, a);
+	store_client_put(st, b);
+	oauth_client_unref(a);
+	oauth_client_unref(b);
+	CU_ASSERT_EQUAL(store_client_count(st), 2);
+	CU_ASSERT_FALSE(store_client_evict_idle(st, 400));
+	CU_ASSERT_TRUE(store_client_evict_idle(st, 600));
+	CU_ASSERT_PTR_NULL(store_client_get(st, "b"));
+	CU_ASSERT_PTR_NOT_NULL(store_client_get(st, "a"));
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
+int
+main(void)
+{
+	static const struct unit_test tests[] = {
+		{ "pending: single use and expiry", test_pending_single_use_and_expiry },
+		{ "code: single use leaves a tombstone naming the family", test_code_tombstone },
+		{ "refresh: get, take, tombstone", test_refresh_get_take },
+		{ "family revocation deny-lists its access tokens", test_family_revocation_denylists_jtis },
+		{ "tables are bounded", test_bounded },
+		{ "a full table evicts tombstones before live records", test_bounded_spent_first },
+		{ "upstream sessions: touch extends", test_upstream_touch },
+		{ "DCR clients: idle eviction", test_client_eviction },
+		{ NULL, NULL },
+	};
+
+	return unit_run("store", tests);
+}
