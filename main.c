@@ -210,7 +210,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "mcp-proxy-runner: unexpected argument \"%s\"\n%s", argv[optind], usage);
+		fprintf(stderr, "mcp-proxy-runner: unexpected argument \"%s\"\n%s", argv[optind],
+		    usage);
 		return 2;
 	}
 
@@ -281,13 +282,17 @@ main(int argc, char **argv)
 	if (app.cfg->auth.mode == AUTH_MODE_NONE) {
 		server_set_fallback(app.srv, "mcp", forward_handler, app.fw);
 	} else {
-		struct guard_as_ops ops = { .as = app.as, .issuer = app_as_issuer,
-			.keyset = app_as_keyset, .token_revoked = app_as_revoked,
-			.store = app_as_store, .upstream_refresh = app_as_upstream_refresh,
+		struct guard_as_ops ops = { .as = app.as,
+			.issuer = app_as_issuer,
+			.keyset = app_as_keyset,
+			.token_revoked = app_as_revoked,
+			.store = app_as_store,
+			.upstream_refresh = app_as_upstream_refresh,
 			.upstream_cancel = app_as_upstream_cancel };
 
 		if ((app.prm = prm_new(app.cfg)) == NULL) {
-			log_error("cannot serve protected resource metadata: bad server.resourceUrl");
+			log_error(
+			    "cannot serve protected resource metadata: bad server.resourceUrl");
 			goto out;
 		}
 		prm_register(app.prm, app.srv);

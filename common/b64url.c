@@ -80,8 +80,7 @@ b64url_encode(const void *data, size_t len)
 }
 
 int
-b64url_decode_buf(const char *s, size_t len, unsigned char *dst,
-    size_t dstsize, size_t *outlen)
+b64url_decode_buf(const char *s, size_t len, unsigned char *dst, size_t dstsize, size_t *outlen)
 {
 	uint32_t v = 0;
 	size_t i, n = 0, rest = len % 4;

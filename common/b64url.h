@@ -22,13 +22,12 @@ void b64url_encode_buf(const void *data, size_t len, char *dst);
  * Returns 0 and the byte count in *outlen, or -1 if the input is not
  * canonical unpadded base64url or does not fit.
  */
-int b64url_decode_buf(const char *s, size_t len, unsigned char *dst,
-    size_t dstsize, size_t *outlen);
+int b64url_decode_buf(const char *s, size_t len, unsigned char *dst, size_t dstsize,
+    size_t *outlen);
 /*
  * Decode into a new buffer (NUL-terminated one past *outlen, so text can
  * be read as a string). Returns 0, or -1 with *out set to NULL.
  */
-int b64url_decode(const char *s, size_t len, unsigned char **out,
-    size_t *outlen);
+int b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen);
 
 #endif

@@ -98,7 +98,8 @@ form_parse(struct form *f, const char *s, size_t len, char *err, size_t errlen)
 			continue;
 		}
 		name = form_decode(p, (size_t)((eq != NULL ? eq : pend) - p), true);
-		value = eq != NULL ? form_decode(eq + 1, (size_t)(pend - eq - 1), true) : xstrdup("");
+		value = eq != NULL ? form_decode(eq + 1, (size_t)(pend - eq - 1), true)
+				   : xstrdup("");
 		if (name == NULL || value == NULL || *name == '\0') {
 			free(name);
 			xfree_secret(value);
@@ -121,7 +122,8 @@ form_parse(struct form *f, const char *s, size_t len, char *err, size_t errlen)
 			}
 		}
 		if (f->n == FORM_MAX_PARAMS) {
-			snprintf(err, errlen, "too many parameters (more than %d)", FORM_MAX_PARAMS);
+			snprintf(err, errlen, "too many parameters (more than %d)",
+			    FORM_MAX_PARAMS);
 			free(name);
 			xfree_secret(value);
 			goto fail;

@@ -21,12 +21,12 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define CONFIG_MAX_FILE (1024 * 1024)   /* config file size cap */
-#define CONFIG_MAX_SECRET (64 * 1024)   /* secret file size cap */
-#define CONFIG_MAX_LIST 256             /* items in any list */
-#define CONFIG_MAX_KEYS 256             /* keys in any mapping */
-#define CONFIG_MAX_STRING 4096          /* bytes in any string */
-#define CONFIG_MAX_GOT 64               /* bytes of a bad value echoed */
+#define CONFIG_MAX_FILE (1024 * 1024) /* config file size cap */
+#define CONFIG_MAX_SECRET (64 * 1024) /* secret file size cap */
+#define CONFIG_MAX_LIST 256           /* items in any list */
+#define CONFIG_MAX_KEYS 256           /* keys in any mapping */
+#define CONFIG_MAX_STRING 4096        /* bytes in any string */
+#define CONFIG_MAX_GOT 64             /* bytes of a bad value echoed */
 
 #define MS_S 1000LL
 #define MS_M (60 * MS_S)
@@ -58,17 +58,17 @@ enum setting_type {
 typedef const char *(*setting_check_fn)(const char *s);
 
 struct setting {
-	const char *path;    /* key path below the table's root */
+	const char *path; /* key path below the table's root */
 	enum setting_type type;
-	size_t off;          /* field offset in the table's struct */
-	const char *def;     /* default as a user writes it; NULL = unset */
+	size_t off;      /* field offset in the table's struct */
+	const char *def; /* default as a user writes it; NULL = unset */
 	const char *doc;
 	unsigned flags;
-	int64_t min, max;    /* SF_RANGE: integers, ms, bytes */
-	const char *const *names;  /* ST_ENUM: value = index */
-	setting_check_fn check;    /* ST_STRING, ST_STRLIST items */
-	int variant;         /* providers: 1 oidcConfig, 2 oauth2Config */
-	const char *env;     /* explicit env name (secretsDir) */
+	int64_t min, max;         /* SF_RANGE: integers, ms, bytes */
+	const char *const *names; /* ST_ENUM: value = index */
+	setting_check_fn check;   /* ST_STRING, ST_STRLIST items */
+	int variant;              /* providers: 1 oidcConfig, 2 oauth2Config */
+	const char *env;          /* explicit env name (secretsDir) */
 };
 
 static const char *check_listen(const char *);
@@ -90,13 +90,17 @@ static const char *const storage_names[] = { "memory", "redis", NULL };
 
 #define C(f) offsetof(struct config, f)
 #define P(f) offsetof(struct upstream_provider, f)
-#define S(p, t, o, d, ...) { .path = (p), .type = (t), .off = (o), .def = (d), .doc = __VA_ARGS__ }
+#define S(p, t, o, d, ...) \
+	{ \
+		.path = (p), .type = (t), .off = (o), .def = (d), .doc = __VA_ARGS__ \
+	}
 #define RANGE(lo, hi) .flags = SF_RANGE, .min = (lo), .max = (hi)
 
 /* The settings, in print order: a section precedes its children. */
 static const struct setting settings[] = {
 	S("secretsDir", ST_STRING, C(secrets_dir), "/etc/mcp-proxy/secrets",
-	    "Directory where Kubernetes mounts Secrets; a secretRef {name, key} reads `<secretsDir>/<name>/<key>`.",
+	    "Directory where Kubernetes mounts Secrets; a secretRef {name, key} reads "
+	    "`<secretsDir>/<name>/<key>`.",
 	    .check = check_nonempty, .env = "MCP_PROXY_SECRETS_DIR"),
 	S("server", ST_SECTION, 0, NULL, NULL),
 	S("server.listen", ST_STRING, C(server.listen), "0.0.0.0:8080",
@@ -104,10 +108,12 @@ static const struct setting settings[] = {
 	S("server.diagnosticsListen", ST_STRING, C(server.diagnostics_listen), "0.0.0.0:9464",
 	    "Address (`host:port`) of `/metrics` and `/health`.", .check = check_listen),
 	S("server.resourceUrl", ST_STRING, C(server.resource_url), NULL,
-	    "The MCP endpoint URL as clients name it (token audience, RFC 9728). Absolute http(s) URL without fragment; required unless `auth.mode` is `none`.",
+	    "The MCP endpoint URL as clients name it (token audience, RFC 9728). Absolute http(s) "
+	    "URL without fragment; required unless `auth.mode` is `none`.",
 	    .check = check_url),
 	S("server.publicPathPrefix", ST_STRING, C(server.public_path_prefix), "",
-	    "Path prefix clients see in front of our paths (e.g. `/team-a`); starts with `/`, no trailing `/`.",
+	    "Path prefix clients see in front of our paths (e.g. `/team-a`); starts with `/`, no "
+	    "trailing `/`.",
 	    .check = check_path_prefix),
 	S("server.trustProxyHeaders", ST_BOOL, C(server.trust_proxy_headers), "false",
 	    "Honour `X-Forwarded-*` headers from the client side."),
@@ -116,16 +122,24 @@ static const struct setting settings[] = {
 	S("server.maxHeaderSize", ST_SIZE, C(server.max_header_size), "128KiB",
 	    "Largest request header block accepted.", RANGE(1 * KIB, 16 * MIB)),
 	S("server.headerTimeout", ST_DURATION, C(server.header_timeout_ms), "10s",
-	    "Time allowed to receive a whole request (headers and body) once its first byte arrived: a deadline, not an inactivity timer, so a client trickling bytes is cut too. Never applies while a reply is produced or streams.", RANGE(1, MS_H)),
+	    "Time allowed to receive a whole request (headers and body) once its first byte "
+	    "arrived: a deadline, not an inactivity timer, so a client trickling bytes is cut too. "
+	    "Never applies while a reply is produced or streams.",
+	    RANGE(1, MS_H)),
 	S("server.idleTimeout", ST_DURATION, C(server.idle_timeout_ms), "60s",
-	    "How long an idle keep-alive client connection is kept between requests; also how long a reply may wait for a client that stopped reading. Never cuts a response that is streaming.", RANGE(1, 24 * MS_H)),
+	    "How long an idle keep-alive client connection is kept between requests; also how long "
+	    "a reply may wait for a client that stopped reading. Never cuts a response that is "
+	    "streaming.",
+	    RANGE(1, 24 * MS_H)),
 	S("server.drainTimeout", ST_DURATION, C(server.drain_timeout_ms), "30s",
 	    "Grace period for open requests on shutdown.", RANGE(0, MS_H)),
 	S("server.logLevel", ST_STRING, C(server.log_level), "info",
-	    "Lowest log level written: `debug`, `info`, `warn` or `error`.", .check = check_log_level),
+	    "Lowest log level written: `debug`, `info`, `warn` or `error`.",
+	    .check = check_log_level),
 	S("backend", ST_SECTION, 0, NULL, NULL),
 	S("backend.url", ST_STRING, C(backend.url), "http://127.0.0.1:3000",
-	    "The MCP server container: `http://host:port` with optional path (kept when forwarding).",
+	    "The MCP server container: `http://host:port` with optional path (kept when "
+	    "forwarding).",
 	    .check = check_backend_url),
 	S("backend.transport", ST_ENUM, C(backend.transport), "streamable-http",
 	    "MCP transport the backend speaks.", .names = transport_names),
@@ -140,15 +154,18 @@ static const struct setting settings[] = {
 	    "`embedded` (our OAuth AS), `oidc` (external IdP tokens) or `none` (development only).",
 	    .names = auth_mode_names),
 	S("auth.requiredScopes", ST_STRLIST, C(auth.required_scopes), NULL,
-	    "Scopes every MCP request's token must carry.", .flags = SF_FILE_ONLY, .check = check_scope),
+	    "Scopes every MCP request's token must carry.", .flags = SF_FILE_ONLY,
+	    .check = check_scope),
 	S("auth.upstreamTokenHeader", ST_STRING, C(auth.upstream_token_header), NULL,
-	    "Header that carries the upstream token to the backend; unset = `Authorization: Bearer`.",
+	    "Header that carries the upstream token to the backend; unset = `Authorization: "
+	    "Bearer`.",
 	    .check = check_header_name),
 	S("auth.oidc", ST_SECTION, 0, NULL, NULL),
 	S("auth.oidc.issuer", ST_STRING, C(auth.oidc.issuer), NULL,
 	    "External IdP issuer; required when `auth.mode` is `oidc`.", .check = check_issuer_url),
 	S("auth.oidc.audience", ST_STRING, C(auth.oidc.audience), NULL,
-	    "Audience tokens must carry; required when `auth.mode` is `oidc`.", .check = check_nonempty),
+	    "Audience tokens must carry; required when `auth.mode` is `oidc`.",
+	    .check = check_nonempty),
 	S("auth.oidc.jwksUrl", ST_STRING, C(auth.oidc.jwks_url), NULL,
 	    "JWKS URL; unset = discovered from the issuer.", .check = check_url),
 	S("auth.oidc.introspectionUrl", ST_STRING, C(auth.oidc.introspection_url), NULL,
@@ -157,31 +174,35 @@ static const struct setting settings[] = {
 	    "Client id for introspection.", .check = check_nonempty),
 	S("auth.oidc.clientSecretRef", ST_SECRET, C(auth.oidc.client_secret), NULL,
 	    "Client secret for introspection (secretRef).", .flags = SF_FILE_ONLY),
-	S("auth.oidc.introspectionCacheTtl", ST_DURATION, C(auth.oidc.introspection_cache_ttl_ms), "30s",
-	    "How long an introspection result is cached.", RANGE(0, MS_H)),
+	S("auth.oidc.introspectionCacheTtl", ST_DURATION, C(auth.oidc.introspection_cache_ttl_ms),
+	    "30s", "How long an introspection result is cached.", RANGE(0, MS_H)),
 	S("auth.oidc.insecureAllowHTTP", ST_BOOL, C(auth.oidc.insecure_allow_http), "false",
 	    "Development: allow http issuer/JWKS/introspection URLs."),
 	S("outbound", ST_SECTION, 0, NULL, NULL),
 	S("outbound.caFile", ST_STRING, C(outbound.ca_file), "",
 	    "Extra CA bundle (PEM) for outbound TLS; `\"\"` = system CAs only."),
 	S("outbound.timeout", ST_DURATION, C(outbound.timeout_ms), "10s",
-	    "Total timeout of outbound requests to trusted endpoints (IdP, JWKS).", RANGE(1, 5 * MS_M)),
+	    "Total timeout of outbound requests to trusted endpoints (IdP, JWKS).",
+	    RANGE(1, 5 * MS_M)),
 	S("outbound.maxResponseSize", ST_SIZE, C(outbound.max_response_size), "1MiB",
 	    "Largest outbound response body accepted.", RANGE(1 * KIB, 64 * MIB)),
 	S("embeddedAuthServer", ST_SECTION, 0, NULL, NULL),
 	S("embeddedAuthServer.issuer", ST_STRING, C(eas.issuer), NULL,
-	    "Issuer URL of the embedded AS; required when `auth.mode` is `embedded`; https unless `insecureAllowHTTP`.",
+	    "Issuer URL of the embedded AS; required when `auth.mode` is `embedded`; https unless "
+	    "`insecureAllowHTTP`.",
 	    .check = check_issuer_url),
 	S("embeddedAuthServer.authorizationEndpointBaseUrl", ST_STRING,
 	    C(eas.authorization_endpoint_base_url), NULL,
-	    "Base URL for the authorization endpoint; unset = the issuer.", .check = check_issuer_url),
+	    "Base URL for the authorization endpoint; unset = the issuer.",
+	    .check = check_issuer_url),
 	S("embeddedAuthServer.insecureAllowHTTP", ST_BOOL, C(eas.insecure_allow_http), "false",
 	    "Development: allow an http issuer and http upstream IdP URLs."),
 	S("embeddedAuthServer.upstreamProviders", ST_PROVIDERS, 0, NULL,
-	    "The upstream identity provider; exactly one is required in embedded mode (fields below).",
+	    "The upstream identity provider; exactly one is required in embedded mode (fields "
+	    "below).",
 	    .flags = SF_FILE_ONLY),
-	S("embeddedAuthServer.baselineClientScopes", ST_STRLIST, C(eas.baseline_client_scopes), NULL,
-	    "Scopes unioned into every client's registered scopes (DCR and CIMD).",
+	S("embeddedAuthServer.baselineClientScopes", ST_STRLIST, C(eas.baseline_client_scopes),
+	    NULL, "Scopes unioned into every client's registered scopes (DCR and CIMD).",
 	    .flags = SF_FILE_ONLY, .check = check_scope),
 	S("embeddedAuthServer.scopesSupported", ST_STRLIST, C(eas.scopes_supported),
 	    "openid,profile,email,offline_access", "Scopes advertised in discovery.",
@@ -197,17 +218,21 @@ static const struct setting settings[] = {
 	    "Accept Client ID Metadata Document URLs as client ids."),
 	S("embeddedAuthServer.cimd.cacheMaxSize", ST_UINT32, C(eas.cimd.cache_max_size), "256",
 	    "Most CIMD documents held in the LRU cache.", RANGE(1, 1000000)),
-	S("embeddedAuthServer.cimd.cacheFallbackTtl", ST_DURATION, C(eas.cimd.cache_fallback_ttl_ms), "5m",
-	    "TTL of a cached document when its response has no usable Cache-Control.", RANGE(1, 30 * MS_D)),
+	S("embeddedAuthServer.cimd.cacheFallbackTtl", ST_DURATION,
+	    C(eas.cimd.cache_fallback_ttl_ms), "5m",
+	    "TTL of a cached document when its response has no usable Cache-Control.",
+	    RANGE(1, 30 * MS_D)),
 	S("embeddedAuthServer.cimd.cacheMinTtl", ST_DURATION, C(eas.cimd.cache_min_ttl_ms), "30s",
 	    "Lower clamp of a Cache-Control derived TTL.", RANGE(0, 30 * MS_D)),
 	S("embeddedAuthServer.cimd.cacheMaxTtl", ST_DURATION, C(eas.cimd.cache_max_ttl_ms), "24h",
-	    "Upper clamp of a Cache-Control derived TTL; must be >= `cacheMinTtl`.", RANGE(1, 30 * MS_D)),
+	    "Upper clamp of a Cache-Control derived TTL; must be >= `cacheMinTtl`.",
+	    RANGE(1, 30 * MS_D)),
 	S("embeddedAuthServer.cimd.fetchTimeout", ST_DURATION, C(eas.cimd.fetch_timeout_ms), "5s",
 	    "Timeout of one metadata document fetch.", RANGE(1, 60 * MS_S)),
 	S("embeddedAuthServer.cimd.maxDocumentSize", ST_SIZE, C(eas.cimd.max_document_size), "5KiB",
 	    "Largest metadata document accepted.", RANGE(1 * KIB, 1 * MIB)),
-	S("embeddedAuthServer.cimd.insecureAllowLoopback", ST_BOOL, C(eas.cimd.insecure_allow_loopback), "false",
+	S("embeddedAuthServer.cimd.insecureAllowLoopback", ST_BOOL,
+	    C(eas.cimd.insecure_allow_loopback), "false",
 	    "Development: allow fetching documents from loopback addresses."),
 	S("embeddedAuthServer.cimd.allowedHosts", ST_STRLIST, C(eas.cimd.allowed_hosts), NULL,
 	    "If set, only these hosts may serve documents (exact names or `*.example.com`).",
@@ -226,15 +251,18 @@ static const struct setting settings[] = {
 	    C(eas.token_lifespans.auth_code_ms), "10m",
 	    "Lifetime of authorization codes (30s to 10m).", RANGE(30 * MS_S, 10 * MS_M)),
 	S("embeddedAuthServer.signingKeySecretRefs", ST_SECRETLIST, 0, NULL,
-	    "PEM private keys that sign tokens (list of secretRef); the first signs, all are published. Unset = a key generated at start-up.",
+	    "PEM private keys that sign tokens (list of secretRef); the first signs, all are "
+	    "published. Unset = a key generated at start-up.",
 	    .flags = SF_FILE_ONLY),
 	S("embeddedAuthServer.storage", ST_SECTION, 0, NULL, NULL),
 	S("embeddedAuthServer.storage.type", ST_ENUM, C(eas.storage.type), "memory",
-	    "Where codes, tokens and clients live; only `memory` is supported yet.", .names = storage_names),
+	    "Where codes, tokens and clients live; only `memory` is supported yet.",
+	    .names = storage_names),
 	S("embeddedAuthServer.registration", ST_SECTION, 0, NULL, NULL),
-	S("embeddedAuthServer.registration.maxClients", ST_UINT32, C(eas.registration.max_clients), "10000",
-	    "Most dynamically registered clients kept.", RANGE(1, 10000000)),
-	S("embeddedAuthServer.registration.ratePerSecond", ST_DOUBLE, C(eas.registration.rate_per_second), "10",
+	S("embeddedAuthServer.registration.maxClients", ST_UINT32, C(eas.registration.max_clients),
+	    "10000", "Most dynamically registered clients kept.", RANGE(1, 10000000)),
+	S("embeddedAuthServer.registration.ratePerSecond", ST_DOUBLE,
+	    C(eas.registration.rate_per_second), "10",
 	    "Sustained `/oauth/register` requests per second (token bucket)."),
 	S("embeddedAuthServer.registration.burst", ST_UINT32, C(eas.registration.burst), "20",
 	    "Burst size of the registration token bucket.", RANGE(1, 1000000)),
@@ -245,46 +273,61 @@ static const struct setting settings[] = {
 static const struct setting provider_settings[] = {
 	S("name", ST_STRING, P(name), NULL, "Provider name (letters, digits, `-`, `_`); required.",
 	    .check = check_provider_name),
-	S("type", ST_ENUM, P(type), NULL, "`oidc` or `oauth2`; must match the config block present.",
-	    .names = upstream_names),
+	S("type", ST_ENUM, P(type), NULL,
+	    "`oidc` or `oauth2`; must match the config block present.", .names = upstream_names),
 	S("oidcConfig", ST_SECTION, 0, NULL, NULL, .variant = 1),
-	S("oidcConfig.issuerUrl", ST_STRING, P(issuer_url), NULL, "Upstream OIDC issuer (discovery); required.",
-	    .check = check_issuer_url, .variant = 1),
-	S("oidcConfig.clientId", ST_STRING, P(client_id), NULL, "Our client id at the upstream IdP; required.",
-	    .check = check_nonempty, .variant = 1),
+	S("oidcConfig.issuerUrl", ST_STRING, P(issuer_url), NULL,
+	    "Upstream OIDC issuer (discovery); required.", .check = check_issuer_url, .variant = 1),
+	S("oidcConfig.clientId", ST_STRING, P(client_id), NULL,
+	    "Our client id at the upstream IdP; required.", .check = check_nonempty, .variant = 1),
 	S("oidcConfig.clientSecretRef", ST_SECRET, P(client_secret), NULL,
 	    "Our client secret at the upstream IdP (secretRef).", .variant = 1),
 	S("oidcConfig.redirectUri", ST_STRING, P(redirect_uri), NULL,
-	    "Callback registered at the IdP; default `<issuer>/oauth/callback`.", .check = check_url, .variant = 1),
-	S("oidcConfig.scopes", ST_STRLIST, P(scopes), NULL, "Scopes requested upstream; default `[openid, offline_access]`.",
-	    .check = check_scope, .variant = 1),
-	S("oidcConfig.subjectClaim", ST_STRING, P(subject_claim), NULL, "ID token claim naming the user; default `sub`.",
-	    .check = check_nonempty, .variant = 1),
+	    "Callback registered at the IdP; default `<issuer>/oauth/callback`.",
+	    .check = check_url, .variant = 1),
+	S("oidcConfig.scopes", ST_STRLIST, P(scopes), NULL,
+	    "Scopes requested upstream; default `[openid, offline_access]`.", .check = check_scope,
+	    .variant = 1),
+	S("oidcConfig.subjectClaim", ST_STRING, P(subject_claim), NULL,
+	    "ID token claim naming the user; default `sub`.", .check = check_nonempty,
+	    .variant = 1),
 	S("oauth2Config", ST_SECTION, 0, NULL, NULL, .variant = 2),
 	S("oauth2Config.authorizationEndpoint", ST_STRING, P(authorization_endpoint), NULL,
 	    "Upstream authorization endpoint; required.", .check = check_url, .variant = 2),
-	S("oauth2Config.tokenEndpoint", ST_STRING, P(token_endpoint), NULL, "Upstream token endpoint; required.",
-	    .check = check_url, .variant = 2),
+	S("oauth2Config.tokenEndpoint", ST_STRING, P(token_endpoint), NULL,
+	    "Upstream token endpoint; required.", .check = check_url, .variant = 2),
 	S("oauth2Config.userInfo", ST_SECTION, 0, NULL, NULL, .variant = 2),
-	S("oauth2Config.userInfo.endpointUrl", ST_STRING, P(userinfo_endpoint), NULL, "Upstream user info endpoint.",
-	    .check = check_url, .variant = 2),
-	S("oauth2Config.clientId", ST_STRING, P(client_id), NULL, "Our client id at the upstream server; required.",
-	    .check = check_nonempty, .variant = 2),
+	S("oauth2Config.userInfo.endpointUrl", ST_STRING, P(userinfo_endpoint), NULL,
+	    "Upstream user info endpoint.", .check = check_url, .variant = 2),
+	S("oauth2Config.clientId", ST_STRING, P(client_id), NULL,
+	    "Our client id at the upstream server; required.", .check = check_nonempty,
+	    .variant = 2),
 	S("oauth2Config.clientSecretRef", ST_SECRET, P(client_secret), NULL,
 	    "Our client secret at the upstream server (secretRef).", .variant = 2),
 	S("oauth2Config.redirectUri", ST_STRING, P(redirect_uri), NULL,
-	    "Callback registered upstream; default `<issuer>/oauth/callback`.", .check = check_url, .variant = 2),
-	S("oauth2Config.scopes", ST_STRLIST, P(scopes), NULL, "Scopes requested upstream.", .check = check_scope,
+	    "Callback registered upstream; default `<issuer>/oauth/callback`.", .check = check_url,
 	    .variant = 2),
+	S("oauth2Config.scopes", ST_STRLIST, P(scopes), NULL, "Scopes requested upstream.",
+	    .check = check_scope, .variant = 2),
 };
 #define N_PROVIDER_SETTINGS (sizeof provider_settings / sizeof provider_settings[0])
 
 /* ToolHive fields we know but do not implement: a clear error, not "unknown key". */
 static const char *const unsupported_keys[] = {
-	"hmacSecretRefs", "primaryUpstreamProvider", "delegateClients", "trustedIssuers",
-	"forceConfidentialRedirectUris", "insecureAllowConfidentialOverLoopbackHTTP", "userInfoOverride",
-	"additionalAuthorizationParams", "dcrConfig", "tokenResponseMapping", "identityFromToken",
-	"allowedAudiences", "redis", NULL,
+	"hmacSecretRefs",
+	"primaryUpstreamProvider",
+	"delegateClients",
+	"trustedIssuers",
+	"forceConfidentialRedirectUris",
+	"insecureAllowConfidentialOverLoopbackHTTP",
+	"userInfoOverride",
+	"additionalAuthorizationParams",
+	"dcrConfig",
+	"tokenResponseMapping",
+	"identityFromToken",
+	"allowedAudiences",
+	"redis",
+	NULL,
 };
 
 /* A secretRef found in the file, resolved once secretsDir is final. */
@@ -319,9 +362,8 @@ struct load {
 
 /* ---- small helpers ---- */
 
-static void
-errs_add(struct config_errors *errs, const char *where, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void errs_add(struct config_errors *errs, const char *where, const char *path,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
 errs_add(struct config_errors *errs, const char *where, const char *path, const char *fmt, ...)
@@ -461,9 +503,15 @@ config_parse_duration(const char *s, int64_t *out_ms)
 		const char *name;
 		uint64_t ns;
 	} units[] = {
-		{ "ns", 1 }, { "us", 1000 }, { "\xc2\xb5s", 1000 }, { "\xce\xbcs", 1000 },
-		{ "ms", 1000000 }, { "s", 1000000000ULL }, { "m", 60000000000ULL },
-		{ "h", 3600000000000ULL }, { "d", 86400000000000ULL },
+		{ "ns", 1 },
+		{ "us", 1000 },
+		{ "\xc2\xb5s", 1000 },
+		{ "\xce\xbcs", 1000 },
+		{ "ms", 1000000 },
+		{ "s", 1000000000ULL },
+		{ "m", 60000000000ULL },
+		{ "h", 3600000000000ULL },
+		{ "d", 86400000000000ULL },
 	};
 	const char *p = s;
 	uint64_t total = 0;
@@ -529,8 +577,14 @@ config_parse_size(const char *s, uint64_t *out_bytes)
 		const char *name;
 		uint64_t mul;
 	} units[] = {
-		{ "", 1 }, { "B", 1 }, { "KiB", 1ULL << 10 }, { "MiB", 1ULL << 20 }, { "GiB", 1ULL << 30 },
-		{ "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
+		{ "", 1 },
+		{ "B", 1 },
+		{ "KiB", 1ULL << 10 },
+		{ "MiB", 1ULL << 20 },
+		{ "GiB", 1ULL << 30 },
+		{ "KB", 1000 },
+		{ "MB", 1000000 },
+		{ "GB", 1000000000 },
 	};
 	uint64_t v = 0;
 	const char *p = s;
@@ -568,8 +622,8 @@ format_duration(int64_t ms)
 		return xstrdup("0s");
 	for (size_t i = 0; i < 4; i++) {
 		if (ms >= parts[i].ms) {
-			len += (size_t)snprintf(buf + len, sizeof buf - len, "%" PRId64 "%s", ms / parts[i].ms,
-			    parts[i].u);
+			len += (size_t)snprintf(buf + len, sizeof buf - len, "%" PRId64 "%s",
+			    ms / parts[i].ms, parts[i].u);
 			ms %= parts[i].ms;
 		}
 	}
@@ -742,8 +796,10 @@ check_log_level(const char *s)
 static const char *
 check_header_name(const char *s)
 {
-	if (*s == '\0' || strspn(s, "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz") != strlen(s))
+	if (*s == '\0' ||
+	    strspn(s,
+		"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		"abcdefghijklmnopqrstuvwxyz") != strlen(s))
 		return "expected an HTTP header name";
 	return NULL;
 }
@@ -756,7 +812,8 @@ check_host_pattern(const char *s)
 	if (strncmp(p, "*.", 2) == 0)
 		p += 2;
 	if (*p == '\0' || *p == '.' || p[strlen(p) - 1] == '.' || strstr(p, "..") != NULL ||
-	    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != strlen(p))
+	    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
+		strlen(p))
 		return "expected a host name or *.domain";
 	return NULL;
 }
@@ -849,8 +906,8 @@ enum_expected(const struct setting *s, char *buf, size_t len)
 
 /* Report a ranged value outside [min, max], formatted in the type's units. */
 static void
-range_error(struct config_errors *errs, const char *where, const char *path, const struct setting *s,
-    bool low, const char *got)
+range_error(struct config_errors *errs, const char *where, const char *path,
+    const struct setting *s, bool low, const char *got)
 {
 	int64_t bound = low ? s->min : s->max;
 	const char *op = low ? ">=" : "<=";
@@ -863,7 +920,10 @@ range_error(struct config_errors *errs, const char *where, const char *path, con
 	else
 		b = xasprintf("%" PRId64, bound);
 	errs_add(errs, where, path, "expected %s %s %s, got %s",
-	    s->type == ST_UINT32 ? "an integer" : s->type == ST_SIZE ? "a size" : "a duration", op, b, q);
+	    s->type == ST_UINT32     ? "an integer"
+		: s->type == ST_SIZE ? "a size"
+				     : "a duration",
+	    op, b, q);
 	free(b);
 	free(q);
 }
@@ -919,16 +979,18 @@ set_scalar(struct config_errors *errs, const struct setting *s, void *base, cons
 	case ST_DOUBLE:
 		errno = 0;
 		x = strtod(val, &end);
-		if (!(val[0] >= '0' && val[0] <= '9') || *end != '\0' || errno != 0 || !isfinite(x) ||
-		    x <= 0 || x > 1e6) {
-			errs_add(errs, where, path, "expected a number > 0 and <= 1000000, got %s", q);
+		if (!(val[0] >= '0' && val[0] <= '9') || *end != '\0' || errno != 0 ||
+		    !isfinite(x) || x <= 0 || x > 1e6) {
+			errs_add(errs, where, path, "expected a number > 0 and <= 1000000, got %s",
+			    q);
 			goto out;
 		}
 		*(double *)f = x;
 		break;
 	case ST_DURATION:
 		if (config_parse_duration(val, &d) == -1) {
-			errs_add(errs, where, path, "expected a duration like 5m, 1h30m or 500ms, got %s", q);
+			errs_add(errs, where, path,
+			    "expected a duration like 5m, 1h30m or 500ms, got %s", q);
 			goto out;
 		}
 		if ((s->flags & SF_RANGE) && (d < s->min || d > s->max)) {
@@ -939,11 +1001,14 @@ set_scalar(struct config_errors *errs, const struct setting *s, void *base, cons
 		break;
 	case ST_SIZE:
 		if (config_parse_size(val, &u) == -1) {
-			errs_add(errs, where, path, "expected a size like 8MiB, 512KiB or 1024, got %s", q);
+			errs_add(errs, where, path,
+			    "expected a size like 8MiB, 512KiB or 1024, got %s", q);
 			goto out;
 		}
-		if ((s->flags & SF_RANGE) && (u > INT64_MAX || (int64_t)u < s->min || (int64_t)u > s->max)) {
-			range_error(errs, where, path, s, u <= INT64_MAX && (int64_t)u < s->min, val);
+		if ((s->flags & SF_RANGE) &&
+		    (u > INT64_MAX || (int64_t)u < s->min || (int64_t)u > s->max)) {
+			range_error(errs, where, path, s, u <= INT64_MAX && (int64_t)u < s->min,
+			    val);
 			goto out;
 		}
 		*(uint64_t *)f = u;
@@ -1115,8 +1180,8 @@ scalar_is_null(const yaml_node_t *n)
 	const char *v = (const char *)n->data.scalar.value;
 
 	return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-	    (*v == '\0' || strcmp(v, "null") == 0 || strcmp(v, "~") == 0 || strcmp(v, "Null") == 0 ||
-		strcmp(v, "NULL") == 0);
+	    (*v == '\0' || strcmp(v, "null") == 0 || strcmp(v, "~") == 0 ||
+		strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0);
 }
 
 /* A scalar's text, or NULL (with an error) when it is not a clean scalar. */
@@ -1125,7 +1190,8 @@ scalar_text(struct load *ld, const yaml_node_t *n, const char *path, const char 
 {
 	char *w;
 
-	if (n->type == YAML_SCALAR_NODE && strlen((const char *)n->data.scalar.value) == n->data.scalar.length)
+	if (n->type == YAML_SCALAR_NODE &&
+	    strlen((const char *)n->data.scalar.value) == n->data.scalar.length)
 		return (const char *)n->data.scalar.value;
 	w = where_mark(ld, n->start_mark);
 	if (n->type == YAML_SCALAR_NODE)
@@ -1180,7 +1246,8 @@ load_strlist(struct load *ld, const struct setting *s, struct strlist *l, const 
 		}
 		if ((v = scalar_text(ld, item, ipath, "a string")) != NULL) {
 			if (strlen(v) > CONFIG_MAX_STRING)
-				errs_add(ld->errs, w, ipath, "expected at most %d bytes", CONFIG_MAX_STRING);
+				errs_add(ld->errs, w, ipath, "expected at most %d bytes",
+				    CONFIG_MAX_STRING);
 			else if (s->check != NULL && (why = s->check(v)) != NULL) {
 				char *q = quote_value(v);
 				errs_add(ld->errs, w, ipath, "%s, got %s", why, q);
@@ -1205,7 +1272,8 @@ load_secret(struct load *ld, struct secret_ref *ref, const yaml_node_t *n, const
 	if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
 		goto out;
 	if (n->type != YAML_MAPPING_NODE) {
-		errs_add(ld->errs, w, path, "expected a secretRef {name, key} or {env}, got %s", node_kind(n));
+		errs_add(ld->errs, w, path, "expected a secretRef {name, key} or {env}, got %s",
+		    node_kind(n));
 		goto out;
 	}
 	secret_ref_dispose(ref);
@@ -1232,9 +1300,11 @@ load_secret(struct load *ld, struct secret_ref *ref, const yaml_node_t *n, const
 		else if ((vs = scalar_text(ld, v, kpath, "a string")) != NULL) {
 			char *vw = where_mark(ld, v->start_mark), *q = quote_value(vs);
 			if (field == &ref->env && !env_name(vs))
-				errs_add(ld->errs, vw, kpath, "expected an environment variable name, got %s", q);
+				errs_add(ld->errs, vw, kpath,
+				    "expected an environment variable name, got %s", q);
 			else if (field != &ref->env && !plain_name(vs))
-				errs_add(ld->errs, vw, kpath, "expected a plain name (no '/', not '..'), got %s", q);
+				errs_add(ld->errs, vw, kpath,
+				    "expected a plain name (no '/', not '..'), got %s", q);
 			else
 				*field = xstrdup(vs);
 			free(q);
@@ -1267,7 +1337,8 @@ load_secretlist(struct load *ld, const yaml_node_t *n, const char *path)
 
 	if (n->type != YAML_SEQUENCE_NODE) {
 		w = where_mark(ld, n->start_mark);
-		errs_add(ld->errs, w, path, "expected a list of secretRef {name, key}, got %s", node_kind(n));
+		errs_add(ld->errs, w, path, "expected a list of secretRef {name, key}, got %s",
+		    node_kind(n));
 		free(w);
 		return;
 	}
@@ -1302,7 +1373,8 @@ load_providers(struct load *ld, const yaml_node_t *n, const char *path)
 
 	if (n->type != YAML_SEQUENCE_NODE) {
 		w = where_mark(ld, n->start_mark);
-		errs_add(ld->errs, w, path, "expected a list of upstream providers, got %s", node_kind(n));
+		errs_add(ld->errs, w, path, "expected a list of upstream providers, got %s",
+		    node_kind(n));
 		free(w);
 		return;
 	}
@@ -1336,7 +1408,8 @@ load_providers(struct load *ld, const yaml_node_t *n, const char *path)
 			continue;
 		seen->where = where_mark(ld, item->start_mark);
 		if (item->type != YAML_MAPPING_NODE) {
-			errs_add(ld->errs, seen->where, ipath, "expected a mapping, got %s", node_kind(item));
+			errs_add(ld->errs, seen->where, ipath, "expected a mapping, got %s",
+			    node_kind(item));
 			continue;
 		}
 		for (pr = item->data.mapping.pairs.start; pr < item->data.mapping.pairs.top; pr++) {
@@ -1351,8 +1424,8 @@ load_providers(struct load *ld, const yaml_node_t *n, const char *path)
 			else if (strcmp((char *)k->data.scalar.value, "oauth2Config") == 0)
 				seen->oauth2 = true;
 		}
-		load_map(ld, item, provider_settings, N_PROVIDER_SETTINGS, &cfg->eas.upstream_providers[i],
-		    NULL, ipath, true);
+		load_map(ld, item, provider_settings, N_PROVIDER_SETTINGS,
+		    &cfg->eas.upstream_providers[i], NULL, ipath, true);
 	}
 }
 
@@ -1368,8 +1441,8 @@ find_setting(const struct setting *table, size_t n, const char *path)
 
 /* Store one value node for setting s. */
 static void
-load_value(struct load *ld, const struct setting *s, const struct setting *table, size_t n, void *base,
-    const yaml_node_t *v, const char *tpath, const char *dpath, bool eas_scope)
+load_value(struct load *ld, const struct setting *s, const struct setting *table, size_t n,
+    void *base, const yaml_node_t *v, const char *tpath, const char *dpath, bool eas_scope)
 {
 	char *w = where_mark(ld, v->start_mark);
 	const char *text;
@@ -1402,7 +1475,8 @@ load_value(struct load *ld, const struct setting *s, const struct setting *table
 		load_providers(ld, v, dpath);
 		break;
 	default:
-		if (v->type == YAML_SCALAR_NODE && scalar_is_null(v) && s->type == ST_STRING && s->def == NULL) {
+		if (v->type == YAML_SCALAR_NODE && scalar_is_null(v) && s->type == ST_STRING &&
+		    s->def == NULL) {
 			set_string((char **)((char *)base + s->off), NULL);
 			break;
 		}
@@ -1412,7 +1486,8 @@ load_value(struct load *ld, const struct setting *s, const struct setting *table
 				enum_expected(s, buf, sizeof buf);
 				errs_add(ld->errs, w, dpath, "%s, got %s", buf, node_kind(v));
 			} else
-				errs_add(ld->errs, w, dpath, "expected %s, got %s", type_noun(s), node_kind(v));
+				errs_add(ld->errs, w, dpath, "expected %s, got %s", type_noun(s),
+				    node_kind(v));
 			break;
 		}
 		if ((text = scalar_text(ld, v, dpath, type_noun(s))) != NULL)
@@ -1438,7 +1513,8 @@ load_map(struct load *ld, const yaml_node_t *map, const struct setting *table, s
 	/* Bounded: the duplicate check below is quadratic. */
 	if (map->data.mapping.pairs.top - map->data.mapping.pairs.start > CONFIG_MAX_KEYS) {
 		w = where_mark(ld, map->start_mark);
-		errs_add(ld->errs, w, dprefix != NULL ? dprefix : "", "expected at most %d keys", CONFIG_MAX_KEYS);
+		errs_add(ld->errs, w, dprefix != NULL ? dprefix : "", "expected at most %d keys",
+		    CONFIG_MAX_KEYS);
 		free(w);
 		return;
 	}
@@ -1449,7 +1525,8 @@ load_map(struct load *ld, const yaml_node_t *map, const struct setting *table, s
 		char *tpath, *dpath, *kw;
 		bool dup = false;
 
-		if (k == NULL || (ks = scalar_text(ld, k, dprefix != NULL ? dprefix : "", "a key")) == NULL)
+		if (k == NULL ||
+		    (ks = scalar_text(ld, k, dprefix != NULL ? dprefix : "", "a key")) == NULL)
 			continue;
 		tpath = tprefix != NULL ? xasprintf("%s.%s", tprefix, ks) : xstrdup(ks);
 		dpath = dprefix != NULL ? xasprintf("%s.%s", dprefix, ks) : xstrdup(ks);
@@ -1463,9 +1540,11 @@ load_map(struct load *ld, const yaml_node_t *map, const struct setting *table, s
 		s = find_setting(table, n, tpath);
 		if (dup)
 			errs_add(ld->errs, kw, dpath, "duplicate key");
-		else if (s == NULL && (eas_scope || strncmp(tpath, "embeddedAuthServer.", 19) == 0) &&
+		else if (s == NULL &&
+		    (eas_scope || strncmp(tpath, "embeddedAuthServer.", 19) == 0) &&
 		    is_unsupported(ks))
-			errs_add(ld->errs, kw, dpath, "%s is not supported by mcp-proxy-runner", ks);
+			errs_add(ld->errs, kw, dpath, "%s is not supported by mcp-proxy-runner",
+			    ks);
 		else if (s == NULL)
 			errs_add(ld->errs, kw, dpath, "unknown key");
 		else if ((v = take_node(ld, pr->value, dpath)) != NULL)
@@ -1484,7 +1563,8 @@ map_get(struct load *ld, const yaml_node_t *map, const char *key, yaml_node_t **
 
 	for (pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = yaml_document_get_node(ld->doc, pr->key);
-		if (k != NULL && k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0) {
+		if (k != NULL && k->type == YAML_SCALAR_NODE &&
+		    strcmp((char *)k->data.scalar.value, key) == 0) {
 			if (keynode != NULL)
 				*keynode = k;
 			return yaml_document_get_node(ld->doc, pr->value);
@@ -1514,11 +1594,12 @@ manifest_expect(struct load *ld, const yaml_node_t *map, const yaml_node_t *at, 
 		free(w);
 		return false;
 	}
-	ok = prefix ? strncmp((char *)v->data.scalar.value, want, strlen(want)) == 0 :
-		      strcmp((char *)v->data.scalar.value, want) == 0;
+	ok = prefix ? strncmp((char *)v->data.scalar.value, want, strlen(want)) == 0
+		    : strcmp((char *)v->data.scalar.value, want) == 0;
 	if (!ok) {
 		q = quote_value((char *)v->data.scalar.value);
-		errs_add(ld->errs, w, path, "expected %s%s, got %s%s", want, prefix ? "..." : "", q, hint);
+		errs_add(ld->errs, w, path, "expected %s%s, got %s%s", want, prefix ? "..." : "", q,
+		    hint);
 		free(q);
 	}
 	free(w);
@@ -1529,7 +1610,8 @@ manifest_expect(struct load *ld, const yaml_node_t *map, const yaml_node_t *at, 
 static void
 load_manifest(struct load *ld, const yaml_node_t *root)
 {
-	static const char *const top_keys[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
+	static const char *const top_keys[] = { "apiVersion", "kind", "metadata", "spec", "status",
+		NULL };
 	yaml_node_pair_t *pr, *prev;
 	yaml_node_t *spec, *eas, *k;
 	bool known;
@@ -1552,17 +1634,21 @@ load_manifest(struct load *ld, const yaml_node_t *root)
 		for (prev = root->data.mapping.pairs.start; prev < pr; prev++) {
 			yaml_node_t *pk = yaml_document_get_node(ld->doc, prev->key);
 			if (pk != NULL && pk->type == YAML_SCALAR_NODE &&
-			    strcmp((char *)pk->data.scalar.value, (char *)k->data.scalar.value) == 0) {
-				errs_add(ld->errs, w, (char *)k->data.scalar.value, "duplicate key");
+			    strcmp((char *)pk->data.scalar.value, (char *)k->data.scalar.value) ==
+				0) {
+				errs_add(ld->errs, w, (char *)k->data.scalar.value,
+				    "duplicate key");
 				known = true;
 			}
 		}
 		if (!known)
 			errs_add(ld->errs, w, (char *)k->data.scalar.value,
-			    "unknown key in an MCPExternalAuthConfig manifest (expected apiVersion, kind, metadata, spec)");
+			    "unknown key in an MCPExternalAuthConfig manifest (expected "
+			    "apiVersion, kind, metadata, spec)");
 		free(w);
 	}
-	manifest_expect(ld, root, root, "apiVersion", "apiVersion", "toolhive.stacklok.dev/", true, "");
+	manifest_expect(ld, root, root, "apiVersion", "apiVersion", "toolhive.stacklok.dev/", true,
+	    "");
 	manifest_expect(ld, root, root, "kind", "kind", "MCPExternalAuthConfig", false, "");
 	spec = map_get(ld, root, "spec", NULL);
 	if (spec == NULL) {
@@ -1578,7 +1664,7 @@ load_manifest(struct load *ld, const yaml_node_t *root)
 		return;
 	}
 	if (!manifest_expect(ld, spec, spec, "type", "spec.type", "embeddedAuthServer", false,
-	    " (mcp-proxy-runner only reads embeddedAuthServer configs)"))
+		" (mcp-proxy-runner only reads embeddedAuthServer configs)"))
 		return;
 	for (pr = spec->data.mapping.pairs.start; pr < spec->data.mapping.pairs.top; pr++) {
 		k = yaml_document_get_node(ld->doc, pr->key);
@@ -1601,8 +1687,8 @@ load_manifest(struct load *ld, const yaml_node_t *root)
 		return;
 	}
 	ld->visited[eas - ld->doc->nodes.start] = 1;
-	load_value(ld, find_setting(settings, N_SETTINGS, "embeddedAuthServer"), settings, N_SETTINGS, ld->cfg,
-	    eas, "embeddedAuthServer", "spec.embeddedAuthServer", true);
+	load_value(ld, find_setting(settings, N_SETTINGS, "embeddedAuthServer"), settings,
+	    N_SETTINGS, ld->cfg, eas, "embeddedAuthServer", "spec.embeddedAuthServer", true);
 }
 
 static int
@@ -1676,9 +1762,11 @@ load_file(struct load *ld, const char *path)
 	parser_ok = true;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		w = xasprintf("%s:%zu:%zu", path, parser.problem_mark.line + 1, parser.problem_mark.column + 1);
+		w = xasprintf("%s:%zu:%zu", path, parser.problem_mark.line + 1,
+		    parser.problem_mark.column + 1);
 		if (parser.context != NULL)
-			errs_add(ld->errs, w, "", "YAML syntax error: %s %s", parser.problem, parser.context);
+			errs_add(ld->errs, w, "", "YAML syntax error: %s %s", parser.problem,
+			    parser.context);
 		else
 			errs_add(ld->errs, w, "", "YAML syntax error: %s",
 			    parser.problem != NULL ? parser.problem : "unknown");
@@ -1707,11 +1795,13 @@ load_file(struct load *ld, const char *path)
 	ld->visited[0] = 1;
 	if (root->type != YAML_MAPPING_NODE) {
 		w = where_mark(ld, root->start_mark);
-		errs_add(ld->errs, w, "", "expected a mapping at the top level, got %s", node_kind(root));
+		errs_add(ld->errs, w, "", "expected a mapping at the top level, got %s",
+		    node_kind(root));
 		free(w);
 		goto out;
 	}
-	if (map_get(ld, root, "kind", NULL) != NULL || map_get(ld, root, "apiVersion", NULL) != NULL ||
+	if (map_get(ld, root, "kind", NULL) != NULL ||
+	    map_get(ld, root, "apiVersion", NULL) != NULL ||
 	    map_get(ld, root, "spec", NULL) != NULL)
 		load_manifest(ld, root);
 	else
@@ -1777,7 +1867,8 @@ resolve_secret(struct load *ld, struct pending_secret *ps)
 
 	if (r->env != NULL) {
 		if ((v = ld->getenv_fn(r->env)) == NULL) {
-			errs_add(ld->errs, ps->where, ps->path, "environment variable %s is not set", r->env);
+			errs_add(ld->errs, ps->where, ps->path,
+			    "environment variable %s is not set", r->env);
 			return;
 		}
 		len = strlen(v);
@@ -1785,7 +1876,8 @@ resolve_secret(struct load *ld, struct pending_secret *ps)
 	} else {
 		file = xasprintf("%s/%s/%s", ld->cfg->secrets_dir, r->name, r->key);
 		if (read_file(file, CONFIG_MAX_SECRET, &buf, &len, &why) == -1) {
-			errs_add(ld->errs, ps->where, ps->path, "cannot read secret file %s: %s", file, why);
+			errs_add(ld->errs, ps->where, ps->path, "cannot read secret file %s: %s",
+			    file, why);
 			goto out;
 		}
 		if (len > 0 && buf[len - 1] == '\n')
@@ -1822,8 +1914,8 @@ require_https(struct load *ld, const char *url, bool insecure, const char *where
     const char *flag)
 {
 	if (url != NULL && !is_https(url) && !insecure)
-		errs_add(ld->errs, where, path, "expected an https URL (http needs %s: true), got an http URL",
-		    flag);
+		errs_add(ld->errs, where, path,
+		    "expected an https URL (http needs %s: true), got an http URL", flag);
 }
 
 static void
@@ -1844,7 +1936,8 @@ validate_provider(struct load *ld, size_t i)
 		return;
 	}
 	if (seen->oidc && seen->oauth2) {
-		errs_add(ld->errs, w, seen->path, "expected one of oidcConfig or oauth2Config, not both");
+		errs_add(ld->errs, w, seen->path,
+		    "expected one of oidcConfig or oauth2Config, not both");
 		return;
 	}
 	if (p->type == UPSTREAM_OIDC && !seen->oidc) {
@@ -1872,7 +1965,8 @@ validate_provider(struct load *ld, size_t i)
 			p->subject_claim = xstrdup("sub");
 	} else {
 		if (p->authorization_endpoint == NULL)
-			errs_add(ld->errs, w, seen->path, "oauth2Config.authorizationEndpoint is required");
+			errs_add(ld->errs, w, seen->path,
+			    "oauth2Config.authorizationEndpoint is required");
 		if (p->token_endpoint == NULL)
 			errs_add(ld->errs, w, seen->path, "oauth2Config.tokenEndpoint is required");
 		require_https(ld, p->authorization_endpoint, insecure, w, seen->path, flag);
@@ -1903,12 +1997,14 @@ validate(struct load *ld)
 			errs_add(ld->errs, where_of(ld, "auth.mode"), "auth.oidc.audience",
 			    "required when auth.mode is oidc");
 		require_https(ld, cfg->auth.oidc.issuer, cfg->auth.oidc.insecure_allow_http,
-		    where_of(ld, "auth.oidc.issuer"), "auth.oidc.issuer", "auth.oidc.insecureAllowHTTP");
-		require_https(ld, cfg->auth.oidc.jwks_url, cfg->auth.oidc.insecure_allow_http,
-		    where_of(ld, "auth.oidc.jwksUrl"), "auth.oidc.jwksUrl", "auth.oidc.insecureAllowHTTP");
-		require_https(ld, cfg->auth.oidc.introspection_url, cfg->auth.oidc.insecure_allow_http,
-		    where_of(ld, "auth.oidc.introspectionUrl"), "auth.oidc.introspectionUrl",
+		    where_of(ld, "auth.oidc.issuer"), "auth.oidc.issuer",
 		    "auth.oidc.insecureAllowHTTP");
+		require_https(ld, cfg->auth.oidc.jwks_url, cfg->auth.oidc.insecure_allow_http,
+		    where_of(ld, "auth.oidc.jwksUrl"), "auth.oidc.jwksUrl",
+		    "auth.oidc.insecureAllowHTTP");
+		require_https(ld, cfg->auth.oidc.introspection_url,
+		    cfg->auth.oidc.insecure_allow_http, where_of(ld, "auth.oidc.introspectionUrl"),
+		    "auth.oidc.introspectionUrl", "auth.oidc.insecureAllowHTTP");
 	}
 	if (cfg->eas.cimd.cache_min_ttl_ms > cfg->eas.cimd.cache_max_ttl_ms)
 		errs_add(ld->errs, where_of(ld, "embeddedAuthServer.cimd.cacheMinTtl"),
@@ -1933,13 +2029,16 @@ validate(struct load *ld)
 	    "embeddedAuthServer.insecureAllowHTTP");
 	require_https(ld, cfg->eas.authorization_endpoint_base_url, cfg->eas.insecure_allow_http,
 	    where_of(ld, "embeddedAuthServer.authorizationEndpointBaseUrl"),
-	    "embeddedAuthServer.authorizationEndpointBaseUrl", "embeddedAuthServer.insecureAllowHTTP");
+	    "embeddedAuthServer.authorizationEndpointBaseUrl",
+	    "embeddedAuthServer.insecureAllowHTTP");
 	if (cfg->eas.n_upstream_providers == 0)
 		errs_add(ld->errs, where_of(ld, "embeddedAuthServer.upstreamProviders"),
-		    "embeddedAuthServer.upstreamProviders", "exactly one upstream provider is required");
+		    "embeddedAuthServer.upstreamProviders",
+		    "exactly one upstream provider is required");
 	else if (cfg->eas.n_upstream_providers > 1)
 		errs_add(ld->errs, where_of(ld, "embeddedAuthServer.upstreamProviders"),
-		    "embeddedAuthServer.upstreamProviders", "multiple upstream providers are not supported yet");
+		    "embeddedAuthServer.upstreamProviders",
+		    "multiple upstream providers are not supported yet");
 	for (size_t i = 0; i < cfg->eas.n_upstream_providers && i < ld->n_seen; i++)
 		validate_provider(ld, i);
 }
@@ -1951,7 +2050,8 @@ real_getenv(const char *name)
 }
 
 int
-config_load(struct config *cfg, const char *path, config_getenv_fn getenv_fn, struct config_errors *errs)
+config_load(struct config *cfg, const char *path, config_getenv_fn getenv_fn,
+    struct config_errors *errs)
 {
 	struct load ld;
 	size_t before = errs->n;
@@ -2027,8 +2127,8 @@ print_secret(FILE *out, const struct secret_ref *r)
 	fputs("  # value: <redacted>", out);
 }
 
-static void print_table(FILE *out, const struct setting *table, size_t n, const void *base, int indent,
-    bool dash, int variant);
+static void print_table(FILE *out, const struct setting *table, size_t n, const void *base,
+    int indent, bool dash, int variant);
 
 /* Print the value part of one setting (after "key:"). */
 static void
@@ -2096,8 +2196,8 @@ print_value(FILE *out, const struct setting *s, const void *base, int indent)
 		fputc('\n', out);
 		for (size_t i = 0; i < cfg->eas.n_upstream_providers; i++) {
 			const struct upstream_provider *p = &cfg->eas.upstream_providers[i];
-			print_table(out, provider_settings, N_PROVIDER_SETTINGS, p, indent + 4, true,
-			    p->type == UPSTREAM_OIDC ? 1 : 2);
+			print_table(out, provider_settings, N_PROVIDER_SETTINGS, p, indent + 4,
+			    true, p->type == UPSTREAM_OIDC ? 1 : 2);
 		}
 		return;
 	}
@@ -2106,8 +2206,8 @@ print_value(FILE *out, const struct setting *s, const void *base, int indent)
 
 /* Print a table as YAML at indent; dash starts a list item; variant filters providers' blocks. */
 static void
-print_table(FILE *out, const struct setting *table, size_t n, const void *base, int indent, bool dash,
-    int variant)
+print_table(FILE *out, const struct setting *table, size_t n, const void *base, int indent,
+    bool dash, int variant)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct setting *s = &table[i];
@@ -2219,28 +2319,36 @@ config_print_docs(FILE *out)
 {
 	fputs("\n| Key | Env | Type | Default | Description |\n|---|---|---|---|---|\n", out);
 	print_doc_rows(out, settings, N_SETTINGS, "", false);
-	print_doc_rows(out, provider_settings, N_PROVIDER_SETTINGS, "embeddedAuthServer.upstreamProviders[].",
-	    true);
-	fputs("\n"
+	print_doc_rows(out, provider_settings, N_PROVIDER_SETTINGS,
+	    "embeddedAuthServer.upstreamProviders[].", true);
+	fputs(
+	    "\n"
 	    "Formats:\n"
 	    "\n"
-	    "- **duration**: Go syntax, a sequence of numbers with units `ns`, `us`, `ms`, `s`, `m`, `h` "
-	    "(plus `d` = 24h): `500ms`, `10s`, `5m`, `1h30m`, `1.5h`; `0` alone is zero. No sign, no "
+	    "- **duration**: Go syntax, a sequence of numbers with units `ns`, `us`, `ms`, `s`, "
+	    "`m`, `h` "
+	    "(plus `d` = 24h): `500ms`, `10s`, `5m`, `1h30m`, `1.5h`; `0` alone is zero. No sign, "
+	    "no "
 	    "spaces, a unit is required.\n"
 	    "- **size**: an integer number of bytes with an optional unit: `B`, `KiB`/`MiB`/`GiB` "
 	    "(1024-based) or `KB`/`MB`/`GB` (1000-based): `8MiB`, `512KiB`, `1024`. No fractions.\n"
 	    "- **bool**: exactly `true` or `false` (YAML 1.1 `yes`/`no`/`on`/`off` are rejected).\n"
 	    "- **integer**: decimal digits only, range-checked.\n"
-	    "- **secretRef**: `{name: N, key: K}` reads the file `<secretsDir>/N/K` (a mounted Kubernetes "
-	    "Secret; one trailing newline is stripped; N and K are plain names), or `{env: VAR}` reads "
+	    "- **secretRef**: `{name: N, key: K}` reads the file `<secretsDir>/N/K` (a mounted "
+	    "Kubernetes "
+	    "Secret; one trailing newline is stripped; N and K are plain names), or `{env: VAR}` "
+	    "reads "
 	    "an environment variable. Secret values are never printed.\n"
 	    "- **env**: `MCP_PROXY_` + the key path in upper case with dots as underscores; the "
-	    "environment wins over the file. Lists, secretRefs and `upstreamProviders` are file only.\n"
+	    "environment wins over the file. Lists, secretRefs and `upstreamProviders` are file "
+	    "only.\n"
 	    "- The file may also be a whole ToolHive `MCPExternalAuthConfig` manifest with "
 	    "`spec.type: embeddedAuthServer`; its `spec.embeddedAuthServer` is read as "
 	    "`embeddedAuthServer` and everything else comes from the environment and defaults.\n"
-	    "- Unknown keys are errors. Known ToolHive fields that are not implemented (for example "
-	    "`hmacSecretRefs`, `primaryUpstreamProvider`, `dcrConfig`) are reported as not supported.\n"
+	    "- Unknown keys are errors. Known ToolHive fields that are not implemented (for "
+	    "example "
+	    "`hmacSecretRefs`, `primaryUpstreamProvider`, `dcrConfig`) are reported as not "
+	    "supported.\n"
 	    "\n",
 	    out);
 }

@@ -59,13 +59,13 @@ struct config {
 	char *secrets_dir; /* secretsDir, default /etc/mcp-proxy/secrets */
 
 	struct {
-		char *listen;             /* default 0.0.0.0:8080 */
-		char *diagnostics_listen; /* default 0.0.0.0:9464 */
-		char *resource_url;       /* public MCP endpoint URL */
-		char *public_path_prefix; /* prefix clients see before our paths, e.g. /team-a */
-		bool trust_proxy_headers; /* honour X-Forwarded-* from the client side */
-		uint64_t max_body_size;   /* default 8 MiB */
-		uint64_t max_header_size; /* default 128 KiB */
+		char *listen;              /* default 0.0.0.0:8080 */
+		char *diagnostics_listen;  /* default 0.0.0.0:9464 */
+		char *resource_url;        /* public MCP endpoint URL */
+		char *public_path_prefix;  /* prefix clients see before our paths, e.g. /team-a */
+		bool trust_proxy_headers;  /* honour X-Forwarded-* from the client side */
+		uint64_t max_body_size;    /* default 8 MiB */
+		uint64_t max_header_size;  /* default 128 KiB */
 		int64_t header_timeout_ms; /* default 10s */
 		int64_t idle_timeout_ms;   /* keep-alive idle, default 60s */
 		int64_t drain_timeout_ms;  /* shutdown grace, default 30s */
@@ -75,21 +75,21 @@ struct config {
 	struct {
 		char *url; /* default http://127.0.0.1:3000 */
 		enum backend_transport transport;
-		int64_t connect_timeout_ms;  /* default 5s */
-		int64_t response_timeout_ms; /* default 5m, 0 = none */
+		int64_t connect_timeout_ms;    /* default 5s */
+		int64_t response_timeout_ms;   /* default 5m, 0 = none */
 		uint32_t max_idle_connections; /* keep-alive pool size, default 64 */
 	} backend;
 
 	struct {
-		enum auth_mode mode;         /* default embedded */
+		enum auth_mode mode; /* default embedded */
 		struct strlist required_scopes;
 		char *upstream_token_header; /* NULL = Authorization: Bearer */
 		struct {                     /* mode: oidc (external IdP) */
 			char *issuer;
 			char *audience;
-			char *jwks_url;           /* NULL = discovered */
-			char *introspection_url;  /* NULL = JWT only */
-			char *client_id;          /* introspection credentials */
+			char *jwks_url;          /* NULL = discovered */
+			char *introspection_url; /* NULL = JWT only */
+			char *client_id;         /* introspection credentials */
 			struct secret_ref client_secret;
 			int64_t introspection_cache_ttl_ms; /* default 30s */
 			bool insecure_allow_http;
@@ -97,8 +97,8 @@ struct config {
 	} auth;
 
 	struct {
-		char *ca_file;             /* extra CA bundle, "" = system */
-		int64_t timeout_ms;        /* trusted policy total timeout, default 10s */
+		char *ca_file;              /* extra CA bundle, "" = system */
+		int64_t timeout_ms;         /* trusted policy total timeout, default 10s */
 		uint64_t max_response_size; /* trusted policy cap, default 1 MiB */
 	} outbound;
 
@@ -113,13 +113,13 @@ struct config {
 		bool allow_confidential_client_registration;
 		bool disable_upstream_token_injection;
 		struct {
-			bool enabled;              /* default false */
-			uint32_t cache_max_size;   /* default 256, >= 1 */
+			bool enabled;                  /* default false */
+			uint32_t cache_max_size;       /* default 256, >= 1 */
 			int64_t cache_fallback_ttl_ms; /* default 5m, > 0 */
-			int64_t cache_min_ttl_ms;  /* default 30s */
-			int64_t cache_max_ttl_ms;  /* default 24h */
-			int64_t fetch_timeout_ms;  /* default 5s */
-			uint64_t max_document_size; /* default 5 KiB */
+			int64_t cache_min_ttl_ms;      /* default 30s */
+			int64_t cache_max_ttl_ms;      /* default 24h */
+			int64_t fetch_timeout_ms;      /* default 5s */
+			uint64_t max_document_size;    /* default 5 KiB */
 			bool insecure_allow_loopback;
 			struct strlist allowed_hosts;
 			struct strlist denied_hosts;
@@ -135,9 +135,9 @@ struct config {
 			enum storage_type type; /* memory (redis: not yet) */
 		} storage;
 		struct {
-			uint32_t max_clients;      /* default 10000 */
-			double rate_per_second;    /* token bucket, default 10 */
-			uint32_t burst;            /* default 20 */
+			uint32_t max_clients;   /* default 10000 */
+			double rate_per_second; /* token bucket, default 10 */
+			uint32_t burst;         /* default 20 */
 		} registration;
 	} eas; /* embeddedAuthServer */
 };

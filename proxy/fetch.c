@@ -320,12 +320,13 @@ fetch_classify(struct fetch *fe, CURLcode code)
 		if (status >= 300 && status < 400 && status != 304) {
 			r->error = FETCH_ERR_REDIRECT_REFUSED;
 			snprintf(fe->error_text, sizeof fe->error_text,
-			    "the server answered with a redirect (HTTP %ld); redirects are not followed",
+			    "the server answered with a redirect (HTTP %ld); redirects are not "
+			    "followed",
 			    status);
 		} else if (status != 200) {
 			r->error = FETCH_ERR_BAD_STATUS;
-			snprintf(fe->error_text, sizeof fe->error_text, "the server answered HTTP %ld",
-			    status);
+			snprintf(fe->error_text, sizeof fe->error_text,
+			    "the server answered HTTP %ld", status);
 		} else if (!fetch_is_json(ct)) {
 			r->error = FETCH_ERR_CONTENT_TYPE;
 			snprintf(fe->error_text, sizeof fe->error_text,
@@ -338,7 +339,8 @@ fetch_classify(struct fetch *fe, CURLcode code)
 	if (fe->too_large || code == CURLE_FILESIZE_EXCEEDED) {
 		r->error = FETCH_ERR_TOO_LARGE;
 		snprintf(fe->error_text, sizeof fe->error_text,
-		    "the response is larger than the limit of %" PRIu64 " bytes", fe->policy.max_size);
+		    "the response is larger than the limit of %" PRIu64 " bytes",
+		    fe->policy.max_size);
 	} else if (fe->blocked && code == CURLE_COULDNT_CONNECT) {
 		r->error = FETCH_ERR_BLOCKED_ADDRESS;
 		snprintf(fe->error_text, sizeof fe->error_text,
@@ -349,7 +351,8 @@ fetch_classify(struct fetch *fe, CURLcode code)
 		    "no complete response within %" PRId64 " ms", fe->policy.timeout_ms);
 	} else if (code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY) {
 		r->error = FETCH_ERR_DNS;
-		snprintf(fe->error_text, sizeof fe->error_text, "the host name could not be resolved");
+		snprintf(fe->error_text, sizeof fe->error_text,
+		    "the host name could not be resolved");
 	} else if (code == CURLE_COULDNT_CONNECT) {
 		r->error = FETCH_ERR_CONNECT;
 		snprintf(fe->error_text, sizeof fe->error_text, "could not connect to the server");
@@ -734,15 +737,15 @@ fetch_start(struct fetcher *f, const struct fetch_request *req, fetch_done_cb do
 	else
 		fetch_policy_init(&fe->policy, true);
 	if (fe->policy.timeout_ms <= 0)
-		fe->policy.timeout_ms = fe->policy.untrusted ? FETCH_UNTRUSTED_TIMEOUT_MS :
-							       FETCH_TRUSTED_TIMEOUT_MS;
+		fe->policy.timeout_ms = fe->policy.untrusted ? FETCH_UNTRUSTED_TIMEOUT_MS
+							     : FETCH_TRUSTED_TIMEOUT_MS;
 	if (fe->policy.connect_timeout_ms <= 0)
 		fe->policy.connect_timeout_ms = FETCH_CONNECT_TIMEOUT_MS;
 	if (fe->policy.connect_timeout_ms > fe->policy.timeout_ms)
 		fe->policy.connect_timeout_ms = fe->policy.timeout_ms;
 	if (fe->policy.max_size == 0)
-		fe->policy.max_size = fe->policy.untrusted ? FETCH_UNTRUSTED_MAX_SIZE :
-							     FETCH_TRUSTED_MAX_SIZE;
+		fe->policy.max_size = fe->policy.untrusted ? FETCH_UNTRUSTED_MAX_SIZE
+							   : FETCH_TRUSTED_MAX_SIZE;
 
 	if (req->method != NULL && strcasecmp(req->method, "GET") != 0 &&
 	    strcasecmp(req->method, "POST") != 0) {
@@ -799,7 +802,7 @@ fetcher_pending(const struct fetcher *f)
 	size_t n = f->n_running;
 
 	TAILQ_FOREACH(fe, &f->queued, entry)
-		n++;
+	n++;
 	return n;
 }
 

@@ -89,13 +89,13 @@ struct fetch_result {
 typedef void (*fetch_done_cb)(const struct fetch_result *res, void *arg);
 
 struct fetch_request {
-	const char *method;               /* "GET" (NULL means GET) or "POST" */
+	const char *method; /* "GET" (NULL means GET) or "POST" */
 	const char *url;
-	const char *const *headers;       /* NULL-terminated "Name: value" lines, or NULL */
-	const char *body;                 /* POST body, copied */
+	const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+	const char *body;           /* POST body, copied */
 	size_t body_len;
 	const struct fetch_policy *policy; /* copied */
-	const char *policy_name;          /* metrics label: "trusted", "untrusted", ... */
+	const char *policy_name;           /* metrics label: "trusted", "untrusted", ... */
 };
 
 /* Fill p with the defaults of a trusted or an untrusted policy. */

@@ -51,11 +51,11 @@
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 
-#define FW_HIGH_WATER (256 * 1024)        /* pause the backend above this */
-#define FW_MAX_RESPONSE_HEAD (64 * 1024)  /* status line + headers */
+#define FW_HIGH_WATER (256 * 1024)       /* pause the backend above this */
+#define FW_MAX_RESPONSE_HEAD (64 * 1024) /* status line + headers */
 #define FW_MAX_CHUNK_LINE 1024
-#define FW_SSE_REWRITE_MAX (16 * 1024)    /* look this far for the endpoint event */
-#define FW_BACKEND_IDLE_S 30              /* close pooled connections idle longer */
+#define FW_SSE_REWRITE_MAX (16 * 1024) /* look this far for the endpoint event */
+#define FW_BACKEND_IDLE_S 30           /* close pooled connections idle longer */
 
 struct fx;
 
@@ -68,7 +68,7 @@ struct bconn {
 	struct evbuffer *in;
 	struct evbuffer *out;
 	size_t read_size; /* server_sock_read()'s */
-	struct fx *fx; /* NULL while idle in the pool */
+	struct fx *fx;    /* NULL while idle in the pool */
 	int64_t idle_since_us;
 	bool connected;
 	bool reused;
@@ -83,7 +83,7 @@ struct forwarder {
 	struct event_base *base;
 	struct evdns_base *dns;
 	const struct config *cfg;
-	char *host;      /* backend host as in the URL (no brackets) */
+	char *host; /* backend host as in the URL (no brackets) */
 	int port;
 	char *base_path; /* backend URL path without trailing '/', may be "" */
 	char *host_header;
@@ -114,8 +114,8 @@ struct fx {
 	int status;
 	bool head_method;
 	bool keepalive;
-	bool started;   /* reply headers sent to the client */
-	bool stream;    /* text/event-stream */
+	bool started; /* reply headers sent to the client */
+	bool stream;  /* text/event-stream */
 	bool paused;
 	bool got_bytes; /* any response byte from the backend */
 	bool retried;
@@ -126,7 +126,7 @@ struct fx {
 	struct evbuffer *sse_pending;
 	char *sse_prefix;
 	struct forward_opts opts;
-	char *inject;       /* "Name: value\r\n", the header the guard adds (a secret) */
+	char *inject; /* "Name: value\r\n", the header the guard adds (a secret) */
 	size_t inject_name_len;
 	int64_t start_us;
 };
@@ -136,7 +136,6 @@ static void fx_fail(struct fx *fx, int status, const char *kind, const char *mes
 static void fx_send_request(struct fx *fx);
 
 /* --- backend connections --- */
-
 
 static void
 bconn_free(struct bconn *bc)
@@ -174,8 +173,7 @@ bconn_release(struct bconn *bc)
 
 	bc->fx = NULL;
 	if (fw->n_idle >= fw->cfg->backend.max_idle_connections ||
-	    evbuffer_get_length(bc->in) > 0 || evbuffer_get_length(bc->out) > 0 ||
-	    !bc->reading) {
+	    evbuffer_get_length(bc->in) > 0 || evbuffer_get_length(bc->out) > 0 || !bc->reading) {
 		bc->entry.tqe_prev = NULL;
 		bconn_free(bc);
 		return;
@@ -377,15 +375,17 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 	} else {
 		char *id = req_jsonrpc_id(fx->sr);
 		char *body;
-		const char *code = status == 504 ? "gateway_timeout" :
-		    status == 503 ? "unavailable" : "bad_gateway";
+		const char *code = status == 504 ? "gateway_timeout"
+		    : status == 503              ? "unavailable"
+						 : "bad_gateway";
 
 		if (id != NULL) {
 			json_object *m = json_object_new_string(message);
 
-			body = xasprintf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":-32603,"
-					 "\"message\":%s}}",
-			    id, json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+			body =
+			    xasprintf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":-32603,"
+				      "\"message\":%s}}",
+				id, json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
 			json_object_put(m);
 			free(id);
 		} else {
@@ -650,8 +650,8 @@ fx_connect_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	err = bufferevent_socket_get_dns_error(bev);
-	fx_backend_closed(fx, err ? evutil_gai_strerror(err) :
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	fx_backend_closed(fx,
+	    err ? evutil_gai_strerror(err) : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 static void
@@ -694,8 +694,9 @@ fx_send_request(struct fx *fx)
 	bc->fx = fx;
 	fx->bc = bc;
 	fx_write_request(fx, bc->out);
-	fx_arm_timer(fx, bc->connected ? fw->cfg->backend.response_timeout_ms :
-					 fw->cfg->backend.connect_timeout_ms);
+	fx_arm_timer(fx,
+	    bc->connected ? fw->cfg->backend.response_timeout_ms
+			  : fw->cfg->backend.connect_timeout_ms);
 	bconn_write(bc);
 }
 
@@ -758,24 +759,28 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 		evbuffer_remove(fx->sse_pending, text, evlen);
 		text[evlen] = '\0';
 		out = evbuffer_new();
-		for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		for (line = strtok_r(text, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
 			size_t ll = strlen(line);
 
 			if (ll > 0 && line[ll - 1] == '\r')
 				line[--ll] = '\0';
-			if (strcmp(line, "event: endpoint") == 0 || strcmp(line, "event:endpoint") == 0)
+			if (strcmp(line, "event: endpoint") == 0 ||
+			    strcmp(line, "event:endpoint") == 0)
 				is_endpoint = true;
 			if (is_endpoint && strncmp(line, "data:", 5) == 0) {
 				const char *v = line + 5 + (line[5] == ' ');
 				const char *pathpart = v;
 
-				if (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) {
+				if (strncmp(v, "http://", 7) == 0 ||
+				    strncmp(v, "https://", 8) == 0) {
 					pathpart = strchr(strchr(v, ':') + 3, '/');
 					if (pathpart == NULL)
 						pathpart = "/";
 				}
 				if (pathpart[0] == '/')
-					evbuffer_add_printf(out, "data: %s%s\n", fx->sse_prefix, pathpart);
+					evbuffer_add_printf(out, "data: %s%s\n", fx->sse_prefix,
+					    pathpart);
 				else
 					evbuffer_add_printf(out, "data: %s\n", v);
 				continue;
@@ -836,8 +841,9 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		for (k = 0; k < end; k++)
 			nlines += p[k] == '\n';
 		/* One allocation: the name and value pointers, then the text. */
-		names = xreallocarray(NULL, 2 * (nlines + 1) + (end + 1 + sizeof *names - 1) /
-		    sizeof *names, sizeof *names);
+		names = xreallocarray(NULL,
+		    2 * (nlines + 1) + (end + 1 + sizeof *names - 1) / sizeof *names,
+		    sizeof *names);
 		values = names + nlines + 1;
 		head = (char *)(values + nlines + 1);
 		memcpy(head, p, end);
@@ -850,8 +856,8 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		if (strncmp(line, "HTTP/", 5) != 0 || line[5] < '0' || line[5] > '9' ||
 		    line[6] != '.' || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
 		    line[9] < '0' || line[9] > '9' || line[10] < '0' || line[10] > '9' ||
-		    line[11] < '0' || line[11] > '9' || (line[12] != ' ' && line[12] != '\r' &&
-		    line[12] != '\0'))
+		    line[11] < '0' || line[11] > '9' ||
+		    (line[12] != ' ' && line[12] != '\r' && line[12] != '\0'))
 			goto out;
 		major = line[5] - '0';
 		minor = line[7] - '0';
@@ -882,15 +888,16 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 			value = colon + 1;
 			while (*value == ' ' || *value == '\t')
 				value++;
-			for (e = value + strlen(value); e > value && (e[-1] == ' ' || e[-1] == '\t');)
+			for (e = value + strlen(value);
+			     e > value && (e[-1] == ' ' || e[-1] == '\t');)
 				*--e = '\0';
 			if (FX_NAME_IS(line, nl, "Content-Length")) {
 				char *cend;
 
 				errno = 0;
 				fx->remaining = strtoll(value, &cend, 10);
-				if (errno != 0 || *cend != '\0' || cend == value || fx->remaining < 0 ||
-				    fx->body == BODY_CHUNKED)
+				if (errno != 0 || *cend != '\0' || cend == value ||
+				    fx->remaining < 0 || fx->body == BODY_CHUNKED)
 					goto out;
 				fx->body = BODY_LENGTH;
 				fx->head_length = fx->remaining;
@@ -925,7 +932,7 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 				req_add_header(fx->sr, names[k], values[k]);
 		}
 		rc = 1;
-out:
+	out:
 		free(names);
 		return rc;
 	}
@@ -945,8 +952,7 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 	}
 	fx->state = FX_BODY;
 	fx_arm_timer(fx, 0);
-	metrics_observe(fx->fw->m_backend_latency,
-	    (double)(clock_mono_us() - fx->start_us) / 1e6);
+	metrics_observe(fx->fw->m_backend_latency, (double)(clock_mono_us() - fx->start_us) / 1e6);
 	if (req_gone(sr))
 		return;
 	if (fx->body == BODY_NONE) {
@@ -1050,7 +1056,8 @@ fx_pump(struct fx *fx, struct evbuffer *in)
 
 				errno = 0;
 				size = strtoll(line, &end, 16);
-				if (errno != 0 || end == line || size < 0 || (*end != '\0' && *end != ';')) {
+				if (errno != 0 || end == line || size < 0 ||
+				    (*end != '\0' && *end != ';')) {
 					free(line);
 					evbuffer_free(chunk);
 					fx_fail(fx, 502, "protocol", "malformed chunked response");
@@ -1161,8 +1168,9 @@ forward_request(struct forwarder *fw, struct req *sr, const struct forward_opts 
 		if (fw->cfg->server.trust_proxy_headers && fx_safe_prefix(xfp))
 			fx->sse_prefix = xstrdup(xfp);
 		else
-			fx->sse_prefix = xstrdup(fw->cfg->server.public_path_prefix != NULL ?
-				fw->cfg->server.public_path_prefix : "");
+			fx->sse_prefix = xstrdup(fw->cfg->server.public_path_prefix != NULL
+				? fw->cfg->server.public_path_prefix
+				: "");
 		/* "/a/" + "/messages" must not become "/a//messages" */
 		if (fx->sse_prefix[0] != '\0' && fx->sse_prefix[strlen(fx->sse_prefix) - 1] == '/')
 			fx->sse_prefix[strlen(fx->sse_prefix) - 1] = '\0';

@@ -22,7 +22,7 @@ struct forward_opts {
 	const char *inject_name;   /* header to add (e.g. "Authorization"), or NULL */
 	const char *inject_prefix; /* put before its value (e.g. "Bearer "), or NULL */
 	const char *inject_value;  /* its value */
-	bool strip_cookies;       /* drop Cookie (set whenever auth is on) */
+	bool strip_cookies;        /* drop Cookie (set whenever auth is on) */
 };
 
 struct forwarder *forwarder_new(struct event_base *base, struct evdns_base *dns,

@@ -90,8 +90,13 @@ h1_method_of(const char *m)
 		const char *name;
 		enum h1_method method;
 	} methods[] = {
-		{ "GET", H1_GET }, { "POST", H1_POST }, { "HEAD", H1_HEAD }, { "PUT", H1_PUT },
-		{ "DELETE", H1_DELETE }, { "OPTIONS", H1_OPTIONS }, { "PATCH", H1_PATCH },
+		{ "GET", H1_GET },
+		{ "POST", H1_POST },
+		{ "HEAD", H1_HEAD },
+		{ "PUT", H1_PUT },
+		{ "DELETE", H1_DELETE },
+		{ "OPTIONS", H1_OPTIONS },
+		{ "PATCH", H1_PATCH },
 	};
 
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
@@ -231,8 +236,7 @@ h1_framing(struct h1_request *req, int *status, const char **err)
 /* Parse the request line and header lines of a complete head (head_len
  * bytes at text, NUL-terminated copy). */
 static int
-h1_parse_lines(struct h1_request *req, char *text, char *target_copy, int *status,
-    const char **err)
+h1_parse_lines(struct h1_request *req, char *text, char *target_copy, int *status, const char **err)
 {
 	char *line = text, *next, *sp, *t;
 	size_t tlen;
@@ -326,8 +330,8 @@ h1_parse_lines(struct h1_request *req, char *text, char *target_copy, int *statu
 }
 
 int
-h1_parse_request(const char *buf, size_t len, size_t max_head, size_t *scan,
-    struct h1_request *req, int *status, const char **err)
+h1_parse_request(const char *buf, size_t len, size_t max_head, size_t *scan, struct h1_request *req,
+    int *status, const char **err)
 {
 	size_t start = 0, end = 0, i, lines = 0, hlen;
 	const char *nl;
@@ -363,8 +367,8 @@ h1_parse_request(const char *buf, size_t len, size_t max_head, size_t *scan,
 	if (end == 0) {
 		if (len - start > max_head) {
 			*status = memchr(buf + start, '\n', len - start) == NULL ? 414 : 431;
-			*err = *status == 414 ? "the request target is too long" :
-						"the request header is too large";
+			*err = *status == 414 ? "the request target is too long"
+					      : "the request header is too large";
 			return -1;
 		}
 		if (memchr(buf + start, '\n', len - start) == NULL &&
@@ -385,7 +389,8 @@ h1_parse_request(const char *buf, size_t len, size_t max_head, size_t *scan,
 		*err = "NUL in the request head";
 		return -1;
 	}
-	for (const char *p = buf + start; (p = memchr(p, '\n', (size_t)(buf + end - p))) != NULL; p++)
+	for (const char *p = buf + start; (p = memchr(p, '\n', (size_t)(buf + end - p))) != NULL;
+	     p++)
 		lines++;
 	/* layout: headers[lines] | target copy (<= hlen + 1) | head text */
 	req->mem = xmalloc(lines * sizeof *req->headers + 2 * (hlen + 1));
@@ -442,13 +447,15 @@ h1_chunked_decode(struct h1_chunked *st, struct evbuffer *in, struct evbuffer *b
 				return rc;
 			}
 			for (k = 0; k < n && line[k] != '\0' &&
-			    strchr("0123456789abcdefABCDEF", line[k]) != NULL; k++) {
+			     strchr("0123456789abcdefABCDEF", line[k]) != NULL;
+			     k++) {
 				if (k >= 15) {
 					*err = "chunk size too large";
 					return -1;
 				}
-				size = size * 16 + (uint64_t)(line[k] <= '9' ? line[k] - '0' :
-				    (line[k] | 0x20) - 'a' + 10);
+				size = size * 16 +
+				    (uint64_t)(line[k] <= '9' ? line[k] - '0'
+							      : (line[k] | 0x20) - 'a' + 10);
 			}
 			if (k == 0) {
 				*err = "malformed chunk size";
@@ -535,43 +542,82 @@ const char *
 h1_reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 417: return "Expectation Failed";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 406:
+		return "Not Acceptable";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 417:
+		return "Expectation Failed";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
 	}
-	return status < 200 ? "Informational" : status < 300 ? "OK" : status < 400 ? "Redirect" :
-	    status < 500 ? "Client Error" : "Server Error";
+	return status < 200 ? "Informational"
+	    : status < 300  ? "OK"
+	    : status < 400  ? "Redirect"
+	    : status < 500  ? "Client Error"
+			    : "Server Error";
 }

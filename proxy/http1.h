@@ -18,9 +18,7 @@ struct evbuffer;
 #define H1_MAX_TARGET 8192 /* longest request-target accepted (414 above) */
 #define H1_MAX_CHUNK_LINE 4096
 
-enum h1_method {
-	H1_GET, H1_POST, H1_HEAD, H1_PUT, H1_DELETE, H1_OPTIONS, H1_PATCH, H1_OTHER
-};
+enum h1_method { H1_GET, H1_POST, H1_HEAD, H1_PUT, H1_DELETE, H1_OPTIONS, H1_PATCH, H1_OTHER };
 
 struct h1_header {
 	const char *name;  /* NUL-terminated, as sent */
@@ -64,8 +62,8 @@ enum h1_chunk_state { H1_CH_SIZE, H1_CH_DATA, H1_CH_DATA_END, H1_CH_TRAILER, H1_
 
 struct h1_chunked {
 	enum h1_chunk_state state;
-	uint64_t left;     /* bytes of the current chunk still to come */
-	size_t trailer;    /* trailer bytes seen */
+	uint64_t left;  /* bytes of the current chunk still to come */
+	size_t trailer; /* trailer bytes seen */
 };
 
 /*

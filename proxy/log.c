@@ -69,8 +69,7 @@ line_raw(struct line *l, const char *s, size_t n)
 	l->len += n;
 }
 
-static void
-line_fmt(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line_fmt(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 line_fmt(struct line *l, const char *fmt, ...)

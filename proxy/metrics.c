@@ -45,8 +45,8 @@ struct metric {
 static struct metric *families;
 static struct metric *families_tail;
 
-static const double default_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-	0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+static const double default_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+	0.25, 0.5, 1, 2.5, 5, 10 };
 
 static struct metric *
 metrics_register(enum metric_kind kind, const char *name, const char *help, const char *labels,

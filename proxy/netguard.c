@@ -25,7 +25,8 @@ struct netguard_v6 {
 	const char *why;
 };
 
-#define V4(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
+#define V4(a, b, c, d) \
+	(((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
 
 static const struct netguard_v4 netguard_v4_table[] = {
 	{ V4(0, 0, 0, 0), 8, "this-network" },
@@ -124,7 +125,8 @@ netguard_v6_special(const uint8_t *a, bool allow_loopback, const char **why)
 		return netguard_v4_special(v4, allow_loopback, why);
 	}
 	for (i = 0; i < sizeof netguard_v6_table / sizeof netguard_v6_table[0]; i++) {
-		if (netguard_prefix_match(a, netguard_v6_table[i].prefix, netguard_v6_table[i].bits)) {
+		if (netguard_prefix_match(a, netguard_v6_table[i].prefix,
+			netguard_v6_table[i].bits)) {
 			*why = netguard_v6_table[i].why;
 			return 1;
 		}
@@ -165,8 +167,7 @@ netguard_is_loopback(const struct sockaddr *sa)
 	const char *why = NULL;
 
 	/* Loopback is the one range allow_loopback lifts. */
-	return netguard_is_special(sa, false, &why) && why != NULL &&
-	    strcmp(why, "loopback") == 0;
+	return netguard_is_special(sa, false, &why) && why != NULL && strcmp(why, "loopback") == 0;
 }
 
 int

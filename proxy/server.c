@@ -62,9 +62,9 @@
 
 #define SERVER_PROBE_INTERVAL_S 5
 #define SERVER_DIAG_MAX_BODY 4096
-#define SERVER_IN_HIGH_WATER (64 * 1024)  /* stop reading a busy connection above */
-#define SERVER_OUT_LOW_WATER (64 * 1024)  /* "drained" for backpressure below */
-#define SERVER_LINGER_MS 2000             /* read and discard after an error reply */
+#define SERVER_IN_HIGH_WATER (64 * 1024)      /* stop reading a busy connection above */
+#define SERVER_OUT_LOW_WATER (64 * 1024)      /* "drained" for backpressure below */
+#define SERVER_LINGER_MS 2000                 /* read and discard after an error reply */
 #define SERVER_JSONRPC_SCAN_MAX (1024 * 1024) /* parse bodies up to this for an error id */
 
 struct route {
@@ -115,8 +115,8 @@ struct conn {
 	bool write_error;
 	bool flush_soon; /* a deferred write is scheduled */
 	bool in_process;
-	size_t scan;         /* head search position */
-	int64_t body_left;   /* Content-Length body still to read */
+	size_t scan;       /* head search position */
+	int64_t body_left; /* Content-Length body still to read */
 	struct h1_chunked chunk;
 	struct req *sr; /* the request being read or answered */
 	char peer[INET6_ADDRSTRLEN];
@@ -260,8 +260,8 @@ server_new(struct event_base *base, const struct config *cfg)
 	srv->cfg = cfg;
 	TAILQ_INIT(&srv->inflight);
 	LIST_INIT(&srv->conns);
-	srv->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	srv->dns = evdns_base_new(base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (srv->dns == NULL)
 		srv->dns = evdns_base_new(base, 0);
 	u = evhttp_uri_parse(cfg->backend.url);
@@ -453,7 +453,8 @@ req_make_id(struct req *sr)
 	size_t n;
 
 	if (given != NULL && (n = strlen(given)) > 0 && n < sizeof sr->id &&
-	    strspn(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n) {
+	    strspn(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+		n) {
 		memcpy(sr->id, given, n + 1);
 		return;
 	}
@@ -842,7 +843,8 @@ conn_error(struct conn *c, int status, const char *code, const char *desc)
 	}
 	n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"error_description\":\"%s\"}", code,
 	    desc);
-	evbuffer_add_printf(c->out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+	evbuffer_add_printf(c->out,
+	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
 	    "Cache-Control: no-store\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 	    status, h1_reason(status), n, body);
 	c->state = CONN_CLOSING;
@@ -875,10 +877,14 @@ conn_read_head(struct conn *c)
 	if (rc == 0)
 		return false;
 	if (rc < 0) {
-		conn_error(c, status, status == 431 ? "request_header_fields_too_large" :
-		    status == 414 ? "uri_too_long" : status == 501 ? "not_implemented" :
-		    status == 505 ? "http_version_not_supported" : status == 417 ?
-		    "expectation_failed" : "bad_request", err);
+		conn_error(c, status,
+		    status == 431       ? "request_header_fields_too_large"
+			: status == 414 ? "uri_too_long"
+			: status == 501 ? "not_implemented"
+			: status == 505 ? "http_version_not_supported"
+			: status == 417 ? "expectation_failed"
+					: "bad_request",
+		    err);
 		return false;
 	}
 	evbuffer_drain(c->in, (size_t)rc);
@@ -1123,8 +1129,7 @@ req_header(const struct req *sr, const char *name)
 }
 
 bool
-req_header_next(const struct req *sr, size_t *i, const char **name,
-    const char **value)
+req_header_next(const struct req *sr, size_t *i, const char **name, const char **value)
 {
 	if (*i >= sr->rq.n_headers)
 		return false;
@@ -1248,8 +1253,8 @@ req_add_header(struct req *sr, const char *name, const char *value)
 	nl = strlen(name);
 	vl = strlen(value);
 	if (sr->rh_len + nl + vl + 4 > sr->rh_cap) {
-		sr->rh_cap = sr->rh_cap * 2 > sr->rh_len + nl + vl + 4 ? sr->rh_cap * 2 :
-		    sr->rh_len + nl + vl + 256;
+		sr->rh_cap = sr->rh_cap * 2 > sr->rh_len + nl + vl + 4 ? sr->rh_cap * 2
+								       : sr->rh_len + nl + vl + 256;
 		sr->rh = xrealloc(sr->rh, sr->rh_cap);
 	}
 	memcpy(sr->rh + sr->rh_len, name, nl);
@@ -1305,8 +1310,10 @@ req_reply_head(struct req *sr, int status, int64_t content_length)
 	if (c->srv->draining)
 		c->keepalive = false;
 	/* Room for the head and a small body in one piece: one send(). */
-	evbuffer_expand(out, sr->rh_len + 256 + (content_length > 0 &&
-	    content_length <= SERVER_COPY_MAX ? (size_t)content_length : 0));
+	evbuffer_expand(out,
+	    sr->rh_len + 256 +
+		(content_length > 0 && content_length <= SERVER_COPY_MAX ? (size_t)content_length
+									 : 0));
 	memcpy(line, "HTTP/1.1 000 ", 13);
 	if (sr->rq.minor < 1)
 		line[7] = '0';
@@ -1364,8 +1371,7 @@ req_reply_done(struct req *sr)
 }
 
 void
-req_reply(struct req *sr, int status, const char *content_type, const void *body,
-    size_t len)
+req_reply(struct req *sr, int status, const char *content_type, const void *body, size_t len)
 {
 	if (sr->gone || sr->replied)
 		return;
@@ -1437,14 +1443,14 @@ req_reply_oauth_error(struct req *sr, int status, const char *code, const char *
 		json_object_object_add(o, "error_description", json_object_new_string(desc));
 	req_add_header(sr, "Pragma", "no-cache");
 	req_reply_json(sr, status,
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	    json_object_to_json_string_ext(o,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
 /* --- health, readiness, metrics --- */
 
-static void
-server_probe_start(struct server *srv);
+static void server_probe_start(struct server *srv);
 
 static void
 server_probe_done(struct server *srv, bool ok, const char *err)
@@ -1481,7 +1487,8 @@ server_probe_event(struct bufferevent *bev, short what, void *arg)
 		else if (err != 0)
 			server_probe_done(srv, false, evutil_gai_strerror(err));
 		else
-			server_probe_done(srv, false, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			server_probe_done(srv, false,
+			    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	}
 }
 
@@ -1504,7 +1511,7 @@ server_probe_start(struct server *srv)
 		tv.tv_usec = (srv->cfg->backend.connect_timeout_ms % 1000) * 1000;
 		bufferevent_set_timeouts(srv->probe_bev, &tv, &tv);
 		if (bufferevent_socket_connect_hostname(srv->probe_bev, srv->dns, AF_UNSPEC,
-		    srv->backend_host, srv->backend_port) != 0)
+			srv->backend_host, srv->backend_port) != 0)
 			server_probe_done(srv, false, "connect failed");
 	}
 	if (srv->probe_timer == NULL)
@@ -1533,7 +1540,8 @@ server_handle_health(struct req *sr, void *arg)
 	json_object_object_add(b, "url", json_object_new_string(srv->cfg->backend.url));
 	json_object_object_add(b, "reachable", json_object_new_boolean(srv->backend_ok));
 	if (srv->backend_checked)
-		json_object_object_add(b, "checkedAt", json_object_new_int64(srv->backend_checked_at));
+		json_object_object_add(b, "checkedAt",
+		    json_object_new_int64(srv->backend_checked_at));
 	if (!srv->backend_ok)
 		json_object_object_add(b, "error", json_object_new_string(srv->backend_error));
 	json_object_object_add(o, "backend", b);
@@ -1542,7 +1550,8 @@ server_handle_health(struct req *sr, void *arg)
 	if (ready && (srv->draining || !srv->backend_ok))
 		code = 503;
 	req_reply_json(sr, code,
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	    json_object_to_json_string_ext(o,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 

@@ -83,14 +83,13 @@ bool req_gone(const struct req *sr);
 const char *req_id(const struct req *sr);
 enum h1_method req_method(const struct req *sr);
 const char *req_method_name(const struct req *sr); /* "GET", ... */
-const char *req_target(const struct req *sr); /* as sent */
-const char *req_path(const struct req *sr);   /* raw, without query */
-const char *req_query(const struct req *sr);  /* raw, or NULL */
+const char *req_target(const struct req *sr);      /* as sent */
+const char *req_path(const struct req *sr);        /* raw, without query */
+const char *req_query(const struct req *sr);       /* raw, or NULL */
 /* The first header of that name (case-insensitive), or NULL. */
 const char *req_header(const struct req *sr, const char *name);
 /* Iterate the request headers in order: start with *i = 0; false at the end. */
-bool req_header_next(const struct req *sr, size_t *i, const char **name,
-    const char **value);
+bool req_header_next(const struct req *sr, size_t *i, const char **name, const char **value);
 /* The whole request body (never NULL; may be empty). */
 struct evbuffer *req_body(const struct req *sr);
 /* When the request body is one JSON-RPC message, its id as JSON text
@@ -109,8 +108,7 @@ void req_set_stream(struct req *sr, bool stream);
 
 /* Complete replies. They do nothing when the client is gone. A reply
  * without a Content-Type gets application/json. */
-void req_reply(struct req *sr, int status, const char *content_type, const void *body,
-    size_t len);
+void req_reply(struct req *sr, int status, const char *content_type, const void *body, size_t len);
 /* JSON body with Cache-Control: no-store. */
 void req_reply_json(struct req *sr, int status, const char *json);
 /* {"error":code,"error_description":desc} (RFC 6749 §5.2 shape). */

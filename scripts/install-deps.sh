@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
       libjson-c-dev libyaml-dev libcunit1-dev openssl curl ca-certificates
-      clang libclang-rt-dev)
+      clang libclang-rt-dev clang-format git)
 for arg in "$@"; do
   case "$arg" in
     --test) want+=(valgrind) ;;

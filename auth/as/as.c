@@ -120,7 +120,8 @@ as_new(struct event_base *base, const struct config *cfg, struct server *srv,
 	as->srv = srv;
 	as->fetcher = fetcher;
 	if (cfg->eas.issuer == NULL || cfg->eas.n_upstream_providers != 1) {
-		snprintf(err, errlen, "embeddedAuthServer needs an issuer and exactly one "
+		snprintf(err, errlen,
+		    "embeddedAuthServer needs an issuer and exactly one "
 		    "upstream provider");
 		goto fail;
 	}
@@ -130,8 +131,8 @@ as_new(struct event_base *base, const struct config *cfg, struct server *srv,
 		n--;
 	as->issuer = xstrndup(cfg->eas.issuer, n);
 	as->issuer_path = as_url_path(as->issuer);
-	as->audience = xstrdup(cfg->server.resource_url != NULL ? cfg->server.resource_url :
-	    as->issuer);
+	as->audience = xstrdup(
+	    cfg->server.resource_url != NULL ? cfg->server.resource_url : as->issuer);
 	if (as_load_keys(as, err, errlen) != 0)
 		goto fail;
 
@@ -167,14 +168,14 @@ as_new(struct event_base *base, const struct config *cfg, struct server *srv,
 
 	server_route(srv, SERVER_MCP, "/.well-known/oauth-authorization-server", true,
 	    "oauth_metadata", discovery_handle_metadata, as);
-	server_route(srv, SERVER_MCP, "/.well-known/openid-configuration", true,
-	    "oidc_metadata", discovery_handle_oidc, as);
+	server_route(srv, SERVER_MCP, "/.well-known/openid-configuration", true, "oidc_metadata",
+	    discovery_handle_oidc, as);
 	if (*as->issuer_path != '\0') {
 		char *a = xasprintf("%s/.well-known/oauth-authorization-server", as->issuer_path);
 		char *o = xasprintf("%s/.well-known/openid-configuration", as->issuer_path);
 
-		server_route(srv, SERVER_MCP, a, false, "oauth_metadata",
-		    discovery_handle_metadata, as);
+		server_route(srv, SERVER_MCP, a, false, "oauth_metadata", discovery_handle_metadata,
+		    as);
 		server_route(srv, SERVER_MCP, o, false, "oidc_metadata", discovery_handle_oidc, as);
 		free(a);
 		free(o);
@@ -405,13 +406,15 @@ as_error_page(struct req *sr, int status, const char *error, const char *desc)
 		return;
 	}
 	b = evbuffer_new();
-	evbuffer_add_printf(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+	evbuffer_add_printf(b,
+	    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
 	    "<title>Authorization error</title></head>\n<body>\n<h1>Authorization error</h1>\n"
 	    "<p>The authorization request cannot be completed. You were not redirected because "
 	    "the application or its redirect address could not be verified.</p>\n"
 	    "<p><strong>error:</strong> <code id=\"error\">");
 	as_html_escape(b, error);
-	evbuffer_add_printf(b, "</code></p>\n<p><strong>error_description:</strong> "
+	evbuffer_add_printf(b,
+	    "</code></p>\n<p><strong>error_description:</strong> "
 	    "<span id=\"error_description\">");
 	as_html_escape(b, desc);
 	evbuffer_add_printf(b, "</span></p>\n</body></html>\n");
@@ -440,8 +443,8 @@ as_redirect(struct req *sr, int status, const char *uri, struct form_builder *fb
 }
 
 void
-as_redirect_error(struct as *as, struct req *sr, const char *redirect_uri,
-    const char *state, const char *error, const char *desc)
+as_redirect_error(struct as *as, struct req *sr, const char *redirect_uri, const char *state,
+    const char *error, const char *desc)
 {
 	struct form_builder fb = { 0 };
 
@@ -451,4 +454,3 @@ as_redirect_error(struct as *as, struct req *sr, const char *redirect_uri,
 	form_add(&fb, "iss", as->issuer);
 	as_redirect(sr, 302, redirect_uri, &fb);
 }
-

@@ -73,16 +73,16 @@ void revoke_handle(struct req *sr, void *arg);
 
 /* An error answer about client authentication: a 401 to a client that
  * used HTTP Basic carries the Basic challenge (RFC 6749 §5.2). */
-void token_client_error(struct req *sr, const char *auth_method, int status,
-    const char *error, const char *desc);
+void token_client_error(struct req *sr, const char *auth_method, int status, const char *error,
+    const char *desc);
 /* Client credentials of a token/revocation request: HTTP Basic, or
  * client_id (+ client_secret) in the form. 0, or -1 with the RFC 6749
  * error to answer. */
-int token_credentials(struct req *sr, const struct form *f, char **client_id,
-    char **secret, const char **method, int *status, const char **error, const char **desc);
+int token_credentials(struct req *sr, const struct form *f, char **client_id, char **secret,
+    const char **method, int *status, const char **error, const char **desc);
 /* Do the presented credentials authenticate client c? */
-bool token_authenticate(const struct oauth_client *c, const char *auth_method,
-    const char *secret, const char **why);
+bool token_authenticate(const struct oauth_client *c, const char *auth_method, const char *secret,
+    const char **why);
 
 /* The request's method as "GET", "POST", "OPTIONS", ... */
 const char *as_method(struct req *sr);
@@ -94,8 +94,8 @@ bool as_preflight(struct req *sr, const char *methods);
 void as_cors(struct req *sr);
 /* Parse the query string (GET) or the form body (POST, which must be
  * application/x-www-form-urlencoded and at most max bytes). -1 with err. */
-int as_read_params(struct req *sr, bool allow_query, size_t max, struct form *f,
-    char *err, size_t errlen);
+int as_read_params(struct req *sr, bool allow_query, size_t max, struct form *f, char *err,
+    size_t errlen);
 /* The request body as a new NUL-terminated string (at most max bytes), or
  * NULL when larger. */
 char *as_read_body(struct req *sr, size_t max, size_t *len);
@@ -105,7 +105,7 @@ void as_error_page(struct req *sr, int status, const char *error, const char *de
 /* Redirect (302/303) to uri with query parameters added (fb consumed). */
 void as_redirect(struct req *sr, int status, const char *uri, struct form_builder *fb);
 /* Redirect an authorization error to the client (RFC 6749 §4.1.2.1). */
-void as_redirect_error(struct as *as, struct req *sr, const char *redirect_uri,
-    const char *state, const char *error, const char *desc);
+void as_redirect_error(struct as *as, struct req *sr, const char *redirect_uri, const char *state,
+    const char *error, const char *desc);
 
 #endif

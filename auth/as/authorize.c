@@ -259,8 +259,8 @@ authorize_handle(struct req *sr, void *arg)
 	az = xcalloc(1, sizeof *az);
 	az->as = as;
 	az->sr = sr;
-	if (as_read_params(sr, true, AUTHORIZE_MAX_PARAMS_SIZE, &az->params, err,
-	    sizeof err) != 0) {
+	if (as_read_params(sr, true, AUTHORIZE_MAX_PARAMS_SIZE, &az->params, err, sizeof err) !=
+	    0) {
 		metrics_add(as->m_authorize, 1, "invalid_request");
 		as_error_page(sr, 400, "invalid_request", err);
 		authorize_free(az);

@@ -74,8 +74,9 @@ callback_exchanged(struct store_upstream *tokens, const char *error, void *arg)
 	tsid = random_token(32);
 	subject = xstrdup(tokens->subject);
 	store_upstream_put(as->store, tsid, tokens,
-	    as->cfg->eas.token_lifespans.refresh_token_ms > 0 ?
-	    as->cfg->eas.token_lifespans.refresh_token_ms : 7 * 86400 * 1000LL);
+	    as->cfg->eas.token_lifespans.refresh_token_ms > 0
+		? as->cfg->eas.token_lifespans.refresh_token_ms
+		: 7 * 86400 * 1000LL);
 	code = grant_code_issue(as->grant, p, tsid, subject);
 	log_info("user authenticated upstream", LOG_S("client_id", p->client->client_id),
 	    LOG_S("sub", subject), LOG_S("scope", p->scope));
@@ -137,8 +138,10 @@ callback_handle(struct req *sr, void *arg)
 		log_info("upstream denied the authorization",
 		    LOG_S("client_id", p->client->client_id),
 		    LOG_S("error", error != NULL ? error : "(no code)"));
-		snprintf(desc, sizeof desc, "the identity provider did not authorize the request "
-		    "(%.48s)", error != NULL ? error : "no code returned");
+		snprintf(desc, sizeof desc,
+		    "the identity provider did not authorize the request "
+		    "(%.48s)",
+		    error != NULL ? error : "no code returned");
 		for (char *c = desc; *c != '\0'; c++) {
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
 				*c = '?';

@@ -72,8 +72,10 @@ discovery_doc(struct as *as, bool oidc)
 			bool seen = false;
 
 			for (size_t j = 0; j < json_object_array_length(algs); j++)
-				seen = seen || strcmp(json_object_get_string(
-				    json_object_array_get_idx(algs, j)), alg) == 0;
+				seen = seen ||
+				    strcmp(json_object_get_string(
+					       json_object_array_get_idx(algs, j)),
+					alg) == 0;
 			if (!seen)
 				json_object_array_add(algs, json_object_new_string(alg));
 		}

@@ -40,8 +40,8 @@ struct grant {
 };
 
 struct grant *
-grant_new(const struct config *cfg, struct store *st, const struct keyset *keys,
-    const char *issuer, const char *audience)
+grant_new(const struct config *cfg, struct store *st, const struct keyset *keys, const char *issuer,
+    const char *audience)
 {
 	struct grant *g = xcalloc(1, sizeof *g);
 
@@ -50,12 +50,15 @@ grant_new(const struct config *cfg, struct store *st, const struct keyset *keys,
 	g->keys = keys;
 	g->issuer = xstrdup(issuer);
 	g->audience = xstrdup(audience != NULL ? audience : issuer);
-	g->access_ms = cfg->eas.token_lifespans.access_token_ms > 0 ?
-	    cfg->eas.token_lifespans.access_token_ms : 3600 * 1000;
-	g->refresh_ms = cfg->eas.token_lifespans.refresh_token_ms > 0 ?
-	    cfg->eas.token_lifespans.refresh_token_ms : 7 * 86400 * 1000LL;
-	g->code_ms = cfg->eas.token_lifespans.auth_code_ms > 0 ?
-	    cfg->eas.token_lifespans.auth_code_ms : 600 * 1000;
+	g->access_ms = cfg->eas.token_lifespans.access_token_ms > 0
+	    ? cfg->eas.token_lifespans.access_token_ms
+	    : 3600 * 1000;
+	g->refresh_ms = cfg->eas.token_lifespans.refresh_token_ms > 0
+	    ? cfg->eas.token_lifespans.refresh_token_ms
+	    : 7 * 86400 * 1000LL;
+	g->code_ms = cfg->eas.token_lifespans.auth_code_ms > 0
+	    ? cfg->eas.token_lifespans.auth_code_ms
+	    : 600 * 1000;
 	g->m_issued = metrics_counter("mcp_oauth_tokens_issued_total",
 	    "Access tokens issued by the embedded authorization server, by grant type.",
 	    "grant_type");
@@ -174,8 +177,8 @@ grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsi
 
 /* Sign an RFC 9068 access token; returns it and its jti/exp. */
 static char *
-grant_access_token(struct grant *g, const char *client_id, const char *subject,
-    const char *scope, const char *tsid, char **jti_out, int64_t *exp_out)
+grant_access_token(struct grant *g, const char *client_id, const char *subject, const char *scope,
+    const char *tsid, char **jti_out, int64_t *exp_out)
 {
 	json_object *claims = json_object_new_object();
 	int64_t now = clock_wall_s(), exp = now + g->access_ms / 1000;
@@ -247,9 +250,9 @@ grant_issue(struct grant *g, const char *grant_type, const struct oauth_client *
 }
 
 int
-grant_exchange_code(struct grant *g, const char *client_id, const char *code,
-    const char *verifier, const char *redirect_uri, const char *resource,
-    struct grant_result *out, struct grant_error *err)
+grant_exchange_code(struct grant *g, const char *client_id, const char *code, const char *verifier,
+    const char *redirect_uri, const char *resource, struct grant_result *out,
+    struct grant_error *err)
 {
 	struct store_code *c = NULL;
 	char hash[65], *replayed = NULL, id[13];
@@ -340,8 +343,8 @@ grant_refresh(struct grant *g, const struct oauth_client *client, const char *re
 		ok = oauth_scope_subset(scope, &granted);
 		strlist_dispose(&granted);
 		if (!ok) {
-			grant_set_error(err, "invalid_scope",
-			    400, "scope exceeds the scope originally granted");
+			grant_set_error(err, "invalid_scope", 400,
+			    "scope exceeds the scope originally granted");
 			goto out;
 		}
 	}

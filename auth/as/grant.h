@@ -59,8 +59,8 @@ char *grant_code_issue(struct grant *g, const struct store_pending *p, const cha
  * sent (required if the authorization request carried one); resource as
  * sent or NULL. 0 and out filled, or -1 and err. */
 int grant_exchange_code(struct grant *g, const char *client_id, const char *code,
-    const char *verifier, const char *redirect_uri, const char *resource,
-    struct grant_result *out, struct grant_error *err);
+    const char *verifier, const char *redirect_uri, const char *resource, struct grant_result *out,
+    struct grant_error *err);
 
 /* Rotate a refresh token for client (authenticated, and for CIMD freshly
  * re-resolved). scope may narrow the original grant, never widen it. */

@@ -85,8 +85,9 @@ token_reply(struct token *t, const struct grant_result *r)
 		    json_object_new_string(r->refresh_token));
 	json_object_object_add(o, "scope", json_object_new_string(r->scope));
 	req_add_header(t->sr, "Pragma", "no-cache");
-	req_reply_json(t->sr, 200, json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	req_reply_json(t->sr, 200,
+	    json_object_to_json_string_ext(o,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
@@ -94,8 +95,9 @@ bool
 token_authenticate(const struct oauth_client *c, const char *auth_method, const char *secret,
     const char **why)
 {
-	const char *registered = c->token_endpoint_auth_method != NULL ?
-	    c->token_endpoint_auth_method : "none";
+	const char *registered = c->token_endpoint_auth_method != NULL
+	    ? c->token_endpoint_auth_method
+	    : "none";
 	unsigned char md[32];
 	unsigned int n = 0;
 
@@ -163,8 +165,10 @@ token_client_done(struct oauth_client *client, const char *error_description, vo
 	t->lookup = NULL;
 	if (client == NULL) {
 		if (cimd_is_url(t->client_id)) {
-			snprintf(desc, sizeof desc, "the client's metadata document could not be "
-			    "validated: %.180s", error_description != NULL ? error_description : "");
+			snprintf(desc, sizeof desc,
+			    "the client's metadata document could not be "
+			    "validated: %.180s",
+			    error_description != NULL ? error_description : "");
 			token_error(t, 400, "invalid_grant", desc);
 		} else {
 			token_error(t, 401, "invalid_client", "unknown client");
@@ -302,8 +306,8 @@ token_handle(struct req *sr, void *arg)
 		token_error(t, 400, "invalid_request", err);
 		goto done;
 	}
-	if (token_credentials(sr, &t->f, &t->client_id, &t->secret, &t->auth_method, &status,
-	    &code, &desc) != 0) {
+	if (token_credentials(sr, &t->f, &t->client_id, &t->secret, &t->auth_method, &status, &code,
+		&desc) != 0) {
 		token_error(t, status, code, desc);
 		goto done;
 	}

@@ -39,12 +39,12 @@ struct cimd_pending {
 	char *url;
 	char host[CIMD_HOST_MAX];
 	struct fetch *fetch;
-	bool queued;                 /* waiting for a fetch slot (no fetch yet) */
-	int64_t queued_until_ms;     /* clock_mono_ms() deadline of that wait */
-	struct event *queue_timer;   /* gives up waiting after the fetch timeout */
-	bool completing;             /* answering waiters: cancel must not free */
-	struct oauth_client *stale;  /* revalidating this cached client, or NULL */
-	char *etag, *last_modified;  /* the validators sent */
+	bool queued;                   /* waiting for a fetch slot (no fetch yet) */
+	int64_t queued_until_ms;       /* clock_mono_ms() deadline of that wait */
+	struct event *queue_timer;     /* gives up waiting after the fetch timeout */
+	bool completing;               /* answering waiters: cancel must not free */
+	struct oauth_client *stale;    /* revalidating this cached client, or NULL */
+	char *etag, *last_modified;    /* the validators sent */
 	char *cache_control, *expires; /* the stale entry's caching headers */
 	size_t n_waiters;
 	TAILQ_HEAD(, cimd_lookup) waiters;
@@ -65,7 +65,7 @@ struct cimd {
 	const struct config *cfg;
 	struct cimd_cache *cache;
 	TAILQ_HEAD(, cimd_pending) pending;
-	size_t n_pending; /* fetches in flight */
+	size_t n_pending;   /* fetches in flight */
 	size_t fetch_slots; /* at most that many (CIMD_PENDING_MAX) */
 	TAILQ_HEAD(, cimd_pending) queue;
 	size_t n_queued;
@@ -231,10 +231,12 @@ cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err
 	switch (res->error) {
 	case FETCH_ERR_TIMEOUT:
 		if (cfg->eas.cimd.fetch_timeout_ms % 1000 == 0)
-			snprintf(err, errlen, "client metadata document fetch timed out after %llds",
+			snprintf(err, errlen,
+			    "client metadata document fetch timed out after %llds",
 			    (long long)(cfg->eas.cimd.fetch_timeout_ms / 1000));
 		else
-			snprintf(err, errlen, "client metadata document fetch timed out after %lldms",
+			snprintf(err, errlen,
+			    "client metadata document fetch timed out after %lldms",
 			    (long long)cfg->eas.cimd.fetch_timeout_ms);
 		break;
 	case FETCH_ERR_TOO_LARGE:
@@ -242,8 +244,10 @@ cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err
 		    (unsigned long long)cfg->eas.cimd.max_document_size);
 		break;
 	case FETCH_ERR_REDIRECT_REFUSED:
-		snprintf(err, errlen, "client metadata document fetch failed: HTTP status %ld, "
-		    "redirect refused", res->status);
+		snprintf(err, errlen,
+		    "client metadata document fetch failed: HTTP status %ld, "
+		    "redirect refused",
+		    res->status);
 		break;
 	case FETCH_ERR_BLOCKED_ADDRESS:
 		snprintf(err, errlen, "client metadata document fetch failed: address not allowed");
@@ -253,8 +257,9 @@ cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err
 		    res->status);
 		break;
 	case FETCH_ERR_CONTENT_TYPE:
-		for (i = 0; res->content_type != NULL && res->content_type[i] != '\0' &&
-		    i < sizeof ct - 1; i++) {
+		for (i = 0;
+		     res->content_type != NULL && res->content_type[i] != '\0' && i < sizeof ct - 1;
+		     i++) {
 			unsigned char ch = (unsigned char)res->content_type[i];
 
 			ct[i] = isalnum(ch) || strchr("/+.-_;= ", ch) != NULL ? (char)ch : '?';
@@ -267,7 +272,8 @@ cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err
 		snprintf(err, errlen, "client metadata document fetch failed: TLS error");
 		break;
 	case FETCH_ERR_DNS:
-		snprintf(err, errlen, "client metadata document fetch failed: host name not "
+		snprintf(err, errlen,
+		    "client metadata document fetch failed: host name not "
 		    "resolved");
 		break;
 	case FETCH_ERR_CONNECT:
@@ -291,7 +297,8 @@ cimd_store(struct cimd *c, const char *url, struct oauth_client *client, const c
 {
 	const struct config *cfg = c->cfg;
 	struct httpcache_limits lim = { .fallback_ms = cfg->eas.cimd.cache_fallback_ttl_ms,
-		.min_ms = cfg->eas.cimd.cache_min_ttl_ms, .max_ms = cfg->eas.cimd.cache_max_ttl_ms };
+		.min_ms = cfg->eas.cimd.cache_min_ttl_ms,
+		.max_ms = cfg->eas.cimd.cache_max_ttl_ms };
 	struct httpcache_lifetime lt;
 	struct cimd_cache_meta meta;
 	size_t evicted;
@@ -350,8 +357,8 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 			cimd_cache_remove(c->cache, p->url);
 		} else {
 			metrics_add(c->m_fetch, 1, "ok");
-			cimd_store(c, p->url, client, res->cache_control, res->expires,
-			    res->date, res->age, res->etag, res->last_modified);
+			cimd_store(c, p->url, client, res->cache_control, res->expires, res->date,
+			    res->age, res->etag, res->last_modified);
 		}
 	}
 	cimd_pending_finish(p, client, client == NULL ? err : NULL);
@@ -363,7 +370,8 @@ cimd_pending_find(struct cimd *c, const char *url)
 {
 	struct cimd_pending *p;
 
-	TAILQ_FOREACH(p, &c->pending, entry) {
+	TAILQ_FOREACH(p, &c->pending, entry)
+	{
 		if (strcmp(p->url, url) == 0)
 			return p;
 	}
@@ -377,7 +385,8 @@ cimd_queue_timeout(evutil_socket_t fd, short what, void *arg)
 	struct cimd_pending *p = arg;
 	char err[CIMD_ERR_MAX];
 
-	snprintf(err, sizeof err, "client metadata document fetch timed out after %llds "
+	snprintf(err, sizeof err,
+	    "client metadata document fetch timed out after %llds "
 	    "(waiting for one of %d fetch slots)",
 	    (long long)(p->c->cfg->eas.cimd.fetch_timeout_ms / 1000), (int)p->c->fetch_slots);
 	metrics_add(p->c->m_fetch, 1, "queue_timeout");
@@ -485,7 +494,7 @@ cimd_resolve(struct cimd *c, const char *client_id, cimd_done_cb done, void *arg
 		return NULL;
 	}
 	if (!cimd_host_allowed(&cfg->eas.cimd.allowed_hosts, &cfg->eas.cimd.denied_hosts, host,
-	    &why)) {
+		&why)) {
 		cimd_fail_now(host, why, done, arg);
 		return NULL;
 	}
@@ -503,8 +512,10 @@ cimd_resolve(struct cimd *c, const char *client_id, cimd_done_cb done, void *arg
 	p = cimd_pending_find(c, client_id);
 	if (p == NULL) {
 		if (c->n_queued >= CIMD_QUEUE_MAX) {
-			cimd_fail_now(host, "too many client metadata document fetches in progress; "
-			    "try again", done, arg);
+			cimd_fail_now(host,
+			    "too many client metadata document fetches in progress; "
+			    "try again",
+			    done, arg);
 			return NULL;
 		}
 		if (e != NULL && e->etag == NULL && e->last_modified == NULL) {

@@ -25,8 +25,7 @@ struct cimd_lookup;
  * and an error_description that names the rule that failed (safe to show
  * the client). May be called before cimd_resolve() returns (cache hit or a
  * URL rejected before any fetch). */
-typedef void (*cimd_done_cb)(struct oauth_client *client, const char *error_description,
-    void *arg);
+typedef void (*cimd_done_cb)(struct oauth_client *client, const char *error_description, void *arg);
 
 struct cimd *cimd_new(struct event_base *base, struct fetcher *fetcher, const struct config *cfg);
 void cimd_free(struct cimd *c);

@@ -21,8 +21,8 @@ struct cimd_cache;
 
 /* What the resolver stores with a client; strings are copied (NULL = none). */
 struct cimd_cache_meta {
-	int64_t expires_ms;  /* monotonic deadline of freshness */
-	bool revalidate;     /* no-cache: stale on every use */
+	int64_t expires_ms; /* monotonic deadline of freshness */
+	bool revalidate;    /* no-cache: stale on every use */
 	const char *etag;
 	const char *last_modified;
 	const char *cache_control; /* kept so a bare 304 can be judged by them */

@@ -24,18 +24,14 @@
 
 #define CIMD_DOC "client metadata document "
 
-static const char *cimd_doc_string_fields[] = {
-	"client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri", "software_id",
-	"software_version", "application_type", "software_statement", NULL
-};
+static const char *cimd_doc_string_fields[] = { "client_uri", "logo_uri", "tos_uri", "policy_uri",
+	"jwks_uri", "software_id", "software_version", "application_type", "software_statement",
+	NULL };
 
-static const char *cimd_doc_shared_secret_methods[] = {
-	"client_secret_post", "client_secret_basic", "client_secret_jwt", NULL
-};
+static const char *cimd_doc_shared_secret_methods[] = { "client_secret_post", "client_secret_basic",
+	"client_secret_jwt", NULL };
 
-static const char *cimd_doc_supported_grants[] = {
-	"authorization_code", "refresh_token", NULL
-};
+static const char *cimd_doc_supported_grants[] = { "authorization_code", "refresh_token", NULL };
 
 static bool
 cimd_doc_in(const char *const *set, const char *s)
@@ -62,7 +58,8 @@ cimd_url_dot_segment(const char *s, const char *e)
 	while (s < e) {
 		if (*s == '.') {
 			s++;
-		} else if (e - s >= 3 && s[0] == '%' && s[1] == '2' && (s[2] == 'e' || s[2] == 'E')) {
+		} else if (e - s >= 3 && s[0] == '%' && s[1] == '2' &&
+		    (s[2] == 'e' || s[2] == 'E')) {
 			s += 3;
 		} else {
 			return false;
@@ -322,7 +319,8 @@ cimd_doc_count_members(struct json_object *o)
 	size_t n = 0;
 
 	if (json_object_is_type(o, json_type_object)) {
-		json_object_object_foreach(o, k, v) {
+		json_object_object_foreach(o, k, v)
+		{
 			(void)k;
 			n += 1 + cimd_doc_count_members(v);
 		}
@@ -461,7 +459,8 @@ cimd_doc_scopes(const char *scope, const struct config *cfg, struct strlist *sco
 		}
 		for (n = 0; p[n] != '\0' && p[n] != ' '; n++) {
 			if (!cimd_doc_scope_char((unsigned char)p[n])) {
-				errbuf_set(err, errlen, CIMD_DOC "scope contains an invalid character");
+				errbuf_set(err, errlen,
+				    CIMD_DOC "scope contains an invalid character");
 				goto out;
 			}
 		}
@@ -500,8 +499,9 @@ cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
 
 	if (json_object_object_get_ex(doc, "client_secret", NULL) ||
 	    json_object_object_get_ex(doc, "client_secret_expires_at", NULL)) {
-		errbuf_set(err, errlen, CIMD_DOC "must not contain a client_secret: CIMD "
-		    "clients are public clients");
+		errbuf_set(err, errlen,
+		    CIMD_DOC "must not contain a client_secret: CIMD "
+			     "clients are public clients");
 		return -1;
 	}
 	r = cimd_doc_get_string(doc, "token_endpoint_auth_method", 64, &m, err, errlen);
@@ -510,11 +510,15 @@ cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
 	if (r == 0 || strcmp(m, "none") == 0)
 		return 0;
 	if (cimd_doc_in(cimd_doc_shared_secret_methods, m)) {
-		errbuf_set(err, errlen, CIMD_DOC "token_endpoint_auth_method %s uses a shared "
-		    "secret; CIMD clients must use none", m);
+		errbuf_set(err, errlen,
+		    CIMD_DOC "token_endpoint_auth_method %s uses a shared "
+			     "secret; CIMD clients must use none",
+		    m);
 	} else {
-		errbuf_set(err, errlen, CIMD_DOC "token_endpoint_auth_method %s is not "
-		    "supported; only none is", cimd_doc_quote(m, q, sizeof q));
+		errbuf_set(err, errlen,
+		    CIMD_DOC "token_endpoint_auth_method %s is not "
+			     "supported; only none is",
+		    cimd_doc_quote(m, q, sizeof q));
 	}
 	return -1;
 }
@@ -541,16 +545,18 @@ cimd_doc_check_grants(struct json_object *doc, struct oauth_client *c, char *err
 				strlist_add(&c->grant_types, g);
 		}
 		if (!strlist_contains(&c->grant_types, "authorization_code")) {
-			errbuf_set(err, errlen, CIMD_DOC "grant_types must include "
-			    "authorization_code");
+			errbuf_set(err, errlen,
+			    CIMD_DOC "grant_types must include "
+				     "authorization_code");
 			return -1;
 		}
 	}
 	r = cimd_doc_get_strings(doc, "response_types", CIMD_ARRAY_MAX, 256, &a, err, errlen);
 	if (r < 0)
 		return -1;
-	if (r == 1 && (json_object_array_length(a) != 1 ||
-	    strcmp(json_object_get_string(json_object_array_get_idx(a, 0)), "code") != 0)) {
+	if (r == 1 &&
+	    (json_object_array_length(a) != 1 ||
+		strcmp(json_object_get_string(json_object_array_get_idx(a, 0)), "code") != 0)) {
 		errbuf_set(err, errlen, CIMD_DOC "response_types must be exactly [\"code\"]");
 		return -1;
 	}
@@ -577,7 +583,8 @@ cimd_doc_check_redirects(struct json_object *doc, struct oauth_client *c, char *
 		const char *u = json_object_get_string(json_object_array_get_idx(a, i));
 
 		if (oauth_redirect_uri_check(u, false, &kind, &why) != 0) {
-			errbuf_set(err, errlen, CIMD_DOC "redirect_uris[%zu] is invalid: %s", i, why);
+			errbuf_set(err, errlen, CIMD_DOC "redirect_uris[%zu] is invalid: %s", i,
+			    why);
 			return -1;
 		}
 		if (!strlist_contains(&c->redirect_uris, u))
@@ -599,7 +606,8 @@ cimd_doc_check_others(struct json_object *doc, char *err, size_t errlen)
 	}
 	if (cimd_doc_get_strings(doc, "contacts", CIMD_ARRAY_MAX, 320, &a, err, errlen) < 0)
 		return -1;
-	if (json_object_object_get_ex(doc, "jwks", &v) && !json_object_is_type(v, json_type_object)) {
+	if (json_object_object_get_ex(doc, "jwks", &v) &&
+	    !json_object_is_type(v, json_type_object)) {
 		errbuf_set(err, errlen, CIMD_DOC "jwks must be an object");
 		return -1;
 	}
@@ -626,8 +634,9 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 		goto fail;
 	}
 	if (strcmp(s, url) != 0) {
-		errbuf_set(err, errlen, CIMD_DOC "client_id does not match the URL it was "
-		    "fetched from");
+		errbuf_set(err, errlen,
+		    CIMD_DOC "client_id does not match the URL it was "
+			     "fetched from");
 		goto fail;
 	}
 	c = oauth_client_new(url);
@@ -645,8 +654,9 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 	if (r == 1) {
 		for (const char *p = s; *p != '\0'; p++) {
 			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				errbuf_set(err, errlen, CIMD_DOC "client_name contains a control "
-				    "character");
+				errbuf_set(err, errlen,
+				    CIMD_DOC "client_name contains a control "
+					     "character");
 				goto fail;
 			}
 		}

@@ -19,16 +19,16 @@
 struct oauth_client {
 	int refs;
 	char *client_id;
-	bool is_cimd;            /* client_id is an https URL (metadata document) */
-	char *client_name;       /* optional, for the consent/error page */
+	bool is_cimd;                     /* client_id is an https URL (metadata document) */
+	char *client_name;                /* optional, for the consent/error page */
 	char *token_endpoint_auth_method; /* none | client_secret_basic | client_secret_post */
 	unsigned char secret_hash[32];    /* SHA-256 of the client secret (confidential only) */
 	bool has_secret;
 	struct strlist redirect_uris;
 	struct strlist grant_types;
-	struct strlist scopes;   /* what the client may request: declared ∪ baseline */
-	int64_t created_at;      /* wall seconds */
-	int64_t last_used_ms;    /* monotonic, for eviction of idle DCR clients */
+	struct strlist scopes; /* what the client may request: declared ∪ baseline */
+	int64_t created_at;    /* wall seconds */
+	int64_t last_used_ms;  /* monotonic, for eviction of idle DCR clients */
 };
 
 struct oauth_client *oauth_client_new(const char *client_id);
@@ -38,7 +38,7 @@ void oauth_client_unref(struct oauth_client *c);
 
 enum redirect_uri_kind {
 	REDIRECT_URI_HTTPS,
-	REDIRECT_URI_LOOPBACK,   /* http://127.0.0.1|[::1]|localhost[:port]/... */
+	REDIRECT_URI_LOOPBACK,       /* http://127.0.0.1|[::1]|localhost[:port]/... */
 	REDIRECT_URI_PRIVATE_SCHEME, /* cursor://..., com.example.app:/cb */
 };
 

@@ -77,8 +77,10 @@ clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, 
 	}
 	if (cimd_is_url(client_id)) {
 		if (cl->cimd == NULL) {
-			done(NULL, "unknown client: client ID metadata documents are not enabled "
-			    "on this server", arg);
+			done(NULL,
+			    "unknown client: client ID metadata documents are not enabled "
+			    "on this server",
+			    arg);
 			return NULL;
 		}
 		l = xcalloc(1, sizeof *l);
@@ -92,9 +94,12 @@ clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, 
 	}
 	c = store_client_get(cl->store, client_id);
 	if (c == NULL) {
-		if (strncasecmp(client_id, "http://", 7) == 0 || strncasecmp(client_id, "https://", 8) == 0)
-			done(NULL, "unknown client: a URL client_id names a client ID metadata document "
-			    "and must be an https URL in lower case", arg);
+		if (strncasecmp(client_id, "http://", 7) == 0 ||
+		    strncasecmp(client_id, "https://", 8) == 0)
+			done(NULL,
+			    "unknown client: a URL client_id names a client ID metadata document "
+			    "and must be an https URL in lower case",
+			    arg);
 		else
 			done(NULL, "unknown client", arg);
 		return NULL;

@@ -25,8 +25,8 @@ struct clients_lookup;
  * (borrowed: take oauth_client_ref() to keep it) or NULL and a description
  * safe to show (unknown client, or why its metadata document failed). May
  * run before clients_lookup() returns. */
-typedef void (*clients_done_cb)(struct oauth_client *client, const char *error_description,
-    void *arg);
+typedef void (
+    *clients_done_cb)(struct oauth_client *client, const char *error_description, void *arg);
 
 /* cimd is NULL when CIMD is disabled: https client_ids are then unknown. */
 struct clients *clients_new(const struct config *cfg, struct store *st, struct cimd *cimd);

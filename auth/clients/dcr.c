@@ -133,15 +133,18 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 	    strcmp(method, "client_secret_post") == 0;
 	if (strcmp(method, "none") != 0 && !confidential) {
 		dcr_fail(res, "invalid_client_metadata",
-		    "token_endpoint_auth_method must be none%s", confidential ? "" :
-		    cfg->eas.allow_confidential_client_registration ?
-		    ", client_secret_basic or client_secret_post" : "");
+		    "token_endpoint_auth_method must be none%s",
+		    confidential ? ""
+			: cfg->eas.allow_confidential_client_registration
+			? ", client_secret_basic or client_secret_post"
+			: "");
 		goto out;
 	}
 	if (confidential && !cfg->eas.allow_confidential_client_registration) {
 		dcr_fail(res, "invalid_client_metadata",
 		    "token_endpoint_auth_method %s is not allowed: this server registers public "
-		    "clients only (none)", method);
+		    "clients only (none)",
+		    method);
 		goto out;
 	}
 	c->token_endpoint_auth_method = xstrdup(method);
@@ -157,7 +160,8 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 			    strcmp(c->grant_types.v[i], "refresh_token") != 0) {
 				dcr_fail(res, "invalid_client_metadata",
 				    "grant_type %.64s is not supported (authorization_code, "
-				    "refresh_token)", c->grant_types.v[i]);
+				    "refresh_token)",
+				    c->grant_types.v[i]);
 				goto out;
 			}
 		}

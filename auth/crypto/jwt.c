@@ -71,8 +71,7 @@ jwt_alg_md(enum keyset_alg alg, size_t *ec_size)
 
 /* DER ECDSA signature to JOSE R||S of 2 * size bytes in raw; 0 or -1. */
 static int
-jwt_ecdsa_der_to_raw(const unsigned char *der, size_t derlen,
-    unsigned char *raw, size_t size)
+jwt_ecdsa_der_to_raw(const unsigned char *der, size_t derlen, unsigned char *raw, size_t size)
 {
 	const unsigned char *p = der;
 	const BIGNUM *r, *s;
@@ -123,8 +122,7 @@ out:
 
 /* Sign data with key; a new buffer in JOSE form, or NULL. */
 static unsigned char *
-jwt_sign_bytes(const struct keyset_key *key, const char *data, size_t len,
-    size_t *siglen)
+jwt_sign_bytes(const struct keyset_key *key, const char *data, size_t len, size_t *siglen)
 {
 	EVP_MD_CTX *ctx = NULL;
 	unsigned char *sig = NULL, *raw = NULL;
@@ -134,14 +132,11 @@ jwt_sign_bytes(const struct keyset_key *key, const char *data, size_t len,
 	if ((md = jwt_alg_md(keyset_key_alg(key), &ec_size)) == NULL)
 		goto out;
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit_ex(ctx, NULL, md, NULL, NULL,
-	    keyset_key_pkey(key), NULL) != 1 ||
-	    EVP_DigestSign(ctx, NULL, &n, (const unsigned char *)data,
-	    len) != 1)
+	    EVP_DigestSignInit_ex(ctx, NULL, md, NULL, NULL, keyset_key_pkey(key), NULL) != 1 ||
+	    EVP_DigestSign(ctx, NULL, &n, (const unsigned char *)data, len) != 1)
 		goto out;
 	sig = xmalloc(n);
-	if (EVP_DigestSign(ctx, sig, &n, (const unsigned char *)data,
-	    len) != 1)
+	if (EVP_DigestSign(ctx, sig, &n, (const unsigned char *)data, len) != 1)
 		goto fail;
 	if (ec_size != 0) {
 		raw = xmalloc(2 * ec_size);
@@ -165,8 +160,8 @@ out:
 }
 
 char *
-jwt_sign(const struct keyset_key *key, const char *typ, json_object *claims,
-    char *err, size_t errlen)
+jwt_sign(const struct keyset_key *key, const char *typ, json_object *claims, char *err,
+    size_t errlen)
 {
 	json_object *hdr = NULL;
 	char *h64 = NULL, *p64 = NULL, *input = NULL, *s64 = NULL;
@@ -188,19 +183,16 @@ jwt_sign(const struct keyset_key *key, const char *typ, json_object *claims,
 	    json_object_new_string(keyset_alg_name(keyset_key_alg(key))));
 	if (typ != NULL)
 		json_object_object_add(hdr, "typ", json_object_new_string(typ));
-	json_object_object_add(hdr, "kid",
-	    json_object_new_string(keyset_key_kid(key)));
-	json = json_object_to_json_string_ext(hdr, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	json_object_object_add(hdr, "kid", json_object_new_string(keyset_key_kid(key)));
+	json = json_object_to_json_string_ext(hdr,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	h64 = b64url_encode(json, strlen(json));
-	json = json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	json = json_object_to_json_string_ext(claims,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	p64 = b64url_encode(json, strlen(json));
 	input = xasprintf("%s.%s", h64, p64);
-	if ((sig = jwt_sign_bytes(key, input, strlen(input), &siglen)) ==
-	    NULL) {
-		errbuf_set(err, errlen, "signing with key %s failed",
-		    keyset_key_kid(key));
+	if ((sig = jwt_sign_bytes(key, input, strlen(input), &siglen)) == NULL) {
+		errbuf_set(err, errlen, "signing with key %s failed", keyset_key_kid(key));
 		goto out;
 	}
 	s64 = b64url_encode(sig, siglen);
@@ -232,18 +224,15 @@ jwt_verify_bytes(const struct keyset_key *key, const char *data, size_t len,
 		goto out;
 	if (ec_size != 0) {
 		/* RFC 7518 §3.4: exactly R||S, each the curve's size. */
-		if (siglen != 2 * ec_size ||
-		    (der = jwt_ecdsa_raw_to_der(sig, ec_size, &n)) == NULL)
+		if (siglen != 2 * ec_size || (der = jwt_ecdsa_raw_to_der(sig, ec_size, &n)) == NULL)
 			goto out;
 		s = der;
 	} else if (siglen != (size_t)EVP_PKEY_get_size(pkey))
 		goto out;
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit_ex(ctx, NULL, md, NULL, NULL, pkey,
-	    NULL) != 1)
+	    EVP_DigestVerifyInit_ex(ctx, NULL, md, NULL, NULL, pkey, NULL) != 1)
 		goto out;
-	ok = EVP_DigestVerify(ctx, s, n, (const unsigned char *)data,
-	    len) == 1;
+	ok = EVP_DigestVerify(ctx, s, n, (const unsigned char *)data, len) == 1;
 out:
 	free(der);
 	EVP_MD_CTX_free(ctx);
@@ -271,8 +260,8 @@ jwt_json_prescan(const unsigned char *s, size_t len)
 				in_string = false;
 		} else if (s[i] == '"')
 			in_string = true;
-		else if (strchr(" \t\r\n{}[]:,-+.0123456789eEtrufalsn",
-		    s[i]) == NULL || s[i] == '\0')
+		else if (strchr(" \t\r\n{}[]:,-+.0123456789eEtrufalsn", s[i]) == NULL ||
+		    s[i] == '\0')
 			return false;
 	}
 	return !in_string;
@@ -290,8 +279,7 @@ jwt_json_parse(const char *text, size_t len)
 		return NULL;
 	if ((tok = json_tokener_new_ex(16)) == NULL)
 		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	    JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, text, (int)len);
 	if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success)
 		goto fail;
@@ -378,8 +366,7 @@ jwt_claim_string(json_object *claims, const char *name)
 }
 
 int
-jwt_claim_strings(json_object *claims, const char *name, const char **out,
-    size_t max)
+jwt_claim_strings(json_object *claims, const char *name, const char **out, size_t max)
 {
 	json_object *v, *e;
 	size_t n, i;
@@ -409,8 +396,7 @@ jwt_claim_strings(json_object *claims, const char *name, const char **out,
 static bool
 jwt_typ_matches(const char *typ, const char *want)
 {
-	if (strncasecmp(typ, "application/", 12) == 0 &&
-	    strchr(typ + 12, '/') == NULL)
+	if (strncasecmp(typ, "application/", 12) == 0 && strchr(typ + 12, '/') == NULL)
 		typ += 12;
 	return strcasecmp(typ, want) == 0;
 }
@@ -450,8 +436,8 @@ jwt_check_times(json_object *claims, int leeway, char *err, size_t errlen)
 		return JWT_ERR_CLAIM;
 	}
 	if (exp <= INT64_MAX - leeway && now >= exp + leeway) {
-		errbuf_set(err, errlen, "token expired at %lld (now %lld)",
-		    (long long)exp, (long long)now);
+		errbuf_set(err, errlen, "token expired at %lld (now %lld)", (long long)exp,
+		    (long long)now);
 		return JWT_ERR_EXPIRED;
 	}
 	if (json_object_object_get_ex(claims, "nbf", &v)) {
@@ -460,8 +446,10 @@ jwt_check_times(json_object *claims, int leeway, char *err, size_t errlen)
 			return JWT_ERR_CLAIM;
 		}
 		if (nbf > now + leeway) {
-			errbuf_set(err, errlen, "token not valid before %lld "
-			    "(now %lld)", (long long)nbf, (long long)now);
+			errbuf_set(err, errlen,
+			    "token not valid before %lld "
+			    "(now %lld)",
+			    (long long)nbf, (long long)now);
 			return JWT_ERR_NOT_YET_VALID;
 		}
 	}
@@ -471,8 +459,10 @@ jwt_check_times(json_object *claims, int leeway, char *err, size_t errlen)
 			return JWT_ERR_CLAIM;
 		}
 		if (iat > now + leeway) {
-			errbuf_set(err, errlen, "token issued in the future at "
-			    "%lld (now %lld)", (long long)iat, (long long)now);
+			errbuf_set(err, errlen,
+			    "token issued in the future at "
+			    "%lld (now %lld)",
+			    (long long)iat, (long long)now);
 			return JWT_ERR_NOT_YET_VALID;
 		}
 	}
@@ -480,9 +470,8 @@ jwt_check_times(json_object *claims, int leeway, char *err, size_t errlen)
 }
 
 enum jwt_err
-jwt_verify(const char *token, const struct keyset *ks,
-    const struct jwt_expect *expect, json_object **claims, char *err,
-    size_t errlen)
+jwt_verify(const char *token, const struct keyset *ks, const struct jwt_expect *expect,
+    json_object **claims, char *err, size_t errlen)
 {
 	static const struct jwt_expect none = { 0 };
 	const struct keyset_key *key;
@@ -502,25 +491,23 @@ jwt_verify(const char *token, const struct keyset *ks,
 	if (leeway > JWT_MAX_LEEWAY_S)
 		leeway = JWT_MAX_LEEWAY_S;
 
-	if (token == NULL || (len = strnlen(token, JWT_MAX_LEN + 1)) >
-	    JWT_MAX_LEN) {
-		errbuf_set(err, errlen, "token longer than %d bytes",
-		    JWT_MAX_LEN);
+	if (token == NULL || (len = strnlen(token, JWT_MAX_LEN + 1)) > JWT_MAX_LEN) {
+		errbuf_set(err, errlen, "token longer than %d bytes", JWT_MAX_LEN);
 		rc = JWT_ERR_TOO_LARGE;
 		goto out;
 	}
 	rc = JWT_ERR_MALFORMED;
 	if ((dot1 = memchr(token, '.', len)) == NULL ||
-	    (dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))) ==
-	    NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) !=
-	    NULL) {
-		errbuf_set(err, errlen, "token is not three dot-separated "
+	    (dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))) == NULL ||
+	    memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL) {
+		errbuf_set(err, errlen,
+		    "token is not three dot-separated "
 		    "parts");
 		goto out;
 	}
-	if ((hdr = jwt_segment_object(token, (size_t)(dot1 - token))) ==
-	    NULL) {
-		errbuf_set(err, errlen, "header is not base64url of a JSON "
+	if ((hdr = jwt_segment_object(token, (size_t)(dot1 - token))) == NULL) {
+		errbuf_set(err, errlen,
+		    "header is not base64url of a JSON "
 		    "object");
 		goto out;
 	}
@@ -554,49 +541,49 @@ jwt_verify(const char *token, const struct keyset *ks,
 	}
 	/* The key decides the algorithm; the token may only agree with it. */
 	if (keyset_key_alg(key) != want) {
-		errbuf_set(err, errlen, "alg %s does not match key %.64s (%s)",
-		    alg, kid, keyset_alg_name(keyset_key_alg(key)));
+		errbuf_set(err, errlen, "alg %s does not match key %.64s (%s)", alg, kid,
+		    keyset_alg_name(keyset_key_alg(key)));
 		rc = JWT_ERR_ALG;
 		goto out;
 	}
-	if (expect->typ != NULL && (jwt_member_string(hdr, "typ", &typ) != 1 ||
-	    !jwt_typ_matches(typ, expect->typ))) {
+	if (expect->typ != NULL &&
+	    (jwt_member_string(hdr, "typ", &typ) != 1 || !jwt_typ_matches(typ, expect->typ))) {
 		errbuf_set(err, errlen, "typ is not %s", expect->typ);
 		rc = JWT_ERR_TYP;
 		goto out;
 	}
 
 	rc = JWT_ERR_MALFORMED;
-	if (dot2 + 1 == token + len || b64url_decode(dot2 + 1,
-	    len - (size_t)(dot2 + 1 - token), &sig, &siglen) != 0) {
+	if (dot2 + 1 == token + len ||
+	    b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), &sig, &siglen) != 0) {
 		errbuf_set(err, errlen, "signature is not base64url");
 		goto out;
 	}
-	if (!jwt_verify_bytes(key, token, (size_t)(dot2 - token), sig,
-	    siglen)) {
-		errbuf_set(err, errlen, "signature does not verify with key "
-		    "%.64s", kid);
+	if (!jwt_verify_bytes(key, token, (size_t)(dot2 - token), sig, siglen)) {
+		errbuf_set(err, errlen,
+		    "signature does not verify with key "
+		    "%.64s",
+		    kid);
 		rc = JWT_ERR_SIGNATURE;
 		goto out;
 	}
-	if ((body = jwt_segment_object(dot1 + 1, (size_t)(dot2 - dot1 - 1))) ==
-	    NULL) {
-		errbuf_set(err, errlen, "payload is not base64url of a JSON "
+	if ((body = jwt_segment_object(dot1 + 1, (size_t)(dot2 - dot1 - 1))) == NULL) {
+		errbuf_set(err, errlen,
+		    "payload is not base64url of a JSON "
 		    "object");
 		goto out;
 	}
 
 	if ((rc = jwt_check_times(body, leeway, err, errlen)) != JWT_OK)
 		goto out;
-	if (expect->iss != NULL && ((iss = jwt_claim_string(body, "iss")) ==
-	    NULL || strcmp(iss, expect->iss) != 0)) {
+	if (expect->iss != NULL &&
+	    ((iss = jwt_claim_string(body, "iss")) == NULL || strcmp(iss, expect->iss) != 0)) {
 		errbuf_set(err, errlen, "iss is not %s", expect->iss);
 		rc = JWT_ERR_ISSUER;
 		goto out;
 	}
 	if (expect->aud != NULL && !jwt_aud_matches(body, expect->aud)) {
-		errbuf_set(err, errlen, "aud does not contain %s",
-		    expect->aud);
+		errbuf_set(err, errlen, "aud does not contain %s", expect->aud);
 		rc = JWT_ERR_AUDIENCE;
 		goto out;
 	}

@@ -14,31 +14,31 @@
 
 #include "auth/crypto/keyset.h"
 
-#define JWT_MAX_LEN (16 * 1024)	/* characters of a compact token */
+#define JWT_MAX_LEN (16 * 1024) /* characters of a compact token */
 #define JWT_MAX_LEEWAY_S 60
 
 enum jwt_err {
 	JWT_OK = 0,
-	JWT_ERR_TOO_LARGE,	/* longer than JWT_MAX_LEN */
-	JWT_ERR_MALFORMED,	/* not 3 base64url parts of JSON objects */
-	JWT_ERR_ALG,		/* none, HS*, unknown, or not the key's alg */
-	JWT_ERR_KID,		/* kid missing or unknown */
-	JWT_ERR_CRIT,		/* a crit header: no extension is understood */
-	JWT_ERR_TYP,		/* typ is not the expected one */
-	JWT_ERR_SIGNATURE,	/* signature does not verify */
-	JWT_ERR_CLAIM,		/* exp missing, or a time claim not a number */
-	JWT_ERR_EXPIRED,	/* now >= exp + leeway */
-	JWT_ERR_NOT_YET_VALID,	/* nbf or iat later than now + leeway */
-	JWT_ERR_ISSUER,		/* iss is not the expected issuer */
-	JWT_ERR_AUDIENCE,	/* aud does not name the expected audience */
+	JWT_ERR_TOO_LARGE,     /* longer than JWT_MAX_LEN */
+	JWT_ERR_MALFORMED,     /* not 3 base64url parts of JSON objects */
+	JWT_ERR_ALG,           /* none, HS*, unknown, or not the key's alg */
+	JWT_ERR_KID,           /* kid missing or unknown */
+	JWT_ERR_CRIT,          /* a crit header: no extension is understood */
+	JWT_ERR_TYP,           /* typ is not the expected one */
+	JWT_ERR_SIGNATURE,     /* signature does not verify */
+	JWT_ERR_CLAIM,         /* exp missing, or a time claim not a number */
+	JWT_ERR_EXPIRED,       /* now >= exp + leeway */
+	JWT_ERR_NOT_YET_VALID, /* nbf or iat later than now + leeway */
+	JWT_ERR_ISSUER,        /* iss is not the expected issuer */
+	JWT_ERR_AUDIENCE,      /* aud does not name the expected audience */
 };
 
 /* What a valid token must look like; NULL members are not checked. */
 struct jwt_expect {
-	const char *typ;	/* e.g. "at+jwt"; "application/" prefix ok */
-	const char *iss;	/* exact match */
-	const char *aud;	/* aud equals it or is an array containing it */
-	int leeway_s;		/* clock skew for exp/nbf/iat, 0..60 */
+	const char *typ; /* e.g. "at+jwt"; "application/" prefix ok */
+	const char *iss; /* exact match */
+	const char *aud; /* aud equals it or is an array containing it */
+	int leeway_s;    /* clock skew for exp/nbf/iat, 0..60 */
 };
 
 /* A short stable name for an error ("expired", "bad_signature", ...). */
@@ -49,8 +49,8 @@ const char *jwt_err_name(enum jwt_err err);
  * {"alg","typ","kid"} (typ omitted when NULL). Returns a new string, or
  * NULL with a message in err (e.g. a verification-only key).
  */
-char *jwt_sign(const struct keyset_key *key, const char *typ,
-    json_object *claims, char *err, size_t errlen);
+char *jwt_sign(const struct keyset_key *key, const char *typ, json_object *claims, char *err,
+    size_t errlen);
 
 /*
  * Verify token against ks and expect, using clock_wall_s(). On JWT_OK
@@ -58,9 +58,8 @@ char *jwt_sign(const struct keyset_key *key, const char *typ,
  * caller releases with json_object_put(); otherwise it is NULL and err
  * says what was wrong (never quoting the token).
  */
-enum jwt_err jwt_verify(const char *token, const struct keyset *ks,
-    const struct jwt_expect *expect, json_object **claims, char *err,
-    size_t errlen);
+enum jwt_err jwt_verify(const char *token, const struct keyset *ks, const struct jwt_expect *expect,
+    json_object **claims, char *err, size_t errlen);
 
 /*
  * Parse untrusted JOSE JSON (JWT header/payload, JWKS) strictly: one
@@ -81,7 +80,6 @@ int jwt_claim_int(json_object *claims, const char *name, int64_t *out);
  * borrowed pointers into out. Returns how many, or -1 if absent, of another
  * type, or an array holding a non-string or more than max elements.
  */
-int jwt_claim_strings(json_object *claims, const char *name, const char **out,
-    size_t max);
+int jwt_claim_strings(json_object *claims, const char *name, const char **out, size_t max);
 
 #endif

@@ -27,21 +27,23 @@ struct keyset_key {
 	bool can_sign;
 	char *kid;
 	char *thumbprint;
-	json_object *jwk;	/* public members only: kty, crv/x/y or n/e */
+	json_object *jwk; /* public members only: kty, crv/x/y or n/e */
 };
 
 struct keyset {
 	struct keyset_key **keys;
 	size_t nkeys;
-	ssize_t signer;		/* index of the signing key, or -1 */
+	ssize_t signer; /* index of the signing key, or -1 */
 };
 
 static const struct {
 	enum keyset_alg alg;
 	const char *name;
 } keyset_algs[] = {
-	{ KEYSET_ALG_RS256, "RS256" }, { KEYSET_ALG_RS384, "RS384" },
-	{ KEYSET_ALG_RS512, "RS512" }, { KEYSET_ALG_ES256, "ES256" },
+	{ KEYSET_ALG_RS256, "RS256" },
+	{ KEYSET_ALG_RS384, "RS384" },
+	{ KEYSET_ALG_RS512, "RS512" },
+	{ KEYSET_ALG_ES256, "ES256" },
 	{ KEYSET_ALG_ES384, "ES384" },
 };
 
@@ -190,8 +192,7 @@ keyset_bn_param_b64(const EVP_PKEY *pkey, const char *name, size_t pad)
 	if (len == 0)
 		goto out;
 	buf = xmalloc(len);
-	if (pad != 0 ? BN_bn2binpad(bn, buf, (int)len) != (int)len :
-	    BN_bn2bin(bn, buf) != (int)len)
+	if (pad != 0 ? BN_bn2binpad(bn, buf, (int)len) != (int)len : BN_bn2bin(bn, buf) != (int)len)
 		goto out;
 	s = b64url_encode(buf, len);
 out:
@@ -219,30 +220,24 @@ keyset_key_describe(struct keyset_key *key, const char *crv, size_t coord)
 		b = keyset_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_E, 0);
 		if (a == NULL || b == NULL)
 			goto out;
-		canon = xasprintf("{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}",
-		    b, a);
-		json_object_object_add(key->jwk, "kty",
-		    json_object_new_string("RSA"));
+		canon = xasprintf("{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", b, a);
+		json_object_object_add(key->jwk, "kty", json_object_new_string("RSA"));
 		json_object_object_add(key->jwk, "n", json_object_new_string(a));
 		json_object_object_add(key->jwk, "e", json_object_new_string(b));
 	} else {
-		a = keyset_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X,
-		    coord);
-		b = keyset_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y,
-		    coord);
+		a = keyset_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, coord);
+		b = keyset_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, coord);
 		if (a == NULL || b == NULL)
 			goto out;
 		canon = xasprintf("{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\","
-		    "\"y\":\"%s\"}", crv, a, b);
-		json_object_object_add(key->jwk, "kty",
-		    json_object_new_string("EC"));
-		json_object_object_add(key->jwk, "crv",
-		    json_object_new_string(crv));
+				  "\"y\":\"%s\"}",
+		    crv, a, b);
+		json_object_object_add(key->jwk, "kty", json_object_new_string("EC"));
+		json_object_object_add(key->jwk, "crv", json_object_new_string(crv));
 		json_object_object_add(key->jwk, "x", json_object_new_string(a));
 		json_object_object_add(key->jwk, "y", json_object_new_string(b));
 	}
-	if (EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(),
-	    NULL) != 1)
+	if (EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) != 1)
 		goto out;
 	key->thumbprint = b64url_encode(md, mdlen);
 	rc = 0;
@@ -255,12 +250,10 @@ out:
 
 /* Append key, refusing a kid already present. Takes key in all cases. */
 static int
-keyset_append(struct keyset *ks, struct keyset_key *key, char *err,
-    size_t errlen)
+keyset_append(struct keyset *ks, struct keyset_key *key, char *err, size_t errlen)
 {
 	if (ks->nkeys >= KEYSET_MAX_KEYS) {
-		errbuf_set(err, errlen, "too many keys (at most %d)",
-		    KEYSET_MAX_KEYS);
+		errbuf_set(err, errlen, "too many keys (at most %d)", KEYSET_MAX_KEYS);
 		goto fail;
 	}
 	if (keyset_find(ks, key->kid) != NULL) {
@@ -296,22 +289,22 @@ keyset_key_from_private(EVP_PKEY *pkey, char *err, size_t errlen)
 	if (EVP_PKEY_is_a(pkey, "RSA")) {
 		bits = EVP_PKEY_get_bits(pkey);
 		if (bits < KEYSET_RSA_MIN_BITS || bits > KEYSET_RSA_MAX_BITS) {
-			errbuf_set(err, errlen, "RSA key of %d bits is not "
-			    "supported (need %d to %d bits)", bits,
-			    KEYSET_RSA_MIN_BITS, KEYSET_RSA_MAX_BITS);
+			errbuf_set(err, errlen,
+			    "RSA key of %d bits is not "
+			    "supported (need %d to %d bits)",
+			    bits, KEYSET_RSA_MIN_BITS, KEYSET_RSA_MAX_BITS);
 			goto fail;
 		}
 		key->alg = KEYSET_ALG_RS256;
 	} else if (EVP_PKEY_is_a(pkey, "EC")) {
-		if (EVP_PKEY_get_utf8_string_param(pkey,
-		    OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
-		    &glen) != 1) {
-			errbuf_set(err, errlen, "EC key without a named curve "
+		if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+			sizeof group, &glen) != 1) {
+			errbuf_set(err, errlen,
+			    "EC key without a named curve "
 			    "is not supported (need P-256 or P-384)");
 			goto fail;
 		}
-		for (size_t i = 0; i < sizeof keyset_curves /
-		    sizeof keyset_curves[0]; i++) {
+		for (size_t i = 0; i < sizeof keyset_curves / sizeof keyset_curves[0]; i++) {
 			if (strcmp(group, keyset_curves[i].group) == 0) {
 				crv = keyset_curves[i].crv;
 				coord = keyset_curves[i].size;
@@ -319,15 +312,18 @@ keyset_key_from_private(EVP_PKEY *pkey, char *err, size_t errlen)
 			}
 		}
 		if (crv == NULL) {
-			errbuf_set(err, errlen, "EC curve %s is not supported "
-			    "(need P-256 or P-384)", group);
+			errbuf_set(err, errlen,
+			    "EC curve %s is not supported "
+			    "(need P-256 or P-384)",
+			    group);
 			goto fail;
 		}
 	} else {
-		errbuf_set(err, errlen, "key type %s is not supported (need "
+		errbuf_set(err, errlen,
+		    "key type %s is not supported (need "
 		    "RSA >= %d bits, EC P-256 or EC P-384)",
-		    EVP_PKEY_get0_type_name(pkey) ? EVP_PKEY_get0_type_name(pkey) :
-		    "unknown", KEYSET_RSA_MIN_BITS);
+		    EVP_PKEY_get0_type_name(pkey) ? EVP_PKEY_get0_type_name(pkey) : "unknown",
+		    KEYSET_RSA_MIN_BITS);
 		goto fail;
 	}
 	if (keyset_key_describe(key, crv, coord) != 0) {
@@ -349,8 +345,7 @@ keyset_no_passphrase(char *buf, int size, int rwflag, void *arg)
 }
 
 int
-keyset_add_pem(struct keyset *ks, const char *pem, size_t len, char *err,
-    size_t errlen)
+keyset_add_pem(struct keyset *ks, const char *pem, size_t len, char *err, size_t errlen)
 {
 	struct keyset_key *key;
 	EVP_PKEY *pkey = NULL;
@@ -358,8 +353,7 @@ keyset_add_pem(struct keyset *ks, const char *pem, size_t len, char *err,
 	int rc = -1;
 
 	if (len == 0 || len > KEYSET_PEM_MAX) {
-		errbuf_set(err, errlen, "PEM key of %zu bytes (need 1 to %d)",
-		    len, KEYSET_PEM_MAX);
+		errbuf_set(err, errlen, "PEM key of %zu bytes (need 1 to %d)", len, KEYSET_PEM_MAX);
 		goto out;
 	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
@@ -368,7 +362,8 @@ keyset_add_pem(struct keyset *ks, const char *pem, size_t len, char *err,
 	}
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, keyset_no_passphrase, NULL);
 	if (pkey == NULL) {
-		errbuf_set(err, errlen, "not an unencrypted PEM private key "
+		errbuf_set(err, errlen,
+		    "not an unencrypted PEM private key "
 		    "(PKCS#8, PKCS#1 or SEC1)");
 		goto out;
 	}
@@ -418,12 +413,11 @@ keyset_jwks_json(const struct keyset *ks)
 		json_object_object_add(jwk, "use", json_object_new_string("sig"));
 		json_object_object_add(jwk, "alg",
 		    json_object_new_string(keyset_alg_name(key->alg)));
-		json_object_object_add(jwk, "kid",
-		    json_object_new_string(key->kid));
-		json_object_object_foreach(key->jwk, name, val) {
+		json_object_object_add(jwk, "kid", json_object_new_string(key->kid));
+		json_object_object_foreach(key->jwk, name, val)
+		{
 			if (strcmp(name, "kty") != 0)
-				json_object_object_add(jwk, name,
-				    json_object_get(val));
+				json_object_object_add(jwk, name, json_object_get(val));
 		}
 		json_object_array_add(arr, jwk);
 	}
@@ -517,8 +511,7 @@ keyset_rsa_from_jwk(json_object *jwk)
 		goto out;
 	bn_n = BN_bin2bn(n, (int)nlen, NULL);
 	bn_e = BN_bin2bn(e, (int)elen, NULL);
-	if (bn_n == NULL || bn_e == NULL || !BN_is_odd(bn_n) || !BN_is_odd(bn_e) ||
-	    BN_is_one(bn_e))
+	if (bn_n == NULL || bn_e == NULL || !BN_is_odd(bn_n) || !BN_is_odd(bn_e) || BN_is_one(bn_e))
 		goto out;
 	bits = BN_num_bits(bn_n);
 	if (bits < KEYSET_RSA_MIN_BITS || bits > KEYSET_RSA_MAX_BITS)
@@ -555,10 +548,9 @@ keyset_ec_from_jwk(json_object *jwk, const char *group, size_t size)
 	memcpy(point + 1, x, size);
 	memcpy(point + 1 + size, y, size);
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
-	    OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-	    group, 0) != 1 ||
-	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
-	    point, 1 + 2 * size) != 1)
+	    OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size) !=
+		1)
 		goto out;
 	pkey = keyset_pkey_fromdata("EC", bld);
 out:
@@ -588,28 +580,24 @@ keyset_key_from_jwk(json_object *jwk)
 	use = keyset_json_str(jwk, "use", &has_use);
 	alg_name = keyset_json_str(jwk, "alg", &has_alg);
 	kid = keyset_json_str(jwk, "kid", &has_kid);
-	if (kty == NULL || (has_use && (use == NULL ||
-	    strcmp(use, "sig") != 0)) || (has_alg && alg_name == NULL))
+	if (kty == NULL || (has_use && (use == NULL || strcmp(use, "sig") != 0)) ||
+	    (has_alg && alg_name == NULL))
 		return NULL;
-	if (has_kid && (kid == NULL || *kid == '\0' ||
-	    strlen(kid) > KEYSET_KID_MAX))
+	if (has_kid && (kid == NULL || *kid == '\0' || strlen(kid) > KEYSET_KID_MAX))
 		return NULL;
-	if (has_alg && (alg = keyset_alg_from_name(alg_name)) ==
-	    KEYSET_ALG_NONE)
+	if (has_alg && (alg = keyset_alg_from_name(alg_name)) == KEYSET_ALG_NONE)
 		return NULL;
 	crv = NULL;
 	if (strcmp(kty, "RSA") == 0) {
 		if (!has_alg)
 			alg = KEYSET_ALG_RS256;
-		if (alg != KEYSET_ALG_RS256 && alg != KEYSET_ALG_RS384 &&
-		    alg != KEYSET_ALG_RS512)
+		if (alg != KEYSET_ALG_RS256 && alg != KEYSET_ALG_RS384 && alg != KEYSET_ALG_RS512)
 			return NULL;
 		pkey = keyset_rsa_from_jwk(jwk);
 	} else if (strcmp(kty, "EC") == 0) {
 		if ((crv = keyset_json_str(jwk, "crv", NULL)) == NULL)
 			return NULL;
-		for (i = 0; i < sizeof keyset_curves / sizeof keyset_curves[0];
-		    i++) {
+		for (i = 0; i < sizeof keyset_curves / sizeof keyset_curves[0]; i++) {
 			if (strcmp(crv, keyset_curves[i].crv) == 0)
 				break;
 		}
@@ -646,8 +634,8 @@ keyset_from_jwks(const char *json, size_t len, char *err, size_t errlen)
 	size_t n, i;
 
 	if (len > KEYSET_JWKS_MAX) {
-		errbuf_set(err, errlen, "JWKS document of %zu bytes (limit %d)",
-		    len, KEYSET_JWKS_MAX);
+		errbuf_set(err, errlen, "JWKS document of %zu bytes (limit %d)", len,
+		    KEYSET_JWKS_MAX);
 		goto out;
 	}
 	doc = jwt_json_parse(json, len);
@@ -662,8 +650,8 @@ keyset_from_jwks(const char *json, size_t len, char *err, size_t errlen)
 	}
 	n = json_object_array_length(arr);
 	if (n > KEYSET_MAX_KEYS) {
-		errbuf_set(err, errlen, "JWKS document has %zu keys (limit %d)",
-		    n, KEYSET_MAX_KEYS);
+		errbuf_set(err, errlen, "JWKS document has %zu keys (limit %d)", n,
+		    KEYSET_MAX_KEYS);
 		goto out;
 	}
 	ks = keyset_new();
@@ -679,7 +667,8 @@ keyset_from_jwks(const char *json, size_t len, char *err, size_t errlen)
 		keyset_append(ks, key, NULL, 0);
 	}
 	if (ks->nkeys == 0) {
-		errbuf_set(err, errlen, "JWKS document has no usable signature "
+		errbuf_set(err, errlen,
+		    "JWKS document has no usable signature "
 		    "key (RSA >= %d bits, EC P-256 or P-384)",
 		    KEYSET_RSA_MIN_BITS);
 		keyset_free(ks);

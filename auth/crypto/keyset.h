@@ -22,10 +22,10 @@ enum keyset_alg {
 	KEYSET_ALG_ES384,
 };
 
-#define KEYSET_MAX_KEYS 64		/* keys in one keyset / JWKS document */
-#define KEYSET_JWKS_MAX (256 * 1024)	/* bytes of a JWKS document */
-#define KEYSET_PEM_MAX (64 * 1024)	/* bytes of one PEM key */
-#define KEYSET_KID_MAX 256		/* characters of a remote kid */
+#define KEYSET_MAX_KEYS 64           /* keys in one keyset / JWKS document */
+#define KEYSET_JWKS_MAX (256 * 1024) /* bytes of a JWKS document */
+#define KEYSET_PEM_MAX (64 * 1024)   /* bytes of one PEM key */
+#define KEYSET_KID_MAX 256           /* characters of a remote kid */
 #define KEYSET_RSA_MIN_BITS 2048
 #define KEYSET_RSA_MAX_BITS 8192
 
@@ -40,8 +40,7 @@ void keyset_free(struct keyset *ks);
  * 2048-8192 bits signs RS256, EC P-256 ES256, EC P-384 ES384; anything else
  * fails with a message in err. The first key added to a keyset signs.
  */
-int keyset_add_pem(struct keyset *ks, const char *pem, size_t len, char *err,
-    size_t errlen);
+int keyset_add_pem(struct keyset *ks, const char *pem, size_t len, char *err, size_t errlen);
 /* Add a freshly generated P-256 key (ES256), e.g. when none is configured. */
 int keyset_generate_es256(struct keyset *ks, char *err, size_t errlen);
 /*
@@ -51,8 +50,7 @@ int keyset_generate_es256(struct keyset *ks, char *err, size_t errlen);
  * with a "keys" array, has more than KEYSET_MAX_KEYS keys or none usable.
  * A JWK without "kid" is found by its RFC 7638 thumbprint.
  */
-struct keyset *keyset_from_jwks(const char *json, size_t len, char *err,
-    size_t errlen);
+struct keyset *keyset_from_jwks(const char *json, size_t len, char *err, size_t errlen);
 
 size_t keyset_count(const struct keyset *ks);
 const struct keyset_key *keyset_at(const struct keyset *ks, size_t i);

@@ -30,9 +30,8 @@ pkce_verifier_valid(const char *verifier)
 		return false;
 	for (i = 0; i < len; i++) {
 		c = (unsigned char)verifier[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~'))
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			c == '-' || c == '.' || c == '_' || c == '~'))
 			return false;
 	}
 	return true;
@@ -44,11 +43,10 @@ pkce_challenge_valid(const char *challenge)
 	unsigned char buf[32];
 	size_t n;
 
-	if (challenge == NULL ||
-	    strnlen(challenge, PKCE_CHALLENGE_LEN + 1) != PKCE_CHALLENGE_LEN)
+	if (challenge == NULL || strnlen(challenge, PKCE_CHALLENGE_LEN + 1) != PKCE_CHALLENGE_LEN)
 		return false;
-	return b64url_decode_buf(challenge, PKCE_CHALLENGE_LEN, buf,
-	    sizeof buf, &n) == 0 && n == sizeof buf;
+	return b64url_decode_buf(challenge, PKCE_CHALLENGE_LEN, buf, sizeof buf, &n) == 0 &&
+	    n == sizeof buf;
 }
 
 /* S256 of a verifier already checked valid, into out (44 bytes). */
@@ -58,8 +56,8 @@ pkce_s256(const char *verifier, char out[PKCE_CHALLENGE_LEN + 1])
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (EVP_Digest(verifier, strlen(verifier), md, &mdlen, EVP_sha256(),
-	    NULL) != 1 || mdlen != 32)
+	if (EVP_Digest(verifier, strlen(verifier), md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
 		return -1;
 	b64url_encode_buf(md, mdlen, out);
 	return 0;

@@ -47,12 +47,12 @@ struct guard_refresh;
 /* A request waiting for an IdP check or an upstream refresh. */
 struct guard_req {
 	struct guard *g;
-	struct req *sr;          /* a reference */
-	char *token;                    /* oidc: to cache the result */
-	struct extidp_check *check;     /* oidc check in flight */
-	struct guard_refresh *refresh;  /* queued on this refresh */
-	TAILQ_ENTRY(guard_req) entry;   /* g->reqs */
-	TAILQ_ENTRY(guard_req) wait;    /* refresh->waiters */
+	struct req *sr;                /* a reference */
+	char *token;                   /* oidc: to cache the result */
+	struct extidp_check *check;    /* oidc check in flight */
+	struct guard_refresh *refresh; /* queued on this refresh */
+	TAILQ_ENTRY(guard_req) entry;  /* g->reqs */
+	TAILQ_ENTRY(guard_req) wait;   /* refresh->waiters */
 };
 
 TAILQ_HEAD(guard_req_list, guard_req);
@@ -89,8 +89,7 @@ struct guard {
 	struct metric *m_refresh;
 };
 
-static void guard_pass(struct guard *g, struct req *sr,
-    const struct tokencache_claims *claims);
+static void guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *claims);
 
 /* --- pure parts --- */
 
@@ -326,7 +325,9 @@ static enum guard_verdict
 guard_check_embedded_reason(struct guard *g, const char *token, size_t len,
     const struct tokencache_claims **claims, char *desc, size_t desclen, const char **reason)
 {
-	struct jwt_expect ex = { .typ = "at+jwt", .iss = g->issuer, .aud = g->audience,
+	struct jwt_expect ex = { .typ = "at+jwt",
+		.iss = g->issuer,
+		.aud = g->audience,
 		.leeway_s = GUARD_LEEWAY_S };
 	const struct tokencache_claims *c;
 	const char *missing;
@@ -412,9 +413,12 @@ guard_deny(struct guard *g, struct req *sr, enum guard_verdict v, const char *re
 	char *www, *id;
 	int status = 401;
 
-	metrics_add(g->m_decisions, 1, v == GUARD_NO_TOKEN ? "no_token" :
-	    v == GUARD_INSUFFICIENT_SCOPE ? "insufficient_scope" :
-	    v == GUARD_UNAVAILABLE ? "unavailable" : "invalid_token", reason);
+	metrics_add(g->m_decisions, 1,
+	    v == GUARD_NO_TOKEN                 ? "no_token"
+		: v == GUARD_INSUFFICIENT_SCOPE ? "insufficient_scope"
+		: v == GUARD_UNAVAILABLE        ? "unavailable"
+						: "invalid_token",
+	    reason);
 	if (req_gone(sr))
 		return;
 	switch (v) {
@@ -448,28 +452,33 @@ guard_deny(struct guard *g, struct req *sr, enum guard_verdict v, const char *re
 		json_object_object_add(body, "jsonrpc", json_object_new_string("2.0"));
 		json_object_object_add(body, "id", idv);
 		e = json_object_new_object();
-		json_object_object_add(e, "code", json_object_new_int(status == 503 ? -32603 : -32001));
+		json_object_object_add(e, "code",
+		    json_object_new_int(status == 503 ? -32603 : -32001));
 		json_object_object_add(e, "message", json_object_new_string(desc));
-		json_object_object_add(data, "error", json_object_new_string(error != NULL ? error :
-		    status == 503 ? "temporarily_unavailable" : "unauthorized"));
+		json_object_object_add(data, "error",
+		    json_object_new_string(error != NULL ? error
+			    : status == 503              ? "temporarily_unavailable"
+							 : "unauthorized"));
 		json_object_object_add(e, "data", data);
 		json_object_object_add(body, "error", e);
 		free(id);
 	} else {
 		body = json_object_new_object();
-		json_object_object_add(body, "error", json_object_new_string(error != NULL ? error :
-		    status == 503 ? "temporarily_unavailable" : "unauthorized"));
+		json_object_object_add(body, "error",
+		    json_object_new_string(error != NULL ? error
+			    : status == 503              ? "temporarily_unavailable"
+							 : "unauthorized"));
 		json_object_object_add(body, "error_description", json_object_new_string(desc));
 	}
-	req_reply_json(sr, status, json_object_to_json_string_ext(body,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	req_reply_json(sr, status,
+	    json_object_to_json_string_ext(body,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(body);
 }
 
 /* --- waiting requests --- */
 
-static struct guard_req *
-guard_req_new(struct guard *g, struct req *sr);
+static struct guard_req *guard_req_new(struct guard *g, struct req *sr);
 
 static void
 guard_req_abort(struct req *sr, void *arg)
@@ -597,7 +606,8 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 		} else {
 			guard_log_reject(sr, NULL, 0, "upstream_refresh_failed", NULL);
 			guard_deny(g, sr, GUARD_INVALID_TOKEN, "upstream_refresh_failed",
-			    "the login session at the identity provider has expired; sign in again");
+			    "the login session at the identity provider has expired; sign in "
+			    "again");
 		}
 		req_unref(sr);
 	}
@@ -608,13 +618,13 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 
 /* Queue sr on the refresh of tsid, starting it if none is in flight. */
 static void
-guard_refresh_join(struct guard *g, struct req *sr, const char *tsid,
-    const char *refresh_token)
+guard_refresh_join(struct guard *g, struct req *sr, const char *tsid, const char *refresh_token)
 {
 	struct guard_refresh *rf;
 	struct guard_req *gr;
 
-	TAILQ_FOREACH(rf, &g->refreshes, entry) {
+	TAILQ_FOREACH(rf, &g->refreshes, entry)
+	{
 		if (strcmp(rf->tsid, tsid) == 0)
 			break;
 	}
@@ -624,12 +634,14 @@ guard_refresh_join(struct guard *g, struct req *sr, const char *tsid,
 		rf->tsid = xstrdup(tsid);
 		log_token_id(tsid, strlen(tsid), rf->session_id);
 		TAILQ_INIT(&rf->waiters);
-		rf->handle = g->ops.upstream_refresh(g->ops.as, refresh_token, guard_refresh_done, rf);
+		rf->handle = g->ops.upstream_refresh(g->ops.as, refresh_token, guard_refresh_done,
+		    rf);
 		if (rf->handle == NULL) {
 			free(rf->tsid);
 			free(rf);
 			guard_deny(g, sr, GUARD_INVALID_TOKEN, "upstream_refresh_failed",
-			    "the login session at the identity provider has expired; sign in again");
+			    "the login session at the identity provider has expired; sign in "
+			    "again");
 			return;
 		}
 		TAILQ_INSERT_TAIL(&g->refreshes, rf, entry);
@@ -665,7 +677,8 @@ guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *clai
 		if (u->refresh_token == NULL || g->ops.upstream_refresh == NULL) {
 			guard_log_reject(sr, NULL, 0, "upstream_expired", NULL);
 			guard_deny(g, sr, GUARD_INVALID_TOKEN, "upstream_expired",
-			    "the login session at the identity provider has expired; sign in again");
+			    "the login session at the identity provider has expired; sign in "
+			    "again");
 			return;
 		}
 		guard_refresh_join(g, sr, claims->tsid, u->refresh_token);
@@ -697,7 +710,7 @@ guard_extidp_done(const struct extidp_result *res, void *arg)
 	} else if (res->outcome != EXTIDP_ACTIVE) {
 		guard_deny(g, sr, GUARD_INVALID_TOKEN, res->reason, res->description);
 	} else if (!guard_scopes_cover(res->claims->scope, &g->cfg->auth.required_scopes,
-	    &missing)) {
+		       &missing)) {
 		snprintf(desc, sizeof desc, "the access token lacks the scope %s", missing);
 		guard_deny(g, sr, GUARD_INSUFFICIENT_SCOPE, "insufficient_scope", desc);
 	} else {
@@ -785,7 +798,8 @@ guard_handler(struct req *sr, void *arg)
 		return;
 	case GUARD_AUTH_TOO_LARGE:
 		guard_log_reject(sr, NULL, 0, "too_large", NULL);
-		guard_deny(g, sr, GUARD_INVALID_TOKEN, "too_large", "the access token is too large");
+		guard_deny(g, sr, GUARD_INVALID_TOKEN, "too_large",
+		    "the access token is too large");
 		return;
 	case GUARD_AUTH_MALFORMED:
 		guard_log_reject(sr, NULL, 0, "malformed_header", NULL);
@@ -826,8 +840,9 @@ guard_new(struct event_base *base, const struct config *cfg, struct forwarder *f
 		snprintf(err, errlen, "server.resourceUrl is required for the guard");
 		return NULL;
 	}
-	if (cfg->auth.mode == AUTH_MODE_EMBEDDED && (ops == NULL || ops->keyset == NULL ||
-	    ops->token_revoked == NULL || ops->store == NULL)) {
+	if (cfg->auth.mode == AUTH_MODE_EMBEDDED &&
+	    (ops == NULL || ops->keyset == NULL || ops->token_revoked == NULL ||
+		ops->store == NULL)) {
 		snprintf(err, errlen, "the guard needs the embedded authorization server");
 		return NULL;
 	}

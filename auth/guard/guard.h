@@ -35,19 +35,18 @@ struct store_upstream;
 struct strlist;
 struct guard;
 
-#define GUARD_TOKEN_MAX (16 * 1024)   /* characters of a bearer token */
+#define GUARD_TOKEN_MAX (16 * 1024) /* characters of a bearer token */
 /* Clock skew allowed on exp/nbf/iat of our own tokens: they are signed on
  * this pod's clock (or an NTP-synced replica's), so a few seconds suffice;
  * a long leeway would only extend a stolen token's life. */
 #define GUARD_LEEWAY_S 5
-#define GUARD_UPSTREAM_SKEW_S 5       /* refresh an upstream token this early */
+#define GUARD_UPSTREAM_SKEW_S 5 /* refresh an upstream token this early */
 
 /*
  * Upstream tokens refreshed: tokens (owned by the callee now) or NULL and
  * an error that is safe to log. Same shape as upstream_exchange_cb.
  */
-typedef void (*guard_refresh_done_cb)(struct store_upstream *tokens, const char *error,
-    void *arg);
+typedef void (*guard_refresh_done_cb)(struct store_upstream *tokens, const char *error, void *arg);
 
 /*
  * What the guard needs from the embedded AS, as callbacks so that neither
@@ -120,8 +119,7 @@ char *guard_www_authenticate(const char *metadata_url, const char *scope, const 
 
 /* Is every scope of required in the space-separated granted list? On
  * false *missing is the first one absent. */
-bool guard_scopes_cover(const char *granted, const struct strlist *required,
-    const char **missing);
+bool guard_scopes_cover(const char *granted, const struct strlist *required, const char **missing);
 
 /* The description a 401 shows for a jwt_verify() error (enum jwt_err). */
 const char *guard_jwt_error_text(int jwt_err);

@@ -21,10 +21,10 @@
 
 struct prm {
 	char *resource;
-	char *path;       /* resource path, "" for the origin itself */
-	char *alt_path;   /* the path without server.publicPathPrefix, or NULL */
+	char *path;     /* resource path, "" for the origin itself */
+	char *alt_path; /* the path without server.publicPathPrefix, or NULL */
 	char *metadata_url;
-	char *scope;      /* challenge scope, or NULL */
+	char *scope; /* challenge scope, or NULL */
 	char *document;
 };
 

@@ -39,7 +39,7 @@ struct tokencache_entry {
 	char *pub; /* the readable part, not NUL-terminated; NULL when pub_len is 0 */
 	size_t pub_len;
 	struct tokencache_claims claims;
-	int64_t until; /* wall seconds */
+	int64_t until;                 /* wall seconds */
 	struct tokencache_entry *next; /* bucket chain */
 	TAILQ_ENTRY(tokencache_entry) lru;
 };

@@ -21,11 +21,11 @@
 /* What a verified token says. Strings are NULL when the claim is absent. */
 struct tokencache_claims {
 	char *sub;
-	char *scope;     /* space-separated */
+	char *scope; /* space-separated */
 	char *jti;
-	char *tsid;      /* our session id (embedded AS tokens) */
+	char *tsid; /* our session id (embedded AS tokens) */
 	char *client_id;
-	int64_t exp;     /* wall seconds, 0 = none */
+	int64_t exp; /* wall seconds, 0 = none */
 };
 
 struct tokencache;

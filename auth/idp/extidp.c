@@ -36,7 +36,7 @@ struct extidp_check {
 	extidp_done_cb done;
 	void *arg;
 	bool waiting_jwks;
-	struct fetch *fetch; /* introspection in flight */
+	struct fetch *fetch;             /* introspection in flight */
 	TAILQ_ENTRY(extidp_check) entry; /* x->checks */
 	TAILQ_ENTRY(extidp_check) wait;  /* x->jwks_waiters */
 };
@@ -55,7 +55,7 @@ struct extidp {
 	char *basic_auth;        /* "Authorization: Basic …" (a secret) */
 	struct keyset *keys;     /* NULL until the first successful fetch */
 	bool fetched_once;
-	int64_t jwks_attempt_ms; /* monotonic start of the last fetch */
+	int64_t jwks_attempt_ms;  /* monotonic start of the last fetch */
 	struct fetch *jwks_fetch; /* discovery or JWKS in flight */
 	struct extidp_check_list checks;
 	struct extidp_check_list jwks_waiters;
@@ -122,9 +122,10 @@ extidp_new(const struct config *cfg, struct fetcher *fetcher, char *err, size_t 
 		snprintf(err, errlen, "the external IdP needs the outbound fetcher");
 		return NULL;
 	}
-	if (cfg->auth.oidc.introspection_url != NULL && (cfg->auth.oidc.client_id == NULL ||
-	    cfg->auth.oidc.client_secret.value == NULL)) {
-		snprintf(err, errlen, "auth.oidc.introspectionUrl needs auth.oidc.clientId and "
+	if (cfg->auth.oidc.introspection_url != NULL &&
+	    (cfg->auth.oidc.client_id == NULL || cfg->auth.oidc.client_secret.value == NULL)) {
+		snprintf(err, errlen,
+		    "auth.oidc.introspectionUrl needs auth.oidc.clientId and "
 		    "auth.oidc.clientSecretRef");
 		return NULL;
 	}
@@ -292,7 +293,8 @@ static void
 extidp_verify_jwt(struct extidp *x, const char *token, struct extidp_result *res,
     struct tokencache_claims *claims, bool *unknown_kid)
 {
-	struct jwt_expect ex = { .iss = x->issuer, .aud = x->audience,
+	struct jwt_expect ex = { .iss = x->issuer,
+		.aud = x->audience,
 		.leeway_s = EXTIDP_LEEWAY_S };
 	json_object *o = NULL;
 	enum jwt_err e;
@@ -317,14 +319,30 @@ extidp_verify_jwt(struct extidp *x, const char *token, struct extidp_result *res
 	res->outcome = EXTIDP_INVALID;
 	res->reason = jwt_err_name(e);
 	switch (e) {
-	case JWT_ERR_EXPIRED: res->description = "the access token has expired"; break;
-	case JWT_ERR_AUDIENCE: res->description = "the access token is not meant for this resource"; break;
-	case JWT_ERR_ISSUER: res->description = "the access token was issued by another issuer"; break;
-	case JWT_ERR_SIGNATURE: res->description = "the access token's signature is invalid"; break;
-	case JWT_ERR_KID: res->description = "the access token is not signed by a known key"; break;
-	case JWT_ERR_NOT_YET_VALID: res->description = "the access token is not valid yet"; break;
-	case JWT_ERR_ALG: res->description = "the access token's signing algorithm is not accepted"; break;
-	default: res->description = "the access token is invalid"; break;
+	case JWT_ERR_EXPIRED:
+		res->description = "the access token has expired";
+		break;
+	case JWT_ERR_AUDIENCE:
+		res->description = "the access token is not meant for this resource";
+		break;
+	case JWT_ERR_ISSUER:
+		res->description = "the access token was issued by another issuer";
+		break;
+	case JWT_ERR_SIGNATURE:
+		res->description = "the access token's signature is invalid";
+		break;
+	case JWT_ERR_KID:
+		res->description = "the access token is not signed by a known key";
+		break;
+	case JWT_ERR_NOT_YET_VALID:
+		res->description = "the access token is not valid yet";
+		break;
+	case JWT_ERR_ALG:
+		res->description = "the access token's signing algorithm is not accepted";
+		break;
+	default:
+		res->description = "the access token is invalid";
+		break;
 	}
 }
 
@@ -353,8 +371,11 @@ static void
 extidp_get(struct extidp *x, const char *url, fetch_done_cb cb)
 {
 	static const char *const headers[] = { "Accept: application/json", NULL };
-	struct fetch_request r = { .method = "GET", .url = url, .headers = headers,
-		.policy = &x->policy, .policy_name = "trusted" };
+	struct fetch_request r = { .method = "GET",
+		.url = url,
+		.headers = headers,
+		.policy = &x->policy,
+		.policy_name = "trusted" };
 
 	x->jwks_fetch = fetch_start(x->fetcher, &r, cb, x);
 }
@@ -459,9 +480,8 @@ extidp_fetch_keys(struct extidp *x)
 /* --- introspection --- */
 
 enum extidp_outcome
-extidp_parse_introspection(const char *body, size_t len, const char *issuer,
-    const char *audience, int64_t now, struct tokencache_claims *claims, const char **reason,
-    const char **desc)
+extidp_parse_introspection(const char *body, size_t len, const char *issuer, const char *audience,
+    int64_t now, struct tokencache_claims *claims, const char **reason, const char **desc)
 {
 	json_object *o, *v, *e;
 	const char *s;
@@ -474,7 +494,8 @@ extidp_parse_introspection(const char *body, size_t len, const char *issuer,
 	if ((o = jwt_json_parse(body, len)) == NULL)
 		return EXTIDP_UNAVAILABLE;
 	if (!json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "active", &v) || !json_object_is_type(v, json_type_boolean)) {
+	    !json_object_object_get_ex(o, "active", &v) ||
+	    !json_object_is_type(v, json_type_boolean)) {
 		out = EXTIDP_UNAVAILABLE;
 		goto out;
 	}
@@ -556,7 +577,8 @@ extidp_introspect_done(const struct fetch_result *fr, void *arg)
 	if (fr->error != FETCH_OK || fr->status != 200) {
 		metrics_add(x->m_introspect, 1, "error");
 		log_warn("introspection failed", LOG_S("url", x->introspection_url),
-		    LOG_S("error", fr->error != FETCH_OK ? fr->error_text : "unexpected HTTP status"),
+		    LOG_S("error",
+			fr->error != FETCH_OK ? fr->error_text : "unexpected HTTP status"),
 		    LOG_I("status", fr->status));
 		extidp_fail(c, EXTIDP_UNAVAILABLE, "introspection_failed",
 		    "the identity provider could not check the access token");
@@ -564,8 +586,10 @@ extidp_introspect_done(const struct fetch_result *fr, void *arg)
 	}
 	res.outcome = extidp_parse_introspection(fr->body, fr->body_len, x->issuer, x->audience,
 	    now, &claims, &res.reason, &res.description);
-	metrics_add(x->m_introspect, 1, res.outcome == EXTIDP_ACTIVE ? "active" :
-	    res.outcome == EXTIDP_INVALID ? "inactive" : "error");
+	metrics_add(x->m_introspect, 1,
+	    res.outcome == EXTIDP_ACTIVE        ? "active"
+		: res.outcome == EXTIDP_INVALID ? "inactive"
+						: "error");
 	if (res.outcome == EXTIDP_UNAVAILABLE)
 		log_warn("introspection answer malformed", LOG_S("url", x->introspection_url));
 	if (res.outcome == EXTIDP_ACTIVE) {
@@ -585,8 +609,12 @@ extidp_introspect(struct extidp_check *c)
 		"Accept: application/json", x->basic_auth, NULL };
 	char *enc = extidp_form_encode(c->token);
 	char *body = xasprintf("token=%s&token_type_hint=access_token", enc);
-	struct fetch_request r = { .method = "POST", .url = x->introspection_url,
-		.headers = headers, .body = body, .body_len = strlen(body), .policy = &x->policy,
+	struct fetch_request r = { .method = "POST",
+		.url = x->introspection_url,
+		.headers = headers,
+		.body = body,
+		.body_len = strlen(body),
+		.policy = &x->policy,
 		.policy_name = "trusted" };
 
 	c->fetch = fetch_start(x->fetcher, &r, extidp_introspect_done, c);

@@ -42,7 +42,7 @@ struct extidp_result {
 	const char *reason;      /* low-cardinality label: "expired", "inactive", ... */
 	const char *description; /* safe to show the client */
 	const struct tokencache_claims *claims; /* EXTIDP_ACTIVE */
-	int64_t cache_until;     /* wall seconds the result may be cached until */
+	int64_t cache_until;                    /* wall seconds the result may be cached until */
 };
 
 typedef void (*extidp_done_cb)(const struct extidp_result *res, void *arg);

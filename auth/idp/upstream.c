@@ -210,8 +210,9 @@ upstream_parse_json(const char *body, size_t len)
 	if (tok == NULL)
 		return NULL;
 	o = json_tokener_parse_ex(tok, body, (int)len);
-	if (o != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(o, json_type_object))) {
+	if (o != NULL &&
+	    (json_tokener_get_error(tok) != json_tokener_success ||
+		!json_object_is_type(o, json_type_object))) {
 		json_object_put(o);
 		o = NULL;
 	}
@@ -292,8 +293,8 @@ upstream_adopt_discovery(struct upstream *u, const struct fetch_result *res)
 		      "jwks_uri";
 		goto out;
 	}
-	if (!upstream_on_origin(u, az) || !upstream_on_origin(u, tk) || !upstream_on_origin(u, jw) ||
-	    (ui != NULL && !upstream_on_origin(u, ui))) {
+	if (!upstream_on_origin(u, az) || !upstream_on_origin(u, tk) ||
+	    !upstream_on_origin(u, jw) || (ui != NULL && !upstream_on_origin(u, ui))) {
 		why = "an endpoint in the discovery document is not on the issuer's origin";
 		goto out;
 	}
@@ -309,9 +310,10 @@ upstream_adopt_discovery(struct upstream *u, const struct fetch_result *res)
 	u->userinfo_endpoint = ui != NULL ? xstrdup(ui) : NULL;
 	/* Default (absent) is client_secret_basic (OIDC Discovery §3). */
 	u->secret_post = json_object_object_get_ex(doc, "token_endpoint_auth_methods_supported",
-	    &methods) && !upstream_list_has(doc, "token_endpoint_auth_methods_supported",
-	    "client_secret_basic") && upstream_list_has(doc,
-	    "token_endpoint_auth_methods_supported", "client_secret_post");
+			     &methods) &&
+	    !upstream_list_has(doc, "token_endpoint_auth_methods_supported",
+		"client_secret_basic") &&
+	    upstream_list_has(doc, "token_endpoint_auth_methods_supported", "client_secret_post");
 	u->ready = true;
 out:
 	free(want);
@@ -334,7 +336,8 @@ upstream_discovery_done(const struct fetch_result *res, void *arg)
 		log_warn("upstream discovery failed", LOG_S("provider", u->p->name),
 		    LOG_S("issuer", u->p->issuer_url), LOG_S("error", why),
 		    LOG_I("status", res->status));
-		snprintf(msg, sizeof msg, "the identity provider is unavailable (discovery: %s)", why);
+		snprintf(msg, sizeof msg, "the identity provider is unavailable (discovery: %s)",
+		    why);
 	} else {
 		log_info("upstream discovered", LOG_S("provider", u->p->name),
 		    LOG_S("issuer", u->issuer));
@@ -382,8 +385,11 @@ upstream_get_json(struct upstream *u, const char *url, fetch_done_cb cb, void *a
     struct fetch **slot, const char *auth)
 {
 	const char *headers[3] = { "Accept: application/json", auth, NULL };
-	struct fetch_request r = { .method = "GET", .url = url, .headers = headers,
-		.policy = &u->policy, .policy_name = "trusted" };
+	struct fetch_request r = { .method = "GET",
+		.url = url,
+		.headers = headers,
+		.policy = &u->policy,
+		.policy_name = "trusted" };
 
 	*slot = fetch_start(u->fetcher, &r, cb, arg);
 }
@@ -428,8 +434,8 @@ upstream_verify_id_token(struct upstream_op *op, const char **why)
 		goto out;
 	}
 	op->tokens->subject = xstrdup(sub);
-	op->tokens->claims_json = xstrdup(json_object_to_json_string_ext(claims,
-	    JSON_C_TO_STRING_PLAIN));
+	op->tokens->claims_json = xstrdup(
+	    json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN));
 out:
 	json_object_put(claims);
 	return e;
@@ -452,7 +458,8 @@ upstream_userinfo_done(const struct fetch_result *res, void *arg)
 		upstream_finish(op, "the identity provider's userinfo request failed");
 		return;
 	}
-	if (!json_object_object_get_ex(doc, claim, &v) && !json_object_object_get_ex(doc, "sub", &v))
+	if (!json_object_object_get_ex(doc, claim, &v) &&
+	    !json_object_object_get_ex(doc, "sub", &v))
 		json_object_object_get_ex(doc, "id", &v);
 	if (v != NULL && json_object_is_type(v, json_type_string)) {
 		sub = json_object_get_string(v);
@@ -466,8 +473,8 @@ upstream_userinfo_done(const struct fetch_result *res, void *arg)
 		return;
 	}
 	op->tokens->subject = xstrdup(sub);
-	op->tokens->claims_json = xstrdup(json_object_to_json_string_ext(doc,
-	    JSON_C_TO_STRING_PLAIN));
+	op->tokens->claims_json = xstrdup(
+	    json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN));
 	json_object_put(doc);
 	upstream_finish(op, NULL);
 }
@@ -492,9 +499,10 @@ upstream_token_done(const struct fetch_result *res, void *arg)
 		log_warn("upstream token request refused", LOG_I("status", res->status),
 		    LOG_S("error", e != NULL ? e : "(no error code)"));
 		json_object_put(doc);
-		upstream_finish(op, op->refresh_token != NULL ?
-		    "the identity provider refused the refresh token" :
-		    "the identity provider refused the authorization code");
+		upstream_finish(op,
+		    op->refresh_token != NULL
+			? "the identity provider refused the refresh token"
+			: "the identity provider refused the authorization code");
 		return;
 	}
 	at = upstream_json_string(doc, "access_token");
@@ -541,8 +549,11 @@ upstream_post_token(struct upstream_op *op)
 	char *body, *basic = NULL, *auth = NULL;
 	const char *headers[4] = { "Accept: application/json",
 		"Content-Type: application/x-www-form-urlencoded", NULL, NULL };
-	struct fetch_request r = { .method = "POST", .url = u->token_endpoint,
-		.headers = headers, .policy = &u->policy, .policy_name = "trusted" };
+	struct fetch_request r = { .method = "POST",
+		.url = u->token_endpoint,
+		.headers = headers,
+		.policy = &u->policy,
+		.policy_name = "trusted" };
 
 	if (op->refresh_token != NULL) {
 		form_add(&fb, "grant_type", "refresh_token");

@@ -65,7 +65,7 @@ struct store_code {
 struct store_refresh {
 	char *family;
 	char *client_id;
-	char *scope;    /* granted by the authorization: refreshes may narrow it */
+	char *scope; /* granted by the authorization: refreshes may narrow it */
 	char *resource;
 	char *tsid;
 	char *subject;
@@ -78,7 +78,7 @@ struct store_upstream {
 	char *access_token;
 	char *refresh_token;
 	char *id_token;
-	char *claims_json; /* the verified ID token claims, or userinfo */
+	char *claims_json;  /* the verified ID token claims, or userinfo */
 	int64_t expires_at; /* wall seconds of the access token, 0 = unknown */
 };
 
@@ -105,8 +105,7 @@ struct store_code *store_code_take(struct store *st, const char *hash, char **re
 
 /* Refresh tokens: like codes; the tombstone of a rotated token lives until
  * the token would have expired, so reuse is recognised for that long. */
-void store_refresh_put(struct store *st, const char *hash, struct store_refresh *r,
-    int64_t ttl_ms);
+void store_refresh_put(struct store *st, const char *hash, struct store_refresh *r, int64_t ttl_ms);
 struct store_refresh *store_refresh_take(struct store *st, const char *hash,
     char **replayed_family);
 /* Look without consuming (revocation checks the owner first). */
@@ -115,8 +114,8 @@ const struct store_refresh *store_refresh_get(struct store *st, const char *hash
 /* Token families: the refresh-token chain of one authorization, with the
  * ids of the access tokens issued in it. Revoking a family deny-lists those
  * ids and makes every refresh token of the family useless. */
-void store_family_add_jti(struct store *st, const char *family, const char *jti,
-    int64_t exp_wall_s, int64_t ttl_ms);
+void store_family_add_jti(struct store *st, const char *family, const char *jti, int64_t exp_wall_s,
+    int64_t ttl_ms);
 void store_family_revoke(struct store *st, const char *family, int64_t ttl_ms);
 bool store_family_revoked(struct store *st, const char *family);
 

@@ -26,7 +26,7 @@ struct mem_entry {
 	int64_t expires; /* monotonic ms, MEM_NEVER */
 	void *val;
 	struct mem_entry *next; /* bucket chain */
-	bool spent; /* a single-use record taken: on t->spent, not t->order */
+	bool spent;             /* a single-use record taken: on t->spent, not t->order */
 	TAILQ_ENTRY(mem_entry) order;
 };
 
@@ -140,11 +140,13 @@ mem_table_grow(struct mem_table *t)
 	size_t nb = t->nbuckets * 2;
 	struct mem_entry **b = xcalloc(nb, sizeof *b), *e;
 
-	TAILQ_FOREACH(e, &t->order, order) {
+	TAILQ_FOREACH(e, &t->order, order)
+	{
 		e->next = b[e->hash & (nb - 1)];
 		b[e->hash & (nb - 1)] = e;
 	}
-	TAILQ_FOREACH(e, &t->spent, order) {
+	TAILQ_FOREACH(e, &t->spent, order)
+	{
 		e->next = b[e->hash & (nb - 1)];
 		b[e->hash & (nb - 1)] = e;
 	}
@@ -618,10 +620,12 @@ store_client_evict_idle(struct store *st, int64_t idle_before_ms)
 {
 	struct mem_entry *e, *oldest = NULL;
 
-	TAILQ_FOREACH(e, &st->clients.order, order) {
+	TAILQ_FOREACH(e, &st->clients.order, order)
+	{
 		struct oauth_client *c = e->val;
 
-		if (oldest == NULL || c->last_used_ms < ((struct oauth_client *)oldest->val)->last_used_ms)
+		if (oldest == NULL ||
+		    c->last_used_ms < ((struct oauth_client *)oldest->val)->last_used_ms)
 			oldest = e;
 	}
 	if (oldest == NULL || ((struct oauth_client *)oldest->val)->last_used_ms >= idle_before_ms)
