@@ -10,6 +10,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,9 @@ jwt_alg_md(enum keyset_alg alg, size_t *ec_size)
 	case KEYSET_ALG_ES384:
 		*ec_size = 48;
 		return "SHA384";
+	case KEYSET_ALG_PS256:
+		return "SHA256";
+	case KEYSET_ALG_EDDSA: /* no separate digest: see jwt_verify_bytes */
 	case KEYSET_ALG_NONE:
 		break;
 	}
@@ -214,12 +218,21 @@ jwt_verify_bytes(const struct keyset_key *key, const char *data, size_t len,
 {
 	EVP_PKEY *pkey = keyset_key_pkey(key);
 	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
 	unsigned char *der = NULL;
 	const unsigned char *s = sig;
 	const char *md;
 	size_t ec_size, n = siglen;
 	bool ok = false;
 
+	if (keyset_key_alg(key) == KEYSET_ALG_EDDSA) {
+		/* RFC 8037: Ed25519 signs the message itself, 64 bytes. */
+		if (siglen != 64 || (ctx = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestVerifyInit_ex(ctx, NULL, NULL, NULL, NULL, pkey, NULL) != 1)
+			goto out;
+		ok = EVP_DigestVerify(ctx, sig, siglen, (const unsigned char *)data, len) == 1;
+		goto out;
+	}
 	if ((md = jwt_alg_md(keyset_key_alg(key), &ec_size)) == NULL)
 		goto out;
 	if (ec_size != 0) {
@@ -230,7 +243,12 @@ jwt_verify_bytes(const struct keyset_key *key, const char *data, size_t len,
 	} else if (siglen != (size_t)EVP_PKEY_get_size(pkey))
 		goto out;
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit_ex(ctx, NULL, md, NULL, NULL, pkey, NULL) != 1)
+	    EVP_DigestVerifyInit_ex(ctx, &pctx, md, NULL, NULL, pkey, NULL) != 1)
+		goto out;
+	/* RFC 7518 §3.5: PSS with MGF1 over the same digest, salt of its size. */
+	if (keyset_key_alg(key) == KEYSET_ALG_PS256 &&
+	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+		EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
 		goto out;
 	ok = EVP_DigestVerify(ctx, s, n, (const unsigned char *)data, len) == 1;
 out:

@@ -45,6 +45,8 @@ static const struct {
 	{ KEYSET_ALG_RS512, "RS512" },
 	{ KEYSET_ALG_ES256, "ES256" },
 	{ KEYSET_ALG_ES384, "ES384" },
+	{ KEYSET_ALG_PS256, "PS256" },
+	{ KEYSET_ALG_EDDSA, "EdDSA" },
 };
 
 /* The curves we accept: JOSE name, OpenSSL group name, coordinate size. */
@@ -215,7 +217,19 @@ keyset_key_describe(struct keyset_key *key, const char *crv, size_t coord)
 	int rc = -1;
 
 	key->jwk = json_object_new_object();
-	if (crv == NULL) {
+	if (crv != NULL && coord == 0) { /* OKP: Ed25519 */
+		unsigned char raw[32];
+		size_t rawlen = sizeof raw;
+
+		if (EVP_PKEY_get_raw_public_key(key->pkey, raw, &rawlen) != 1 ||
+		    rawlen != sizeof raw)
+			goto out;
+		a = b64url_encode(raw, rawlen);
+		canon = xasprintf("{\"crv\":\"%s\",\"kty\":\"OKP\",\"x\":\"%s\"}", crv, a);
+		json_object_object_add(key->jwk, "kty", json_object_new_string("OKP"));
+		json_object_object_add(key->jwk, "crv", json_object_new_string(crv));
+		json_object_object_add(key->jwk, "x", json_object_new_string(a));
+	} else if (crv == NULL) {
 		a = keyset_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_N, 0);
 		b = keyset_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_E, 0);
 		if (a == NULL || b == NULL)
@@ -560,6 +574,22 @@ out:
 	return pkey;
 }
 
+/* An Ed25519 public key from an OKP JWK's x (32 bytes), or NULL. */
+static EVP_PKEY *
+keyset_okp_from_jwk(json_object *jwk)
+{
+	unsigned char *x;
+	size_t len = 0;
+	EVP_PKEY *pkey = NULL;
+
+	if ((x = keyset_json_b64(jwk, "x", 32, &len)) == NULL)
+		return NULL;
+	if (len == 32)
+		pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, len);
+	free(x);
+	return pkey;
+}
+
 /*
  * One JWK of a remote JWKS as a verification key, or NULL when it is to be
  * skipped (other kty, use "enc", unsupported curve/alg, malformed).
@@ -591,9 +621,18 @@ keyset_key_from_jwk(json_object *jwk)
 	if (strcmp(kty, "RSA") == 0) {
 		if (!has_alg)
 			alg = KEYSET_ALG_RS256;
-		if (alg != KEYSET_ALG_RS256 && alg != KEYSET_ALG_RS384 && alg != KEYSET_ALG_RS512)
+		if (alg != KEYSET_ALG_RS256 && alg != KEYSET_ALG_RS384 && alg != KEYSET_ALG_RS512 &&
+		    alg != KEYSET_ALG_PS256)
 			return NULL;
 		pkey = keyset_rsa_from_jwk(jwk);
+	} else if (strcmp(kty, "OKP") == 0) {
+		if ((crv = keyset_json_str(jwk, "crv", NULL)) == NULL ||
+		    strcmp(crv, "Ed25519") != 0)
+			return NULL;
+		if (has_alg && alg != KEYSET_ALG_EDDSA)
+			return NULL;
+		alg = KEYSET_ALG_EDDSA;
+		pkey = keyset_okp_from_jwk(jwk);
 	} else if (strcmp(kty, "EC") == 0) {
 		if ((crv = keyset_json_str(jwk, "crv", NULL)) == NULL)
 			return NULL;

@@ -20,6 +20,8 @@ enum keyset_alg {
 	KEYSET_ALG_RS512,
 	KEYSET_ALG_ES256,
 	KEYSET_ALG_ES384,
+	KEYSET_ALG_PS256, /* RSASSA-PSS, SHA-256, salt of the digest's size */
+	KEYSET_ALG_EDDSA, /* Ed25519 (an OKP JWK, crv "Ed25519") */
 };
 
 #define KEYSET_MAX_KEYS 64           /* keys in one keyset / JWKS document */

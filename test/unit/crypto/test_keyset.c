@@ -361,8 +361,11 @@ test_jwks_skips(void)
 	json_object_array_add(keys, json_tokener_parse(
 	    "{\"kty\":\"oct\",\"k\":\"c2VjcmV0\",\"kid\":\"hmac\"}"));
 	json_object_array_add(keys, json_tokener_parse(
-	    "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQH"
-	    "Og7hcvPapiMlrwIaaPcHURo\",\"kid\":\"ed\"}"));
+	    "{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"11qYAYKxCrfVS_7TyWQH"
+	    "Og7hcvPapiMlrwIaaPcHURo\",\"kid\":\"x25519\"}"));	/* not a signing curve */
+	json_object_array_add(keys, json_tokener_parse(
+	    "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"alg\":\"ES256\",\"x\":\"11qYAYKxCrfVS_7TyWQH"
+	    "Og7hcvPapiMlrwIaaPcHURo\",\"kid\":\"ed-es256\"}"));	/* alg not fitting */
 	json_object_array_add(keys, json_tokener_parse("42"));
 	json_object_array_add(keys, json_tokener_parse("{\"kid\":\"nokty\"}"));
 	k = public_jwk("rsa2048.pem");		/* use enc */
@@ -409,6 +412,9 @@ test_jwks_skips(void)
 	json_object_array_add(keys, k);
 
 	/* The usable ones. */
+	json_object_array_add(keys, json_tokener_parse(
+	    "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQH"
+	    "Og7hcvPapiMlrwIaaPcHURo\",\"kid\":\"ed\"}"));
 	k = public_jwk("rsa2048.pem");
 	json_object_object_del(k, "alg");
 	json_object_object_del(k, "use");
@@ -429,7 +435,8 @@ test_jwks_skips(void)
 	s = json_object_to_json_string(doc);
 	ks = keyset_from_jwks(s, strlen(s), err, sizeof err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ks);
-	CU_ASSERT_EQUAL(keyset_count(ks), 3);
+	CU_ASSERT_EQUAL(keyset_count(ks), 4);
+	CU_ASSERT_EQUAL(keyset_key_alg(keyset_find(ks, "ed")), KEYSET_ALG_EDDSA);
 	CU_ASSERT_EQUAL(keyset_key_alg(keyset_find(ks, "rsa-noalg")),
 	    KEYSET_ALG_RS256);
 	CU_ASSERT_EQUAL(keyset_key_alg(keyset_find(ks, "rsa-512")),
