@@ -182,6 +182,7 @@ main(int argc, char **argv)
 	const char *config_flag = NULL, *path;
 	bool check = false, print = false;
 	char err[256];
+	struct req_router router;
 	int ch, rc = 1;
 
 	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
@@ -271,8 +272,9 @@ main(int argc, char **argv)
 	if (app.cfg->eas.insecure_allow_http)
 		log_warn("embeddedAuthServer.insecureAllowHTTP is on: http issuer and upstream IdP "
 			 "URLs are accepted; development only");
+	router = server_router(app.srv, SERVER_MCP);
 	if (app.cfg->auth.mode == AUTH_MODE_EMBEDDED) {
-		app.as = as_new(app.base, app.cfg, app.srv, app.fetcher, err, sizeof err);
+		app.as = as_new(app.base, app.cfg, &router, app.fetcher, err, sizeof err);
 		if (app.as == NULL) {
 			log_error("cannot start the authorization server", LOG_S("error", err));
 			goto out;
@@ -295,8 +297,8 @@ main(int argc, char **argv)
 			    "cannot serve protected resource metadata: bad server.resourceUrl");
 			goto out;
 		}
-		prm_register(app.prm, app.srv);
-		app.guard = guard_new(app.base, app.cfg, app.fw, app.fetcher, app.prm,
+		prm_register(app.prm, &router);
+		app.guard = guard_new(app.base, app.cfg, forward_pass, app.fw, app.fetcher, app.prm,
 		    app.as != NULL ? &ops : NULL, err, sizeof err);
 		if (app.guard == NULL) {
 			log_error("cannot start the bearer guard", LOG_S("error", err));

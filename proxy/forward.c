@@ -125,7 +125,7 @@ struct fx {
 	int64_t head_length;      /* the backend's Content-Length for HEAD */
 	struct evbuffer *sse_pending;
 	char *sse_prefix;
-	struct forward_opts opts;
+	struct req_pass_opts opts;
 	char *inject; /* "Name: value\r\n", the header the guard adds (a secret) */
 	size_t inject_name_len;
 	int64_t start_us;
@@ -1127,7 +1127,7 @@ fx_process(struct fx *fx)
 /* Keep the header the guard adds as one line, copied: the caller's strings
  * (a store entry) may change before a retry writes the request again. */
 static void
-fx_set_inject(struct fx *fx, const struct forward_opts *opts)
+fx_set_inject(struct fx *fx, const struct req_pass_opts *opts)
 {
 	const char *prefix = opts->inject_prefix != NULL ? opts->inject_prefix : "";
 	const char *value = opts->inject_value != NULL ? opts->inject_value : "";
@@ -1144,7 +1144,7 @@ fx_set_inject(struct fx *fx, const struct forward_opts *opts)
 }
 
 void
-forward_request(struct forwarder *fw, struct req *sr, const struct forward_opts *opts)
+forward_request(struct forwarder *fw, struct req *sr, const struct req_pass_opts *opts)
 {
 	struct fx *fx;
 	const char *xfp;
@@ -1184,6 +1184,12 @@ void
 forward_handler(struct req *sr, void *fw)
 {
 	forward_request(fw, sr, NULL);
+}
+
+void
+forward_pass(struct req *sr, const struct req_pass_opts *opts, void *fw)
+{
+	forward_request(fw, sr, opts);
 }
 
 struct forwarder *

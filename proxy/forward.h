@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+#include "proxy/req.h"
+
 struct config;
 struct event_base;
 struct evdns_base;
@@ -18,19 +20,15 @@ struct req;
 struct forwarder;
 
 /* What the guard adds to or strips from the request it forwards. */
-struct forward_opts {
-	const char *inject_name;   /* header to add (e.g. "Authorization"), or NULL */
-	const char *inject_prefix; /* put before its value (e.g. "Bearer "), or NULL */
-	const char *inject_value;  /* its value */
-	bool strip_cookies;        /* drop Cookie (set whenever auth is on) */
-};
 
 struct forwarder *forwarder_new(struct event_base *base, struct evdns_base *dns,
     const struct config *cfg);
 void forwarder_free(struct forwarder *fw);
 
 /* Forward the request; answers it (directly or later). opts may be NULL. */
-void forward_request(struct forwarder *fw, struct req *sr, const struct forward_opts *opts);
+void forward_request(struct forwarder *fw, struct req *sr, const struct req_pass_opts *opts);
+/* forward_request as a req_pass_fn (arg: the forwarder), the guard's next. */
+void forward_pass(struct req *sr, const struct req_pass_opts *opts, void *fw);
 
 /* Route handler form of forward_request(fw, sr, NULL) for auth.mode none. */
 void forward_handler(struct req *sr, void *fw);

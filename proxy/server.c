@@ -336,6 +336,27 @@ server_route(struct server *srv, enum server_listener which, const char *path, b
 	r->arg = arg;
 }
 
+/* A req_router's route function: ctx is the listener routes go to. */
+static void
+server_router_route(void *ctx, const char *path, bool prefix, const char *label, req_handler_fn fn,
+    void *arg)
+{
+	struct listener *l = ctx;
+
+	server_route(l->srv, l->which, path, prefix, label, fn, arg);
+}
+
+struct req_router
+server_router(struct server *srv, enum server_listener which)
+{
+	struct listener *l = &srv->listeners[which];
+	struct req_router r = { server_router_route, l };
+
+	l->srv = srv;
+	l->which = which;
+	return r;
+}
+
 void
 server_set_fallback(struct server *srv, const char *label, req_handler_fn fn, void *arg)
 {

@@ -27,7 +27,7 @@
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 #define AS_SWEEP_INTERVAL_S 60
 
@@ -61,11 +61,11 @@ as_url_path(const char *url)
 static void
 as_mount(struct as *as, const char *path, bool prefix, const char *label, req_handler_fn fn)
 {
-	server_route(as->srv, SERVER_MCP, path, prefix, label, fn, as);
+	req_route(&as->router, path, prefix, label, fn, as);
 	if (*as->issuer_path != '\0') {
 		char *p = xasprintf("%s%s", as->issuer_path, path);
 
-		server_route(as->srv, SERVER_MCP, p, false, label, fn, as);
+		req_route(&as->router, p, false, label, fn, as);
 		free(p);
 	}
 }
@@ -106,7 +106,7 @@ as_load_keys(struct as *as, char *err, size_t errlen)
 }
 
 struct as *
-as_new(struct event_base *base, const struct config *cfg, struct server *srv,
+as_new(struct event_base *base, const struct config *cfg, const struct req_router *router,
     struct fetcher *fetcher, char *err, size_t errlen)
 {
 	struct as *as = xcalloc(1, sizeof *as);
@@ -117,7 +117,7 @@ as_new(struct event_base *base, const struct config *cfg, struct server *srv,
 
 	as->base = base;
 	as->cfg = cfg;
-	as->srv = srv;
+	as->router = *router;
 	as->fetcher = fetcher;
 	if (cfg->eas.issuer == NULL || cfg->eas.n_upstream_providers != 1) {
 		snprintf(err, errlen,
@@ -166,17 +166,16 @@ as_new(struct event_base *base, const struct config *cfg, struct server *srv,
 	discovery_build(as);
 	as->jwks_json = keyset_jwks_json(as->keys);
 
-	server_route(srv, SERVER_MCP, "/.well-known/oauth-authorization-server", true,
-	    "oauth_metadata", discovery_handle_metadata, as);
-	server_route(srv, SERVER_MCP, "/.well-known/openid-configuration", true, "oidc_metadata",
+	req_route(router, "/.well-known/oauth-authorization-server", true, "oauth_metadata",
+	    discovery_handle_metadata, as);
+	req_route(router, "/.well-known/openid-configuration", true, "oidc_metadata",
 	    discovery_handle_oidc, as);
 	if (*as->issuer_path != '\0') {
 		char *a = xasprintf("%s/.well-known/oauth-authorization-server", as->issuer_path);
 		char *o = xasprintf("%s/.well-known/openid-configuration", as->issuer_path);
 
-		server_route(srv, SERVER_MCP, a, false, "oauth_metadata", discovery_handle_metadata,
-		    as);
-		server_route(srv, SERVER_MCP, o, false, "oidc_metadata", discovery_handle_oidc, as);
+		req_route(router, a, false, "oauth_metadata", discovery_handle_metadata, as);
+		req_route(router, o, false, "oidc_metadata", discovery_handle_oidc, as);
 		free(a);
 		free(o);
 	}
@@ -189,8 +188,7 @@ as_new(struct event_base *base, const struct config *cfg, struct server *srv,
 	/* The upstream may be told to come back somewhere else (redirectUri). */
 	cb_path = as_url_path(p->redirect_uri != NULL ? p->redirect_uri : "");
 	if (*cb_path != '\0' && strcmp(cb_path, "/oauth/callback") != 0) {
-		server_route(srv, SERVER_MCP, cb_path, false, "oauth_callback", callback_handle,
-		    as);
+		req_route(router, cb_path, false, "oauth_callback", callback_handle, as);
 	}
 	free(cb_path);
 

@@ -24,14 +24,14 @@ struct config;
 struct event_base;
 struct fetcher;
 struct keyset;
-struct server;
+struct req_router;
 struct store;
 
-/* Create the AS and register its routes on srv. fetcher carries the calls to
+/* Create the AS and mount its routes through router. fetcher carries the calls to
  * the upstream IdP and CIMD documents. NULL with a message in err when the
  * configuration cannot be served (bad signing key, no upstream...). */
-struct as *as_new(struct event_base *base, const struct config *cfg, struct server *srv,
-    struct fetcher *fetcher, char *err, size_t errlen);
+struct as *as_new(struct event_base *base, const struct config *cfg,
+    const struct req_router *router, struct fetcher *fetcher, char *err, size_t errlen);
 /* Cancel pending work and free. Must come before server_free()/fetcher_free().
  * NULL is fine. */
 void as_free(struct as *as);

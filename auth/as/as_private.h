@@ -12,6 +12,7 @@
 
 #include "auth/as/as.h"
 #include "common/form.h"
+#include "proxy/req.h"
 
 struct cimd;
 struct clients;
@@ -29,7 +30,7 @@ struct upstream;
 struct as {
 	struct event_base *base;
 	const struct config *cfg;
-	struct server *srv;
+	struct req_router router; /* the MCP listener's */
 	struct fetcher *fetcher;
 	struct keyset *keys;
 	struct store *store;

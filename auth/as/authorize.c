@@ -24,7 +24,7 @@
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 #define AUTHORIZE_MAX_PARAMS_SIZE (16 * 1024)
 

@@ -19,7 +19,7 @@
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 #define CALLBACK_MAX_PARAMS_SIZE (16 * 1024)
 

@@ -12,7 +12,7 @@
 #include "auth/crypto/keyset.h"
 #include "common/xalloc.h"
 #include "config/config.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 static json_object *
 discovery_strings(const char *const *v)

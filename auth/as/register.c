@@ -19,7 +19,7 @@
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 /* Take one token from the registration bucket; false (and the seconds to
  * wait) when empty. */

@@ -16,7 +16,7 @@
 #include "auth/store/store.h"
 #include "common/xalloc.h"
 #include "proxy/log.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 void
 revoke_handle(struct req *sr, void *arg)

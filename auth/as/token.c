@@ -26,7 +26,7 @@
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 #define TOKEN_MAX_AUTH_HEADER 4096
 

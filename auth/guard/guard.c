@@ -34,10 +34,9 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "config/config.h"
-#include "proxy/forward.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 #define GUARD_MALFORMED_TEXT \
 	"the Authorization header must be the word Bearer, one space and the token"
@@ -72,7 +71,8 @@ TAILQ_HEAD(guard_refresh_list, guard_refresh);
 struct guard {
 	struct event_base *base;
 	const struct config *cfg;
-	struct forwarder *fw;
+	req_pass_fn next; /* an allowed request goes on here */
+	void *next_arg;
 	const struct prm *prm;
 	bool embedded;
 	struct guard_as_ops ops;
@@ -530,7 +530,7 @@ guard_req_done(struct guard_req *gr)
 static void
 guard_forward(struct guard *g, struct req *sr, const char *upstream_token)
 {
-	struct forward_opts opts = { .strip_cookies = true };
+	struct req_pass_opts opts = { .strip_cookies = true };
 
 	metrics_add(g->m_decisions, 1, "allowed", "ok");
 	if (upstream_token != NULL) {
@@ -542,7 +542,7 @@ guard_forward(struct guard *g, struct req *sr, const char *upstream_token)
 			opts.inject_prefix = "Bearer ";
 		}
 	}
-	forward_request(g->fw, sr, &opts);
+	g->next(sr, &opts, g->next_arg);
 }
 
 static void
@@ -825,7 +825,7 @@ guard_handler(struct req *sr, void *arg)
 /* --- lifecycle --- */
 
 struct guard *
-guard_new(struct event_base *base, const struct config *cfg, struct forwarder *fw,
+guard_new(struct event_base *base, const struct config *cfg, req_pass_fn next, void *next_arg,
     struct fetcher *fetcher, const struct prm *prm, const struct guard_as_ops *ops, char *err,
     size_t errlen)
 {
@@ -849,7 +849,8 @@ guard_new(struct event_base *base, const struct config *cfg, struct forwarder *f
 	g = xcalloc(1, sizeof *g);
 	g->base = base;
 	g->cfg = cfg;
-	g->fw = fw;
+	g->next = next;
+	g->next_arg = next_arg;
 	g->prm = prm;
 	TAILQ_INIT(&g->reqs);
 	TAILQ_INIT(&g->refreshes);

@@ -22,11 +22,11 @@
 #include <stdint.h>
 
 #include "auth/guard/tokencache.h"
+#include "proxy/req.h"
 
 struct config;
 struct event_base;
 struct fetcher;
-struct forwarder;
 struct keyset;
 struct prm;
 struct req;
@@ -141,9 +141,9 @@ enum guard_verdict guard_check_embedded(struct guard *g, const char *token, size
  * prm provides the challenge's metadata URL and scope and stays the
  * caller's. NULL with a message in err when the configuration is unusable.
  */
-struct guard *guard_new(struct event_base *base, const struct config *cfg, struct forwarder *fw,
-    struct fetcher *fetcher, const struct prm *prm, const struct guard_as_ops *ops, char *err,
-    size_t errlen);
+struct guard *guard_new(struct event_base *base, const struct config *cfg, req_pass_fn next,
+    void *next_arg, struct fetcher *fetcher, const struct prm *prm, const struct guard_as_ops *ops,
+    char *err, size_t errlen);
 /* Drop every request still waiting (their clients get no answer: call at
  * exit, before as_free(), server_free() and fetcher_free()). NULL is fine. */
 void guard_free(struct guard *g);

@@ -14,7 +14,7 @@
 
 #include "common/xalloc.h"
 #include "config/config.h"
-#include "proxy/server.h"
+#include "proxy/req.h"
 
 #define PRM_CACHE_CONTROL "public, max-age=3600"
 #define PRM_CORS_HEADERS "Authorization, Content-Type, MCP-Protocol-Version"
@@ -146,11 +146,11 @@ prm_free(struct prm *p)
 }
 
 void
-prm_register(struct prm *p, struct server *srv)
+prm_register(struct prm *p, const struct req_router *router)
 {
 	/* One prefix route: the handler checks that a sub-path names our
 	 * resource, so metadata for other paths is a 404, not ours. */
-	server_route(srv, SERVER_MCP, PRM_WELL_KNOWN, true, "prm", prm_handler, p);
+	req_route(router, PRM_WELL_KNOWN, true, "prm", prm_handler, p);
 }
 
 const char *

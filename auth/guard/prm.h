@@ -11,7 +11,7 @@
 #define AUTH_PRM_H
 
 struct config;
-struct server;
+struct req_router;
 struct req;
 struct prm;
 
@@ -24,7 +24,7 @@ struct prm *prm_new(const struct config *cfg);
 void prm_free(struct prm *p);
 
 /* Mount the metadata routes (root and path-inserted form) on srv. */
-void prm_register(struct prm *p, struct server *srv);
+void prm_register(struct prm *p, const struct req_router *router);
 /* The route handler (GET/HEAD the document, OPTIONS preflight, else 405). */
 void prm_handler(struct req *sr, void *prm);
 

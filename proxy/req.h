@@ -1,0 +1,115 @@
+/*
+ * The handler API: all a route handler may do with a request — read its
+ * head and body, answer it whole or stream the answer, learn that its
+ * client went away — and how a room mounts its handlers (struct
+ * req_router) without seeing the server. A req may outlive its client
+ * (see req_gone()); a handler that keeps one across a callback holds a
+ * reference. Implemented by the front end (proxy/server.c).
+ */
+#ifndef PROXY_REQ_H
+#define PROXY_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/http1.h"
+
+struct evbuffer;
+struct server;
+struct req;
+
+typedef void (*req_handler_fn)(struct req *sr, void *arg);
+/* Called once when the client goes away before the reply ended; the
+ * handler must drop its pending work and call req_unref() for the
+ * reference it holds. */
+typedef void (*req_abort_fn)(struct req *sr, void *arg);
+/* Called when a reply's queued output drained below the low-water mark. */
+typedef void (*req_drained_fn)(struct req *sr, void *arg);
+
+/* How a request that a handler has let through is passed on (by the guard
+ * to the forwarder): a header to add, and whether cookies are dropped. */
+struct req_pass_opts {
+	const char *inject_name;   /* header to add (e.g. "Authorization"), or NULL */
+	const char *inject_prefix; /* put before its value (e.g. "Bearer "), or NULL */
+	const char *inject_value;  /* its value */
+	bool strip_cookies;        /* drop Cookie (set whenever auth is on) */
+};
+/* The next handler of a request: takes it over and answers it. opts may be
+ * NULL. */
+typedef void (*req_pass_fn)(struct req *sr, const struct req_pass_opts *opts, void *arg);
+
+/* Mount fn on path (or, with prefix, every path below it); label is the
+ * metrics label. Later routes do not override earlier ones. */
+typedef void (*req_route_fn)(void *ctx, const char *path, bool prefix, const char *label,
+    req_handler_fn fn, void *arg);
+struct req_router {
+	req_route_fn route;
+	void *ctx;
+};
+
+/* Mount a route through r. */
+static inline void
+req_route(const struct req_router *r, const char *path, bool prefix, const char *label,
+    req_handler_fn fn, void *arg)
+{
+	r->route(r->ctx, path, prefix, label, fn, arg);
+}
+
+/* --- per request: the request (valid as long as a reference is held) --- */
+bool req_gone(const struct req *sr);
+const char *req_id(const struct req *sr);
+enum h1_method req_method(const struct req *sr);
+const char *req_method_name(const struct req *sr); /* "GET", ... */
+const char *req_target(const struct req *sr);      /* as sent */
+const char *req_path(const struct req *sr);        /* raw, without query */
+const char *req_query(const struct req *sr);       /* raw, or NULL */
+/* The first header of that name (case-insensitive), or NULL. */
+const char *req_header(const struct req *sr, const char *name);
+/* Iterate the request headers in order: start with *i = 0; false at the end. */
+bool req_header_next(const struct req *sr, size_t *i, const char **name, const char **value);
+/* The whole request body (never NULL; may be empty). */
+struct evbuffer *req_body(const struct req *sr);
+/* When the request body is one JSON-RPC message, its id as JSON text
+ * ("null" for a notification), so an error answer can carry it; else NULL.
+ * Caller frees. For error paths only: it parses the body. */
+char *req_jsonrpc_id(struct req *sr);
+const char *req_peer(const struct req *sr); /* client IP */
+struct server *req_server(const struct req *sr);
+void req_ref(struct req *sr);
+void req_unref(struct req *sr);
+void req_set_abort(struct req *sr, req_abort_fn fn, void *arg);
+/* Count response body bytes for the access log (streamed replies). */
+void req_add_bytes(struct req *sr, size_t n);
+/* Mark a long-lived stream (ended first on shutdown, counted in metrics). */
+void req_set_stream(struct req *sr, bool stream);
+
+/* Complete replies. They do nothing when the client is gone. A reply
+ * without a Content-Type gets application/json. */
+void req_reply(struct req *sr, int status, const char *content_type, const void *body, size_t len);
+/* JSON body with Cache-Control: no-store. */
+void req_reply_json(struct req *sr, int status, const char *json);
+/* {"error":code,"error_description":desc} (RFC 6749 §5.2 shape). */
+void req_reply_oauth_error(struct req *sr, int status, const char *code, const char *desc);
+void req_add_header(struct req *sr, const char *name, const char *value);
+/* Forget the response headers added so far (X-Request-Id included). */
+void req_clear_headers(struct req *sr);
+
+/* Streaming replies: start with a Content-Length (or -1: chunked, or
+ * close-delimited for an HTTP/1.0 client), send chunks (their bytes are
+ * moved out of buf and counted for the access log), end. They do nothing
+ * when the client is gone. */
+void req_reply_start(struct req *sr, int status, int64_t content_length);
+void req_reply_chunk(struct req *sr, struct evbuffer *buf);
+void req_reply_end(struct req *sr);
+/* Bytes queued to the client, not yet taken by the kernel (0 once gone). */
+size_t req_output_pending(const struct req *sr);
+/* Call fn when the queued output drains below the low-water mark (for
+ * backpressure); NULL to stop. */
+void req_set_drained(struct req *sr, req_drained_fn fn, void *arg);
+/* Close the client connection without ending the reply properly (a
+ * Content-Length reply that cannot be completed). The abort callback is
+ * not called; the request is gone afterwards. Safe to call twice. */
+void req_abort_connection(struct req *sr);
+
+#endif
