@@ -17,11 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* A list of strings (scopes, redirect URIs, host patterns). */
-struct strlist {
-	char **v;
-	size_t n;
-};
+#include "common/strlist.h"
 
 /* secretRef {name, key} → the file <secretsDir>/<name>/<key>; or {env} →
  * an environment variable. `value` is the resolved secret (NULL when the
@@ -181,10 +177,5 @@ void config_print_docs(FILE *out);
 /* Helpers other rooms use for values of the same formats. */
 int config_parse_duration(const char *s, int64_t *out_ms);
 int config_parse_size(const char *s, uint64_t *out_bytes);
-bool strlist_contains(const struct strlist *l, const char *s);
-void strlist_add(struct strlist *l, const char *s);
-/* The items joined with single spaces (an OAuth scope string); "" when empty. */
-char *strlist_join(const struct strlist *l);
-void strlist_dispose(struct strlist *l);
 
 #endif

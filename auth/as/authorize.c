@@ -20,6 +20,7 @@
 #include "common/random.h"
 #include "auth/store/store.h"
 #include "auth/idp/upstream.h"
+#include "common/scope.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
@@ -203,32 +204,12 @@ authorize_client_done(struct oauth_client *client, const char *error_description
 		return;
 	}
 	if (scope != NULL) {
-		if (strlen(scope) > 1024 || !oauth_scope_subset(scope, &client->scopes)) {
+		if (strlen(scope) > 1024 || !scope_subset(scope, &client->scopes)) {
 			authorize_fail_redirect(az, "invalid_scope",
 			    "the requested scope exceeds what the client may request");
 			return;
 		}
-		{
-			struct strlist s = { 0 };
-
-			/* Normalise: one space between scopes, no repeats. */
-			for (const char *p = scope; *p != '\0';) {
-				size_t n;
-				char *one;
-
-				while (*p == ' ')
-					p++;
-				if ((n = strcspn(p, " ")) == 0)
-					break;
-				one = xstrndup(p, n);
-				if (!strlist_contains(&s, one))
-					strlist_add(&s, one);
-				free(one);
-				p += n;
-			}
-			az->scope = strlist_join(&s);
-			strlist_dispose(&s);
-		}
+		az->scope = scope_normalise(scope);
 	} else {
 		az->scope = strlist_join(&client->scopes);
 	}

@@ -21,6 +21,7 @@
 #include "common/random.h"
 #include "auth/store/store.h"
 #include "common/clock.h"
+#include "common/scope.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
@@ -95,48 +96,6 @@ grant_hash(const char *secret, char out[65])
 	EVP_Digest(secret, strlen(secret), md, &n, EVP_sha256(), NULL);
 	for (size_t i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-bool
-grant_scope_has(const char *scopes, const char *scope)
-{
-	size_t n = strlen(scope);
-	const char *p = scopes;
-
-	if (p == NULL)
-		return false;
-	while (*p != '\0') {
-		size_t len;
-
-		while (*p == ' ')
-			p++;
-		len = strcspn(p, " ");
-		if (len == n && strncmp(p, scope, n) == 0)
-			return true;
-		p += len;
-	}
-	return false;
-}
-
-void
-grant_scope_split(const char *scopes, struct strlist *out)
-{
-	const char *p = scopes;
-
-	while (p != NULL && *p != '\0') {
-		size_t len;
-		char *one;
-
-		while (*p == ' ')
-			p++;
-		if ((len = strcspn(p, " ")) == 0)
-			break;
-		one = xstrndup(p, len);
-		if (!strlist_contains(out, one))
-			strlist_add(out, one);
-		free(one);
-		p += len;
-	}
 }
 
 static void
@@ -228,7 +187,7 @@ grant_issue(struct grant *g, const char *grant_type, const struct oauth_client *
 	free(jti);
 	out->expires_in = g->access_ms / 1000;
 	out->scope = xstrdup(at_scope != NULL ? at_scope : "");
-	if (grant_scope_has(granted_scope, "offline_access") &&
+	if (scope_has(granted_scope, "offline_access") &&
 	    strlist_contains(&client->grant_types, "refresh_token")) {
 		struct store_refresh *r = xcalloc(1, sizeof *r);
 
@@ -339,8 +298,8 @@ grant_refresh(struct grant *g, const struct oauth_client *client, const char *re
 		struct strlist granted = { 0 };
 		bool ok;
 
-		grant_scope_split(peek->scope, &granted);
-		ok = oauth_scope_subset(scope, &granted);
+		scope_split(peek->scope, &granted);
+		ok = scope_subset(scope, &granted);
 		strlist_dispose(&granted);
 		if (!ok) {
 			grant_set_error(err, "invalid_scope", 400,

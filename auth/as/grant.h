@@ -45,10 +45,6 @@ void grant_free(struct grant *g);
 
 /* Hex SHA-256 of a secret value: the store key of codes and refresh tokens. */
 void grant_hash(const char *secret, char out[65]);
-/* Append each space-separated scope to out, once. */
-void grant_scope_split(const char *scopes, struct strlist *out);
-/* Is scope among the space-separated scopes? */
-bool grant_scope_has(const char *scopes, const char *scope);
 
 /* Issue our authorization code for a pending authorization that the
  * upstream IdP completed (p is copied, not consumed). Returns the code. */

@@ -232,28 +232,3 @@ oauth_client_finish_scopes(struct oauth_client *c, bool declared, const struct c
 			strlist_add(&c->scopes, cfg->eas.baseline_client_scopes.v[i]);
 	}
 }
-
-bool
-oauth_scope_subset(const char *requested, const struct strlist *allowed)
-{
-	const char *p = requested;
-
-	if (p == NULL)
-		return true;
-	while (*p != '\0') {
-		size_t n;
-		bool found = false;
-
-		while (*p == ' ')
-			p++;
-		n = strcspn(p, " ");
-		if (n == 0)
-			break;
-		for (size_t i = 0; i < allowed->n && !found; i++)
-			found = strlen(allowed->v[i]) == n && strncmp(allowed->v[i], p, n) == 0;
-		if (!found)
-			return false;
-		p += n;
-	}
-	return true;
-}

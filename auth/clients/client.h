@@ -59,8 +59,4 @@ bool oauth_redirect_uri_matches(const struct strlist *registered, const char *re
  * DCR and CIMD clients alike). Declared scopes are checked by the caller. */
 void oauth_client_finish_scopes(struct oauth_client *c, bool declared, const struct config *cfg);
 
-/* Is every space-separated scope in `requested` in `allowed`? An empty or
- * NULL request is a subset. */
-bool oauth_scope_subset(const char *requested, const struct strlist *allowed);
-
 #endif

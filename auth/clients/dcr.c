@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "auth/clients/client.h"
-#include "auth/as/grant.h"
 #include "common/random.h"
 #include "common/clock.h"
+#include "common/scope.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 
@@ -197,7 +197,7 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 			dcr_fail(res, "invalid_client_metadata", "scope must be a string%s", NULL);
 			goto out;
 		}
-		grant_scope_split(json_object_get_string(v), &req);
+		scope_split(json_object_get_string(v), &req);
 		for (size_t i = 0; i < req.n; i++) {
 			if (!strlist_contains(&cfg->eas.scopes_supported, req.v[i]) &&
 			    !strlist_contains(&cfg->eas.baseline_client_scopes, req.v[i])) {

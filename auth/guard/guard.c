@@ -32,6 +32,7 @@
 #include "auth/guard/prm.h"
 #include "auth/store/store.h"
 #include "common/clock.h"
+#include "common/scope.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
@@ -212,41 +213,6 @@ guard_www_authenticate(const char *metadata_url, const char *scope, const char *
 	return out;
 }
 
-/* Is scope one of the space-separated scopes in list? */
-static bool
-guard_scope_in(const char *list, const char *scope)
-{
-	size_t n = strlen(scope);
-	const char *p = list;
-
-	if (list == NULL || n == 0)
-		return false;
-	while (*p != '\0') {
-		size_t w;
-
-		while (*p == ' ')
-			p++;
-		w = strcspn(p, " ");
-		if (w == n && strncmp(p, scope, n) == 0)
-			return true;
-		p += w;
-	}
-	return false;
-}
-
-bool
-guard_scopes_cover(const char *granted, const struct strlist *required, const char **missing)
-{
-	*missing = NULL;
-	for (size_t i = 0; i < required->n; i++) {
-		if (!guard_scope_in(granted, required->v[i])) {
-			*missing = required->v[i];
-			return false;
-		}
-	}
-	return true;
-}
-
 const char *
 guard_jwt_error_text(int err)
 {
@@ -377,7 +343,7 @@ guard_check_embedded_reason(struct guard *g, const char *token, size_t len,
 		snprintf(desc, desclen, "the access token has been revoked");
 		return GUARD_INVALID_TOKEN;
 	}
-	if (!guard_scopes_cover(c->scope, &g->cfg->auth.required_scopes, &missing)) {
+	if (!scope_cover(c->scope, &g->cfg->auth.required_scopes, &missing)) {
 		*reason = "insufficient_scope";
 		snprintf(desc, desclen, "the access token lacks the scope %s", missing);
 		*claims = c;
@@ -709,8 +675,7 @@ guard_extidp_done(const struct extidp_result *res, void *arg)
 		guard_deny(g, sr, GUARD_UNAVAILABLE, res->reason, res->description);
 	} else if (res->outcome != EXTIDP_ACTIVE) {
 		guard_deny(g, sr, GUARD_INVALID_TOKEN, res->reason, res->description);
-	} else if (!guard_scopes_cover(res->claims->scope, &g->cfg->auth.required_scopes,
-		       &missing)) {
+	} else if (!scope_cover(res->claims->scope, &g->cfg->auth.required_scopes, &missing)) {
 		snprintf(desc, sizeof desc, "the access token lacks the scope %s", missing);
 		guard_deny(g, sr, GUARD_INSUFFICIENT_SCOPE, "insufficient_scope", desc);
 	} else {
@@ -731,7 +696,7 @@ guard_check_oidc(struct guard *g, struct req *sr, const char *token, size_t len)
 
 	if ((c = tokencache_get(g->cache, token, len)) != NULL) {
 		metrics_add(g->m_cache, 1, "hit");
-		if (!guard_scopes_cover(c->scope, &g->cfg->auth.required_scopes, &missing)) {
+		if (!scope_cover(c->scope, &g->cfg->auth.required_scopes, &missing)) {
 			snprintf(desc, sizeof desc, "the access token lacks the scope %s", missing);
 			guard_deny(g, sr, GUARD_INSUFFICIENT_SCOPE, "insufficient_scope", desc);
 			return;

@@ -117,10 +117,6 @@ bool guard_token68(const char *t, size_t n);
 char *guard_www_authenticate(const char *metadata_url, const char *scope, const char *error,
     const char *description);
 
-/* Is every scope of required in the space-separated granted list? On
- * false *missing is the first one absent. */
-bool guard_scopes_cover(const char *granted, const struct strlist *required, const char **missing);
-
 /* The description a 401 shows for a jwt_verify() error (enum jwt_err). */
 const char *guard_jwt_error_text(int jwt_err);
 

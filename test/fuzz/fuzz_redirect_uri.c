@@ -6,6 +6,7 @@
  * the loopback port relaxation must not let anything else through.
  */
 #include "auth/clients/client.h"
+#include "common/scope.h"
 #include "config/config.h"
 #include "test/fuzz/fuzz.h"
 
@@ -41,8 +42,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (n > 1)
 		(void)oauth_redirect_uri_matches(&reg, f[0]);
-	(void)oauth_scope_subset(f[0], &reg);
-	FUZZ_ASSERT(oauth_scope_subset("", &reg) && oauth_scope_subset(NULL, &reg));
+	(void)scope_subset(f[0], &reg);
+	FUZZ_ASSERT(scope_subset("", &reg) && scope_subset(NULL, &reg));
 	strlist_dispose(&reg);
 	free(s);
 	return 0;

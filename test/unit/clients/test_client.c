@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth/clients/client.h"
+#include "common/scope.h"
 #include "test/unit/unit.h"
 
 static void
@@ -124,15 +125,15 @@ test_scope_subset(void)
 	char *v[3] = { "openid", "offline_access", "mcp:tools" };
 	struct strlist allowed = { v, 3 };
 
-	CU_ASSERT_TRUE(oauth_scope_subset(NULL, &allowed));
-	CU_ASSERT_TRUE(oauth_scope_subset("", &allowed));
-	CU_ASSERT_TRUE(oauth_scope_subset("openid", &allowed));
-	CU_ASSERT_TRUE(oauth_scope_subset("openid  mcp:tools", &allowed));
-	CU_ASSERT_TRUE(oauth_scope_subset("mcp:tools openid offline_access", &allowed));
-	CU_ASSERT_FALSE(oauth_scope_subset("openid email", &allowed));
-	CU_ASSERT_FALSE(oauth_scope_subset("open", &allowed));
-	CU_ASSERT_FALSE(oauth_scope_subset("openidx", &allowed));
-	CU_ASSERT_FALSE(oauth_scope_subset("mcp:tools:write", &allowed));
+	CU_ASSERT_TRUE(scope_subset(NULL, &allowed));
+	CU_ASSERT_TRUE(scope_subset("", &allowed));
+	CU_ASSERT_TRUE(scope_subset("openid", &allowed));
+	CU_ASSERT_TRUE(scope_subset("openid  mcp:tools", &allowed));
+	CU_ASSERT_TRUE(scope_subset("mcp:tools openid offline_access", &allowed));
+	CU_ASSERT_FALSE(scope_subset("openid email", &allowed));
+	CU_ASSERT_FALSE(scope_subset("open", &allowed));
+	CU_ASSERT_FALSE(scope_subset("openidx", &allowed));
+	CU_ASSERT_FALSE(scope_subset("mcp:tools:write", &allowed));
 }
 
 static void

@@ -28,6 +28,7 @@
 #include "auth/guard/prm.h"
 #include "auth/store/store.h"
 #include "common/clock.h"
+#include "common/scope.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/forward.h"
@@ -143,20 +144,20 @@ test_scopes_cover(void)
 	struct strlist req = { 0 };
 	const char *missing;
 
-	CU_ASSERT_TRUE(guard_scopes_cover(NULL, &req, &missing));
+	CU_ASSERT_TRUE(scope_cover(NULL, &req, &missing));
 	CU_ASSERT_PTR_NULL(missing);
 	strlist_add(&req, "mcp:tools");
-	CU_ASSERT_TRUE(guard_scopes_cover("openid mcp:tools", &req, &missing));
-	CU_ASSERT_TRUE(guard_scopes_cover("  mcp:tools  ", &req, &missing));
-	CU_ASSERT_FALSE(guard_scopes_cover("openid mcp:toolsx", &req, &missing));
+	CU_ASSERT_TRUE(scope_cover("openid mcp:tools", &req, &missing));
+	CU_ASSERT_TRUE(scope_cover("  mcp:tools  ", &req, &missing));
+	CU_ASSERT_FALSE(scope_cover("openid mcp:toolsx", &req, &missing));
 	CU_ASSERT_STRING_EQUAL(missing, "mcp:tools");
-	CU_ASSERT_FALSE(guard_scopes_cover("mcp:tool", &req, &missing));
-	CU_ASSERT_FALSE(guard_scopes_cover("", &req, &missing));
-	CU_ASSERT_FALSE(guard_scopes_cover(NULL, &req, &missing));
+	CU_ASSERT_FALSE(scope_cover("mcp:tool", &req, &missing));
+	CU_ASSERT_FALSE(scope_cover("", &req, &missing));
+	CU_ASSERT_FALSE(scope_cover(NULL, &req, &missing));
 	strlist_add(&req, "admin");
-	CU_ASSERT_FALSE(guard_scopes_cover("mcp:tools", &req, &missing));
+	CU_ASSERT_FALSE(scope_cover("mcp:tools", &req, &missing));
 	CU_ASSERT_STRING_EQUAL(missing, "admin");
-	CU_ASSERT_TRUE(guard_scopes_cover("admin mcp:tools", &req, &missing));
+	CU_ASSERT_TRUE(scope_cover("admin mcp:tools", &req, &missing));
 	strlist_dispose(&req);
 }
 
