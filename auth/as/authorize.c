@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "auth/as/as_private.h"
-#include "auth/clients/client.h"
-#include "auth/clients/clients.h"
+#include "auth/client/client.h"
+#include "auth/registry/clients.h"
 #include "auth/crypto/pkce.h"
 #include "common/random.h"
 #include "auth/store/store.h"

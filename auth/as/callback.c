@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "auth/as/as_private.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "auth/as/grant.h"
 #include "common/random.h"
 #include "auth/store/store.h"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "auth/crypto/jwt.h"
 #include "auth/crypto/keyset.h"
 #include "auth/crypto/pkce.h"

@@ -12,9 +12,9 @@
 #include <strings.h>
 
 #include "auth/as/as_private.h"
-#include "auth/clients/client.h"
-#include "auth/clients/clients.h"
-#include "auth/clients/dcr.h"
+#include "auth/client/client.h"
+#include "auth/registry/clients.h"
+#include "auth/registry/dcr.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "config/config.h"

@@ -11,7 +11,7 @@
 
 #include "auth/as/as_private.h"
 #include "auth/cimd/cimd.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "auth/as/grant.h"
 #include "auth/store/store.h"
 #include "common/xalloc.h"

@@ -20,8 +20,8 @@
 
 #include "auth/as/as_private.h"
 #include "auth/cimd/cimd.h"
-#include "auth/clients/client.h"
-#include "auth/clients/clients.h"
+#include "auth/client/client.h"
+#include "auth/registry/clients.h"
 #include "auth/as/grant.h"
 #include "common/xalloc.h"
 #include "config/config.h"

@@ -18,7 +18,7 @@
 
 #include "auth/cimd/cimd_cache.h"
 #include "auth/cimd/cimd_doc.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "auth/cimd/httpcache.h"
 #include "common/clock.h"
 #include "common/xalloc.h"

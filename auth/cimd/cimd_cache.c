@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "common/xalloc.h"
 
 struct cimd_cache {

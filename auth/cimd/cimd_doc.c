@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "auth/cimd/cimd.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "common/clock.h"
 #include "common/errbuf.h"
 #include "common/xalloc.h"

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth/guard/tokencache.h"
+#include "auth/crypto/tokencache.h"
 #include "proxy/req.h"
 
 struct config;

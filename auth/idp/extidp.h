@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth/guard/tokencache.h"
+#include "auth/crypto/tokencache.h"
 
 struct config;
 struct fetcher;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "common/random.h"
 #include "common/clock.h"
 #include "common/xalloc.h"

@@ -7,7 +7,7 @@
  * document yields a public client under that URL with valid redirects.
  */
 #include "auth/cimd/cimd_doc.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "config/config.h"
 #include "test/fuzz/fuzz.h"
 

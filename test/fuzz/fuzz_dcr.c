@@ -8,8 +8,8 @@
  */
 #include <json-c/json.h>
 
-#include "auth/clients/client.h"
-#include "auth/clients/dcr.h"
+#include "auth/client/client.h"
+#include "auth/registry/dcr.h"
 #include "config/config.h"
 #include "test/fuzz/fuzz.h"
 

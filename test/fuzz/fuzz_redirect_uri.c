@@ -5,7 +5,7 @@
  * registered URI that passed the registration check must itself pass it:
  * the loopback port relaxation must not let anything else through.
  */
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "common/scope.h"
 #include "config/config.h"
 #include "test/fuzz/fuzz.h"

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "auth/cimd/cimd.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "proxy/fetch.h"

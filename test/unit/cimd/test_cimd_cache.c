@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "auth/cimd/cimd_cache.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "test/unit/unit.h"
 
 static const struct cimd_cache_meta meta0 = { .expires_ms = 1000 };

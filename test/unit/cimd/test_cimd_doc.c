@@ -10,7 +10,7 @@
 
 #include "auth/cimd/cimd.h"
 #include "auth/cimd/cimd_doc.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "config/config.h"
 #include "test/unit/unit.h"
 

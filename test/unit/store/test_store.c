@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "auth/store/store.h"
 #include "common/clock.h"
 #include "common/xalloc.h"

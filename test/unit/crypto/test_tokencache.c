@@ -3,7 +3,7 @@
  * to exp), the LRU bound, removal, and that a JWT hits only byte for byte
  * (its signature hashed, its signed part compared).
  */
-#include "auth/guard/tokencache.h"
+#include "auth/crypto/tokencache.h"
 
 #include <stdio.h>
 #include <stdlib.h>

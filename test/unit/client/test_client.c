@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "common/scope.h"
 #include "test/unit/unit.h"
 

@@ -3,7 +3,7 @@
  * security decisions: matching is by exact string, never by normalising a
  * client-supplied URI, with the single RFC 8252 loopback-port exception.
  */
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 
 #include <ctype.h>
 #include <stdlib.h>

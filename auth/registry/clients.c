@@ -4,14 +4,14 @@
  * whatever the resolver makes of them. The registry never fetches anything
  * itself and never turns a failed CIMD resolution into a known client.
  */
-#include "auth/clients/clients.h"
+#include "auth/registry/clients.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "auth/cimd/cimd.h"
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "auth/store/store.h"
 #include "common/clock.h"
 #include "common/xalloc.h"

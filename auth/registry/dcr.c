@@ -4,7 +4,7 @@
  * types, scopes), tolerant of informational members it does not use, which
  * are type-checked and bounded but not stored.
  */
-#include "auth/clients/dcr.h"
+#include "auth/registry/dcr.h"
 
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/clients/client.h"
+#include "auth/client/client.h"
 #include "common/random.h"
 #include "common/clock.h"
 #include "common/scope.h"

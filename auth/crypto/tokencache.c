@@ -12,7 +12,7 @@
  * SHA-256, so chains stay short. Expired entries are dropped when met and
  * when the LRU tail is examined on insert.
  */
-#include "auth/guard/tokencache.h"
+#include "auth/crypto/tokencache.h"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/clients/client.h"
-#include "auth/clients/dcr.h"
+#include "auth/client/client.h"
+#include "auth/registry/dcr.h"
 #include "common/form.h"
 #include "config/config.h"
 #include "test/unit/unit.h"
