@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "common/xalloc.h"
+#include "common/xevent.h"
 #include "auth/as/as.h"
 #include "auth/guard/guard.h"
 #include "auth/guard/prm.h"
@@ -309,8 +310,8 @@ main(int argc, char **argv)
 	if (app.cfg->auth.mode == AUTH_MODE_NONE)
 		log_warn("auth.mode is none: MCP requests are forwarded WITHOUT any token check; "
 			 "use this for local development only");
-	app.sig_term = evsignal_new(app.base, SIGTERM, app_on_signal, &app);
-	app.sig_int = evsignal_new(app.base, SIGINT, app_on_signal, &app);
+	app.sig_term = xevsignal_new(app.base, SIGTERM, app_on_signal, &app);
+	app.sig_int = xevsignal_new(app.base, SIGINT, app_on_signal, &app);
 	evsignal_add(app.sig_term, NULL);
 	evsignal_add(app.sig_int, NULL);
 	log_info("started", LOG_S("version", MCP_VERSION), LOG_S("config", path ? path : "(none)"),

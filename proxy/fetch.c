@@ -40,6 +40,7 @@
 
 #include "common/clock.h"
 #include "common/xalloc.h"
+#include "common/xevent.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/netguard.h"
@@ -467,7 +468,7 @@ fetch_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socket
 		kind |= EV_READ;
 	if (what & CURL_POLL_OUT)
 		kind |= EV_WRITE;
-	fs->ev = event_new(f->base, s, kind, fetch_event_cb, fs);
+	fs->ev = xevent_new(f->base, s, kind, fetch_event_cb, fs);
 	if (fs->ev == NULL || event_add(fs->ev, NULL) != 0) {
 		log_error("fetch: cannot watch a socket", LOG_I("fd", s));
 		return -1;
@@ -823,8 +824,8 @@ fetcher_new(struct event_base *base, const char *ca_file)
 	if (ca_file != NULL && *ca_file != '\0')
 		f->ca_file = xstrdup(ca_file);
 	f->multi = curl_multi_init();
-	f->timer = evtimer_new(base, fetch_timer_event_cb, f);
-	f->deliver = event_new(base, -1, 0, fetch_deliver_cb, f);
+	f->timer = xevtimer_new(base, fetch_timer_event_cb, f);
+	f->deliver = xevent_new(base, -1, 0, fetch_deliver_cb, f);
 	if (f->multi == NULL || f->timer == NULL || f->deliver == NULL)
 		goto fail;
 	if (fetch_build_store(f) != 0)

@@ -46,6 +46,7 @@
 
 #include "common/clock.h"
 #include "common/xalloc.h"
+#include "common/xevent.h"
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -670,8 +671,8 @@ fx_send_request(struct fx *fx)
 		bc = xcalloc(1, sizeof *bc);
 		bc->fw = fw;
 		bc->fd = -1;
-		bc->in = evbuffer_new();
-		bc->out = evbuffer_new();
+		bc->in = xevbuffer_new();
+		bc->out = xevbuffer_new();
 		/* Not CLOSE_ON_FREE: its socket becomes ours once connected. */
 		bc->connector = bufferevent_socket_new(fw->base, -1, 0);
 		if (bc->connector == NULL) {
@@ -758,7 +759,7 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 		text = xmalloc(evlen + 1);
 		evbuffer_remove(fx->sse_pending, text, evlen);
 		text[evlen] = '\0';
-		out = evbuffer_new();
+		out = xevbuffer_new();
 		for (line = strtok_r(text, "\n", &save); line != NULL;
 		     line = strtok_r(NULL, "\n", &save)) {
 			size_t ll = strlen(line);
@@ -969,7 +970,7 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 		if ((int64_t)evbuffer_get_length(in) == fx->remaining) {
 			req_reply_chunk(sr, in);
 		} else {
-			struct evbuffer *body = evbuffer_new();
+			struct evbuffer *body = xevbuffer_new();
 
 			evbuffer_remove_buffer(in, body, (size_t)fx->remaining);
 			req_reply_chunk(sr, body);
@@ -986,7 +987,7 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 		req_set_stream(sr, true);
 		fx->rewrite_sse = fx->fw->sse_mode;
 		if (fx->rewrite_sse)
-			fx->sse_pending = evbuffer_new();
+			fx->sse_pending = xevbuffer_new();
 		/* Intermediaries must not buffer an event stream. */
 		if (!fx->has_accel_buffering)
 			req_add_header(sr, "X-Accel-Buffering", "no");
@@ -1000,7 +1001,7 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 static void
 fx_pump(struct fx *fx, struct evbuffer *in)
 {
-	struct evbuffer *chunk = evbuffer_new();
+	struct evbuffer *chunk = xevbuffer_new();
 	bool complete = false;
 
 	while (!fx->paused && !complete) {

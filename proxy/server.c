@@ -56,6 +56,7 @@
 
 #include "common/clock.h"
 #include "common/xalloc.h"
+#include "common/xevent.h"
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -920,7 +921,7 @@ conn_read_head(struct conn *c)
 	sr->which = c->l->which;
 	sr->refs = 1;
 	sr->rq = rq;
-	sr->body = evbuffer_new();
+	sr->body = xevbuffer_new();
 	memcpy(sr->peer, c->peer, sizeof sr->peer);
 	c->sr = sr;
 	c->keepalive = rq.keepalive;
@@ -1078,8 +1079,8 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 	c->l = l;
 	c->fd = fd;
 	c->refs = 1;
-	c->in = evbuffer_new();
-	c->out = evbuffer_new();
+	c->in = xevbuffer_new();
+	c->out = xevbuffer_new();
 	if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->peer,
 		    sizeof c->peer);
@@ -1536,7 +1537,7 @@ server_probe_start(struct server *srv)
 			server_probe_done(srv, false, "connect failed");
 	}
 	if (srv->probe_timer == NULL)
-		srv->probe_timer = evtimer_new(srv->base, server_probe_tick, srv);
+		srv->probe_timer = xevtimer_new(srv->base, server_probe_tick, srv);
 	tv.tv_sec = SERVER_PROBE_INTERVAL_S;
 	tv.tv_usec = 0;
 	evtimer_add(srv->probe_timer, &tv);
@@ -1583,7 +1584,7 @@ server_handle_metrics(struct req *sr, void *arg)
 
 	if (sr->gone)
 		return;
-	buf = evbuffer_new();
+	buf = xevbuffer_new();
 	metrics_render(buf);
 	req_add_header(sr, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	req_reply_start(sr, 200, (int64_t)evbuffer_get_length(buf));
@@ -1736,7 +1737,7 @@ server_shutdown(struct server *srv, server_stopped_fn done, void *arg)
 		}
 		return;
 	}
-	srv->drain_timer = evtimer_new(srv->base, server_drain_deadline, srv);
+	srv->drain_timer = xevtimer_new(srv->base, server_drain_deadline, srv);
 	tv.tv_sec = srv->cfg->server.drain_timeout_ms / 1000;
 	tv.tv_usec = (srv->cfg->server.drain_timeout_ms % 1000) * 1000;
 	evtimer_add(srv->drain_timer, &tv);

@@ -24,6 +24,7 @@
 #include "auth/store/store.h"
 #include "auth/idp/upstream.h"
 #include "common/xalloc.h"
+#include "common/xevent.h"
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -192,7 +193,7 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	}
 	free(cb_path);
 
-	as->sweep = event_new(base, -1, EV_PERSIST, as_sweep, as);
+	as->sweep = xevent_new(base, -1, EV_PERSIST, as_sweep, as);
 	event_add(as->sweep, &tv);
 	log_info("authorization server ready", LOG_S("issuer", as->issuer),
 	    LOG_S("upstream", p->name), LOG_B("cimd", cfg->eas.cimd.enabled),
@@ -403,7 +404,7 @@ as_error_page(struct req *sr, int status, const char *error, const char *desc)
 		req_reply_oauth_error(sr, status, error, desc);
 		return;
 	}
-	b = evbuffer_new();
+	b = xevbuffer_new();
 	evbuffer_add_printf(b,
 	    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
 	    "<title>Authorization error</title></head>\n<body>\n<h1>Authorization error</h1>\n"

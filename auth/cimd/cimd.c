@@ -22,6 +22,7 @@
 #include "auth/cimd/httpcache.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
+#include "common/xevent.h"
 #include "config/config.h"
 #include "proxy/fetch.h"
 #include "proxy/log.h"
@@ -458,7 +459,7 @@ cimd_pending_start(struct cimd *c, const char *url, const char *host,
 	p->queued_until_ms = clock_mono_ms() + c->cfg->eas.cimd.fetch_timeout_ms;
 	TAILQ_INSERT_TAIL(&c->queue, p, qentry);
 	c->n_queued++;
-	p->queue_timer = evtimer_new(c->base, cimd_queue_timeout, p);
+	p->queue_timer = xevtimer_new(c->base, cimd_queue_timeout, p);
 	tv.tv_sec = c->cfg->eas.cimd.fetch_timeout_ms / 1000;
 	tv.tv_usec = (c->cfg->eas.cimd.fetch_timeout_ms % 1000) * 1000;
 	evtimer_add(p->queue_timer, &tv);

@@ -34,6 +34,7 @@
 #include "common/clock.h"
 #include "common/scope.h"
 #include "common/xalloc.h"
+#include "common/xevent.h"
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -176,7 +177,7 @@ char *
 guard_www_authenticate(const char *metadata_url, const char *scope, const char *error,
     const char *description)
 {
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b = xevbuffer_new();
 	const char *sep = " ";
 	size_t len;
 	char *out;
