@@ -1,0 +1,174 @@
+/*
+ * The front end's insides, shared by its files and no one else: server.c
+ * (listeners, connections, routing, drain), req.c (the handler API of
+ * proxy/req.h: a request and its reply) and health.c (the backend probe,
+ * /health, /ready, /metrics). Never included outside proxy/.
+ */
+#ifndef PROXY_SERVER_PRIVATE_H
+#define PROXY_SERVER_PRIVATE_H
+
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "proxy/http1.h"
+#include "proxy/server.h"
+
+#define SERVER_PROBE_INTERVAL_S 5
+#define SERVER_DIAG_MAX_BODY 4096
+#define SERVER_IN_HIGH_WATER (64 * 1024)      /* stop reading a busy connection above */
+#define SERVER_OUT_LOW_WATER (64 * 1024)      /* "drained" for backpressure below */
+#define SERVER_LINGER_MS 2000                 /* read and discard after an error reply */
+#define SERVER_JSONRPC_SCAN_MAX (1024 * 1024) /* parse bodies up to this for an error id */
+
+struct route {
+	enum server_listener which;
+	char *path;
+	size_t path_len;
+	bool prefix;
+	const char *label;
+	req_handler_fn fn;
+	void *arg;
+};
+
+struct listener {
+	struct server *srv;
+	enum server_listener which;
+	struct evconnlistener *lev;
+	size_t max_body;
+	int port;
+};
+
+enum conn_state {
+	CONN_IDLE,    /* between requests */
+	CONN_HEAD,    /* reading a request head */
+	CONN_BODY,    /* reading its body */
+	CONN_ACTIVE,  /* a handler has it; the reply may be streaming */
+	CONN_FLUSH,   /* the reply ended; waiting for the kernel to take it */
+	CONN_CLOSING, /* an error reply is being flushed; then linger */
+	CONN_LINGER,  /* write side shut; discarding input for a while */
+};
+
+struct conn {
+	struct server *srv;
+	struct listener *l;
+	evutil_socket_t fd;
+	struct event rev;   /* persistent EV_READ */
+	struct event wev;   /* EV_WRITE, only while output is pending */
+	struct event timer; /* header deadline, keep-alive idle, linger */
+	struct event defer; /* work moved out of a caller's stack */
+	struct evbuffer *in;
+	struct evbuffer *out;
+	size_t read_size; /* server_sock_read()'s */
+	enum conn_state state;
+	int refs;
+	bool closed;
+	bool reading;
+	bool writing;
+	bool keepalive;
+	bool write_error;
+	bool flush_soon; /* a deferred write is scheduled */
+	bool in_process;
+	size_t scan;       /* head search position */
+	int64_t body_left; /* Content-Length body still to read */
+	struct h1_chunked chunk;
+	struct req *sr; /* the request being read or answered */
+	char peer[INET6_ADDRSTRLEN];
+	LIST_ENTRY(conn) entry;
+};
+
+LIST_HEAD(conn_list, conn);
+
+enum reply_body { RB_NONE, RB_LENGTH, RB_CHUNKED, RB_CLOSE };
+
+struct req {
+	struct server *srv;
+	struct conn *conn; /* NULL once gone */
+	enum server_listener which;
+	int refs;
+	bool gone;
+	bool stream;
+	bool logged;
+	bool dispatched;
+	bool replied; /* the response head is queued */
+	bool has_content_type;
+	bool has_date;
+	enum reply_body body_mode;
+	int status;
+	char id[33];
+	const char *route;
+	int64_t start_us;
+	uint64_t bytes;
+	req_abort_fn abort_fn;
+	void *abort_arg;
+	req_drained_fn drained_fn;
+	void *drained_arg;
+	struct h1_request rq;
+	struct evbuffer *body;
+	char *rh; /* response header lines, "Name: value\r\n" */
+	size_t rh_len;
+	size_t rh_cap;
+	char peer[INET6_ADDRSTRLEN];
+	TAILQ_ENTRY(req) entry;
+};
+
+TAILQ_HEAD(req_list, req);
+
+struct server {
+	struct event_base *base;
+	struct evdns_base *dns;
+	const struct config *cfg;
+	struct listener listeners[2];
+	struct route *routes;
+	size_t n_routes;
+	struct route fallback;
+	struct req_list inflight;
+	size_t n_inflight;
+	struct conn_list conns;
+	bool draining;
+	struct event *drain_timer;
+	server_stopped_fn stopped_fn;
+	void *stopped_arg;
+
+	/* backend probe */
+	char *backend_host;
+	int backend_port;
+	struct event *probe_timer;
+	struct bufferevent *probe_bev;
+	bool backend_ok;
+	bool backend_checked;
+	char backend_error[128];
+	int64_t backend_checked_at;
+
+	char id_prefix[9];
+	uint64_t id_counter;
+	time_t date_at;
+	char date[40]; /* "Date: ...\r\n" for date_at */
+
+	struct metric *m_requests;
+	struct metric *m_latency;
+	struct metric *m_streams;
+};
+
+/* server.c */
+void conn_close(struct conn *c);
+void conn_write(struct conn *c);
+void conn_flush_soon(struct conn *c);
+void conn_complete(struct conn *c);
+void conn_error(struct conn *c, int status, const char *code, const char *desc);
+/* req.c */
+void req_release(struct req *sr);
+void req_finish(struct req *sr, int status);
+void req_make_id(struct req *sr);
+void req_reply_done(struct req *sr);
+/* health.c */
+void server_handle_health(struct req *sr, void *arg);
+void server_handle_ready(struct req *sr, void *arg);
+void server_handle_metrics(struct req *sr, void *arg);
+void server_probe_start(struct server *srv);
+
+#endif
