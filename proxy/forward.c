@@ -48,15 +48,16 @@
 #include "common/xalloc.h"
 #include "common/xevent.h"
 #include "config/config.h"
+#include "proxy/sse_endpoint.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 
 #define FW_HIGH_WATER (256 * 1024)       /* pause the backend above this */
 #define FW_MAX_RESPONSE_HEAD (64 * 1024) /* status line + headers */
-#define FW_MAX_CHUNK_LINE 1024
-#define FW_SSE_REWRITE_MAX (16 * 1024) /* look this far for the endpoint event */
-#define FW_BACKEND_IDLE_S 30           /* close pooled connections idle longer */
+#define FW_MAX_TRAILER (64 * 1024)       /* bytes of a chunked response's trailer */
+#define FW_SSE_REWRITE_MAX (16 * 1024)   /* look this far for the endpoint event */
+#define FW_BACKEND_IDLE_S 30             /* close pooled connections idle longer */
 
 struct fx;
 
@@ -99,7 +100,6 @@ struct forwarder {
 
 enum fx_state { FX_WAIT_HEAD, FX_BODY, FX_DONE };
 enum fx_body { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
-enum fx_chunk { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 
 struct fx {
 	struct forwarder *fw;
@@ -110,7 +110,7 @@ struct fx {
 	bool dead; /* aborted or finished: ignore further events */
 	enum fx_state state;
 	enum fx_body body;
-	enum fx_chunk chunk;
+	struct h1_chunked chunked; /* a chunked response's decoder state */
 	int64_t remaining;
 	int status;
 	bool head_method;
@@ -430,26 +430,6 @@ fx_hop_by_hop(const char *name, size_t n, const char *connection)
 	return connection != NULL && h1_token_in_list(connection, name);
 }
 
-/* Is this a safe X-Forwarded-Prefix value to put in a URL path? */
-static bool
-fx_safe_prefix(const char *p)
-{
-	size_t n;
-
-	if (p == NULL || p[0] != '/' || (n = strlen(p)) > 256)
-		return false;
-	/* "//host" would make the endpoint a protocol-relative URL to another
-	 * origin; dot segments would climb out of the prefix. */
-	if (strstr(p, "//") != NULL || strstr(p, "/./") != NULL || strstr(p, "/../") != NULL ||
-	    (n >= 2 && strcmp(p + n - 2, "/.") == 0) || (n >= 3 && strcmp(p + n - 3, "/..") == 0))
-		return false;
-	for (; *p; p++) {
-		if (!isalnum((unsigned char)*p) && strchr("/-._~", *p) == NULL)
-			return false;
-	}
-	return true;
-}
-
 static void
 fx_add_str(struct evbuffer *out, const char *s)
 {
@@ -738,8 +718,8 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 	struct evbuffer_ptr ev;
 	struct evbuffer *out;
 	size_t evlen;
-	char *text, *line, *save = NULL;
-	bool is_endpoint = false;
+	char *text;
+	bool is_endpoint;
 
 	if (!fx->rewrite_sse) {
 		fx_emit_raw(fx, buf);
@@ -760,35 +740,7 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 		evbuffer_remove(fx->sse_pending, text, evlen);
 		text[evlen] = '\0';
 		out = xevbuffer_new();
-		for (line = strtok_r(text, "\n", &save); line != NULL;
-		     line = strtok_r(NULL, "\n", &save)) {
-			size_t ll = strlen(line);
-
-			if (ll > 0 && line[ll - 1] == '\r')
-				line[--ll] = '\0';
-			if (strcmp(line, "event: endpoint") == 0 ||
-			    strcmp(line, "event:endpoint") == 0)
-				is_endpoint = true;
-			if (is_endpoint && strncmp(line, "data:", 5) == 0) {
-				const char *v = line + 5 + (line[5] == ' ');
-				const char *pathpart = v;
-
-				if (strncmp(v, "http://", 7) == 0 ||
-				    strncmp(v, "https://", 8) == 0) {
-					pathpart = strchr(strchr(v, ':') + 3, '/');
-					if (pathpart == NULL)
-						pathpart = "/";
-				}
-				if (pathpart[0] == '/')
-					evbuffer_add_printf(out, "data: %s%s\n", fx->sse_prefix,
-					    pathpart);
-				else
-					evbuffer_add_printf(out, "data: %s\n", v);
-				continue;
-			}
-			evbuffer_add_printf(out, "%s\n", line);
-		}
-		evbuffer_add(out, "\n", 1);
+		is_endpoint = sse_endpoint_rewrite(text, fx->sse_prefix, out);
 		free(text);
 		if (is_endpoint) {
 			fx->rewrite_sse = false;
@@ -893,13 +845,13 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 			     e > value && (e[-1] == ' ' || e[-1] == '\t');)
 				*--e = '\0';
 			if (FX_NAME_IS(line, nl, "Content-Length")) {
-				char *cend;
+				int64_t cl = h1_parse_length(value);
 
-				errno = 0;
-				fx->remaining = strtoll(value, &cend, 10);
-				if (errno != 0 || *cend != '\0' || cend == value ||
-				    fx->remaining < 0 || fx->body == BODY_CHUNKED)
+				/* Strict, and one length only (RFC 9112 §6.3). */
+				if (cl < 0 || fx->body == BODY_CHUNKED ||
+				    (fx->body == BODY_LENGTH && cl != fx->remaining))
 					goto out;
+				fx->remaining = cl;
 				fx->body = BODY_LENGTH;
 				fx->head_length = fx->remaining;
 			} else if (FX_NAME_IS(line, nl, "Transfer-Encoding")) {
@@ -1020,69 +972,22 @@ fx_pump(struct fx *fx, struct evbuffer *in)
 			fx_emit(fx, chunk);
 			break;
 		}
-		/* chunked */
-		if (fx->chunk == CH_SIZE || fx->chunk == CH_DATA_END || fx->chunk == CH_TRAILER) {
-			size_t len;
-			char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-
-			if (line == NULL) {
-				if (avail > FW_MAX_CHUNK_LINE) {
-					evbuffer_free(chunk);
-					fx_fail(fx, 502, "protocol", "malformed chunked response");
-					return;
-				}
-				break;
-			}
-			if (fx->chunk == CH_DATA_END) {
-				bool ok = len == 0;
-
-				free(line);
-				if (!ok) {
-					evbuffer_free(chunk);
-					fx_fail(fx, 502, "protocol", "malformed chunked response");
-					return;
-				}
-				fx->chunk = CH_SIZE;
-				continue;
-			}
-			if (fx->chunk == CH_TRAILER) {
-				free(line);
-				if (len == 0)
-					complete = true;
-				continue;
-			}
-			{
-				char *end;
-				long long size;
-
-				errno = 0;
-				size = strtoll(line, &end, 16);
-				if (errno != 0 || end == line || size < 0 ||
-				    (*end != '\0' && *end != ';')) {
-					free(line);
-					evbuffer_free(chunk);
-					fx_fail(fx, 502, "protocol", "malformed chunked response");
-					return;
-				}
-				free(line);
-				fx->remaining = size;
-				fx->chunk = size == 0 ? CH_TRAILER : CH_DATA;
-			}
-			continue;
-		}
-		/* CH_DATA */
-		if (avail == 0)
-			break;
+		/* chunked: http1's strict decoder (hex digits only: no 0x, sign or
+		 * space before the size), the same one requests are read with. */
 		{
-			size_t n = (int64_t)avail < fx->remaining ? avail : (size_t)fx->remaining;
+			const char *why = NULL;
+			int rc = h1_chunked_decode(&fx->chunked, in, chunk, SIZE_MAX,
+			    FW_MAX_TRAILER, &why);
 
-			evbuffer_remove_buffer(in, chunk, n);
-			fx->remaining -= (int64_t)n;
-			if (fx->remaining == 0)
-				fx->chunk = CH_DATA_END;
-			fx_emit(fx, chunk);
-			if (fx->dead)
-				break;
+			if (rc < 0) {
+				evbuffer_free(chunk);
+				fx_fail(fx, 502, "protocol", "malformed chunked response");
+				return;
+			}
+			complete = rc == 1;
+			if (evbuffer_get_length(chunk) > 0)
+				fx_emit(fx, chunk);
+			break;
 		}
 	}
 	evbuffer_free(chunk);
@@ -1166,7 +1071,7 @@ forward_request(struct forwarder *fw, struct req *sr, const struct req_pass_opts
 	}
 	xfp = req_header(sr, "X-Forwarded-Prefix");
 	if (fw->sse_mode) {
-		if (fw->cfg->server.trust_proxy_headers && fx_safe_prefix(xfp))
+		if (fw->cfg->server.trust_proxy_headers && sse_endpoint_prefix_safe(xfp))
 			fx->sse_prefix = xstrdup(xfp);
 		else
 			fx->sse_prefix = xstrdup(fw->cfg->server.public_path_prefix != NULL

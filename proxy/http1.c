@@ -19,6 +19,19 @@
 #include "common/xalloc.h"
 
 /* RFC 9110 tchar */
+
+int64_t
+h1_parse_length(const char *v)
+{
+	size_t digits = strspn(v, "0123456789");
+	int64_t n = 0;
+
+	if (digits == 0 || v[digits] != '\0' || digits > 18)
+		return -1;
+	for (size_t k = 0; k < digits; k++)
+		n = n * 10 + (v[k] - '0');
+	return n;
+}
 static bool
 h1_tchar(unsigned char c)
 {
@@ -175,15 +188,12 @@ h1_framing(struct h1_request *req, int *status, const char **err)
 		const char *n = req->headers[i].name, *v = req->headers[i].value;
 
 		if (strcasecmp(n, "Content-Length") == 0) {
-			int64_t cl = 0;
-			size_t digits = strspn(v, "0123456789");
+			int64_t cl = h1_parse_length(v);
 
-			if (digits == 0 || v[digits] != '\0' || digits > 18) {
+			if (cl < 0) {
 				*err = "malformed Content-Length";
 				return -1;
 			}
-			for (size_t k = 0; k < digits; k++)
-				cl = cl * 10 + (v[k] - '0');
 			if (req->content_length >= 0 && req->content_length != cl) {
 				*err = "conflicting Content-Length headers";
 				return -1;

@@ -75,6 +75,10 @@ struct h1_chunked {
 int h1_chunked_decode(struct h1_chunked *st, struct evbuffer *in, struct evbuffer *body,
     size_t max_body, size_t max_trailer, const char **err);
 
+/* A Content-Length value: 1 to 18 decimal digits and nothing else (no sign,
+ * space or 0x); the length, or -1. */
+int64_t h1_parse_length(const char *v);
+
 /* The reason phrase for a status code ("OK", "Not Found", ...). */
 const char *h1_reason(int status);
 

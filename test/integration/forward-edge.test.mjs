@@ -81,3 +81,23 @@ test('a trusted X-Forwarded-Prefix cannot turn the SSE endpoint into another ori
   }
   await p.stop();
 });
+
+test('a backend chunk size with 0x, a sign or a leading space ends the reply before that chunk; a plain hex one passes', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy({ backend: { url: echo.url }, auth: { mode: 'none' } }, { t });
+  const ok = await request(`${p.origin}/mcp?rawChunkSize=5`);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body, 'hello');
+  for (const size of ['0x5', '+5', ' 5', '-5']) {
+    let outcome;
+    try {
+      const r = await request(`${p.origin}/mcp?rawChunkSize=${encodeURIComponent(size)}`);
+      outcome = `${r.status} ${r.body}`;
+    } catch (e) {
+      outcome = `cut short: ${e.message}`;
+    }
+    // The head went out before the body did: the proxy ends the reply there,
+    // and the chunk the malformed size line announced never reaches the client.
+    assert.doesNotMatch(outcome, /hello/, `chunk size ${JSON.stringify(size)} was accepted: ${outcome}`);
+  }
+});

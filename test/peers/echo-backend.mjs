@@ -22,6 +22,8 @@
 //   chunked=1         with size: no Content-Length, sent in 16 KiB chunks
 //   hangup=1          destroy the socket without answering
 //   hangupAfterHead=1 send the head, then destroy the socket
+//   rawChunkSize=S    a chunked answer whose one chunk-size line is S as given (e.g. 0x5,
+//                     +5, " 5"), then 5 bytes "hello", then the last chunk
 // Control (never proxied in tests; call the echo backend directly):
 //   GET  /__echo/stats  → {"requests":n,"connections":n,"byPath":{"/p":n},"inFlight":n,
 //                          "openSse":n,"log":[{method,url,headers,bodyLength,ts}] (last 200)}
@@ -84,6 +86,13 @@ const server = http.createServer((req, res) => {
     const go = () => {
       if (q.get('hangup') === '1') {
         req.socket.destroy();
+        return;
+      }
+      if (q.has('rawChunkSize')) {
+        // Written on the socket itself: node's http would frame the body its own way.
+        const sock = req.socket;
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n${q.get('rawChunkSize')}\r\nhello\r\n0\r\n\r\n`);
+        sock.end();
         return;
       }
       if (q.get('hangupAfterHead') === '1') {
