@@ -167,8 +167,16 @@ app_load_config(struct config *cfg, const char *path)
 	return rc;
 }
 
-int
-main(int argc, char **argv)
+/* What the command line asked for. */
+struct app_args {
+	const char *config_flag;
+	bool check, print;
+};
+
+/* Parse the options: 0 to go on, or an exit status (> 0, or 0 for -h/-V)
+ * in *status with 1 returned. */
+static int
+app_parse_args(int argc, char **argv, struct app_args *args, int *status)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -179,165 +187,218 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct app app = { 0 };
-	const char *config_flag = NULL, *path;
-	bool check = false, print = false;
-	char err[256];
-	struct req_router router;
-	int ch, rc = 1;
+	int ch;
 
+	*status = 0;
 	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			config_flag = optarg;
+			args->config_flag = optarg;
 			break;
 		case 'C':
-			check = true;
+			args->check = true;
 			break;
 		case 'P':
-			print = true;
+			args->print = true;
 			break;
 		case 'D':
 			config_print_docs(stdout);
-			return 0;
+			return 1;
 		case 'h':
 			fputs(usage, stdout);
-			return 0;
+			return 1;
 		case 'V':
 			printf("mcp-proxy-runner %s\n", MCP_VERSION);
-			return 0;
+			return 1;
 		default:
 			fputs(usage, stderr);
-			return 2;
+			*status = 2;
+			return 1;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "mcp-proxy-runner: unexpected argument \"%s\"\n%s", argv[optind],
 		    usage);
-		return 2;
+		*status = 2;
+		return 1;
 	}
+	return 0;
+}
 
-	path = app_config_path(config_flag);
+/* The event loop, coalescing epoll interest changes per loop turn (the
+ * backend's connect path and idle pool still toggle them); NULL logged. */
+static struct event_base *
+app_new_base(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base = NULL;
+
+	if (ec != NULL) {
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		base = event_base_new_with_config(ec);
+		event_config_free(ec);
+	}
+	if (base == NULL)
+		log_error("cannot create the event loop");
+	return base;
+}
+
+/* Say so when a development-only setting is on. */
+static void
+app_warn_insecure(const struct config *cfg)
+{
+	if (cfg->eas.cimd.enabled && cfg->eas.cimd.insecure_allow_loopback)
+		log_warn("embeddedAuthServer.cimd.insecureAllowLoopback is on: client metadata "
+			 "documents may be fetched from loopback addresses; development only");
+	if (cfg->eas.insecure_allow_http)
+		log_warn("embeddedAuthServer.insecureAllowHTTP is on: http issuer and upstream IdP "
+			 "URLs are accepted; development only");
+	if (cfg->auth.mode == AUTH_MODE_NONE)
+		log_warn("auth.mode is none: MCP requests are forwarded WITHOUT any token check; "
+			 "use this for local development only");
+}
+
+/* The loop services: the loop, the front end (listening), the fetcher. */
+static int
+app_build_services(struct app *app)
+{
+	char err[256];
+
+	if (fetcher_check_async_dns(err, sizeof err) != 0) {
+		log_error("cannot start", LOG_S("error", err));
+		return -1;
+	}
+	if ((app->base = app_new_base()) == NULL)
+		return -1;
+	app->srv = server_new(app->base, app->cfg);
+	if (server_listen(app->srv, err, sizeof err) != 0) {
+		log_error("cannot start", LOG_S("error", err));
+		return -1;
+	}
+	app->fetcher = fetcher_new(app->base, app->cfg->outbound.ca_file);
+	if (app->fetcher == NULL) {
+		log_error("cannot start the outbound HTTP client (libcurl multi)");
+		return -1;
+	}
+	return 0;
+}
+
+/* The rooms above them, wired: the AS and the RFC 9728 document mount
+ * their routes on the MCP listener; what no route claims goes to the guard,
+ * which passes allowed requests to the forwarder (or straight to the
+ * forwarder without auth). */
+static int
+app_build_rooms(struct app *app)
+{
+	const struct config *cfg = app->cfg;
+	struct req_router router = server_router(app->srv, SERVER_MCP);
+	struct guard_as_ops ops = { .as = NULL,
+		.issuer = app_as_issuer,
+		.keyset = app_as_keyset,
+		.token_revoked = app_as_revoked,
+		.store = app_as_store,
+		.upstream_refresh = app_as_upstream_refresh,
+		.upstream_cancel = app_as_upstream_cancel };
+	char err[256];
+
+	if (cfg->auth.mode == AUTH_MODE_EMBEDDED) {
+		app->as = as_new(app->base, cfg, &router, app->fetcher, err, sizeof err);
+		if (app->as == NULL) {
+			log_error("cannot start the authorization server", LOG_S("error", err));
+			return -1;
+		}
+	}
+	app->fw = forwarder_new(app->base, server_dns(app->srv), cfg);
+	if (cfg->auth.mode == AUTH_MODE_NONE) {
+		server_set_fallback(app->srv, "mcp", forward_handler, app->fw);
+		return 0;
+	}
+	if ((app->prm = prm_new(cfg)) == NULL) {
+		log_error("cannot serve protected resource metadata: bad server.resourceUrl");
+		return -1;
+	}
+	prm_register(app->prm, &router);
+	ops.as = app->as;
+	app->guard = guard_new(app->base, cfg, forward_pass, app->fw, app->fetcher, app->prm,
+	    app->as != NULL ? &ops : NULL, err, sizeof err);
+	if (app->guard == NULL) {
+		log_error("cannot start the bearer guard", LOG_S("error", err));
+		return -1;
+	}
+	server_set_fallback(app->srv, "mcp", guard_handler, app->guard);
+	return 0;
+}
+
+/* Run the loop until the drain after SIGTERM/SIGINT ends it. */
+static int
+app_run(struct app *app, const char *path)
+{
+	app->sig_term = xevsignal_new(app->base, SIGTERM, app_on_signal, app);
+	app->sig_int = xevsignal_new(app->base, SIGINT, app_on_signal, app);
+	evsignal_add(app->sig_term, NULL);
+	evsignal_add(app->sig_int, NULL);
+	log_info("started", LOG_S("version", MCP_VERSION), LOG_S("config", path ? path : "(none)"),
+	    LOG_S("backend", app->cfg->backend.url));
+	if (event_base_dispatch(app->base) < 0) {
+		log_error("event loop failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* Free everything, in this order: the server's abort callbacks may cancel
+ * AS work; the AS cancels its fetches; only then can the fetcher go. */
+static void
+app_teardown(struct app *app)
+{
+	if (app->sig_term != NULL)
+		event_free(app->sig_term);
+	if (app->sig_int != NULL)
+		event_free(app->sig_int);
+	guard_free(app->guard);
+	server_free(app->srv);
+	as_free(app->as);
+	prm_free(app->prm);
+	forwarder_free(app->fw);
+	fetcher_free(app->fetcher);
+	if (app->base != NULL)
+		event_base_free(app->base);
+	metrics_reset();
+	config_free(app->cfg);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct app_args args = { 0 };
+	struct app app = { 0 };
+	const char *path;
+	int rc = 1;
+
+	if (app_parse_args(argc, argv, &args, &rc) != 0)
+		return rc;
+	path = app_config_path(args.config_flag);
 	app.cfg = config_new();
 	if (app_load_config(app.cfg, path) != 0) {
 		config_free(app.cfg);
 		return 2;
 	}
-	if (print) {
-		config_print(app.cfg, stdout);
-		config_free(app.cfg);
-		return 0;
-	}
-	if (check) {
-		printf("configuration OK%s%s\n", path ? ": " : " (defaults and environment)",
-		    path ? path : "");
+	if (args.print || args.check) {
+		if (args.print)
+			config_print(app.cfg, stdout);
+		else
+			printf("configuration OK%s%s\n",
+			    path ? ": " : " (defaults and environment)", path ? path : "");
 		config_free(app.cfg);
 		return 0;
 	}
 	if (log_set_level_name(app.cfg->server.log_level) != 0)
 		log_set_level(LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
-
-	if (fetcher_check_async_dns(err, sizeof err) != 0) {
-		log_error("cannot start", LOG_S("error", err));
-		goto out;
-	}
-	{
-		/* Coalesce epoll interest changes per loop turn (the backend's
-		 * connect path and idle pool still toggle them). */
-		struct event_config *ec = event_config_new();
-
-		if (ec != NULL) {
-			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-			app.base = event_base_new_with_config(ec);
-			event_config_free(ec);
-		}
-	}
-	if (app.base == NULL) {
-		log_error("cannot create the event loop");
-		goto out;
-	}
-	app.srv = server_new(app.base, app.cfg);
-	if (server_listen(app.srv, err, sizeof err) != 0) {
-		log_error("cannot start", LOG_S("error", err));
-		goto out;
-	}
-	app.fetcher = fetcher_new(app.base, app.cfg->outbound.ca_file);
-	if (app.fetcher == NULL) {
-		log_error("cannot start the outbound HTTP client (libcurl multi)");
-		goto out;
-	}
-	if (app.cfg->eas.cimd.enabled && app.cfg->eas.cimd.insecure_allow_loopback)
-		log_warn("embeddedAuthServer.cimd.insecureAllowLoopback is on: client metadata "
-			 "documents may be fetched from loopback addresses; development only");
-	if (app.cfg->eas.insecure_allow_http)
-		log_warn("embeddedAuthServer.insecureAllowHTTP is on: http issuer and upstream IdP "
-			 "URLs are accepted; development only");
-	router = server_router(app.srv, SERVER_MCP);
-	if (app.cfg->auth.mode == AUTH_MODE_EMBEDDED) {
-		app.as = as_new(app.base, app.cfg, &router, app.fetcher, err, sizeof err);
-		if (app.as == NULL) {
-			log_error("cannot start the authorization server", LOG_S("error", err));
-			goto out;
-		}
-	}
-	app.fw = forwarder_new(app.base, server_dns(app.srv), app.cfg);
-	if (app.cfg->auth.mode == AUTH_MODE_NONE) {
-		server_set_fallback(app.srv, "mcp", forward_handler, app.fw);
-	} else {
-		struct guard_as_ops ops = { .as = app.as,
-			.issuer = app_as_issuer,
-			.keyset = app_as_keyset,
-			.token_revoked = app_as_revoked,
-			.store = app_as_store,
-			.upstream_refresh = app_as_upstream_refresh,
-			.upstream_cancel = app_as_upstream_cancel };
-
-		if ((app.prm = prm_new(app.cfg)) == NULL) {
-			log_error(
-			    "cannot serve protected resource metadata: bad server.resourceUrl");
-			goto out;
-		}
-		prm_register(app.prm, &router);
-		app.guard = guard_new(app.base, app.cfg, forward_pass, app.fw, app.fetcher, app.prm,
-		    app.as != NULL ? &ops : NULL, err, sizeof err);
-		if (app.guard == NULL) {
-			log_error("cannot start the bearer guard", LOG_S("error", err));
-			goto out;
-		}
-		server_set_fallback(app.srv, "mcp", guard_handler, app.guard);
-	}
-	if (app.cfg->auth.mode == AUTH_MODE_NONE)
-		log_warn("auth.mode is none: MCP requests are forwarded WITHOUT any token check; "
-			 "use this for local development only");
-	app.sig_term = xevsignal_new(app.base, SIGTERM, app_on_signal, &app);
-	app.sig_int = xevsignal_new(app.base, SIGINT, app_on_signal, &app);
-	evsignal_add(app.sig_term, NULL);
-	evsignal_add(app.sig_int, NULL);
-	log_info("started", LOG_S("version", MCP_VERSION), LOG_S("config", path ? path : "(none)"),
-	    LOG_S("backend", app.cfg->backend.url));
-
-	if (event_base_dispatch(app.base) < 0) {
-		log_error("event loop failed");
-		goto out;
-	}
-	rc = 0;
-out:
-	if (app.sig_term != NULL)
-		event_free(app.sig_term);
-	if (app.sig_int != NULL)
-		event_free(app.sig_int);
-	/* Order: the server's abort callbacks may cancel AS work; the AS
-	 * cancels its fetches; only then can the fetcher go. */
-	guard_free(app.guard);
-	server_free(app.srv);
-	as_free(app.as);
-	prm_free(app.prm);
-	forwarder_free(app.fw);
-	fetcher_free(app.fetcher);
-	if (app.base != NULL)
-		event_base_free(app.base);
-	metrics_reset();
-	config_free(app.cfg);
+	app_warn_insecure(app.cfg);
+	rc = 1;
+	if (app_build_services(&app) == 0 && app_build_rooms(&app) == 0 && app_run(&app, path) == 0)
+		rc = 0;
+	app_teardown(&app);
 	return rc;
 }
