@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth/cimd/cimd_url.h"
+
 struct config;
 struct event_base;
 struct fetcher;
@@ -29,9 +31,6 @@ typedef void (*cimd_done_cb)(struct oauth_client *client, const char *error_desc
 
 struct cimd *cimd_new(struct event_base *base, struct fetcher *fetcher, const struct config *cfg);
 void cimd_free(struct cimd *c);
-
-/* Is this client_id a CIMD URL at all (https://...)? Cheap, no validation. */
-bool cimd_is_url(const char *client_id);
 
 /* Resolve client_id. Returns a handle for cimd_cancel(), or NULL when done()
  * was already called. */
