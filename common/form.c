@@ -4,6 +4,7 @@
  */
 #include "common/form.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,23 @@ form_encode(const char *s)
 	}
 	*o = '\0';
 	return out;
+}
+
+char *
+form_basic_auth(const char *id, const char *secret)
+{
+	char *eid = form_encode(id), *esec = form_encode(secret);
+	char *pair = xasprintf("%s:%s", eid, esec), *b64, *line;
+	size_t n = strlen(pair);
+
+	b64 = xmalloc(4 * ((n + 2) / 3) + 1);
+	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pair, (int)n);
+	line = xasprintf("Authorization: Basic %s", b64);
+	xfree_secret(eid);
+	xfree_secret(esec);
+	xfree_secret(pair);
+	xfree_secret(b64);
+	return line;
 }
 
 int

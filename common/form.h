@@ -40,6 +40,10 @@ void form_dispose(struct form *f);
 char *form_decode(const char *s, size_t len, bool plus_is_space);
 /* Percent-encode everything but RFC 3986 unreserved characters. */
 char *form_encode(const char *s);
+/* An "Authorization: Basic ..." header line for client credentials: id and
+ * secret each form-encoded (form_encode) before base64, as RFC 6749 §2.3.1
+ * asks. It holds a secret: free it with xfree_secret(). */
+char *form_basic_auth(const char *id, const char *secret);
 
 /* A growing "a=b&c=d" string for request bodies and query strings. */
 struct form_builder {

@@ -22,6 +22,7 @@
 #include "auth/crypto/jwt.h"
 #include "auth/crypto/keyset.h"
 #include "common/clock.h"
+#include "common/form.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/fetch.h"
@@ -64,49 +65,6 @@ struct extidp {
 	struct metric *m_introspect;
 };
 
-/* application/x-www-form-urlencoded (RFC 6749 §2.3.1 for client credentials). */
-static char *
-extidp_form_encode(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *out = xmalloc(n * 3 + 1), *o = out;
-
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '*') {
-			*o++ = (char)c;
-		} else if (c == ' ') {
-			*o++ = '+';
-		} else {
-			*o++ = '%';
-			*o++ = hex[c >> 4];
-			*o++ = hex[c & 15];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-static char *
-extidp_basic_auth(const char *id, const char *secret)
-{
-	char *eid = extidp_form_encode(id), *esec = extidp_form_encode(secret);
-	char *pair = xasprintf("%s:%s", eid, esec), *b64, *line;
-	size_t n = strlen(pair);
-
-	b64 = xmalloc(4 * ((n + 2) / 3) + 1);
-	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pair, (int)n);
-	line = xasprintf("Authorization: Basic %s", b64);
-	xfree_secret(eid);
-	xfree_secret(esec);
-	xfree_secret(pair);
-	xfree_secret(b64);
-	return line;
-}
-
 struct extidp *
 extidp_new(const struct config *cfg, struct fetcher *fetcher, char *err, size_t errlen)
 {
@@ -146,7 +104,7 @@ extidp_new(const struct config *cfg, struct fetcher *fetcher, char *err, size_t 
 		x->jwks_url = xstrdup(cfg->auth.oidc.jwks_url);
 	if (cfg->auth.oidc.introspection_url != NULL) {
 		x->introspection_url = xstrdup(cfg->auth.oidc.introspection_url);
-		x->basic_auth = extidp_basic_auth(cfg->auth.oidc.client_id,
+		x->basic_auth = form_basic_auth(cfg->auth.oidc.client_id,
 		    cfg->auth.oidc.client_secret.value);
 	}
 	TAILQ_INIT(&x->checks);
@@ -607,7 +565,7 @@ extidp_introspect(struct extidp_check *c)
 	struct extidp *x = c->x;
 	const char *headers[4] = { "Content-Type: application/x-www-form-urlencoded",
 		"Accept: application/json", x->basic_auth, NULL };
-	char *enc = extidp_form_encode(c->token);
+	char *enc = form_encode(c->token);
 	char *body = xasprintf("token=%s&token_type_hint=access_token", enc);
 	struct fetch_request r = { .method = "POST",
 		.url = x->introspection_url,

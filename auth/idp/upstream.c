@@ -546,7 +546,7 @@ upstream_post_token(struct upstream_op *op)
 	struct upstream *u = op->u;
 	const struct upstream_provider *p = u->p;
 	struct form_builder fb = { 0 };
-	char *body, *basic = NULL, *auth = NULL;
+	char *body, *auth = NULL;
 	const char *headers[4] = { "Accept: application/json",
 		"Content-Type: application/x-www-form-urlencoded", NULL, NULL };
 	struct fetch_request r = { .method = "POST",
@@ -568,25 +568,14 @@ upstream_post_token(struct upstream_op *op)
 		form_add(&fb, "client_id", p->client_id);
 		form_add(&fb, "client_secret", p->client_secret.value);
 	} else {
-		/* RFC 6749 §2.3.1: both parts form-encoded before base64. */
-		char *id = form_encode(p->client_id), *sec = form_encode(p->client_secret.value);
-		char *pair = xasprintf("%s:%s", id, sec);
-
-		basic = xmalloc(4 * ((strlen(pair) + 2) / 3) + 1);
-		EVP_EncodeBlock((unsigned char *)basic, (const unsigned char *)pair,
-		    (int)strlen(pair));
-		auth = xasprintf("Authorization: Basic %s", basic);
+		auth = form_basic_auth(p->client_id, p->client_secret.value);
 		headers[2] = auth;
-		xfree_secret(pair);
-		xfree_secret(id);
-		xfree_secret(sec);
 	}
 	body = form_finish(&fb);
 	r.body = body;
 	r.body_len = strlen(body);
 	op->fetch = fetch_start(u->fetcher, &r, upstream_token_done, op);
 	xfree_secret(body);
-	xfree_secret(basic);
 	xfree_secret(auth);
 }
 
