@@ -71,20 +71,16 @@ dcr_only_space(const char *p, size_t n)
 	return true;
 }
 
-int
-dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_result *res)
+/* The body as one strict JSON object (bounded size and depth), or NULL. */
+static json_object *
+dcr_parse(const char *body, size_t len, struct dcr_result *res)
 {
-	struct json_tokener *tok = NULL;
-	json_object *doc = NULL, *v;
-	struct oauth_client *c = NULL;
-	const char *method = "none", *why;
-	bool confidential;
-	int rc = -1;
+	struct json_tokener *tok;
+	json_object *doc = NULL;
 
-	memset(res, 0, sizeof *res);
 	if (len > DCR_MAX_BODY) {
 		dcr_fail(res, "invalid_client_metadata", "the request body exceeds 64 KiB%s", NULL);
-		goto out;
+		return NULL;
 	}
 	tok = json_tokener_new_ex(DCR_JSON_DEPTH);
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -94,66 +90,93 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 	    !json_object_is_type(doc, json_type_object)) {
 		dcr_fail(res, "invalid_client_metadata", "the request body is not a JSON object%s",
 		    NULL);
-		goto out;
+		json_object_put(doc);
+		doc = NULL;
 	}
-	c = oauth_client_new("");
+	json_tokener_free(tok);
+	return doc;
+}
 
-	/* redirect_uris: 1-10 valid URIs. */
+/* redirect_uris: 1-10 valid URIs. */
+static int
+dcr_redirect_uris(json_object *doc, struct oauth_client *c, struct dcr_result *res)
+{
+	json_object *v;
+	const char *why;
+
 	if (!json_object_object_get_ex(doc, "redirect_uris", &v)) {
 		dcr_fail(res, "invalid_redirect_uri", "redirect_uris is required%s", NULL);
-		goto out;
+		return -1;
 	}
 	if (dcr_string_array(v, DCR_MAX_REDIRECT_URIS, &c->redirect_uris, &why) != 0) {
 		dcr_fail(res, "invalid_redirect_uri", "redirect_uris %s (at most 10)", why);
-		goto out;
+		return -1;
 	}
 	if (c->redirect_uris.n == 0) {
 		dcr_fail(res, "invalid_redirect_uri", "redirect_uris must not be empty%s", NULL);
-		goto out;
+		return -1;
 	}
 	for (size_t i = 0; i < c->redirect_uris.n; i++) {
 		enum redirect_uri_kind kind;
 
 		if (oauth_redirect_uri_check(c->redirect_uris.v[i], true, &kind, &why) != 0) {
 			dcr_fail(res, "invalid_redirect_uri", "%s", why);
-			goto out;
+			return -1;
 		}
 	}
+	return 0;
+}
 
-	/* token_endpoint_auth_method */
+/* token_endpoint_auth_method: none, or client_secret_* when confidential
+ * registration is allowed. *confidential says which. */
+static int
+dcr_auth_method(json_object *doc, const struct config *cfg, struct oauth_client *c,
+    bool *confidential, struct dcr_result *res)
+{
+	const char *method = "none";
+	json_object *v;
+
 	if (json_object_object_get_ex(doc, "token_endpoint_auth_method", &v)) {
 		if (!json_object_is_type(v, json_type_string)) {
 			dcr_fail(res, "invalid_client_metadata",
 			    "token_endpoint_auth_method must be a string%s", NULL);
-			goto out;
+			return -1;
 		}
 		method = json_object_get_string(v);
 	}
-	confidential = strcmp(method, "client_secret_basic") == 0 ||
+	*confidential = strcmp(method, "client_secret_basic") == 0 ||
 	    strcmp(method, "client_secret_post") == 0;
-	if (strcmp(method, "none") != 0 && !confidential) {
+	if (strcmp(method, "none") != 0 && !*confidential) {
 		dcr_fail(res, "invalid_client_metadata",
 		    "token_endpoint_auth_method must be none%s",
-		    confidential ? ""
-			: cfg->eas.allow_confidential_client_registration
+		    cfg->eas.allow_confidential_client_registration
 			? ", client_secret_basic or client_secret_post"
 			: "");
-		goto out;
+		return -1;
 	}
-	if (confidential && !cfg->eas.allow_confidential_client_registration) {
+	if (*confidential && !cfg->eas.allow_confidential_client_registration) {
 		dcr_fail(res, "invalid_client_metadata",
 		    "token_endpoint_auth_method %s is not allowed: this server registers public "
 		    "clients only (none)",
 		    method);
-		goto out;
+		return -1;
 	}
 	c->token_endpoint_auth_method = xstrdup(method);
+	return 0;
+}
 
-	/* grant_types ⊆ {authorization_code, refresh_token} ∋ authorization_code */
+/* grant_types ⊆ {authorization_code, refresh_token} ∋ authorization_code;
+ * response_types = [code]. */
+static int
+dcr_grants(json_object *doc, struct oauth_client *c, struct dcr_result *res)
+{
+	json_object *v;
+	const char *why;
+
 	if (json_object_object_get_ex(doc, "grant_types", &v)) {
 		if (dcr_string_array(v, 8, &c->grant_types, &why) != 0) {
 			dcr_fail(res, "invalid_client_metadata", "grant_types %s", why);
-			goto out;
+			return -1;
 		}
 		for (size_t i = 0; i < c->grant_types.n; i++) {
 			if (strcmp(c->grant_types.v[i], "authorization_code") != 0 &&
@@ -162,19 +185,17 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 				    "grant_type %.64s is not supported (authorization_code, "
 				    "refresh_token)",
 				    c->grant_types.v[i]);
-				goto out;
+				return -1;
 			}
 		}
 		if (!strlist_contains(&c->grant_types, "authorization_code")) {
 			dcr_fail(res, "invalid_client_metadata",
 			    "grant_types must include authorization_code%s", NULL);
-			goto out;
+			return -1;
 		}
 	} else {
 		strlist_add(&c->grant_types, "authorization_code"); /* RFC 7591 default */
 	}
-
-	/* response_types = [code] */
 	if (json_object_object_get_ex(doc, "response_types", &v)) {
 		struct strlist rt = { 0 };
 		bool ok = dcr_string_array(v, 8, &rt, &why) == 0 && rt.n == 1 &&
@@ -184,18 +205,27 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 		if (!ok) {
 			dcr_fail(res, "invalid_client_metadata",
 			    "response_types must be [\"code\"]%s", NULL);
-			goto out;
+			return -1;
 		}
 	}
+	return 0;
+}
 
-	/* scope ⊆ scopes_supported, default scopes_supported; ∪ baseline */
+/* scope ⊆ scopes_supported ∪ baseline, default scopes_supported; then the
+ * baseline unioned in; and client_name. */
+static int
+dcr_scope_and_name(json_object *doc, const struct config *cfg, struct oauth_client *c,
+    struct dcr_result *res)
+{
+	json_object *v;
+
 	if (json_object_object_get_ex(doc, "scope", &v)) {
 		struct strlist req = { 0 };
 
 		if (!json_object_is_type(v, json_type_string) ||
 		    json_object_get_string_len(v) > DCR_MAX_STRING) {
 			dcr_fail(res, "invalid_client_metadata", "scope must be a string%s", NULL);
-			goto out;
+			return -1;
 		}
 		scope_split(json_object_get_string(v), &req);
 		for (size_t i = 0; i < req.n; i++) {
@@ -204,25 +234,42 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 				dcr_fail(res, "invalid_client_metadata",
 				    "scope %.64s is not supported by this server", req.v[i]);
 				strlist_dispose(&req);
-				goto out;
+				return -1;
 			}
 			strlist_add(&c->scopes, req.v[i]);
 		}
 		strlist_dispose(&req);
 	}
 	oauth_client_finish_scopes(c, json_object_object_get_ex(doc, "scope", NULL), cfg);
-
 	if (json_object_object_get_ex(doc, "client_name", &v)) {
 		if (!json_object_is_type(v, json_type_string) ||
 		    json_object_get_string_len(v) > DCR_CLIENT_NAME_MAX ||
 		    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
 			dcr_fail(res, "invalid_client_metadata",
 			    "client_name must be a string of at most 256 characters%s", NULL);
-			goto out;
+			return -1;
 		}
 		c->client_name = xstrdup(json_object_get_string(v));
 	}
+	return 0;
+}
 
+int
+dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_result *res)
+{
+	json_object *doc;
+	struct oauth_client *c = NULL;
+	bool confidential = false;
+	int rc = -1;
+
+	memset(res, 0, sizeof *res);
+	if ((doc = dcr_parse(body, len, res)) == NULL)
+		return -1;
+	c = oauth_client_new("");
+	if (dcr_redirect_uris(doc, c, res) != 0 ||
+	    dcr_auth_method(doc, cfg, c, &confidential, res) != 0 || dcr_grants(doc, c, res) != 0 ||
+	    dcr_scope_and_name(doc, cfg, c, res) != 0)
+		goto out;
 	free(c->client_id);
 	c->client_id = random_uuid_v4();
 	c->created_at = clock_wall_s();
@@ -240,8 +287,6 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 out:
 	oauth_client_unref(c);
 	json_object_put(doc);
-	if (tok != NULL)
-		json_tokener_free(tok);
 	return rc;
 }
 
