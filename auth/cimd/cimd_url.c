@@ -85,11 +85,11 @@ cimd_is_url(const char *client_id)
 	return client_id != NULL && strncasecmp(client_id, "https://", 8) == 0;
 }
 
-int
-cimd_url_check(const char *url, char *host, size_t hostlen, const char **why)
+/* Length, characters, percent-encodings, the scheme and no fragment. */
+static int
+cimd_url_check_text(const char *url, const char **why)
 {
-	const char *auth, *aend, *hend, *p, *path, *pend;
-	size_t len, hn;
+	size_t len;
 
 	if (url == NULL || *url == '\0') {
 		*why = "client_id is empty";
@@ -123,8 +123,14 @@ cimd_url_check(const char *url, char *host, size_t hostlen, const char **why)
 		*why = "client_id URL must not contain a fragment";
 		return -1;
 	}
-	auth = url + 8;
-	aend = auth + strcspn(auth, "/?");
+	return 0;
+}
+
+/* The host of the authority [auth, aend): an [IPv6] literal or a reg-name;
+ * *hend is where it ends (a port may follow). */
+static int
+cimd_url_check_host(const char *auth, const char *aend, const char **hend, const char **why)
+{
 	if (memchr(auth, '@', (size_t)(aend - auth)) != NULL) {
 		*why = "client_id URL must not contain userinfo";
 		return -1;
@@ -134,60 +140,68 @@ cimd_url_check(const char *url, char *host, size_t hostlen, const char **why)
 		return -1;
 	}
 	if (*auth == '[') {
-		hend = memchr(auth, ']', (size_t)(aend - auth));
-		if (hend == NULL || hend == auth + 1) {
+		const char *e = memchr(auth, ']', (size_t)(aend - auth));
+
+		if (e == NULL || e == auth + 1) {
 			*why = "client_id URL has an invalid IPv6 host";
 			return -1;
 		}
-		for (p = auth + 1; p < hend; p++) {
+		for (const char *p = auth + 1; p < e; p++) {
 			if (!cimd_url_hex(*p) && *p != ':' && *p != '.') {
 				*why = "client_id URL has an invalid IPv6 host";
 				return -1;
 			}
 		}
-		hend++;
-	} else {
-		hend = memchr(auth, ':', (size_t)(aend - auth));
-		if (hend == NULL)
-			hend = aend;
-		if (hend == auth) {
-			*why = "client_id URL has no host";
-			return -1;
-		}
-		if (cimd_url_check_regname(auth, (size_t)(hend - auth), why) != 0)
-			return -1;
+		*hend = e + 1;
+		return 0;
 	}
-	if (hend != aend) {
-		long port = 0;
-
-		if (*hend != ':' || hend + 1 == aend || aend - hend > 6) {
-			*why = "client_id URL has an invalid port";
-			return -1;
-		}
-		for (p = hend + 1; p < aend; p++) {
-			if (!isdigit((unsigned char)*p)) {
-				*why = "client_id URL has an invalid port";
-				return -1;
-			}
-			port = port * 10 + (*p - '0');
-		}
-		if (port < 1 || port > 65535) {
-			*why = "client_id URL has an invalid port";
-			return -1;
-		}
-	}
-	hn = (size_t)(hend - auth);
-	if (hn >= hostlen || hn >= CIMD_HOST_MAX) {
-		*why = "client_id URL host is too long";
+	*hend = memchr(auth, ':', (size_t)(aend - auth));
+	if (*hend == NULL)
+		*hend = aend;
+	if (*hend == auth) {
+		*why = "client_id URL has no host";
 		return -1;
 	}
-	path = aend;
-	pend = path + strcspn(path, "?");
+	return cimd_url_check_regname(auth, (size_t)(*hend - auth), why);
+}
+
+/* What follows the host up to aend: nothing, or ":" and a port 1-65535. */
+static int
+cimd_url_check_port(const char *hend, const char *aend, const char **why)
+{
+	long port = 0;
+
+	if (hend == aend)
+		return 0;
+	if (*hend != ':' || hend + 1 == aend || aend - hend > 6) {
+		*why = "client_id URL has an invalid port";
+		return -1;
+	}
+	for (const char *p = hend + 1; p < aend; p++) {
+		if (!isdigit((unsigned char)*p)) {
+			*why = "client_id URL has an invalid port";
+			return -1;
+		}
+		port = port * 10 + (*p - '0');
+	}
+	if (port < 1 || port > 65535) {
+		*why = "client_id URL has an invalid port";
+		return -1;
+	}
+	return 0;
+}
+
+/* The path from path (up to a query): not empty, not "/", no dot segment. */
+static int
+cimd_url_check_path(const char *path, const char **why)
+{
+	const char *pend = path + strcspn(path, "?");
+
 	if (pend == path || (pend == path + 1 && *path == '/')) {
 		*why = "client_id URL must have a path other than /";
 		return -1;
 	}
-	for (p = path + 1; p <= pend; p++) {
+	for (const char *p = path + 1; p <= pend; p++) {
 		const char *seg = p;
 
 		p += strcspn(p, "/?");
@@ -198,6 +212,29 @@ cimd_url_check(const char *url, char *host, size_t hostlen, const char **why)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int
+cimd_url_check(const char *url, char *host, size_t hostlen, const char **why)
+{
+	const char *auth, *aend, *hend = NULL;
+	size_t hn;
+
+	if (cimd_url_check_text(url, why) != 0)
+		return -1;
+	auth = url + 8;
+	aend = auth + strcspn(auth, "/?");
+	if (cimd_url_check_host(auth, aend, &hend, why) != 0 ||
+	    cimd_url_check_port(hend, aend, why) != 0)
+		return -1;
+	hn = (size_t)(hend - auth);
+	if (hn >= hostlen || hn >= CIMD_HOST_MAX) {
+		*why = "client_id URL host is too long";
+		return -1;
+	}
+	if (cimd_url_check_path(aend, why) != 0)
+		return -1;
 	for (size_t i = 0; i < hn; i++)
 		host[i] = (char)tolower((unsigned char)auth[i]);
 	host[hn] = '\0';
