@@ -449,6 +449,10 @@ policy(struct fetch_policy *p, bool untrusted, bool allow_loopback)
 {
 	fetch_policy_init(p, untrusted);
 	p->allow_loopback = allow_loopback;
+	/* Under valgrind a first TLS handshake alone can take seconds: stretch
+	 * the default deadlines (tests that are about a deadline set their own). */
+	p->timeout_ms = unit_ms(p->timeout_ms);
+	p->connect_timeout_ms = unit_ms(p->connect_timeout_ms);
 }
 
 /* One fetch, run to completion. */
