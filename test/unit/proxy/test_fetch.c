@@ -815,15 +815,16 @@ test_trusted(void)
  * The loop-lag bound. A burst of 200 TLS handshakes costs real CPU on the
  * loop (OpenSSL 3 builds an SSL_CTX per connection inside libcurl 7.88),
  * shared here with the server thread: ~80-130 ms worst tick on 2 quiet
- * cores, 350 ms seen while ctest runs other suites beside it. The server
- * answers after 3 s, so a loop that waited on any transfer would lag at
- * least that: the bound stays well below it. Sanitizers get more room.
+ * cores, 350 ms seen while ctest runs other suites beside it, 1.8 s once on
+ * a host with a load average of 10. The server answers after 4 s, so a loop
+ * that waited on any transfer would lag at least that: the bound stays well
+ * below it. Sanitizers get more room.
  */
-#define LAG_SERVER_DELAY_MS 3000
+#define LAG_SERVER_DELAY_MS 4000
 #if defined(__SANITIZE_ADDRESS__)
-#define LAG_BOUND_MS 2000
+#define LAG_BOUND_MS 3000
 #else
-#define LAG_BOUND_MS 1000
+#define LAG_BOUND_MS 2000
 #endif
 
 static int64_t lag_last_us, lag_max_us;
