@@ -19,7 +19,7 @@ struct clients;
 struct event;
 struct grant;
 struct metric;
-struct oauth_client;
+struct client;
 struct req;
 struct strlist;
 struct upstream;
@@ -82,7 +82,7 @@ void token_client_error(struct req *sr, const char *auth_method, int status, con
 int token_credentials(struct req *sr, const struct form *f, char **client_id, char **secret,
     const char **method, int *status, const char **error, const char **desc);
 /* Do the presented credentials authenticate client c? */
-bool token_authenticate(const struct oauth_client *c, const char *auth_method, const char *secret,
+bool token_authenticate(const struct client *c, const char *auth_method, const char *secret,
     const char **why);
 
 /* The request's method as "GET", "POST", "OPTIONS", ... */

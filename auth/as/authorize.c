@@ -35,7 +35,7 @@ struct authorize {
 	struct form params;
 	struct clients_lookup *lookup;
 	struct upstream_op *op;
-	struct oauth_client *client;
+	struct client *client;
 	char *redirect_uri;
 	bool redirect_uri_sent;
 	char *scope;
@@ -47,7 +47,7 @@ authorize_free(struct authorize *az)
 	clients_cancel(az->lookup);
 	upstream_cancel(az->op);
 	form_dispose(&az->params);
-	oauth_client_unref(az->client);
+	client_unref(az->client);
 	free(az->redirect_uri);
 	free(az->scope);
 	free(az);
@@ -94,7 +94,7 @@ authorize_upstream_ready(const char *error, void *arg)
 		return;
 	}
 	p = xcalloc(1, sizeof *p);
-	oauth_client_ref(az->client);
+	client_ref(az->client);
 	p->client = az->client;
 	p->redirect_uri = xstrdup(az->redirect_uri);
 	p->redirect_uri_sent = az->redirect_uri_sent;
@@ -126,7 +126,7 @@ authorize_upstream_ready(const char *error, void *arg)
 }
 
 static void
-authorize_client_done(struct oauth_client *client, const char *error_description, void *arg)
+authorize_client_done(struct client *client, const char *error_description, void *arg)
 {
 	struct authorize *az = arg;
 	struct as *as = az->as;
@@ -145,7 +145,7 @@ authorize_client_done(struct oauth_client *client, const char *error_description
 		authorize_finish(az);
 		return;
 	}
-	oauth_client_ref(client);
+	client_ref(client);
 	az->client = client;
 	if (ru == NULL) {
 		if (client->redirect_uris.n != 1) {
@@ -157,7 +157,7 @@ authorize_client_done(struct oauth_client *client, const char *error_description
 		}
 		az->redirect_uri = xstrdup(client->redirect_uris.v[0]);
 	} else {
-		if (!oauth_redirect_uri_matches(&client->redirect_uris, ru)) {
+		if (!client_redirect_uri_matches(&client->redirect_uris, ru)) {
 			metrics_add(as->m_authorize, 1, "invalid_request");
 			as_error_page(az->sr, 400, "invalid_request",
 			    "redirect_uri is not registered for this client");

@@ -119,7 +119,7 @@ grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsi
 	struct store_code *c = xcalloc(1, sizeof *c);
 	char *code = random_token(32), hash[65];
 
-	oauth_client_ref(p->client);
+	client_ref(p->client);
 	c->client = p->client;
 	c->redirect_uri = grant_dup(p->redirect_uri);
 	c->redirect_uri_sent = p->redirect_uri_sent;
@@ -169,7 +169,7 @@ grant_access_token(struct grant *g, const char *client_id, const char *subject, 
 /* Issue an access token (scope at_scope) and, when allowed, a new refresh
  * token of the family carrying the full granted scope. */
 static int
-grant_issue(struct grant *g, const char *grant_type, const struct oauth_client *client,
+grant_issue(struct grant *g, const char *grant_type, const struct client *client,
     const char *subject, const char *at_scope, const char *granted_scope, const char *resource,
     const char *tsid, const char *family, struct grant_result *out, struct grant_error *err)
 {
@@ -271,7 +271,7 @@ out:
 }
 
 int
-grant_refresh(struct grant *g, const struct oauth_client *client, const char *refresh_token,
+grant_refresh(struct grant *g, const struct client *client, const char *refresh_token,
     const char *scope, const char *resource, struct grant_result *out, struct grant_error *err)
 {
 	const struct store_refresh *peek;

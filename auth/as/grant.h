@@ -16,7 +16,7 @@
 
 struct config;
 struct keyset;
-struct oauth_client;
+struct client;
 struct store;
 struct store_pending;
 struct strlist;
@@ -60,7 +60,7 @@ int grant_exchange_code(struct grant *g, const char *client_id, const char *code
 
 /* Rotate a refresh token for client (authenticated, and for CIMD freshly
  * re-resolved). scope may narrow the original grant, never widen it. */
-int grant_refresh(struct grant *g, const struct oauth_client *client, const char *refresh_token,
+int grant_refresh(struct grant *g, const struct client *client, const char *refresh_token,
     const char *scope, const char *resource, struct grant_result *out, struct grant_error *err);
 
 /* RFC 7009: revoke a refresh token (and its family) or an access token (its

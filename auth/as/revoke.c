@@ -23,7 +23,7 @@ revoke_handle(struct req *sr, void *arg)
 {
 	struct as *as = arg;
 	struct form f = { 0 };
-	const struct oauth_client *c;
+	const struct client *c;
 	const char *token, *method, *code, *desc;
 	char err[160], *client_id = NULL, *secret = NULL;
 	int status;

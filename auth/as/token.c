@@ -92,7 +92,7 @@ token_reply(struct token *t, const struct grant_result *r)
 }
 
 bool
-token_authenticate(const struct oauth_client *c, const char *auth_method, const char *secret,
+token_authenticate(const struct client *c, const char *auth_method, const char *secret,
     const char **why)
 {
 	const char *registered = c->token_endpoint_auth_method != NULL
@@ -121,7 +121,7 @@ token_authenticate(const struct oauth_client *c, const char *auth_method, const 
 }
 
 static void
-token_run(struct token *t, const struct oauth_client *client, const char *code_client_id)
+token_run(struct token *t, const struct client *client, const char *code_client_id)
 {
 	struct as *as = t->as;
 	struct grant_result r = { 0 };
@@ -156,7 +156,7 @@ token_run(struct token *t, const struct oauth_client *client, const char *code_c
 }
 
 static void
-token_client_done(struct oauth_client *client, const char *error_description, void *arg)
+token_client_done(struct client *client, const char *error_description, void *arg)
 {
 	struct token *t = arg;
 	const char *why;

@@ -44,7 +44,7 @@ struct cimd_pending {
 	int64_t queued_until_ms;       /* clock_mono_ms() deadline of that wait */
 	struct event *queue_timer;     /* gives up waiting after the fetch timeout */
 	bool completing;               /* answering waiters: cancel must not free */
-	struct oauth_client *stale;    /* revalidating this cached client, or NULL */
+	struct client *stale;          /* revalidating this cached client, or NULL */
 	char *etag, *last_modified;    /* the validators sent */
 	char *cache_control, *expires; /* the stale entry's caching headers */
 	size_t n_waiters;
@@ -105,7 +105,7 @@ cimd_pending_free(struct cimd_pending *p)
 {
 	if (p->queue_timer != NULL)
 		event_free(p->queue_timer);
-	oauth_client_unref(p->stale);
+	client_unref(p->stale);
 	free(p->etag);
 	free(p->last_modified);
 	free(p->cache_control);
@@ -198,7 +198,7 @@ cimd_dequeue(struct cimd *c)
  * callback may cancel other waiters of p or resolve again; it must not
  * free the resolver. */
 static void
-cimd_pending_finish(struct cimd_pending *p, struct oauth_client *client, const char *err)
+cimd_pending_finish(struct cimd_pending *p, struct client *client, const char *err)
 {
 	struct cimd *c = p->c;
 	struct cimd_lookup *l;
@@ -292,7 +292,7 @@ cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err
 /* Cache client per the response's caching headers; no-store (and no-cache
  * without a validator, which would only ever be refetched) are not kept. */
 static void
-cimd_store(struct cimd *c, const char *url, struct oauth_client *client, const char *cc,
+cimd_store(struct cimd *c, const char *url, struct client *client, const char *cc,
     const char *expires, const char *date, const char *age, const char *etag,
     const char *last_modified)
 {
@@ -326,7 +326,7 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 {
 	struct cimd_pending *p = arg;
 	struct cimd *c = p->c;
-	struct oauth_client *client = NULL;
+	struct client *client = NULL;
 	char err[CIMD_ERR_MAX] = "";
 
 	p->fetch = NULL;
@@ -340,7 +340,7 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 		metrics_add(c->m_fetch, 1, "ok");
 		metrics_add(c->m_cache, 1, "revalidated");
 		client = p->stale;
-		oauth_client_ref(client);
+		client_ref(client);
 		cimd_store(c, p->url, client,
 		    res->cache_control != NULL ? res->cache_control : p->cache_control,
 		    res->expires != NULL ? res->expires : p->expires, res->date, res->age,
@@ -363,7 +363,7 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 		}
 	}
 	cimd_pending_finish(p, client, client == NULL ? err : NULL);
-	oauth_client_unref(client);
+	client_unref(client);
 }
 
 static struct cimd_pending *
@@ -439,7 +439,7 @@ cimd_pending_start(struct cimd *c, const char *url, const char *host,
 	TAILQ_INIT(&p->waiters);
 	if (stale != NULL) {
 		p->stale = stale->client;
-		oauth_client_ref(p->stale);
+		client_ref(p->stale);
 		if (stale->etag != NULL)
 			p->etag = xstrdup(stale->etag);
 		if (stale->last_modified != NULL)
@@ -484,7 +484,7 @@ cimd_resolve(struct cimd *c, const char *client_id, cimd_done_cb done, void *arg
 	struct cimd_cache_entry *e;
 	struct cimd_pending *p;
 	struct cimd_lookup *l;
-	struct oauth_client *client;
+	struct client *client;
 
 	if (!cfg->eas.cimd.enabled) {
 		done(NULL, "client metadata documents are not enabled", arg);
@@ -504,9 +504,9 @@ cimd_resolve(struct cimd *c, const char *client_id, cimd_done_cb done, void *arg
 		metrics_add(c->m_cache, 1, "hit");
 		/* Keep the client alive across done() whatever it does. */
 		client = e->client;
-		oauth_client_ref(client);
+		client_ref(client);
 		done(client, NULL, arg);
-		oauth_client_unref(client);
+		client_unref(client);
 		return NULL;
 	}
 	metrics_add(c->m_cache, 1, e != NULL ? "stale" : "miss");

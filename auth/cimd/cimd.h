@@ -18,16 +18,16 @@
 struct config;
 struct event_base;
 struct fetcher;
-struct oauth_client;
+struct client;
 struct cimd;
 struct cimd_lookup;
 
 /* Called exactly once per cimd_resolve() unless cancelled: with the
- * validated client (borrowed; take oauth_client_ref() to keep it) or NULL
+ * validated client (borrowed; take client_ref() to keep it) or NULL
  * and an error_description that names the rule that failed (safe to show
  * the client). May be called before cimd_resolve() returns (cache hit or a
  * URL rejected before any fetch). */
-typedef void (*cimd_done_cb)(struct oauth_client *client, const char *error_description, void *arg);
+typedef void (*cimd_done_cb)(struct client *client, const char *error_description, void *arg);
 
 struct cimd *cimd_new(struct event_base *base, struct fetcher *fetcher, const struct config *cfg);
 void cimd_free(struct cimd *c);

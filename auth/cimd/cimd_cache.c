@@ -65,7 +65,7 @@ static void
 cimd_cache_entry_free(struct cimd_cache_entry *e)
 {
 	free(e->url);
-	oauth_client_unref(e->client);
+	client_unref(e->client);
 	free(e->etag);
 	free(e->last_modified);
 	free(e->cache_control);
@@ -169,7 +169,7 @@ cimd_cache_grow(struct cimd_cache *cc)
 }
 
 size_t
-cimd_cache_put(struct cimd_cache *cc, const char *url, struct oauth_client *client,
+cimd_cache_put(struct cimd_cache *cc, const char *url, struct client *client,
     const struct cimd_cache_meta *meta)
 {
 	struct cimd_cache_entry *e = xcalloc(1, sizeof *e);
@@ -179,7 +179,7 @@ cimd_cache_put(struct cimd_cache *cc, const char *url, struct oauth_client *clie
 	 * entry being replaced. */
 	e->url = xstrdup(url);
 	e->hash = cimd_cache_hash(url);
-	oauth_client_ref(client);
+	client_ref(client);
 	e->client = client;
 	e->expires_ms = meta->expires_ms;
 	e->revalidate = meta->revalidate;

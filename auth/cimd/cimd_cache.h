@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct oauth_client;
+struct client;
 struct cimd_cache;
 
 #define CIMD_CACHE_HEADER_MAX 256 /* longest validator or caching header kept */
@@ -32,7 +32,7 @@ struct cimd_cache_meta {
 /* One entry; read-only outside cimd_cache.c. */
 struct cimd_cache_entry {
 	char *url;
-	struct oauth_client *client;
+	struct client *client;
 	int64_t expires_ms;
 	bool revalidate;
 	char *etag;
@@ -57,7 +57,7 @@ struct cimd_cache_entry *cimd_cache_peek(const struct cimd_cache *cc, const char
 /* Insert or replace url with client (a reference is taken) as most recently
  * used, evicting the least recently used entries beyond the bound. Returns
  * how many entries were evicted. */
-size_t cimd_cache_put(struct cimd_cache *cc, const char *url, struct oauth_client *client,
+size_t cimd_cache_put(struct cimd_cache *cc, const char *url, struct client *client,
     const struct cimd_cache_meta *meta);
 /* Remove url if present. */
 void cimd_cache_remove(struct cimd_cache *cc, const char *url);

@@ -301,7 +301,7 @@ cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
 /* grant_types (must include authorization_code; unsupported ones ignored)
  * and response_types (exactly ["code"]). */
 static int
-cimd_doc_check_grants(struct json_object *doc, struct oauth_client *c, char *err, size_t errlen)
+cimd_doc_check_grants(struct json_object *doc, struct client *c, char *err, size_t errlen)
 {
 	struct json_object *a = NULL;
 	int r;
@@ -339,7 +339,7 @@ cimd_doc_check_grants(struct json_object *doc, struct oauth_client *c, char *err
 }
 
 static int
-cimd_doc_check_redirects(struct json_object *doc, struct oauth_client *c, char *err, size_t errlen)
+cimd_doc_check_redirects(struct json_object *doc, struct client *c, char *err, size_t errlen)
 {
 	struct json_object *a = NULL;
 	enum redirect_uri_kind kind;
@@ -357,7 +357,7 @@ cimd_doc_check_redirects(struct json_object *doc, struct oauth_client *c, char *
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		const char *u = json_object_get_string(json_object_array_get_idx(a, i));
 
-		if (oauth_redirect_uri_check(u, false, &kind, &why) != 0) {
+		if (client_redirect_uri_check(u, false, &kind, &why) != 0) {
 			errbuf_set(err, errlen, CIMD_DOC "redirect_uris[%zu] is invalid: %s", i,
 			    why);
 			return -1;
@@ -389,12 +389,12 @@ cimd_doc_check_others(struct json_object *doc, char *err, size_t errlen)
 	return 0;
 }
 
-struct oauth_client *
+struct client *
 cimd_doc_validate(const char *url, const char *text, size_t len, const struct config *cfg,
     char *err, size_t errlen)
 {
 	struct json_object *doc;
-	struct oauth_client *c = NULL;
+	struct client *c = NULL;
 	const char *s = NULL;
 	int r;
 
@@ -414,7 +414,7 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 			     "fetched from");
 		goto fail;
 	}
-	c = oauth_client_new(url);
+	c = client_new(url);
 	c->is_cimd = true;
 	c->token_endpoint_auth_method = xstrdup("none");
 	c->created_at = clock_wall_s();
@@ -444,11 +444,11 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 		if (cimd_doc_scopes(s, cfg, &c->scopes, err, errlen) != 0)
 			goto fail;
 	}
-	oauth_client_finish_scopes(c, r == 1, cfg);
+	client_finish_scopes(c, r == 1, cfg);
 	json_object_put(doc);
 	return c;
 fail:
-	oauth_client_unref(c);
+	client_unref(c);
 	json_object_put(doc);
 	return NULL;
 }

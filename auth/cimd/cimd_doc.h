@@ -1,6 +1,6 @@
 /*
  * The strict validation of a fetched client metadata document into an
- * oauth_client (the URL rules are cimd_url.h). No network, no
+ * struct client (the URL rules are cimd_url.h). No network, no
  * clock other than the client's created_at, no state: every function here is
  * a decision on its arguments, so it is table-tested and fuzzed directly.
  * A document is never trusted beyond what the draft and the seed allow.
@@ -14,7 +14,7 @@
 #include "auth/cimd/cimd_url.h"
 
 struct config;
-struct oauth_client;
+struct client;
 
 #define CIMD_REDIRECT_URIS_MAX 16
 #define CIMD_GRANT_TYPES_MAX 16
@@ -32,7 +32,7 @@ struct oauth_client;
  * scopes_supported, unioned with baselineClientScopes). On failure returns
  * NULL and writes a description naming the rule into err (CIMD_ERR_MAX).
  */
-struct oauth_client *cimd_doc_validate(const char *url, const char *text, size_t len,
+struct client *cimd_doc_validate(const char *url, const char *text, size_t len,
     const struct config *cfg, char *err, size_t errlen);
 
 #endif

@@ -11,10 +11,10 @@
 
 #include "common/xalloc.h"
 
-struct oauth_client *
-oauth_client_new(const char *client_id)
+struct client *
+client_new(const char *client_id)
 {
-	struct oauth_client *c = xcalloc(1, sizeof *c);
+	struct client *c = xcalloc(1, sizeof *c);
 
 	c->refs = 1;
 	c->client_id = xstrdup(client_id);
@@ -22,13 +22,13 @@ oauth_client_new(const char *client_id)
 }
 
 void
-oauth_client_ref(struct oauth_client *c)
+client_ref(struct client *c)
 {
 	c->refs++;
 }
 
 void
-oauth_client_unref(struct oauth_client *c)
+client_unref(struct client *c)
 {
 	if (c == NULL || --c->refs > 0)
 		return;
@@ -92,7 +92,7 @@ client_is_loopback_host(const char *host)
 }
 
 int
-oauth_redirect_uri_check(const char *uri, bool allow_private_scheme, enum redirect_uri_kind *kind,
+client_redirect_uri_check(const char *uri, bool allow_private_scheme, enum redirect_uri_kind *kind,
     const char **why)
 {
 	size_t len = strlen(uri), i;
@@ -206,7 +206,7 @@ client_loopback_match(const char *registered, const char *requested)
 }
 
 bool
-oauth_redirect_uri_matches(const struct strlist *registered, const char *requested)
+client_redirect_uri_matches(const struct strlist *registered, const char *requested)
 {
 	if (requested == NULL || strlen(requested) > OAUTH_REDIRECT_URI_MAX)
 		return false;
@@ -221,7 +221,7 @@ oauth_redirect_uri_matches(const struct strlist *registered, const char *request
 }
 
 void
-oauth_client_finish_scopes(struct oauth_client *c, bool declared, const struct config *cfg)
+client_finish_scopes(struct client *c, bool declared, const struct config *cfg)
 {
 	if (!declared) {
 		for (size_t i = 0; i < cfg->eas.scopes_supported.n; i++)

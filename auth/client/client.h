@@ -16,7 +16,7 @@
 
 #define OAUTH_REDIRECT_URI_MAX 2048
 
-struct oauth_client {
+struct client {
 	int refs;
 	char *client_id;
 	bool is_cimd;                     /* client_id is an https URL (metadata document) */
@@ -31,10 +31,10 @@ struct oauth_client {
 	int64_t last_used_ms;  /* monotonic, for eviction of idle DCR clients */
 };
 
-struct oauth_client *oauth_client_new(const char *client_id);
-void oauth_client_ref(struct oauth_client *c);
+struct client *client_new(const char *client_id);
+void client_ref(struct client *c);
 /* Drop a reference; frees on the last. NULL is fine. */
-void oauth_client_unref(struct oauth_client *c);
+void client_unref(struct client *c);
 
 enum redirect_uri_kind {
 	REDIRECT_URI_HTTPS,
@@ -46,17 +46,17 @@ enum redirect_uri_kind {
  * userinfo, <= OAUTH_REDIRECT_URI_MAX, https or loopback http, or (when
  * allow_private_scheme) a private-use scheme. Returns 0 and the kind, or -1
  * with a static reason in *why. */
-int oauth_redirect_uri_check(const char *uri, bool allow_private_scheme,
+int client_redirect_uri_check(const char *uri, bool allow_private_scheme,
     enum redirect_uri_kind *kind, const char **why);
 
 /* Does the requested redirect_uri match one registered? Exact string match,
  * except that a loopback http redirect may use any port (RFC 8252 §7.3)
  * when the registered one is loopback with the same host and path. */
-bool oauth_redirect_uri_matches(const struct strlist *registered, const char *requested);
+bool client_redirect_uri_matches(const struct strlist *registered, const char *requested);
 
 /* Finish c's scope set: when the client declared none, every scope in
  * scopes_supported; then baselineClientScopes unioned in (the seed: for
  * DCR and CIMD clients alike). Declared scopes are checked by the caller. */
-void oauth_client_finish_scopes(struct oauth_client *c, bool declared, const struct config *cfg);
+void client_finish_scopes(struct client *c, bool declared, const struct config *cfg);
 
 #endif

@@ -54,7 +54,7 @@ clients_free(struct clients *cl)
 }
 
 static void
-clients_cimd_done(struct oauth_client *client, const char *error_description, void *arg)
+clients_cimd_done(struct client *client, const char *error_description, void *arg)
 {
 	struct clients_lookup *l = arg;
 
@@ -69,7 +69,7 @@ clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, 
 {
 	struct clients_lookup *l;
 	struct cimd_lookup *cl_handle;
-	struct oauth_client *c;
+	struct client *c;
 
 	if (client_id == NULL || *client_id == '\0') {
 		done(NULL, "client_id is required", arg);
@@ -120,7 +120,7 @@ clients_cancel(struct clients_lookup *l)
 }
 
 enum clients_add_result
-clients_add(struct clients *cl, struct oauth_client *c)
+clients_add(struct clients *cl, struct client *c)
 {
 	size_t max = cl->cfg->eas.registration.max_clients;
 	int64_t now = clock_mono_ms();

@@ -13,7 +13,7 @@
 
 struct cimd;
 struct config;
-struct oauth_client;
+struct client;
 struct store;
 struct clients;
 struct clients_lookup;
@@ -22,11 +22,10 @@ struct clients_lookup;
 #define CLIENTS_EVICT_GRACE_MS (60 * 1000)
 
 /* Called exactly once per clients_lookup() unless cancelled: with the client
- * (borrowed: take oauth_client_ref() to keep it) or NULL and a description
+ * (borrowed: take client_ref() to keep it) or NULL and a description
  * safe to show (unknown client, or why its metadata document failed). May
  * run before clients_lookup() returns. */
-typedef void (
-    *clients_done_cb)(struct oauth_client *client, const char *error_description, void *arg);
+typedef void (*clients_done_cb)(struct client *client, const char *error_description, void *arg);
 
 /* cimd is NULL when CIMD is disabled: https client_ids are then unknown. */
 struct clients *clients_new(const struct config *cfg, struct store *st, struct cimd *cimd);
@@ -44,7 +43,7 @@ enum clients_add_result { CLIENTS_ADDED, CLIENTS_FULL };
 /* Register a DCR client (the registry takes a reference). When the registry
  * holds max_clients, the longest-unused client idle for more than
  * CLIENTS_EVICT_GRACE_MS is evicted; if none is, CLIENTS_FULL. */
-enum clients_add_result clients_add(struct clients *cl, struct oauth_client *c);
+enum clients_add_result clients_add(struct clients *cl, struct client *c);
 size_t clients_count(struct clients *cl);
 
 #endif

@@ -99,7 +99,7 @@ dcr_parse(const char *body, size_t len, struct dcr_result *res)
 
 /* redirect_uris: 1-10 valid URIs. */
 static int
-dcr_redirect_uris(json_object *doc, struct oauth_client *c, struct dcr_result *res)
+dcr_redirect_uris(json_object *doc, struct client *c, struct dcr_result *res)
 {
 	json_object *v;
 	const char *why;
@@ -119,7 +119,7 @@ dcr_redirect_uris(json_object *doc, struct oauth_client *c, struct dcr_result *r
 	for (size_t i = 0; i < c->redirect_uris.n; i++) {
 		enum redirect_uri_kind kind;
 
-		if (oauth_redirect_uri_check(c->redirect_uris.v[i], true, &kind, &why) != 0) {
+		if (client_redirect_uri_check(c->redirect_uris.v[i], true, &kind, &why) != 0) {
 			dcr_fail(res, "invalid_redirect_uri", "%s", why);
 			return -1;
 		}
@@ -130,8 +130,8 @@ dcr_redirect_uris(json_object *doc, struct oauth_client *c, struct dcr_result *r
 /* token_endpoint_auth_method: none, or client_secret_* when confidential
  * registration is allowed. *confidential says which. */
 static int
-dcr_auth_method(json_object *doc, const struct config *cfg, struct oauth_client *c,
-    bool *confidential, struct dcr_result *res)
+dcr_auth_method(json_object *doc, const struct config *cfg, struct client *c, bool *confidential,
+    struct dcr_result *res)
 {
 	const char *method = "none";
 	json_object *v;
@@ -168,7 +168,7 @@ dcr_auth_method(json_object *doc, const struct config *cfg, struct oauth_client 
 /* grant_types ⊆ {authorization_code, refresh_token} ∋ authorization_code;
  * response_types = [code]. */
 static int
-dcr_grants(json_object *doc, struct oauth_client *c, struct dcr_result *res)
+dcr_grants(json_object *doc, struct client *c, struct dcr_result *res)
 {
 	json_object *v;
 	const char *why;
@@ -214,7 +214,7 @@ dcr_grants(json_object *doc, struct oauth_client *c, struct dcr_result *res)
 /* scope ⊆ scopes_supported ∪ baseline, default scopes_supported; then the
  * baseline unioned in; and client_name. */
 static int
-dcr_scope_and_name(json_object *doc, const struct config *cfg, struct oauth_client *c,
+dcr_scope_and_name(json_object *doc, const struct config *cfg, struct client *c,
     struct dcr_result *res)
 {
 	json_object *v;
@@ -240,7 +240,7 @@ dcr_scope_and_name(json_object *doc, const struct config *cfg, struct oauth_clie
 		}
 		strlist_dispose(&req);
 	}
-	oauth_client_finish_scopes(c, json_object_object_get_ex(doc, "scope", NULL), cfg);
+	client_finish_scopes(c, json_object_object_get_ex(doc, "scope", NULL), cfg);
 	if (json_object_object_get_ex(doc, "client_name", &v)) {
 		if (!json_object_is_type(v, json_type_string) ||
 		    json_object_get_string_len(v) > DCR_CLIENT_NAME_MAX ||
@@ -258,14 +258,14 @@ int
 dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_result *res)
 {
 	json_object *doc;
-	struct oauth_client *c = NULL;
+	struct client *c = NULL;
 	bool confidential = false;
 	int rc = -1;
 
 	memset(res, 0, sizeof *res);
 	if ((doc = dcr_parse(body, len, res)) == NULL)
 		return -1;
-	c = oauth_client_new("");
+	c = client_new("");
 	if (dcr_redirect_uris(doc, c, res) != 0 ||
 	    dcr_auth_method(doc, cfg, c, &confidential, res) != 0 || dcr_grants(doc, c, res) != 0 ||
 	    dcr_scope_and_name(doc, cfg, c, res) != 0)
@@ -285,7 +285,7 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 	c = NULL;
 	rc = 0;
 out:
-	oauth_client_unref(c);
+	client_unref(c);
 	json_object_put(doc);
 	return rc;
 }
@@ -301,7 +301,7 @@ dcr_strlist_json(const struct strlist *l)
 }
 
 char *
-dcr_response_json(const struct oauth_client *c, const char *client_secret)
+dcr_response_json(const struct client *c, const char *client_secret)
 {
 	json_object *o = json_object_new_object(), *rt = json_object_new_array();
 	char *scope = strlist_join(&c->scopes), *out;
@@ -331,7 +331,7 @@ dcr_response_json(const struct oauth_client *c, const char *client_secret)
 void
 dcr_result_dispose(struct dcr_result *res)
 {
-	oauth_client_unref(res->client);
+	client_unref(res->client);
 	xfree_secret(res->client_secret);
 	res->client = NULL;
 	res->client_secret = NULL;

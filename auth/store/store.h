@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 struct config;
-struct oauth_client;
+struct client;
 struct store;
 
 /* Bounds of the in-memory tables (entries). */
@@ -37,20 +37,20 @@ struct store;
 
 /* An authorization waiting for the upstream IdP, keyed by our state. */
 struct store_pending {
-	struct oauth_client *client; /* a reference */
-	char *redirect_uri;          /* verified */
-	bool redirect_uri_sent;      /* the client sent it (token must repeat it) */
-	char *state;                 /* the client's, may be NULL */
-	char *code_challenge;        /* S256 */
-	char *scope;                 /* granted, space-separated */
-	char *resource;              /* RFC 8707, may be NULL */
-	char *upstream_verifier;     /* our PKCE verifier towards the IdP */
-	char *nonce;                 /* OIDC nonce */
+	struct client *client;   /* a reference */
+	char *redirect_uri;      /* verified */
+	bool redirect_uri_sent;  /* the client sent it (token must repeat it) */
+	char *state;             /* the client's, may be NULL */
+	char *code_challenge;    /* S256 */
+	char *scope;             /* granted, space-separated */
+	char *resource;          /* RFC 8707, may be NULL */
+	char *upstream_verifier; /* our PKCE verifier towards the IdP */
+	char *nonce;             /* OIDC nonce */
 };
 
 /* Our authorization code, keyed by SHA-256(code). */
 struct store_code {
-	struct oauth_client *client; /* a reference: survives registry/cache eviction */
+	struct client *client; /* a reference: survives registry/cache eviction */
 	char *redirect_uri;
 	bool redirect_uri_sent;
 	char *code_challenge;
@@ -132,8 +132,8 @@ bool store_jti_revoked(struct store *st, const char *jti);
 
 /* DCR clients (never expire; bounded by the registry's eviction). put takes
  * a new reference; get returns a borrowed client (take a ref to keep it). */
-void store_client_put(struct store *st, struct oauth_client *c);
-struct oauth_client *store_client_get(struct store *st, const char *client_id);
+void store_client_put(struct store *st, struct client *c);
+struct client *store_client_get(struct store *st, const char *client_id);
 size_t store_client_count(struct store *st);
 /* Remove the DCR client unused for the longest time if it was last used
  * before idle_before_ms (monotonic); false when none qualifies. */

@@ -231,7 +231,7 @@ store_pending_free(struct store_pending *p)
 {
 	if (p == NULL)
 		return;
-	oauth_client_unref(p->client);
+	client_unref(p->client);
 	free(p->redirect_uri);
 	free(p->state);
 	free(p->code_challenge);
@@ -247,7 +247,7 @@ store_code_free(struct store_code *c)
 {
 	if (c == NULL)
 		return;
-	oauth_client_unref(c->client);
+	client_unref(c->client);
 	free(c->redirect_uri);
 	free(c->code_challenge);
 	free(c->scope);
@@ -356,7 +356,7 @@ mem_free_jti(void *v)
 static void
 mem_free_client(void *v)
 {
-	oauth_client_unref(v);
+	client_unref(v);
 }
 
 /* --- the store --- */
@@ -595,13 +595,13 @@ store_jti_revoked(struct store *st, const char *jti)
 }
 
 void
-store_client_put(struct store *st, struct oauth_client *c)
+store_client_put(struct store *st, struct client *c)
 {
-	oauth_client_ref(c);
+	client_ref(c);
 	mem_put(st, &st->clients, c->client_id, c, MEM_NEVER);
 }
 
-struct oauth_client *
+struct client *
 store_client_get(struct store *st, const char *client_id)
 {
 	struct mem_entry *e = mem_find(st, &st->clients, client_id);
@@ -622,13 +622,13 @@ store_client_evict_idle(struct store *st, int64_t idle_before_ms)
 
 	TAILQ_FOREACH(e, &st->clients.order, order)
 	{
-		struct oauth_client *c = e->val;
+		struct client *c = e->val;
 
 		if (oldest == NULL ||
-		    c->last_used_ms < ((struct oauth_client *)oldest->val)->last_used_ms)
+		    c->last_used_ms < ((struct client *)oldest->val)->last_used_ms)
 			oldest = e;
 	}
-	if (oldest == NULL || ((struct oauth_client *)oldest->val)->last_used_ms >= idle_before_ms)
+	if (oldest == NULL || ((struct client *)oldest->val)->last_used_ms >= idle_before_ms)
 		return false;
 	mem_entry_remove(&st->clients, oldest);
 	return true;

@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *nl = memchr(data, '\n', size);
 	char *url, *body, host[CIMD_HOST_MAX], err[CIMD_ERR_MAX];
-	struct oauth_client *c;
+	struct client *c;
 	enum redirect_uri_kind kind;
 	const char *why;
 	size_t ulen = nl != NULL ? (size_t)(nl - data) : 0;
@@ -45,14 +45,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(strcmp(c->token_endpoint_auth_method, "none") == 0);
 		FUZZ_ASSERT(c->redirect_uris.n > 0);
 		for (size_t i = 0; i < c->redirect_uris.n; i++)
-			FUZZ_ASSERT(oauth_redirect_uri_check(c->redirect_uris.v[i], false, &kind,
-			    &why) == 0);
+			FUZZ_ASSERT(client_redirect_uri_check(c->redirect_uris.v[i], false, &kind,
+					&why) == 0);
 		FUZZ_ASSERT(strlist_contains(&c->grant_types, "authorization_code"));
 		FUZZ_ASSERT(strlist_contains(&c->scopes, "mcp:tools"));
 		for (size_t i = 0; i < c->scopes.n; i++)
 			FUZZ_ASSERT(strlist_contains(&cfg->eas.scopes_supported, c->scopes.v[i]) ||
 			    strcmp(c->scopes.v[i], "mcp:tools") == 0);
-		oauth_client_unref(c);
+		client_unref(c);
 	} else {
 		FUZZ_ASSERT(err[0] != '\0' && memchr(err, '\0', sizeof err) != NULL);
 	}

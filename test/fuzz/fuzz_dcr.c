@@ -36,13 +36,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (size_t i = 0; i < 2; i++) {
 		if (dcr_validate(body, size, cfgs[i], &res) == 0) {
-			struct oauth_client *c = res.client;
+			struct client *c = res.client;
 
 			FUZZ_ASSERT(c != NULL && res.error == NULL);
-			FUZZ_ASSERT(c->redirect_uris.n > 0 && c->redirect_uris.n <= DCR_MAX_REDIRECT_URIS);
+			FUZZ_ASSERT(
+			    c->redirect_uris.n > 0 && c->redirect_uris.n <= DCR_MAX_REDIRECT_URIS);
 			for (size_t j = 0; j < c->redirect_uris.n; j++)
-				FUZZ_ASSERT(oauth_redirect_uri_check(c->redirect_uris.v[j], true,
-				    &kind, &why) == 0);
+				FUZZ_ASSERT(client_redirect_uri_check(c->redirect_uris.v[j], true,
+						&kind, &why) == 0);
 			FUZZ_ASSERT(strlist_contains(&c->grant_types, "authorization_code"));
 			FUZZ_ASSERT(c->has_secret == (res.client_secret != NULL));
 			FUZZ_ASSERT(i == 1 || !c->has_secret);

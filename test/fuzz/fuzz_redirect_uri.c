@@ -23,25 +23,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	n = fuzz_fields(s, f, LINES);
-	rc = oauth_redirect_uri_check(f[0], false, &kind, &why);
+	rc = client_redirect_uri_check(f[0], false, &kind, &why);
 	if (rc == 0)
 		FUZZ_ASSERT(kind == REDIRECT_URI_HTTPS || kind == REDIRECT_URI_LOOPBACK);
-	if (oauth_redirect_uri_check(f[0], true, &kind, &why) != 0)
+	if (client_redirect_uri_check(f[0], true, &kind, &why) != 0)
 		FUZZ_ASSERT(rc != 0);
 
 	for (size_t i = 1; i < n; i++) {
-		if (oauth_redirect_uri_check(f[i], true, &rkind, &why) != 0)
+		if (client_redirect_uri_check(f[i], true, &rkind, &why) != 0)
 			continue;
 		one.v = &f[i];
 		one.n = 1;
-		if (oauth_redirect_uri_matches(&one, f[0])) {
-			FUZZ_ASSERT(oauth_redirect_uri_check(f[0], true, &kind, &why) == 0);
+		if (client_redirect_uri_matches(&one, f[0])) {
+			FUZZ_ASSERT(client_redirect_uri_check(f[0], true, &kind, &why) == 0);
 			FUZZ_ASSERT(kind == rkind);
 		}
 		strlist_add(&reg, f[i]);
 	}
 	if (n > 1)
-		(void)oauth_redirect_uri_matches(&reg, f[0]);
+		(void)client_redirect_uri_matches(&reg, f[0]);
 	(void)scope_subset(f[0], &reg);
 	FUZZ_ASSERT(scope_subset("", &reg) && scope_subset(NULL, &reg));
 	strlist_dispose(&reg);

@@ -29,7 +29,7 @@ struct fx {
 	struct store *st;
 	struct keyset *ks;
 	struct grant *g;
-	struct oauth_client *client;
+	struct client *client;
 };
 
 static void
@@ -43,7 +43,7 @@ fx_init(struct fx *f)
 	f->ks = keyset_new();
 	CU_ASSERT_EQUAL_FATAL(keyset_generate_es256(f->ks, err, sizeof err), 0);
 	f->g = grant_new(f->cfg, f->st, f->ks, ISS, AUD);
-	f->client = oauth_client_new("client-1");
+	f->client = client_new("client-1");
 	strlist_add(&f->client->grant_types, "authorization_code");
 	strlist_add(&f->client->grant_types, "refresh_token");
 	strlist_add(&f->client->redirect_uris, "http://127.0.0.1/cb");
@@ -53,7 +53,7 @@ fx_init(struct fx *f)
 static void
 fx_dispose(struct fx *f)
 {
-	oauth_client_unref(f->client);
+	client_unref(f->client);
 	grant_free(f->g);
 	store_free(f->st);
 	keyset_free(f->ks);
@@ -65,8 +65,11 @@ fx_dispose(struct fx *f)
 static char *
 fx_code(struct fx *f, const char *scope)
 {
-	struct store_pending p = { .client = f->client, .redirect_uri = "http://127.0.0.1:5555/cb",
-		.redirect_uri_sent = true, .code_challenge = CHALLENGE, .scope = (char *)scope,
+	struct store_pending p = { .client = f->client,
+		.redirect_uri = "http://127.0.0.1:5555/cb",
+		.redirect_uri_sent = true,
+		.code_challenge = CHALLENGE,
+		.scope = (char *)scope,
 		.resource = AUD };
 
 	return grant_code_issue(f->g, &p, "tsid-1", "alice");
@@ -102,7 +105,8 @@ test_code_single_use_and_replay_revokes(void)
 		struct jwt_expect ex = { .typ = "at+jwt", .iss = ISS, .aud = AUD };
 
 		CU_ASSERT_EQUAL_FATAL(jwt_verify(r.access_token, f.ks, &ex, &claims, e.desc,
-		    sizeof e.desc), JWT_OK);
+					  sizeof e.desc),
+		    JWT_OK);
 		CU_ASSERT_TRUE(grant_jti_revoked(f.g, jwt_claim_string(claims, "jti")));
 		json_object_put(claims);
 	}
@@ -122,26 +126,30 @@ test_code_bindings(void)
 	fx_init(&f);
 	code = fx_code(&f, "openid");
 	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", code,
-	    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", "http://127.0.0.1:5555/cb", NULL,
-	    &r, &e), -1);
+			    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+			    "http://127.0.0.1:5555/cb", NULL, &r, &e),
+	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	free(code);
 
 	code = fx_code(&f, "openid");
 	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", code, VERIFIER,
-	    "http://127.0.0.1:5556/cb", NULL, &r, &e), -1);
+			    "http://127.0.0.1:5556/cb", NULL, &r, &e),
+	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	free(code);
 
 	code = fx_code(&f, "openid");
 	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-2", code, VERIFIER,
-	    "http://127.0.0.1:5555/cb", NULL, &r, &e), -1);
+			    "http://127.0.0.1:5555/cb", NULL, &r, &e),
+	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	free(code);
 
 	code = fx_code(&f, "openid");
 	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", code, VERIFIER,
-	    "http://127.0.0.1:5555/cb", "https://other.example/mcp", &r, &e), -1);
+			    "http://127.0.0.1:5555/cb", "https://other.example/mcp", &r, &e),
+	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_target");
 	free(code);
 
@@ -175,8 +183,8 @@ test_access_token_shape(void)
 	fx_init(&f);
 	code = fx_code(&f, "openid");
 	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r, &e), 0);
-	CU_ASSERT_EQUAL_FATAL(jwt_verify(r.access_token, f.ks, &ex, &claims, e.desc,
-	    sizeof e.desc), JWT_OK);
+	CU_ASSERT_EQUAL_FATAL(jwt_verify(r.access_token, f.ks, &ex, &claims, e.desc, sizeof e.desc),
+	    JWT_OK);
 	CU_ASSERT_STRING_EQUAL(jwt_claim_string(claims, "sub"), "alice");
 	CU_ASSERT_STRING_EQUAL(jwt_claim_string(claims, "client_id"), "client-1");
 	CU_ASSERT_STRING_EQUAL(jwt_claim_string(claims, "scope"), "openid");
@@ -198,7 +206,7 @@ test_refresh_rotation_and_reuse(void)
 	struct fx f;
 	struct grant_result r0, r1, r2, rx;
 	struct grant_error e;
-	struct oauth_client *other = oauth_client_new("client-2");
+	struct client *other = client_new("client-2");
 	char *code;
 
 	fx_init(&f);
@@ -212,20 +220,24 @@ test_refresh_rotation_and_reuse(void)
 
 	/* Narrowing is fine, widening is not. */
 	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, "openid email", NULL, &rx,
-	    &e), -1);
+			    &e),
+	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_scope");
 	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, NULL, "https://x.example/",
-	    &rx, &e), -1);
+			    &rx, &e),
+	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_target");
 	CU_ASSERT_EQUAL_FATAL(grant_refresh(f.g, f.client, r0.refresh_token, "openid", NULL, &r1,
-	    &e), 0);
+				  &e),
+	    0);
 	CU_ASSERT_STRING_EQUAL(r1.scope, "openid");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r1.refresh_token);
 	CU_ASSERT_STRING_NOT_EQUAL(r1.refresh_token, r0.refresh_token);
 
 	/* The rotated token keeps the full grant: it may widen back to it. */
 	CU_ASSERT_EQUAL_FATAL(grant_refresh(f.g, f.client, r1.refresh_token,
-	    "openid offline_access", NULL, &r2, &e), 0);
+				  "openid offline_access", NULL, &r2, &e),
+	    0);
 	CU_ASSERT_STRING_EQUAL(r2.scope, "openid offline_access");
 
 	/* Reusing r0 (rotated away) revokes the whole family, r2 included. */
@@ -238,7 +250,7 @@ test_refresh_rotation_and_reuse(void)
 	grant_result_dispose(&r1);
 	grant_result_dispose(&r2);
 	free(code);
-	oauth_client_unref(other);
+	client_unref(other);
 	fx_dispose(&f);
 }
 
@@ -278,7 +290,8 @@ test_revoke(void)
 	grant_revoke(f.g, "client-2", r0.refresh_token, NULL);
 	grant_revoke(f.g, "client-2", r0.access_token, NULL);
 	CU_ASSERT_EQUAL_FATAL(jwt_verify(r0.access_token, f.ks, &ex, &claims, e.desc,
-	    sizeof e.desc), JWT_OK);
+				  sizeof e.desc),
+	    JWT_OK);
 	CU_ASSERT_FALSE(grant_jti_revoked(f.g, jwt_claim_string(claims, "jti")));
 	grant_revoke(f.g, "client-1", r0.access_token, "access_token");
 	CU_ASSERT_TRUE(grant_jti_revoked(f.g, jwt_claim_string(claims, "jti")));
@@ -296,8 +309,10 @@ int
 main(void)
 {
 	static const struct unit_test tests[] = {
-		{ "code single use; replay revokes its tokens", test_code_single_use_and_replay_revokes },
-		{ "code bound to PKCE, redirect_uri, client, resource, lifetime", test_code_bindings },
+		{ "code single use; replay revokes its tokens",
+		    test_code_single_use_and_replay_revokes },
+		{ "code bound to PKCE, redirect_uri, client, resource, lifetime",
+		    test_code_bindings },
 		{ "access token is an RFC 9068 JWT", test_access_token_shape },
 		{ "refresh rotation and reuse detection", test_refresh_rotation_and_reuse },
 		{ "refresh token expiry", test_refresh_expiry },

@@ -41,8 +41,7 @@ static struct {
 
 /* ---- the document host ---- */
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 sh(const char *fmt, ...)
@@ -88,14 +87,16 @@ host_start(void)
 	if (mkdtemp(host.dir) == NULL)
 		return false;
 	if (sh("cd '%s' && openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-	    "-nodes -keyout ca.key -out ca.pem -days 2 -sha256 -subj '/CN=cimd unit test CA' "
-	    "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
-	    ">/dev/null 2>&1 && printf 'basicConstraints=critical,CA:FALSE\\n"
-	    "extendedKeyUsage=serverAuth\\nsubjectAltName=IP:127.0.0.1,DNS:localhost\\n' > leaf.ext "
-	    "&& openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-	    "-keyout leaf.key -out leaf.csr -subj /CN=localhost >/dev/null 2>&1 && "
-	    "openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-	    "-out leaf.pem -days 2 -sha256 -extfile leaf.ext >/dev/null 2>&1", host.dir) != 0) {
+	       "-nodes -keyout ca.key -out ca.pem -days 2 -sha256 -subj '/CN=cimd unit test CA' "
+	       "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
+	       ">/dev/null 2>&1 && printf 'basicConstraints=critical,CA:FALSE\\n"
+	       "extendedKeyUsage=serverAuth\\nsubjectAltName=IP:127.0.0.1,DNS:localhost\\n' > "
+	       "leaf.ext "
+	       "&& openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+	       "-keyout leaf.key -out leaf.csr -subj /CN=localhost >/dev/null 2>&1 && "
+	       "openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+	       "-out leaf.pem -days 2 -sha256 -extfile leaf.ext >/dev/null 2>&1",
+		host.dir) != 0) {
 		fprintf(stderr, "test_cimd: openssl failed\n");
 		return false;
 	}
@@ -156,9 +157,10 @@ control(const char *method, const char *path, const char *body)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
 		goto fail;
-	len = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", method, path,
-	    body ? strlen(body) : 0, body ? body : "");
+	len = snprintf(req, sizeof req,
+	    "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	    method, path, body ? strlen(body) : 0, body ? body : "");
 	if (write(fd, req, (size_t)len) != len)
 		goto fail;
 	while ((r = read(fd, resp + n, (1 << 20) - 1 - n)) > 0)
@@ -197,7 +199,8 @@ put_valid(const char *path, const char *extra)
 {
 	char spec[4096];
 
-	snprintf(spec, sizeof spec, "{\"json\":{\"client_id\":\"https://127.0.0.1:%d%s\","
+	snprintf(spec, sizeof spec,
+	    "{\"json\":{\"client_id\":\"https://127.0.0.1:%d%s\","
 	    "\"client_name\":\"Test %s\",\"redirect_uris\":[\"http://127.0.0.1/cb\"]}%s}",
 	    host.port, path, path, extra ? extra : "");
 	put_doc(path, spec);
@@ -243,18 +246,18 @@ struct env {
 struct waiter {
 	struct env *env;
 	int called;
-	struct oauth_client *client;
+	struct client *client;
 	char err[256];
 };
 
 static void
-on_done(struct oauth_client *client, const char *err, void *arg)
+on_done(struct client *client, const char *err, void *arg)
 {
 	struct waiter *w = arg;
 
 	w->called++;
 	if (client != NULL) {
-		oauth_client_ref(client);
+		client_ref(client);
 		w->client = client;
 	} else {
 		snprintf(w->err, sizeof w->err, "%s", err ? err : "(null)");
@@ -267,7 +270,7 @@ on_done(struct oauth_client *client, const char *err, void *arg)
 static void
 waiter_reset(struct waiter *w, struct env *e)
 {
-	oauth_client_unref(w->client);
+	client_unref(w->client);
 	memset(w, 0, sizeof *w);
 	w->env = e;
 }
@@ -576,7 +579,7 @@ test_cancel(void)
 static struct cimd_lookup *cancel_next;
 
 static void
-on_done_cancel_next(struct oauth_client *client, const char *err, void *arg)
+on_done_cancel_next(struct client *client, const char *err, void *arg)
 {
 	on_done(client, err, arg);
 	cimd_cancel(cancel_next);
@@ -595,7 +598,8 @@ test_cancel_from_callback(void)
 	put_valid("/cb.json", NULL);
 	memset(w, 0, sizeof w);
 	w[0].env = w[1].env = &e;
-	CU_ASSERT_PTR_NOT_NULL(cimd_resolve(e.cimd, url_of("/cb.json"), on_done_cancel_next, &w[0]));
+	CU_ASSERT_PTR_NOT_NULL(
+	    cimd_resolve(e.cimd, url_of("/cb.json"), on_done_cancel_next, &w[0]));
 	cancel_next = cimd_resolve(e.cimd, url_of("/cb.json"), on_done, &w[1]);
 	CU_ASSERT_PTR_NOT_NULL(cancel_next);
 	run_until(&e, 2, 1500);
@@ -646,13 +650,18 @@ test_failures(void)
 		    "client metadata document fetch failed: HTTP status 404", "bad_status" },
 		{ "/fhtml.json", "{\"contentType\":\"text/html\",\"body\":\"<html>\"}",
 		    "client metadata document content type text/html is not JSON", "content_type" },
-		{ "/fredir.json", "{\"status\":302,\"headers\":{\"Location\":\"https://127.0.0.1/x\"},"
-		    "\"json\":{}}", "redirect refused", "redirect_refused" },
+		{ "/fredir.json",
+		    "{\"status\":302,\"headers\":{\"Location\":\"https://127.0.0.1/x\"},"
+		    "\"json\":{}}",
+		    "redirect refused", "redirect_refused" },
 		{ "/fbig.json", "{\"json\":{\"client_id\":\"x\"},\"oversizeBytes\":6000}",
 		    "client metadata document too large (limit 5120 bytes)", "too_large" },
-		{ "/fbig-chunked.json", "{\"json\":{\"client_id\":\"x\"},\"oversizeBytes\":6000,"
-		    "\"chunked\":true}", "too large (limit 5120 bytes)", "too_large" },
-		{ "/fmismatch.json", "{\"json\":{\"client_id\":\"https://127.0.0.1/other.json\","
+		{ "/fbig-chunked.json",
+		    "{\"json\":{\"client_id\":\"x\"},\"oversizeBytes\":6000,"
+		    "\"chunked\":true}",
+		    "too large (limit 5120 bytes)", "too_large" },
+		{ "/fmismatch.json",
+		    "{\"json\":{\"client_id\":\"https://127.0.0.1/other.json\","
 		    "\"redirect_uris\":[\"http://127.0.0.1/cb\"]}}",
 		    "client_id does not match the URL", "invalid" },
 		{ "/fsecret.json", NULL, "uses a shared secret", "invalid" },
@@ -666,9 +675,11 @@ test_failures(void)
 		const struct fail_case *t = &cases[i];
 
 		if (t->spec == NULL) {
-			snprintf(spec, sizeof spec, "{\"json\":{\"client_id\":\"%s\",\"redirect_uris\":"
+			snprintf(spec, sizeof spec,
+			    "{\"json\":{\"client_id\":\"%s\",\"redirect_uris\":"
 			    "[\"http://127.0.0.1/cb\"],\"token_endpoint_auth_method\":"
-			    "\"client_secret_basic\"}}", url_of(t->path));
+			    "\"client_secret_basic\"}}",
+			    url_of(t->path));
 			put_doc(t->path, spec);
 		} else if (*t->spec != '\0') {
 			put_doc(t->path, t->spec);
@@ -775,7 +786,8 @@ test_ttl(void)
 	CU_ASSERT_EQUAL(cache_metric("stale"), 1);
 
 	/* max-age=120 minus Age 20: 100 s. */
-	put_valid("/maxage.json", ",\"headers\":{\"Cache-Control\":\"public, max-age=120\","
+	put_valid("/maxage.json",
+	    ",\"headers\":{\"Cache-Control\":\"public, max-age=120\","
 	    "\"Age\":\"20\"}");
 	resolve_one(&e, "/maxage.json", &w);
 	clock_advance_fake_ms(99 * 1000);
@@ -809,7 +821,8 @@ test_ttl(void)
 	 * ten minutes behind ours and Expires 20 minutes after Date give 20
 	 * minutes (against our clock it would be 10). */
 	clock_set_fake(WALL0, MONO0 + 1000LL * 1000 * 1000);
-	put_valid("/expires.json", ",\"headers\":{\"Date\":\"Tue, 14 Nov 2023 22:03:20 GMT\","
+	put_valid("/expires.json",
+	    ",\"headers\":{\"Date\":\"Tue, 14 Nov 2023 22:03:20 GMT\","
 	    "\"Expires\":\"Tue, 14 Nov 2023 22:23:20 GMT\"}");
 	resolve_one(&e, "/expires.json", &w);
 	clock_advance_fake_ms(20 * 60 * 1000 - 1000);
@@ -842,18 +855,19 @@ test_revalidation(void)
 {
 	struct env e;
 	struct waiter w = { 0 };
-	struct oauth_client *first;
+	struct client *first;
 
 	if (!env_init(&e))
 		return;
 	env_start(&e);
 	clock_set_fake(WALL0, MONO0);
 
-	put_valid("/etag.json", ",\"etag\":\"\\\"v1\\\"\",\"headers\":{\"Cache-Control\":\"max-age=60\"}");
+	put_valid("/etag.json",
+	    ",\"etag\":\"\\\"v1\\\"\",\"headers\":{\"Cache-Control\":\"max-age=60\"}");
 	resolve_one(&e, "/etag.json", &w);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w.client);
 	first = w.client;
-	oauth_client_ref(first);
+	client_ref(first);
 	clock_advance_fake_ms(61 * 1000);
 	/* Stale: a conditional request, 304, the same client refreshed unparsed. */
 	resolve_one(&e, "/etag.json", &w);
@@ -868,7 +882,8 @@ test_revalidation(void)
 	CU_ASSERT_EQUAL(stat_of("requests", "/etag.json"), 2);
 	CU_ASSERT_EQUAL(cache_metric("hit"), 1);
 	/* The document changed: a 200 replaces the client. */
-	put_valid("/etag.json", ",\"etag\":\"\\\"v2\\\"\",\"headers\":{\"Cache-Control\":\"max-age=60\"}");
+	put_valid("/etag.json",
+	    ",\"etag\":\"\\\"v2\\\"\",\"headers\":{\"Cache-Control\":\"max-age=60\"}");
 	clock_advance_fake_ms(2 * 1000);
 	resolve_one(&e, "/etag.json", &w);
 	CU_ASSERT_PTR_NOT_NULL(w.client);
@@ -876,10 +891,11 @@ test_revalidation(void)
 	CU_ASSERT_EQUAL(stat_of("notModified", "/etag.json"), 1);
 	/* The old client stays valid for whoever holds it. */
 	CU_ASSERT_STRING_EQUAL(first->client_id, url_of("/etag.json"));
-	oauth_client_unref(first);
+	client_unref(first);
 
 	/* no-cache with Last-Modified: revalidated on every use. */
-	put_valid("/lm.json", ",\"lastModified\":\"Tue, 14 Nov 2023 22:13:20 GMT\","
+	put_valid("/lm.json",
+	    ",\"lastModified\":\"Tue, 14 Nov 2023 22:13:20 GMT\","
 	    "\"headers\":{\"Cache-Control\":\"no-cache\"}");
 	resolve_one(&e, "/lm.json", &w);
 	resolve_one(&e, "/lm.json", &w);
@@ -896,7 +912,7 @@ test_eviction(void)
 {
 	struct env e;
 	struct waiter w = { 0 };
-	struct oauth_client *held;
+	struct client *held;
 
 	if (!env_init(&e))
 		return;
@@ -907,13 +923,14 @@ test_eviction(void)
 	put_valid("/e3.json", NULL);
 	resolve_one(&e, "/e1.json", &w);
 	held = w.client; /* a login in progress keeps its client */
-	oauth_client_ref(held);
+	client_ref(held);
 	resolve_one(&e, "/e2.json", &w);
 	resolve_one(&e, "/e1.json", &w); /* hit: e1 most recent, e2 least */
 	resolve_one(&e, "/e3.json", &w); /* evicts e2 */
 	CU_ASSERT_EQUAL(cimd_cache_size(e.cimd), 2);
-	CU_ASSERT_EQUAL(metrics_value(metrics_counter("mcp_proxy_cimd_cache_evictions_total", "",
-	    "")), 1);
+	CU_ASSERT_EQUAL(metrics_value(
+			    metrics_counter("mcp_proxy_cimd_cache_evictions_total", "", "")),
+	    1);
 	resolve_one(&e, "/e1.json", &w);
 	CU_ASSERT_EQUAL(stat_of("requests", "/e1.json"), 1);
 	resolve_one(&e, "/e2.json", &w); /* refetched, evicts e3 */
@@ -922,7 +939,7 @@ test_eviction(void)
 	CU_ASSERT_EQUAL(stat_of("requests", "/e3.json"), 2);
 	CU_ASSERT_EQUAL(held->refs, 1);
 	CU_ASSERT_STRING_EQUAL(held->client_name, "Test /e1.json");
-	oauth_client_unref(held);
+	client_unref(held);
 	waiter_reset(&w, &e);
 	env_dispose(&e);
 }
@@ -956,8 +973,10 @@ test_log_lines(void)
 	if (!env_init(&e))
 		return;
 	env_start(&e);
-	snprintf(spec, sizeof spec, "{\"json\":{\"client_id\":\"%s\",\"client_name\":"
-	    "\"SECRET-NAME\",\"redirect_uris\":[]}}", url_of("/log.json"));
+	snprintf(spec, sizeof spec,
+	    "{\"json\":{\"client_id\":\"%s\",\"client_name\":"
+	    "\"SECRET-NAME\",\"redirect_uris\":[]}}",
+	    url_of("/log.json"));
 	put_doc("/log.json", spec);
 	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
 	log_set_level(LOG_INFO);

@@ -16,10 +16,10 @@ static const struct cimd_cache_meta meta0 = { .expires_ms = 1000 };
 static void
 put(struct cimd_cache *cc, const char *url, size_t want_evicted)
 {
-	struct oauth_client *c = oauth_client_new(url);
+	struct client *c = client_new(url);
 
 	CU_ASSERT_EQUAL(cimd_cache_put(cc, url, c, &meta0), want_evicted);
-	oauth_client_unref(c);
+	client_unref(c);
 }
 
 static void
@@ -78,18 +78,18 @@ static void
 test_refs_survive_eviction(void)
 {
 	struct cimd_cache *cc = cimd_cache_new(1);
-	struct oauth_client *c = oauth_client_new("https://a/1"), *held;
+	struct client *c = client_new("https://a/1"), *held;
 
 	cimd_cache_put(cc, "https://a/1", c, &meta0);
 	CU_ASSERT_EQUAL(c->refs, 2);
-	oauth_client_unref(c);
+	client_unref(c);
 	/* A pending login takes a reference on the client it was given. */
 	held = cimd_cache_get(cc, "https://a/1")->client;
-	oauth_client_ref(held);
+	client_ref(held);
 	put(cc, "https://a/2", 1);
 	CU_ASSERT_EQUAL(held->refs, 1);
 	CU_ASSERT_STRING_EQUAL(held->client_id, "https://a/1");
-	oauth_client_unref(held);
+	client_unref(held);
 	cimd_cache_free(cc);
 }
 
@@ -97,13 +97,15 @@ static void
 test_replace_with_own_fields(void)
 {
 	struct cimd_cache *cc = cimd_cache_new(4);
-	struct oauth_client *c = oauth_client_new("https://a/1");
-	struct cimd_cache_meta m = { .expires_ms = 5, .etag = "\"v1\"",
-		.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT", .cache_control = "max-age=60" };
+	struct client *c = client_new("https://a/1");
+	struct cimd_cache_meta m = { .expires_ms = 5,
+		.etag = "\"v1\"",
+		.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT",
+		.cache_control = "max-age=60" };
 	struct cimd_cache_entry *e;
 
 	cimd_cache_put(cc, "https://a/1", c, &m);
-	oauth_client_unref(c);
+	client_unref(c);
 	e = cimd_cache_get(cc, "https://a/1");
 	CU_ASSERT_EQUAL(e->client->refs, 1);
 	/* A 304 refresh re-puts the entry with its own url, client and validators. */
@@ -125,9 +127,10 @@ static void
 test_header_values(void)
 {
 	struct cimd_cache *cc = cimd_cache_new(4);
-	struct oauth_client *c = oauth_client_new("https://a/1");
+	struct client *c = client_new("https://a/1");
 	char big[CIMD_CACHE_HEADER_MAX + 2];
-	struct cimd_cache_meta m = { .etag = "\"v1\"\r\nX-Injected: 1", .last_modified = big,
+	struct cimd_cache_meta m = { .etag = "\"v1\"\r\nX-Injected: 1",
+		.last_modified = big,
 		.cache_control = "" };
 	struct cimd_cache_entry *e;
 
@@ -139,7 +142,7 @@ test_header_values(void)
 	CU_ASSERT_PTR_NULL(e->last_modified);
 	CU_ASSERT_PTR_NULL(e->cache_control);
 	CU_ASSERT_PTR_NULL(e->expires);
-	oauth_client_unref(c);
+	client_unref(c);
 	cimd_cache_free(cc);
 }
 

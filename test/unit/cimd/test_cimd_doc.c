@@ -174,7 +174,8 @@ test_host_match(void)
 		const struct host_case *t = &host_cases[i];
 
 		if (cimd_host_match(t->pattern, t->host) != t->match)
-			fprintf(stderr, "pattern %s host %s: want %d\n", t->pattern, t->host, t->match);
+			fprintf(stderr, "pattern %s host %s: want %d\n", t->pattern, t->host,
+			    t->match);
 		CU_ASSERT_EQUAL(cimd_host_match(t->pattern, t->host), t->match);
 	}
 }
@@ -224,11 +225,15 @@ struct doc_case {
 static const struct doc_case doc_cases[] = {
 	{ "minimal", OKDOC(""), NULL },
 	{ "auth none", OKDOC(",\"token_endpoint_auth_method\":\"none\""), NULL },
-	{ "loopback redirect", "{\"client_id\":\"" URL "\",\"redirect_uris\":"
-	    "[\"http://127.0.0.1/cb\",\"http://[::1]:8080/\",\"http://localhost/x\"]}", NULL },
+	{ "loopback redirect",
+	    "{\"client_id\":\"" URL "\",\"redirect_uris\":"
+	    "[\"http://127.0.0.1/cb\",\"http://[::1]:8080/\",\"http://localhost/x\"]}",
+	    NULL },
 	{ "unknown members ignored", OKDOC(",\"x_vendor\":{\"a\":[1,2,{\"b\":null}]}"), NULL },
-	{ "device_code ignored", OKDOC(",\"grant_types\":[\"authorization_code\","
-	    "\"urn:ietf:params:oauth:grant-type:device_code\"]"), NULL },
+	{ "device_code ignored",
+	    OKDOC(",\"grant_types\":[\"authorization_code\","
+		  "\"urn:ietf:params:oauth:grant-type:device_code\"]"),
+	    NULL },
 	{ "trailing whitespace", OKDOC("") " \n", NULL },
 
 	/* JSON shape */
@@ -243,8 +248,10 @@ static const struct doc_case doc_cases[] = {
 	{ "comment", "/*x*/" OKDOC(""), "not valid JSON" },
 	{ "bad utf-8", OKDOC(",\"client_name\":\"\xff\xfe\""), "not valid JSON" },
 	{ "too deep", OKDOC(",\"x\":[[[[[[[[[[[[1]]]]]]]]]]]]"), "not valid JSON" },
-	{ "duplicate client_id", "{\"client_id\":\"https://evil.example/x\",\"client_id\":\"" URL
-	    "\",\"redirect_uris\":[\"https://app.example.com/cb\"]}", "duplicate keys" },
+	{ "duplicate client_id",
+	    "{\"client_id\":\"https://evil.example/x\",\"client_id\":\"" URL
+	    "\",\"redirect_uris\":[\"https://app.example.com/cb\"]}",
+	    "duplicate keys" },
 	{ "duplicate escaped", OKDOC(",\"scope\":\"openid\",\"sc\\u006fpe\":\"profile\""),
 	    "duplicate keys" },
 	{ "duplicate nested", OKDOC(",\"x\":{\"a\":1,\"a\":2}"), "duplicate keys" },
@@ -253,8 +260,10 @@ static const struct doc_case doc_cases[] = {
 	{ "no client_id", "{\"redirect_uris\":[\"https://a.example/cb\"]}", "has no client_id" },
 	{ "client_id number", "{\"client_id\":5}", "client_id must be a string" },
 	{ "client_id null", "{\"client_id\":null}", "client_id must be a string" },
-	{ "client_id other", "{\"client_id\":\"https://app.example.com/other.json\","
-	    "\"redirect_uris\":[\"https://app.example.com/cb\"]}", "client_id does not match" },
+	{ "client_id other",
+	    "{\"client_id\":\"https://app.example.com/other.json\","
+	    "\"redirect_uris\":[\"https://app.example.com/cb\"]}",
+	    "client_id does not match" },
 	{ "client_id trailing slash", "{\"client_id\":\"" URL "/\"}", "client_id does not match" },
 	{ "client_id case", "{\"client_id\":\"https://APP.example.com/client.json\"}",
 	    "client_id does not match" },
@@ -272,7 +281,8 @@ static const struct doc_case doc_cases[] = {
 	    "not supported; only none is" },
 	{ "auth method number", OKDOC(",\"token_endpoint_auth_method\":1"),
 	    "token_endpoint_auth_method must be a string" },
-	{ "client_secret", OKDOC(",\"client_secret\":\"s3cr3t\""), "must not contain a client_secret" },
+	{ "client_secret", OKDOC(",\"client_secret\":\"s3cr3t\""),
+	    "must not contain a client_secret" },
 	{ "client_secret_expires_at", OKDOC(",\"client_secret_expires_at\":0"),
 	    "must not contain a client_secret" },
 
@@ -306,38 +316,54 @@ static const struct doc_case doc_cases[] = {
 	    "redirect_uris must be an array of strings" },
 	{ "redirect_uris null entry", "{\"client_id\":\"" URL "\",\"redirect_uris\":[null]}",
 	    "redirect_uris must be an array of strings" },
-	{ "redirect custom scheme", "{\"client_id\":\"" URL "\",\"redirect_uris\":"
-	    "[\"https://a.example/cb\",\"vscode://callback\"]}", "redirect_uris[1] is invalid" },
-	{ "redirect http remote", "{\"client_id\":\"" URL "\",\"redirect_uris\":"
-	    "[\"http://a.example/cb\"]}", "redirect_uris[0] is invalid: http redirect_uris" },
-	{ "redirect fragment", "{\"client_id\":\"" URL "\",\"redirect_uris\":"
-	    "[\"https://a.example/cb#x\"]}", "fragment" },
+	{ "redirect custom scheme",
+	    "{\"client_id\":\"" URL "\",\"redirect_uris\":"
+	    "[\"https://a.example/cb\",\"vscode://callback\"]}",
+	    "redirect_uris[1] is invalid" },
+	{ "redirect http remote",
+	    "{\"client_id\":\"" URL "\",\"redirect_uris\":"
+	    "[\"http://a.example/cb\"]}",
+	    "redirect_uris[0] is invalid: http redirect_uris" },
+	{ "redirect fragment",
+	    "{\"client_id\":\"" URL "\",\"redirect_uris\":"
+	    "[\"https://a.example/cb#x\"]}",
+	    "fragment" },
 	{ "redirect relative", "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"/cb\"]}",
 	    "redirect_uris[0] is invalid" },
 	{ "redirect empty", "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"\"]}",
 	    "redirect_uris[0] is invalid" },
-	{ "redirect javascript", "{\"client_id\":\"" URL "\",\"redirect_uris\":"
-	    "[\"javascript:alert(1)\"]}", "redirect_uris[0] is invalid" },
-	{ "redirect userinfo", "{\"client_id\":\"" URL "\",\"redirect_uris\":"
-	    "[\"https://u@a.example/cb\"]}", "userinfo" },
-	{ "too many redirect_uris", "{\"client_id\":\"" URL "\",\"redirect_uris\":["
+	{ "redirect javascript",
+	    "{\"client_id\":\"" URL "\",\"redirect_uris\":"
+	    "[\"javascript:alert(1)\"]}",
+	    "redirect_uris[0] is invalid" },
+	{ "redirect userinfo",
+	    "{\"client_id\":\"" URL "\",\"redirect_uris\":"
+	    "[\"https://u@a.example/cb\"]}",
+	    "userinfo" },
+	{ "too many redirect_uris",
+	    "{\"client_id\":\"" URL "\",\"redirect_uris\":["
 	    "\"https://a/1\",\"https://a/2\",\"https://a/3\",\"https://a/4\",\"https://a/5\","
 	    "\"https://a/6\",\"https://a/7\",\"https://a/8\",\"https://a/9\",\"https://a/10\","
 	    "\"https://a/11\",\"https://a/12\",\"https://a/13\",\"https://a/14\",\"https://a/15\","
-	    "\"https://a/16\",\"https://a/17\"]}", "redirect_uris has more than 16 entries" },
+	    "\"https://a/16\",\"https://a/17\"]}",
+	    "redirect_uris has more than 16 entries" },
 
 	/* scope */
 	{ "scope subset", OKDOC(",\"scope\":\"openid profile\""), NULL },
-	{ "scope unsupported", OKDOC(",\"scope\":\"openid admin\""), "scope \"admin\" is not supported" },
+	{ "scope unsupported", OKDOC(",\"scope\":\"openid admin\""),
+	    "scope \"admin\" is not supported" },
 	{ "scope array", OKDOC(",\"scope\":[\"openid\"]"), "scope must be a string" },
-	{ "scope bad char", OKDOC(",\"scope\":\"open\\\"id\""), "scope contains an invalid character" },
+	{ "scope bad char", OKDOC(",\"scope\":\"open\\\"id\""),
+	    "scope contains an invalid character" },
 
 	/* types of the rest */
 	{ "client_name number", OKDOC(",\"client_name\":42"), "client_name must be a string" },
-	{ "client_name control", OKDOC(",\"client_name\":\"a\\nb\""), "client_name contains a control" },
+	{ "client_name control", OKDOC(",\"client_name\":\"a\\nb\""),
+	    "client_name contains a control" },
 	{ "client_uri object", OKDOC(",\"client_uri\":{}"), "client_uri must be a string" },
 	{ "logo_uri bool", OKDOC(",\"logo_uri\":true"), "logo_uri must be a string" },
-	{ "contacts string", OKDOC(",\"contacts\":\"a@b\""), "contacts must be an array of strings" },
+	{ "contacts string", OKDOC(",\"contacts\":\"a@b\""),
+	    "contacts must be an array of strings" },
 	{ "jwks array", OKDOC(",\"jwks\":[]"), "jwks must be an object" },
 };
 
@@ -358,11 +384,12 @@ test_doc_rules(void)
 
 	for (size_t i = 0; i < sizeof doc_cases / sizeof doc_cases[0]; i++) {
 		const struct doc_case *t = &doc_cases[i];
-		struct oauth_client *c;
+		struct client *c;
 
 		err[0] = '\0';
 		c = cimd_doc_validate(URL, t->text, strlen(t->text), cfg, err, sizeof err);
-		if ((c != NULL) != (t->why == NULL) || (t->why != NULL && strstr(err, t->why) == NULL))
+		if ((c != NULL) != (t->why == NULL) ||
+		    (t->why != NULL && strstr(err, t->why) == NULL))
 			fprintf(stderr, "doc case \"%s\": got %s \"%s\", want \"%s\"\n", t->name,
 			    c ? "ok" : "error", err, t->why ? t->why : "ok");
 		if (t->why == NULL) {
@@ -372,7 +399,7 @@ test_doc_rules(void)
 			CU_ASSERT_PTR_NOT_NULL(strstr(err, t->why));
 			CU_ASSERT_PTR_NOT_NULL(strstr(err, "client metadata document"));
 		}
-		oauth_client_unref(c);
+		client_unref(c);
 	}
 	config_free(cfg);
 }
@@ -398,7 +425,7 @@ test_vscode_document(void)
 {
 	struct config *cfg = doc_config();
 	char err[CIMD_ERR_MAX] = "";
-	struct oauth_client *c;
+	struct client *c;
 	size_t len;
 	char *text = read_data("vscode.json", &len);
 
@@ -423,13 +450,13 @@ test_vscode_document(void)
 	/* No scope declared: scopes_supported. */
 	CU_ASSERT_EQUAL(c->scopes.n, cfg->eas.scopes_supported.n);
 	/* The loopback redirect on another port matches (RFC 8252). */
-	CU_ASSERT_TRUE(oauth_redirect_uri_matches(&c->redirect_uris, "http://127.0.0.1:50123/"));
-	CU_ASSERT_FALSE(oauth_redirect_uri_matches(&c->redirect_uris, "https://vscode.dev/other"));
-	oauth_client_unref(c);
+	CU_ASSERT_TRUE(client_redirect_uri_matches(&c->redirect_uris, "http://127.0.0.1:50123/"));
+	CU_ASSERT_FALSE(client_redirect_uri_matches(&c->redirect_uris, "https://vscode.dev/other"));
+	client_unref(c);
 
 	/* Served from another URL it is a mismatch. */
-	c = cimd_doc_validate("https://vscode.dev/oauth/client-metadata.json?x", text, len, cfg, err,
-	    sizeof err);
+	c = cimd_doc_validate("https://vscode.dev/oauth/client-metadata.json?x", text, len, cfg,
+	    err, sizeof err);
 	CU_ASSERT_PTR_NULL(c);
 	free(text);
 	config_free(cfg);
@@ -440,7 +467,7 @@ test_doc_defaults_and_scopes(void)
 {
 	struct config *cfg = doc_config();
 	char err[CIMD_ERR_MAX];
-	struct oauth_client *c;
+	struct client *c;
 	const char *t = OKDOC(",\"scope\":\"openid  profile openid\"");
 
 	strlist_add(&cfg->eas.baseline_client_scopes, "offline_access");
@@ -457,10 +484,11 @@ test_doc_defaults_and_scopes(void)
 	CU_ASSERT_EQUAL(c->grant_types.n, 1);
 	CU_ASSERT_STRING_EQUAL(c->grant_types.v[0], "authorization_code");
 	CU_ASSERT_PTR_NULL(c->client_name);
-	oauth_client_unref(c);
+	client_unref(c);
 
 	/* An unsupported scope's value is echoed only in a safe, bounded form. */
-	t = OKDOC(",\"scope\":\"<script>alert(1)</script>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"");
+	t = OKDOC(",\"scope\":\"<script>alert(1)</"
+		  "script>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"");
 	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
 	CU_ASSERT_PTR_NULL(c);
 	CU_ASSERT_PTR_NULL(strchr(err, '<'));
@@ -473,7 +501,7 @@ test_doc_bounds(void)
 {
 	struct config *cfg = doc_config();
 	char err[CIMD_ERR_MAX], *t;
-	struct oauth_client *c;
+	struct client *c;
 	char name[CIMD_CLIENT_NAME_MAX + 2];
 
 	memset(name, 'n', sizeof name - 1);

@@ -47,7 +47,7 @@ test_redirect_match_table(void)
 		char *v[1] = { (char *)t[i].registered };
 		struct strlist reg = { v, 1 };
 
-		if (oauth_redirect_uri_matches(&reg, t[i].requested) != t[i].match)
+		if (client_redirect_uri_matches(&reg, t[i].requested) != t[i].match)
 			CU_FAIL_FATAL(t[i].requested);
 	}
 }
@@ -58,10 +58,10 @@ test_redirect_match_several(void)
 	char *v[2] = { "https://a.example/cb", "http://127.0.0.1/cb" };
 	struct strlist reg = { v, 2 };
 
-	CU_ASSERT_TRUE(oauth_redirect_uri_matches(&reg, "https://a.example/cb"));
-	CU_ASSERT_TRUE(oauth_redirect_uri_matches(&reg, "http://127.0.0.1:7777/cb"));
-	CU_ASSERT_FALSE(oauth_redirect_uri_matches(&reg, NULL));
-	CU_ASSERT_FALSE(oauth_redirect_uri_matches(&reg, ""));
+	CU_ASSERT_TRUE(client_redirect_uri_matches(&reg, "https://a.example/cb"));
+	CU_ASSERT_TRUE(client_redirect_uri_matches(&reg, "http://127.0.0.1:7777/cb"));
+	CU_ASSERT_FALSE(client_redirect_uri_matches(&reg, NULL));
+	CU_ASSERT_FALSE(client_redirect_uri_matches(&reg, ""));
 }
 
 static void
@@ -94,7 +94,7 @@ test_redirect_check_table(void)
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		enum redirect_uri_kind kind = 0;
 		const char *why = NULL;
-		int rc = oauth_redirect_uri_check(t[i].uri, t[i].private_ok, &kind, &why);
+		int rc = client_redirect_uri_check(t[i].uri, t[i].private_ok, &kind, &why);
 
 		if (rc != t[i].rc || (rc == 0 && kind != t[i].kind) || (rc != 0 && why == NULL))
 			CU_FAIL_FATAL(t[i].uri);
@@ -113,9 +113,9 @@ test_redirect_too_long(void)
 	memcpy(uri, "https://a.example/", 18);
 	memset(uri + 18, 'a', OAUTH_REDIRECT_URI_MAX + 1 - 18);
 	uri[OAUTH_REDIRECT_URI_MAX + 1] = '\0';
-	CU_ASSERT_EQUAL(oauth_redirect_uri_check(uri, false, &kind, &why), -1);
+	CU_ASSERT_EQUAL(client_redirect_uri_check(uri, false, &kind, &why), -1);
 	v[0] = uri;
-	CU_ASSERT_FALSE(oauth_redirect_uri_matches(&reg, uri));
+	CU_ASSERT_FALSE(client_redirect_uri_matches(&reg, uri));
 	free(uri);
 }
 
@@ -139,13 +139,13 @@ test_scope_subset(void)
 static void
 test_client_refs(void)
 {
-	struct oauth_client *c = oauth_client_new("abc");
+	struct client *c = client_new("abc");
 
-	oauth_client_ref(c);
-	oauth_client_unref(c);
+	client_ref(c);
+	client_unref(c);
 	CU_ASSERT_STRING_EQUAL(c->client_id, "abc");
-	oauth_client_unref(c);
-	oauth_client_unref(NULL);
+	client_unref(c);
+	client_unref(NULL);
 }
 
 int

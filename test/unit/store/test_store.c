@@ -26,7 +26,7 @@ pending(const char *state)
 {
 	struct store_pending *p = xcalloc(1, sizeof *p);
 
-	p->client = oauth_client_new("c1");
+	p->client = client_new("c1");
 	p->state = xstrdup(state);
 	p->redirect_uri = xstrdup("https://a.example/cb");
 	return p;
@@ -58,7 +58,7 @@ test_code_tombstone(void)
 	struct store_code *c = xcalloc(1, sizeof *c);
 	char *fam = NULL;
 
-	c->client = oauth_client_new("c1");
+	c->client = client_new("c1");
 	c->family = xstrdup("fam1");
 	store_code_put(st, "h1", c, 60000);
 	c = store_code_take(st, "h1", &fam);
@@ -237,14 +237,14 @@ static void
 test_client_eviction(void)
 {
 	struct store *st = new_store();
-	struct oauth_client *a = oauth_client_new("a"), *b = oauth_client_new("b");
+	struct client *a = client_new("a"), *b = client_new("b");
 
 	a->last_used_ms = 1000;
 	b->last_used_ms = 500;
 	store_client_put(st, a);
 	store_client_put(st, b);
-	oauth_client_unref(a);
-	oauth_client_unref(b);
+	client_unref(a);
+	client_unref(b);
 	CU_ASSERT_EQUAL(store_client_count(st), 2);
 	CU_ASSERT_FALSE(store_client_evict_idle(st, 400));
 	CU_ASSERT_TRUE(store_client_evict_idle(st, 600));
@@ -261,7 +261,8 @@ main(void)
 		{ "pending: single use and expiry", test_pending_single_use_and_expiry },
 		{ "code: single use leaves a tombstone naming the family", test_code_tombstone },
 		{ "refresh: get, take, tombstone", test_refresh_get_take },
-		{ "family revocation deny-lists its access tokens", test_family_revocation_denylists_jtis },
+		{ "family revocation deny-lists its access tokens",
+		    test_family_revocation_denylists_jtis },
 		{ "tables are bounded", test_bounded },
 		{ "a full table evicts tombstones before live records", test_bounded_spent_first },
 		{ "upstream sessions: touch extends", test_upstream_touch },
