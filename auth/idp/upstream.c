@@ -32,6 +32,8 @@
 #define UPSTREAM_JSON_DEPTH 16
 /* A login after a failed discovery or key fetch tries again at once. */
 #define UPSTREAM_RETRY_MS 0
+/* The longest upstream token lifetime believed (a year). */
+#define UPSTREAM_EXPIRES_IN_MAX_S (365LL * 24 * 3600)
 
 enum upstream_step { STEP_DISCOVERY, STEP_TOKEN, STEP_JWKS, STEP_USERINFO };
 
@@ -388,8 +390,13 @@ upstream_token_done(const struct fetch_result *res, void *arg)
 	if (upstream_json_string(doc, "id_token") != NULL)
 		op->tokens->id_token = xstrdup(upstream_json_string(doc, "id_token"));
 	if (json_object_object_get_ex(doc, "expires_in", &v) &&
-	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
-		op->tokens->expires_at = clock_wall_s() + json_object_get_int64(v);
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0) {
+		/* Any int64 is valid JSON: clamp before adding to the clock. */
+		int64_t ttl = json_object_get_int64(v);
+
+		op->tokens->expires_at = clock_wall_s() +
+		    (ttl < UPSTREAM_EXPIRES_IN_MAX_S ? ttl : UPSTREAM_EXPIRES_IN_MAX_S);
+	}
 	json_object_put(doc);
 	if (op->refresh_token != NULL) {
 		/* A refresh yields new tokens for the same login; the caller keeps
