@@ -125,13 +125,88 @@ authorize_upstream_ready(const char *error, void *arg)
 	authorize_finish(az);
 }
 
+/* Settle the redirect_uri (RFC 6749 §3.1.2.3): NULL, or why not for our
+ * own error page. */
+static const char *
+authorize_settle_redirect_uri(struct authorize *az)
+{
+	const struct client *client = az->client;
+	const char *ru = form_get(&az->params, "redirect_uri");
+
+	if (ru == NULL) {
+		if (client->redirect_uris.n != 1)
+			return "redirect_uri is required: the client registered more than one";
+		az->redirect_uri = xstrdup(client->redirect_uris.v[0]);
+		return NULL;
+	}
+	if (!client_redirect_uri_matches(&client->redirect_uris, ru))
+		return "redirect_uri is not registered for this client";
+	az->redirect_uri = xstrdup(ru);
+	az->redirect_uri_sent = true;
+	return NULL;
+}
+
+/* response_type and PKCE: NULL, or the error code and *desc. */
+static const char *
+authorize_check_code_request(const struct authorize *az, const char **desc)
+{
+	const char *rt = form_get(&az->params, "response_type");
+	const char *cc = form_get(&az->params, "code_challenge");
+	const char *ccm = form_get(&az->params, "code_challenge_method");
+
+	if (rt == NULL) {
+		*desc = "response_type is required";
+		return "invalid_request";
+	}
+	if (strcmp(rt, "code") != 0) {
+		*desc = "only response_type=code is supported";
+		return "unsupported_response_type";
+	}
+	if (!strlist_contains(&az->client->grant_types, "authorization_code")) {
+		*desc = "the client is not allowed the authorization_code grant";
+		return "unauthorized_client";
+	}
+	if (cc == NULL)
+		*desc = "code_challenge is required (PKCE with S256)";
+	else if (ccm == NULL || !pkce_method_supported(ccm))
+		*desc = "code_challenge_method must be S256";
+	else if (!pkce_challenge_valid(cc))
+		*desc = "code_challenge is not a base64url SHA-256 value";
+	else
+		return NULL;
+	return "invalid_request";
+}
+
+/* scope (default: the client's registered set) and resource: NULL, or the
+ * error code and *desc. Sets az->scope. */
+static const char *
+authorize_check_grant(struct authorize *az, const char **desc)
+{
+	const char *scope = form_get(&az->params, "scope");
+	const char *resource = form_get(&az->params, "resource");
+
+	if (scope != NULL) {
+		if (strlen(scope) > 1024 || !scope_subset(scope, &az->client->scopes)) {
+			*desc = "the requested scope exceeds what the client may request";
+			return "invalid_scope";
+		}
+		az->scope = scope_normalise(scope);
+	} else {
+		az->scope = strlist_join(&az->client->scopes);
+	}
+	if (resource != NULL && strcmp(resource, az->as->audience) != 0) {
+		*desc = "resource is not the MCP resource this server issues tokens for";
+		return "invalid_target";
+	}
+	return NULL;
+}
+
 static void
 authorize_client_done(struct client *client, const char *error_description, void *arg)
 {
 	struct authorize *az = arg;
 	struct as *as = az->as;
-	const char *ru = form_get(&az->params, "redirect_uri");
-	const char *rt, *cc, *ccm, *scope, *resource;
+	const char *error, *desc;
 	struct upstream_op *op;
 
 	az->lookup = NULL;
@@ -147,75 +222,16 @@ authorize_client_done(struct client *client, const char *error_description, void
 	}
 	client_ref(client);
 	az->client = client;
-	if (ru == NULL) {
-		if (client->redirect_uris.n != 1) {
-			metrics_add(as->m_authorize, 1, "invalid_request");
-			as_error_page(az->sr, 400, "invalid_request",
-			    "redirect_uri is required: the client registered more than one");
-			authorize_finish(az);
-			return;
-		}
-		az->redirect_uri = xstrdup(client->redirect_uris.v[0]);
-	} else {
-		if (!client_redirect_uri_matches(&client->redirect_uris, ru)) {
-			metrics_add(as->m_authorize, 1, "invalid_request");
-			as_error_page(az->sr, 400, "invalid_request",
-			    "redirect_uri is not registered for this client");
-			authorize_finish(az);
-			return;
-		}
-		az->redirect_uri = xstrdup(ru);
-		az->redirect_uri_sent = true;
+	if ((desc = authorize_settle_redirect_uri(az)) != NULL) {
+		metrics_add(as->m_authorize, 1, "invalid_request");
+		as_error_page(az->sr, 400, "invalid_request", desc);
+		authorize_finish(az);
+		return;
 	}
-
 	/* From here on errors are redirected to the verified redirect_uri. */
-	rt = form_get(&az->params, "response_type");
-	cc = form_get(&az->params, "code_challenge");
-	ccm = form_get(&az->params, "code_challenge_method");
-	scope = form_get(&az->params, "scope");
-	resource = form_get(&az->params, "resource");
-	if (rt == NULL) {
-		authorize_fail_redirect(az, "invalid_request", "response_type is required");
-		return;
-	}
-	if (strcmp(rt, "code") != 0) {
-		authorize_fail_redirect(az, "unsupported_response_type",
-		    "only response_type=code is supported");
-		return;
-	}
-	if (!strlist_contains(&client->grant_types, "authorization_code")) {
-		authorize_fail_redirect(az, "unauthorized_client",
-		    "the client is not allowed the authorization_code grant");
-		return;
-	}
-	if (cc == NULL) {
-		authorize_fail_redirect(az, "invalid_request",
-		    "code_challenge is required (PKCE with S256)");
-		return;
-	}
-	if (ccm == NULL || !pkce_method_supported(ccm)) {
-		authorize_fail_redirect(az, "invalid_request",
-		    "code_challenge_method must be S256");
-		return;
-	}
-	if (!pkce_challenge_valid(cc)) {
-		authorize_fail_redirect(az, "invalid_request",
-		    "code_challenge is not a base64url SHA-256 value");
-		return;
-	}
-	if (scope != NULL) {
-		if (strlen(scope) > 1024 || !scope_subset(scope, &client->scopes)) {
-			authorize_fail_redirect(az, "invalid_scope",
-			    "the requested scope exceeds what the client may request");
-			return;
-		}
-		az->scope = scope_normalise(scope);
-	} else {
-		az->scope = strlist_join(&client->scopes);
-	}
-	if (resource != NULL && strcmp(resource, as->audience) != 0) {
-		authorize_fail_redirect(az, "invalid_target",
-		    "resource is not the MCP resource this server issues tokens for");
+	if ((error = authorize_check_code_request(az, &desc)) != NULL ||
+	    (error = authorize_check_grant(az, &desc)) != NULL) {
+		authorize_fail_redirect(az, error, desc);
 		return;
 	}
 	op = upstream_prepare(as->upstream, authorize_upstream_ready, az);
