@@ -113,7 +113,16 @@ authorize_upstream_ready(const char *error, void *arg)
 		url = upstream_authorize_url(as->upstream, state, challenge, p->nonce);
 		free(challenge);
 	}
-	store_pending_put(as->store, state, p, AS_PENDING_TTL_MS);
+	if (!store_pending_put(as->store, state, p, AS_PENDING_TTL_MS)) {
+		/* Full of logins in progress: refuse this one, never evict theirs. */
+		log_error("the store is full: authorization refused",
+		    LOG_S("client_id", az->client->client_id));
+		xfree_secret(state);
+		free(url);
+		authorize_fail_redirect(az, "temporarily_unavailable",
+		    "too many logins are in progress; try again later");
+		return;
+	}
 	log_info("authorization started", LOG_S("client_id", az->client->client_id),
 	    LOG_S("scope", az->scope));
 	metrics_add(as->m_authorize, 1, "upstream_redirect");

@@ -61,7 +61,12 @@ revoke_handle(struct req *sr, void *arg)
 		req_reply_oauth_error(sr, 400, "invalid_request", "token is required");
 		goto out;
 	}
-	grant_revoke(as->grant, client_id, token, form_get(&f, "token_type_hint"));
+	if (grant_revoke(as->grant, client_id, token, form_get(&f, "token_type_hint")) != 0) {
+		req_add_header(sr, "Retry-After", "60");
+		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
+		    "the revocation could not be recorded right now; try again later");
+		goto out;
+	}
 	log_info("revocation request", LOG_S("client_id", client_id));
 	req_reply_json(sr, 200, "{}");
 out:
