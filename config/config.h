@@ -135,6 +135,13 @@ struct config {
 			double rate_per_second; /* token bucket, default 10 */
 			uint32_t burst;         /* default 20 */
 		} registration;
+		struct {
+			double per_minute;           /* per address and endpoint, default 600 */
+			uint32_t burst;              /* default 120 */
+			uint32_t max_addresses;      /* buckets kept, default 10000 */
+			uint32_t logins_per_client;  /* per pending lifetime, default 1000 */
+			uint32_t logins_per_address; /* per pending lifetime, default 2000 */
+		} rate_limit;
 	} eas; /* embeddedAuthServer */
 };
 

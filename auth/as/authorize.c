@@ -18,6 +18,7 @@
 #include "auth/registry/clients.h"
 #include "auth/crypto/pkce.h"
 #include "common/random.h"
+#include "common/ratelimit.h"
 #include "auth/store/store.h"
 #include "auth/idp/upstream.h"
 #include "common/scope.h"
@@ -210,6 +211,29 @@ authorize_check_grant(struct authorize *az, const char **desc)
 	return NULL;
 }
 
+/* The bounds on logins in progress that protect everyone else's: per
+ * client_id and per client address. NULL, or the error code and *desc. */
+static const char *
+authorize_check_logins(struct authorize *az, const char **desc)
+{
+	struct as *as = az->as;
+	char buf[64];
+	int retry;
+
+	if (!ratelimit_take(as->logins_client, az->client->client_id, &retry)) {
+		metrics_add(as->m_limited, 1, "logins_per_client");
+		*desc = "too many logins are in progress for this client; try again later";
+		return "temporarily_unavailable";
+	}
+	if (!ratelimit_take(as->logins_address, as_client_address(as, az->sr, buf, sizeof buf),
+		&retry)) {
+		metrics_add(as->m_limited, 1, "logins_per_address");
+		*desc = "too many logins were started from your address; try again later";
+		return "temporarily_unavailable";
+	}
+	return NULL;
+}
+
 static void
 authorize_client_done(struct client *client, const char *error_description, void *arg)
 {
@@ -239,7 +263,8 @@ authorize_client_done(struct client *client, const char *error_description, void
 	}
 	/* From here on errors are redirected to the verified redirect_uri. */
 	if ((error = authorize_check_code_request(az, &desc)) != NULL ||
-	    (error = authorize_check_grant(az, &desc)) != NULL) {
+	    (error = authorize_check_grant(az, &desc)) != NULL ||
+	    (error = authorize_check_logins(az, &desc)) != NULL) {
 		authorize_fail_redirect(az, error, desc);
 		return;
 	}
@@ -262,6 +287,8 @@ authorize_handle(struct req *sr, void *arg)
 		as_error_page(sr, 405, "invalid_request", "use GET or POST");
 		return;
 	}
+	if (!as_rate_ok(as, sr, AS_LIMIT_AUTHORIZE))
+		return;
 	az = xcalloc(1, sizeof *az);
 	az->as = as;
 	az->sr = sr;

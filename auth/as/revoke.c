@@ -36,6 +36,8 @@ revoke_handle(struct req *sr, void *arg)
 		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
 		return;
 	}
+	if (!as_rate_ok(as, sr, AS_LIMIT_REVOKE))
+		return;
 	if (as_read_params(sr, false, AS_MAX_FORM_BODY, &f, err, sizeof err) != 0) {
 		req_reply_oauth_error(sr, 400, "invalid_request", err);
 		return;
