@@ -3,11 +3,11 @@
 # package is absent). Usage: install-deps.sh [--test] [--container]
 set -euo pipefail
 want=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
-      libjson-c-dev libyaml-dev libcunit1-dev openssl curl ca-certificates
+      libjson-c-dev libyaml-dev libcunit1-dev libhiredis-dev openssl curl ca-certificates
       clang libclang-rt-dev clang-format git)
 for arg in "$@"; do
   case "$arg" in
-    --test) want+=(valgrind) ;;
+    --test) want+=(valgrind redis-server) ;;
     --container) want+=(podman runc debootstrap) ;;
   esac
 done
