@@ -7,7 +7,7 @@ want=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-
       clang libclang-rt-dev clang-format git)
 for arg in "$@"; do
   case "$arg" in
-    --test) want+=(valgrind) ;;
+    --test) want+=(valgrind python3) ;;  # python3: the seed guide's Verify step (integration.seed)
     --container) want+=(podman runc debootstrap) ;;
   esac
 done
