@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# README command 2: install what is missing, build normally and with
-# ASan+UBSan, install the pinned test peers (npm ci) and run ctest for both;
-# then build the libFuzzer harnesses with clang and run each on a fixed
-# seed for 100000 inputs (deterministic, so a green commit stays green).
+# README command 2: install what is missing (Debian packages, the pinned
+# Node.js 22 in tools/node), build normally and with ASan+UBSan, install the
+# pinned test peers (npm ci) and run ctest for both; then build the
+# libFuzzer harnesses with clang and run each on a fixed seed for 100000
+# inputs (deterministic, so a green commit stays green).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 scripts/install-deps.sh --test --container
+. scripts/node-env.sh
+echo "== node: $NODE ($(node --version)), npm $(npm --version)"
 if [ -f test/peers/package-lock.json ]; then
   (cd test/peers && npm ci --no-audit --no-fund --loglevel=error)
 fi
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODE="$NODE" >/dev/null
 cmake --build build -j"$jobs"
-cmake -S . -B build-asan -DMCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build-asan -DMCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DNODE="$NODE" >/dev/null
 cmake --build build-asan -j"$jobs"
 status=0
 echo "== ctest (release build)"
