@@ -5,8 +5,18 @@
 # libFuzzer harnesses with clang and run each on a fixed seed for 100000
 # inputs (deterministic, so a green commit stays green). Ends with one
 # "== timing:" line per stage and the total, also when a stage fails.
+#
+# Usage: test.sh [--unit]   --unit: the same install and builds, then only
+# the unit suites and the source checks (ctest -L 'unit|check') in both
+# builds: no valgrind, integration or fuzz runs (test/fresh-debian.sh uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+unit_only=0
+case "${1:-}" in
+  --unit) unit_only=1 ;;
+  "") ;;
+  *) echo "usage: scripts/test.sh [--unit]" >&2; exit 2 ;;
+esac
 jobs=$(nproc 2>/dev/null || echo 2)
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 secs() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); } # ms -> "12.3"
@@ -55,6 +65,13 @@ fi
 stage "build (release)" build_release
 stage "build (ASan+UBSan)" build_asan
 status=0
+if [ $unit_only = 1 ]; then
+  echo "== ctest -L 'unit|check' (release build)"
+  stage "ctest unit (release)" ctest --test-dir build --output-on-failure -j"$jobs" -L 'unit|check' || status=1
+  echo "== ctest -L 'unit|check' (ASan+UBSan build)"
+  stage "ctest unit (ASan+UBSan)" ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|check' || status=1
+  exit $status
+fi
 echo "== ctest (release build)"
 stage "ctest (release)" ctest --test-dir build --output-on-failure -j"$jobs" || status=1
 echo "== ctest (ASan+UBSan build; the container test runs only above)"
