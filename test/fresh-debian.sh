@@ -6,7 +6,8 @@
 #   1. ./scripts/demo.sh: install + build + npm ci, then the demo must come up;
 #      the seed guide's Verify step must print
 #      "client_id_metadata_document_supported": true, and the scripted CIMD
-#      login (node scripts/demo-client.mjs) must pass; then SIGTERM, exit 0.
+#      login it prints (tools/node/bin/node scripts/demo-client.mjs) must
+#      pass; then SIGTERM, exit 0.
 #   2. ./scripts/test.sh --unit: install (--test --container) + npm ci + both
 #      builds (release, ASan+UBSan) + the unit suites and source checks.
 #      With --full: ./scripts/test.sh, the whole suite (the container needs
@@ -142,12 +143,16 @@ verify=$(curl -s "http://localhost:$MCP_DEMO_PORT/.well-known/oauth-authorizatio
 say "Verify: $verify"
 [ "$(echo "$verify" | sed 's/^ *//')" = '"client_id_metadata_document_supported": true' ] ||
 	{ say "FAIL: Verify printed: $verify"; exit 1; }
-if ! node scripts/demo-client.mjs >/tmp/demo-client.log 2>&1; then
+# The client command the demo prints (on the pinned node, not Debian's 18).
+client_cmd=$(grep -o '[^ ]*node scripts/demo-client.mjs' /tmp/demo.log | head -n 1)
+[ "$client_cmd" = "tools/node/bin/node scripts/demo-client.mjs" ] ||
+	{ say "FAIL: the demo prints the client command as: ${client_cmd:-nothing}"; exit 1; }
+if ! $client_cmd >/tmp/demo-client.log 2>&1; then
 	tail -n 40 /tmp/demo-client.log >&2
-	say "FAIL: node scripts/demo-client.mjs"
+	say "FAIL: $client_cmd"
 	exit 1
 fi
-say "node scripts/demo-client.mjs (CIMD login + tool call): passed, on $(node --version) ($(command -v node))"
+say "$client_cmd (CIMD login + tool call): passed, on $(tools/node/bin/node --version)"
 kill -TERM $demo
 rc=0
 wait $demo || rc=$?
