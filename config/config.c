@@ -62,8 +62,11 @@ const struct setting config_settings[] = {
 	    "Address (`host:port`) of `/metrics` and `/health`.", .check = check_listen),
 	S("server.resourceUrl", ST_STRING, C(server.resource_url), NULL,
 	    "The MCP endpoint URL as clients name it (token audience, RFC 9728). Absolute http(s) "
-	    "URL without fragment; required unless `auth.mode` is `none`.",
-	    .check = check_url),
+	    "URL without fragment. Unset in `embedded` mode = the issuer's origin and path plus "
+	    "`/mcp` (the AS is mounted on the proxy), logged at start and marked derived in "
+	    "`--print-config`; set it where clients use another URL. Required when `auth.mode` is "
+	    "`oidc`.",
+	    .check = check_url, .doc_def = "`<issuer>/mcp`"),
 	S("server.publicPathPrefix", ST_STRING, C(server.public_path_prefix), "",
 	    "Path prefix clients see in front of our paths (e.g. `/team-a`); starts with `/`, no "
 	    "trailing `/`.",

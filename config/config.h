@@ -58,6 +58,7 @@ struct config {
 		char *listen;              /* default 0.0.0.0:8080 */
 		char *diagnostics_listen;  /* default 0.0.0.0:9464 */
 		char *resource_url;        /* public MCP endpoint URL */
+		bool resource_url_derived; /* unset, so <embeddedAuthServer.issuer>/mcp */
 		char *public_path_prefix;  /* prefix clients see before our paths, e.g. /team-a */
 		bool trust_proxy_headers;  /* honour X-Forwarded-* from the client side */
 		uint64_t max_body_size;    /* default 8 MiB */

@@ -62,6 +62,7 @@ struct setting {
 	setting_check_fn check;   /* ST_STRING, ST_STRLIST items */
 	int variant;              /* providers: 1 oidcConfig, 2 oauth2Config */
 	const char *env;          /* explicit env name (secretsDir) */
+	const char *doc_def;      /* docs' default when it is derived, not a literal */
 };
 
 /* The table (config.c). The counts are checked there at compile time. */
