@@ -209,9 +209,9 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 }
 
 int
-grant_exchange_code(struct grant *g, const char *client_id, const char *code, const char *verifier,
-    const char *redirect_uri, const char *resource, struct grant_result *out,
-    struct grant_error *err)
+grant_exchange_code(struct grant *g, const char *client_id, const char *auth_method,
+    const char *code, const char *verifier, const char *redirect_uri, const char *resource,
+    struct grant_result *out, struct grant_error *err)
 {
 	struct store_code *c = NULL;
 	char hash[65], *replayed = NULL, id[13];
@@ -239,6 +239,15 @@ grant_exchange_code(struct grant *g, const char *client_id, const char *code, co
 	if (strcmp(c->client->client_id, client_id) != 0) {
 		grant_set_error(err, "invalid_grant", 400,
 		    "the authorization code was issued to another client");
+		goto out;
+	}
+	if (!client_accepts_auth(c->client, auth_method)) {
+		grant_set_error(err, "invalid_client", 401,
+		    c->client->token_endpoint_auth_method != NULL &&
+			    strcmp(c->client->token_endpoint_auth_method, "private_key_jwt") == 0
+			? "the client authenticates with private_key_jwt: client_assertion is "
+			  "required"
+			: "client authentication failed");
 		goto out;
 	}
 	if (verifier == NULL) {

@@ -101,9 +101,20 @@ token_authenticate(const struct client *c, const char *auth_method, const char *
 	unsigned char md[32];
 	unsigned int n = 0;
 
-	if (strcmp(registered, "none") == 0) {
+	if (strcmp(registered, "none") == 0 || strcmp(registered, "private_key_jwt") == 0) {
 		if (secret != NULL) {
-			*why = "the client is public (none): it must not send a client secret";
+			*why = strcmp(registered, "none") == 0
+			    ? "the client is public (none): it must not send a client secret"
+			    : "the client authenticates with private_key_jwt: it must not send a "
+			      "client secret";
+			return false;
+		}
+		if (!client_accepts_auth(c, auth_method)) {
+			*why = strcmp(auth_method, "none") == 0
+			    ? "the client authenticates with private_key_jwt: client_assertion is "
+			      "required"
+			    : "the client does not authenticate with private_key_jwt (its "
+			      "metadata says none)";
 			return false;
 		}
 		return true;
@@ -130,9 +141,9 @@ token_run(struct token *t, const struct client *client, const char *code_client_
 	int rc;
 
 	if (strcmp(gt, "authorization_code") == 0) {
-		rc = grant_exchange_code(as->grant, code_client_id, form_get(&t->f, "code"),
-		    form_get(&t->f, "code_verifier"), form_get(&t->f, "redirect_uri"),
-		    form_get(&t->f, "resource"), &r, &e);
+		rc = grant_exchange_code(as->grant, code_client_id, t->auth_method,
+		    form_get(&t->f, "code"), form_get(&t->f, "code_verifier"),
+		    form_get(&t->f, "redirect_uri"), form_get(&t->f, "resource"), &r, &e);
 	} else {
 		if (!strlist_contains(&client->grant_types, "refresh_token")) {
 			token_error(t, 400, "unauthorized_client",

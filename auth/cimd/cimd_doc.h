@@ -28,8 +28,10 @@ struct client;
 
 /*
  * Validate the document text fetched from url. On success returns a new
- * client (one reference, is_cimd, auth method "none", scopes = declared or
- * scopes_supported, unioned with baselineClientScopes). On failure returns
+ * client (one reference, is_cimd, client_name, auth method "none" or
+ * "private_key_jwt" with its jwks_uri or inline keys, scopes = declared or
+ * scopes_supported, unioned with baselineClientScopes). A document with
+ * private or symmetric key material anywhere is refused. On failure returns
  * NULL and writes a description naming the rule into err (CIMD_ERR_MAX).
  */
 struct client *cimd_doc_validate(const char *url, const char *text, size_t len,
