@@ -5,7 +5,8 @@
  * access-token ids and DCR clients. Secrets are keyed by their SHA-256
  * (callers hash codes and refresh tokens before they get here); nothing in
  * a record is ever logged. Every table expires its entries (monotonic
- * clock, common/clock.h) and is bounded: when full, the oldest entry goes.
+ * clock, common/clock.h) and is bounded: when full, the oldest entry goes,
+ * except in the table of seen assertion ids, which refuses instead.
  *
  * Single-use values are consumed with *_take(), which leaves a tombstone so
  * that a replay is recognised (and names the token family to revoke). A
@@ -33,7 +34,8 @@ struct store;
 #define STORE_MAX_FAMILIES 100000
 #define STORE_MAX_UPSTREAM 100000
 #define STORE_MAX_JTIS 100000
-#define STORE_FAMILY_MAX_JTIS 32 /* access-token ids remembered per family */
+#define STORE_MAX_ASSERTION_JTIS 100000 /* client-assertion ids seen (fails closed when full) */
+#define STORE_FAMILY_MAX_JTIS 32        /* access-token ids remembered per family */
 
 /* An authorization waiting for the upstream IdP, keyed by our state. */
 struct store_pending {
@@ -129,6 +131,15 @@ void store_upstream_touch(struct store *st, const char *tsid, int64_t ttl_ms);
 /* Revoked access tokens, by jti, until they would have expired anyway. */
 void store_jti_revoke(struct store *st, const char *jti, int64_t exp_wall_s);
 bool store_jti_revoked(struct store *st, const char *jti);
+
+/* Client assertions (RFC 7523) are single use: mark client_id's assertion
+ * jti seen until it expires (exp_wall_s, plus a minute for the verifier's
+ * leeway). STORE_JTI_FULL when the table holds STORE_MAX_ASSERTION_JTIS
+ * unexpired ids: a seen id is never forgotten to make room, so the caller
+ * refuses the assertion (503) rather than risk accepting a replay. */
+enum store_jti_result { STORE_JTI_NEW, STORE_JTI_REPLAYED, STORE_JTI_FULL };
+enum store_jti_result store_jti_seen(struct store *st, const char *client_id, const char *jti,
+    int64_t exp_wall_s);
 
 /* DCR clients (never expire; bounded by the registry's eviction). put takes
  * a new reference; get returns a borrowed client (take a ref to keep it). */
