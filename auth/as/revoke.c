@@ -2,10 +2,12 @@
  * POST /oauth/revoke (RFC 7009): revoke a refresh token (with its whole
  * family) or an access token (its jti deny-listed until it expires). The
  * client authenticates as at the token endpoint (public clients send their
- * client_id; CIMD clients are always public). The answer is 200 whether or
- * not the token was known, valid or the caller's, so the endpoint reveals
- * nothing about tokens.
+ * client_id; a private_key_jwt CIMD client's assertion is verified as at
+ * the token endpoint, which may wait for its document and jwks_uri). The
+ * answer is 200 whether or not the token was known, valid or the caller's,
+ * so the endpoint reveals nothing about tokens.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +15,93 @@
 #include "auth/cimd/cimd.h"
 #include "auth/client/client.h"
 #include "auth/as/grant.h"
+#include "auth/registry/clients.h"
 #include "auth/store/store.h"
 #include "common/xalloc.h"
 #include "proxy/log.h"
 #include "proxy/req.h"
+
+/* A private_key_jwt revocation waiting for its client and keys. */
+struct revoke {
+	struct as *as;
+	struct req *sr;
+	struct form f;
+	char *client_id;
+	struct clients_lookup *lookup;
+	struct clientassert *check;
+};
+
+static void
+revoke_free(struct revoke *rv)
+{
+	clients_cancel(rv->lookup);
+	clientassert_cancel(rv->check);
+	form_dispose(&rv->f);
+	free(rv->client_id);
+	free(rv);
+}
+
+static void
+revoke_abort(struct req *sr, void *arg)
+{
+	req_unref(sr);
+	revoke_free(arg);
+}
+
+static void
+revoke_finish(struct revoke *rv)
+{
+	req_set_abort(rv->sr, NULL, NULL);
+	req_unref(rv->sr);
+	revoke_free(rv);
+}
+
+static void
+revoke_assert_done(int status, const char *error, const char *desc, void *arg)
+{
+	struct revoke *rv = arg;
+
+	rv->check = NULL;
+	if (status != 0) {
+		if (status == 503)
+			req_add_header(rv->sr, "Retry-After", "60");
+		req_reply_oauth_error(rv->sr, status, error, desc);
+	} else {
+		grant_revoke(rv->as->grant, rv->client_id, form_get(&rv->f, "token"),
+		    form_get(&rv->f, "token_type_hint"));
+		log_info("revocation request", LOG_S("client_id", rv->client_id));
+		req_reply_json(rv->sr, 200, "{}");
+	}
+	revoke_finish(rv);
+}
+
+static void
+revoke_client_done(struct client *client, const char *error_description, void *arg)
+{
+	struct revoke *rv = arg;
+	struct clientassert *check;
+	char desc[256];
+
+	rv->lookup = NULL;
+	if (client == NULL) {
+		snprintf(desc, sizeof desc,
+		    "the client's metadata document could not be validated: %.180s",
+		    error_description != NULL ? error_description : "");
+		req_reply_oauth_error(rv->sr, 401, "invalid_client", desc);
+	} else if (!client_accepts_auth(client, "private_key_jwt")) {
+		req_reply_oauth_error(rv->sr, 401, "invalid_client",
+		    "the client does not authenticate with private_key_jwt (its metadata "
+		    "document says none)");
+	} else {
+		/* revoke_assert_done finishes rv, maybe before this returns. */
+		check = clientassert_start(rv->as, client, form_get(&rv->f, "client_assertion"),
+		    revoke_assert_done, rv);
+		if (check != NULL)
+			rv->check = check;
+		return;
+	}
+	revoke_finish(rv);
+}
 
 void
 revoke_handle(struct req *sr, void *arg)
@@ -42,6 +127,28 @@ revoke_handle(struct req *sr, void *arg)
 	}
 	if (token_credentials(sr, &f, &client_id, &secret, &method, &status, &code, &desc) != 0) {
 		token_client_error(sr, method, status, code, desc);
+		goto out;
+	}
+	if (strcmp(method, "private_key_jwt") == 0) {
+		struct revoke *rv;
+		struct clients_lookup *l;
+
+		if (form_get(&f, "token") == NULL) {
+			req_reply_oauth_error(sr, 400, "invalid_request", "token is required");
+			goto out;
+		}
+		rv = xcalloc(1, sizeof *rv);
+		rv->as = as;
+		rv->sr = sr;
+		rv->f = f;
+		rv->client_id = client_id;
+		memset(&f, 0, sizeof f);
+		client_id = NULL;
+		req_ref(sr);
+		req_set_abort(sr, revoke_abort, rv);
+		l = clients_lookup(as->clients, rv->client_id, revoke_client_done, rv);
+		if (l != NULL)
+			rv->lookup = l;
 		goto out;
 	}
 	if (cimd_is_url(client_id)) {

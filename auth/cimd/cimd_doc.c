@@ -17,6 +17,7 @@
 
 #include "auth/cimd/cimd_url.h"
 #include "auth/client/client.h"
+#include "auth/crypto/jwt.h"
 #include "auth/crypto/keyset.h"
 #include "common/clock.h"
 #include "common/errbuf.h"
@@ -275,21 +276,22 @@ static const char *cimd_doc_private_members[] = { "d", "p", "q", "dp", "dq", "qi
  * key in any string. A document is public: such a key is compromised, and
  * accepting it would teach clients to publish their secrets. */
 static int
-cimd_doc_check_no_private(struct json_object *o, bool is_jwk, char *err, size_t errlen)
+cimd_doc_check_no_private(struct json_object *o, bool is_jwk, const char *what, char *err,
+    size_t errlen)
 {
 	struct json_object *v;
 
 	if (json_object_is_type(o, json_type_string)) {
 		if (strstr(json_object_get_string(o), "PRIVATE KEY-----") != NULL) {
-			errbuf_set(err, errlen, CIMD_DOC "contains a PEM private key");
+			errbuf_set(err, errlen, "%s contains a PEM private key", what);
 			return -1;
 		}
 		return 0;
 	}
 	if (json_object_is_type(o, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(o); i++) {
-			if (cimd_doc_check_no_private(json_object_array_get_idx(o, i), is_jwk, err,
-				errlen) != 0)
+			if (cimd_doc_check_no_private(json_object_array_get_idx(o, i), is_jwk, what,
+				err, errlen) != 0)
 				return -1;
 		}
 		return 0;
@@ -301,16 +303,17 @@ cimd_doc_check_no_private(struct json_object *o, bool is_jwk, char *err, size_t 
 		    json_object_is_type(v, json_type_string) &&
 		    strcmp(json_object_get_string(v), "oct") == 0) {
 			errbuf_set(err, errlen,
-			    CIMD_DOC "contains a symmetric key (kty oct); only public keys "
-				     "may be published");
+			    "%s contains a symmetric key (kty oct); only public keys may be "
+			    "published",
+			    what);
 			return -1;
 		}
 		for (const char **m = cimd_doc_private_members; *m != NULL; m++) {
 			if (json_object_object_get_ex(o, *m, NULL)) {
 				errbuf_set(err, errlen,
-				    CIMD_DOC "contains private key material (a JWK with \"%s\"); "
-					     "only public keys may be published",
-				    *m);
+				    "%s contains private key material (a JWK with \"%s\"); only "
+				    "public keys may be published",
+				    what, *m);
 				return -1;
 			}
 		}
@@ -320,10 +323,30 @@ cimd_doc_check_no_private(struct json_object *o, bool is_jwk, char *err, size_t 
 		/* The elements of a JWKS's keys are JWKs, kty or not. */
 		bool keys = strcmp(k, "keys") == 0 && json_object_is_type(m, json_type_array);
 
-		if (cimd_doc_check_no_private(m, keys, err, errlen) != 0)
+		if (cimd_doc_check_no_private(m, keys, what, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
+}
+
+struct keyset *
+cimd_doc_jwks_parse(const char *what, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct json_object *o = jwt_json_parse(text, len);
+	struct keyset *ks = NULL;
+	char kerr[160];
+
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		errbuf_set(err, errlen, "%s is not a JSON object", what);
+		goto out;
+	}
+	if (cimd_doc_check_no_private(o, false, what, err, errlen) != 0)
+		goto out;
+	if ((ks = keyset_from_jwks(text, len, kerr, sizeof kerr)) == NULL)
+		errbuf_set(err, errlen, "%s is not usable: %s", what, kerr);
+out:
+	json_object_put(o);
+	return ks;
 }
 
 /* Is m a method a CIMD client may use? Sets err for a refused one. */
@@ -389,6 +412,7 @@ cimd_doc_check_keys(struct json_object *doc, struct client *c, const struct conf
 		errbuf_set(err, errlen, CIMD_DOC "jwks must be an object");
 		return -1;
 	}
+	/* Already checked for private material with the whole document. */
 	text = json_object_to_json_string_ext(jwks, JSON_C_TO_STRING_PLAIN);
 	c->jwks = keyset_from_jwks(text, strlen(text), kerr, sizeof kerr);
 	if (c->jwks == NULL) {
@@ -585,7 +609,7 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 	c->is_cimd = true;
 	c->token_endpoint_auth_method = xstrdup("none");
 	c->created_at = clock_wall_s();
-	if (cimd_doc_check_no_private(doc, false, err, errlen) != 0 ||
+	if (cimd_doc_check_no_private(doc, false, "client metadata document", err, errlen) != 0 ||
 	    cimd_doc_check_auth(doc, c, cfg, err, errlen) != 0 ||
 	    cimd_doc_check_grants(doc, c, err, errlen) != 0 ||
 	    cimd_doc_check_redirects(doc, c, err, errlen) != 0 ||

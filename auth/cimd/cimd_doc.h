@@ -15,6 +15,7 @@
 
 struct config;
 struct client;
+struct keyset;
 
 #define CIMD_REDIRECT_URIS_MAX 16
 #define CIMD_GRANT_TYPES_MAX 16
@@ -36,5 +37,14 @@ struct client;
  */
 struct client *cimd_doc_validate(const char *url, const char *text, size_t len,
     const struct config *cfg, char *err, size_t errlen);
+
+/*
+ * A client's JWKS (fetched from its jwks_uri) as verification keys: strict
+ * JSON, no private or symmetric key material in any key, at least one
+ * usable public key. NULL with err naming what ("jwks_uri document") and
+ * the rule.
+ */
+struct keyset *cimd_doc_jwks_parse(const char *what, const char *text, size_t len, char *err,
+    size_t errlen);
 
 #endif
