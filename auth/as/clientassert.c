@@ -75,7 +75,8 @@ clientassert_verify(struct clientassert *ca, const struct keyset *ks)
 	const char *const auds[] = { as->token_url, as->issuer };
 	struct assertion a;
 	struct cimd_jwks_lookup *l;
-	char err[256];
+	const char *want = ca->client->token_endpoint_auth_signing_alg;
+	char err[256], alg[16];
 
 	switch (assertion_verify(ca->assertion, ks, ca->client->client_id, auds, 2,
 	    CLIENTASSERT_LEEWAY_S, &a, err, sizeof err)) {
@@ -98,6 +99,18 @@ clientassert_verify(struct clientassert *ca, const struct keyset *ks)
 			: "no key in the client's jwks has the kid of client_assertion");
 		return;
 	default:
+		clientassert_finish(ca, "invalid", 401, "invalid_client", err);
+		return;
+	}
+	/* The document's token_endpoint_auth_signing_alg is the only one
+	 * (OpenID Connect Dynamic Client Registration §2); checked once the
+	 * assertion verifies, so that none or HMAC get the allow-list's words. */
+	if (want != NULL &&
+	    (assertion_alg(ca->assertion, alg, sizeof alg) != 0 || strcmp(alg, want) != 0)) {
+		snprintf(err, sizeof err,
+		    "client_assertion is not signed with the client's "
+		    "token_endpoint_auth_signing_alg %s",
+		    want);
 		clientassert_finish(ca, "invalid", 401, "invalid_client", err);
 		return;
 	}

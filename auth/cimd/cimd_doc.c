@@ -485,6 +485,8 @@ cimd_doc_check_auth(struct json_object *doc, struct client *c, const struct conf
 	}
 	free(c->token_endpoint_auth_method);
 	c->token_endpoint_auth_method = xstrdup(pk ? "private_key_jwt" : "none");
+	if (pk && alg != NULL)
+		c->token_endpoint_auth_signing_alg = xstrdup(alg);
 	c->also_none = pk && none;
 	return pk ? cimd_doc_check_keys(doc, c, cfg, err, errlen) : 0;
 }

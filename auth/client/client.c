@@ -37,6 +37,7 @@ client_unref(struct client *c)
 	free(c->client_name);
 	free(c->token_endpoint_auth_method);
 	free(c->jwks_uri);
+	free(c->token_endpoint_auth_signing_alg);
 	keyset_free(c->jwks);
 	strlist_dispose(&c->redirect_uris);
 	strlist_dispose(&c->grant_types);

@@ -83,7 +83,7 @@ function sign(claims, { alg = 'RS256', kid, key, hmacKey } = {}) {
 }
 
 /** A client: its keys, its document at path (private_key_jwt with jwks_uri or inline jwks). */
-async function makeClient(path, { type = 'rsa', inline = false, extra = {} } = {}) {
+async function makeClient(path, { type = 'rsa', inline = false, extra = {}, moreKeys = [] } = {}) {
   const pair = type === 'rsa'
     ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
     : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -102,10 +102,10 @@ async function makeClient(path, { type = 'rsa', inline = false, extra = {} } = {
     scope: 'openid offline_access',
     token_endpoint_auth_method: 'private_key_jwt',
     token_endpoint_auth_signing_alg: alg,
-    ...(inline ? { jwks: { keys: [jwk] } } : { jwks_uri: docs.url(jwksPath) }),
+    ...(inline ? { jwks: { keys: [jwk, ...moreKeys] } } : { jwks_uri: docs.url(jwksPath) }),
     ...extra,
   };
-  if (!inline) await docs.set(jwksPath, { json: { keys: [jwk] }, headers: { 'cache-control': 'max-age=300' } });
+  if (!inline) await docs.set(jwksPath, { json: { keys: [jwk, ...moreKeys] }, headers: { 'cache-control': 'max-age=300' } });
   await docs.setDocument(path, doc);
   const c = {
     clientId, kid, alg, key: pair.privateKey, publicKey: pair.publicKey, jwk, jwksPath, doc,
@@ -244,6 +244,8 @@ test('every wrong assertion is 401 invalid_client naming the rule; the refresh t
   assertInvalidClient(await refresh(withAssertion(c.assertion(), { client_id: docs.url('/someone/else.json') })),
     'client_id does not match');
   assertInvalidClient(await refresh(withAssertion('a'.repeat(9000))), 'longer than 8192');
+  // The token's alg must be its key's (the JWK says RS256).
+  assertInvalidClient(await refresh(withAssertion(c.assertion({}, { alg: 'PS256' }))), 'does not match key');
 
   // Replay: the same jti twice.
   const once = c.assertion();
@@ -288,7 +290,10 @@ test('a rotated key is picked up by the one refetch', async () => {
 });
 
 test('an ES256 client with inline jwks', async () => {
-  const c = await makeClient('/es256/client.json', { type: 'ec', inline: true });
+  // A second, PS256 key: valid, but not the document's token_endpoint_auth_signing_alg.
+  const ps = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const psJwk = { ...ps.publicKey.export({ format: 'jwk' }), kid: 'ps', alg: 'PS256', use: 'sig' };
+  const c = await makeClient('/es256/client.json', { type: 'ec', inline: true, moreKeys: [psJwk] });
   const r = await login(c.clientId);
   const x = await token(codeForm(r, withAssertion(c.assertion())));
   assert.equal(x.res.status, 200, x.res.body);
@@ -296,6 +301,8 @@ test('an ES256 client with inline jwks', async () => {
   assert.equal(y.res.status, 200, y.res.body);
   assertInvalidClient(await token({ grant_type: 'refresh_token', refresh_token: y.json.refresh_token, ...withAssertion(c.assertion({}, { kid: 'nope' })) }),
     'no key in the client\'s jwks has the kid');
+  assertInvalidClient(await token({ grant_type: 'refresh_token', refresh_token: y.json.refresh_token, ...withAssertion(c.assertion({}, { alg: 'PS256', kid: 'ps', key: ps.privateKey })) }),
+    'not signed with the client\'s token_endpoint_auth_signing_alg ES256');
 });
 
 test('a document listing none and private_key_jwt is accepted either way', async () => {

@@ -622,6 +622,13 @@ test_doc_private_key_jwt(void)
 	CU_ASSERT_TRUE(client_accepts_auth(c, "private_key_jwt"));
 	CU_ASSERT_FALSE(client_accepts_auth(c, "none"));
 	CU_ASSERT_FALSE(client_accepts_auth(c, "client_secret_post"));
+	CU_ASSERT_PTR_NULL(c->token_endpoint_auth_signing_alg);
+	client_unref(c);
+
+	t = OKDOC(PKJWT JWKS_URI ",\"token_endpoint_auth_signing_alg\":\"RS256\"");
+	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->token_endpoint_auth_signing_alg, "RS256");
 	client_unref(c);
 
 	/* Listing both: either way. */
