@@ -9,8 +9,9 @@
  *
  * A CIMD client refreshing, or authenticating with an assertion, is
  * resolved through the registry (cache or a fresh fetch). If its document
- * is now invalid or unreachable the refresh is refused with invalid_grant
- * and the refresh token is left untouched: an invalid document stops every
+ * is now invalid or unreachable the client is refused (401 invalid_client,
+ * as the MCP authorization spec of 2026-07-28 asks) and the refresh token
+ * is left untouched: an invalid document stops every
  * further refresh, while after a transient outage the same refresh token
  * works again once the document resolves. A public CIMD client's code
  * exchange needs no lookup: the code holds the client resolved at
@@ -226,18 +227,12 @@ token_client_done(struct client *client, const char *error_description, void *ar
 			t->check = check;
 		return;
 	}
-	if (client == NULL && strcmp(t->auth_method, "private_key_jwt") == 0) {
-		snprintf(desc, sizeof desc,
-		    "the client's metadata document could not be validated: %.180s",
-		    error_description != NULL ? error_description : "");
-		token_error(t, 401, "invalid_client", desc);
-	} else if (client == NULL) {
+	if (client == NULL) {
 		if (cimd_is_url(t->client_id)) {
 			snprintf(desc, sizeof desc,
-			    "the client's metadata document could not be "
-			    "validated: %.180s",
+			    "the client's metadata document could not be validated: %.180s",
 			    error_description != NULL ? error_description : "");
-			token_error(t, 400, "invalid_grant", desc);
+			token_error(t, 401, "invalid_client", desc);
 		} else {
 			token_error(t, 401, "invalid_client", "unknown client");
 		}

@@ -318,6 +318,26 @@ test('a document listing none and private_key_jwt is accepted either way', async
   assert.equal(z.res.status, 200, z.res.body);
 });
 
+test('a CIMD client whose document now fails is invalid_client at the refresh grant', async () => {
+  const c = await makeClient('/nostore/client.json', {
+    extra: { token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'] },
+  });
+  await docs.setDocument('/nostore/client.json', c.doc, { headers: { 'cache-control': 'no-store' } });
+  const r = await login(c.clientId);
+  const x = await token(codeForm(r, { client_id: c.clientId }));
+  assert.equal(x.res.status, 200, x.res.body);
+  const { client_name: _, ...nameless } = c.doc;
+  await docs.setDocument('/nostore/client.json', nameless, { headers: { 'cache-control': 'no-store' } });
+  for (const form of [{ client_id: c.clientId }, withAssertion(c.assertion())]) {
+    assertInvalidClient(await token({ grant_type: 'refresh_token', refresh_token: x.json.refresh_token, ...form }),
+      'the client\'s metadata document could not be validated: client metadata document has no client_name');
+  }
+  // Fixed again: the same refresh token works (it was never spent).
+  await docs.setDocument('/nostore/client.json', c.doc, { headers: { 'cache-control': 'no-store' } });
+  const y = await token({ grant_type: 'refresh_token', refresh_token: x.json.refresh_token, client_id: c.clientId });
+  assert.equal(y.res.status, 200, y.res.body);
+});
+
 test('documents with key material or without keys are refused at /oauth/authorize', async () => {
   const pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const priv = pair.privateKey.export({ format: 'jwk' });
