@@ -35,6 +35,7 @@ client_unref(struct client *c)
 		return;
 	free(c->client_id);
 	free(c->client_name);
+	free(c->application_type);
 	free(c->token_endpoint_auth_method);
 	free(c->jwks_uri);
 	free(c->token_endpoint_auth_signing_alg);

@@ -21,12 +21,12 @@ struct keyset;
 struct client {
 	int refs;
 	char *client_id;
-	bool is_cimd;                          /* client_id is an https URL (metadata document) */
-	char *client_name;                     /* optional, for the consent/error page */
-	char *token_endpoint_auth_method;      /* none | client_secret_basic | client_secret_post |
-					     private_key_jwt (CIMD) */
-	bool also_none;                        /* private_key_jwt, and none accepted too (CIMD) */
-	char *jwks_uri;                        /* private_key_jwt: the keys' https URL, or NULL */
+	bool is_cimd;                     /* client_id is an https URL (metadata document) */
+	char *client_name;                /* optional, for the consent/error page */
+	char *application_type;           /* DCR: native | web (OIDC Registration), or NULL */
+	char *token_endpoint_auth_method; /* none | client_secret_basic/_post | private_key_jwt */
+	bool also_none;                   /* private_key_jwt, and none accepted too (CIMD) */
+	char *jwks_uri;                   /* private_key_jwt: the keys' https URL, or NULL */
 	char *token_endpoint_auth_signing_alg; /* private_key_jwt: the one alg, or NULL */
 	struct keyset *jwks;           /* private_key_jwt: the inline keys (owned), or NULL */
 	unsigned char secret_hash[32]; /* SHA-256 of the client secret (confidential only) */
