@@ -94,8 +94,8 @@ cimd_jwks_new(struct fetcher *fetcher, const struct config *cfg)
 	TAILQ_INIT(&j->lru);
 	TAILQ_INIT(&j->pending);
 	j->m_fetch = metrics_counter("mcp_proxy_cimd_jwks_fetch_total",
-	    "jwks_uri fetches of private_key_jwt CIMD clients by outcome (ok, invalid, or the "
-	    "fetch error).",
+	    "jwks_uri fetches of private_key_jwt CIMD clients by outcome (ok, invalid, "
+	    "too_many, cancelled, or the fetch error).",
 	    "outcome");
 	j->m_cache = metrics_counter("mcp_proxy_cimd_jwks_cache_total",
 	    "jwks_uri key lookups by result (hit, miss, refetch, refetch_limited).", "result");
@@ -356,6 +356,7 @@ cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done
 	}
 	if (p == NULL) {
 		if (j->n_pending >= CIMD_JWKS_PENDING_MAX) {
+			metrics_add(j->m_fetch, 1, "too_many");
 			done(NULL, "too many jwks_uri fetches in progress; try again", arg);
 			return NULL;
 		}
