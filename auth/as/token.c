@@ -11,12 +11,12 @@
  * resolved through the registry (cache or a fresh fetch). If its document
  * is now invalid or unreachable the client is refused (401 invalid_client,
  * as the MCP authorization spec of 2026-07-28 asks) and the refresh token
- * is left untouched: an invalid document stops every
- * further refresh, while after a transient outage the same refresh token
- * works again once the document resolves. A public CIMD client's code
- * exchange needs no lookup: the code holds the client resolved at
- * authorization time, and grant.c refuses it without an assertion when
- * that client is a private_key_jwt one.
+ * is left untouched: an invalid document stops every further refresh,
+ * while after a transient outage the same refresh token works again once
+ * the document resolves. A public CIMD client's code exchange needs no
+ * lookup: the code holds the client resolved at authorization time, and
+ * grant.c refuses it without an assertion when that client is a
+ * private_key_jwt one (the code is spent then, as by any failed exchange).
  */
 #include <json-c/json.h>
 #include <openssl/crypto.h>
