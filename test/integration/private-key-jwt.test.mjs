@@ -244,6 +244,20 @@ test('every wrong assertion is 401 invalid_client naming the rule; the refresh t
   assertInvalidClient(await refresh(withAssertion(c.assertion(), { client_id: docs.url('/someone/else.json') })),
     'client_id does not match');
   assertInvalidClient(await refresh(withAssertion('a'.repeat(9000))), 'longer than 8192');
+  assertInvalidClient(await refresh(withAssertion(c.assertion({ iss: 'a-dcr-client-id', sub: 'a-dcr-client-id' }))),
+    'private_key_jwt is only for client ID metadata document clients');
+  // One authentication method, not two (RFC 6749 §2.3).
+  const two = await refresh(withAssertion(c.assertion(), { client_secret: 'x' }));
+  assert.equal(two.res.status, 400, two.res.body);
+  assert.equal(two.json.error, 'invalid_request');
+  assert.equal(two.json.error_description, 'use one client authentication method, not several');
+  const basic = await request(tokenUrl, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rt, ...withAssertion(c.assertion()) }),
+  });
+  assert.equal(basic.status, 400, basic.body);
+  assert.equal(basic.json().error, 'invalid_request');
   // The token's alg must be its key's (the JWK says RS256).
   assertInvalidClient(await refresh(withAssertion(c.assertion({}, { alg: 'PS256' }))), 'does not match key');
 
