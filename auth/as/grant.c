@@ -187,7 +187,13 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 	free(jti);
 	out->expires_in = g->access_ms / 1000;
 	out->scope = xstrdup(at_scope != NULL ? at_scope : "");
-	if (scope_has(granted_scope, "offline_access") &&
+	/* A refresh token for a client with the refresh_token grant that asked
+	 * for offline_access or may have it (declared, or baseline): since the
+	 * MCP authorization spec (2026-07-28) keeps offline_access out of the
+	 * resource's challenge and scopes_supported, clients that take their
+	 * scope from there no longer ask for it. */
+	if ((scope_has(granted_scope, "offline_access") ||
+		strlist_contains(&client->scopes, "offline_access")) &&
 	    strlist_contains(&client->grant_types, "refresh_token")) {
 		struct store_refresh *r = xcalloc(1, sizeof *r);
 

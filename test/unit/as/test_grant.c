@@ -166,6 +166,17 @@ test_code_bindings(void)
 	CU_ASSERT_PTR_NULL(r.refresh_token);
 	grant_result_dispose(&r);
 	free(code);
+
+	/* Not asked for, but the client may have offline_access (declared or
+	 * baseline): a refresh token, as the challenge no longer names it. */
+	strlist_add(&f.client->scopes, "openid");
+	strlist_add(&f.client->scopes, "offline_access");
+	code = fx_code(&f, "openid");
+	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r, &e), 0);
+	CU_ASSERT_PTR_NOT_NULL(r.refresh_token);
+	CU_ASSERT_STRING_EQUAL(r.scope, "openid");
+	grant_result_dispose(&r);
+	free(code);
 	fx_dispose(&f);
 }
 
