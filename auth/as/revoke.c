@@ -2,8 +2,9 @@
  * POST /oauth/revoke (RFC 7009): revoke a refresh token (with its whole
  * family) or an access token (its jti deny-listed until it expires). The
  * client authenticates as at the token endpoint (public clients send their
- * client_id; a private_key_jwt CIMD client's assertion is verified as at
- * the token endpoint, which may wait for its document and jwks_uri). The
+ * client_id; a CIMD client is resolved, and a private_key_jwt one's
+ * assertion is verified as at the token endpoint, which may wait for its
+ * document and jwks_uri). The
  * answer is 200 whether or not the token was known, valid or the caller's,
  * so the endpoint reveals nothing about tokens.
  */
@@ -21,12 +22,13 @@
 #include "proxy/log.h"
 #include "proxy/req.h"
 
-/* A private_key_jwt revocation waiting for its client and keys. */
+/* A CIMD client's revocation waiting for its client (and keys). */
 struct revoke {
 	struct as *as;
 	struct req *sr;
 	struct form f;
 	char *client_id;
+	bool assertion; /* private_key_jwt, else none */
 	struct clients_lookup *lookup;
 	struct clientassert *check;
 };
@@ -56,6 +58,16 @@ revoke_finish(struct revoke *rv)
 	revoke_free(rv);
 }
 
+/* The client is authenticated: revoke (silently, whatever the token). */
+static void
+revoke_run(struct revoke *rv)
+{
+	grant_revoke(rv->as->grant, rv->client_id, form_get(&rv->f, "token"),
+	    form_get(&rv->f, "token_type_hint"));
+	log_info("revocation request", LOG_S("client_id", rv->client_id));
+	req_reply_json(rv->sr, 200, "{}");
+}
+
 static void
 revoke_assert_done(int status, const char *error, const char *desc, void *arg)
 {
@@ -67,10 +79,7 @@ revoke_assert_done(int status, const char *error, const char *desc, void *arg)
 			req_add_header(rv->sr, "Retry-After", "60");
 		req_reply_oauth_error(rv->sr, status, error, desc);
 	} else {
-		grant_revoke(rv->as->grant, rv->client_id, form_get(&rv->f, "token"),
-		    form_get(&rv->f, "token_type_hint"));
-		log_info("revocation request", LOG_S("client_id", rv->client_id));
-		req_reply_json(rv->sr, 200, "{}");
+		revoke_run(rv);
 	}
 	revoke_finish(rv);
 }
@@ -88,6 +97,13 @@ revoke_client_done(struct client *client, const char *error_description, void *a
 		    "the client's metadata document could not be validated: %.180s",
 		    error_description != NULL ? error_description : "");
 		req_reply_oauth_error(rv->sr, 401, "invalid_client", desc);
+	} else if (!rv->assertion) {
+		if (client_accepts_auth(client, "none"))
+			revoke_run(rv);
+		else
+			req_reply_oauth_error(rv->sr, 401, "invalid_client",
+			    "the client authenticates with private_key_jwt: client_assertion is "
+			    "required");
 	} else if (!client_accepts_auth(client, "private_key_jwt")) {
 		req_reply_oauth_error(rv->sr, 401, "invalid_client",
 		    "the client does not authenticate with private_key_jwt (its metadata "
@@ -129,7 +145,12 @@ revoke_handle(struct req *sr, void *arg)
 		token_client_error(sr, method, status, code, desc);
 		goto out;
 	}
-	if (strcmp(method, "private_key_jwt") == 0) {
+	if (cimd_is_url(client_id) && secret != NULL) {
+		token_client_error(sr, method, 401, "invalid_client",
+		    "a client ID metadata document client must not send a secret");
+		goto out;
+	}
+	if (cimd_is_url(client_id)) {
 		struct revoke *rv;
 		struct clients_lookup *l;
 
@@ -142,6 +163,7 @@ revoke_handle(struct req *sr, void *arg)
 		rv->sr = sr;
 		rv->f = f;
 		rv->client_id = client_id;
+		rv->assertion = strcmp(method, "private_key_jwt") == 0;
 		memset(&f, 0, sizeof f);
 		client_id = NULL;
 		req_ref(sr);
@@ -151,13 +173,7 @@ revoke_handle(struct req *sr, void *arg)
 			rv->lookup = l;
 		goto out;
 	}
-	if (cimd_is_url(client_id)) {
-		if (secret != NULL) {
-			token_client_error(sr, method, 401, "invalid_client",
-			    "a client ID metadata document client must not send a secret");
-			goto out;
-		}
-	} else if ((c = store_client_get(as->store, client_id)) == NULL) {
+	if ((c = store_client_get(as->store, client_id)) == NULL) {
 		token_client_error(sr, method, 401, "invalid_client", "unknown client");
 		goto out;
 	} else if (!token_authenticate(c, method, secret, &desc)) {

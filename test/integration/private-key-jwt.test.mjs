@@ -206,6 +206,12 @@ test('a ChatGPT-shaped client: code grant and refresh with RS256 assertions, the
   });
   assert.equal(badRevoke.status, 401, badRevoke.body);
   assert.equal(badRevoke.json().error, 'invalid_client');
+  // Without an assertion a private_key_jwt client cannot revoke either.
+  const noAssertion = await request(`${origin}/oauth/revoke`, {
+    method: 'POST', body: new URLSearchParams({ token: 'x', client_id: c.clientId }),
+  });
+  assert.equal(noAssertion.status, 401, noAssertion.body);
+  assert.match(noAssertion.json().error_description, /client_assertion is required/);
 });
 
 test('every wrong assertion is 401 invalid_client naming the rule; the refresh token survives', async () => {
@@ -330,6 +336,13 @@ test('a document listing none and private_key_jwt is accepted either way', async
   assert.equal(y.res.status, 200, y.res.body);
   const z = await token({ grant_type: 'refresh_token', refresh_token: y.json.refresh_token, client_id: c.clientId });
   assert.equal(z.res.status, 200, z.res.body);
+  // Revocation by client_id alone (none) works for it, and the token is gone.
+  const rv = await request(`${origin}/oauth/revoke`, {
+    method: 'POST', body: new URLSearchParams({ token: z.json.refresh_token, client_id: c.clientId }),
+  });
+  assert.equal(rv.status, 200, rv.body);
+  const gone = await token({ grant_type: 'refresh_token', refresh_token: z.json.refresh_token, client_id: c.clientId });
+  assert.equal(gone.json.error, 'invalid_grant');
 });
 
 test('a CIMD client whose document now fails is invalid_client at the refresh grant', async () => {
