@@ -68,6 +68,19 @@ struct redis {
 	int n_scripts;
 	char error[160];
 	struct metric *m_errors, *m_connects;
+
+	/* subscriber mode */
+	char *channel;
+	redis_message_cb on_message;
+	void *msg_arg;
+
+	/* Sentinel */
+	char *master_name;
+	char **sentinels;
+	size_t n_sentinels, sentinel_i;
+	bool have_master;    /* host/port are the master's, as a sentinel said */
+	struct redis *query; /* the sentinel being asked */
+	struct redis *watch; /* subscribed to its +switch-master */
 };
 
 static void redis_connect(struct redis *r);
@@ -172,6 +185,7 @@ redis_drop(struct redis *r, const char *why)
 		r->reader = NULL;
 	}
 	evtimer_del(r->dial);
+	r->have_master = false; /* Sentinel: ask again where it is */
 	snprintf(msg, sizeof msg, "the store is unavailable (%s)", why);
 	redis_fail_list(r, &r->pending, msg);
 	redis_fail_list(r, &r->queued, msg);
@@ -199,6 +213,16 @@ redis_up_now(struct redis *r)
 		TAILQ_REMOVE(&r->queued, c, entry);
 		redis_send(r, c, false);
 	}
+	if (r->channel != NULL) {
+		const char *argv[2] = { "SUBSCRIBE", r->channel };
+		char *wire;
+		int len = redisFormatCommandArgv(&wire, 2, argv, NULL);
+
+		if (len < 0)
+			abort();
+		bufferevent_write(r->bev, wire, (size_t)len);
+		redisFreeCommand(wire);
+	}
 }
 
 /* A handshake step answered. */
@@ -218,6 +242,23 @@ redis_handshake_reply(const redisReply *reply, const char *error, void *arg)
 		    (int)(reply->len < 100 ? reply->len : 100), reply->str);
 		metrics_add(r->m_errors, 1, "handshake");
 		redis_drop(r, why);
+	}
+}
+
+/* Sentinel: the server found must be the master (not a demoted one). */
+static void
+redis_role_reply(const redisReply *reply, const char *error, void *arg)
+{
+	struct redis *r = arg;
+
+	(void)error;
+	if (reply == NULL)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(reply->element[0]->str, "master") != 0) {
+		metrics_add(r->m_errors, 1, "not_master");
+		redis_drop(r, "the server the sentinel named is not a master");
 	}
 }
 
@@ -286,6 +327,10 @@ redis_handshake(struct redis *r)
 		argv[2] = r->scripts[i];
 		redis_internal(r, 3, argv, redis_handshake_reply);
 	}
+	if (r->master_name != NULL) {
+		argv[0] = "ROLE";
+		redis_internal(r, 1, argv, redis_role_reply);
+	}
 	argv[0] = "PING";
 	redis_internal(r, 1, argv, redis_handshake_done);
 }
@@ -310,6 +355,19 @@ redis_deliver(struct redis *r, redisReply *reply)
 	if (c->cb != NULL)
 		c->cb(reply, NULL, c->arg);
 	redis_cmd_free(c);
+}
+
+/* A subscriber's push: ["message", channel, payload]; the subscribe
+ * confirmation is ignored. */
+static void
+redis_push(struct redis *r, const redisReply *m)
+{
+	if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+	    m->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(m->element[0]->str, "message") == 0 &&
+	    m->element[1]->type == REDIS_REPLY_STRING && m->element[2]->type == REDIS_REPLY_STRING)
+		r->on_message(m->element[1]->str, m->element[2]->str, m->element[2]->len,
+		    r->msg_arg);
 }
 
 static void
@@ -337,6 +395,11 @@ redis_read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (reply == NULL)
 			break;
+		if (TAILQ_EMPTY(&r->pending) && r->channel != NULL) {
+			redis_push(r, reply);
+			freeReplyObject(reply);
+			continue;
+		}
 		if (TAILQ_EMPTY(&r->pending)) {
 			freeReplyObject(reply);
 			redis_drop(r, "a reply nobody asked for");
@@ -367,7 +430,8 @@ redis_event_cb(struct bufferevent *bev, short what, void *arg)
 		redis_drop(r, "the server closed the connection");
 	else if (bufferevent_socket_get_dns_error(bev) != 0)
 		redis_drop(r, evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
-	else if (r->p.tls != NULL && (err = bufferevent_get_openssl_error(bev)) != 0) {
+	else if (r->p.tls != NULL && (err = bufferevent_get_openssl_error(bev)) != 0 &&
+	    ERR_GET_LIB(err) != 0) {
 		char why[160] = "TLS: ";
 
 		ERR_error_string_n(err, why + 5, sizeof why - 5);
@@ -408,8 +472,95 @@ redis_tls_name(SSL *ssl, const char *host)
 	}
 }
 
+static void redis_connect_direct(struct redis *r);
+static struct redis *redis_sentinel_conn(struct redis *r, const char *log_name);
+
+static void
+redis_free_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	redis_free(arg);
+}
+
+/* "<name> <old ip> <old port> <new ip> <new port>" from the watched
+ * sentinel: the master moved; reconnect (asking the sentinels again). */
+static void
+redis_switch_master(const char *channel, const char *payload, size_t len, void *arg)
+{
+	struct redis *r = arg;
+	size_t n = strlen(r->master_name);
+
+	(void)channel;
+	if (len > n && strncmp(payload, r->master_name, n) == 0 && payload[n] == ' ') {
+		log_warn("store failover: the sentinels promoted another master",
+		    LOG_S("store", r->log_name), LOG_S("master", r->master_name));
+		if (r->state != R_DOWN)
+			redis_drop(r, "failover: the master moved");
+	}
+}
+
+static void
+redis_sentinel_answer(const redisReply *reply, const char *error, void *arg)
+{
+	struct redis *r = arg;
+	struct timeval now = { 0, 0 };
+	char why[200];
+
+	if (r->state != R_CONNECTING)
+		return;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING &&
+	    reply->element[1]->type == REDIS_REPLY_STRING && atoi(reply->element[1]->str) > 0) {
+		free(r->host);
+		r->host = xstrdup(reply->element[0]->str);
+		r->p.port = atoi(reply->element[1]->str);
+		r->have_master = true;
+		if (r->watch == NULL) {
+			r->watch = redis_sentinel_conn(r, "sentinel-watch");
+			redis_subscribe(r->watch, "+switch-master", redis_switch_master, r);
+		}
+		redis_connect_direct(r);
+		return;
+	}
+	/* This sentinel cannot say: the next one is asked on the next attempt
+	 * (the query connection is freed outside its own callback). */
+	event_base_once(r->base, -1, EV_TIMEOUT, redis_free_later, r->query, &now);
+	r->query = NULL;
+	if (r->watch != NULL) {
+		event_base_once(r->base, -1, EV_TIMEOUT, redis_free_later, r->watch, &now);
+		r->watch = NULL;
+	}
+	r->sentinel_i = (r->sentinel_i + 1) % r->n_sentinels;
+	snprintf(why, sizeof why, "sentinel: no address for master %s (%s)", r->master_name,
+	    reply == NULL                        ? (error != NULL ? error : "no answer")
+		: reply->type == REDIS_REPLY_NIL ? "unknown master"
+						 : "unexpected answer");
+	redis_drop(r, why);
+}
+
 static void
 redis_connect(struct redis *r)
+{
+	const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", r->master_name };
+	struct timeval tv;
+
+	if (r->master_name == NULL || r->have_master) {
+		redis_connect_direct(r);
+		return;
+	}
+	r->state = R_CONNECTING;
+	if (r->p.dial_timeout_ms > 0) {
+		redis_tv(&tv, r->p.dial_timeout_ms);
+		evtimer_add(r->dial, &tv);
+	}
+	if (r->query == NULL)
+		r->query = redis_sentinel_conn(r, "sentinel");
+	redis_command(r->query, 3, argv, NULL, redis_sentinel_answer, r);
+}
+
+static void
+redis_connect_direct(struct redis *r)
 {
 	struct timeval tv;
 	SSL *ssl;
@@ -472,6 +623,15 @@ redis_new(struct event_base *base, struct evdns_base *dns, const struct redis_pa
 	r->dial = xevent_new(base, -1, 0, redis_dial_timeout, r);
 	r->fail_ev = xevent_new(base, -1, 0, redis_failed_cb, r);
 	r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+	if (p->master_name != NULL && p->n_sentinels > 0) {
+		r->master_name = xstrdup(p->master_name);
+		r->sentinels = xcalloc(p->n_sentinels, sizeof *r->sentinels);
+		for (size_t i = 0; i < p->n_sentinels; i++)
+			r->sentinels[i] = xstrdup(p->sentinels[i]);
+		r->n_sentinels = p->n_sentinels;
+	}
+	r->p.master_name = NULL;
+	r->p.sentinels = NULL;
 	r->m_errors = metrics_counter("mcp_proxy_store_errors_total",
 	    "Errors talking to the shared store, by kind.", "kind");
 	r->m_connects = metrics_counter("mcp_proxy_store_connects_total",
@@ -510,6 +670,13 @@ redis_free(struct redis *r)
 		evdns_base_free(r->dns, 0);
 	for (int i = 0; i < r->n_scripts; i++)
 		free(r->scripts[i]);
+	redis_free(r->query);
+	redis_free(r->watch);
+	for (size_t i = 0; i < r->n_sentinels; i++)
+		free(r->sentinels[i]);
+	free(r->sentinels);
+	free(r->master_name);
+	free(r->channel);
 	free(r->host);
 	free(r->username);
 	xfree_secret(r->password);
@@ -596,6 +763,64 @@ redis_eval(struct redis *r, int script, int nkeys, int argc, const char **argv, 
 	free(av);
 	free(lv);
 	return redis_submit(r, c);
+}
+
+/* A plain connection to the current sentinel (no AUTH: sentinels are
+ * reached as their own service). */
+static struct redis *
+redis_sentinel_conn(struct redis *r, const char *log_name)
+{
+	const char *hp = r->sentinels[r->sentinel_i], *colon = strrchr(hp, ':');
+	char host[256];
+	struct redis_params sp = { .host = host,
+		.port = colon != NULL ? atoi(colon + 1) : 26379,
+		.dial_timeout_ms = r->p.dial_timeout_ms,
+		.read_timeout_ms = r->p.read_timeout_ms,
+		.write_timeout_ms = r->p.write_timeout_ms,
+		.tls = r->p.sentinel_tls,
+		.log_name = log_name };
+	size_t n = colon != NULL ? (size_t)(colon - hp) : strlen(hp);
+
+	if (n >= sizeof host)
+		n = sizeof host - 1;
+	if (n >= 2 && hp[0] == '[' && hp[n - 1] == ']') { /* [v6]:port */
+		hp++;
+		n -= 2;
+	}
+	memcpy(host, hp, n);
+	host[n] = '\0';
+	return redis_new(r->base, r->dns, &sp);
+}
+
+void
+redis_subscribe(struct redis *r, const char *channel, redis_message_cb cb, void *arg)
+{
+	free(r->channel);
+	r->channel = xstrdup(channel);
+	r->on_message = cb;
+	r->msg_arg = arg;
+	if (r->state == R_UP) {
+		const char *argv[2] = { "SUBSCRIBE", channel };
+		char *wire;
+		int len = redisFormatCommandArgv(&wire, 2, argv, NULL);
+
+		if (len < 0)
+			abort();
+		bufferevent_write(r->bev, wire, (size_t)len);
+		redisFreeCommand(wire);
+	}
+}
+
+const char *
+redis_host(const struct redis *r)
+{
+	return r->host;
+}
+
+int
+redis_port(const struct redis *r)
+{
+	return r->p.port;
 }
 
 bool

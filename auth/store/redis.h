@@ -10,6 +10,12 @@
  * connection is made again with jittered exponential back-off, and
  * commands issued while it is down fail at once (the AS answers 503): the
  * store never waits for Redis to come back.
+ *
+ * Sentinel: with master_name and sentinels, the master's address is asked
+ * of the sentinels in turn (SENTINEL get-master-addr-by-name), the server
+ * found must say it is a master (ROLE), and a subscription to the
+ * sentinel's +switch-master drops the connection at a failover so that
+ * the next one goes to the promoted replica.
  */
 #ifndef AUTH_REDIS_H
 #define AUTH_REDIS_H
@@ -39,7 +45,15 @@ struct redis_params {
 	int64_t write_timeout_ms;
 	struct ssl_ctx_st *tls; /* borrowed; NULL: plain TCP */
 	const char *log_name;   /* "redis" */
+	/* Sentinel (host/port unused then): */
+	const char *master_name;
+	const char *const *sentinels; /* "host:port" */
+	size_t n_sentinels;
+	struct ssl_ctx_st *sentinel_tls; /* borrowed; NULL: plain TCP */
 };
+
+/* A message on a subscribed channel (borrowed for the call). */
+typedef void (*redis_message_cb)(const char *channel, const char *payload, size_t len, void *arg);
 
 /* The reply (a REDIS_REPLY_ERROR included; borrowed for the call), or NULL
  * and why the command could not be answered. */
@@ -64,6 +78,15 @@ int redis_script(struct redis *r, const char *lua);
  * script cache (NOSCRIPT) is sent the script itself once. */
 struct redis_cmd *redis_eval(struct redis *r, int script, int nkeys, int argc, const char **argv,
     const size_t *lens, redis_reply_cb cb, void *arg);
+
+/* Subscribe this connection to channel (again after every reconnect): it
+ * carries only the subscription from then on. One channel per connection. */
+void redis_subscribe(struct redis *r, const char *channel, redis_message_cb cb, void *arg);
+
+/* Where the connection goes (the master, with Sentinel): valid until the
+ * next call into r. */
+const char *redis_host(const struct redis *r);
+int redis_port(const struct redis *r);
 
 /* Connected, authenticated and ready. */
 bool redis_up(const struct redis *r);

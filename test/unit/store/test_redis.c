@@ -405,6 +405,168 @@ test_tls(void)
 	waitpid(pid, NULL, 0);
 }
 
+static pid_t
+spawn_redis(const char *const *args)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char log[96];
+		int fd;
+
+		snprintf(log, sizeof log, "%s/redis.log", server_dir);
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp("redis-server", (char *const *)args);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Does the sentinel on sport list the replica on rport as a healthy one? */
+static bool
+sentinel_knows_replica(int sport, int rport)
+{
+	char port_s[32];
+
+	snprintf(port_s, sizeof port_s, "%d", rport);
+	for (int i = 0; i < 300; i++) {
+		struct timeval tv = { 1, 0 };
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", sport, tv);
+		redisReply *r = c != NULL && c->err == 0 ? redisCommand(c, "SENTINEL REPLICAS m")
+							 : NULL;
+		bool ok = false;
+
+		/* each replica: a flat list of field, value pairs */
+		for (size_t k = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && k < r->elements;
+		     k++) {
+			const redisReply *f = r->element[k];
+			bool port = false, link = false, flags = false;
+
+			for (size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements;
+			     j += 2) {
+				const char *key = f->element[j]->str, *val = f->element[j + 1]->str;
+
+				port |= strcmp(key, "port") == 0 && strcmp(val, port_s) == 0;
+				link |= strcmp(key, "master-link-status") == 0 &&
+				    strcmp(val, "ok") == 0;
+				flags |= strcmp(key, "flags") == 0 && strcmp(val, "slave") == 0;
+			}
+			ok |= port && link && flags;
+		}
+		freeReplyObject(r);
+		if (c != NULL)
+			redisFree(c);
+		if (ok)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+/* Sentinel: a master, a replica and one sentinel on 127.0.0.1. The client
+ * finds the master through the sentinel; the master is killed; after the
+ * sentinel promotes the replica the client is up again on it, without a
+ * restart, and writes there. */
+static void
+test_sentinel_failover(void)
+{
+	struct redis_params p = params();
+	struct redis *r;
+	struct got g = { 0 };
+	int mport = free_port(), rport = free_port(), sport = free_port();
+	char mp[16], rp[16], sp[16], conf[128], sentinel[32];
+	const char *sentinels[] = { sentinel };
+	pid_t master, replica, sent;
+	FILE *f;
+
+	snprintf(mp, sizeof mp, "%d", mport);
+	snprintf(rp, sizeof rp, "%d", rport);
+	snprintf(sp, sizeof sp, "%d", sport);
+	snprintf(sentinel, sizeof sentinel, "127.0.0.1:%d", sport);
+	{
+		const char *m[] = { "redis-server", "--port", mp, "--bind", "127.0.0.1", "--save",
+			"", "--appendonly", "no", "--dir", server_dir, NULL };
+		const char *rr[] = { "redis-server", "--port", rp, "--bind", "127.0.0.1", "--save",
+			"", "--appendonly", "no", "--dir", server_dir, "--replicaof", "127.0.0.1",
+			mp, NULL };
+
+		master = spawn_redis(m);
+		replica = spawn_redis(rr);
+	}
+	snprintf(conf, sizeof conf, "%s/sentinel.conf", server_dir);
+	f = fopen(conf, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f,
+	    "port %d\nbind 127.0.0.1\nsentinel monitor m 127.0.0.1 %d 1\n"
+	    "sentinel down-after-milliseconds m 2000\nsentinel failover-timeout m 5000\n"
+	    "sentinel resolve-hostnames no\ndir %s\n",
+	    sport, mport, server_dir);
+	fclose(f);
+	{
+		const char *sa[] = { "redis-server", conf, "--sentinel", NULL };
+
+		sent = spawn_redis(sa);
+	}
+	p.master_name = "m";
+	p.sentinels = sentinels;
+	p.n_sentinels = 1;
+	r = redis_new(base, NULL, &p);
+	CU_ASSERT_TRUE_FATAL(run_until_up(r, true));
+	CU_ASSERT_EQUAL(redis_port(r), mport);
+	cmd(r, "SET", "k", "before", &g);
+	want = 1;
+	run();
+	CU_ASSERT_STRING_EQUAL(g.str, "OK");
+	/* the replica must have caught up before the master goes */
+	for (int i = 0; i < 100; i++) {
+		struct timeval tv = { 0, 50000 };
+
+		memset(&g, 0, sizeof g);
+		cmd(r, "WAIT", "1", "100", &g);
+		want = 1;
+		run();
+		if (g.integer >= 1)
+			break;
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	CU_ASSERT_EQUAL(g.integer, 1);
+	/* and the sentinel must know the replica (it learns replicas from the
+	 * master's INFO, every few seconds), or it has none to promote */
+	CU_ASSERT_TRUE(sentinel_knows_replica(sport, rport));
+	kill(master, SIGKILL);
+	waitpid(master, NULL, 0);
+	/* down, then up on the promoted replica (the sentinel needs a few s) */
+	CU_ASSERT_TRUE(run_until_up(r, false));
+	/* up to a minute: sentinel's own timers, on a loaded machine */
+	for (int i = 0; i < 1200 && !(redis_up(r) && redis_port(r) == rport); i++) {
+		struct timeval tv = { 0, 50000 };
+
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	CU_ASSERT_TRUE(redis_up(r));
+	CU_ASSERT_EQUAL(redis_port(r), rport);
+	memset(&g, 0, sizeof g);
+	cmd(r, "GET", "k", NULL, &g);
+	want = 1;
+	run();
+	CU_ASSERT_STRING_EQUAL(g.str, "before");
+	memset(&g, 0, sizeof g);
+	cmd(r, "SET", "k", "after", &g);
+	want = 1;
+	run();
+	CU_ASSERT_STRING_EQUAL(g.str, "OK");
+	redis_free(r);
+	kill(replica, SIGKILL);
+	kill(sent, SIGKILL);
+	waitpid(replica, NULL, 0);
+	waitpid(sent, NULL, 0);
+}
+
 static void
 test_nothing_listening(void)
 {
@@ -431,13 +593,14 @@ main(void)
 		{ "server away and back", test_server_away_and_back },
 		{ "a server that stops answering: read timeout", test_read_timeout },
 		{ "TLS with a test CA; another CA refused", test_tls },
+		{ "Sentinel: master found, failover followed", test_sentinel_failover },
 		{ "nothing listening", test_nothing_listening },
 		{ NULL, NULL },
 	};
 	int rc;
 	char rm[96];
 
-	log_set_level(LOG_ERROR);
+	log_set_level(getenv("REDIS_TEST_LOG") ? LOG_INFO : LOG_ERROR);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	server_start(false);
@@ -446,7 +609,7 @@ main(void)
 	event_base_free(base);
 	metrics_reset();
 	snprintf(rm, sizeof rm, "rm -rf '%s'", server_dir);
-	if (system(rm) != 0)
+	if (getenv("REDIS_TEST_KEEP") == NULL && system(rm) != 0)
 		fprintf(stderr, "could not remove %s\n", server_dir);
 	return rc;
 }
