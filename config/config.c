@@ -89,6 +89,11 @@ const struct setting config_settings[] = {
 	S("server.logLevel", ST_STRING, C(server.log_level), "info",
 	    "Lowest log level written: `debug`, `info`, `warn` or `error`.",
 	    .check = check_log_level),
+	S("server.logQueueSize", ST_SIZE, C(server.log_queue_size), "1MiB",
+	    "Log lines waiting for stderr at most; when stderr is not read, later lines are "
+	    "dropped "
+	    "and counted (`mcp_proxy_log_dropped_total`) instead of stalling the proxy.",
+	    RANGE(64 * KIB, 256 * MIB)),
 	S("backend", ST_SECTION, 0, NULL, NULL),
 	S("backend.url", ST_STRING, C(backend.url), "http://127.0.0.1:3000",
 	    "The MCP server container: `http://host:port` with optional path (kept when "

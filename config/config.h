@@ -66,6 +66,7 @@ struct config {
 		int64_t idle_timeout_ms;   /* keep-alive idle, default 60s */
 		int64_t drain_timeout_ms;  /* shutdown grace, default 30s */
 		char *log_level;           /* debug|info|warn|error, default info */
+		uint64_t log_queue_size;   /* bytes of log lines waiting, default 1 MiB */
 	} server;
 
 	struct {

@@ -144,6 +144,9 @@ server_new(struct event_base *base, const struct config *cfg)
 	srv->m_streams = metrics_gauge("mcp_proxy_open_streams",
 	    "Streaming replies (SSE) currently open to clients.", "");
 	metrics_set(srv->m_streams, 0);
+	srv->m_log_dropped = metrics_counter("mcp_proxy_log_dropped_total",
+	    "Log lines dropped because stderr did not take them and the log queue was full.", "");
+	metrics_set(srv->m_log_dropped, 0);
 	return srv;
 }
 

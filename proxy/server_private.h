@@ -152,6 +152,7 @@ struct server {
 	struct metric *m_requests;
 	struct metric *m_latency;
 	struct metric *m_streams;
+	struct metric *m_log_dropped;
 };
 
 /* server.c */
