@@ -74,6 +74,8 @@ const struct setting config_settings[] = {
 	    "Largest request body accepted (413 above).", RANGE(1 * KIB, 1 * GIB)),
 	S("server.maxHeaderSize", ST_SIZE, C(server.max_header_size), "128KiB",
 	    "Largest request header block accepted.", RANGE(1 * KIB, 16 * MIB)),
+	S("server.maxHeaderCount", ST_UINT32, C(server.max_header_count), "100",
+	    "Most header fields a request may carry (431 above).", RANGE(8, 10000)),
 	S("server.headerTimeout", ST_DURATION, C(server.header_timeout_ms), "10s",
 	    "Time allowed to receive a whole request (headers and body) once its first byte "
 	    "arrived: a deadline, not an inactivity timer, so a client trickling bytes is cut too. "

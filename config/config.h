@@ -62,6 +62,7 @@ struct config {
 		bool trust_proxy_headers;  /* honour X-Forwarded-* from the client side */
 		uint64_t max_body_size;    /* default 8 MiB */
 		uint64_t max_header_size;  /* default 128 KiB */
+		uint32_t max_header_count; /* header fields, default 100 */
 		int64_t header_timeout_ms; /* default 10s */
 		int64_t idle_timeout_ms;   /* keep-alive idle, default 60s */
 		int64_t drain_timeout_ms;  /* shutdown grace, default 30s */

@@ -31,6 +31,7 @@
 #include "proxy/server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -174,6 +175,9 @@ server_free(struct server *srv)
 		evdns_base_free(srv->dns, 0);
 	for (size_t i = 0; i < srv->n_routes; i++)
 		free(srv->routes[i].path);
+	for (size_t i = 0; i < srv->n_authorities; i++)
+		free(srv->authorities[i]);
+	free(srv->authorities);
 	free(srv->routes);
 	free(srv->backend_host);
 	free(srv);
@@ -279,6 +283,73 @@ server_dispatch(struct conn *c)
 		r->fn(sr, r->arg);
 	}
 	req_unref(sr);
+}
+
+/* --- absolute-form targets --- */
+
+/* Remember host:port (host lower-cased; IPv6 in brackets) as ours. */
+static void
+server_add_authority(struct server *srv, const char *host, int port)
+{
+	bool v6 = strchr(host, ':') != NULL && host[0] != '[';
+	size_t n = strlen(host) + 16;
+	char *a = xmalloc(n);
+
+	snprintf(a, n, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+	for (char *p = a; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	srv->authorities = xreallocarray(srv->authorities, srv->n_authorities + 1,
+	    sizeof *srv->authorities);
+	srv->authorities[srv->n_authorities++] = a;
+}
+
+/* The authority of a configured URL, when it is one. */
+static void
+server_add_url_authority(struct server *srv, const char *url)
+{
+	struct evhttp_uri *u = url != NULL ? evhttp_uri_parse(url) : NULL;
+	const char *scheme, *host;
+	int port;
+
+	if (u == NULL)
+		return;
+	scheme = evhttp_uri_get_scheme(u);
+	host = evhttp_uri_get_host(u);
+	port = evhttp_uri_get_port(u);
+	if (port < 0)
+		port = scheme != NULL && strcasecmp(scheme, "https") == 0 ? 443 : 80;
+	if (host != NULL && *host != '\0')
+		server_add_authority(srv, host, port);
+	evhttp_uri_free(u);
+}
+
+/*
+ * Is the authority of an absolute-form target ours? RFC 9112 §3.2.2 makes
+ * it the request's host, in place of Host: a reverse proxy must not take a
+ * request meant for another server (as a forward proxy would) and let it
+ * pass as one for us. Compared as host:port, the scheme's port by default.
+ */
+static bool
+server_authority_ours(const struct server *srv, const struct h1_request *rq)
+{
+	char a[300];
+	size_t n = rq->authority_len;
+	const char *close = NULL;
+
+	if (n == 0 || n + 8 > sizeof a || memchr(rq->authority, '@', n) != NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		a[i] = (char)tolower((unsigned char)rq->authority[i]);
+	a[n] = '\0';
+	if (a[0] == '[')
+		close = strchr(a, ']');
+	if (strchr(close != NULL ? close : a, ':') == NULL)
+		snprintf(a + n, sizeof a - n, ":%d", rq->https ? 443 : 80);
+	for (size_t i = 0; i < srv->n_authorities; i++) {
+		if (strcmp(a, srv->authorities[i]) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* --- connections --- */
@@ -632,6 +703,11 @@ conn_read_head(struct conn *c)
 {
 	struct server *srv = c->srv;
 	size_t len = evbuffer_get_length(c->in), max_head = srv->cfg->server.max_header_size;
+	/* Bare LF is refused from MCP clients (none sends it; it is how
+	 * request smuggling between lenient and strict parsers starts). */
+	struct h1_limits lim = { .max_head = max_head,
+		.max_headers = srv->cfg->server.max_header_count,
+		.crlf_only = c->l->which == SERVER_MCP };
 	size_t n = len < max_head + 80 ? len : max_head + 80;
 	struct req *sr;
 	struct h1_request rq;
@@ -646,7 +722,7 @@ conn_read_head(struct conn *c)
 		conn_timer_ms(c, srv->cfg->server.header_timeout_ms);
 	}
 	p = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)n);
-	rc = h1_parse_request(p, n, max_head, &c->scan, &rq, &status, &err);
+	rc = h1_parse_request_limits(p, n, &lim, &c->scan, &rq, &status, &err);
 	if (rc == 0)
 		return false;
 	if (rc < 0) {
@@ -664,6 +740,12 @@ conn_read_head(struct conn *c)
 	if (rq.method == H1_OTHER) {
 		h1_request_dispose(&rq);
 		conn_error(c, 501, "not_implemented", "method not implemented");
+		return false;
+	}
+	if (rq.authority != NULL && !server_authority_ours(srv, &rq)) {
+		h1_request_dispose(&rq);
+		conn_error(c, 400, "bad_request",
+		    "an absolute-form request target must name this server");
 		return false;
 	}
 	sr = xcalloc(1, sizeof *sr);
@@ -905,6 +987,16 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 		l->port = ntohs(s4->sin_port);
 		snprintf(addr, sizeof addr, "%s:%d", ip, l->port);
 	}
+	{
+		char ip[INET6_ADDRSTRLEN];
+
+		if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip,
+			    sizeof ip);
+		else
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+		server_add_authority(srv, ip, l->port);
+	}
 	log_info("listening", LOG_S("listener", name), LOG_S("addr", addr), LOG_I("port", l->port));
 	return 0;
 }
@@ -912,6 +1004,9 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 int
 server_listen(struct server *srv, char *err, size_t errlen)
 {
+	server_add_url_authority(srv, srv->cfg->server.resource_url);
+	server_add_url_authority(srv, srv->cfg->eas.issuer);
+	server_add_url_authority(srv, srv->cfg->eas.authorization_endpoint_base_url);
 	if (server_bind(srv, SERVER_MCP, srv->cfg->server.listen, err, errlen) != 0)
 		return -1;
 	if (server_bind(srv, SERVER_DIAG, srv->cfg->server.diagnostics_listen, err, errlen) != 0)

@@ -144,6 +144,11 @@ struct server {
 	char backend_error[128];
 	int64_t backend_checked_at;
 
+	/* "host:port" (lower case, port always given) that absolute-form
+	 * request targets may name: ours by configuration or by binding */
+	char **authorities;
+	size_t n_authorities;
+
 	char id_prefix[9];
 	uint64_t id_counter;
 	time_t date_at;

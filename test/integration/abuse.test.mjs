@@ -1,0 +1,160 @@
+// What an unauthenticated client can do to the proxy, tried as an attacker would, on
+// 127.0.0.1 against the real binary: the numbers a user would see. A stderr nobody reads
+// (the proxy keeps answering, /health on the diagnostics port within 100 ms, drops are
+// counted and reported), strict heads (header count 431, bare LF 400, absolute-form only
+// for our own authority).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import http from 'node:http';
+import {
+  startProxy, startEchoBackend, request, waitFor, sleep, scrapeMetrics, SLOW,
+} from './lib/harness.mjs';
+
+/** A config forwarding to url without auth (for the front-end bounds). */
+function noneCfg(url, server = {}) {
+  return { auth: { mode: 'none' }, backend: { url }, server };
+}
+
+/**
+ * Send raw bytes on a new connection to 127.0.0.1:port; → {status, text, closed} once the
+ * peer closed or `ms` passed (status from the first response line, or 0).
+ */
+function raw(port, bytes, { ms = 3000 } = {}) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let text = '';
+    let done = false;
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : 0, text, closed });
+    };
+    const timer = setTimeout(() => finish(false), ms * SLOW);
+    s.on('connect', () => s.write(bytes));
+    s.on('data', (d) => { text += d.toString('latin1'); });
+    s.on('end', () => finish(true));
+    s.on('close', () => finish(true));
+    s.on('error', () => finish(true));
+  });
+}
+
+/** GET url with a fresh connection; → {status, ms} (the time to the whole answer). */
+function timedGet(url, { timeoutMs = 2000 } = {}) {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+    });
+    req.on('timeout', () => { req.destroy(); resolve({ status: 0, ms: timeoutMs }); });
+    req.on('error', () => resolve({ status: 0, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+  });
+}
+
+/** The worst of n sequential /health timings on url. */
+async function worstHealth(url, n) {
+  let worst = 0;
+  for (let i = 0; i < n; i += 1) {
+    const r = await timedGet(`${url}/health`);
+    assert.equal(r.status, 200, `/health answered ${r.status}`);
+    worst = Math.max(worst, r.ms);
+  }
+  return worst;
+}
+
+test('a stderr nobody reads never stalls the proxy: /health answers in 100 ms, drops are counted and reported', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(noneCfg(echo.url, { logQueueSize: '64KiB' }), { t });
+  // Stop reading the proxy's stderr: the pipe (64 KiB) fills, then the queue.
+  p.proc.stderr.pause();
+  // Each request writes an access line (~300 bytes): 1500 are ~450 KB, far more than the
+  // pipe and the queue hold. Before the queue, the proxy stopped after about 300.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  let ok = 0;
+  const one = () => new Promise((resolve) => {
+    const req = http.request(`${p.origin}/x`, { agent, method: 'GET', timeout: 5000 * SLOW }, (res) => {
+      res.resume();
+      res.on('end', () => { if (res.statusCode === 200) ok += 1; resolve(); });
+    });
+    req.on('timeout', () => { req.destroy(); resolve(); });
+    req.on('error', () => resolve());
+    req.end();
+  });
+  for (let i = 0; i < 1500; i += 8) await Promise.all(Array.from({ length: 8 }, one));
+  agent.destroy();
+  assert.equal(ok, 1504, `answered while stderr was blocked: ${ok} of 1504`);
+  const worst = await worstHealth(p.diagUrl, 20);
+  assert.ok(worst < 100 * SLOW, `/health on the diagnostics port took ${worst.toFixed(1)} ms with stderr blocked`);
+  const m = await scrapeMetrics(p.diagUrl);
+  const dropped = m.get('mcp_proxy_log_dropped_total');
+  assert.ok(dropped > 500, `mcp_proxy_log_dropped_total ${dropped}`);
+  // Reading again: the queued lines come out whole, then the count of those dropped.
+  p.proc.stderr.resume();
+  const report = await p.waitForLog((l) => l.msg === 'log lines dropped: stderr was not read', { timeoutMs: 5000 });
+  assert.ok(report.dropped > 500, JSON.stringify(report));
+  assert.equal(report.level, 'warn');
+  for (const line of p.stderr().split('\n').filter((l) => l.trim())) {
+    assert.doesNotThrow(() => JSON.parse(line), `a log line is not JSON: ${line.slice(0, 200)}`);
+  }
+  await p.stop();
+});
+
+test('a request with more than server.maxHeaderCount (100) header fields gets 431', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(noneCfg(echo.url), { t });
+  const head = (n) => {
+    let s = 'GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n';
+    for (let i = 1; i < n; i += 1) s += `X-H${i}: v\r\n`;
+    return `${s}Connection: close\r\n\r\n`;
+  };
+  // 99 + Host + Connection = 101 fields; 98 + 2 = 100 pass.
+  assert.equal((await raw(p.port, head(99))).status, 200);
+  const r = await raw(p.port, head(100));
+  assert.equal(r.status, 431);
+  assert.match(r.text, /"error":"request_header_fields_too_large","error_description":"too many header fields"/);
+  // 10,000 headers (the attack in issue 16): refused, not forwarded.
+  const big = await raw(p.port, head(10000));
+  assert.equal(big.status, 431);
+  const m = await scrapeMetrics(p.diagUrl);
+  assert.equal(m.get('mcp_proxy_http_requests_total{listener="mcp",method="-",route="refused",status="431"}'), 2);
+  await p.stop();
+});
+
+test('bare LF line endings are refused on the MCP listener (400) and CRLF works', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(noneCfg(echo.url), { t });
+  for (const bytes of [
+    'GET /x HTTP/1.1\nHost: 127.0.0.1\n\n',
+    'GET /x HTTP/1.1\r\nHost: 127.0.0.1\n\r\n',
+    'GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\n',
+  ]) {
+    const r = await raw(p.port, bytes);
+    assert.equal(r.status, 400, JSON.stringify(bytes));
+    assert.match(r.text, /bare LF/);
+    assert.match(r.text, /Connection: close/);
+  }
+  assert.equal((await raw(p.port, 'GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status, 200);
+  await p.stop();
+});
+
+test('absolute-form targets are served only when their authority is ours', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(noneCfg(echo.url, { resourceUrl: 'https://mcp.example.com/mcp' }), { t });
+  const get = (target) => raw(p.port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${p.port}\r\nConnection: close\r\n\r\n`);
+  // Ours: the bound address, server.resourceUrl's authority (default port of its scheme).
+  assert.equal((await get(`http://127.0.0.1:${p.port}/x`)).status, 200);
+  assert.equal((await get('https://MCP.example.com/x')).status, 200);
+  assert.equal((await get('https://mcp.example.com:443/x')).status, 200);
+  // Not ours: refused before any handler, never forwarded as if for us.
+  for (const target of ['http://evil.example/x', `http://127.0.0.2:${p.port}/x`,
+    'http://mcp.example.com/x', 'https://mcp.example.com:8443/x', `http://u@127.0.0.1:${p.port}/x`]) {
+    const r = await get(target);
+    assert.equal(r.status, 400, target);
+    assert.match(r.text, /an absolute-form request target must name this server/);
+  }
+  await p.stop();
+});
