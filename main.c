@@ -328,6 +328,9 @@ app_build_rooms(struct app *app)
 		return -1;
 	}
 	server_set_fallback(app->srv, "mcp", guard_handler, app->guard);
+	/* No body is read before the guard has seen the token. */
+	server_set_fallback_opts(app->srv,
+	    &(struct req_route_opts){ .head = guard_head, .head_arg = app->guard });
 	return 0;
 }
 

@@ -72,6 +72,11 @@ const struct setting config_settings[] = {
 	    "Honour `X-Forwarded-*` headers from the client side."),
 	S("server.maxBodySize", ST_SIZE, C(server.max_body_size), "8MiB",
 	    "Largest request body accepted (413 above).", RANGE(1 * KIB, 1 * GIB)),
+	S("server.maxEndpointBodySize", ST_SIZE, C(server.max_endpoint_body_size), "64KiB",
+	    "Largest request body the proxy's own endpoints read (the embedded AS, discovery, "
+	    "`/health`): 413 as soon as the declared length or the bytes pass it. What is "
+	    "forwarded has `maxBodySize`.",
+	    RANGE(1 * KIB, 16 * MIB)),
 	S("server.maxHeaderSize", ST_SIZE, C(server.max_header_size), "128KiB",
 	    "Largest request header block accepted.", RANGE(1 * KIB, 16 * MIB)),
 	S("server.maxHeaderCount", ST_UINT32, C(server.max_header_count), "100",

@@ -55,19 +55,20 @@ struct config {
 	char *secrets_dir; /* secretsDir, default /etc/mcp-proxy/secrets */
 
 	struct {
-		char *listen;              /* default 0.0.0.0:8080 */
-		char *diagnostics_listen;  /* default 0.0.0.0:9464 */
-		char *resource_url;        /* public MCP endpoint URL */
-		char *public_path_prefix;  /* prefix clients see before our paths, e.g. /team-a */
-		bool trust_proxy_headers;  /* honour X-Forwarded-* from the client side */
-		uint64_t max_body_size;    /* default 8 MiB */
-		uint64_t max_header_size;  /* default 128 KiB */
-		uint32_t max_header_count; /* header fields, default 100 */
-		int64_t header_timeout_ms; /* default 10s */
-		int64_t idle_timeout_ms;   /* keep-alive idle, default 60s */
-		int64_t drain_timeout_ms;  /* shutdown grace, default 30s */
-		char *log_level;           /* debug|info|warn|error, default info */
-		uint64_t log_queue_size;   /* bytes of log lines waiting, default 1 MiB */
+		char *listen;             /* default 0.0.0.0:8080 */
+		char *diagnostics_listen; /* default 0.0.0.0:9464 */
+		char *resource_url;       /* public MCP endpoint URL */
+		char *public_path_prefix; /* prefix clients see before our paths, e.g. /team-a */
+		bool trust_proxy_headers; /* honour X-Forwarded-* from the client side */
+		uint64_t max_body_size;   /* default 8 MiB */
+		uint64_t max_endpoint_body_size; /* our own endpoints' bodies, default 64 KiB */
+		uint64_t max_header_size;        /* default 128 KiB */
+		uint32_t max_header_count;       /* header fields, default 100 */
+		int64_t header_timeout_ms;       /* default 10s */
+		int64_t idle_timeout_ms;         /* keep-alive idle, default 60s */
+		int64_t drain_timeout_ms;        /* shutdown grace, default 30s */
+		char *log_level;                 /* debug|info|warn|error, default info */
+		uint64_t log_queue_size;         /* bytes of log lines waiting, default 1 MiB */
 	} server;
 
 	struct {

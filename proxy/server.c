@@ -65,6 +65,7 @@
 #include "proxy/server_private.h"
 
 static void conn_process(struct conn *c);
+static void conn_linger(struct conn *c);
 
 /* Parse "host:port" / "[v6]:port" (port 0 = ephemeral) into a sockaddr;
  * host must be a literal address. -1 when malformed. */
@@ -193,6 +194,13 @@ void
 server_route(struct server *srv, enum server_listener which, const char *path, bool prefix,
     const char *label, req_handler_fn fn, void *arg)
 {
+	server_route_opts(srv, which, path, prefix, label, fn, arg, NULL);
+}
+
+void
+server_route_opts(struct server *srv, enum server_listener which, const char *path, bool prefix,
+    const char *label, req_handler_fn fn, void *arg, const struct req_route_opts *opts)
+{
 	struct route *r;
 
 	srv->routes = xreallocarray(srv->routes, srv->n_routes + 1, sizeof *srv->routes);
@@ -204,16 +212,19 @@ server_route(struct server *srv, enum server_listener which, const char *path, b
 	r->label = label;
 	r->fn = fn;
 	r->arg = arg;
+	memset(&r->opts, 0, sizeof r->opts);
+	if (opts != NULL)
+		r->opts = *opts;
 }
 
 /* A req_router's route function: ctx is the listener routes go to. */
 static void
 server_router_route(void *ctx, const char *path, bool prefix, const char *label, req_handler_fn fn,
-    void *arg)
+    void *arg, const struct req_route_opts *opts)
 {
 	struct listener *l = ctx;
 
-	server_route(l->srv, l->which, path, prefix, label, fn, arg);
+	server_route_opts(l->srv, l->which, path, prefix, label, fn, arg, opts);
 }
 
 struct req_router
@@ -233,6 +244,30 @@ server_set_fallback(struct server *srv, const char *label, req_handler_fn fn, vo
 	srv->fallback.label = label;
 	srv->fallback.fn = fn;
 	srv->fallback.arg = arg;
+}
+
+void
+server_set_fallback_opts(struct server *srv, const struct req_route_opts *opts)
+{
+	memset(&srv->fallback.opts, 0, sizeof srv->fallback.opts);
+	if (opts != NULL)
+		srv->fallback.opts = *opts;
+}
+
+/* The most body bytes a request for route r on listener l may bring: the
+ * route's own limit, else server.maxBodySize for what is forwarded (the
+ * fallback) and server.maxEndpointBodySize for our own endpoints, whose
+ * requests are small (a 1 MiB registration is an attack, not a client). */
+static size_t
+server_max_body(const struct server *srv, const struct listener *l, const struct route *r)
+{
+	if (l->which == SERVER_DIAG)
+		return l->max_body;
+	if (r != NULL && r->opts.max_body > 0)
+		return r->opts.max_body < l->max_body ? r->opts.max_body : l->max_body;
+	if (r == &srv->fallback)
+		return l->max_body;
+	return (size_t)srv->cfg->server.max_endpoint_body_size;
 }
 
 static const struct route *
@@ -258,31 +293,67 @@ server_match(const struct server *srv, enum server_listener which, const char *p
 	return NULL;
 }
 
-/* The request is complete (head and body): hand it to its route. */
+/* The request is the server's now (in flight, with an id and its route's
+ * label): from its head when its route checks heads, else once complete. */
 static void
-server_dispatch(struct conn *c)
+server_dispatch_begin(struct conn *c)
 {
 	struct server *srv = c->srv;
 	struct req *sr = c->sr;
-	const struct route *r;
 
 	sr->dispatched = true;
 	sr->start_us = clock_mono_us();
-	sr->route = "none";
+	sr->route = sr->matched != NULL ? sr->matched->label : "not_found";
 	req_make_id(sr);
 	TAILQ_INSERT_TAIL(&srv->inflight, sr, entry);
 	srv->n_inflight++;
 	req_add_header(sr, "X-Request-Id", sr->id);
-	r = server_match(srv, sr->which, sr->rq.path);
+}
+
+/* The request is complete (head and body): hand it to its route. */
+static void
+server_dispatch(struct conn *c)
+{
+	struct req *sr = c->sr;
+	const struct route *r = sr->matched;
+
+	if (!sr->dispatched)
+		server_dispatch_begin(c);
 	req_ref(sr); /* the handler may finish the request synchronously */
-	if (r == NULL) {
-		sr->route = "not_found";
+	if (r == NULL)
 		req_reply_json(sr, 404, "{\"error\":\"not_found\"}");
-	} else {
-		sr->route = r->label;
+	else
 		r->fn(sr, r->arg);
+	req_unref(sr);
+}
+
+/*
+ * Run the route's head check on a request that declares a body. True when
+ * the body is to be read; false when the check answered (the connection
+ * then closes after the reply and lingers, never reading the body).
+ */
+static bool
+server_check_head(struct conn *c)
+{
+	struct req *sr = c->sr;
+	const struct route *r = sr->matched;
+	bool keepalive = c->keepalive, go;
+
+	server_dispatch_begin(c);
+	/* Said before the check runs: a reply it makes may be flushed (and the
+	 * connection completed) before it returns. */
+	c->keepalive = false;
+	c->body_unread = true;
+	req_ref(sr);
+	go = r->opts.head(sr, r->opts.head_arg);
+	if (go && !sr->replied && !sr->gone) {
+		c->keepalive = keepalive;
+		c->body_unread = false;
+	} else {
+		go = false;
 	}
 	req_unref(sr);
+	return go;
 }
 
 /* --- absolute-form targets --- */
@@ -570,7 +641,10 @@ conn_complete(struct conn *c)
 	if (sr != NULL)
 		req_finish(sr, sr->status);
 	if (!c->keepalive || srv->draining) {
-		conn_close(c);
+		if (c->body_unread)
+			conn_linger(c); /* the unread body must not turn our reply into a reset */
+		else
+			conn_close(c);
 		return;
 	}
 	conn_resume_read(c);
@@ -678,12 +752,23 @@ conn_error(struct conn *c, int status, const char *code, const char *desc)
 	/* No route was chosen: counted under route "refused", logged in place
 	 * of an access line (the request may not even have a method). */
 	snprintf(st, sizeof st, "%d", status);
-	metrics_add(c->srv->m_requests, 1, listener, "-", "refused", st);
-	log_info("request refused", LOG_S("listener", listener), LOG_I("status", status),
-	    LOG_S("error", desc), LOG_S("peer", c->peer));
-	if (c->sr != NULL) {
-		req_unref(c->sr);
+	if (c->sr != NULL && c->sr->dispatched) {
+		/* Refused while its body was read after a head check: the
+		 * request is in flight; it ends with this status, logged as an
+		 * access line of its route. */
+		struct req *sr = c->sr;
+
 		c->sr = NULL;
+		sr->status = status;
+		req_finish(sr, status);
+	} else {
+		metrics_add(c->srv->m_requests, 1, listener, "-", "refused", st);
+		log_info("request refused", LOG_S("listener", listener), LOG_I("status", status),
+		    LOG_S("error", desc), LOG_S("peer", c->peer));
+		if (c->sr != NULL) {
+			req_unref(c->sr);
+			c->sr = NULL;
+		}
 	}
 	n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"error_description\":\"%s\"}", code,
 	    desc);
@@ -758,18 +843,30 @@ conn_read_head(struct conn *c)
 	memcpy(sr->peer, c->peer, sizeof sr->peer);
 	c->sr = sr;
 	c->keepalive = rq.keepalive;
+	c->body_unread = false;
+	sr->matched = server_match(srv, sr->which, sr->rq.path);
 	if (rq.chunked || rq.content_length > 0) {
-		if (rq.content_length > 0 && (uint64_t)rq.content_length > c->l->max_body) {
+		c->body_max = server_max_body(srv, c->l, sr->matched);
+		if (rq.content_length > 0 && (uint64_t)rq.content_length > c->body_max) {
 			char desc[96];
 
 			snprintf(desc, sizeof desc, "request body exceeds the limit of %zu bytes",
-			    c->l->max_body);
+			    c->body_max);
 			conn_error(c, 413, "request_too_large", desc);
 			return false;
 		}
 		c->state = CONN_BODY;
 		c->body_left = rq.content_length;
 		memset(&c->chunk, 0, sizeof c->chunk);
+		/* A route that can answer from the head (the guard's 401) does
+		 * so before the proxy waits for a byte of the body — unless the
+		 * whole body came with the head (one read of a small request):
+		 * then it is here already, and the answer can carry its
+		 * JSON-RPC id. */
+		if (sr->matched != NULL && sr->matched->opts.head != NULL &&
+		    (rq.chunked || (size_t)rq.content_length > evbuffer_get_length(c->in)) &&
+		    !server_check_head(c))
+			return false;
 		if (rq.expect_continue && evbuffer_get_length(c->in) == 0) {
 			evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			conn_write(c);
@@ -791,7 +888,7 @@ conn_read_body(struct conn *c)
 	int rc;
 
 	if (sr->rq.chunked) {
-		rc = h1_chunked_decode(&c->chunk, c->in, sr->body, c->l->max_body,
+		rc = h1_chunked_decode(&c->chunk, c->in, sr->body, c->body_max,
 		    c->srv->cfg->server.max_header_size, &err);
 		if (rc == 0)
 			return false;
@@ -799,7 +896,7 @@ conn_read_body(struct conn *c)
 			char desc[96];
 
 			snprintf(desc, sizeof desc, "request body exceeds the limit of %zu bytes",
-			    c->l->max_body);
+			    c->body_max);
 			conn_error(c, 413, "request_too_large", desc);
 			return false;
 		}

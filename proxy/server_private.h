@@ -33,6 +33,7 @@ struct route {
 	const char *label;
 	req_handler_fn fn;
 	void *arg;
+	struct req_route_opts opts;
 };
 
 struct listener {
@@ -75,6 +76,8 @@ struct conn {
 	bool in_process;
 	size_t scan;       /* head search position */
 	int64_t body_left; /* Content-Length body still to read */
+	size_t body_max;   /* the route's body limit for the request being read */
+	bool body_unread;  /* answered from its head: the body will never be read */
 	struct h1_chunked chunk;
 	struct req *sr; /* the request being read or answered */
 	char peer[INET6_ADDRSTRLEN];
@@ -108,6 +111,7 @@ struct req {
 	req_drained_fn drained_fn;
 	void *drained_arg;
 	struct h1_request rq;
+	const struct route *matched; /* its route (NULL: 404), chosen from the head */
 	struct evbuffer *body;
 	char *rh; /* response header lines, "Name: value\r\n" */
 	size_t rh_len;

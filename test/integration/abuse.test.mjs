@@ -2,13 +2,15 @@
 // 127.0.0.1 against the real binary: the numbers a user would see. A stderr nobody reads
 // (the proxy keeps answering, /health on the diagnostics port within 100 ms, drops are
 // counted and reported), strict heads (header count 431, bare LF 400, absolute-form only
-// for our own authority).
+// for our own authority), bodies before authentication (a 401 from the head, 200 slow
+// uploads cost little memory; the AS endpoints read at most 64 KiB).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
+import fs from 'node:fs';
 import {
-  startProxy, startEchoBackend, request, waitFor, sleep, scrapeMetrics, SLOW,
+  startProxy, startEchoBackend, startIdp, getFreePort, request, scrapeMetrics, SLOW,
 } from './lib/harness.mjs';
 
 /** A config forwarding to url without auth (for the front-end bounds). */
@@ -88,6 +90,7 @@ test('a stderr nobody reads never stalls the proxy: /health answers in 100 ms, d
   agent.destroy();
   assert.equal(ok, 1504, `answered while stderr was blocked: ${ok} of 1504`);
   const worst = await worstHealth(p.diagUrl, 20);
+  t.diagnostic(`/health worst ${worst.toFixed(1)} ms with stderr blocked`);
   assert.ok(worst < 100 * SLOW, `/health on the diagnostics port took ${worst.toFixed(1)} ms with stderr blocked`);
   const m = await scrapeMetrics(p.diagUrl);
   const dropped = m.get('mcp_proxy_log_dropped_total');
@@ -157,4 +160,129 @@ test('absolute-form targets are served only when their authority is ours', async
     assert.match(r.text, /an absolute-form request target must name this server/);
   }
   await p.stop();
+});
+
+// ------------------------------------------------------------ bodies before authentication
+
+/** The proxy with the embedded AS in front of the echo backend, and the real test IdP. */
+async function embedded(t, server = {}) {
+  const port = await getFreePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const idp = await startIdp({ redirect_uris: [`${origin}/oauth/callback`] }, { t });
+  const echo = await startEchoBackend({ t });
+  const proxy = await startProxy({
+    server: { resourceUrl: `${origin}/mcp`, ...server },
+    backend: { url: echo.url },
+    auth: { mode: 'embedded' },
+    embeddedAuthServer: {
+      issuer: origin,
+      insecureAllowHTTP: true,
+      upstreamProviders: [{
+        name: 'idp', type: 'oidc',
+        oidcConfig: { issuerUrl: idp.issuer, clientId: idp.clientId, clientSecretRef: { name: 'idp', key: 'client_secret' } },
+      }],
+    },
+  }, { t, port, secrets: { idp: { client_secret: idp.clientSecret } } });
+  return { proxy, echo, origin };
+}
+
+/** VmRSS of a process in bytes. */
+function rss(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]) * 1024;
+}
+
+/**
+ * Open a connection, send head, then body bytes: `first` at once, then `step` every 50 ms
+ * until the proxy closes. → {status, ms (to the first response byte), closed, text}.
+ */
+function upload(port, head, { first = 0, step = 0, ms = 5000 } = {}) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    const t0 = Date.now();
+    let text = '';
+    let firstByte = null;
+    let timer = null;
+    let done = false;
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      clearTimeout(deadline);
+      s.destroy();
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : 0, ms: firstByte ?? ms, closed, text });
+    };
+    const deadline = setTimeout(() => finish(false), ms * SLOW);
+    s.on('connect', () => {
+      s.write(head);
+      if (first) s.write(Buffer.alloc(first, 0x61));
+      if (step) timer = setInterval(() => { if (!s.destroyed) s.write(Buffer.alloc(step, 0x61)); }, 50);
+    });
+    s.on('data', (d) => { if (firstByte === null) firstByte = Date.now() - t0; text += d.toString('latin1'); });
+    s.on('end', () => finish(true));
+    s.on('close', () => finish(true));
+    s.on('error', () => finish(true));
+  });
+}
+
+test('a POST /mcp without a token gets its 401 from the head: the body is not read, the connection closes', async (t) => {
+  const { proxy } = await embedded(t);
+  const head = 'POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n';
+  const r = await upload(proxy.port, head, { first: 1000 });
+  assert.equal(r.status, 401, r.text.slice(0, 300));
+  assert.ok(r.ms < 500 * SLOW, `401 after ${r.ms} ms`);
+  assert.match(r.text, /WWW-Authenticate: Bearer resource_metadata="[^"]+"/i);
+  assert.match(r.text, /Connection: close/);
+  assert.ok(r.closed, 'the proxy closed the connection after the 401');
+  // A bad token and a chunked body: the same.
+  const bad = await upload(proxy.port, 'POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer abc.def.ghi\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n', { first: 100 });
+  assert.equal(bad.status, 401);
+  assert.match(bad.text, /error="invalid_token"/);
+  // Expect: 100-continue gets no 100: the 401 comes instead.
+  const cont = await upload(proxy.port, 'POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n');
+  assert.equal(cont.status, 401);
+  assert.doesNotMatch(cont.text, /100 Continue/);
+  await proxy.stop();
+});
+
+test('200 slow unauthenticated 8 MB uploads: every one gets 401 at once and RSS grows by less than 40 MB', async (t) => {
+  const { proxy } = await embedded(t);
+  const before = rss(proxy.proc.pid);
+  let peak = before;
+  const sampler = setInterval(() => { peak = Math.max(peak, rss(proxy.proc.pid)); }, 20);
+  const head = 'POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n';
+  const results = await Promise.all(Array.from({ length: 200 }, () => upload(proxy.port, head, { first: 64 * 1024, step: 16 * 1024, ms: 8000 })));
+  clearInterval(sampler);
+  peak = Math.max(peak, rss(proxy.proc.pid));
+  const statuses = results.map((r) => r.status);
+  assert.deepEqual([...new Set(statuses)], [401], `statuses: ${JSON.stringify(statuses.slice(0, 20))}`);
+  const worst = Math.max(...results.map((r) => r.ms));
+  assert.ok(worst < 2000 * SLOW, `slowest 401 after ${worst} ms`);
+  assert.ok(results.every((r) => r.closed), 'every connection was closed by the proxy');
+  const grew = (peak - before) / 1048576;
+  t.diagnostic(`RSS ${(before / 1048576).toFixed(1)} MB → peak ${(peak / 1048576).toFixed(1)} MB; slowest 401 ${worst} ms`);
+  assert.ok(grew < 40, `RSS grew by ${grew.toFixed(1)} MB (from ${(before / 1048576).toFixed(1)} MB)`);
+  await proxy.stop();
+});
+
+test('the AS endpoints read at most server.maxEndpointBodySize (64 KiB): 413 from the declared length or the bytes', async (t) => {
+  const { proxy } = await embedded(t);
+  // A 1 MiB registration: 413 from its head, nothing read.
+  const big = await upload(proxy.port, 'POST /oauth/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n');
+  assert.equal(big.status, 413);
+  assert.ok(big.ms < 500 * SLOW, `413 after ${big.ms} ms`);
+  assert.match(big.text, /"error":"request_too_large","error_description":"request body exceeds the limit of 65536 bytes"/);
+  assert.ok(big.closed);
+  // Chunked: 413 once the bytes pass 64 KiB, while the client is still sending.
+  const chunk = `4000\r\n${'a'.repeat(0x4000)}\r\n`;
+  const chunked = await upload(proxy.port, `POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(5)}`);
+  assert.equal(chunked.status, 413);
+  // Under the limit the endpoint itself answers (here: a registration that is not JSON).
+  const small = await request(`${proxy.origin}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(60 * 1024) });
+  assert.equal(small.status, 400);
+  // What is forwarded keeps server.maxBodySize: a 1 MiB body is read (and gets its 401).
+  const fwd = await request(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(1024 * 1024) });
+  assert.equal(fwd.status, 401);
+  await proxy.stop();
 });
