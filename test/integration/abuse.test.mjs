@@ -10,7 +10,7 @@ import net from 'node:net';
 import http from 'node:http';
 import fs from 'node:fs';
 import {
-  startProxy, startEchoBackend, startIdp, getFreePort, request, scrapeMetrics, SLOW,
+  startProxy, startEchoBackend, startIdp, getFreePort, request, scrapeMetrics, SLOW, SANITIZE,
 } from './lib/harness.mjs';
 
 /** A config forwarding to url without auth (for the front-end bounds). */
@@ -246,7 +246,7 @@ test('a POST /mcp without a token gets its 401 from the head: the body is not re
   await proxy.stop();
 });
 
-test('200 slow unauthenticated 8 MB uploads: every one gets 401 at once and RSS grows by less than 40 MB', async (t) => {
+test('200 slow unauthenticated 8 MB uploads: every one gets 401 at once and RSS grows by less than 20 MB', async (t) => {
   const { proxy } = await embedded(t);
   const before = rss(proxy.proc.pid);
   let peak = before;
@@ -262,7 +262,9 @@ test('200 slow unauthenticated 8 MB uploads: every one gets 401 at once and RSS 
   assert.ok(results.every((r) => r.closed), 'every connection was closed by the proxy');
   const grew = (peak - before) / 1048576;
   t.diagnostic(`RSS ${(before / 1048576).toFixed(1)} MB → peak ${(peak / 1048576).toFixed(1)} MB; slowest 401 ${worst} ms`);
-  assert.ok(grew < 40, `RSS grew by ${grew.toFixed(1)} MB (from ${(before / 1048576).toFixed(1)} MB)`);
+  // ASan's quarantine keeps freed memory out of reuse: a looser bound there.
+  const bound = SANITIZE ? 80 : 20;
+  assert.ok(grew < bound, `RSS grew by ${grew.toFixed(1)} MB (from ${(before / 1048576).toFixed(1)} MB)`);
   await proxy.stop();
 });
 
