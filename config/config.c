@@ -70,6 +70,12 @@ const struct setting config_settings[] = {
 	    .check = check_path_prefix),
 	S("server.trustProxyHeaders", ST_BOOL, C(server.trust_proxy_headers), "false",
 	    "Honour `X-Forwarded-*` headers from the client side."),
+	S("server.maxConnections", ST_UINT32, C(server.max_connections), "4096",
+	    "Client connections the MCP listener holds at most; at the cap it stops accepting "
+	    "(new clients wait in the kernel's backlog) until one closes. Lowered at start to fit "
+	    "the file descriptor limit (raised to its hard limit), which also keeps descriptors "
+	    "for the diagnostics listener and outbound fetches.",
+	    RANGE(1, 1000000)),
 	S("server.maxBodySize", ST_SIZE, C(server.max_body_size), "8MiB",
 	    "Largest request body accepted (413 above).", RANGE(1 * KIB, 1 * GIB)),
 	S("server.maxEndpointBodySize", ST_SIZE, C(server.max_endpoint_body_size), "64KiB",

@@ -60,6 +60,7 @@ struct config {
 		char *resource_url;       /* public MCP endpoint URL */
 		char *public_path_prefix; /* prefix clients see before our paths, e.g. /team-a */
 		bool trust_proxy_headers; /* honour X-Forwarded-* from the client side */
+		uint32_t max_connections; /* MCP listener, default 4096 */
 		uint64_t max_body_size;   /* default 8 MiB */
 		uint64_t max_endpoint_body_size; /* our own endpoints' bodies, default 64 KiB */
 		uint64_t max_header_size;        /* default 128 KiB */

@@ -65,7 +65,7 @@ struct setting {
 };
 
 /* The table (config.c). The counts are checked there at compile time. */
-#define N_SETTINGS 70
+#define N_SETTINGS 71
 #define N_PROVIDER_SETTINGS 18
 extern const struct setting config_settings[];
 extern const struct setting config_provider_settings[];

@@ -50,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -66,6 +67,9 @@
 
 static void conn_process(struct conn *c);
 static void conn_linger(struct conn *c);
+static void server_conn_gone(struct listener *l);
+static void server_accept_pause(struct listener *l, const char *reason, int64_t backoff_ms);
+static void server_accept_episode_end(struct listener *l);
 
 /* Parse "host:port" / "[v6]:port" (port 0 = ephemeral) into a sockaddr;
  * host must be a literal address. -1 when malformed. */
@@ -149,6 +153,14 @@ server_new(struct event_base *base, const struct config *cfg)
 	srv->m_log_dropped = metrics_counter("mcp_proxy_log_dropped_total",
 	    "Log lines dropped because stderr did not take them and the log queue was full.", "");
 	metrics_set(srv->m_log_dropped, 0);
+	srv->m_accept_paused = metrics_counter("mcp_proxy_accept_paused_total",
+	    "Times a listener stopped accepting: at server.maxConnections, or out of file "
+	    "descriptors (EMFILE/ENFILE).",
+	    "listener,reason");
+	srv->m_accept_paused_now = metrics_gauge("mcp_proxy_accept_paused",
+	    "1 while a listener does not accept new connections.", "listener");
+	metrics_set(srv->m_accept_paused_now, 0, "mcp");
+	metrics_set(srv->m_accept_paused_now, 0, "diagnostics");
 	return srv;
 }
 
@@ -165,6 +177,8 @@ server_free(struct server *srv)
 	for (int i = 0; i < 2; i++) {
 		if (srv->listeners[i].lev != NULL)
 			evconnlistener_free(srv->listeners[i].lev);
+		if (srv->listeners[i].resume != NULL)
+			event_free(srv->listeners[i].resume);
 	}
 	if (srv->probe_bev != NULL)
 		bufferevent_free(srv->probe_bev);
@@ -555,6 +569,7 @@ conn_close(struct conn *c)
 	evutil_closesocket(c->fd);
 	c->fd = -1;
 	LIST_REMOVE(c, entry);
+	server_conn_gone(c->l);
 	c->sr = NULL;
 	if (sr != NULL && !sr->dispatched) {
 		req_unref(sr);
@@ -991,6 +1006,112 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg);
 }
 
+/* --- accepting: the connection cap and the descriptor limit --- */
+
+static const char *
+server_listener_name(const struct listener *l)
+{
+	return l->which == SERVER_MCP ? "mcp" : "diagnostics";
+}
+
+/* The episode of pauses is over (see struct listener). */
+static void
+server_accept_episode_end(struct listener *l)
+{
+	l->episode = SERVER_EP_NONE;
+}
+
+/* Accept again (after the back-off, or below the cap). After EMFILE the
+ * episode ends with the next accept that works; a failure pauses again,
+ * silently. */
+static void
+server_accept_resume(struct listener *l)
+{
+	if (!l->paused || l->lev == NULL)
+		return;
+	l->paused = false;
+	evconnlistener_enable(l->lev);
+	metrics_set(l->srv->m_accept_paused_now, 0, server_listener_name(l));
+}
+
+static void
+server_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	server_accept_resume(arg);
+}
+
+/*
+ * Stop accepting on l: at the cap until a connection closes (backoff_ms 0),
+ * or for backoff_ms after the kernel refused a descriptor. Connections
+ * already open are served as before; new clients wait in the listen
+ * backlog. One log line and one count per episode, however many accepts
+ * fail within it (a listener left enabled at EMFILE would spin the loop).
+ */
+static void
+server_accept_pause(struct listener *l, const char *reason, int64_t backoff_ms)
+{
+	struct server *srv = l->srv;
+
+	if (l->lev == NULL)
+		return;
+	if (!l->paused) {
+		evconnlistener_disable(l->lev);
+		l->paused = true;
+		metrics_set(srv->m_accept_paused_now, 1, server_listener_name(l));
+	}
+	if (l->episode == SERVER_EP_NONE) {
+		l->episode = backoff_ms > 0 ? SERVER_EP_FD : SERVER_EP_CAP;
+		metrics_add(srv->m_accept_paused, 1, server_listener_name(l), reason);
+		log_warn("not accepting connections for a while",
+		    LOG_S("listener", server_listener_name(l)), LOG_S("reason", reason),
+		    LOG_I("connections", l->n_conns), LOG_I("max_connections", l->max_conns));
+	}
+	if (backoff_ms > 0) {
+		struct timeval tv = { (time_t)(backoff_ms / 1000),
+			(suseconds_t)((backoff_ms % 1000) * 1000) };
+
+		if (l->resume == NULL)
+			l->resume = xevtimer_new(srv->base, server_on_resume, l);
+		evtimer_add(l->resume, &tv);
+	}
+}
+
+/* A connection of l closed: below the cap, accept again (a descriptor is
+ * free now, whatever the pause was for). */
+static void
+server_conn_gone(struct listener *l)
+{
+	size_t low = l->max_conns - (l->max_conns / 10 > 1 ? l->max_conns / 10 : 1);
+
+	l->n_conns--;
+	if (l->paused && l->n_conns < l->max_conns)
+		server_accept_resume(l);
+	if (l->episode == SERVER_EP_CAP && l->n_conns <= low)
+		server_accept_episode_end(l);
+}
+
+/* evconnlistener's error callback: accept(2) failed for another reason
+ * than "nothing to accept". */
+static void
+server_on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		server_accept_pause(l,
+		    err == ENFILE       ? "system_fd_limit"
+			: err == EMFILE ? "fd_limit"
+					: "no_memory",
+		    SERVER_ACCEPT_BACKOFF_MS);
+		return;
+	}
+	/* Anything else (a connection reset before we took it…) concerns
+	 * that one connection only. */
+	log_debug("accept failed", LOG_S("listener", server_listener_name(l)),
+	    LOG_S("error", strerror(err)));
+}
+
 static void
 server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -1004,6 +1125,9 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 		evutil_closesocket(fd);
 		return;
 	}
+	/* An accept worked: an episode of running out of descriptors is over. */
+	if (l->episode == SERVER_EP_FD)
+		server_accept_episode_end(l);
 	c = xcalloc(1, sizeof *c);
 	c->srv = srv;
 	c->l = l;
@@ -1028,6 +1152,8 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 	c->reading = true;
 	c->state = CONN_IDLE;
 	conn_timer_ms(c, srv->cfg->server.header_timeout_ms);
+	if (++l->n_conns >= l->max_conns)
+		server_accept_pause(l, "max_connections", 0);
 }
 
 /* --- listeners --- */
@@ -1062,6 +1188,8 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	/* backlog 0: the socket listens already. */
 	l->lev = evconnlistener_new(srv->base, server_on_accept, l,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l->lev != NULL)
+		evconnlistener_set_error_cb(l->lev, server_on_accept_error);
 	if (l->lev == NULL) {
 		snprintf(err, errlen, "cannot accept on %s", spec);
 		evutil_closesocket(fd);
@@ -1098,9 +1226,49 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	return 0;
 }
 
+/*
+ * Raise the descriptor limit to its hard limit and fit the listeners'
+ * connection caps under it: the diagnostics listener and the fetcher keep
+ * SERVER_FD_RESERVE; each MCP connection may hold a backend connection
+ * too. So the MCP listener reaches its cap, and pauses, before the process
+ * runs out of descriptors, and /health still answers.
+ */
+static void
+server_fd_budget(struct server *srv)
+{
+	struct rlimit rl;
+	uint64_t fds = 1024, cap = srv->cfg->server.max_connections, fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+
+			if (want > rl.rlim_cur) {
+				struct rlimit up = { want, rl.rlim_max };
+
+				if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+					rl.rlim_cur = want;
+			}
+		}
+		fds = rl.rlim_cur == RLIM_INFINITY ? 1048576 : (uint64_t)rl.rlim_cur;
+	}
+	fit = fds > SERVER_FD_RESERVE + 2 ? (fds - SERVER_FD_RESERVE) / 2 : 1;
+	if (cap > fit) {
+		log_warn("server.maxConnections lowered to fit the file descriptor limit",
+		    LOG_I("configured", cap), LOG_I("max_connections", fit),
+		    LOG_I("fd_limit", fds));
+		cap = fit;
+	}
+	srv->listeners[SERVER_MCP].max_conns = (size_t)cap;
+	srv->listeners[SERVER_DIAG].max_conns = SERVER_DIAG_MAX_CONNS;
+	log_info("connection limits", LOG_I("fd_limit", fds), LOG_I("max_connections", cap),
+	    LOG_I("diagnostics_max_connections", SERVER_DIAG_MAX_CONNS));
+}
+
 int
 server_listen(struct server *srv, char *err, size_t errlen)
 {
+	server_fd_budget(srv);
 	server_add_url_authority(srv, srv->cfg->server.resource_url);
 	server_add_url_authority(srv, srv->cfg->eas.issuer);
 	server_add_url_authority(srv, srv->cfg->eas.authorization_endpoint_base_url);

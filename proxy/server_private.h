@@ -24,6 +24,11 @@
 #define SERVER_OUT_LOW_WATER (64 * 1024)      /* "drained" for backpressure below */
 #define SERVER_LINGER_MS 2000                 /* read and discard after an error reply */
 #define SERVER_JSONRPC_SCAN_MAX (1024 * 1024) /* parse bodies up to this for an error id */
+#define SERVER_DIAG_MAX_CONNS 32              /* diagnostics connections at most */
+/* Descriptors kept out of the MCP listener's budget: the diagnostics
+ * listener's connections, outbound fetches and DNS, the log, the loop. */
+#define SERVER_FD_RESERVE 128
+#define SERVER_ACCEPT_BACKOFF_MS 250 /* wait after EMFILE/ENFILE before accepting again */
 
 struct route {
 	enum server_listener which;
@@ -42,6 +47,15 @@ struct listener {
 	struct evconnlistener *lev;
 	size_t max_body;
 	int port;
+	size_t n_conns;   /* open connections accepted here */
+	size_t max_conns; /* accepting pauses at this many */
+	bool paused;      /* the listener is disabled */
+	/* A pause was logged and counted and is not over: a cap episode ends
+	 * when the connections fall to 90 % of the cap (so a full listener
+	 * with churn logs once, not per connection), a descriptor episode
+	 * with the next accept that works. */
+	enum { SERVER_EP_NONE, SERVER_EP_CAP, SERVER_EP_FD } episode;
+	struct event *resume; /* the back-off after EMFILE/ENFILE */
 };
 
 enum conn_state {
@@ -162,6 +176,8 @@ struct server {
 	struct metric *m_latency;
 	struct metric *m_streams;
 	struct metric *m_log_dropped;
+	struct metric *m_accept_paused;
+	struct metric *m_accept_paused_now;
 };
 
 /* server.c */

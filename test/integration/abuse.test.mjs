@@ -288,3 +288,65 @@ test('the AS endpoints read at most server.maxEndpointBodySize (64 KiB): 413 fro
   assert.equal(fwd.status, 401);
   await proxy.stop();
 });
+
+// ------------------------------------------------------------ connections
+
+/** Open a connection and wait until it is established (the kernel's, not yet ours). */
+function connectIdle(port) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+/** Send one keep-alive request on socket s; → its status (0 if none within ms). */
+function onSocket(s, path, ms = 3000) {
+  return new Promise((resolve) => {
+    let text = '';
+    const timer = setTimeout(() => { s.off('data', onData); resolve(0); }, ms * SLOW);
+    function onData(d) {
+      text += d.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3})[\s\S]*?\r\n\r\n/.exec(text);
+      const len = /content-length: (\d+)/i.exec(text);
+      if (m && len && text.length >= m[0].length + Number(len[1])) {
+        clearTimeout(timer);
+        s.off('data', onData);
+        resolve(Number(m[1]));
+      }
+    }
+    s.on('data', onData);
+    s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  });
+}
+
+test('at server.maxConnections the MCP listener waits; open connections and /health on the diagnostics port keep answering', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(noneCfg(echo.url, { maxConnections: 20 }), { t });
+  const limits = await p.waitForLog((l) => l.msg === 'connection limits');
+  assert.equal(limits.max_connections, 20);
+  const held = [];
+  for (let i = 0; i < 20; i += 1) held.push(await connectIdle(p.port));
+  // Five more: the kernel completes their handshakes, the proxy does not take them.
+  const waiting = [];
+  for (let i = 0; i < 5; i += 1) waiting.push(await connectIdle(p.port));
+  const line = await p.waitForLog((l) => l.msg === 'not accepting connections for a while');
+  assert.equal(line.reason, 'max_connections');
+  assert.equal(line.listener, 'mcp');
+  const worst = await worstHealth(p.diagUrl, 20);
+  t.diagnostic(`/health worst ${worst.toFixed(1)} ms at the connection cap`);
+  assert.ok(worst < 100 * SLOW, `/health on the diagnostics port took ${worst.toFixed(1)} ms at the cap`);
+  // The connections it has are served.
+  assert.equal(await onSocket(held[0], '/x'), 200);
+  // A waiting one gets no answer while the cap holds...
+  assert.equal(await onSocket(waiting[0], '/x', 300), 0);
+  const m = await scrapeMetrics(p.diagUrl);
+  assert.equal(m.get('mcp_proxy_accept_paused_total{listener="mcp",reason="max_connections"}'), 1);
+  assert.equal(m.get('mcp_proxy_accept_paused{listener="mcp"}'), 1);
+  // ...and is served as soon as held ones close.
+  for (const s of held.slice(10)) s.destroy();
+  assert.equal(await onSocket(waiting[0], '/x'), 200);
+  for (const s of [...held, ...waiting]) s.destroy();
+  assert.equal(p.logs().filter((l) => l.msg === 'not accepting connections for a while').length, 1, 'one line per episode');
+  assert.equal(p.stderr().split('\n').filter((l) => l.trim() && !l.trim().startsWith('{')).length, 0, 'every stderr line is JSON');
+  await p.stop();
+});
