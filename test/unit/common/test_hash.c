@@ -101,7 +101,8 @@ test_tables_use_the_process_key(void)
 static const struct unit_test tests[] = {
 	{ "SipHash-2-4 reference vectors", test_reference_vectors },
 	{ "SipHash-2-4 equals OpenSSL SIPHASH at every length", test_matches_openssl },
-	{ "the CIMD cache and the memory store hash with the process key", test_tables_use_the_process_key },
+	{ "the CIMD cache and the memory store hash with the process key",
+	    test_tables_use_the_process_key },
 	{ NULL, NULL },
 };
 

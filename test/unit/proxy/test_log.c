@@ -243,7 +243,8 @@ test_libevent_messages_and_flush(void)
 	/* Fill the pipe and queue some; no loop turn runs, then detach flushes
 	 * once the reader has made room (it reads everything it is given). */
 	for (long i = 0; i < 100; i++)
-		log_info("line", LOG_I("i", i), LOG_S("pad", "0123456789012345678901234567890123456789"));
+		log_info("line", LOG_I("i", i),
+		    LOG_S("pad", "0123456789012345678901234567890123456789"));
 	CU_ASSERT(log_queued() > 0);
 	drain(p[0], &out, &n);
 	fcntl(p[1], F_SETPIPE_SZ, 1 << 20);

@@ -207,9 +207,12 @@ test_cap_fits_the_fd_limit(void)
 
 			setrlimit(RLIMIT_NOFILE, &low);
 			setup(4096);
-			ok = srv->listeners[SERVER_MCP].max_conns == (low.rlim_cur - SERVER_FD_RESERVE) / 2 &&
+			ok = srv->listeners[SERVER_MCP].max_conns ==
+				(low.rlim_cur - SERVER_FD_RESERVE) / 2 &&
 			    srv->listeners[SERVER_DIAG].max_conns == SERVER_DIAG_MAX_CONNS &&
-			    count_log("server.maxConnections lowered to fit the file descriptor limit") == 1;
+			    count_log(
+				"server.maxConnections lowered to fit the file descriptor limit") ==
+				1;
 			_exit(ok ? 0 : 1);
 		} else {
 			int status = 0;
