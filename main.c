@@ -258,6 +258,19 @@ app_warn_insecure(const struct config *cfg)
 			 "use this for local development only");
 }
 
+/* Say which settings were derived rather than set (one line each). */
+static void
+app_log_derived(const struct config *cfg)
+{
+	if (cfg->server.resource_url_derived)
+		log_info("server.resourceUrl derived from embeddedAuthServer.issuer",
+		    LOG_S("resourceUrl", cfg->server.resource_url),
+		    LOG_S("issuer", cfg->eas.issuer),
+		    LOG_S("hint",
+			"set server.resourceUrl (MCP_PROXY_SERVER_RESOURCEURL) when "
+			"clients use another URL"));
+}
+
 /* The loop services: the loop, the front end (listening), the fetcher. */
 static int
 app_build_services(struct app *app)
@@ -403,6 +416,7 @@ main(int argc, char **argv)
 		log_set_level(LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	app_warn_insecure(app.cfg);
+	app_log_derived(app.cfg);
 	rc = 1;
 	if (app_build_services(&app) == 0 && app_build_rooms(&app) == 0 && app_run(&app, path) == 0)
 		rc = 0;

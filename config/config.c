@@ -62,8 +62,11 @@ const struct setting config_settings[] = {
 	    "Address (`host:port`) of `/metrics` and `/health`.", .check = check_listen),
 	S("server.resourceUrl", ST_STRING, C(server.resource_url), NULL,
 	    "The MCP endpoint URL as clients name it (token audience, RFC 9728). Absolute http(s) "
-	    "URL without fragment; required unless `auth.mode` is `none`.",
-	    .check = check_url),
+	    "URL without fragment. Unset in `embedded` mode = the issuer's origin and path plus "
+	    "`/mcp` (the AS is mounted on the proxy), logged at start and marked derived in "
+	    "`--print-config`; set it where clients use another URL. Required when `auth.mode` is "
+	    "`oidc`.",
+	    .check = check_url, .doc_def = "`<issuer>/mcp`"),
 	S("server.publicPathPrefix", ST_STRING, C(server.public_path_prefix), "",
 	    "Path prefix clients see in front of our paths (e.g. `/team-a`); starts with `/`, no "
 	    "trailing `/`.",
@@ -237,6 +240,28 @@ const struct setting config_settings[] = {
 	    "Sustained `/oauth/register` requests per second (token bucket)."),
 	S("embeddedAuthServer.registration.burst", ST_UINT32, C(eas.registration.burst), "20",
 	    "Burst size of the registration token bucket.", RANGE(1, 1000000)),
+	S("embeddedAuthServer.rateLimit", ST_SECTION, 0, NULL, NULL),
+	S("embeddedAuthServer.rateLimit.requestsPerMinute", ST_DOUBLE, C(eas.rate_limit.per_minute),
+	    "600",
+	    "Sustained requests per client address to each of `/oauth/authorize`, `/oauth/token`, "
+	    "`/oauth/register` and `/oauth/revoke` (token bucket; 429 + Retry-After); 0 = off. "
+	    "The address is the connection's, or X-Forwarded-For's last hop with "
+	    "`server.trustProxyHeaders`."),
+	S("embeddedAuthServer.rateLimit.burst", ST_UINT32, C(eas.rate_limit.burst), "120",
+	    "Requests a client address may make at once before the rate applies.",
+	    RANGE(1, 1000000)),
+	S("embeddedAuthServer.rateLimit.maxAddresses", ST_UINT32, C(eas.rate_limit.max_addresses),
+	    "10000", "Client addresses tracked per endpoint (least recently seen replaced).",
+	    RANGE(16, 10000000)),
+	S("embeddedAuthServer.rateLimit.loginsPerClient", ST_UINT32,
+	    C(eas.rate_limit.logins_per_client), "1000",
+	    "Logins one client_id may start per pending-login lifetime (10 min), so that a flood "
+	    "for one client cannot fill the table of logins in progress; 503 beyond.",
+	    RANGE(1, 10000)),
+	S("embeddedAuthServer.rateLimit.loginsPerAddress", ST_UINT32,
+	    C(eas.rate_limit.logins_per_address), "2000",
+	    "Logins one client address may start per pending-login lifetime (10 min); 429 beyond.",
+	    RANGE(1, 10000)),
 };
 _Static_assert(sizeof config_settings / sizeof config_settings[0] == N_SETTINGS,
     "N_SETTINGS in config_private.h counts config_settings[]");

@@ -55,13 +55,14 @@ struct config {
 	char *secrets_dir; /* secretsDir, default /etc/mcp-proxy/secrets */
 
 	struct {
-		char *listen;             /* default 0.0.0.0:8080 */
-		char *diagnostics_listen; /* default 0.0.0.0:9464 */
-		char *resource_url;       /* public MCP endpoint URL */
-		char *public_path_prefix; /* prefix clients see before our paths, e.g. /team-a */
-		bool trust_proxy_headers; /* honour X-Forwarded-* from the client side */
-		uint32_t max_connections; /* MCP listener, default 4096 */
-		uint64_t max_body_size;   /* default 8 MiB */
+		char *listen;              /* default 0.0.0.0:8080 */
+		char *diagnostics_listen;  /* default 0.0.0.0:9464 */
+		char *resource_url;        /* public MCP endpoint URL */
+		bool resource_url_derived; /* unset, so <embeddedAuthServer.issuer>/mcp */
+		char *public_path_prefix;  /* prefix clients see before our paths, e.g. /team-a */
+		bool trust_proxy_headers;  /* honour X-Forwarded-* from the client side */
+		uint32_t max_connections;  /* MCP listener, default 4096 */
+		uint64_t max_body_size;    /* default 8 MiB */
 		uint64_t max_endpoint_body_size; /* our own endpoints' bodies, default 64 KiB */
 		uint64_t max_header_size;        /* default 128 KiB */
 		uint32_t max_header_count;       /* header fields, default 100 */
@@ -139,6 +140,13 @@ struct config {
 			double rate_per_second; /* token bucket, default 10 */
 			uint32_t burst;         /* default 20 */
 		} registration;
+		struct {
+			double per_minute;           /* per address and endpoint, default 600 */
+			uint32_t burst;              /* default 120 */
+			uint32_t max_addresses;      /* buckets kept, default 10000 */
+			uint32_t logins_per_client;  /* per pending lifetime, default 1000 */
+			uint32_t logins_per_address; /* per pending lifetime, default 2000 */
+		} rate_limit;
 	} eas; /* embeddedAuthServer */
 };
 

@@ -62,10 +62,11 @@ struct setting {
 	setting_check_fn check;   /* ST_STRING, ST_STRLIST items */
 	int variant;              /* providers: 1 oidcConfig, 2 oauth2Config */
 	const char *env;          /* explicit env name (secretsDir) */
+	const char *doc_def;      /* docs' default when it is derived, not a literal */
 };
 
 /* The table (config.c). The counts are checked there at compile time. */
-#define N_SETTINGS 71
+#define N_SETTINGS 77
 #define N_PROVIDER_SETTINGS 18
 extern const struct setting config_settings[];
 extern const struct setting config_provider_settings[];

@@ -876,14 +876,31 @@ validate_provider(struct load *ld, size_t i)
 	}
 }
 
+/*
+ * server.resourceUrl unset in embedded mode: the AS is mounted on the proxy,
+ * so the issuer is the proxy's public URL and the MCP endpoint is its origin
+ * and path plus "/mcp" (as ToolHive derives it). The issuer passed its URL
+ * check (no query, no fragment), so the result passes resourceUrl's.
+ */
+static void
+derive_resource_url(struct config *cfg)
+{
+	size_t n = strlen(cfg->eas.issuer);
+
+	while (n > 0 && cfg->eas.issuer[n - 1] == '/')
+		n--;
+	cfg->server.resource_url = xasprintf("%.*s/mcp", (int)n, cfg->eas.issuer);
+	cfg->server.resource_url_derived = true;
+}
+
 static void
 validate(struct load *ld)
 {
 	struct config *cfg = ld->cfg;
 
-	if (cfg->auth.mode != AUTH_MODE_NONE && cfg->server.resource_url == NULL)
+	if (cfg->auth.mode == AUTH_MODE_OIDC && cfg->server.resource_url == NULL)
 		config_errs_add(ld->errs, "", "server.resourceUrl",
-		    "required unless auth.mode is none (set it or MCP_PROXY_SERVER_RESOURCEURL)");
+		    "required when auth.mode is oidc (set it or MCP_PROXY_SERVER_RESOURCEURL)");
 	if (cfg->auth.mode == AUTH_MODE_OIDC) {
 		if (cfg->auth.oidc.issuer == NULL)
 			config_errs_add(ld->errs, where_of(ld, "auth.mode"), "auth.oidc.issuer",
@@ -920,6 +937,8 @@ validate(struct load *ld)
 	if (cfg->eas.issuer == NULL)
 		config_errs_add(ld->errs, where_of(ld, "embeddedAuthServer"),
 		    "embeddedAuthServer.issuer", "required when auth.mode is embedded");
+	else if (cfg->server.resource_url == NULL)
+		derive_resource_url(cfg);
 	require_https(ld, cfg->eas.issuer, cfg->eas.insecure_allow_http,
 	    where_of(ld, "embeddedAuthServer.issuer"), "embeddedAuthServer.issuer",
 	    "embeddedAuthServer.insecureAllowHTTP");

@@ -135,6 +135,16 @@ print_value(FILE *out, const struct setting *s, const void *base, int indent)
 	fputc('\n', out);
 }
 
+/* How a top-level setting's value was derived when the user left it unset, or NULL. */
+static const char *
+derived_note(const struct setting *s, const struct config *cfg)
+{
+	if (s->off == offsetof(struct config, server.resource_url) && s->type == ST_STRING &&
+	    cfg->server.resource_url_derived)
+		return "embeddedAuthServer.issuer + \"/mcp\" (server.resourceUrl unset)";
+	return NULL;
+}
+
 /* Print a table as YAML at indent; dash starts a list item; variant filters providers' blocks. */
 static void
 print_table(FILE *out, const struct setting *table, size_t n, const void *base, int indent,
@@ -158,7 +168,11 @@ print_table(FILE *out, const struct setting *table, size_t n, const void *base, 
 		fprintf(out, "%s:", key);
 		if (s->type == ST_SECTION)
 			fputc('\n', out);
-		else
+		else if (table == config_settings && derived_note(s, base) != NULL) {
+			fputc(' ', out);
+			print_quoted(out, *(char *const *)((const char *)base + s->off));
+			fprintf(out, "  # derived: %s\n", derived_note(s, base));
+		} else
 			print_value(out, s, base, indent + depth * 2);
 	}
 }
@@ -226,7 +240,9 @@ print_doc_rows(FILE *out, const struct setting *table, size_t n, const char *pre
 		} else
 			fputs(type_doc(s), out);
 		fputs(" | ", out);
-		if (s->def == NULL)
+		if (s->doc_def != NULL)
+			fputs(s->doc_def, out);
+		else if (s->def == NULL)
 			fputs("—", out);
 		else if (*s->def == '\0')
 			fputs("`\"\"`", out);

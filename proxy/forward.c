@@ -772,16 +772,139 @@ fx_head_end(const char *p, size_t len)
 	return 0;
 }
 
-/* Parse the status line and headers, copying the end-to-end ones to the
- * client reply; 1 when complete, 0 for more, -1 bad. */
+/* "HTTP/1.x NNN[ reason]": sets status and the keep-alive default; false
+ * when it is not one. */
+static bool
+fx_status_line(struct fx *fx, const char *line)
+{
+	int minor, code;
+
+	if (strncmp(line, "HTTP/1.", 7) != 0 || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
+	    line[9] < '0' || line[9] > '9' || line[10] < '0' || line[10] > '9' || line[11] < '0' ||
+	    line[11] > '9' || (line[12] != ' ' && line[12] != '\r' && line[12] != '\0'))
+		return false;
+	minor = line[7] - '0';
+	code = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+	if (code < 100 || code > 599)
+		return false;
+	fx->status = code;
+	fx->keepalive = minor >= 1;
+	fx->body = BODY_NONE;
+	fx->has_accel_buffering = false;
+	fx->head_length = -1;
+	return true;
+}
+
+/* Split "name: value" in place (the value's surrounding blanks trimmed);
+ * false when it is not a field line. */
+static bool
+fx_split_field(char *line, size_t *name_len, char **value)
+{
+	char *colon = strchr(line, ':'), *v, *e;
+
+	if (colon == NULL || colon == line)
+		return false;
+	*colon = '\0';
+	*name_len = (size_t)(colon - line);
+	for (v = colon + 1; *v == ' ' || *v == '\t';)
+		v++;
+	for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t');)
+		*--e = '\0';
+	*value = v;
+	return true;
+}
+
+/* What a response field tells us about framing and streaming; false when
+ * the framing is bad (RFC 9112 §6.3: strict, one length only, never both). */
+static bool
+fx_head_field(struct fx *fx, const char *name, size_t nl, char *value, char **connection)
+{
+	if (FX_NAME_IS(name, nl, "Content-Length")) {
+		int64_t cl = h1_parse_length(value);
+
+		if (cl < 0 || fx->body == BODY_CHUNKED ||
+		    (fx->body == BODY_LENGTH && cl != fx->remaining))
+			return false;
+		fx->remaining = cl;
+		fx->body = BODY_LENGTH;
+		fx->head_length = fx->remaining;
+	} else if (FX_NAME_IS(name, nl, "Transfer-Encoding")) {
+		if (strcasecmp(value, "chunked") != 0 || fx->body == BODY_LENGTH)
+			return false;
+		fx->body = BODY_CHUNKED;
+	} else if (FX_NAME_IS(name, nl, "Connection")) {
+		if (h1_token_in_list(value, "close"))
+			fx->keepalive = false;
+		*connection = value;
+	} else if (FX_NAME_IS(name, nl, "Content-Type") &&
+	    strncasecmp(value, "text/event-stream", 17) == 0) {
+		fx->stream = true;
+	} else if (FX_NAME_IS(name, nl, "X-Accel-Buffering")) {
+		fx->has_accel_buffering = true;
+	}
+	return true;
+}
+
+/* Parse one complete head (head, NUL-terminated, room for nlines fields),
+ * copying the end-to-end fields to the client reply: 1 final, 0 interim
+ * (1xx: another head follows), -1 bad. */
+static int
+fx_parse_one_head(struct fx *fx, char *head, size_t nlines)
+{
+	char **names = xreallocarray(NULL, 2 * (nlines + 1), sizeof *names);
+	char **values = names + nlines + 1, *line, *next, *connection = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	next = strchr(head, '\n');
+	*next++ = '\0';
+	if (!fx_status_line(fx, head))
+		goto out;
+	for (line = next; *line != '\0'; line = next) {
+		size_t nl;
+		char *value;
+
+		next = strchr(line, '\n');
+		*next++ = '\0';
+		if (next - line >= 2 && next[-2] == '\r')
+			next[-2] = '\0';
+		if (*line == '\0')
+			break;
+		if (!fx_split_field(line, &nl, &value) ||
+		    !fx_head_field(fx, line, nl, value, &connection))
+			goto out;
+		names[n] = line;
+		values[n] = value;
+		n++;
+	}
+	if (fx->status < 200) {
+		/* Interim response: wait for the final one. */
+		fx->status = 0;
+		fx->stream = false;
+		rc = 0;
+		goto out;
+	}
+	/* Headers the backend's Connection names are hop-by-hop too. */
+	for (size_t k = 0; k < n; k++) {
+		if (!fx_hop_by_hop(names[k], strlen(names[k]), connection))
+			req_add_header(fx->sr, names[k], values[k]);
+	}
+	rc = 1;
+out:
+	free(names);
+	return rc;
+}
+
+/* Parse the status line and headers from in, skipping interim responses;
+ * 1 when a final head is complete, 0 for more, -1 bad. */
 static int
 fx_parse_head(struct fx *fx, struct evbuffer *in)
 {
 	for (;;) {
-		size_t len = evbuffer_get_length(in), n, end, nlines = 0, k;
+		size_t len = evbuffer_get_length(in), n, end, nlines = 0;
 		const char *p;
-		char *head, *line, *next, **names = NULL, **values = NULL, *connection = NULL;
-		int major, minor, code, rc = -1;
+		char *head;
+		int rc;
 
 		if (len == 0)
 			return 0;
@@ -789,105 +912,17 @@ fx_parse_head(struct fx *fx, struct evbuffer *in)
 		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
 		if ((end = fx_head_end(p, n)) == 0)
 			return len > FW_MAX_RESPONSE_HEAD ? -1 : 0;
-		if (end > FW_MAX_RESPONSE_HEAD)
+		/* No NUL in a head (RFC 9110 §5.5): the parse below needs text. */
+		if (end > FW_MAX_RESPONSE_HEAD || memchr(p, '\0', end) != NULL)
 			return -1;
-		for (k = 0; k < end; k++)
+		for (size_t k = 0; k < end; k++)
 			nlines += p[k] == '\n';
-		/* One allocation: the name and value pointers, then the text. */
-		names = xreallocarray(NULL,
-		    2 * (nlines + 1) + (end + 1 + sizeof *names - 1) / sizeof *names,
-		    sizeof *names);
-		values = names + nlines + 1;
-		head = (char *)(values + nlines + 1);
-		memcpy(head, p, end);
-		head[end] = '\0';
+		head = xstrndup(p, end);
 		evbuffer_drain(in, end);
-		line = head;
-		next = strchr(line, '\n');
-		*next++ = '\0';
-		/* "HTTP/1.x NNN[ reason]" */
-		if (strncmp(line, "HTTP/", 5) != 0 || line[5] < '0' || line[5] > '9' ||
-		    line[6] != '.' || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
-		    line[9] < '0' || line[9] > '9' || line[10] < '0' || line[10] > '9' ||
-		    line[11] < '0' || line[11] > '9' ||
-		    (line[12] != ' ' && line[12] != '\r' && line[12] != '\0'))
-			goto out;
-		major = line[5] - '0';
-		minor = line[7] - '0';
-		code = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-		if (major != 1 || code < 100 || code > 599)
-			goto out;
-		fx->status = code;
-		fx->keepalive = minor >= 1;
-		fx->body = BODY_NONE;
-		fx->has_accel_buffering = false;
-		fx->head_length = -1;
-		n = 0;
-		for (line = next; *line != '\0'; line = next) {
-			char *colon, *value, *e;
-			size_t nl;
-
-			next = strchr(line, '\n');
-			*next++ = '\0';
-			if (next - line >= 2 && next[-2] == '\r')
-				next[-2] = '\0';
-			if (*line == '\0')
-				break;
-			colon = strchr(line, ':');
-			if (colon == NULL || colon == line)
-				goto out;
-			*colon = '\0';
-			nl = (size_t)(colon - line);
-			value = colon + 1;
-			while (*value == ' ' || *value == '\t')
-				value++;
-			for (e = value + strlen(value);
-			     e > value && (e[-1] == ' ' || e[-1] == '\t');)
-				*--e = '\0';
-			if (FX_NAME_IS(line, nl, "Content-Length")) {
-				int64_t cl = h1_parse_length(value);
-
-				/* Strict, and one length only (RFC 9112 §6.3). */
-				if (cl < 0 || fx->body == BODY_CHUNKED ||
-				    (fx->body == BODY_LENGTH && cl != fx->remaining))
-					goto out;
-				fx->remaining = cl;
-				fx->body = BODY_LENGTH;
-				fx->head_length = fx->remaining;
-			} else if (FX_NAME_IS(line, nl, "Transfer-Encoding")) {
-				if (strcasecmp(value, "chunked") != 0 || fx->body == BODY_LENGTH)
-					goto out;
-				fx->body = BODY_CHUNKED;
-			} else if (FX_NAME_IS(line, nl, "Connection")) {
-				if (h1_token_in_list(value, "close"))
-					fx->keepalive = false;
-				connection = value;
-			} else if (FX_NAME_IS(line, nl, "Content-Type") &&
-			    strncasecmp(value, "text/event-stream", 17) == 0) {
-				fx->stream = true;
-			} else if (FX_NAME_IS(line, nl, "X-Accel-Buffering")) {
-				fx->has_accel_buffering = true;
-			}
-			names[n] = line;
-			values[n] = value;
-			n++;
-		}
-		if (fx->status < 200) {
-			/* Interim response: wait for the final one. */
-			fx->status = 0;
-			fx->stream = false;
-			free(names);
-			continue;
-		}
-		/* Headers the backend's Connection names are hop-by-hop too. */
-		for (k = 0; k < n; k++) {
-			if (!fx_hop_by_hop(names[k], strlen(names[k]), connection))
-				req_add_header(fx->sr, names[k], values[k]);
-		}
-		rc = 1;
-	out:
-		free(names);
-		return rc;
+		rc = fx_parse_one_head(fx, head, nlines);
+		free(head);
+		if (rc != 0)
+			return rc;
 	}
 }
 

@@ -41,6 +41,8 @@ const green = (s) => c('32', s);
 const red = (s) => c('31', s);
 const dim = (s) => c('2', s);
 const rel = (p) => path.relative(process.cwd(), p) || '.';
+// The pinned Node.js the demo runs on (scripts/install-node.sh), for the commands it prints.
+const PINNED_NODE = fs.existsSync(path.join(ROOT, 'tools/node/bin/node')) ? path.join(ROOT, 'tools/node/bin/node') : null;
 
 function fail(msg) {
   process.stderr.write(`${red('demo:')} ${msg}\n`);
@@ -381,7 +383,7 @@ embeddedAuthServer:
     `  curl -s http://${curlHost}/.well-known/oauth-authorization-server | python3 -m json.tool | grep client_id_metadata_document`,
     '',
     bold('Log in with a scripted MCP client (CIMD) and call a tool') + ' (401 → discovery → authorize → IdP login → token → initialize → tools/list → tools/call echo):',
-    `  node ${rel(path.join(ROOT, 'scripts/demo-client.mjs'))}`,
+    `  ${PINNED_NODE ? rel(PINNED_NODE) : 'node'} ${rel(path.join(ROOT, 'scripts/demo-client.mjs'))}`,
     '',
     bold('What this build does:'),
     ...status,

@@ -10,12 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "demo: Node.js >= 20 is required (found $(node --version 2>/dev/null || echo none))" >&2
-  exit 1
-fi
+# The pinned Node.js 22 in tools/node (install-deps put it there) runs the
+# demo and npm, whatever node the system has.
+. scripts/node-env.sh
 
 if [ -z "${MCP_PROXY_BIN:-}" ]; then
   echo "demo: building build/ ..." >&2

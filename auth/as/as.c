@@ -23,6 +23,7 @@
 #include "auth/crypto/keyset.h"
 #include "auth/store/store.h"
 #include "auth/idp/upstream.h"
+#include "common/ratelimit.h"
 #include "common/xalloc.h"
 #include "common/xevent.h"
 #include "config/config.h"
@@ -158,7 +159,20 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	as->clients = clients_new(cfg, as->store, as->cimd);
 	as->upstream = upstream_new(cfg, p, fetcher);
 	as->grant = grant_new(cfg, as->store, as->keys, as->issuer, as->audience);
-	as->reg_tokens = cfg->eas.registration.burst;
+	as->reg_global = ratelimit_new(cfg->eas.registration.rate_per_second,
+	    cfg->eas.registration.burst, 1);
+	for (int i = 0; i < AS_N_LIMITS; i++)
+		as->limits[i] = ratelimit_new(cfg->eas.rate_limit.per_minute / 60.0,
+		    cfg->eas.rate_limit.burst, cfg->eas.rate_limit.max_addresses);
+	/* N logins per pending-login lifetime: at most about 2N in progress. */
+	as->logins_client = ratelimit_new(cfg->eas.rate_limit.logins_per_client /
+		(AS_PENDING_TTL_MS / 1000.0),
+	    cfg->eas.rate_limit.logins_per_client, cfg->eas.rate_limit.max_addresses);
+	as->logins_address = ratelimit_new(cfg->eas.rate_limit.logins_per_address /
+		(AS_PENDING_TTL_MS / 1000.0),
+	    cfg->eas.rate_limit.logins_per_address, cfg->eas.rate_limit.max_addresses);
+	as->m_limited = metrics_counter("mcp_proxy_rate_limited_total",
+	    "Authorization server requests refused by a rate limit (429/503), by limit.", "limit");
 	as->m_authorize = metrics_counter("mcp_oauth_authorize_total",
 	    "Authorization requests by outcome.", "outcome");
 	as->m_callback = metrics_counter("mcp_oauth_callback_total",
@@ -217,6 +231,11 @@ as_free(struct as *as)
 		cimd_free(as->cimd);
 	grant_free(as->grant);
 	store_free(as->store);
+	for (int i = 0; i < AS_N_LIMITS; i++)
+		ratelimit_free(as->limits[i]);
+	ratelimit_free(as->reg_global);
+	ratelimit_free(as->logins_client);
+	ratelimit_free(as->logins_address);
 	keyset_free(as->keys);
 	free(as->issuer);
 	free(as->issuer_path);
@@ -269,6 +288,58 @@ as_token_revoked(struct as *as, const char *jti)
 }
 
 /* --- helpers for the handler files --- */
+
+const char *
+as_client_address(struct as *as, struct req *sr, char *buf, size_t len)
+{
+	const char *xff = as->cfg->server.trust_proxy_headers ? as_header(sr, "X-Forwarded-For")
+							      : NULL;
+	const char *last, *end;
+
+	if (xff == NULL)
+		return req_peer(sr);
+	last = strrchr(xff, ',');
+	last = last != NULL ? last + 1 : xff;
+	while (*last == ' ' || *last == '\t')
+		last++;
+	for (end = last + strlen(last); end > last && (end[-1] == ' ' || end[-1] == '\t');)
+		end--;
+	if (end == last || (size_t)(end - last) >= len)
+		return req_peer(sr);
+	memcpy(buf, last, (size_t)(end - last));
+	buf[end - last] = '\0';
+	return buf;
+}
+
+void
+as_too_many(struct as *as, struct req *sr, bool page, int retry_after_s, const char *limit,
+    const char *desc)
+{
+	char ra[16];
+
+	metrics_add(as->m_limited, 1, limit);
+	snprintf(ra, sizeof ra, "%d", retry_after_s);
+	req_add_header(sr, "Retry-After", ra);
+	if (page)
+		as_error_page(sr, 429, "too_many_requests", desc);
+	else
+		req_reply_oauth_error(sr, 429, "too_many_requests", desc);
+}
+
+bool
+as_rate_ok(struct as *as, struct req *sr, enum as_limit which)
+{
+	static const char *const names[AS_N_LIMITS] = { "authorize", "token", "register",
+		"revoke" };
+	char buf[64];
+	int retry;
+
+	if (ratelimit_take(as->limits[which], as_client_address(as, sr, buf, sizeof buf), &retry))
+		return true;
+	as_too_many(as, sr, which == AS_LIMIT_AUTHORIZE, retry, names[which],
+	    "too many requests from your address; retry later");
+	return false;
+}
 
 const char *
 as_method(struct req *sr)

@@ -20,12 +20,22 @@ struct event;
 struct grant;
 struct metric;
 struct client;
+struct ratelimit;
 struct req;
 struct strlist;
 struct upstream;
 
 #define AS_MAX_FORM_BODY (16 * 1024)
 #define AS_PENDING_TTL_MS (10 * 60 * 1000)
+
+/* The per-address request limits, one per endpoint. */
+enum as_limit {
+	AS_LIMIT_AUTHORIZE,
+	AS_LIMIT_TOKEN,
+	AS_LIMIT_REGISTER,
+	AS_LIMIT_REVOKE,
+	AS_N_LIMITS
+};
 
 struct as {
 	struct event_base *base;
@@ -53,9 +63,12 @@ struct as {
 	char *oidc_json;     /* OpenID Connect discovery */
 	char *jwks_json;
 
-	double reg_tokens; /* registration token bucket */
-	int64_t reg_refill_ms;
+	struct ratelimit *limits[AS_N_LIMITS]; /* by client address */
+	struct ratelimit *reg_global;          /* all registrations */
+	struct ratelimit *logins_client;       /* logins started, by client_id */
+	struct ratelimit *logins_address;      /* logins started, by address */
 
+	struct metric *m_limited;
 	struct metric *m_authorize;
 	struct metric *m_callback;
 };
@@ -84,6 +97,18 @@ int token_credentials(struct req *sr, const struct form *f, char **client_id, ch
 /* Do the presented credentials authenticate client c? */
 bool token_authenticate(const struct client *c, const char *auth_method, const char *secret,
     const char **why);
+
+/* The client's address for limits: the connection's, or with
+ * server.trustProxyHeaders the last X-Forwarded-For hop (the one our
+ * ingress added). Valid while sr is. */
+const char *as_client_address(struct as *as, struct req *sr, char *buf, size_t len);
+/* Take one request of sr's address from the endpoint's limit: true, or
+ * false after answering 429 with Retry-After (an error page for authorize,
+ * OAuth JSON for the others). */
+bool as_rate_ok(struct as *as, struct req *sr, enum as_limit which);
+/* Answer 429 with Retry-After and count it under limit. */
+void as_too_many(struct as *as, struct req *sr, bool page, int retry_after_s, const char *limit,
+    const char *desc);
 
 /* The request's method as "GET", "POST", "OPTIONS", ... */
 const char *as_method(struct req *sr);

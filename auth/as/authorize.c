@@ -18,6 +18,7 @@
 #include "auth/registry/clients.h"
 #include "auth/crypto/pkce.h"
 #include "common/random.h"
+#include "common/ratelimit.h"
 #include "auth/store/store.h"
 #include "auth/idp/upstream.h"
 #include "common/scope.h"
@@ -113,7 +114,16 @@ authorize_upstream_ready(const char *error, void *arg)
 		url = upstream_authorize_url(as->upstream, state, challenge, p->nonce);
 		free(challenge);
 	}
-	store_pending_put(as->store, state, p, AS_PENDING_TTL_MS);
+	if (!store_pending_put(as->store, state, p, AS_PENDING_TTL_MS)) {
+		/* Full of logins in progress: refuse this one, never evict theirs. */
+		log_error("the store is full: authorization refused",
+		    LOG_S("client_id", az->client->client_id));
+		xfree_secret(state);
+		free(url);
+		authorize_fail_redirect(az, "temporarily_unavailable",
+		    "too many logins are in progress; try again later");
+		return;
+	}
 	log_info("authorization started", LOG_S("client_id", az->client->client_id),
 	    LOG_S("scope", az->scope));
 	metrics_add(as->m_authorize, 1, "upstream_redirect");
@@ -125,13 +135,111 @@ authorize_upstream_ready(const char *error, void *arg)
 	authorize_finish(az);
 }
 
+/* Settle the redirect_uri (RFC 6749 §3.1.2.3): NULL, or why not for our
+ * own error page. */
+static const char *
+authorize_settle_redirect_uri(struct authorize *az)
+{
+	const struct client *client = az->client;
+	const char *ru = form_get(&az->params, "redirect_uri");
+
+	if (ru == NULL) {
+		if (client->redirect_uris.n != 1)
+			return "redirect_uri is required: the client registered more than one";
+		az->redirect_uri = xstrdup(client->redirect_uris.v[0]);
+		return NULL;
+	}
+	if (!client_redirect_uri_matches(&client->redirect_uris, ru))
+		return "redirect_uri is not registered for this client";
+	az->redirect_uri = xstrdup(ru);
+	az->redirect_uri_sent = true;
+	return NULL;
+}
+
+/* response_type and PKCE: NULL, or the error code and *desc. */
+static const char *
+authorize_check_code_request(const struct authorize *az, const char **desc)
+{
+	const char *rt = form_get(&az->params, "response_type");
+	const char *cc = form_get(&az->params, "code_challenge");
+	const char *ccm = form_get(&az->params, "code_challenge_method");
+
+	if (rt == NULL) {
+		*desc = "response_type is required";
+		return "invalid_request";
+	}
+	if (strcmp(rt, "code") != 0) {
+		*desc = "only response_type=code is supported";
+		return "unsupported_response_type";
+	}
+	if (!strlist_contains(&az->client->grant_types, "authorization_code")) {
+		*desc = "the client is not allowed the authorization_code grant";
+		return "unauthorized_client";
+	}
+	if (cc == NULL)
+		*desc = "code_challenge is required (PKCE with S256)";
+	else if (ccm == NULL || !pkce_method_supported(ccm))
+		*desc = "code_challenge_method must be S256";
+	else if (!pkce_challenge_valid(cc))
+		*desc = "code_challenge is not a base64url SHA-256 value";
+	else
+		return NULL;
+	return "invalid_request";
+}
+
+/* scope (default: the client's registered set) and resource: NULL, or the
+ * error code and *desc. Sets az->scope. */
+static const char *
+authorize_check_grant(struct authorize *az, const char **desc)
+{
+	const char *scope = form_get(&az->params, "scope");
+	const char *resource = form_get(&az->params, "resource");
+
+	if (scope != NULL) {
+		if (strlen(scope) > 1024 || !scope_subset(scope, &az->client->scopes)) {
+			*desc = "the requested scope exceeds what the client may request";
+			return "invalid_scope";
+		}
+		az->scope = scope_normalise(scope);
+	} else {
+		az->scope = strlist_join(&az->client->scopes);
+	}
+	if (resource != NULL && strcmp(resource, az->as->audience) != 0) {
+		*desc = "resource is not the MCP resource this server issues tokens for";
+		return "invalid_target";
+	}
+	return NULL;
+}
+
+/* The bounds on logins in progress that protect everyone else's: per
+ * client_id and per client address. NULL, or the error code and *desc. */
+static const char *
+authorize_check_logins(struct authorize *az, const char **desc)
+{
+	struct as *as = az->as;
+	char buf[64];
+	int retry;
+
+	if (!ratelimit_take(as->logins_client, az->client->client_id, &retry)) {
+		metrics_add(as->m_limited, 1, "logins_per_client");
+		*desc = "too many logins are in progress for this client; try again later";
+		return "temporarily_unavailable";
+	}
+	if (!ratelimit_take(as->logins_address, as_client_address(as, az->sr, buf, sizeof buf),
+		&retry)) {
+		metrics_add(as->m_limited, 1, "logins_per_address");
+		*desc = "too many logins were started from your address; try again later";
+		return "temporarily_unavailable";
+	}
+	return NULL;
+}
+
 static void
 authorize_client_done(struct client *client, const char *error_description, void *arg)
 {
 	struct authorize *az = arg;
 	struct as *as = az->as;
-	const char *ru = form_get(&az->params, "redirect_uri");
-	const char *rt, *cc, *ccm, *scope, *resource;
+	const char *error, *desc;
 	struct upstream_op *op;
 
 	az->lookup = NULL;
@@ -147,75 +255,17 @@ authorize_client_done(struct client *client, const char *error_description, void
 	}
 	client_ref(client);
 	az->client = client;
-	if (ru == NULL) {
-		if (client->redirect_uris.n != 1) {
-			metrics_add(as->m_authorize, 1, "invalid_request");
-			as_error_page(az->sr, 400, "invalid_request",
-			    "redirect_uri is required: the client registered more than one");
-			authorize_finish(az);
-			return;
-		}
-		az->redirect_uri = xstrdup(client->redirect_uris.v[0]);
-	} else {
-		if (!client_redirect_uri_matches(&client->redirect_uris, ru)) {
-			metrics_add(as->m_authorize, 1, "invalid_request");
-			as_error_page(az->sr, 400, "invalid_request",
-			    "redirect_uri is not registered for this client");
-			authorize_finish(az);
-			return;
-		}
-		az->redirect_uri = xstrdup(ru);
-		az->redirect_uri_sent = true;
+	if ((desc = authorize_settle_redirect_uri(az)) != NULL) {
+		metrics_add(as->m_authorize, 1, "invalid_request");
+		as_error_page(az->sr, 400, "invalid_request", desc);
+		authorize_finish(az);
+		return;
 	}
-
 	/* From here on errors are redirected to the verified redirect_uri. */
-	rt = form_get(&az->params, "response_type");
-	cc = form_get(&az->params, "code_challenge");
-	ccm = form_get(&az->params, "code_challenge_method");
-	scope = form_get(&az->params, "scope");
-	resource = form_get(&az->params, "resource");
-	if (rt == NULL) {
-		authorize_fail_redirect(az, "invalid_request", "response_type is required");
-		return;
-	}
-	if (strcmp(rt, "code") != 0) {
-		authorize_fail_redirect(az, "unsupported_response_type",
-		    "only response_type=code is supported");
-		return;
-	}
-	if (!strlist_contains(&client->grant_types, "authorization_code")) {
-		authorize_fail_redirect(az, "unauthorized_client",
-		    "the client is not allowed the authorization_code grant");
-		return;
-	}
-	if (cc == NULL) {
-		authorize_fail_redirect(az, "invalid_request",
-		    "code_challenge is required (PKCE with S256)");
-		return;
-	}
-	if (ccm == NULL || !pkce_method_supported(ccm)) {
-		authorize_fail_redirect(az, "invalid_request",
-		    "code_challenge_method must be S256");
-		return;
-	}
-	if (!pkce_challenge_valid(cc)) {
-		authorize_fail_redirect(az, "invalid_request",
-		    "code_challenge is not a base64url SHA-256 value");
-		return;
-	}
-	if (scope != NULL) {
-		if (strlen(scope) > 1024 || !scope_subset(scope, &client->scopes)) {
-			authorize_fail_redirect(az, "invalid_scope",
-			    "the requested scope exceeds what the client may request");
-			return;
-		}
-		az->scope = scope_normalise(scope);
-	} else {
-		az->scope = strlist_join(&client->scopes);
-	}
-	if (resource != NULL && strcmp(resource, as->audience) != 0) {
-		authorize_fail_redirect(az, "invalid_target",
-		    "resource is not the MCP resource this server issues tokens for");
+	if ((error = authorize_check_code_request(az, &desc)) != NULL ||
+	    (error = authorize_check_grant(az, &desc)) != NULL ||
+	    (error = authorize_check_logins(az, &desc)) != NULL) {
+		authorize_fail_redirect(az, error, desc);
 		return;
 	}
 	op = upstream_prepare(as->upstream, authorize_upstream_ready, az);
@@ -237,6 +287,8 @@ authorize_handle(struct req *sr, void *arg)
 		as_error_page(sr, 405, "invalid_request", "use GET or POST");
 		return;
 	}
+	if (!as_rate_ok(as, sr, AS_LIMIT_AUTHORIZE))
+		return;
 	az = xcalloc(1, sizeof *az);
 	az->as = as;
 	az->sr = sr;

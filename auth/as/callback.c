@@ -73,11 +73,22 @@ callback_exchanged(struct store_upstream *tokens, const char *error, void *arg)
 	}
 	tsid = random_token(32);
 	subject = xstrdup(tokens->subject);
-	store_upstream_put(as->store, tsid, tokens,
-	    as->cfg->eas.token_lifespans.refresh_token_ms > 0
-		? as->cfg->eas.token_lifespans.refresh_token_ms
-		: 7 * 86400 * 1000LL);
-	code = grant_code_issue(as->grant, p, tsid, subject);
+	if (!store_upstream_put(as->store, tsid, tokens,
+		as->cfg->eas.token_lifespans.refresh_token_ms > 0
+		    ? as->cfg->eas.token_lifespans.refresh_token_ms
+		    : 7 * 86400 * 1000LL) ||
+	    (code = grant_code_issue(as->grant, p, tsid, subject)) == NULL) {
+		metrics_add(as->m_callback, 1, "store_full");
+		log_error("the store is full: login not completed",
+		    LOG_S("client_id", p->client->client_id));
+		as_redirect_error(as, cb->sr, p->redirect_uri, p->state, "temporarily_unavailable",
+		    "the authorization server cannot record more logins right now; try again "
+		    "later");
+		free(tsid);
+		free(subject);
+		callback_finish(cb);
+		return;
+	}
 	log_info("user authenticated upstream", LOG_S("client_id", p->client->client_id),
 	    LOG_S("sub", subject), LOG_S("scope", p->scope));
 	metrics_add(as->m_callback, 1, "ok");

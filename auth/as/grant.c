@@ -130,7 +130,11 @@ grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsi
 	c->subject = grant_dup(subject);
 	c->family = random_token(16);
 	grant_hash(code, hash);
-	store_code_put(g->store, hash, c, g->code_ms);
+	if (!store_code_put(g->store, hash, c, g->code_ms)) {
+		log_error("the store is full: no authorization code issued");
+		xfree_secret(code);
+		return NULL;
+	}
 	return code;
 }
 
@@ -166,6 +170,32 @@ grant_access_token(struct grant *g, const char *client_id, const char *subject, 
 	return token;
 }
 
+/* The store refused a record: nothing is issued, the client may retry. */
+static void
+grant_store_full(struct grant_result *out, struct grant_error *err)
+{
+	log_error("the store is full: no token issued");
+	grant_result_dispose(out);
+	memset(out, 0, sizeof *out);
+	grant_set_error(err, "temporarily_unavailable", 503,
+	    "the authorization server cannot record more tokens right now; try again later");
+}
+
+/* A replayed code or refresh token: revoke what was issued from it. */
+static void
+grant_revoke_replayed(struct grant *g, const char *family, const char *what, const char *client_id)
+{
+	char id[13];
+
+	log_token_id(family, strlen(family), id);
+	log_warn("single-use credential replayed: revoking its token family", LOG_S("what", what),
+	    LOG_S("family", id), LOG_S("client_id", client_id));
+	if (!store_family_revoke(g->store, family, g->refresh_ms))
+		log_error("the store is full: the replayed family could not be revoked in full",
+		    LOG_S("family", id));
+	metrics_add(g->m_reuse, 1, what);
+}
+
 /* Issue an access token (scope at_scope) and, when allowed, a new refresh
  * token of the family carrying the full granted scope. */
 static int
@@ -183,7 +213,12 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 		grant_set_error(err, "server_error", 500, "the access token could not be signed");
 		return -1;
 	}
-	store_family_add_jti(g->store, family, jti, exp, g->refresh_ms);
+	if (!store_family_add_jti(g->store, family, jti, exp, g->refresh_ms)) {
+		/* A token we could not revoke later is not issued. */
+		free(jti);
+		grant_store_full(out, err);
+		return -1;
+	}
 	free(jti);
 	out->expires_in = g->access_ms / 1000;
 	out->scope = xstrdup(at_scope != NULL ? at_scope : "");
@@ -200,7 +235,10 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 		r->subject = xstrdup(subject);
 		r->expires_at = clock_wall_s() + g->refresh_ms / 1000;
 		grant_hash(out->refresh_token, hash);
-		store_refresh_put(g->store, hash, r, g->refresh_ms);
+		if (!store_refresh_put(g->store, hash, r, g->refresh_ms)) {
+			grant_store_full(out, err);
+			return -1;
+		}
 		if (tsid != NULL)
 			store_upstream_touch(g->store, tsid, g->refresh_ms);
 	}
@@ -214,7 +252,7 @@ grant_exchange_code(struct grant *g, const char *client_id, const char *code, co
     struct grant_error *err)
 {
 	struct store_code *c = NULL;
-	char hash[65], *replayed = NULL, id[13];
+	char hash[65], *replayed = NULL;
 	int rc = -1;
 
 	memset(out, 0, sizeof *out);
@@ -225,13 +263,8 @@ grant_exchange_code(struct grant *g, const char *client_id, const char *code, co
 	grant_hash(code, hash);
 	c = store_code_take(g->store, hash, &replayed);
 	if (c == NULL) {
-		if (replayed != NULL) {
-			log_token_id(replayed, strlen(replayed), id);
-			log_warn("authorization code replayed: revoking the tokens issued from it",
-			    LOG_S("family", id));
-			store_family_revoke(g->store, replayed, g->refresh_ms);
-			metrics_add(g->m_reuse, 1, "authorization_code");
-		}
+		if (replayed != NULL)
+			grant_revoke_replayed(g, replayed, "authorization_code", client_id);
 		grant_set_error(err, "invalid_grant", 400,
 		    "the authorization code is invalid, expired or was already used");
 		goto out;
@@ -264,6 +297,10 @@ grant_exchange_code(struct grant *g, const char *client_id, const char *code, co
 	}
 	rc = grant_issue(g, "authorization_code", c->client, c->subject, c->scope, c->scope,
 	    c->resource, c->tsid, c->family, out, err);
+	/* Nothing was issued for it: the code stays usable (replacing its own
+	 * tombstone always fits). */
+	if (rc != 0 && err->status == 503 && store_code_put(g->store, hash, c, g->code_ms))
+		c = NULL;
 out:
 	free(replayed);
 	store_code_free(c);
@@ -276,7 +313,7 @@ grant_refresh(struct grant *g, const struct client *client, const char *refresh_
 {
 	const struct store_refresh *peek;
 	struct store_refresh *r = NULL;
-	char hash[65], *replayed = NULL, id[13];
+	char hash[65], *replayed = NULL;
 	int rc = -1;
 
 	memset(out, 0, sizeof *out);
@@ -314,13 +351,8 @@ grant_refresh(struct grant *g, const struct client *client, const char *refresh_
 	}
 	r = store_refresh_take(g->store, hash, &replayed);
 	if (r == NULL) {
-		if (replayed != NULL) {
-			log_token_id(replayed, strlen(replayed), id);
-			log_warn("refresh token reused: revoking its token family",
-			    LOG_S("family", id), LOG_S("client_id", client->client_id));
-			store_family_revoke(g->store, replayed, g->refresh_ms);
-			metrics_add(g->m_reuse, 1, "refresh_token");
-		}
+		if (replayed != NULL)
+			grant_revoke_replayed(g, replayed, "refresh_token", client->client_id);
 		grant_set_error(err, "invalid_grant", 400,
 		    "the refresh token is invalid, expired, revoked or was already used");
 		goto out;
@@ -331,13 +363,21 @@ grant_refresh(struct grant *g, const struct client *client, const char *refresh_
 	}
 	rc = grant_issue(g, "refresh_token", client, r->subject, scope != NULL ? scope : r->scope,
 	    r->scope, r->resource, r->tsid, r->family, out, err);
+	/* Nothing was issued for it: the token stays usable, so that the
+	 * client's retry is not taken for a replay. */
+	if (rc != 0 && err->status == 503) {
+		int64_t left_ms = (r->expires_at - clock_wall_s()) * 1000;
+
+		if (left_ms > 0 && store_refresh_put(g->store, hash, r, left_ms))
+			r = NULL;
+	}
 out:
 	free(replayed);
 	store_refresh_free(r);
 	return rc;
 }
 
-void
+int
 grant_revoke(struct grant *g, const char *client_id, const char *token, const char *hint)
 {
 	const struct store_refresh *peek;
@@ -347,29 +387,32 @@ grant_revoke(struct grant *g, const char *client_id, const char *token, const ch
 	const char *jti, *cid;
 	char hash[65], err[128];
 	int64_t exp;
+	int rc = 0;
 
 	(void)hint; /* both kinds are tried, cheapest first, as RFC 7009 allows */
 	if (token == NULL)
-		return;
+		return 0;
 	grant_hash(token, hash);
 	if ((peek = store_refresh_get(g->store, hash)) != NULL) {
 		if (strcmp(peek->client_id, client_id) != 0)
-			return;
+			return 0;
 		if ((r = store_refresh_take(g->store, hash, NULL)) != NULL) {
-			store_family_revoke(g->store, r->family, g->refresh_ms);
+			if (!store_family_revoke(g->store, r->family, g->refresh_ms))
+				rc = -1;
 			store_refresh_free(r);
 		}
-		return;
+		return rc;
 	}
 	if (strchr(token, '.') == NULL ||
 	    jwt_verify(token, g->keys, &ex, &claims, err, sizeof err) != JWT_OK)
-		return;
+		return 0;
 	jti = jwt_claim_string(claims, "jti");
 	cid = jwt_claim_string(claims, "client_id");
 	if (jti != NULL && cid != NULL && strcmp(cid, client_id) == 0 &&
-	    jwt_claim_int(claims, "exp", &exp) == 0)
-		store_jti_revoke(g->store, jti, exp);
+	    jwt_claim_int(claims, "exp", &exp) == 0 && !store_jti_revoke(g->store, jti, exp))
+		rc = -1;
 	json_object_put(claims);
+	return rc;
 }
 
 bool

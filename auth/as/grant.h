@@ -47,7 +47,8 @@ void grant_free(struct grant *g);
 void grant_hash(const char *secret, char out[65]);
 
 /* Issue our authorization code for a pending authorization that the
- * upstream IdP completed (p is copied, not consumed). Returns the code. */
+ * upstream IdP completed (p is copied, not consumed). Returns the code, or
+ * NULL when the store is full (answer 503). */
 char *grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsid,
     const char *subject);
 
@@ -65,8 +66,9 @@ int grant_refresh(struct grant *g, const struct client *client, const char *refr
 
 /* RFC 7009: revoke a refresh token (and its family) or an access token (its
  * jti deny-listed until it expires) that belongs to client_id. Unknown,
- * invalid or foreign tokens are silently ignored. */
-void grant_revoke(struct grant *g, const char *client_id, const char *token, const char *hint);
+ * invalid or foreign tokens are silently ignored (0). -1: the store is full
+ * and the revocation could not be recorded (answer 503; RFC 7009 §2.2.1). */
+int grant_revoke(struct grant *g, const char *client_id, const char *token, const char *hint);
 
 /* Has this access-token id been revoked? */
 bool grant_jti_revoked(struct grant *g, const char *jti);

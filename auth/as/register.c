@@ -1,11 +1,11 @@
 /*
  * POST /oauth/register: RFC 7591 dynamic client registration. The metadata
  * rules are dcr.c; here are the HTTP side and the abuse limits: JSON only,
- * a bounded body, a token-bucket rate limit (429 + Retry-After) and the
+ * a bounded body, token-bucket rate limits (per address, and for all
+ * registrations; 429 + Retry-After) and the
  * registry's capacity (idle clients evicted, else 503). The client secret of
  * a confidential client appears in this one response and nowhere else.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,38 +15,11 @@
 #include "auth/client/client.h"
 #include "auth/registry/clients.h"
 #include "auth/registry/dcr.h"
-#include "common/clock.h"
+#include "common/ratelimit.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/req.h"
-
-/* Take one token from the registration bucket; false (and the seconds to
- * wait) when empty. */
-static bool
-register_rate_ok(struct as *as, int *retry_after)
-{
-	double rate = as->cfg->eas.registration.rate_per_second;
-	double burst = as->cfg->eas.registration.burst;
-	int64_t now = clock_mono_ms();
-
-	if (rate <= 0)
-		return true;
-	if (as->reg_refill_ms != 0) {
-		as->reg_tokens += (double)(now - as->reg_refill_ms) / 1000.0 * rate;
-		if (as->reg_tokens > burst)
-			as->reg_tokens = burst;
-	}
-	as->reg_refill_ms = now;
-	if (as->reg_tokens >= 1.0) {
-		as->reg_tokens -= 1.0;
-		return true;
-	}
-	*retry_after = (int)ceil((1.0 - as->reg_tokens) / rate);
-	if (*retry_after < 1)
-		*retry_after = 1;
-	return false;
-}
 
 void
 register_handle(struct req *sr, void *arg)
@@ -54,7 +27,7 @@ register_handle(struct req *sr, void *arg)
 	struct as *as = arg;
 	struct dcr_result res = { 0 };
 	const char *ct;
-	char *body = NULL, *json = NULL, ra[16];
+	char *body = NULL, *json = NULL;
 	size_t len;
 	int retry;
 
@@ -66,10 +39,10 @@ register_handle(struct req *sr, void *arg)
 		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
 		goto out;
 	}
-	if (!register_rate_ok(as, &retry)) {
-		snprintf(ra, sizeof ra, "%d", retry);
-		req_add_header(sr, "Retry-After", ra);
-		req_reply_oauth_error(sr, 429, "too_many_requests",
+	if (!as_rate_ok(as, sr, AS_LIMIT_REGISTER))
+		goto out;
+	if (!ratelimit_take(as->reg_global, "", &retry)) {
+		as_too_many(as, sr, false, retry, "register_global",
 		    "client registration is rate limited; retry later");
 		goto out;
 	}

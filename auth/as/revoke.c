@@ -36,6 +36,8 @@ revoke_handle(struct req *sr, void *arg)
 		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
 		return;
 	}
+	if (!as_rate_ok(as, sr, AS_LIMIT_REVOKE))
+		return;
 	if (as_read_params(sr, false, AS_MAX_FORM_BODY, &f, err, sizeof err) != 0) {
 		req_reply_oauth_error(sr, 400, "invalid_request", err);
 		return;
@@ -61,7 +63,12 @@ revoke_handle(struct req *sr, void *arg)
 		req_reply_oauth_error(sr, 400, "invalid_request", "token is required");
 		goto out;
 	}
-	grant_revoke(as->grant, client_id, token, form_get(&f, "token_type_hint"));
+	if (grant_revoke(as->grant, client_id, token, form_get(&f, "token_type_hint")) != 0) {
+		req_add_header(sr, "Retry-After", "60");
+		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
+		    "the revocation could not be recorded right now; try again later");
+		goto out;
+	}
 	log_info("revocation request", LOG_S("client_id", client_id));
 	req_reply_json(sr, 200, "{}");
 out:

@@ -293,6 +293,8 @@ token_handle(struct req *sr, void *arg)
 	if (as_preflight(sr, "POST, OPTIONS"))
 		return;
 	as_cors(sr);
+	if (!as_rate_ok(as, sr, AS_LIMIT_TOKEN))
+		return;
 	t = xcalloc(1, sizeof *t);
 	t->as = as;
 	t->sr = sr;

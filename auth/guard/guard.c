@@ -545,8 +545,10 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 		} else {
 			metrics_add(g->m_refresh, 1, "ok");
 			log_info("upstream token refreshed", LOG_S("session", rf->session_id));
-			store_upstream_put(st, rf->tsid, tokens,
-			    g->cfg->eas.token_lifespans.refresh_token_ms);
+			/* Replacing the session's own entry always fits. */
+			if (!store_upstream_put(st, rf->tsid, tokens,
+				g->cfg->eas.token_lifespans.refresh_token_ms))
+				error = "the store is full";
 			tokens = NULL;
 			/* Copied: store pointers live until the next store call. */
 			if ((old = store_upstream_get(st, rf->tsid)) != NULL &&

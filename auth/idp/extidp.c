@@ -1,10 +1,8 @@
 /*
- * External-IdP token validation (see extidp.h). One JWKS (or discovery
- * followed by JWKS) fetch is in flight at a time; every JWT check that
- * needs fresher keys queues on it and is re-verified when it lands. Fetches
- * for unknown kids are rate-limited so that a flood of tokens with made-up
- * kids cannot turn us into a load generator against the IdP; such tokens
- * are simply refused until the next fetch is allowed. Introspection calls
+ * External-IdP token validation (see extidp.h). The discovery document and
+ * keys are oidc.c's: every JWT check that needs fresher keys waits on its
+ * fetch and is verified again when it lands; tokens with unknown kids are
+ * refused while a fetch is not allowed yet. Introspection calls
  * are one per check (the guard caches what comes back). Everything the IdP
  * returns is untrusted input: parsed strictly and bounded.
  */
@@ -21,6 +19,7 @@
 #include "common/b64url.h"
 #include "auth/crypto/jwt.h"
 #include "auth/crypto/keyset.h"
+#include "auth/idp/oidc.h"
 #include "common/clock.h"
 #include "common/form.h"
 #include "common/xalloc.h"
@@ -36,10 +35,9 @@ struct extidp_check {
 	char *token;
 	extidp_done_cb done;
 	void *arg;
-	bool waiting_jwks;
+	struct oidc_waiter wait;         /* for keys */
 	struct fetch *fetch;             /* introspection in flight */
 	TAILQ_ENTRY(extidp_check) entry; /* x->checks */
-	TAILQ_ENTRY(extidp_check) wait;  /* x->jwks_waiters */
 };
 
 TAILQ_HEAD(extidp_check_list, extidp_check);
@@ -50,16 +48,10 @@ struct extidp {
 	struct fetch_policy policy;
 	char *issuer;
 	char *audience;
-	char *discovery_url;
-	char *jwks_url;          /* configured, or discovered; NULL until known */
+	struct oidc *oidc;
 	char *introspection_url; /* NULL: JWTs only */
 	char *basic_auth;        /* "Authorization: Basic …" (a secret) */
-	struct keyset *keys;     /* NULL until the first successful fetch */
-	bool fetched_once;
-	int64_t jwks_attempt_ms;  /* monotonic start of the last fetch */
-	struct fetch *jwks_fetch; /* discovery or JWKS in flight */
 	struct extidp_check_list checks;
-	struct extidp_check_list jwks_waiters;
 
 	struct metric *m_fetch;
 	struct metric *m_introspect;
@@ -70,7 +62,11 @@ extidp_new(const struct config *cfg, struct fetcher *fetcher, char *err, size_t 
 {
 	struct extidp *x;
 	const char *iss = cfg->auth.oidc.issuer;
-	size_t n;
+	struct oidc_params op = { .log_name = "external IdP",
+		.issuer = iss,
+		.jwks_url = cfg->auth.oidc.jwks_url,
+		.min_refresh_ms = EXTIDP_JWKS_MIN_INTERVAL_MS,
+		.retry_ms = EXTIDP_RETRY_MS };
 
 	if (iss == NULL || cfg->auth.oidc.audience == NULL) {
 		snprintf(err, errlen, "auth.oidc.issuer and auth.oidc.audience are required");
@@ -96,21 +92,17 @@ extidp_new(const struct config *cfg, struct fetcher *fetcher, char *err, size_t 
 	x->policy.max_size = cfg->outbound.max_response_size;
 	x->issuer = xstrdup(iss);
 	x->audience = xstrdup(cfg->auth.oidc.audience);
-	n = strlen(iss);
-	while (n > 0 && iss[n - 1] == '/')
-		n--;
-	x->discovery_url = xasprintf("%.*s/.well-known/openid-configuration", (int)n, iss);
-	if (cfg->auth.oidc.jwks_url != NULL)
-		x->jwks_url = xstrdup(cfg->auth.oidc.jwks_url);
 	if (cfg->auth.oidc.introspection_url != NULL) {
 		x->introspection_url = xstrdup(cfg->auth.oidc.introspection_url);
 		x->basic_auth = form_basic_auth(cfg->auth.oidc.client_id,
 		    cfg->auth.oidc.client_secret.value);
 	}
 	TAILQ_INIT(&x->checks);
-	TAILQ_INIT(&x->jwks_waiters);
 	x->m_fetch = metrics_counter("mcp_proxy_extidp_key_fetches_total",
 	    "Fetches of the external IdP's discovery document and JWKS, by outcome.", "outcome");
+	op.policy = &x->policy;
+	op.m_fetch = x->m_fetch;
+	x->oidc = oidc_new(fetcher, &op);
 	x->m_introspect = metrics_counter("mcp_proxy_extidp_introspections_total",
 	    "RFC 7662 introspection calls to the external IdP, by outcome.", "outcome");
 	return x;
@@ -132,12 +124,9 @@ extidp_free(struct extidp *x)
 		return;
 	while ((c = TAILQ_FIRST(&x->checks)) != NULL)
 		extidp_cancel(c);
-	fetch_cancel(x->jwks_fetch);
-	keyset_free(x->keys);
+	oidc_free(x->oidc);
 	free(x->issuer);
 	free(x->audience);
-	free(x->discovery_url);
-	free(x->jwks_url);
 	free(x->introspection_url);
 	xfree_secret(x->basic_auth);
 	free(x);
@@ -149,8 +138,7 @@ extidp_cancel(struct extidp_check *c)
 	if (c == NULL)
 		return;
 	fetch_cancel(c->fetch);
-	if (c->waiting_jwks)
-		TAILQ_REMOVE(&c->x->jwks_waiters, c, wait);
+	oidc_unwait(c->x->oidc, &c->wait);
 	TAILQ_REMOVE(&c->x->checks, c, entry);
 	extidp_check_free(c);
 }
@@ -254,13 +242,14 @@ extidp_verify_jwt(struct extidp *x, const char *token, struct extidp_result *res
 	struct jwt_expect ex = { .iss = x->issuer,
 		.aud = x->audience,
 		.leeway_s = EXTIDP_LEEWAY_S };
+	const struct keyset *keys = oidc_keys(x->oidc);
 	json_object *o = NULL;
 	enum jwt_err e;
 	char err[160], kid[KEYSET_KID_MAX + 1];
 
 	*unknown_kid = false;
 	memset(res, 0, sizeof *res);
-	e = jwt_verify(token, x->keys, &ex, &o, err, sizeof err);
+	e = jwt_verify(token, keys, &ex, &o, err, sizeof err);
 	if (e == JWT_OK) {
 		extidp_claims_from_json(o, claims);
 		json_object_put(o);
@@ -272,7 +261,7 @@ extidp_verify_jwt(struct extidp *x, const char *token, struct extidp_result *res
 		return;
 	}
 	if (e == JWT_ERR_KID && extidp_token_kid(token, kid, sizeof kid) &&
-	    (x->keys == NULL || keyset_find(x->keys, kid) == NULL))
+	    (keys == NULL || keyset_find(keys, kid) == NULL))
 		*unknown_kid = true;
 	res->outcome = EXTIDP_INVALID;
 	res->reason = jwt_err_name(e);
@@ -313,7 +302,7 @@ extidp_conclude_jwt(struct extidp_check *c)
 	struct extidp_result res;
 	bool unknown;
 
-	if (x->keys == NULL) {
+	if (oidc_keys(x->oidc) == NULL) {
 		extidp_fail(c, EXTIDP_UNAVAILABLE, "keys_unavailable",
 		    "the identity provider's signing keys are unavailable");
 		return;
@@ -323,116 +312,11 @@ extidp_conclude_jwt(struct extidp_check *c)
 	tokencache_claims_dispose(&claims);
 }
 
-static void extidp_jwks_done(const struct fetch_result *res, void *arg);
-
+/* The key fetch c waited for is over. */
 static void
-extidp_get(struct extidp *x, const char *url, fetch_done_cb cb)
+extidp_keys_done(void *arg)
 {
-	static const char *const headers[] = { "Accept: application/json", NULL };
-	struct fetch_request r = { .method = "GET",
-		.url = url,
-		.headers = headers,
-		.policy = &x->policy,
-		.policy_name = "trusted" };
-
-	x->jwks_fetch = fetch_start(x->fetcher, &r, cb, x);
-}
-
-/* Every waiting check learns the outcome of the key fetch. */
-static void
-extidp_wake_waiters(struct extidp *x)
-{
-	struct extidp_check *c;
-
-	while ((c = TAILQ_FIRST(&x->jwks_waiters)) != NULL) {
-		TAILQ_REMOVE(&x->jwks_waiters, c, wait);
-		c->waiting_jwks = false;
-		extidp_conclude_jwt(c);
-	}
-}
-
-static void
-extidp_discovery_done(const struct fetch_result *res, void *arg)
-{
-	struct extidp *x = arg;
-	json_object *doc = NULL;
-	const char *jwks = NULL, *iss = NULL, *why = NULL;
-
-	x->jwks_fetch = NULL;
-	if (res->error != FETCH_OK || res->status != 200)
-		why = res->error != FETCH_OK ? res->error_text : "unexpected HTTP status";
-	else if ((doc = jwt_json_parse(res->body, res->body_len)) == NULL ||
-	    !json_object_is_type(doc, json_type_object))
-		why = "the discovery document is not a JSON object";
-	else if ((iss = jwt_claim_string(doc, "issuer")) == NULL || strcmp(iss, x->issuer) != 0)
-		why = "the discovery document names another issuer";
-	else if ((jwks = jwt_claim_string(doc, "jwks_uri")) == NULL)
-		why = "the discovery document has no jwks_uri";
-	if (why != NULL) {
-		metrics_add(x->m_fetch, 1, "discovery_error");
-		log_warn("external IdP discovery failed", LOG_S("url", x->discovery_url),
-		    LOG_S("error", why), LOG_I("status", res->status));
-		json_object_put(doc);
-		extidp_wake_waiters(x);
-		return;
-	}
-	x->jwks_url = xstrdup(jwks);
-	json_object_put(doc);
-	log_info("external IdP discovered", LOG_S("issuer", x->issuer),
-	    LOG_S("jwks_uri", x->jwks_url));
-	extidp_get(x, x->jwks_url, extidp_jwks_done);
-}
-
-static void
-extidp_jwks_done(const struct fetch_result *res, void *arg)
-{
-	struct extidp *x = arg;
-	struct keyset *ks = NULL;
-	char err[160] = "";
-
-	x->jwks_fetch = NULL;
-	if (res->error != FETCH_OK)
-		snprintf(err, sizeof err, "%s", res->error_text);
-	else if (res->status != 200)
-		snprintf(err, sizeof err, "HTTP status %ld", res->status);
-	else
-		ks = keyset_from_jwks(res->body, res->body_len, err, sizeof err);
-	if (ks == NULL) {
-		metrics_add(x->m_fetch, 1, "jwks_error");
-		log_warn("external IdP JWKS fetch failed", LOG_S("url", x->jwks_url),
-		    LOG_S("error", err));
-	} else {
-		metrics_add(x->m_fetch, 1, "ok");
-		log_info("external IdP keys loaded", LOG_S("url", x->jwks_url),
-		    LOG_I("keys", keyset_count(ks)));
-		keyset_free(x->keys);
-		x->keys = ks;
-	}
-	extidp_wake_waiters(x);
-}
-
-/* May the keys be fetched (again) now? */
-static bool
-extidp_may_fetch(const struct extidp *x)
-{
-	int64_t since = clock_mono_ms() - x->jwks_attempt_ms;
-
-	if (!x->fetched_once)
-		return true;
-	if (x->keys == NULL)
-		return since >= EXTIDP_RETRY_MS;
-	return since >= EXTIDP_JWKS_MIN_INTERVAL_MS;
-}
-
-static void
-extidp_fetch_keys(struct extidp *x)
-{
-	x->fetched_once = true;
-	x->jwks_attempt_ms = clock_mono_ms();
-	if (x->jwks_url != NULL)
-		extidp_get(x, x->jwks_url, extidp_jwks_done);
-	else
-		extidp_get(x, x->discovery_url, extidp_discovery_done);
+	extidp_conclude_jwt(arg);
 }
 
 /* --- introspection --- */
@@ -614,8 +498,11 @@ extidp_check(struct extidp *x, const char *token, extidp_done_cb done, void *arg
 		return c;
 	}
 	extidp_verify_jwt(x, token, &res, &claims, &unknown);
-	if (!unknown || (x->jwks_fetch == NULL && !extidp_may_fetch(x))) {
-		if (unknown && x->keys == NULL)
+	/* Fresher keys might know this kid: wait for them, when allowed. */
+	if (!unknown ||
+	    !oidc_wait(x->oidc, oidc_keys(x->oidc) == NULL ? OIDC_KEYS : OIDC_FRESH_KEYS, &c->wait,
+		extidp_keys_done, c)) {
+		if (unknown && oidc_keys(x->oidc) == NULL)
 			extidp_fail(c, EXTIDP_UNAVAILABLE, "keys_unavailable",
 			    "the identity provider's signing keys are unavailable");
 		else
@@ -623,10 +510,5 @@ extidp_check(struct extidp *x, const char *token, extidp_done_cb done, void *arg
 		tokencache_claims_dispose(&claims);
 		return NULL;
 	}
-	/* Fresher keys might know this kid: wait for them. */
-	c->waiting_jwks = true;
-	TAILQ_INSERT_TAIL(&x->jwks_waiters, c, wait);
-	if (x->jwks_fetch == NULL)
-		extidp_fetch_keys(x);
 	return c;
 }

@@ -2,9 +2,9 @@
  * The upstream IdP client (see upstream.h). An operation (prepare or code
  * exchange) is a small state machine: wait for discovery, post the code to
  * the token endpoint, then (oidc) wait for the JWKS and verify the ID token,
- * or (oauth2) read userinfo. Discovery and JWKS fetches are shared by every
- * operation waiting for them and are never cancelled by one of them; a
- * failure is not cached, so the next operation tries again.
+ * or (oauth2) read userinfo. Discovery and JWKS are oidc.c's, shared by
+ * every operation waiting for them and never cancelled by one of them; a
+ * failed discovery is not cached, so the next operation tries again.
  */
 #include "auth/idp/upstream.h"
 
@@ -20,6 +20,7 @@
 #include "common/form.h"
 #include "auth/crypto/jwt.h"
 #include "auth/crypto/keyset.h"
+#include "auth/idp/oidc.h"
 #include "auth/store/store.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
@@ -29,6 +30,10 @@
 
 #define UPSTREAM_JWKS_MIN_REFRESH_MS (10 * 1000)
 #define UPSTREAM_JSON_DEPTH 16
+/* A login after a failed discovery or key fetch tries again at once. */
+#define UPSTREAM_RETRY_MS 0
+/* The longest upstream token lifetime believed (a year). */
+#define UPSTREAM_EXPIRES_IN_MAX_S (365LL * 24 * 3600)
 
 enum upstream_step { STEP_DISCOVERY, STEP_TOKEN, STEP_JWKS, STEP_USERINFO };
 
@@ -46,8 +51,8 @@ struct upstream_op {
 	struct fetch *fetch;
 	struct store_upstream *tokens;
 	bool jwks_retried;
-	bool waiting;
-	TAILQ_ENTRY(upstream_op) wait_entry;
+	struct oidc_waiter wait;
+	bool waited; /* the wait for this step is over */
 	TAILQ_ENTRY(upstream_op) all_entry;
 };
 TAILQ_HEAD(upstream_ops, upstream_op);
@@ -57,36 +62,19 @@ struct upstream {
 	const struct upstream_provider *p;
 	struct fetcher *fetcher;
 	struct fetch_policy policy;
-	char *origin; /* scheme://authority of the issuer (oidc) */
+	struct oidc *oidc; /* type oidc */
 
-	bool ready;
-	char *issuer;
-	char *authorization_endpoint;
-	char *token_endpoint;
-	char *jwks_uri;
-	char *userinfo_endpoint;
+	/* The endpoints: configured (oauth2) or discovered (borrowed from
+	 * oidc); NULL until known. */
+	const char *issuer;
+	const char *authorization_endpoint;
+	const char *token_endpoint;
+	const char *userinfo_endpoint;
 	bool secret_post; /* client_secret_post instead of _basic */
-
-	struct fetch *discovery;
-	struct upstream_ops discovery_waiters;
-	struct keyset *jwks;
-	int64_t jwks_fetched_ms;
-	struct fetch *jwks_fetch;
-	struct upstream_ops jwks_waiters;
 	struct upstream_ops ops;
 };
 
 static void upstream_advance(struct upstream_op *op);
-
-static char *
-upstream_strip_slash(const char *s)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && s[n - 1] == '/')
-		n--;
-	return xstrndup(s, n);
-}
 
 struct upstream *
 upstream_new(const struct config *cfg, const struct upstream_provider *p, struct fetcher *fetcher)
@@ -102,21 +90,21 @@ upstream_new(const struct config *cfg, const struct upstream_provider *p, struct
 		u->policy.timeout_ms = cfg->outbound.timeout_ms;
 	if (cfg->outbound.max_response_size > 0)
 		u->policy.max_size = cfg->outbound.max_response_size;
-	TAILQ_INIT(&u->discovery_waiters);
-	TAILQ_INIT(&u->jwks_waiters);
 	TAILQ_INIT(&u->ops);
 	if (p->type == UPSTREAM_OIDC && p->issuer_url != NULL) {
-		const char *s = strstr(p->issuer_url, "://");
-		size_t n = s != NULL ? (size_t)(s + 3 - p->issuer_url) + strcspn(s + 3, "/?#") : 0;
+		struct oidc_params op = { .log_name = p->name != NULL ? p->name : "upstream",
+			.issuer = p->issuer_url,
+			.endpoints = true,
+			.policy = &u->policy,
+			.min_refresh_ms = UPSTREAM_JWKS_MIN_REFRESH_MS,
+			.retry_ms = UPSTREAM_RETRY_MS };
 
-		u->origin = xstrndup(p->issuer_url, n);
+		u->oidc = oidc_new(fetcher, &op);
 	} else {
 		/* oauth2: the endpoints are the operator's own words. */
-		u->authorization_endpoint = xstrdup(p->authorization_endpoint);
-		u->token_endpoint = xstrdup(p->token_endpoint);
-		if (p->userinfo_endpoint != NULL)
-			u->userinfo_endpoint = xstrdup(p->userinfo_endpoint);
-		u->ready = true;
+		u->authorization_endpoint = p->authorization_endpoint;
+		u->token_endpoint = p->token_endpoint;
+		u->userinfo_endpoint = p->userinfo_endpoint;
 	}
 	return u;
 }
@@ -126,10 +114,8 @@ upstream_op_free(struct upstream_op *op)
 {
 	struct upstream *u = op->u;
 
-	if (op->waiting) {
-		TAILQ_REMOVE(op->step == STEP_DISCOVERY ? &u->discovery_waiters : &u->jwks_waiters,
-		    op, wait_entry);
-	}
+	if (u->oidc != NULL)
+		oidc_unwait(u->oidc, &op->wait);
 	TAILQ_REMOVE(&u->ops, op, all_entry);
 	fetch_cancel(op->fetch);
 	xfree_secret(op->code);
@@ -149,15 +135,7 @@ upstream_free(struct upstream *u)
 		return;
 	while ((op = TAILQ_FIRST(&u->ops)) != NULL)
 		upstream_op_free(op);
-	fetch_cancel(u->discovery);
-	fetch_cancel(u->jwks_fetch);
-	keyset_free(u->jwks);
-	free(u->origin);
-	free(u->issuer);
-	free(u->authorization_endpoint);
-	free(u->token_endpoint);
-	free(u->jwks_uri);
-	free(u->userinfo_endpoint);
+	oidc_free(u->oidc);
 	free(u);
 }
 
@@ -230,154 +208,47 @@ upstream_json_string(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-/* An endpoint must be an absolute URL on the issuer's origin. */
-static bool
-upstream_on_origin(const struct upstream *u, const char *url)
+/* The discovery or key fetch op waited for is over. */
+static void
+upstream_wait_done(void *arg)
 {
-	size_t n = strlen(u->origin);
+	struct upstream_op *op = arg;
 
-	return url != NULL && strncmp(url, u->origin, n) == 0 &&
-	    (url[n] == '/' || url[n] == '\0' || url[n] == '?');
+	upstream_advance(op);
 }
 
+/* Wait for oidc unless op has just done so; true: op waits, and advances
+ * again when the fetch is over. */
 static bool
-upstream_list_has(json_object *o, const char *key, const char *value)
+upstream_wait(struct upstream_op *op, enum oidc_need need)
 {
-	json_object *a;
-
-	if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array))
+	if (op->waited) {
+		op->waited = false;
 		return false;
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *s = json_object_array_get_idx(a, i);
-
-		if (json_object_is_type(s, json_type_string) &&
-		    strcmp(json_object_get_string(s), value) == 0)
-			return true;
 	}
-	return false;
+	if (!oidc_wait(op->u->oidc, need, &op->wait, upstream_wait_done, op))
+		return false;
+	op->waited = true;
+	return true;
 }
 
-/* Validate and adopt a discovery document; NULL or why not. */
-static const char *
-upstream_adopt_discovery(struct upstream *u, const struct fetch_result *res)
+/* Adopt the discovered endpoints; false (op finished) when there are none. */
+static bool
+upstream_discovered(struct upstream_op *op)
 {
-	json_object *doc = NULL, *methods;
-	const char *iss, *az, *tk, *jw, *ui, *why = NULL;
-	char *want = NULL, *got = NULL;
+	struct upstream *u = op->u;
+	const struct oidc_endpoints *ep = oidc_endpoints(u->oidc);
 
-	if (res->error != FETCH_OK) {
-		why = res->error_text;
-		goto out;
+	if (ep == NULL) {
+		upstream_finish(op, oidc_error(u->oidc));
+		return false;
 	}
-	if (res->status != 200) {
-		why = "the discovery document answered with an error status";
-		goto out;
-	}
-	if ((doc = upstream_parse_json(res->body, res->body_len)) == NULL) {
-		why = "the discovery document is not a JSON object";
-		goto out;
-	}
-	iss = upstream_json_string(doc, "issuer");
-	want = upstream_strip_slash(u->p->issuer_url);
-	got = iss != NULL ? upstream_strip_slash(iss) : NULL;
-	if (got == NULL || strcmp(want, got) != 0) {
-		why = "the discovery document's issuer is not the configured issuerUrl";
-		goto out;
-	}
-	az = upstream_json_string(doc, "authorization_endpoint");
-	tk = upstream_json_string(doc, "token_endpoint");
-	jw = upstream_json_string(doc, "jwks_uri");
-	ui = upstream_json_string(doc, "userinfo_endpoint");
-	if (az == NULL || tk == NULL || jw == NULL) {
-		why = "the discovery document lacks authorization_endpoint, token_endpoint or "
-		      "jwks_uri";
-		goto out;
-	}
-	if (!upstream_on_origin(u, az) || !upstream_on_origin(u, tk) ||
-	    !upstream_on_origin(u, jw) || (ui != NULL && !upstream_on_origin(u, ui))) {
-		why = "an endpoint in the discovery document is not on the issuer's origin";
-		goto out;
-	}
-	free(u->issuer);
-	free(u->authorization_endpoint);
-	free(u->token_endpoint);
-	free(u->jwks_uri);
-	free(u->userinfo_endpoint);
-	u->issuer = xstrdup(iss);
-	u->authorization_endpoint = xstrdup(az);
-	u->token_endpoint = xstrdup(tk);
-	u->jwks_uri = xstrdup(jw);
-	u->userinfo_endpoint = ui != NULL ? xstrdup(ui) : NULL;
-	/* Default (absent) is client_secret_basic (OIDC Discovery §3). */
-	u->secret_post = json_object_object_get_ex(doc, "token_endpoint_auth_methods_supported",
-			     &methods) &&
-	    !upstream_list_has(doc, "token_endpoint_auth_methods_supported",
-		"client_secret_basic") &&
-	    upstream_list_has(doc, "token_endpoint_auth_methods_supported", "client_secret_post");
-	u->ready = true;
-out:
-	free(want);
-	free(got);
-	json_object_put(doc);
-	return why;
-}
-
-static void
-upstream_discovery_done(const struct fetch_result *res, void *arg)
-{
-	struct upstream *u = arg;
-	struct upstream_op *op;
-	const char *why;
-	char msg[256];
-
-	u->discovery = NULL;
-	why = upstream_adopt_discovery(u, res);
-	if (why != NULL) {
-		log_warn("upstream discovery failed", LOG_S("provider", u->p->name),
-		    LOG_S("issuer", u->p->issuer_url), LOG_S("error", why),
-		    LOG_I("status", res->status));
-		snprintf(msg, sizeof msg, "the identity provider is unavailable (discovery: %s)",
-		    why);
-	} else {
-		log_info("upstream discovered", LOG_S("provider", u->p->name),
-		    LOG_S("issuer", u->issuer));
-	}
-	while ((op = TAILQ_FIRST(&u->discovery_waiters)) != NULL) {
-		TAILQ_REMOVE(&u->discovery_waiters, op, wait_entry);
-		op->waiting = false;
-		if (why != NULL)
-			upstream_finish(op, msg);
-		else
-			upstream_advance(op);
-	}
-}
-
-static void
-upstream_jwks_done(const struct fetch_result *res, void *arg)
-{
-	struct upstream *u = arg;
-	struct upstream_op *op;
-	struct keyset *ks = NULL;
-	char err[128] = "";
-
-	u->jwks_fetch = NULL;
-	if (res->error != FETCH_OK || res->status != 200)
-		snprintf(err, sizeof err, "the JWKS could not be fetched");
-	else if ((ks = keyset_from_jwks(res->body, res->body_len, err, sizeof err)) == NULL)
-		log_warn("upstream JWKS rejected", LOG_S("error", err));
-	if (ks != NULL) {
-		keyset_free(u->jwks);
-		u->jwks = ks;
-		u->jwks_fetched_ms = clock_mono_ms();
-	}
-	while ((op = TAILQ_FIRST(&u->jwks_waiters)) != NULL) {
-		TAILQ_REMOVE(&u->jwks_waiters, op, wait_entry);
-		op->waiting = false;
-		if (u->jwks == NULL)
-			upstream_finish(op, "the identity provider's signing keys are unavailable");
-		else
-			upstream_advance(op);
-	}
+	u->issuer = ep->issuer;
+	u->authorization_endpoint = ep->authorization_endpoint;
+	u->token_endpoint = ep->token_endpoint;
+	u->userinfo_endpoint = ep->userinfo_endpoint;
+	u->secret_post = ep->secret_post;
+	return true;
 }
 
 static void
@@ -406,7 +277,7 @@ upstream_verify_id_token(struct upstream_op *op, const char **why)
 	char err[128];
 	int n;
 
-	e = jwt_verify(op->tokens->id_token, u->jwks, &ex, &claims, err, sizeof err);
+	e = jwt_verify(op->tokens->id_token, oidc_keys(u->oidc), &ex, &claims, err, sizeof err);
 	if (e != JWT_OK) {
 		log_warn("upstream ID token rejected", LOG_S("reason", jwt_err_name(e)),
 		    LOG_S("error", err));
@@ -519,8 +390,13 @@ upstream_token_done(const struct fetch_result *res, void *arg)
 	if (upstream_json_string(doc, "id_token") != NULL)
 		op->tokens->id_token = xstrdup(upstream_json_string(doc, "id_token"));
 	if (json_object_object_get_ex(doc, "expires_in", &v) &&
-	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
-		op->tokens->expires_at = clock_wall_s() + json_object_get_int64(v);
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0) {
+		/* Any int64 is valid JSON: clamp before adding to the clock. */
+		int64_t ttl = json_object_get_int64(v);
+
+		op->tokens->expires_at = clock_wall_s() +
+		    (ttl < UPSTREAM_EXPIRES_IN_MAX_S ? ttl : UPSTREAM_EXPIRES_IN_MAX_S);
+	}
 	json_object_put(doc);
 	if (op->refresh_token != NULL) {
 		/* A refresh yields new tokens for the same login; the caller keeps
@@ -590,19 +466,11 @@ upstream_advance(struct upstream_op *op)
 
 	switch (op->step) {
 	case STEP_DISCOVERY:
-		if (!u->ready) {
-			op->waiting = true;
-			TAILQ_INSERT_TAIL(&u->discovery_waiters, op, wait_entry);
-			if (u->discovery == NULL) {
-				char *trim = upstream_strip_slash(u->p->issuer_url);
-				char *url = xasprintf("%s/.well-known/openid-configuration", trim);
-
-				free(trim);
-				upstream_get_json(u, url, upstream_discovery_done, u, &u->discovery,
-				    NULL);
-				free(url);
-			}
-			return;
+		if (u->oidc != NULL && u->token_endpoint == NULL) {
+			if (upstream_wait(op, OIDC_DISCOVERY))
+				return;
+			if (!upstream_discovered(op))
+				return;
 		}
 		if (!op->exchange) {
 			upstream_finish(op, NULL);
@@ -614,21 +482,17 @@ upstream_advance(struct upstream_op *op)
 	case STEP_TOKEN:
 		return;
 	case STEP_JWKS:
-		if (u->jwks == NULL) {
-			op->waiting = true;
-			TAILQ_INSERT_TAIL(&u->jwks_waiters, op, wait_entry);
-			if (u->jwks_fetch == NULL)
-				upstream_get_json(u, u->jwks_uri, upstream_jwks_done, u,
-				    &u->jwks_fetch, NULL);
+		if (upstream_wait(op, op->jwks_retried ? OIDC_FRESH_KEYS : OIDC_KEYS))
+			return;
+		if (oidc_keys(u->oidc) == NULL) {
+			upstream_finish(op, "the identity provider's signing keys are unavailable");
 			return;
 		}
 		e = upstream_verify_id_token(op, &why);
-		if (e == JWT_ERR_KID && !op->jwks_retried &&
-		    clock_mono_ms() - u->jwks_fetched_ms >= UPSTREAM_JWKS_MIN_REFRESH_MS) {
-			/* The IdP may have rotated its keys: fetch them again once. */
+		if (e == JWT_ERR_KID && !op->jwks_retried) {
+			/* The IdP may have rotated its keys: fetch them again once
+			 * (when oidc allows it). */
 			op->jwks_retried = true;
-			keyset_free(u->jwks);
-			u->jwks = NULL;
 			upstream_advance(op);
 			return;
 		}
@@ -665,7 +529,7 @@ upstream_prepare(struct upstream *u, upstream_ready_cb done, void *arg)
 {
 	struct upstream_op *op;
 
-	if (u->ready) {
+	if (u->token_endpoint != NULL) {
 		done(NULL, arg);
 		return NULL;
 	}

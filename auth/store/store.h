@@ -5,7 +5,10 @@
  * access-token ids and DCR clients. Secrets are keyed by their SHA-256
  * (callers hash codes and refresh tokens before they get here); nothing in
  * a record is ever logged. Every table expires its entries (monotonic
- * clock, common/clock.h) and is bounded: when full, the oldest entry goes.
+ * clock, common/clock.h) and is bounded. A full table never evicts (every
+ * entry guards a login, a token or a revocation): the put that would
+ * overflow it returns false, the record is freed, and the caller answers
+ * 503 — failing closed, never reopening a revoked token.
  *
  * Single-use values are consumed with *_take(), which leaves a tombstone so
  * that a replay is recognised (and names the token family to revoke). A
@@ -94,18 +97,18 @@ void store_upstream_free(struct store_upstream *u);
 struct store_upstream *store_upstream_dup(const struct store_upstream *u);
 
 /* Pending authorizations: put, and take once. */
-void store_pending_put(struct store *st, const char *key, struct store_pending *p, int64_t ttl_ms);
+bool store_pending_put(struct store *st, const char *key, struct store_pending *p, int64_t ttl_ms);
 struct store_pending *store_pending_take(struct store *st, const char *key);
 
 /* Codes. take returns the code once; a later take of the same key returns
  * NULL and, if the code was used (not merely unknown or expired), a new
  * copy of its family in *replayed_family (else NULL). */
-void store_code_put(struct store *st, const char *hash, struct store_code *c, int64_t ttl_ms);
+bool store_code_put(struct store *st, const char *hash, struct store_code *c, int64_t ttl_ms);
 struct store_code *store_code_take(struct store *st, const char *hash, char **replayed_family);
 
 /* Refresh tokens: like codes; the tombstone of a rotated token lives until
  * the token would have expired, so reuse is recognised for that long. */
-void store_refresh_put(struct store *st, const char *hash, struct store_refresh *r, int64_t ttl_ms);
+bool store_refresh_put(struct store *st, const char *hash, struct store_refresh *r, int64_t ttl_ms);
 struct store_refresh *store_refresh_take(struct store *st, const char *hash,
     char **replayed_family);
 /* Look without consuming (revocation checks the owner first). */
@@ -114,20 +117,20 @@ const struct store_refresh *store_refresh_get(struct store *st, const char *hash
 /* Token families: the refresh-token chain of one authorization, with the
  * ids of the access tokens issued in it. Revoking a family deny-lists those
  * ids and makes every refresh token of the family useless. */
-void store_family_add_jti(struct store *st, const char *family, const char *jti, int64_t exp_wall_s,
+bool store_family_add_jti(struct store *st, const char *family, const char *jti, int64_t exp_wall_s,
     int64_t ttl_ms);
-void store_family_revoke(struct store *st, const char *family, int64_t ttl_ms);
+bool store_family_revoke(struct store *st, const char *family, int64_t ttl_ms);
 bool store_family_revoked(struct store *st, const char *family);
 
 /* Upstream tokens by session id. */
-void store_upstream_put(struct store *st, const char *tsid, struct store_upstream *u,
+bool store_upstream_put(struct store *st, const char *tsid, struct store_upstream *u,
     int64_t ttl_ms);
 const struct store_upstream *store_upstream_get(struct store *st, const char *tsid);
 /* Extend a session's lifetime (a refresh keeps the upstream tokens alive). */
 void store_upstream_touch(struct store *st, const char *tsid, int64_t ttl_ms);
 
 /* Revoked access tokens, by jti, until they would have expired anyway. */
-void store_jti_revoke(struct store *st, const char *jti, int64_t exp_wall_s);
+bool store_jti_revoke(struct store *st, const char *jti, int64_t exp_wall_s);
 bool store_jti_revoked(struct store *st, const char *jti);
 
 /* DCR clients (never expire; bounded by the registry's eviction). put takes

@@ -1,10 +1,13 @@
 /*
  * The in-memory store backend (see store.h): one hash table per kind of
- * record, each with an insertion-ordered list for eviction when full (the
- * tombstones of taken single-use records go first) and
- * per-entry expiry on the monotonic clock. Single-threaded (the loop). The
- * hash is keyed (common/hash.h: SipHash under a per-process random key) so
- * that client-chosen keys (client_ids) cannot be aimed at one bucket.
+ * record, each with an insertion-ordered list (live records, and the
+ * tombstones of taken single-use ones) and per-entry expiry on the
+ * monotonic clock. A full table never evicts: every entry guards a login,
+ * a token or a revocation, so the put that would overflow it is refused
+ * (after the expired entries are swept, at most once a second per table)
+ * and the caller answers 503. Single-threaded (the loop). The hash is keyed
+ * (common/hash.h: SipHash under a per-process random key) so that
+ * client-chosen keys (client_ids) cannot be aimed at one bucket.
  */
 #include "auth/store/store.h"
 
@@ -19,6 +22,7 @@
 #include "config/config.h"
 
 #define MEM_NEVER INT64_MAX
+#define MEM_FULL_SWEEP_MS 1000 /* between sweeps of a full table */
 
 struct mem_entry {
 	char *key;
@@ -36,11 +40,11 @@ struct mem_table {
 	size_t nbuckets;
 	size_t n;
 	size_t max;
+	int64_t swept_ms; /* when a full table was last swept */
 	void (*free_val)(void *);
 	TAILQ_HEAD(, mem_entry) order;
-	/* Tombstones of taken single-use records, oldest first. A full table
-	 * evicts these before any live entry: losing one only shortens replay
-	 * detection, losing a live refresh token logs its user out. */
+	/* Tombstones of taken single-use records, oldest first: they recognise
+	 * a replay until the record would have expired. */
 	TAILQ_HEAD(, mem_entry) spent;
 };
 
@@ -156,8 +160,11 @@ mem_find(struct store *st, struct mem_table *t, const char *key)
 	return e;
 }
 
-/* Insert or replace; evicts the oldest entry when the table is full. */
-static void
+static size_t mem_sweep(struct mem_table *t);
+
+/* Insert or replace. A full table (after its expired entries are swept)
+ * refuses: val is freed and false returned. Replacing always succeeds. */
+static bool
 mem_put(struct store *st, struct mem_table *t, const char *key, void *val, int64_t ttl_ms)
 {
 	struct mem_entry *e;
@@ -166,9 +173,14 @@ mem_put(struct store *st, struct mem_table *t, const char *key, void *val, int64
 
 	if ((e = mem_find(st, t, key)) != NULL)
 		mem_entry_remove(t, e);
-	while (t->n >= t->max &&
-	    ((e = TAILQ_FIRST(&t->spent)) != NULL || (e = TAILQ_FIRST(&t->order)) != NULL))
-		mem_entry_remove(t, e);
+	if (t->n >= t->max && now - t->swept_ms >= MEM_FULL_SWEEP_MS) {
+		t->swept_ms = now;
+		mem_sweep(t);
+	}
+	if (t->n >= t->max) {
+		t->free_val(val);
+		return false;
+	}
 	if (t->n + 1 > t->nbuckets)
 		mem_table_grow(t);
 	h = mem_hash(st, key);
@@ -181,6 +193,7 @@ mem_put(struct store *st, struct mem_table *t, const char *key, void *val, int64
 	t->buckets[h & (t->nbuckets - 1)] = e;
 	TAILQ_INSERT_TAIL(&t->order, e, order);
 	t->n++;
+	return true;
 }
 
 static size_t
@@ -382,10 +395,10 @@ store_sweep(struct store *st)
 	    mem_sweep(&st->families) + mem_sweep(&st->upstream) + mem_sweep(&st->jtis);
 }
 
-void
+bool
 store_pending_put(struct store *st, const char *key, struct store_pending *p, int64_t ttl_ms)
 {
-	mem_put(st, &st->pending, key, p, ttl_ms);
+	return mem_put(st, &st->pending, key, p, ttl_ms);
 }
 
 struct store_pending *
@@ -430,13 +443,13 @@ mem_take_once(struct store *st, struct mem_table *t, const char *key, const char
 	return rec;
 }
 
-void
+bool
 store_code_put(struct store *st, const char *hash, struct store_code *c, int64_t ttl_ms)
 {
 	struct mem_once *o = xcalloc(1, sizeof *o);
 
 	o->rec = c;
-	mem_put(st, &st->codes, hash, o, ttl_ms);
+	return mem_put(st, &st->codes, hash, o, ttl_ms);
 }
 
 struct store_code *
@@ -450,13 +463,13 @@ store_code_take(struct store *st, const char *hash, char **replayed_family)
 	return mem_take_once(st, &st->codes, hash, family, replayed_family);
 }
 
-void
+bool
 store_refresh_put(struct store *st, const char *hash, struct store_refresh *r, int64_t ttl_ms)
 {
 	struct mem_once *o = xcalloc(1, sizeof *o);
 
 	o->rec = r;
-	mem_put(st, &st->refresh, hash, o, ttl_ms);
+	return mem_put(st, &st->refresh, hash, o, ttl_ms);
 }
 
 struct store_refresh *
@@ -491,20 +504,19 @@ mem_family(struct store *st, const char *family, int64_t ttl_ms)
 		return e->val;
 	}
 	f = xcalloc(1, sizeof *f);
-	mem_put(st, &st->families, family, f, ttl_ms);
-	return f;
+	return mem_put(st, &st->families, family, f, ttl_ms) ? f : NULL;
 }
 
-void
+bool
 store_family_add_jti(struct store *st, const char *family, const char *jti, int64_t exp_wall_s,
     int64_t ttl_ms)
 {
 	struct mem_family *f = mem_family(st, family, ttl_ms);
 
-	if (f->revoked) {
-		store_jti_revoke(st, jti, exp_wall_s);
-		return;
-	}
+	if (f == NULL)
+		return false;
+	if (f->revoked)
+		return store_jti_revoke(st, jti, exp_wall_s);
 	if (f->n == STORE_FAMILY_MAX_JTIS) {
 		/* Forget the oldest: issued longest ago, first to expire. */
 		free(f->jti[0]);
@@ -515,16 +527,21 @@ store_family_add_jti(struct store *st, const char *family, const char *jti, int6
 	f->jti[f->n] = xstrdup(jti);
 	f->exp[f->n] = exp_wall_s;
 	f->n++;
+	return true;
 }
 
-void
+bool
 store_family_revoke(struct store *st, const char *family, int64_t ttl_ms)
 {
 	struct mem_family *f = mem_family(st, family, ttl_ms);
+	bool ok = true;
 
+	if (f == NULL)
+		return false;
 	f->revoked = true;
 	for (size_t i = 0; i < f->n; i++)
-		store_jti_revoke(st, f->jti[i], f->exp[i]);
+		ok = store_jti_revoke(st, f->jti[i], f->exp[i]) && ok;
+	return ok;
 }
 
 bool
@@ -535,10 +552,10 @@ store_family_revoked(struct store *st, const char *family)
 	return e != NULL && ((struct mem_family *)e->val)->revoked;
 }
 
-void
+bool
 store_upstream_put(struct store *st, const char *tsid, struct store_upstream *u, int64_t ttl_ms)
 {
-	mem_put(st, &st->upstream, tsid, u, ttl_ms);
+	return mem_put(st, &st->upstream, tsid, u, ttl_ms);
 }
 
 const struct store_upstream *
@@ -559,15 +576,15 @@ store_upstream_touch(struct store *st, const char *tsid, int64_t ttl_ms)
 		e->expires = now + ttl_ms;
 }
 
-void
+bool
 store_jti_revoke(struct store *st, const char *jti, int64_t exp_wall_s)
 {
 	int64_t left_s = exp_wall_s - clock_wall_s();
 
 	if (left_s <= 0)
-		return; /* expired already: nothing left to deny */
+		return true; /* expired already: nothing left to deny */
 	/* One minute more than the token's life covers the verifier's leeway. */
-	mem_put(st, &st->jtis, jti, xstrdup(""), (left_s + 60) * 1000);
+	return mem_put(st, &st->jtis, jti, xstrdup(""), (left_s + 60) * 1000);
 }
 
 bool

@@ -29,7 +29,7 @@ let idp;
 const ports = {};
 
 before(async () => {
-  for (const k of ['rate', 'cap', 'conf', 'noconf', 'oauth2', 'tenant', 'token']) ports[k] = await getFreePort();
+  for (const k of ['rate', 'cap', 'conf', 'noconf', 'oauth2', 'tenant', 'token', 'flood', 'logins']) ports[k] = await getFreePort();
   const redirects = Object.entries(ports).map(([k, p]) => (k === 'tenant'
     ? `http://127.0.0.1:${p}${TENANT}/oauth/callback`
     : `http://127.0.0.1:${p}/oauth/callback`));
@@ -161,10 +161,99 @@ test('registration rate limit: the 4th registration of a burst of 3 is 429 with 
   assert.equal(bad.status, 429);
 });
 
+// ------------------------------------------------------- 1b. per-address limits
+
+/** Run fn n times, at most `width` at once; the results in order. */
+async function pool(n, width, fn) {
+  const out = new Array(n);
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < n) { const i = next++; out[i] = await fn(i); }
+  }));
+  return out;
+}
+
+test('a flood of /oauth/authorize from one address is cut with 429 + Retry-After, and a login in progress from another address completes', async (t) => {
+  const proxy = await startAs(t, 'flood');
+  const as = asClient(proxy.origin);
+  const reg = await as.register();
+  assert.equal(reg.status, 201, reg.body);
+  const clientId = reg.json().client_id;
+  const pkce = pkcePair();
+  const params = (state) => ({
+    response_type: 'code', client_id: clientId, redirect_uri: CLIENT_REDIRECT, scope: 'openid offline_access',
+    state, code_challenge: pkce.challenge, code_challenge_method: 'S256', resource: `${proxy.origin}/mcp`,
+  });
+  // The victim's login is in progress: sent to the IdP, not back yet.
+  const jar = new CookieJar();
+  const first = await request(as.authorizeUrl(params('victim')), { jar });
+  assert.equal(first.status, 302, first.body);
+  const toIdp = new URL(first.headers.location, proxy.origin).href;
+  // 2000 authorize requests for the same public client from 127.0.0.2 (defaults:
+  // 600/min, burst 120 per address): most are refused before any login starts.
+  const t0 = Date.now();
+  const statuses = await pool(2000, 50, async (i) => {
+    const r = await request(as.authorizeUrl(params(`flood-${i}`)), { localAddress: '127.0.0.2', headers: { accept: 'application/json' } });
+    if (r.status === 429) {
+      assert.match(r.headers['retry-after'] ?? '', /^[1-9][0-9]*$/, 'Retry-After');
+      assert.equal(JSON.parse(r.body).error, 'too_many_requests');
+    }
+    return r.status;
+  });
+  const limited = statuses.filter((s) => s === 429).length;
+  // What may pass: the burst, and 10/s for as long as the flood took.
+  const allowed = 120 + Math.ceil(((Date.now() - t0) / 1000) * 10) + 1;
+  assert.ok(limited >= 2000 - allowed, `only ${limited} of 2000 were limited (${allowed} may pass)`);
+  assert.ok(statuses.filter((s) => s === 302).length >= 100, 'the burst went through');
+  // The victim's address was not limited, and its login completes.
+  const done = await followAuthorization(toIdp, { redirectUri: CLIENT_REDIRECT, jar });
+  assert.equal(done.error, undefined, done.errorDescription);
+  assert.equal(done.state, 'victim');
+  const { res } = await as.token({
+    grant_type: 'authorization_code', code: done.code, redirect_uri: CLIENT_REDIRECT, client_id: clientId,
+    code_verifier: pkce.verifier, resource: `${proxy.origin}/mcp`,
+  });
+  assert.equal(res.status, 200, res.body);
+  const m = await scrapeMetrics(proxy.diagUrl);
+  assert.ok((m.get('mcp_proxy_rate_limited_total{limit="authorize"}') ?? 0) >= limited, 'metric counts the 429s');
+  // The token endpoint has its own bucket per address: OAuth JSON 429.
+  await pool(130, 10, () => as.token({ grant_type: 'refresh_token', refresh_token: 'x', client_id: clientId }));
+  const tooMany = await as.token({ grant_type: 'refresh_token', refresh_token: 'x', client_id: clientId });
+  assertOAuthError(tooMany.res, 429, 'too_many_requests', 'token endpoint');
+  assert.ok(Number(tooMany.res.headers['retry-after']) >= 1);
+});
+
+test('logins started per client_id are bounded (loginsPerClient): beyond it the client is told temporarily_unavailable, other clients go on', async (t) => {
+  const proxy = await startAs(t, 'logins', { eas: { rateLimit: { loginsPerClient: 3 } } });
+  const as = asClient(proxy.origin);
+  const a = (await as.register()).json().client_id;
+  const b = (await as.register()).json().client_id;
+  const pkce = pkcePair();
+  const start = (clientId, state) => request(as.authorizeUrl({
+    response_type: 'code', client_id: clientId, redirect_uri: CLIENT_REDIRECT, scope: 'openid', state,
+    code_challenge: pkce.challenge, code_challenge_method: 'S256',
+  }));
+  for (let i = 0; i < 3; i += 1) {
+    const r = await start(a, `a${i}`);
+    assert.equal(r.status, 302);
+    assert.ok(!r.headers.location.startsWith(CLIENT_REDIRECT), `login ${i} went to the IdP`);
+  }
+  const refused = await start(a, 'a3');
+  assert.equal(refused.status, 302);
+  const q = new URL(refused.headers.location).searchParams;
+  assert.ok(refused.headers.location.startsWith(CLIENT_REDIRECT), refused.headers.location);
+  assert.equal(q.get('error'), 'temporarily_unavailable');
+  assert.equal(q.get('state'), 'a3');
+  const other = await start(b, 'b0');
+  assert.ok(!other.headers.location.startsWith(CLIENT_REDIRECT), 'another client is not limited');
+  const m = await scrapeMetrics(proxy.diagUrl);
+  assert.equal(m.get('mcp_proxy_rate_limited_total{limit="logins_per_client"}'), 1);
+});
+
 // ------------------------------------------------------------------ 2. capacity
 
-// The eviction rule (auth/clients.c clients_add, auth/store_memory.c
-// store_client_evict_idle, CLIENTS_EVICT_GRACE_MS in auth/clients.h): when the
+// The eviction rule (auth/registry/clients.c clients_add, auth/store/store_memory.c
+// store_client_evict_idle, CLIENTS_EVICT_GRACE_MS in auth/registry/clients.h): when the
 // registry holds registration.maxClients clients, a new registration evicts the
 // client whose last use (registration, or any lookup by /oauth/authorize,
 // /oauth/token, /oauth/revoke) is the oldest — but only if that last use is at

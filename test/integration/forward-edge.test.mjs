@@ -101,3 +101,21 @@ test('a backend chunk size with 0x, a sign or a leading space ends the reply bef
     assert.doesNotMatch(outcome, /hello/, `chunk size ${JSON.stringify(size)} was accepted: ${outcome}`);
   }
 });
+
+test('a backend response head with a NUL byte is a 502, and the proxy keeps serving', async (t) => {
+  const net = await import('node:net');
+  let head = 'HTTP/1.1 200 OK\r\nX-A: b\0c\r\nContent-Length: 2\r\n\r\nok';
+  const backend = net.createServer((s) => {
+    s.once('data', () => s.end(head));
+  });
+  await new Promise((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  t.after(() => backend.close());
+  const p = await startProxy(cfg(`http://127.0.0.1:${backend.address().port}`), { t });
+  const bad = await request(`${p.origin}/mcp`);
+  assert.equal(bad.status, 502);
+  head = 'HTTP/1.1 200 OK\r\nX-A: bc\r\nContent-Length: 2\r\n\r\nok';
+  const good = await request(`${p.origin}/mcp`);
+  assert.equal(good.status, 200);
+  assert.equal(good.body, 'ok');
+  await p.stop();
+});

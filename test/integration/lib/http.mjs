@@ -16,7 +16,7 @@ import http from 'node:http';
 import https from 'node:https';
 import fs from 'node:fs';
 
-export function request(url, { method = 'GET', headers = {}, body, ca, caFile, timeoutMs = 15000, jar } = {}) {
+export function request(url, { method = 'GET', headers = {}, body, ca, caFile, timeoutMs = 15000, jar, localAddress } = {}) {
   const u = new URL(url);
   const h = { ...headers };
   let payload;
@@ -38,6 +38,7 @@ export function request(url, { method = 'GET', headers = {}, body, ca, caFile, t
   }
   const lib = u.protocol === 'https:' ? https : http;
   const options = { method, headers: h, agent: false };
+  if (localAddress) options.localAddress = localAddress; // another loopback source, e.g. 127.0.0.2
   if (u.protocol === 'https:') {
     if (caFile) options.ca = fs.readFileSync(caFile);
     if (ca) options.ca = ca;

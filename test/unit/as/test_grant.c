@@ -305,6 +305,57 @@ test_revoke(void)
 	fx_dispose(&f);
 }
 
+/* A full store refuses to issue (503, nothing half-issued), and the
+ * refresh token presented stays usable: the client's retry once there is
+ * room is a rotation, not a replay that revokes the family. A revocation
+ * the store cannot record is reported (-1 → 503). */
+static void
+test_store_full(void)
+{
+	struct fx f;
+	struct grant_result r0, r1, rx;
+	struct grant_error e;
+	char *code, key[32];
+	int64_t exp;
+	int rc;
+
+	fx_init(&f);
+	code = fx_code(&f, "openid offline_access");
+	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r0, &e), 0);
+	/* r0's token (live) and max - 1 others: full */
+	for (int i = 1; i < STORE_MAX_REFRESH; i++) {
+		struct store_refresh *r = xcalloc(1, sizeof *r);
+
+		r->family = xstrdup("filler");
+		r->client_id = xstrdup("client-9");
+		snprintf(key, sizeof key, "filler-%d", i);
+		CU_ASSERT_TRUE_FATAL(store_refresh_put(f.st, key, r, 3600000));
+	}
+	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
+	CU_ASSERT_EQUAL(e.status, 503);
+	CU_ASSERT_STRING_EQUAL(e.error, "temporarily_unavailable");
+	CU_ASSERT_PTR_NULL(rx.access_token);
+	CU_ASSERT_PTR_NULL(rx.refresh_token);
+	/* room again (the fillers expired): the same token rotates, and the
+	 * family is not revoked */
+	clock_advance_fake_ms(3600001);
+	rc = grant_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &r1, &e);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(r1.refresh_token);
+	/* a full deny-list: the access-token revocation is refused, not lost */
+	exp = clock_wall_s() + 3600;
+	for (int i = 0; i < STORE_MAX_JTIS; i++) {
+		snprintf(key, sizeof key, "jti-%d", i);
+		store_jti_revoke(f.st, key, exp);
+	}
+	CU_ASSERT_EQUAL(grant_revoke(f.g, "client-1", r1.access_token, NULL), -1);
+	CU_ASSERT_EQUAL(grant_revoke(f.g, "client-1", "garbage", NULL), 0);
+	grant_result_dispose(&r0);
+	grant_result_dispose(&r1);
+	free(code);
+	fx_dispose(&f);
+}
+
 int
 main(void)
 {
@@ -317,6 +368,7 @@ main(void)
 		{ "refresh rotation and reuse detection", test_refresh_rotation_and_reuse },
 		{ "refresh token expiry", test_refresh_expiry },
 		{ "revocation (own tokens only)", test_revoke },
+		{ "a full store fails closed and loses nothing", test_store_full },
 		{ NULL, NULL },
 	};
 

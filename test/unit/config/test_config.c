@@ -601,7 +601,7 @@ test_error_table(void)
 		{ MINIMAL "server:\n  listen: &a 1.2.3.4:5\n  diagnosticsListen: *a\n", "YAML aliases are not supported" },
 		{ "- a\n- b\n", "config.yaml:1:1: expected a mapping at the top level, got a list" },
 		{ MINIMAL "---\na: 1\n", "expected a single YAML document" },
-		{ "", "server.resourceUrl" }, /* no issuer etc. too, but resourceUrl comes from env here */
+		{ "", "embeddedAuthServer.issuer: required when auth.mode is embedded" }, /* no env resourceUrl either */
 		{ "server:\n  listen: \"a\\0b:1\"\n", "config.yaml:2:11: server.listen: expected a string without NUL bytes" },
 		{ "kind: MCPExternalAuthConfig\napiVersion: v1\nspec:\n  type: embeddedAuthServer\n"
 		  "  embeddedAuthServer:\n    issuer: https://a.example.com\n    bogus: 1\n",
@@ -620,7 +620,7 @@ test_error_table(void)
 
 		env_set(NULL, NULL, NULL);
 		if (cases[i].yaml[0] == '\0')
-			fake_env[1] = NULL; /* the empty-file case: resourceUrl missing */
+			fake_env[1] = NULL; /* the empty-file case: no resourceUrl either */
 		rc = load_text(cases[i].yaml, &cfg, &lines);
 		if (cases[i].want[0] == '\0') {
 			if (rc != 0)
@@ -635,6 +635,92 @@ test_error_table(void)
 		config_free(cfg);
 		free(lines);
 	}
+}
+
+/* server.resourceUrl unset: embedded mode derives <issuer origin+path>/mcp
+ * and --print-config says so; an explicit value (file or env) is kept; oidc
+ * mode still requires it. */
+static void
+test_resource_url_derived(void)
+{
+	static const struct {
+		const char *yaml, *want;
+	} cases[] = {
+		{ MINIMAL, "https://auth.example.com/mcp" },
+		{ "embeddedAuthServer:\n  issuer: https://example.com/tenant-a/\n" PROVIDER,
+		    "https://example.com/tenant-a/mcp" },
+		{ "embeddedAuthServer:\n  issuer: http://127.0.0.1:8080\n  insecureAllowHTTP: true\n" PROVIDER,
+		    "http://127.0.0.1:8080/mcp" },
+	};
+	struct config *cfg;
+	char *lines, *out, *path;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		env_set(NULL, NULL, NULL);
+		fake_env[1] = NULL; /* no MCP_PROXY_SERVER_RESOURCEURL */
+		if (load_text(cases[i].yaml, &cfg, &lines) != 0)
+			fprintf(stderr, "case %zu: %s", i, lines);
+		CU_ASSERT_STRING_EQUAL(lines, "");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->server.resource_url);
+		CU_ASSERT_STRING_EQUAL(cfg->server.resource_url, cases[i].want);
+		CU_ASSERT_TRUE(cfg->server.resource_url_derived);
+		config_free(cfg);
+		free(lines);
+	}
+
+	/* The seed guide's "Enable CIMD" manifest, mounted unchanged. */
+	env_set(NULL, NULL, NULL);
+	fake_env[1] = NULL;
+	path = data_path("seed-example-1.yaml");
+	CU_ASSERT_EQUAL_FATAL(load_path(path, &cfg, &lines), 0);
+	CU_ASSERT_STRING_EQUAL(cfg->server.resource_url, "https://auth.example.com/mcp");
+	out = print_to_string(cfg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+	    "\n  resourceUrl: \"https://auth.example.com/mcp\"  # derived: "
+	    "embeddedAuthServer.issuer + \"/mcp\" (server.resourceUrl unset)\n"));
+	free(out);
+	config_free(cfg);
+	free(lines);
+	free(path);
+
+	/* Explicit values win and are printed as set. */
+	env_set("MCP_PROXY_SERVER_RESOURCEURL=https://mcp.example.com/other", NULL, NULL);
+	fake_env[1] = fake_env[2];
+	fake_env[2] = NULL;
+	CU_ASSERT_EQUAL(load_text(MINIMAL, &cfg, &lines), 0);
+	CU_ASSERT_STRING_EQUAL(cfg->server.resource_url, "https://mcp.example.com/other");
+	CU_ASSERT_FALSE(cfg->server.resource_url_derived);
+	out = print_to_string(cfg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n  resourceUrl: \"https://mcp.example.com/other\"\n"));
+	CU_ASSERT_PTR_NULL(strstr(out, "derived"));
+	free(out);
+	config_free(cfg);
+	free(lines);
+	env_set(NULL, NULL, NULL);
+	fake_env[1] = NULL;
+	CU_ASSERT_EQUAL(load_text("server:\n  resourceUrl: https://x.example.com/mcp\n" MINIMAL, &cfg, &lines), 0);
+	CU_ASSERT_STRING_EQUAL(cfg->server.resource_url, "https://x.example.com/mcp");
+	CU_ASSERT_FALSE(cfg->server.resource_url_derived);
+	config_free(cfg);
+	free(lines);
+
+	/* oidc mode has no issuer of ours to derive from. */
+	env_set(NULL, NULL, NULL);
+	fake_env[1] = NULL;
+	CU_ASSERT_EQUAL(load_text("auth:\n  mode: oidc\n  oidc: {issuer: 'https://idp', audience: mcp}\n",
+	    &cfg, &lines), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "server.resourceUrl: required when auth.mode is oidc"));
+	config_free(cfg);
+	free(lines);
+	/* embedded without an issuer: the issuer is what is missing, said once. */
+	env_set(NULL, NULL, NULL);
+	fake_env[1] = NULL;
+	CU_ASSERT_EQUAL(load_text("embeddedAuthServer:\n" PROVIDER, &cfg, &lines), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "embeddedAuthServer.issuer: required when auth.mode is embedded"));
+	CU_ASSERT_PTR_NULL(strstr(lines, "server.resourceUrl"));
+	CU_ASSERT_PTR_NULL(cfg->server.resource_url);
+	config_free(cfg);
+	free(lines);
 }
 
 /* Printing the effective config and loading it back gives the same config. */
@@ -791,6 +877,7 @@ main(void)
 		{ "many_errors", test_many_errors },
 		{ "error_table", test_error_table },
 		{ "missing_file", test_missing_file },
+		{ "resource_url_derived", test_resource_url_derived },
 		{ "print_round_trip", test_print_round_trip },
 		{ "limits", test_limits },
 		{ "readme_in_sync", test_readme_in_sync },

@@ -136,6 +136,8 @@ test_family_revocation_denylists_jtis(void)
 	clock_set_fake(-1, 0);
 }
 
+/* A full table refuses the put and keeps every entry it has (logins in
+ * progress are not evictable by others); expired entries make room. */
 static void
 test_bounded(void)
 {
@@ -143,16 +145,15 @@ test_bounded(void)
 	char key[32];
 	size_t found = 0;
 
-	for (int i = 0; i < STORE_MAX_PENDING + 10; i++) {
+	for (int i = 0; i < STORE_MAX_PENDING; i++) {
 		snprintf(key, sizeof key, "k%d", i);
-		store_pending_put(st, key, pending("x"), 600000);
-	}
-	/* The oldest went; the newest are there. */
-	for (int i = 0; i < 10; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		CU_ASSERT_PTR_NULL(store_pending_take(st, key));
+		CU_ASSERT_TRUE(store_pending_put(st, key, pending("x"), 600000));
 	}
 	for (int i = STORE_MAX_PENDING; i < STORE_MAX_PENDING + 10; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		CU_ASSERT_FALSE(store_pending_put(st, key, pending("x"), 600000));
+	}
+	for (int i = 0; i < 10; i++) {
 		struct store_pending *p;
 
 		snprintf(key, sizeof key, "k%d", i);
@@ -161,52 +162,63 @@ test_bounded(void)
 		store_pending_free(p);
 	}
 	CU_ASSERT_EQUAL(found, 10);
+	for (int i = 0; i < 10; i++) { /* taken ones made room */
+		snprintf(key, sizeof key, "m%d", i);
+		CU_ASSERT_TRUE(store_pending_put(st, key, pending("x"), 600000));
+	}
+	/* Once they expired, a full table's sweep makes room. */
+	CU_ASSERT_FALSE(store_pending_put(st, "later", pending("x"), 600000));
+	clock_advance_fake_ms(600001);
+	CU_ASSERT_TRUE(store_pending_put(st, "later", pending("x"), 600000));
 	store_free(st);
 	clock_set_fake(-1, 0);
 }
 
-/* A full table of single-use records evicts tombstones (taken records, kept
- * for replay detection) before any live record, oldest tombstone first: a
- * burst of refresh rotations must not log out an idle user. */
+/* The tables that guard security fail closed: a revoked access token never
+ * becomes valid again because many others were revoked after it (the old
+ * table evicted the oldest entry), a full refresh table refuses new
+ * tokens rather than dropping tombstones, and a taken record can always be
+ * put back over its own tombstone. */
 static void
-test_bounded_spent_first(void)
+test_full_fails_closed(void)
 {
 	struct store *st = new_store();
+	int64_t exp = clock_wall_s() + 3600;
 	char key[32], *fam = NULL;
 	struct store_refresh *r;
 
-	store_refresh_put(st, "keep", refresh_rec("fk"), 3600000);
-	for (int i = 0; i < STORE_MAX_REFRESH - 1; i++) {
-		snprintf(key, sizeof key, "r%d", i);
-		store_refresh_put(st, key, refresh_rec("f"), 3600000);
-		store_refresh_free(store_refresh_take(st, key, NULL));
+	CU_ASSERT_TRUE(store_jti_revoke(st, "first", exp));
+	for (int i = 1; i < STORE_MAX_JTIS; i++) {
+		snprintf(key, sizeof key, "j%d", i);
+		CU_ASSERT_TRUE(store_jti_revoke(st, key, exp));
 	}
-	/* full: one live record and max - 1 tombstones; two more come in */
-	store_refresh_put(st, "new1", refresh_rec("f1"), 3600000);
-	store_refresh_put(st, "new2", refresh_rec("f2"), 3600000);
-	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "keep"));
-	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "new1"));
-	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "new2"));
-	/* the two oldest tombstones went, the next one still names its family */
-	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r0", &fam));
-	CU_ASSERT_PTR_NULL(fam);
-	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r1", &fam));
-	CU_ASSERT_PTR_NULL(fam);
-	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r2", &fam));
-	CU_ASSERT_PTR_NOT_NULL(fam);
-	free(fam);
-	/* with no tombstones left to go, the oldest live record goes */
-	r = store_refresh_take(st, "keep", NULL);
-	CU_ASSERT_PTR_NOT_NULL(r);
-	store_refresh_free(r);
+	CU_ASSERT_FALSE(store_jti_revoke(st, "one-too-many", exp));
+	CU_ASSERT_TRUE(store_jti_revoked(st, "first"));
+	CU_ASSERT_FALSE(store_jti_revoked(st, "one-too-many"));
+	/* A family revocation that cannot deny-list its tokens says so. */
+	CU_ASSERT_TRUE(store_family_add_jti(st, "fam", "fj", exp, 3600000));
+	CU_ASSERT_FALSE(store_family_revoke(st, "fam", 3600000));
+	CU_ASSERT_TRUE(store_family_revoked(st, "fam"));
+	CU_ASSERT_FALSE(store_family_add_jti(st, "fam", "fj2", exp, 3600000));
 	store_free(st);
+
 	st = new_store();
-	for (int i = 0; i < STORE_MAX_REFRESH + 1; i++) {
-		snprintf(key, sizeof key, "l%d", i);
-		store_refresh_put(st, key, refresh_rec("f"), 3600000);
+	for (int i = 0; i < STORE_MAX_REFRESH; i++) {
+		snprintf(key, sizeof key, "r%d", i);
+		CU_ASSERT_TRUE(store_refresh_put(st, key, refresh_rec("f"), 3600000));
+		if (i > 0)
+			store_refresh_free(store_refresh_take(st, key, NULL));
 	}
-	CU_ASSERT_PTR_NULL(store_refresh_get(st, "l0"));
-	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "l1"));
+	/* full of one live token and tombstones: the new token is refused */
+	CU_ASSERT_FALSE(store_refresh_put(st, "new", refresh_rec("f"), 3600000));
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "r0"));
+	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r1", &fam));
+	CU_ASSERT_PTR_NOT_NULL(fam); /* the oldest tombstone still names its family */
+	free(fam);
+	r = store_refresh_take(st, "r0", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_TRUE(store_refresh_put(st, "r0", r, 3600000)); /* back over its tombstone */
+	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "r0"));
 	store_free(st);
 	clock_set_fake(-1, 0);
 }
@@ -264,7 +276,7 @@ main(void)
 		{ "family revocation deny-lists its access tokens",
 		    test_family_revocation_denylists_jtis },
 		{ "tables are bounded", test_bounded },
-		{ "a full table evicts tombstones before live records", test_bounded_spent_first },
+		{ "full security tables fail closed", test_full_fails_closed },
 		{ "upstream sessions: touch extends", test_upstream_touch },
 		{ "DCR clients: idle eviction", test_client_eviction },
 		{ NULL, NULL },

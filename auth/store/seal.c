@@ -1,0 +1,214 @@
+/*
+ * AES-256-GCM sealing with a key ring (see seal.h), through OpenSSL's EVP
+ * interface. The key id is the first 8 bytes of SHA-256("mcp-proxy seal
+ * key id" | key): public, and says nothing usable about the key.
+ */
+#include "auth/store/seal.h"
+
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/b64url.h"
+#include "common/random.h"
+#include "common/xalloc.h"
+
+#define SEAL_NONCE_LEN 12
+#define SEAL_TAG_LEN 16
+#define SEAL_KID_HEX 16
+#define SEAL_PREFIX "s1."
+#define SEAL_MAX_PLAIN (1024 * 1024)
+
+struct seal_key {
+	unsigned char key[SEAL_KEY_LEN];
+	char kid[SEAL_KID_HEX + 1];
+};
+
+struct seal {
+	struct seal_key keys[SEAL_MAX_KEYS];
+	size_t n;
+};
+
+struct seal *
+seal_new(void)
+{
+	return xcalloc(1, sizeof(struct seal));
+}
+
+void
+seal_free(struct seal *s)
+{
+	if (s == NULL)
+		return;
+	OPENSSL_cleanse(s, sizeof *s);
+	free(s);
+}
+
+int
+seal_key_parse(const char *text, unsigned char key[SEAL_KEY_LEN], char *err, size_t errlen)
+{
+	char buf[128];
+	size_t n = 0;
+	size_t got;
+	int rc = -1;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		char c = *p;
+
+		if (isspace((unsigned char)c) || c == '=')
+			continue;
+		if (n + 1 >= sizeof buf) {
+			snprintf(err, errlen,
+			    "the encryption key is too long: 32 bytes in base64 expected");
+			goto out;
+		}
+		buf[n++] = c == '+' ? '-' : c == '/' ? '_' : c;
+	}
+	buf[n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen,
+		    "the encryption key is empty: 32 random bytes in base64 expected");
+		goto out;
+	}
+	if (b64url_decode_buf(buf, n, key, SEAL_KEY_LEN, &got) != 0 || got != SEAL_KEY_LEN) {
+		snprintf(err, errlen,
+		    "the encryption key is not 32 bytes in base64 (e.g. `openssl rand -base64 "
+		    "32`)");
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof buf);
+	return rc;
+}
+
+static void
+seal_kid(const unsigned char key[SEAL_KEY_LEN], char out[SEAL_KID_HEX + 1])
+{
+	static const char label[] = "mcp-proxy seal key id";
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, label, sizeof label - 1) != 1 ||
+	    EVP_DigestUpdate(ctx, key, SEAL_KEY_LEN) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+		abort(); /* out of memory inside OpenSSL */
+	EVP_MD_CTX_free(ctx);
+	for (int i = 0; i < SEAL_KID_HEX / 2; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int
+seal_add_key(struct seal *s, const unsigned char key[SEAL_KEY_LEN])
+{
+	char kid[SEAL_KID_HEX + 1];
+
+	if (s->n == SEAL_MAX_KEYS)
+		return -1;
+	seal_kid(key, kid);
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->keys[i].kid, kid) == 0)
+			return -1;
+	memcpy(s->keys[s->n].key, key, SEAL_KEY_LEN);
+	memcpy(s->keys[s->n].kid, kid, sizeof kid);
+	s->n++;
+	return 0;
+}
+
+const char *
+seal_current_kid(const struct seal *s)
+{
+	return s->n > 0 ? s->keys[0].kid : "";
+}
+
+/* One AES-256-GCM pass: encrypt (enc) or decrypt-and-verify in into out
+ * (len bytes); tag is written or checked. 0, or -1. */
+static int
+seal_gcm(bool enc, const unsigned char *key, const unsigned char *nonce, const char *aad,
+    const unsigned char *in, size_t len, unsigned char *out, unsigned char *tag)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int outl = 0, fin = 0, ok;
+
+	if (ctx == NULL)
+		abort();
+	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc ? 1 : 0) == 1 &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) == 1 &&
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc ? 1 : 0) == 1 &&
+	    EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
+	    EVP_CipherUpdate(ctx, out, &outl, in, (int)len) == 1 &&
+	    (enc || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) == 1) &&
+	    EVP_CipherFinal_ex(ctx, out + outl, &fin) == 1 &&
+	    (!enc || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) == 1);
+	EVP_CIPHER_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+char *
+seal_seal(const struct seal *s, const void *plain, size_t len, const char *aad)
+{
+	size_t blen = SEAL_NONCE_LEN + len + SEAL_TAG_LEN;
+	unsigned char *blob = xmalloc(blen);
+	char *b64, *out;
+
+	if (s->n == 0 || len > SEAL_MAX_PLAIN)
+		abort(); /* a caller bug: the ring is filled at start, records are small */
+	random_bytes(blob, SEAL_NONCE_LEN);
+	if (seal_gcm(true, s->keys[0].key, blob, aad, plain, len, blob + SEAL_NONCE_LEN,
+		blob + SEAL_NONCE_LEN + len) != 0)
+		abort();
+	b64 = b64url_encode(blob, blen);
+	out = xasprintf(SEAL_PREFIX "%s.%s", s->keys[0].kid, b64);
+	free(b64);
+	free(blob);
+	return out;
+}
+
+int
+seal_open(const struct seal *s, const char *sealed, const char *aad, char **plain, size_t *len)
+{
+	const struct seal_key *k = NULL;
+	const char *kid, *data;
+	unsigned char *blob = NULL;
+	size_t blen = 0, plen;
+	char *out;
+
+	*plain = NULL;
+	*len = 0;
+	if (strncmp(sealed, SEAL_PREFIX, strlen(SEAL_PREFIX)) != 0)
+		return -1;
+	kid = sealed + strlen(SEAL_PREFIX);
+	if (strlen(kid) < SEAL_KID_HEX + 1 || kid[SEAL_KID_HEX] != '.')
+		return -1;
+	for (size_t i = 0; i < s->n && k == NULL; i++)
+		if (strncmp(s->keys[i].kid, kid, SEAL_KID_HEX) == 0)
+			k = &s->keys[i];
+	data = kid + SEAL_KID_HEX + 1;
+	if (k == NULL || strlen(data) > b64url_encoded_len(SEAL_MAX_PLAIN + 64) ||
+	    b64url_decode(data, strlen(data), &blob, &blen) != 0 ||
+	    blen < SEAL_NONCE_LEN + SEAL_TAG_LEN) {
+		free(blob);
+		return -1;
+	}
+	plen = blen - SEAL_NONCE_LEN - SEAL_TAG_LEN;
+	out = xmalloc(plen + 1);
+	if (seal_gcm(false, k->key, blob, aad, blob + SEAL_NONCE_LEN, plen, (unsigned char *)out,
+		blob + SEAL_NONCE_LEN + plen) != 0) {
+		OPENSSL_cleanse(out, plen + 1);
+		free(out);
+		free(blob);
+		return -1;
+	}
+	out[plen] = '\0';
+	OPENSSL_cleanse(blob, blen);
+	free(blob);
+	*plain = out;
+	*len = plen;
+	return 0;
+}

@@ -1,0 +1,377 @@
+/*
+ * Unit tests for auth/store/redis against a real redis-server (Debian's)
+ * that the test starts on a free 127.0.0.1 port with its own data dir and
+ * stops: commands in order, callbacks never before the call returns,
+ * cancellation, scripts with the NOSCRIPT reload, an ACL user, a wrong
+ * password refused, and the server going away (every command fails, none
+ * waits) and coming back (the connection is made again, no restart).
+ * Waits are outcomes with generous deadlines, never races of two timers.
+ */
+#include "auth/store/redis.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "test/unit/unit.h"
+
+static struct event_base *base;
+static pid_t server_pid = -1;
+static int server_port;
+static char server_dir[64];
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	bind(fd, (struct sockaddr *)&sin, sizeof sin);
+	getsockname(fd, (struct sockaddr *)&sin, &sl);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Start redis-server on server_port (a fresh one unless keep_port). */
+static void
+server_start(bool keep_port)
+{
+	char port[16];
+	redisContext *c;
+
+	if (!keep_port)
+		server_port = free_port();
+	if (server_dir[0] == '\0') {
+		snprintf(server_dir, sizeof server_dir, "/tmp/mcp-redis-test.XXXXXX");
+		if (mkdtemp(server_dir) == NULL) {
+			perror("mkdtemp");
+			exit(1);
+		}
+	}
+	snprintf(port, sizeof port, "%d", server_port);
+	server_pid = fork();
+	if (server_pid == 0) {
+		char log[96];
+		int fd;
+
+		snprintf(log, sizeof log, "%s/redis.log", server_dir);
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		    "--dir", server_dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
+		    "--loglevel", "warning", (char *)NULL);
+		_exit(127);
+	}
+	/* Ready when it answers PING (a blocking client is fine in the test). */
+	for (int i = 0; i < 500; i++) {
+		struct timeval tv = { 0, 200000 };
+
+		if ((c = redisConnectWithTimeout("127.0.0.1", server_port, tv)) != NULL &&
+		    c->err == 0) {
+			redisReply *r = redisCommand(c, "PING");
+			bool ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+
+			freeReplyObject(r);
+			redisFree(c);
+			if (ok)
+				return;
+		} else if (c != NULL) {
+			redisFree(c);
+		}
+		usleep(20000);
+	}
+	CU_FAIL_FATAL(
+	    "redis-server did not start (is it installed? scripts/install-deps.sh --test)");
+}
+
+static void
+server_stop(void)
+{
+	if (server_pid > 0) {
+		kill(server_pid, SIGKILL);
+		waitpid(server_pid, NULL, 0);
+		server_pid = -1;
+	}
+}
+
+/* A blocking admin command on the test server. */
+static void
+server_admin(const char *cmd)
+{
+	struct timeval tv = { 2, 0 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", server_port, tv);
+	redisReply *r;
+
+	CU_ASSERT_FATAL(c != NULL && c->err == 0);
+	r = redisCommand(c, cmd);
+	CU_ASSERT(r != NULL && r->type != REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+struct got {
+	int calls;
+	int type;
+	long long integer;
+	char str[128];
+	char error[160];
+};
+
+static int want; /* callbacks still to come before the loop stops */
+
+static void
+reply_cb(const redisReply *reply, const char *error, void *arg)
+{
+	struct got *g = arg;
+
+	g->calls++;
+	g->type = reply != NULL ? reply->type : -1;
+	g->integer = reply != NULL ? reply->integer : 0;
+	snprintf(g->str, sizeof g->str, "%.*s", reply != NULL ? (int)reply->len : 0,
+	    reply != NULL && reply->str != NULL ? reply->str : "");
+	snprintf(g->error, sizeof g->error, "%s", error != NULL ? error : "");
+	if (--want <= 0)
+		event_base_loopbreak(base);
+}
+
+/* Run the loop until `want` callbacks came, or 10 s. */
+static void
+run(void)
+{
+	struct timeval tv = { 10, 0 };
+
+	if (want <= 0)
+		return;
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+/* Run the loop until redis_up(r) == up, or 10 s. */
+static bool
+run_until_up(struct redis *r, bool up)
+{
+	for (int i = 0; i < 200 && redis_up(r) != up; i++) {
+		struct timeval tv = { 0, 50000 };
+
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	return redis_up(r) == up;
+}
+
+static struct redis_params
+params(void)
+{
+	struct redis_params p = { .host = "127.0.0.1",
+		.port = server_port,
+		.dial_timeout_ms = 2000,
+		.read_timeout_ms = 2000,
+		.write_timeout_ms = 2000,
+		.log_name = "test" };
+
+	return p;
+}
+
+static struct redis_cmd *
+cmd(struct redis *r, const char *a0, const char *a1, const char *a2, struct got *g)
+{
+	const char *argv[3] = { a0, a1, a2 };
+
+	return redis_command(r, a2 != NULL ? 3 : a1 != NULL ? 2 : 1, argv, NULL, reply_cb, g);
+}
+
+static void
+test_commands_scripts_cancel(void)
+{
+	struct redis_params p = params();
+	struct redis *r;
+	struct got g[4];
+	int script;
+	const char *args[2] = { "k1", "41" };
+
+	memset(g, 0, sizeof g);
+	r = redis_new(base, NULL, &p);
+	script = redis_script(r, "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+	CU_ASSERT_EQUAL(script, 0);
+	/* issued while connecting: queued, then answered in order */
+	cmd(r, "SET", "k1", "1", &g[0]);
+	cmd(r, "GET", "k1", NULL, &g[1]);
+	redis_cancel(cmd(r, "INCR", "k1", NULL, &g[2])); /* runs, nobody hears */
+	redis_eval(r, script, 1, 2, args, NULL, reply_cb, &g[3]);
+	CU_ASSERT_EQUAL(g[0].calls + g[1].calls + g[2].calls + g[3].calls, 0);
+	want = 3;
+	run();
+	CU_ASSERT_TRUE(redis_up(r));
+	CU_ASSERT_STRING_EQUAL(g[0].str, "OK");
+	CU_ASSERT_STRING_EQUAL(g[1].str, "1");
+	CU_ASSERT_EQUAL(g[2].calls, 0);
+	CU_ASSERT_EQUAL(g[3].type, REDIS_REPLY_INTEGER);
+	CU_ASSERT_EQUAL(g[3].integer, 43); /* 1, INCR, +41 */
+	/* the script cache flushed: EVALSHA gets NOSCRIPT, the script is sent */
+	server_admin("SCRIPT FLUSH");
+	memset(g, 0, sizeof g);
+	redis_eval(r, script, 1, 2, args, NULL, reply_cb, &g[0]);
+	want = 1;
+	run();
+	CU_ASSERT_EQUAL(g[0].type, REDIS_REPLY_INTEGER);
+	CU_ASSERT_EQUAL(g[0].integer, 84);
+	/* an error reply is a reply */
+	cmd(r, "NOSUCHCOMMAND", NULL, NULL, &g[1]);
+	want = 1;
+	run();
+	CU_ASSERT_EQUAL(g[1].type, REDIS_REPLY_ERROR);
+	redis_free(r);
+}
+
+static void
+test_acl_user_and_bad_password(void)
+{
+	struct redis_params p = params();
+	struct redis *r;
+	struct got g = { 0 };
+
+	server_admin("ACL SETUSER proxy on >s3cret-pw ~mcp:* +@all");
+	p.username = "proxy";
+	p.password = "s3cret-pw";
+	r = redis_new(base, NULL, &p);
+	cmd(r, "SET", "mcp:x", "v", &g);
+	want = 1;
+	run();
+	CU_ASSERT_STRING_EQUAL(g.str, "OK");
+	memset(&g, 0, sizeof g);
+	cmd(r, "SET", "other:x", "v", &g); /* outside its keys */
+	want = 1;
+	run();
+	CU_ASSERT_EQUAL(g.type, REDIS_REPLY_ERROR);
+	redis_free(r);
+
+	p.password = "wrong";
+	r = redis_new(base, NULL, &p);
+	memset(&g, 0, sizeof g);
+	cmd(r, "GET", "mcp:x", NULL, &g);
+	want = 1;
+	run();
+	CU_ASSERT_EQUAL(g.calls, 1);
+	CU_ASSERT_EQUAL(g.type, -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.error, "unavailable"));
+	CU_ASSERT_FALSE(redis_up(r));
+	CU_ASSERT_PTR_NOT_NULL(strstr(redis_error(r), "handshake refused"));
+	CU_ASSERT_PTR_NULL(strstr(redis_error(r), "wrong")); /* never the password */
+	redis_free(r);
+}
+
+static void
+test_server_away_and_back(void)
+{
+	struct redis_params p = params();
+	struct redis *r;
+	struct got g = { 0 };
+
+	r = redis_new(base, NULL, &p);
+	CU_ASSERT_TRUE_FATAL(run_until_up(r, true));
+	server_stop();
+	CU_ASSERT_TRUE(run_until_up(r, false));
+	/* down: the command fails on the next loop turn, it does not wait */
+	cmd(r, "PING", NULL, NULL, &g);
+	CU_ASSERT_EQUAL(g.calls, 0);
+	want = 1;
+	run();
+	CU_ASSERT_EQUAL(g.calls, 1);
+	CU_ASSERT_EQUAL(g.type, -1);
+	CU_ASSERT_STRING_NOT_EQUAL(redis_error(r), "");
+	/* back on the same port: reconnected without anyone asking */
+	server_start(true);
+	CU_ASSERT_TRUE(run_until_up(r, true));
+	memset(&g, 0, sizeof g);
+	cmd(r, "PING", NULL, NULL, &g);
+	want = 1;
+	run();
+	CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+	CU_ASSERT_STRING_EQUAL(redis_error(r), "");
+	redis_free(r);
+}
+
+/* A server that stops answering: the command fails after the read
+ * timeout instead of waiting forever; the connection is made again. */
+static void
+test_read_timeout(void)
+{
+	struct redis_params p = params();
+	struct redis *r;
+	struct got g = { 0 };
+
+	p.read_timeout_ms = 300;
+	r = redis_new(base, NULL, &p);
+	CU_ASSERT_TRUE_FATAL(run_until_up(r, true));
+	kill(server_pid, SIGSTOP);
+	cmd(r, "PING", NULL, NULL, &g);
+	want = 1;
+	run();
+	kill(server_pid, SIGCONT);
+	CU_ASSERT_EQUAL(g.calls, 1);
+	CU_ASSERT_EQUAL(g.type, -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.error, "read timeout"));
+	CU_ASSERT_TRUE(run_until_up(r, true));
+	redis_free(r);
+}
+
+static void
+test_nothing_listening(void)
+{
+	struct redis_params p = params();
+	struct redis *r;
+	struct got g = { 0 };
+
+	p.port = free_port();
+	r = redis_new(base, NULL, &p);
+	cmd(r, "PING", NULL, NULL, &g);
+	want = 1;
+	run();
+	CU_ASSERT_EQUAL(g.type, -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.error, "unavailable"));
+	redis_free(r); /* with a reconnect timer pending */
+}
+
+int
+main(void)
+{
+	static const struct unit_test tests[] = {
+		{ "commands in order, cancel, scripts and NOSCRIPT", test_commands_scripts_cancel },
+		{ "ACL user; a wrong password is refused", test_acl_user_and_bad_password },
+		{ "server away and back", test_server_away_and_back },
+		{ "a server that stops answering: read timeout", test_read_timeout },
+		{ "nothing listening", test_nothing_listening },
+		{ NULL, NULL },
+	};
+	int rc;
+	char rm[96];
+
+	log_set_level(LOG_ERROR);
+	signal(SIGPIPE, SIG_IGN);
+	base = event_base_new();
+	server_start(false);
+	rc = unit_run("redis", tests);
+	server_stop();
+	event_base_free(base);
+	metrics_reset();
+	snprintf(rm, sizeof rm, "rm -rf '%s'", server_dir);
+	if (system(rm) != 0)
+		fprintf(stderr, "could not remove %s\n", server_dir);
+	return rc;
+}
