@@ -3,7 +3,8 @@
 // (the proxy keeps answering, /health on the diagnostics port within 100 ms, drops are
 // counted and reported), strict heads (header count 431, bare LF 400, absolute-form only
 // for our own authority), bodies before authentication (a 401 from the head, 200 slow
-// uploads cost little memory; the AS endpoints read at most 64 KiB).
+// uploads cost little memory; the AS endpoints read at most 64 KiB), the connection cap
+// (/health within 100 ms at it) and a login in progress through an authorize flood.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -11,6 +12,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import {
   startProxy, startEchoBackend, startIdp, getFreePort, request, scrapeMetrics, SLOW, SANITIZE,
+  followAuthorization, CookieJar, pkcePair,
 } from './lib/harness.mjs';
 
 /** A config forwarding to url without auth (for the front-end bounds). */
@@ -349,4 +351,75 @@ test('at server.maxConnections the MCP listener waits; open connections and /hea
   assert.equal(p.logs().filter((l) => l.msg === 'not accepting connections for a while').length, 1, 'one line per episode');
   assert.equal(p.stderr().split('\n').filter((l) => l.trim() && !l.trim().startsWith('{')).length, 0, 'every stderr line is JSON');
   await p.stop();
+});
+
+// ------------------------------------------------------------ the AS under a flood
+
+/** n GETs of url from localAddress over 16 keep-alive connections; → Map(status → count) and one 429. */
+async function flood(url, n, localAddress) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16, localAddress });
+  const counts = new Map();
+  let sample = null;
+  const one = () => new Promise((resolve) => {
+    const req = http.get(url, { agent, headers: { accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => {
+        counts.set(res.statusCode, (counts.get(res.statusCode) || 0) + 1);
+        if (res.statusCode === 429 && !sample) sample = { headers: res.headers, body };
+        resolve();
+      });
+    });
+    req.on('error', () => { counts.set(0, (counts.get(0) || 0) + 1); resolve(); });
+  });
+  for (let i = 0; i < n; i += 64) await Promise.all(Array.from({ length: Math.min(64, n - i) }, one));
+  agent.destroy();
+  return { counts, sample };
+}
+
+test('a login in progress survives 11,000 /oauth/authorize requests from another address; 429s carry Retry-After', async (t) => {
+  const { proxy, origin } = await embedded(t);
+  const redirect = 'http://127.0.0.1:51299/cb';
+  const reg = await request(`${origin}/oauth/register`, {
+    method: 'POST',
+    body: { redirect_uris: [redirect], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], client_name: 'abuse.test' },
+  });
+  assert.equal(reg.status, 201, reg.body);
+  const clientId = reg.json().client_id;
+  const authorizeUrl = (state, challenge) => {
+    const u = new URL(`${origin}/oauth/authorize`);
+    for (const [k, v] of Object.entries({
+      response_type: 'code', client_id: clientId, redirect_uri: redirect, scope: 'openid',
+      state, code_challenge: challenge, code_challenge_method: 'S256',
+    })) u.searchParams.set(k, v);
+    return u.href;
+  };
+  // The victim's login starts: the proxy holds it while the browser is at the IdP.
+  const pkce = pkcePair();
+  const start = await request(authorizeUrl('victim', pkce.challenge));
+  assert.equal(start.status, 302, start.body);
+  const atIdp = start.headers.location;
+  // The flood, from 127.0.0.2: each request that got through would hold a login too.
+  const t0 = Date.now();
+  const { counts, sample } = await flood(authorizeUrl('x', pkcePair().challenge), 11000, '127.0.0.2');
+  t.diagnostic(`flood: ${JSON.stringify([...counts])} in ${Date.now() - t0} ms`);
+  assert.ok((counts.get(429) || 0) > 10000, JSON.stringify([...counts]));
+  assert.ok((counts.get(302) || 0) <= 400, `${counts.get(302)} logins started by the flood`);
+  assert.match(sample.headers['retry-after'], /^[1-9]\d*$/);
+  const err = JSON.parse(sample.body);
+  assert.equal(err.error, 'too_many_requests');
+  assert.equal(typeof err.error_description, 'string');
+  // The victim, on 127.0.0.1, is not limited and finishes the login it began.
+  const res = await followAuthorization(atIdp, { redirectUri: redirect, jar: new CookieJar() });
+  assert.ok(res.code, JSON.stringify(res.hops ?? res));
+  assert.equal(res.state, 'victim');
+  const tok = await request(`${origin}/oauth/token`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'authorization_code', code: res.code, redirect_uri: redirect, code_verifier: pkce.verifier, client_id: clientId }),
+  });
+  assert.equal(tok.status, 200, tok.body);
+  const m = await scrapeMetrics(proxy.diagUrl);
+  assert.equal(m.get('mcp_proxy_rate_limited_total{limit="authorize"}'), counts.get(429));
+  await proxy.stop();
 });
