@@ -155,7 +155,7 @@ test_fd_limit_backs_off(void)
 {
 	struct rlimit saved, low;
 	struct listener *l;
-	int c[2];
+	int c[3];
 
 	setup(100);
 	l = &srv->listeners[SERVER_MCP];
@@ -174,15 +174,20 @@ test_fd_limit_backs_off(void)
 	CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &saved) == 0);
 	CU_ASSERT_EQUAL(count_log("not accepting connections for a while"), 1);
 	CU_ASSERT_EQUAL(count_log("libevent"), 0);
-	/* Descriptors are back: after the back-off both are taken. */
-	for (int i = 0; i < 20 && l->n_conns < 2; i++)
+	/* Descriptors are back: after the back-off the listener takes what
+	 * waits (under valgrind, whose accept wrapper closes a descriptor
+	 * over the limit itself, the first two may be gone: a new one comes). */
+	c[2] = client(server_port(srv, SERVER_MCP));
+	for (int i = 0; i < 20 && (l->paused || l->n_conns == 0); i++)
 		event_base_loop(base, EVLOOP_ONCE);
-	CU_ASSERT_EQUAL(l->n_conns, 2);
+	turns(5);
+	CU_ASSERT(l->n_conns >= 1);
 	CU_ASSERT(!l->paused);
 	CU_ASSERT_EQUAL(metrics_value(srv->m_accept_paused_now, "mcp"), 0);
 	CU_ASSERT_EQUAL(metrics_value(srv->m_accept_paused, "mcp", "fd_limit"), 1);
 	close(c[0]);
 	close(c[1]);
+	close(c[2]);
 	turns(5);
 	teardown();
 }
@@ -203,16 +208,24 @@ test_cap_fits_the_fd_limit(void)
 		pid_t pid = fork();
 
 		if (pid == 0) {
+			struct rlimit now;
+			size_t fit;
 			int ok;
 
 			setrlimit(RLIMIT_NOFILE, &low);
 			setup(4096);
-			ok = srv->listeners[SERVER_MCP].max_conns ==
-				(low.rlim_cur - SERVER_FD_RESERVE) / 2 &&
+			/* What the server computed from the limit it found (valgrind
+			 * keeps the hard limit its own: then nothing is lowered). */
+			getrlimit(RLIMIT_NOFILE, &now);
+			fit = (now.rlim_cur - SERVER_FD_RESERVE) / 2;
+			ok = srv->listeners[SERVER_MCP].max_conns == (fit < 4096 ? fit : 4096) &&
 			    srv->listeners[SERVER_DIAG].max_conns == SERVER_DIAG_MAX_CONNS &&
 			    count_log(
 				"server.maxConnections lowered to fit the file descriptor limit") ==
-				1;
+				(fit < 4096);
+			if (!ok)
+				fprintf(stderr, "limit %lld, cap %zu\n", (long long)now.rlim_cur,
+				    srv->listeners[SERVER_MCP].max_conns);
 			_exit(ok ? 0 : 1);
 		} else {
 			int status = 0;
