@@ -423,3 +423,36 @@ test('a login in progress survives 11,000 /oauth/authorize requests from another
   assert.equal(m.get('mcp_proxy_rate_limited_total{limit="authorize"}'), counts.get(429));
   await proxy.stop();
 });
+
+/** CPU seconds (user + system) the process has used. */
+function cpuSeconds(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+test('with a 256-descriptor limit the cap is lowered to fit it; 150 clients at the cap cost no CPU and /health answers', async (t) => {
+  const echo = await startEchoBackend({ t });
+  const p = await startProxy(noneCfg(echo.url), { t, wrap: ['prlimit', '--nofile=256:256', '--'] });
+  const lowered = await p.waitForLog((l) => l.msg === 'server.maxConnections lowered to fit the file descriptor limit');
+  assert.equal(lowered.fd_limit, 256);
+  assert.equal(lowered.max_connections, 64); // (256 - 128) / 2
+  const socks = [];
+  for (let i = 0; i < 150; i += 1) socks.push(await connectIdle(p.port));
+  await p.waitForLog((l) => l.msg === 'not accepting connections for a while');
+  // At the cap with 86 clients waiting in the backlog: the loop sleeps (before, a proxy out
+  // of descriptors spun at 99 % CPU on a failing accept()).
+  const c0 = cpuSeconds(p.proc.pid);
+  await new Promise((r) => setTimeout(r, 1000));
+  const used = cpuSeconds(p.proc.pid) - c0;
+  t.diagnostic(`CPU at the cap: ${(used * 100).toFixed(1)} % of a core`);
+  assert.ok(used < 0.1 * SLOW, `the proxy used ${used} s of CPU in 1 s at the cap`);
+  const worst = await worstHealth(p.diagUrl, 10);
+  assert.ok(worst < 100 * SLOW, `/health took ${worst.toFixed(1)} ms`);
+  // The connections it took are served; those waiting are taken as the others go.
+  assert.equal(await onSocket(socks[0], '/x'), 200);
+  for (const s of socks.slice(0, 100)) s.destroy();
+  assert.equal(await onSocket(socks[149], '/x'), 200);
+  for (const s of socks) s.destroy();
+  assert.equal(p.stderr().split('\n').filter((l) => l.trim() && !l.trim().startsWith('{')).length, 0, 'every stderr line is JSON');
+  await p.stop();
+});
