@@ -275,19 +275,15 @@ log_queue_line(const char *buf, size_t len, bool from_libevent)
 		do
 			n = write(lq.fd, buf, len);
 		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return; /* the reader is gone for good: nothing to wait for */
 		if (n > 0)
 			off = (size_t)n;
-		else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return; /* the reader is gone for good: nothing to wait for */
 		if (off == len)
 			return;
-		/* The rest of a line begun goes in whatever the bound says: a
-		 * half line would break the next one. */
-	} else if (evbuffer_get_length(lq.q) + len > lq.max) {
-		dropped_total++;
-		dropped_unreported++;
-		return;
 	}
+	/* The rest of a line begun goes in whatever the bound says (a half
+	 * line would break the next one); a whole line only if it fits. */
 	if (off == 0 && evbuffer_get_length(lq.q) + len > lq.max) {
 		dropped_total++;
 		dropped_unreported++;
