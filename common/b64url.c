@@ -132,3 +132,27 @@ b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen)
 	*out = buf;
 	return 0;
 }
+
+int
+b64_decode_lenient(const char *text, unsigned char *dst, size_t dstsize, size_t *outlen)
+{
+	char *buf = xmalloc(4097);
+	size_t n = 0;
+	int rc = -1;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		char c = *p;
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '=')
+			continue;
+		if (n == 4096)
+			goto out;
+		buf[n++] = c == '+' ? '-' : c == '/' ? '_' : c;
+	}
+	if (n > 0)
+		rc = b64url_decode_buf(buf, n, dst, dstsize, outlen);
+out:
+	explicit_bzero(buf, n);
+	free(buf);
+	return rc;
+}

@@ -29,5 +29,11 @@ int b64url_decode_buf(const char *s, size_t len, unsigned char *dst, size_t dsts
  * be read as a string). Returns 0, or -1 with *out set to NULL.
  */
 int b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen);
+/*
+ * Decode text an operator pasted (a key in a Secret): standard or URL
+ * alphabet, padding optional, whitespace anywhere ignored, at most 4 KiB.
+ * Returns 0 and the byte count in *outlen, or -1.
+ */
+int b64_decode_lenient(const char *text, unsigned char *dst, size_t dstsize, size_t *outlen);
 
 #endif

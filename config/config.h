@@ -133,7 +133,25 @@ struct config {
 		struct secret_ref *signing_keys; /* signingKeySecretRefs, PEM */
 		size_t n_signing_keys;
 		struct {
-			enum storage_type type; /* memory (redis: not yet) */
+			enum storage_type type; /* memory (redis: configured, not served yet) */
+			struct storage_redis {  /* ToolHive's storage.redis, field for field */
+				char *addr;     /* host:port (standalone) */
+				struct {
+					char *master_name;
+					struct strlist sentinel_addrs;
+					uint32_t db;
+				} sentinel;
+				bool cluster_mode;      /* refused: not supported yet */
+				char *sentinel_service; /* refused: not supported yet */
+				struct secret_ref username, password; /* aclUserConfig */
+				int64_t dial_timeout_ms, read_timeout_ms, write_timeout_ms;
+				struct {
+					struct secret_ref ca_cert;
+					bool insecure_skip_verify;
+				} tls, sentinel_tls;
+				char *key_prefix;                 /* ours */
+				struct secret_ref encryption_key; /* ours: 32 bytes, base64 */
+			} redis;
 		} storage;
 		struct {
 			uint32_t max_clients;   /* default 10000 */

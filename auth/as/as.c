@@ -17,6 +17,7 @@
 
 #include "auth/as/as_private.h"
 #include "auth/cimd/cimd.h"
+#include "auth/cimd/cimd_jwks.h"
 #include "auth/client/client.h"
 #include "auth/registry/clients.h"
 #include "auth/as/grant.h"
@@ -154,8 +155,10 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	as->jwks_url = xasprintf("%s/.well-known/jwks.json", as->issuer);
 
 	as->store = store_new(cfg);
-	if (cfg->eas.cimd.enabled)
+	if (cfg->eas.cimd.enabled) {
 		as->cimd = cimd_new(base, fetcher, cfg);
+		as->jwks = cimd_jwks_new(fetcher, cfg);
+	}
 	as->clients = clients_new(cfg, as->store, as->cimd);
 	as->upstream = upstream_new(cfg, p, fetcher);
 	as->grant = grant_new(cfg, as->store, as->keys, as->issuer, as->audience);
@@ -177,6 +180,10 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	    "Authorization requests by outcome.", "outcome");
 	as->m_callback = metrics_counter("mcp_oauth_callback_total",
 	    "Upstream callbacks by outcome.", "outcome");
+	as->m_assertion = metrics_counter("mcp_oauth_client_assertions_total",
+	    "private_key_jwt client assertions at the token endpoint by outcome (ok, missing, "
+	    "invalid, unknown_kid, replayed, keys_unavailable, replay_table_full).",
+	    "outcome");
 
 	discovery_build(as);
 	as->jwks_json = keyset_jwks_json(as->keys);
@@ -229,6 +236,7 @@ as_free(struct as *as)
 	clients_free(as->clients);
 	if (as->cimd != NULL)
 		cimd_free(as->cimd);
+	cimd_jwks_free(as->jwks);
 	grant_free(as->grant);
 	store_free(as->store);
 	for (int i = 0; i < AS_N_LIMITS; i++)

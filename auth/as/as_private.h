@@ -15,6 +15,7 @@
 #include "proxy/req.h"
 
 struct cimd;
+struct cimd_jwks;
 struct clients;
 struct event;
 struct grant;
@@ -45,6 +46,7 @@ struct as {
 	struct keyset *keys;
 	struct store *store;
 	struct cimd *cimd;
+	struct cimd_jwks *jwks; /* private_key_jwt clients' jwks_uri keys (with cimd) */
 	struct clients *clients;
 	struct upstream *upstream;
 	struct grant *grant;
@@ -71,6 +73,7 @@ struct as {
 	struct metric *m_limited;
 	struct metric *m_authorize;
 	struct metric *m_callback;
+	struct metric *m_assertion;
 };
 
 /* Route handlers, one per file. */
@@ -109,6 +112,21 @@ bool as_rate_ok(struct as *as, struct req *sr, enum as_limit which);
 /* Answer 429 with Retry-After and count it under limit. */
 void as_too_many(struct as *as, struct req *sr, bool page, int retry_after_s, const char *limit,
     const char *desc);
+
+/* Called once per clientassert_start() unless cancelled: status 0 when the
+ * assertion authenticates the client, else the HTTP status (401, or 503
+ * when the replay table is full), the OAuth error and a description safe
+ * to show. May run before clientassert_start() returns. */
+typedef void (*clientassert_done_cb)(int status, const char *error, const char *desc, void *arg);
+struct clientassert;
+/* Verify a private_key_jwt client's assertion (RFC 7523 §2.2 and §3)
+ * against its inline keys or its jwks_uri's (one rate-limited refetch on an
+ * unknown kid), then mark its jti seen. The assertion is copied. Returns a
+ * handle for clientassert_cancel(), or NULL when done() already ran. */
+struct clientassert *clientassert_start(struct as *as, struct client *c, const char *assertion,
+    clientassert_done_cb done, void *arg);
+/* Abandon a verification: done() is not called. NULL is fine. */
+void clientassert_cancel(struct clientassert *ca);
 
 /* The request's method as "GET", "POST", "OPTIONS", ... */
 const char *as_method(struct req *sr);

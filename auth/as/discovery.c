@@ -34,6 +34,14 @@ discovery_doc(struct as *as, bool oidc)
 	static const char *const none[] = { "none", NULL };
 	static const char *const all[] = { "none", "client_secret_basic", "client_secret_post",
 		NULL };
+	/* With CIMD, private_key_jwt clients (ChatGPT) authenticate with
+	 * assertions; the algorithms are the verifier's allow-list. */
+	static const char *const none_pk[] = { "none", "private_key_jwt", NULL };
+	static const char *const all_pk[] = { "none", "private_key_jwt", "client_secret_basic",
+		"client_secret_post", NULL };
+	static const char *const pk_algs[] = { "RS256", "PS256", "ES256", "EdDSA", NULL };
+	bool conf = cfg->eas.allow_confidential_client_registration, pk = cfg->eas.cimd.enabled;
+	const char *const *methods = pk ? (conf ? all_pk : none_pk) : (conf ? all : none);
 	static const char *const pub[] = { "public", NULL };
 	static const char *const modes[] = { "query", NULL };
 	json_object *o = json_object_new_object(), *scopes = json_object_new_array(), *algs;
@@ -52,9 +60,15 @@ discovery_doc(struct as *as, bool oidc)
 	json_object_object_add(o, "grant_types_supported", discovery_strings(grants));
 	json_object_object_add(o, "code_challenge_methods_supported", discovery_strings(s256));
 	json_object_object_add(o, "token_endpoint_auth_methods_supported",
-	    discovery_strings(cfg->eas.allow_confidential_client_registration ? all : none));
+	    discovery_strings(methods));
+	if (pk)
+		json_object_object_add(o, "token_endpoint_auth_signing_alg_values_supported",
+		    discovery_strings(pk_algs));
 	json_object_object_add(o, "revocation_endpoint_auth_methods_supported",
-	    discovery_strings(cfg->eas.allow_confidential_client_registration ? all : none));
+	    discovery_strings(methods));
+	if (pk)
+		json_object_object_add(o, "revocation_endpoint_auth_signing_alg_values_supported",
+		    discovery_strings(pk_algs));
 	for (size_t i = 0; i < cfg->eas.scopes_supported.n; i++)
 		json_object_array_add(scopes,
 		    json_object_new_string(cfg->eas.scopes_supported.v[i]));

@@ -222,7 +222,13 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 	free(jti);
 	out->expires_in = g->access_ms / 1000;
 	out->scope = xstrdup(at_scope != NULL ? at_scope : "");
-	if (scope_has(granted_scope, "offline_access") &&
+	/* A refresh token for a client with the refresh_token grant that asked
+	 * for offline_access or may have it (declared, or baseline): since the
+	 * MCP authorization spec (2026-07-28) keeps offline_access out of the
+	 * resource's challenge and scopes_supported, clients that take their
+	 * scope from there no longer ask for it. */
+	if ((scope_has(granted_scope, "offline_access") ||
+		strlist_contains(&client->scopes, "offline_access")) &&
 	    strlist_contains(&client->grant_types, "refresh_token")) {
 		struct store_refresh *r = xcalloc(1, sizeof *r);
 
@@ -247,9 +253,9 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 }
 
 int
-grant_exchange_code(struct grant *g, const char *client_id, const char *code, const char *verifier,
-    const char *redirect_uri, const char *resource, struct grant_result *out,
-    struct grant_error *err)
+grant_exchange_code(struct grant *g, const char *client_id, const char *auth_method,
+    const char *code, const char *verifier, const char *redirect_uri, const char *resource,
+    struct grant_result *out, struct grant_error *err)
 {
 	struct store_code *c = NULL;
 	char hash[65], *replayed = NULL;
@@ -272,6 +278,15 @@ grant_exchange_code(struct grant *g, const char *client_id, const char *code, co
 	if (strcmp(c->client->client_id, client_id) != 0) {
 		grant_set_error(err, "invalid_grant", 400,
 		    "the authorization code was issued to another client");
+		goto out;
+	}
+	if (!client_accepts_auth(c->client, auth_method)) {
+		grant_set_error(err, "invalid_client", 401,
+		    c->client->token_endpoint_auth_method != NULL &&
+			    strcmp(c->client->token_endpoint_auth_method, "private_key_jwt") == 0
+			? "the client authenticates with private_key_jwt: client_assertion is "
+			  "required"
+			: "client authentication failed");
 		goto out;
 	}
 	if (verifier == NULL) {

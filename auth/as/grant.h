@@ -52,12 +52,14 @@ void grant_hash(const char *secret, char out[65]);
 char *grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsid,
     const char *subject);
 
-/* Exchange a code. client_id is the authenticated client; redirect_uri as
- * sent (required if the authorization request carried one); resource as
- * sent or NULL. 0 and out filled, or -1 and err. */
-int grant_exchange_code(struct grant *g, const char *client_id, const char *code,
-    const char *verifier, const char *redirect_uri, const char *resource, struct grant_result *out,
-    struct grant_error *err);
+/* Exchange a code. client_id is the authenticated client and auth_method
+ * how it authenticated (the code's client must accept that method: a
+ * private_key_jwt client's code is never redeemed without its assertion);
+ * redirect_uri as sent (required if the authorization request carried one);
+ * resource as sent or NULL. 0 and out filled, or -1 and err. */
+int grant_exchange_code(struct grant *g, const char *client_id, const char *auth_method,
+    const char *code, const char *verifier, const char *redirect_uri, const char *resource,
+    struct grant_result *out, struct grant_error *err);
 
 /* Rotate a refresh token for client (authenticated, and for CIMD freshly
  * re-resolved). scope may narrow the original grant, never widen it. */

@@ -2,10 +2,13 @@
  * POST /oauth/revoke (RFC 7009): revoke a refresh token (with its whole
  * family) or an access token (its jti deny-listed until it expires). The
  * client authenticates as at the token endpoint (public clients send their
- * client_id; CIMD clients are always public). The answer is 200 whether or
- * not the token was known, valid or the caller's, so the endpoint reveals
- * nothing about tokens.
+ * client_id; a CIMD client is resolved, and a private_key_jwt one's
+ * assertion is verified as at the token endpoint, which may wait for its
+ * document and jwks_uri). The
+ * answer is 200 whether or not the token was known, valid or the caller's,
+ * so the endpoint reveals nothing about tokens.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +16,120 @@
 #include "auth/cimd/cimd.h"
 #include "auth/client/client.h"
 #include "auth/as/grant.h"
+#include "auth/registry/clients.h"
 #include "auth/store/store.h"
 #include "common/xalloc.h"
 #include "proxy/log.h"
 #include "proxy/req.h"
+
+/* A CIMD client's revocation waiting for its client (and keys). */
+struct revoke {
+	struct as *as;
+	struct req *sr;
+	struct form f;
+	char *client_id;
+	bool assertion; /* private_key_jwt, else none */
+	struct clients_lookup *lookup;
+	struct clientassert *check;
+};
+
+static void
+revoke_free(struct revoke *rv)
+{
+	clients_cancel(rv->lookup);
+	clientassert_cancel(rv->check);
+	form_dispose(&rv->f);
+	free(rv->client_id);
+	free(rv);
+}
+
+static void
+revoke_abort(struct req *sr, void *arg)
+{
+	req_unref(sr);
+	revoke_free(arg);
+}
+
+static void
+revoke_finish(struct revoke *rv)
+{
+	req_set_abort(rv->sr, NULL, NULL);
+	req_unref(rv->sr);
+	revoke_free(rv);
+}
+
+/* The client is authenticated: revoke (silently, whatever the token), or
+ * 503 when the store could not record the revocation. */
+static void
+revoke_now(struct as *as, struct req *sr, const char *client_id, const struct form *f)
+{
+	if (grant_revoke(as->grant, client_id, form_get(f, "token"),
+		form_get(f, "token_type_hint")) != 0) {
+		req_add_header(sr, "Retry-After", "60");
+		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
+		    "the revocation could not be recorded right now; try again later");
+		return;
+	}
+	log_info("revocation request", LOG_S("client_id", client_id));
+	req_reply_json(sr, 200, "{}");
+}
+
+static void
+revoke_run(struct revoke *rv)
+{
+	revoke_now(rv->as, rv->sr, rv->client_id, &rv->f);
+}
+
+static void
+revoke_assert_done(int status, const char *error, const char *desc, void *arg)
+{
+	struct revoke *rv = arg;
+
+	rv->check = NULL;
+	if (status != 0) {
+		if (status == 503)
+			req_add_header(rv->sr, "Retry-After", "60");
+		req_reply_oauth_error(rv->sr, status, error, desc);
+	} else {
+		revoke_run(rv);
+	}
+	revoke_finish(rv);
+}
+
+static void
+revoke_client_done(struct client *client, const char *error_description, void *arg)
+{
+	struct revoke *rv = arg;
+	struct clientassert *check;
+	char desc[256];
+
+	rv->lookup = NULL;
+	if (client == NULL) {
+		snprintf(desc, sizeof desc,
+		    "the client's metadata document could not be validated: %.180s",
+		    error_description != NULL ? error_description : "");
+		req_reply_oauth_error(rv->sr, 401, "invalid_client", desc);
+	} else if (!rv->assertion) {
+		if (client_accepts_auth(client, "none"))
+			revoke_run(rv);
+		else
+			req_reply_oauth_error(rv->sr, 401, "invalid_client",
+			    "the client authenticates with private_key_jwt: client_assertion is "
+			    "required");
+	} else if (!client_accepts_auth(client, "private_key_jwt")) {
+		req_reply_oauth_error(rv->sr, 401, "invalid_client",
+		    "the client does not authenticate with private_key_jwt (its metadata "
+		    "document says none)");
+	} else {
+		/* revoke_assert_done finishes rv, maybe before this returns. */
+		check = clientassert_start(rv->as, client, form_get(&rv->f, "client_assertion"),
+		    revoke_assert_done, rv);
+		if (check != NULL)
+			rv->check = check;
+		return;
+	}
+	revoke_finish(rv);
+}
 
 void
 revoke_handle(struct req *sr, void *arg)
@@ -24,7 +137,7 @@ revoke_handle(struct req *sr, void *arg)
 	struct as *as = arg;
 	struct form f = { 0 };
 	const struct client *c;
-	const char *token, *method, *code, *desc;
+	const char *method, *code, *desc;
 	char err[160], *client_id = NULL, *secret = NULL;
 	int status;
 
@@ -46,31 +159,46 @@ revoke_handle(struct req *sr, void *arg)
 		token_client_error(sr, method, status, code, desc);
 		goto out;
 	}
+	if (cimd_is_url(client_id) && secret != NULL) {
+		token_client_error(sr, method, 401, "invalid_client",
+		    "a client ID metadata document client must not send a secret");
+		goto out;
+	}
 	if (cimd_is_url(client_id)) {
-		if (secret != NULL) {
-			token_client_error(sr, method, 401, "invalid_client",
-			    "a client ID metadata document client must not send a secret");
+		struct revoke *rv;
+		struct clients_lookup *l;
+
+		if (form_get(&f, "token") == NULL) {
+			req_reply_oauth_error(sr, 400, "invalid_request", "token is required");
 			goto out;
 		}
-	} else if ((c = store_client_get(as->store, client_id)) == NULL) {
+		rv = xcalloc(1, sizeof *rv);
+		rv->as = as;
+		rv->sr = sr;
+		rv->f = f;
+		rv->client_id = client_id;
+		rv->assertion = strcmp(method, "private_key_jwt") == 0;
+		memset(&f, 0, sizeof f);
+		client_id = NULL;
+		req_ref(sr);
+		req_set_abort(sr, revoke_abort, rv);
+		l = clients_lookup(as->clients, rv->client_id, revoke_client_done, rv);
+		if (l != NULL)
+			rv->lookup = l;
+		goto out;
+	}
+	if ((c = store_client_get(as->store, client_id)) == NULL) {
 		token_client_error(sr, method, 401, "invalid_client", "unknown client");
 		goto out;
 	} else if (!token_authenticate(c, method, secret, &desc)) {
 		token_client_error(sr, method, 401, "invalid_client", desc);
 		goto out;
 	}
-	if ((token = form_get(&f, "token")) == NULL) {
+	if (form_get(&f, "token") == NULL) {
 		req_reply_oauth_error(sr, 400, "invalid_request", "token is required");
 		goto out;
 	}
-	if (grant_revoke(as->grant, client_id, token, form_get(&f, "token_type_hint")) != 0) {
-		req_add_header(sr, "Retry-After", "60");
-		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
-		    "the revocation could not be recorded right now; try again later");
-		goto out;
-	}
-	log_info("revocation request", LOG_S("client_id", client_id));
-	req_reply_json(sr, 200, "{}");
+	revoke_now(as, sr, client_id, &f);
 out:
 	free(client_id);
 	xfree_secret(secret);

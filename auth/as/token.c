@@ -2,13 +2,21 @@
  * POST /oauth/token: the authorization_code and refresh_token grants. This
  * file authenticates the client (none for public clients, client_secret_
  * basic/_post for confidential DCR clients, secrets compared as SHA-256 in
- * constant time) and turns grant.c's results into RFC 6749 responses.
+ * constant time; private_key_jwt for CIMD clients whose document names
+ * their keys, verified by clientassert.c) and turns grant.c's results into
+ * RFC 6749 responses. Every client-authentication failure is 401
+ * invalid_client with a description naming the rule.
  *
- * A CIMD client refreshing is re-resolved through the registry (cache or a
- * fresh fetch). If its document is now invalid or unreachable the refresh is
- * refused with invalid_grant and the refresh token is left untouched: an
- * invalid document stops every further refresh, while after a transient
- * outage the same refresh token works again once the document resolves.
+ * A CIMD client refreshing, or authenticating with an assertion, is
+ * resolved through the registry (cache or a fresh fetch). If its document
+ * is now invalid or unreachable the client is refused (401 invalid_client,
+ * as the MCP authorization spec of 2026-07-28 asks) and the refresh token
+ * is left untouched: an invalid document stops every further refresh,
+ * while after a transient outage the same refresh token works again once
+ * the document resolves. A public CIMD client's code exchange needs no
+ * lookup: the code holds the client resolved at authorization time, and
+ * grant.c refuses it without an assertion when that client is a
+ * private_key_jwt one (the code is spent then, as by any failed exchange).
  */
 #include <json-c/json.h>
 #include <openssl/crypto.h>
@@ -21,11 +29,13 @@
 #include "auth/as/as_private.h"
 #include "auth/cimd/cimd.h"
 #include "auth/client/client.h"
+#include "auth/crypto/assertion.h"
 #include "auth/registry/clients.h"
 #include "auth/as/grant.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/req.h"
 
 #define TOKEN_MAX_AUTH_HEADER 4096
@@ -36,14 +46,19 @@ struct token {
 	struct form f;
 	char *client_id;
 	char *secret;
-	const char *auth_method; /* none | client_secret_basic | client_secret_post */
+	const char *auth_method; /* none | client_secret_basic | client_secret_post |
+				    private_key_jwt */
 	struct clients_lookup *lookup;
+	struct client *client;      /* private_key_jwt: the client being verified */
+	struct clientassert *check; /* private_key_jwt: its assertion's verification */
 };
 
 static void
 token_free(struct token *t)
 {
 	clients_cancel(t->lookup);
+	clientassert_cancel(t->check);
+	client_unref(t->client);
 	form_dispose(&t->f);
 	free(t->client_id);
 	xfree_secret(t->secret);
@@ -101,9 +116,20 @@ token_authenticate(const struct client *c, const char *auth_method, const char *
 	unsigned char md[32];
 	unsigned int n = 0;
 
-	if (strcmp(registered, "none") == 0) {
+	if (strcmp(registered, "none") == 0 || strcmp(registered, "private_key_jwt") == 0) {
 		if (secret != NULL) {
-			*why = "the client is public (none): it must not send a client secret";
+			*why = strcmp(registered, "none") == 0
+			    ? "the client is public (none): it must not send a client secret"
+			    : "the client authenticates with private_key_jwt: it must not send a "
+			      "client secret";
+			return false;
+		}
+		if (!client_accepts_auth(c, auth_method)) {
+			*why = strcmp(auth_method, "none") == 0
+			    ? "the client authenticates with private_key_jwt: client_assertion is "
+			      "required"
+			    : "the client does not authenticate with private_key_jwt (its "
+			      "metadata says none)";
 			return false;
 		}
 		return true;
@@ -130,9 +156,9 @@ token_run(struct token *t, const struct client *client, const char *code_client_
 	int rc;
 
 	if (strcmp(gt, "authorization_code") == 0) {
-		rc = grant_exchange_code(as->grant, code_client_id, form_get(&t->f, "code"),
-		    form_get(&t->f, "code_verifier"), form_get(&t->f, "redirect_uri"),
-		    form_get(&t->f, "resource"), &r, &e);
+		rc = grant_exchange_code(as->grant, code_client_id, t->auth_method,
+		    form_get(&t->f, "code"), form_get(&t->f, "code_verifier"),
+		    form_get(&t->f, "redirect_uri"), form_get(&t->f, "resource"), &r, &e);
 	} else {
 		if (!strlist_contains(&client->grant_types, "refresh_token")) {
 			token_error(t, 400, "unauthorized_client",
@@ -143,6 +169,8 @@ token_run(struct token *t, const struct client *client, const char *code_client_
 		    form_get(&t->f, "scope"), form_get(&t->f, "resource"), &r, &e);
 	}
 	if (rc != 0) {
+		if (e.status == 401 && strcmp(t->auth_method, "none") == 0)
+			metrics_add(as->m_assertion, 1, "missing");
 		log_info("token request refused", LOG_S("grant_type", gt),
 		    LOG_S("client_id", t->client_id), LOG_S("error", e.error),
 		    LOG_S("reason", e.desc));
@@ -155,31 +183,69 @@ token_run(struct token *t, const struct client *client, const char *code_client_
 	grant_result_dispose(&r);
 }
 
+/* The private_key_jwt verification is over: run the grant or refuse. */
+static void
+token_assert_done(int status, const char *error, const char *desc, void *arg)
+{
+	struct token *t = arg;
+
+	t->check = NULL;
+	if (status == 0) {
+		token_run(t, t->client, t->client_id);
+	} else {
+		if (status == 503)
+			req_add_header(t->sr, "Retry-After", "60");
+		token_error(t, status, error, desc);
+	}
+	req_set_abort(t->sr, NULL, NULL);
+	req_unref(t->sr);
+	token_free(t);
+}
+
 static void
 token_client_done(struct client *client, const char *error_description, void *arg)
 {
 	struct token *t = arg;
 	const char *why;
 	char desc[256];
+	struct clientassert *check;
 
 	t->lookup = NULL;
+	if (client != NULL && strcmp(t->auth_method, "private_key_jwt") == 0) {
+		if (!client_accepts_auth(client, "private_key_jwt")) {
+			token_error(t, 401, "invalid_client",
+			    "the client does not authenticate with private_key_jwt (its metadata "
+			    "document says none)");
+			goto done;
+		}
+		/* token_assert_done finishes t, maybe before this returns. */
+		t->client = client;
+		client_ref(client);
+		check = clientassert_start(t->as, client, form_get(&t->f, "client_assertion"),
+		    token_assert_done, t);
+		if (check != NULL)
+			t->check = check;
+		return;
+	}
 	if (client == NULL) {
 		if (cimd_is_url(t->client_id)) {
 			snprintf(desc, sizeof desc,
-			    "the client's metadata document could not be "
-			    "validated: %.180s",
+			    "the client's metadata document could not be validated: %.180s",
 			    error_description != NULL ? error_description : "");
-			token_error(t, 400, "invalid_grant", desc);
+			token_error(t, 401, "invalid_client", desc);
 		} else {
 			token_error(t, 401, "invalid_client", "unknown client");
 		}
 	} else if (!token_authenticate(client, t->auth_method, t->secret, &why)) {
 		log_info("client authentication failed", LOG_S("client_id", t->client_id),
 		    LOG_S("method", t->auth_method));
+		if (strcmp(t->auth_method, "none") == 0 && !client_accepts_auth(client, "none"))
+			metrics_add(t->as->m_assertion, 1, "missing");
 		token_error(t, 401, "invalid_client", why);
 	} else {
 		token_run(t, client, client->client_id);
 	}
+done:
 	req_set_abort(t->sr, NULL, NULL);
 	req_unref(t->sr);
 	token_free(t);
@@ -230,17 +296,74 @@ out:
 	return rc;
 }
 
+/* The client of a private_key_jwt request (RFC 7523 §2.2): the form's
+ * client_id, or the assertion's iss (= sub) when the form has none; both
+ * must then agree. The assertion itself is verified later, with the keys. */
+static int
+token_assertion_credentials(const struct form *f, bool other_method, char **client_id,
+    const char **method, int *status, const char **error, const char **desc)
+{
+	const char *form_id = form_get(f, "client_id"),
+		   *type = form_get(f, "client_assertion_type");
+	const char *ca = form_get(f, "client_assertion");
+	char *claimed = NULL;
+
+	*method = "private_key_jwt";
+	if (other_method) {
+		*desc = "use one client authentication method, not several";
+		return -1;
+	}
+	*status = 401;
+	*error = "invalid_client";
+	if (type == NULL || strcmp(type, ASSERTION_TYPE) != 0) {
+		*desc = "client_assertion_type must be " ASSERTION_TYPE;
+		return -1;
+	}
+	if (ca == NULL || *ca == '\0') {
+		*desc = "client_assertion is required with client_assertion_type";
+		return -1;
+	}
+	if (strnlen(ca, ASSERTION_MAX_LEN + 1) > ASSERTION_MAX_LEN) {
+		*desc = "client_assertion is longer than 8192 characters";
+		return -1;
+	}
+	claimed = assertion_client_id(ca);
+	if (form_id != NULL && claimed != NULL && strcmp(form_id, claimed) != 0) {
+		*desc = "client_id does not match the iss and sub of client_assertion";
+		free(claimed);
+		return -1;
+	}
+	if (form_id == NULL && claimed == NULL) {
+		*desc = "client_id is required: client_assertion has no iss equal to its sub";
+		return -1;
+	}
+	if (!cimd_is_url(form_id != NULL ? form_id : claimed)) {
+		*desc = "private_key_jwt is only for client ID metadata document clients";
+		free(claimed);
+		return -1;
+	}
+	*client_id = form_id != NULL ? xstrdup(form_id) : claimed;
+	if (form_id != NULL)
+		free(claimed);
+	return 0;
+}
+
 int
 token_credentials(struct req *sr, const struct form *f, char **client_id, char **secret,
     const char **method, int *status, const char **error, const char **desc)
 {
 	const char *authz = as_header(sr, "Authorization");
 	const char *form_id = form_get(f, "client_id"), *form_secret = form_get(f, "client_secret");
+	const char *ca_type = form_get(f, "client_assertion_type");
+	const char *ca = form_get(f, "client_assertion");
 
 	*client_id = *secret = NULL;
 	*method = "none";
 	*status = 400;
 	*error = "invalid_request";
+	if (ca_type != NULL || ca != NULL)
+		return token_assertion_credentials(f, authz != NULL || form_secret != NULL,
+		    client_id, method, status, error, desc);
 	if (authz != NULL) {
 		/* Whatever the header holds, the client tried to authenticate
 		 * with it: the 401 carries a Basic challenge (RFC 6749 §5.2). */
@@ -323,9 +446,10 @@ token_handle(struct req *sr, void *arg)
 		    "grant_type must be authorization_code or refresh_token");
 		goto done;
 	}
-	if (strcmp(gt, "authorization_code") == 0 && cimd_is_url(t->client_id)) {
+	if (strcmp(gt, "authorization_code") == 0 && cimd_is_url(t->client_id) &&
+	    strcmp(t->auth_method, "private_key_jwt") != 0) {
 		/* The code holds the client resolved at authorization time (minutes
-		 * ago); CIMD clients are public and have no credentials to check. */
+		 * ago); a public CIMD client has no credentials to check. */
 		if (t->secret != NULL) {
 			token_error(t, 401, "invalid_client",
 			    "a client ID metadata document client must not send a secret");

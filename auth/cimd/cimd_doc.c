@@ -17,6 +17,8 @@
 
 #include "auth/cimd/cimd_url.h"
 #include "auth/client/client.h"
+#include "auth/crypto/jwt.h"
+#include "auth/crypto/keyset.h"
 #include "common/clock.h"
 #include "common/errbuf.h"
 #include "common/xalloc.h"
@@ -264,11 +266,173 @@ out:
 	return rc;
 }
 
-/* token_endpoint_auth_method, client_secret*: only public clients. */
+/* The JWK members that hold private or symmetric key material (RFC 7518
+ * §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2). */
+static const char *cimd_doc_private_members[] = { "d", "p", "q", "dp", "dq", "qi", "oth", "k",
+	NULL };
+
+/* Refuse private or symmetric key material anywhere in the document: in a
+ * JWK (an object with kty, or an element of jwks.keys), or a PEM private
+ * key in any string. A document is public: such a key is compromised, and
+ * accepting it would teach clients to publish their secrets. */
 static int
-cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
+cimd_doc_check_no_private(struct json_object *o, bool is_jwk, const char *what, char *err,
+    size_t errlen)
 {
-	const char *m = NULL;
+	struct json_object *v;
+
+	if (json_object_is_type(o, json_type_string)) {
+		if (strstr(json_object_get_string(o), "PRIVATE KEY-----") != NULL) {
+			errbuf_set(err, errlen, "%s contains a PEM private key", what);
+			return -1;
+		}
+		return 0;
+	}
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			if (cimd_doc_check_no_private(json_object_array_get_idx(o, i), is_jwk, what,
+				err, errlen) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (!json_object_is_type(o, json_type_object))
+		return 0;
+	if (is_jwk || json_object_object_get_ex(o, "kty", NULL)) {
+		if (json_object_object_get_ex(o, "kty", &v) &&
+		    json_object_is_type(v, json_type_string) &&
+		    strcmp(json_object_get_string(v), "oct") == 0) {
+			errbuf_set(err, errlen,
+			    "%s contains a symmetric key (kty oct); only public keys may be "
+			    "published",
+			    what);
+			return -1;
+		}
+		for (const char **m = cimd_doc_private_members; *m != NULL; m++) {
+			if (json_object_object_get_ex(o, *m, NULL)) {
+				errbuf_set(err, errlen,
+				    "%s contains private key material (a JWK with \"%s\"); only "
+				    "public keys may be published",
+				    what, *m);
+				return -1;
+			}
+		}
+	}
+	json_object_object_foreach(o, k, m)
+	{
+		/* The elements of a JWKS's keys are JWKs, kty or not. */
+		bool keys = strcmp(k, "keys") == 0 && json_object_is_type(m, json_type_array);
+
+		if (cimd_doc_check_no_private(m, keys, what, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct keyset *
+cimd_doc_jwks_parse(const char *what, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct json_object *o = jwt_json_parse(text, len);
+	struct keyset *ks = NULL;
+	char kerr[160];
+
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		errbuf_set(err, errlen, "%s is not a JSON object", what);
+		goto out;
+	}
+	if (cimd_doc_check_no_private(o, false, what, err, errlen) != 0)
+		goto out;
+	if ((ks = keyset_from_jwks(text, len, kerr, sizeof kerr)) == NULL)
+		errbuf_set(err, errlen, "%s is not usable: %s", what, kerr);
+out:
+	json_object_put(o);
+	return ks;
+}
+
+/* Is m a method a CIMD client may use? Sets err for a refused one. */
+static int
+cimd_doc_auth_method_ok(const char *m, const char *key, char *err, size_t errlen)
+{
+	char q[64];
+
+	if (strcmp(m, "none") == 0 || strcmp(m, "private_key_jwt") == 0)
+		return 0;
+	if (cimd_doc_in(cimd_doc_shared_secret_methods, m))
+		errbuf_set(err, errlen,
+		    CIMD_DOC "%s %s uses a shared secret; CIMD clients use none or "
+			     "private_key_jwt",
+		    key, m);
+	else
+		errbuf_set(err, errlen,
+		    CIMD_DOC "%s %s is not supported; only none and private_key_jwt are", key,
+		    cimd_doc_quote(m, q, sizeof q));
+	return -1;
+}
+
+/* The private_key_jwt keys: jwks_uri (an https URL under the client_id
+ * URL rules and host policy, fetched at the token endpoint) or an inline
+ * jwks of public keys, exactly one of them. */
+static int
+cimd_doc_check_keys(struct json_object *doc, struct client *c, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct json_object *jwks = NULL;
+	const char *uri = NULL, *why, *text;
+	char host[CIMD_HOST_MAX], kerr[160];
+	int r;
+
+	r = cimd_doc_get_string(doc, "jwks_uri", CIMD_URL_MAX, &uri, err, errlen);
+	if (r < 0)
+		return -1;
+	json_object_object_get_ex(doc, "jwks", &jwks);
+	if (uri != NULL && jwks != NULL) {
+		errbuf_set(err, errlen, CIMD_DOC "must not have both jwks_uri and jwks");
+		return -1;
+	}
+	if (uri == NULL && jwks == NULL) {
+		errbuf_set(err, errlen,
+		    CIMD_DOC "token_endpoint_auth_method private_key_jwt needs jwks_uri or "
+			     "jwks");
+		return -1;
+	}
+	if (uri != NULL) {
+		if (cimd_url_check(uri, host, sizeof host, &why) != 0) {
+			errbuf_set(err, errlen, CIMD_DOC "jwks_uri is invalid: %s", why);
+			return -1;
+		}
+		if (!cimd_host_allowed(&cfg->eas.cimd.allowed_hosts, &cfg->eas.cimd.denied_hosts,
+			host, &why)) {
+			errbuf_set(err, errlen, CIMD_DOC "jwks_uri is refused: %s", why);
+			return -1;
+		}
+		c->jwks_uri = xstrdup(uri);
+		return 0;
+	}
+	if (!json_object_is_type(jwks, json_type_object)) {
+		errbuf_set(err, errlen, CIMD_DOC "jwks must be an object");
+		return -1;
+	}
+	/* Already checked for private material with the whole document. */
+	text = json_object_to_json_string_ext(jwks, JSON_C_TO_STRING_PLAIN);
+	c->jwks = keyset_from_jwks(text, strlen(text), kerr, sizeof kerr);
+	if (c->jwks == NULL) {
+		errbuf_set(err, errlen, CIMD_DOC "jwks is not usable: %s", kerr);
+		return -1;
+	}
+	return 0;
+}
+
+/* token_endpoint_auth_method and token_endpoint_auth_methods_supported:
+ * none (public, PKCE only) or private_key_jwt (RFC 7523 assertions signed
+ * with the document's keys); a document naming both may use either. Never
+ * a shared secret: a document is public. */
+static int
+cimd_doc_check_auth(struct json_object *doc, struct client *c, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct json_object *a = NULL;
+	const char *m = NULL, *alg = NULL;
+	bool none = false, pk = false;
 	char q[64];
 	int r;
 
@@ -276,26 +440,55 @@ cimd_doc_check_auth(struct json_object *doc, char *err, size_t errlen)
 	    json_object_object_get_ex(doc, "client_secret_expires_at", NULL)) {
 		errbuf_set(err, errlen,
 		    CIMD_DOC "must not contain a client_secret: CIMD "
-			     "clients are public clients");
+			     "clients have no shared secret");
 		return -1;
 	}
 	r = cimd_doc_get_string(doc, "token_endpoint_auth_method", 64, &m, err, errlen);
 	if (r < 0)
 		return -1;
-	if (r == 0 || strcmp(m, "none") == 0)
-		return 0;
-	if (cimd_doc_in(cimd_doc_shared_secret_methods, m)) {
-		errbuf_set(err, errlen,
-		    CIMD_DOC "token_endpoint_auth_method %s uses a shared "
-			     "secret; CIMD clients must use none",
-		    m);
-	} else {
-		errbuf_set(err, errlen,
-		    CIMD_DOC "token_endpoint_auth_method %s is not "
-			     "supported; only none is",
-		    cimd_doc_quote(m, q, sizeof q));
+	if (r == 1) {
+		if (cimd_doc_auth_method_ok(m, "token_endpoint_auth_method", err, errlen) != 0)
+			return -1;
+		none = strcmp(m, "none") == 0;
+		pk = !none;
 	}
-	return -1;
+	r = cimd_doc_get_strings(doc, "token_endpoint_auth_methods_supported", CIMD_ARRAY_MAX, 64,
+	    &a, err, errlen);
+	if (r < 0)
+		return -1;
+	for (size_t i = 0; r == 1 && i < json_object_array_length(a); i++) {
+		const char *e = json_object_get_string(json_object_array_get_idx(a, i));
+
+		/* Other methods listed are ones the client could use elsewhere:
+		 * ignored, except a shared secret, which a document must not
+		 * have. */
+		if (cimd_doc_in(cimd_doc_shared_secret_methods, e)) {
+			cimd_doc_auth_method_ok(e, "token_endpoint_auth_methods_supported", err,
+			    errlen);
+			return -1;
+		}
+		none = none || strcmp(e, "none") == 0;
+		pk = pk || strcmp(e, "private_key_jwt") == 0;
+	}
+	if (!none && !pk)
+		none = true;
+	r = cimd_doc_get_string(doc, "token_endpoint_auth_signing_alg", 16, &alg, err, errlen);
+	if (r < 0)
+		return -1;
+	if (r == 1 && strcmp(alg, "RS256") != 0 && strcmp(alg, "PS256") != 0 &&
+	    strcmp(alg, "ES256") != 0 && strcmp(alg, "EdDSA") != 0) {
+		errbuf_set(err, errlen,
+		    CIMD_DOC "token_endpoint_auth_signing_alg %s is not supported "
+			     "(RS256, PS256, ES256, EdDSA)",
+		    cimd_doc_quote(alg, q, sizeof q));
+		return -1;
+	}
+	free(c->token_endpoint_auth_method);
+	c->token_endpoint_auth_method = xstrdup(pk ? "private_key_jwt" : "none");
+	if (pk && alg != NULL)
+		c->token_endpoint_auth_signing_alg = xstrdup(alg);
+	c->also_none = pk && none;
+	return pk ? cimd_doc_check_keys(doc, c, cfg, err, errlen) : 0;
 }
 
 /* grant_types (must include authorization_code; unsupported ones ignored)
@@ -418,7 +611,8 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 	c->is_cimd = true;
 	c->token_endpoint_auth_method = xstrdup("none");
 	c->created_at = clock_wall_s();
-	if (cimd_doc_check_auth(doc, err, errlen) != 0 ||
+	if (cimd_doc_check_no_private(doc, false, "client metadata document", err, errlen) != 0 ||
+	    cimd_doc_check_auth(doc, c, cfg, err, errlen) != 0 ||
 	    cimd_doc_check_grants(doc, c, err, errlen) != 0 ||
 	    cimd_doc_check_redirects(doc, c, err, errlen) != 0 ||
 	    cimd_doc_check_others(doc, err, errlen) != 0)
@@ -426,17 +620,19 @@ cimd_doc_validate(const char *url, const char *text, size_t len, const struct co
 	r = cimd_doc_get_string(doc, "client_name", CIMD_CLIENT_NAME_MAX, &s, err, errlen);
 	if (r < 0)
 		goto fail;
-	if (r == 1) {
-		for (const char *p = s; *p != '\0'; p++) {
-			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				errbuf_set(err, errlen,
-				    CIMD_DOC "client_name contains a control "
-					     "character");
-				goto fail;
-			}
-		}
-		c->client_name = xstrdup(s);
+	if (r == 0 || *s == '\0') {
+		errbuf_set(err, errlen,
+		    CIMD_DOC "has no client_name (the MCP authorization spec requires one)");
+		goto fail;
 	}
+	for (const char *p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			errbuf_set(err, errlen,
+			    CIMD_DOC "client_name contains a control character");
+			goto fail;
+		}
+	}
+	c->client_name = xstrdup(s);
 	r = cimd_doc_get_string(doc, "scope", CIMD_SCOPE_MAX, &s, err, errlen);
 	if (r < 0)
 		goto fail;

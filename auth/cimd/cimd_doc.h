@@ -15,6 +15,7 @@
 
 struct config;
 struct client;
+struct keyset;
 
 #define CIMD_REDIRECT_URIS_MAX 16
 #define CIMD_GRANT_TYPES_MAX 16
@@ -28,11 +29,22 @@ struct client;
 
 /*
  * Validate the document text fetched from url. On success returns a new
- * client (one reference, is_cimd, auth method "none", scopes = declared or
- * scopes_supported, unioned with baselineClientScopes). On failure returns
+ * client (one reference, is_cimd, client_name, auth method "none" or
+ * "private_key_jwt" with its jwks_uri or inline keys, scopes = declared or
+ * scopes_supported, unioned with baselineClientScopes). A document with
+ * private or symmetric key material anywhere is refused. On failure returns
  * NULL and writes a description naming the rule into err (CIMD_ERR_MAX).
  */
 struct client *cimd_doc_validate(const char *url, const char *text, size_t len,
     const struct config *cfg, char *err, size_t errlen);
+
+/*
+ * A client's JWKS (fetched from its jwks_uri) as verification keys: strict
+ * JSON, no private or symmetric key material in any key, at least one
+ * usable public key. NULL with err naming what ("jwks_uri document") and
+ * the rule.
+ */
+struct keyset *cimd_doc_jwks_parse(const char *what, const char *text, size_t len, char *err,
+    size_t errlen);
 
 #endif

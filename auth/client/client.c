@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/crypto/keyset.h"
 #include "common/xalloc.h"
 
 struct client *
@@ -34,11 +35,28 @@ client_unref(struct client *c)
 		return;
 	free(c->client_id);
 	free(c->client_name);
+	free(c->application_type);
 	free(c->token_endpoint_auth_method);
+	free(c->jwks_uri);
+	free(c->token_endpoint_auth_signing_alg);
+	keyset_free(c->jwks);
 	strlist_dispose(&c->redirect_uris);
 	strlist_dispose(&c->grant_types);
 	strlist_dispose(&c->scopes);
 	free(c);
+}
+
+bool
+client_accepts_auth(const struct client *c, const char *method)
+{
+	const char *registered = c->token_endpoint_auth_method != NULL
+	    ? c->token_endpoint_auth_method
+	    : "none";
+
+	if (strcmp(registered, method) == 0)
+		return true;
+	return c->also_none && strcmp(registered, "private_key_jwt") == 0 &&
+	    strcmp(method, "none") == 0;
 }
 
 /* Split an http URL after "http://" into host (with brackets for v6), port

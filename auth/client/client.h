@@ -14,6 +14,8 @@
 
 #include "config/config.h"
 
+struct keyset;
+
 #define OAUTH_REDIRECT_URI_MAX 2048
 
 struct client {
@@ -21,8 +23,13 @@ struct client {
 	char *client_id;
 	bool is_cimd;                     /* client_id is an https URL (metadata document) */
 	char *client_name;                /* optional, for the consent/error page */
-	char *token_endpoint_auth_method; /* none | client_secret_basic | client_secret_post */
-	unsigned char secret_hash[32];    /* SHA-256 of the client secret (confidential only) */
+	char *application_type;           /* DCR: native | web (OIDC Registration), or NULL */
+	char *token_endpoint_auth_method; /* none | client_secret_basic/_post | private_key_jwt */
+	bool also_none;                   /* private_key_jwt, and none accepted too (CIMD) */
+	char *jwks_uri;                   /* private_key_jwt: the keys' https URL, or NULL */
+	char *token_endpoint_auth_signing_alg; /* private_key_jwt: the one alg, or NULL */
+	struct keyset *jwks;           /* private_key_jwt: the inline keys (owned), or NULL */
+	unsigned char secret_hash[32]; /* SHA-256 of the client secret (confidential only) */
 	bool has_secret;
 	struct strlist redirect_uris;
 	struct strlist grant_types;
@@ -35,6 +42,10 @@ struct client *client_new(const char *client_id);
 void client_ref(struct client *c);
 /* Drop a reference; frees on the last. NULL is fine. */
 void client_unref(struct client *c);
+
+/* May c authenticate at the token endpoint with method (none,
+ * private_key_jwt, client_secret_basic, client_secret_post)? */
+bool client_accepts_auth(const struct client *c, const char *method);
 
 enum redirect_uri_kind {
 	REDIRECT_URI_HTTPS,

@@ -66,6 +66,24 @@ assertion_client_id(const char *jwt)
 	return id;
 }
 
+int
+assertion_alg(const char *jwt, char *out, size_t outlen)
+{
+	json_object *hdr, *v;
+	int rc = -1;
+
+	if (jwt == NULL || strnlen(jwt, ASSERTION_MAX_LEN + 1) > ASSERTION_MAX_LEN ||
+	    (hdr = assertion_segment(jwt, 0)) == NULL)
+		return -1;
+	if (json_object_object_get_ex(hdr, "alg", &v) && json_object_is_type(v, json_type_string) &&
+	    (size_t)json_object_get_string_len(v) < outlen) {
+		snprintf(out, outlen, "%s", json_object_get_string(v));
+		rc = 0;
+	}
+	json_object_put(hdr);
+	return rc;
+}
+
 /* May a client authenticate with a key of this algorithm? */
 static bool
 assertion_alg_allowed(enum keyset_alg alg)

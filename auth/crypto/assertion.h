@@ -39,6 +39,12 @@ struct assertion {
 char *assertion_client_id(const char *jwt);
 
 /*
+ * The alg of jwt's header (unverified) into out, or -1 when it has none
+ * (or it does not fit).
+ */
+int assertion_alg(const char *jwt, char *out, size_t outlen);
+
+/*
  * Verify jwt as client_id's assertion against ks at clock_wall_s(): one of
  * the allowed algorithms (RS256, PS256, ES256, EdDSA; the key decides, never
  * none or HMAC), a valid signature, iss = sub = client_id, aud naming one of

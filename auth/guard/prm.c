@@ -56,12 +56,12 @@ prm_split_url(const char *url, char **origin, char **path)
 	return 0;
 }
 
-/* Append the scopes of l not yet in out (a space-separated list). */
+/* Append the scopes of l not yet in out, but skip (unless NULL) one. */
 static void
-prm_scope_union(struct strlist *out, const struct strlist *l)
+prm_scope_union(struct strlist *out, const struct strlist *l, const char *skip)
 {
 	for (size_t i = 0; i < l->n; i++) {
-		if (!strlist_contains(out, l->v[i]))
+		if ((skip == NULL || strcmp(l->v[i], skip) != 0) && !strlist_contains(out, l->v[i]))
 			strlist_add(out, l->v[i]);
 	}
 }
@@ -89,9 +89,13 @@ prm_new(const struct config *cfg)
 	if (n > 0 && strncmp(p->path, prefix, n) == 0 && p->path[n] == '/')
 		p->alt_path = xstrdup(p->path + n);
 
-	prm_scope_union(&scopes, &cfg->auth.required_scopes);
+	prm_scope_union(&scopes, &cfg->auth.required_scopes, NULL);
+	/* offline_access asks the AS for a refresh token, which is no resource
+	 * requirement: the MCP authorization spec (2026-07-28) keeps it out of
+	 * the challenge and scopes_supported here; the AS metadata lists it, and
+	 * the AS issues refresh tokens to clients that may have it. */
 	if (cfg->auth.mode == AUTH_MODE_EMBEDDED)
-		prm_scope_union(&scopes, &cfg->eas.scopes_supported);
+		prm_scope_union(&scopes, &cfg->eas.scopes_supported, "offline_access");
 	/* The challenge's scope: what is required, else all we know of;
 	 * NULL (no scope parameter) when there is nothing. */
 	if (cfg->auth.required_scopes.n > 0)

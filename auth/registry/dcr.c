@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/client/client.h"
 #include "common/random.h"
@@ -121,6 +122,64 @@ dcr_redirect_uris(json_object *doc, struct client *c, struct dcr_result *res)
 
 		if (client_redirect_uri_check(c->redirect_uris.v[i], true, &kind, &why) != 0) {
 			dcr_fail(res, "invalid_redirect_uri", "%s", why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Is uri's host localhost or a loopback address? */
+static bool
+dcr_loopback_host(const char *uri)
+{
+	static const char *const hosts[] = { "localhost", "127.0.0.1", "[::1]", NULL };
+	const char *h = strstr(uri, "://");
+	size_t n;
+
+	if (h == NULL)
+		return false;
+	h += 3;
+	for (const char *const *p = hosts; *p != NULL; p++) {
+		n = strlen(*p);
+		if (strncasecmp(h, *p, n) == 0 && (h[n] == '\0' || h[n] == ':' || h[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/* application_type (OpenID Connect Registration §2, asked for by the MCP
+ * authorization spec of 2026-07-28): "web" clients redirect to https on a
+ * non-local host only; "native" ones to loopback http, a private-use scheme
+ * or a claimed https URL (RFC 8252). Absent, nothing more is checked (the
+ * OIDC default "web" would refuse the loopback redirects of clients that
+ * registered before the parameter existed). */
+static int
+dcr_application_type(json_object *doc, struct client *c, struct dcr_result *res)
+{
+	json_object *v;
+	const char *t, *why;
+
+	if (!json_object_object_get_ex(doc, "application_type", &v))
+		return 0;
+	t = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+	if (strcmp(t, "native") != 0 && strcmp(t, "web") != 0) {
+		dcr_fail(res, "invalid_client_metadata",
+		    "application_type must be \"native\" or \"web\"%s", NULL);
+		return -1;
+	}
+	c->application_type = xstrdup(t);
+	if (strcmp(t, "native") == 0)
+		return 0;
+	for (size_t i = 0; i < c->redirect_uris.n; i++) {
+		enum redirect_uri_kind kind;
+
+		if (client_redirect_uri_check(c->redirect_uris.v[i], true, &kind, &why) != 0 ||
+		    kind != REDIRECT_URI_HTTPS || dcr_loopback_host(c->redirect_uris.v[i])) {
+			dcr_fail(res, "invalid_redirect_uri",
+			    "a web application's redirect_uris must be https on a host other than "
+			    "localhost (application_type native is for loopback and private-use "
+			    "schemes)%s",
+			    NULL);
 			return -1;
 		}
 	}
@@ -266,7 +325,7 @@ dcr_validate(const char *body, size_t len, const struct config *cfg, struct dcr_
 	if ((doc = dcr_parse(body, len, res)) == NULL)
 		return -1;
 	c = client_new("");
-	if (dcr_redirect_uris(doc, c, res) != 0 ||
+	if (dcr_redirect_uris(doc, c, res) != 0 || dcr_application_type(doc, c, res) != 0 ||
 	    dcr_auth_method(doc, cfg, c, &confidential, res) != 0 || dcr_grants(doc, c, res) != 0 ||
 	    dcr_scope_and_name(doc, cfg, c, res) != 0)
 		goto out;
@@ -316,6 +375,9 @@ dcr_response_json(const struct client *c, const char *client_secret)
 	json_object_object_add(o, "token_endpoint_auth_method",
 	    json_object_new_string(c->token_endpoint_auth_method));
 	json_object_object_add(o, "grant_types", dcr_strlist_json(&c->grant_types));
+	if (c->application_type != NULL)
+		json_object_object_add(o, "application_type",
+		    json_object_new_string(c->application_type));
 	json_object_array_add(rt, json_object_new_string("code"));
 	json_object_object_add(o, "response_types", rt);
 	json_object_object_add(o, "scope", json_object_new_string(scope));

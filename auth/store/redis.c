@@ -14,7 +14,9 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,8 +355,8 @@ static void
 redis_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct redis *r = arg;
+	unsigned long err;
 
-	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		redis_handshake(r);
 		return;
@@ -365,7 +367,12 @@ redis_event_cb(struct bufferevent *bev, short what, void *arg)
 		redis_drop(r, "the server closed the connection");
 	else if (bufferevent_socket_get_dns_error(bev) != 0)
 		redis_drop(r, evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
-	else
+	else if (r->p.tls != NULL && (err = bufferevent_get_openssl_error(bev)) != 0) {
+		char why[160] = "TLS: ";
+
+		ERR_error_string_n(err, why + 5, sizeof why - 5);
+		redis_drop(r, why);
+	} else
 		redis_drop(r, "connection failed");
 }
 
@@ -385,6 +392,22 @@ redis_retry_cb(evutil_socket_t fd, short what, void *arg)
 	redis_connect(arg);
 }
 
+/* What the server's certificate must name: an address (IP SAN), or a
+ * host name (DNS SAN, and SNI). */
+static void
+redis_tls_name(SSL *ssl, const char *host)
+{
+	unsigned char addr[16];
+
+	if (evutil_inet_pton(AF_INET, host, addr) == 1 ||
+	    evutil_inet_pton(AF_INET6, host, addr) == 1) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+	} else {
+		SSL_set_tlsext_host_name(ssl, host);
+		SSL_set1_host(ssl, host);
+	}
+}
+
 static void
 redis_connect(struct redis *r)
 {
@@ -399,8 +422,7 @@ redis_connect(struct redis *r)
 	if (r->p.tls != NULL) {
 		if ((ssl = SSL_new(r->p.tls)) == NULL)
 			abort();
-		SSL_set_tlsext_host_name(ssl, r->host);
-		SSL_set1_host(ssl, r->host);
+		redis_tls_name(ssl, r->host);
 		r->bev = bufferevent_openssl_socket_new(r->base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	} else {

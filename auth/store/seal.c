@@ -5,7 +5,6 @@
  */
 #include "auth/store/seal.h"
 
-#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdint.h>
@@ -51,37 +50,18 @@ seal_free(struct seal *s)
 int
 seal_key_parse(const char *text, unsigned char key[SEAL_KEY_LEN], char *err, size_t errlen)
 {
-	char buf[128];
-	size_t n = 0;
-	size_t got;
+	unsigned char buf[SEAL_KEY_LEN + 3];
+	size_t got = 0;
 	int rc = -1;
 
-	for (const char *p = text; *p != '\0'; p++) {
-		char c = *p;
-
-		if (isspace((unsigned char)c) || c == '=')
-			continue;
-		if (n + 1 >= sizeof buf) {
-			snprintf(err, errlen,
-			    "the encryption key is too long: 32 bytes in base64 expected");
-			goto out;
-		}
-		buf[n++] = c == '+' ? '-' : c == '/' ? '_' : c;
-	}
-	buf[n] = '\0';
-	if (n == 0) {
-		snprintf(err, errlen,
-		    "the encryption key is empty: 32 random bytes in base64 expected");
-		goto out;
-	}
-	if (b64url_decode_buf(buf, n, key, SEAL_KEY_LEN, &got) != 0 || got != SEAL_KEY_LEN) {
+	if (b64_decode_lenient(text, buf, sizeof buf, &got) != 0 || got != SEAL_KEY_LEN)
 		snprintf(err, errlen,
 		    "the encryption key is not 32 bytes in base64 (e.g. `openssl rand -base64 "
 		    "32`)");
-		goto out;
+	else {
+		memcpy(key, buf, SEAL_KEY_LEN);
+		rc = 0;
 	}
-	rc = 0;
-out:
 	OPENSSL_cleanse(buf, sizeof buf);
 	return rc;
 }

@@ -8,7 +8,8 @@
  * clock, common/clock.h) and is bounded. A full table never evicts (every
  * entry guards a login, a token or a revocation): the put that would
  * overflow it returns false, the record is freed, and the caller answers
- * 503 — failing closed, never reopening a revoked token.
+ * 503 — failing closed, never reopening a revoked token (the table of seen
+ * assertion ids likewise: store_jti_seen says STORE_JTI_FULL).
  *
  * Single-use values are consumed with *_take(), which leaves a tombstone so
  * that a replay is recognised (and names the token family to revoke). A
@@ -36,7 +37,8 @@ struct store;
 #define STORE_MAX_FAMILIES 100000
 #define STORE_MAX_UPSTREAM 100000
 #define STORE_MAX_JTIS 100000
-#define STORE_FAMILY_MAX_JTIS 32 /* access-token ids remembered per family */
+#define STORE_MAX_ASSERTION_JTIS 100000 /* client-assertion ids seen (fails closed when full) */
+#define STORE_FAMILY_MAX_JTIS 32        /* access-token ids remembered per family */
 
 /* An authorization waiting for the upstream IdP, keyed by our state. */
 struct store_pending {
@@ -132,6 +134,15 @@ void store_upstream_touch(struct store *st, const char *tsid, int64_t ttl_ms);
 /* Revoked access tokens, by jti, until they would have expired anyway. */
 bool store_jti_revoke(struct store *st, const char *jti, int64_t exp_wall_s);
 bool store_jti_revoked(struct store *st, const char *jti);
+
+/* Client assertions (RFC 7523) are single use: mark client_id's assertion
+ * jti seen until it expires (exp_wall_s, plus a minute for the verifier's
+ * leeway). STORE_JTI_FULL when the table holds STORE_MAX_ASSERTION_JTIS
+ * unexpired ids: a seen id is never forgotten to make room, so the caller
+ * refuses the assertion (503) rather than risk accepting a replay. */
+enum store_jti_result { STORE_JTI_NEW, STORE_JTI_REPLAYED, STORE_JTI_FULL };
+enum store_jti_result store_jti_seen(struct store *st, const char *client_id, const char *jti,
+    int64_t exp_wall_s);
 
 /* DCR clients (never expire; bounded by the registry's eviction). put takes
  * a new reference; get returns a borrowed client (take a ref to keep it). */

@@ -69,6 +69,7 @@ struct store {
 	struct mem_table families;
 	struct mem_table upstream;
 	struct mem_table jtis;
+	struct mem_table assertions; /* seen client-assertion ids: never evicted */
 	struct mem_table clients;
 };
 
@@ -369,6 +370,7 @@ store_new(const struct config *cfg)
 	mem_table_init(&st->families, "families", STORE_MAX_FAMILIES, mem_free_family);
 	mem_table_init(&st->upstream, "upstream", STORE_MAX_UPSTREAM, mem_free_upstream);
 	mem_table_init(&st->jtis, "jtis", STORE_MAX_JTIS, mem_free_jti);
+	mem_table_init(&st->assertions, "assertions", STORE_MAX_ASSERTION_JTIS, mem_free_jti);
 	mem_table_init(&st->clients, "clients", SIZE_MAX, mem_free_client);
 	return st;
 }
@@ -384,6 +386,7 @@ store_free(struct store *st)
 	mem_table_dispose(&st->families);
 	mem_table_dispose(&st->upstream);
 	mem_table_dispose(&st->jtis);
+	mem_table_dispose(&st->assertions);
 	mem_table_dispose(&st->clients);
 	free(st);
 }
@@ -392,7 +395,8 @@ size_t
 store_sweep(struct store *st)
 {
 	return mem_sweep(&st->pending) + mem_sweep(&st->codes) + mem_sweep(&st->refresh) +
-	    mem_sweep(&st->families) + mem_sweep(&st->upstream) + mem_sweep(&st->jtis);
+	    mem_sweep(&st->families) + mem_sweep(&st->upstream) + mem_sweep(&st->jtis) +
+	    mem_sweep(&st->assertions);
 }
 
 bool
@@ -591,6 +595,28 @@ bool
 store_jti_revoked(struct store *st, const char *jti)
 {
 	return jti != NULL && mem_find(st, &st->jtis, jti) != NULL;
+}
+
+enum store_jti_result
+store_jti_seen(struct store *st, const char *client_id, const char *jti, int64_t exp_wall_s)
+{
+	struct mem_table *t = &st->assertions;
+	int64_t left_s = exp_wall_s - clock_wall_s();
+	char *key;
+	enum store_jti_result rc = STORE_JTI_NEW;
+
+	/* Length-prefixed: no client_id and jti pair can spell another's. */
+	key = xasprintf("%zu:%s%s", strlen(client_id), client_id, jti);
+	if (mem_find(st, t, key) != NULL) {
+		rc = STORE_JTI_REPLAYED;
+		goto out;
+	}
+	/* A full table refuses (mem_put): a seen id is never forgotten. */
+	if (!mem_put(st, t, key, xstrdup(""), ((left_s > 0 ? left_s : 0) + 60) * 1000))
+		rc = STORE_JTI_FULL;
+out:
+	free(key);
+	return rc;
 }
 
 void

@@ -284,7 +284,7 @@ test('a CIMD document with a shared-secret auth method: invalid_client, and the 
   assert.ok(err, 'the login fails');
   assert.equal(err.message, `authorization failed at ${proxy.origin}/oauth/authorize: HTTP 400 invalid_client: `
     + 'client metadata document token_endpoint_auth_method client_secret_basic uses a shared secret; '
-    + 'CIMD clients must use none');
+    + 'CIMD clients use none or private_key_jwt');
   assert.equal(err.oauthError.error, 'invalid_client');
   assert.equal(err.response.headers.location, undefined, 'the AS showed the error itself, no redirect');
   assert.equal((await idp.stats()).logins, 0, 'never sent to the IdP');

@@ -13,7 +13,9 @@ import {
 } from './lib/harness.mjs';
 
 const CLIENT_REDIRECT = 'http://127.0.0.1:51235/cb';
-const DEFAULT_SCOPES = 'openid profile email offline_access';
+// No offline_access: a refresh token is no resource requirement (MCP authorization
+// 2026-07-28); the AS metadata still lists it.
+const DEFAULT_SCOPES = 'openid profile email';
 
 /** IdP + echo backend + proxy (embedded AS). Returns {proxy, idp, echo, origin, mcpUrl, ready}. */
 async function setup({ idpOpts = {}, auth = {}, eas = {}, t } = {}) {

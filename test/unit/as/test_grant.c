@@ -78,7 +78,7 @@ fx_code(struct fx *f, const char *scope)
 static int
 fx_exchange(struct fx *f, const char *code, struct grant_result *r, struct grant_error *e)
 {
-	return grant_exchange_code(f->g, "client-1", code, VERIFIER, "http://127.0.0.1:5555/cb",
+	return grant_exchange_code(f->g, "client-1", "none", code, VERIFIER, "http://127.0.0.1:5555/cb",
 	    AUD, r, e);
 }
 
@@ -125,7 +125,7 @@ test_code_bindings(void)
 
 	fx_init(&f);
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", code,
+	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", "none", code,
 			    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
 			    "http://127.0.0.1:5555/cb", NULL, &r, &e),
 	    -1);
@@ -133,21 +133,21 @@ test_code_bindings(void)
 	free(code);
 
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", code, VERIFIER,
+	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", "none", code, VERIFIER,
 			    "http://127.0.0.1:5556/cb", NULL, &r, &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	free(code);
 
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-2", code, VERIFIER,
+	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-2", "none", code, VERIFIER,
 			    "http://127.0.0.1:5555/cb", NULL, &r, &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	free(code);
 
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", code, VERIFIER,
+	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", "none", code, VERIFIER,
 			    "http://127.0.0.1:5555/cb", "https://other.example/mcp", &r, &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_target");
@@ -164,6 +164,17 @@ test_code_bindings(void)
 	code = fx_code(&f, "openid");
 	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r, &e), 0);
 	CU_ASSERT_PTR_NULL(r.refresh_token);
+	grant_result_dispose(&r);
+	free(code);
+
+	/* Not asked for, but the client may have offline_access (declared or
+	 * baseline): a refresh token, as the challenge no longer names it. */
+	strlist_add(&f.client->scopes, "openid");
+	strlist_add(&f.client->scopes, "offline_access");
+	code = fx_code(&f, "openid");
+	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r, &e), 0);
+	CU_ASSERT_PTR_NOT_NULL(r.refresh_token);
+	CU_ASSERT_STRING_EQUAL(r.scope, "openid");
 	grant_result_dispose(&r);
 	free(code);
 	fx_dispose(&f);

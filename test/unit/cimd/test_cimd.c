@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "auth/cimd/cimd.h"
+#include "auth/cimd/cimd_jwks.h"
 #include "auth/client/client.h"
+#include "auth/crypto/keyset.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "proxy/fetch.h"
@@ -1005,6 +1007,200 @@ test_log_lines(void)
 	env_dispose(&e);
 }
 
+/* ---- jwks_uri keys (cimd_jwks) ---- */
+
+/* test/unit/data/keys/rsa2048-pub.pem as a JWK. */
+#define RSA_JWK(extra) \
+	"{\"kty\":\"RSA\",\"kid\":\"r1\",\"e\":\"AQAB\",\"n\":\"" \
+	"0MwFC4hDN-eaL4h_jNK3vzrY71FpPBR9v7wrFkHmKzA6GO82A9Z0l6UWTjCdKtwut_YvfL8Zcpsnr94VLpaiqxsX" \
+	"M6U4nr4cMsfWpwubrz0l4BTQFnAL8D_vVd0Xq2OJxQqILSQpwbqWx2DV1dzceloVtU5J9PpUJC_WHpBcVzJ0Ua-" \
+	"30tlBAKhYFTB0iYkxdXttAlF5sHyRWDqbANtGhCzpKU_WWZ92gTg0soBIDNS4I1DOo3ikLmbkwWIjgi8W0tyCfNg" \
+	"A_GgHVvoZIe7Apqg5nm7bYuvrZ7GdFjraONvP5_j5GnN3C7sIsAoBp5YRUgIRJ2yVH99y38ALyG5bbQ\"" extra "}"
+
+struct kwaiter {
+	struct env *env;
+	int called;
+	size_t nkeys;
+	bool has_r1;
+	char err[256];
+};
+
+static void
+on_keys(const struct keyset *ks, const char *err, void *arg)
+{
+	struct kwaiter *w = arg;
+
+	w->called++;
+	if (ks != NULL) {
+		w->nkeys = keyset_count(ks);
+		w->has_r1 = keyset_find(ks, "r1") != NULL;
+	} else {
+		snprintf(w->err, sizeof w->err, "%s", err != NULL ? err : "(null)");
+	}
+	w->env->ndone++;
+	if (w->env->ndone >= w->env->target)
+		event_base_loopbreak(w->env->base);
+}
+
+/* Get url's keys and run until answered; true when answered at once. */
+static bool
+jwks_get(struct env *e, struct cimd_jwks *j, const char *url, bool refetch, struct kwaiter *w)
+{
+	bool sync;
+
+	memset(w, 0, sizeof *w);
+	w->env = e;
+	e->ndone = 0;
+	sync = cimd_jwks_get(j, url, refetch, on_keys, w) == NULL;
+	if (!sync)
+		run_until(e, 1, 5000);
+	CU_ASSERT_EQUAL(w->called, 1);
+	return sync;
+}
+
+static double
+jwks_metric(const char *name, const char *label, const char *v)
+{
+	return metrics_value(metrics_counter(name, "", label), v);
+}
+
+/* Fetched once, then cached per Cache-Control; a refetch at most once a
+ * minute; every way a jwks_uri response can be unusable; cancelling. */
+static void
+test_jwks_fetch_cache_refetch(void)
+{
+	struct env e;
+	struct kwaiter w;
+	struct cimd_jwks *j;
+	struct cimd_jwks_lookup *l;
+	char spec[2048];
+
+	if (!env_init(&e))
+		return;
+	env_start(&e);
+	clock_set_fake(WALL0, MONO0);
+	j = cimd_jwks_new(e.fetcher, e.cfg);
+	snprintf(spec, sizeof spec,
+	    "{\"json\":{\"keys\":[" RSA_JWK("") "]},\"headers\":{\"Cache-Control\":\"max-age=300\"}}");
+	put_doc("/jwks.json", spec);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks.json"), false, &w));
+	CU_ASSERT_EQUAL(w.nkeys, 1);
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks.json"), 1);
+	/* Cached: answered at once, nothing fetched. */
+	CU_ASSERT_TRUE(jwks_get(&e, j, url_of("/jwks.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks.json"), 1);
+	CU_ASSERT_EQUAL(jwks_metric("mcp_proxy_cimd_jwks_cache_total", "result", "hit"), 1);
+	/* An unknown kid: one refetch, then none for a minute. */
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks.json"), true, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks.json"), 2);
+	CU_ASSERT_TRUE(jwks_get(&e, j, url_of("/jwks.json"), true, &w));
+	CU_ASSERT_EQUAL(w.nkeys, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri was refetched less than 60 s ago"));
+	clock_advance_fake_ms(60 * 1000 - 1);
+	CU_ASSERT_TRUE(jwks_get(&e, j, url_of("/jwks.json"), true, &w));
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks.json"), 2);
+	clock_advance_fake_ms(1);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks.json"), true, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks.json"), 3);
+	CU_ASSERT_EQUAL(jwks_metric("mcp_proxy_cimd_jwks_cache_total", "result", "refetch_limited"),
+	    2);
+	/* max-age=300 from the last fetch. */
+	clock_advance_fake_ms(300 * 1000 - 1);
+	CU_ASSERT_TRUE(jwks_get(&e, j, url_of("/jwks.json"), false, &w));
+	clock_advance_fake_ms(1);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks.json"), false, &w));
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks.json"), 4);
+	CU_ASSERT_EQUAL(cimd_jwks_cache_size(j), 1);
+
+	/* no-store: used once, fetched again the next time. */
+	snprintf(spec, sizeof spec,
+	    "{\"json\":{\"keys\":[" RSA_JWK("") "]},\"headers\":{\"Cache-Control\":\"no-store\"}}");
+	put_doc("/jwks-nostore.json", spec);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nostore.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nostore.json"), false, &w));
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-nostore.json"), 2);
+
+	/* Unusable responses, never cached. */
+	put_doc("/jwks-priv.json", "{\"json\":{\"keys\":[" RSA_JWK(",\"d\":\"AAAA\"") "]}}");
+	jwks_get(&e, j, url_of("/jwks-priv.json"), false, &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err,
+	    "jwks_uri document contains private key material (a JWK with \"d\")"));
+	put_doc("/jwks-oct.json", "{\"json\":{\"keys\":[{\"kty\":\"oct\",\"k\":\"AAAA\"}]}}");
+	jwks_get(&e, j, url_of("/jwks-oct.json"), false, &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document contains a symmetric key"));
+	put_doc("/jwks-empty.json", "{\"json\":{\"keys\":[]}}");
+	jwks_get(&e, j, url_of("/jwks-empty.json"), false, &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document is not usable"));
+	put_doc("/jwks-html.json", "{\"contentType\":\"text/html\",\"body\":\"<html>\"}");
+	jwks_get(&e, j, url_of("/jwks-html.json"), false, &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document content type is not JSON"));
+	put_doc("/jwks-big.json", "{\"json\":{\"keys\":[]},\"oversizeBytes\":70000}");
+	jwks_get(&e, j, url_of("/jwks-big.json"), false, &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document too large (limit 65536 bytes)"));
+	put_doc("/jwks-redir.json",
+	    "{\"status\":302,\"headers\":{\"Location\":\"https://127.0.0.1/x\"},\"json\":{}}");
+	jwks_get(&e, j, url_of("/jwks-redir.json"), false, &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "redirect refused"));
+	jwks_get(&e, j, url_of("/jwks-missing.json"), false, &w);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri fetch failed: HTTP status 404"));
+	CU_ASSERT_EQUAL(jwks_metric("mcp_proxy_cimd_jwks_fetch_total", "outcome", "invalid"), 3);
+
+	/* Cancelled: no callback, the shared fetch goes with its last waiter;
+	 * one left pending is dropped by cimd_jwks_free. */
+	put_doc("/jwks-slow.json", "{\"json\":{\"keys\":[]},\"delayMs\":300}");
+	memset(&w, 0, sizeof w);
+	w.env = &e;
+	l = cimd_jwks_get(j, url_of("/jwks-slow.json"), false, on_keys, &w);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	cimd_jwks_cancel(l);
+	e.ndone = 0;
+	run_until(&e, 1, 600);
+	CU_ASSERT_EQUAL(w.called, 0);
+	CU_ASSERT_PTR_NOT_NULL(cimd_jwks_get(j, url_of("/jwks-slow.json"), false, on_keys, &w));
+	cimd_jwks_free(j);
+	CU_ASSERT_EQUAL(w.called, 0);
+	env_dispose(&e);
+}
+
+/* With the guard on, a jwks_uri on loopback in disguise is refused on the
+ * address it resolves to, and the host sees no connection at all. */
+static void
+test_jwks_ssrf_guard(void)
+{
+	static const char *const hosts[] = { "127.1", "2130706433", "0x7f000001",
+		"[::ffff:127.0.0.1]", "localhost" };
+	struct env e;
+	struct kwaiter w;
+	struct cimd_jwks *j;
+	char url[256], *r;
+
+	if (!env_init(&e))
+		return;
+	e.cfg->eas.cimd.insecure_allow_loopback = false;
+	env_start(&e);
+	put_doc("/jwks.json", "{\"json\":{\"keys\":[" RSA_JWK("") "]}}");
+	r = control("POST", "/reset", NULL);
+	free(r);
+	j = cimd_jwks_new(e.fetcher, e.cfg);
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		snprintf(url, sizeof url, "https://%s:%d/jwks.json", hosts[i], host.port);
+		jwks_get(&e, j, url, false, &w);
+		if (strstr(w.err, "address not allowed") == NULL)
+			fprintf(stderr, "%s: \"%s\"\n", url, w.err);
+		CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri fetch failed: address not allowed"));
+	}
+	CU_ASSERT_EQUAL(stat_of("connections", "https"), 0);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks.json"), 0);
+	CU_ASSERT_EQUAL(cimd_jwks_cache_size(j), 0);
+	cimd_jwks_free(j);
+	env_dispose(&e);
+}
+
 static const struct unit_test tests[] = {
 	{ "resolve ok then hit", test_resolve_ok_then_hit },
 	{ "coalescing 50 to 1", test_coalescing },
@@ -1020,6 +1216,8 @@ static const struct unit_test tests[] = {
 	{ "eviction", test_eviction },
 	{ "free with pending", test_free_with_pending },
 	{ "log lines", test_log_lines },
+	{ "jwks_uri: fetch, cache, refetch, failures", test_jwks_fetch_cache_refetch },
+	{ "jwks_uri: the address guard", test_jwks_ssrf_guard },
 	{ NULL, NULL },
 };
 

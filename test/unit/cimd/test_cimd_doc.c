@@ -11,6 +11,7 @@
 #include "auth/cimd/cimd.h"
 #include "auth/cimd/cimd_doc.h"
 #include "auth/client/client.h"
+#include "auth/crypto/keyset.h"
 #include "config/config.h"
 #include "test/unit/unit.h"
 
@@ -213,8 +214,22 @@ test_host_policy(void)
 }
 
 #define URL "https://app.example.com/client.json"
-#define OKDOC(extra) \
+#define NAMELESS(extra) \
 	"{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://app.example.com/cb\"]" extra "}"
+#define OKDOC(extra) NAMELESS(",\"client_name\":\"Test client\"" extra)
+/* Public keys (test/unit/data/keys/rsa2048-pub.pem, p256-pub.pem) as JWKs. */
+#define RSA_N \
+	"0MwFC4hDN-eaL4h_jNK3vzrY71FpPBR9v7wrFkHmKzA6GO82A9Z0l6UWTjCdKtwut_YvfL8Zcpsnr94VLpaiqxsX" \
+	"M6U4nr4cMsfWpwubrz0l4BTQFnAL8D_vVd0Xq2OJxQqILSQpwbqWx2DV1dzceloVtU5J9PpUJC_WHpBcVzJ0Ua-" \
+	"30tlBAKhYFTB0iYkxdXttAlF5sHyRWDqbANtGhCzpKU_WWZ92gTg0soBIDNS4I1DOo3ikLmbkwWIjgi8W0tyCfNg" \
+	"A_GgHVvoZIe7Apqg5nm7bYuvrZ7GdFjraONvP5_j5GnN3C7sIsAoBp5YRUgIRJ2yVH99y38ALyG5bbQ"
+#define RSA_JWK(extra) "{\"kty\":\"RSA\",\"kid\":\"r1\",\"n\":\"" RSA_N "\",\"e\":\"AQAB\"" extra "}"
+#define EC_JWK(extra) \
+	"{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"e1\"," \
+	"\"x\":\"y4v1Xc71A3XgVAMtooSt5R7N4cBERHI1hqWBiKR3Ung\"," \
+	"\"y\":\"mzmlHY4QV2_tsgWvVEePcDRSvg2visa7UnT_szsHlEM\"" extra "}"
+#define PKJWT ",\"token_endpoint_auth_method\":\"private_key_jwt\""
+#define JWKS_URI ",\"jwks_uri\":\"https://app.example.com/jwks.json\""
 
 struct doc_case {
 	const char *name;
@@ -226,7 +241,7 @@ static const struct doc_case doc_cases[] = {
 	{ "minimal", OKDOC(""), NULL },
 	{ "auth none", OKDOC(",\"token_endpoint_auth_method\":\"none\""), NULL },
 	{ "loopback redirect",
-	    "{\"client_id\":\"" URL "\",\"redirect_uris\":"
+	    "{\"client_id\":\"" URL "\",\"client_name\":\"x\",\"redirect_uris\":"
 	    "[\"http://127.0.0.1/cb\",\"http://[::1]:8080/\",\"http://localhost/x\"]}",
 	    NULL },
 	{ "unknown members ignored", OKDOC(",\"x_vendor\":{\"a\":[1,2,{\"b\":null}]}"), NULL },
@@ -246,7 +261,7 @@ static const struct doc_case doc_cases[] = {
 	{ "trailing comma", "{\"client_id\":\"" URL "\",}", "not valid JSON" },
 	{ "single quotes", "{'client_id':'" URL "'}", "not valid JSON" },
 	{ "comment", "/*x*/" OKDOC(""), "not valid JSON" },
-	{ "bad utf-8", OKDOC(",\"client_name\":\"\xff\xfe\""), "not valid JSON" },
+	{ "bad utf-8", NAMELESS(",\"client_name\":\"\xff\xfe\""), "not valid JSON" },
 	{ "too deep", OKDOC(",\"x\":[[[[[[[[[[[[1]]]]]]]]]]]]"), "not valid JSON" },
 	{ "duplicate client_id",
 	    "{\"client_id\":\"https://evil.example/x\",\"client_id\":\"" URL
@@ -275,10 +290,69 @@ static const struct doc_case doc_cases[] = {
 	    "token_endpoint_auth_method client_secret_basic uses a shared secret" },
 	{ "client_secret_jwt", OKDOC(",\"token_endpoint_auth_method\":\"client_secret_jwt\""),
 	    "token_endpoint_auth_method client_secret_jwt uses a shared secret" },
-	{ "private_key_jwt", OKDOC(",\"token_endpoint_auth_method\":\"private_key_jwt\""),
-	    "private_key_jwt is not supported; only none is" },
+	{ "private_key_jwt without keys", OKDOC(PKJWT),
+	    "private_key_jwt needs jwks_uri or jwks" },
+	{ "private_key_jwt jwks_uri", OKDOC(PKJWT JWKS_URI), NULL },
+	{ "private_key_jwt chatgpt-shaped",
+	    OKDOC(PKJWT ",\"token_endpoint_auth_signing_alg\":\"RS256\"" JWKS_URI
+			",\"token_endpoint_auth_methods_supported\":[\"none\",\"private_key_jwt\"]"),
+	    NULL },
+	{ "private_key_jwt inline jwks", OKDOC(PKJWT ",\"jwks\":{\"keys\":[" EC_JWK("") "]}"),
+	    NULL },
+	{ "private_key_jwt inline rsa", OKDOC(PKJWT ",\"jwks\":{\"keys\":[" RSA_JWK("") "]}"),
+	    NULL },
+	{ "private_key_jwt both", OKDOC(PKJWT JWKS_URI ",\"jwks\":{\"keys\":[" EC_JWK("") "]}"),
+	    "must not have both jwks_uri and jwks" },
+	{ "private_key_jwt only in methods_supported",
+	    OKDOC(",\"token_endpoint_auth_methods_supported\":[\"private_key_jwt\"]"),
+	    "private_key_jwt needs jwks_uri or jwks" },
+	{ "methods_supported none only",
+	    OKDOC(",\"token_endpoint_auth_methods_supported\":[\"none\",\"tls_client_auth\"]"),
+	    NULL },
+	{ "methods_supported shared secret",
+	    OKDOC(",\"token_endpoint_auth_methods_supported\":[\"none\",\"client_secret_basic\"]"),
+	    "token_endpoint_auth_methods_supported client_secret_basic uses a shared secret" },
+	{ "methods_supported not strings",
+	    OKDOC(",\"token_endpoint_auth_methods_supported\":\"none\""),
+	    "token_endpoint_auth_methods_supported must be an array of strings" },
+	{ "jwks_uri http", OKDOC(PKJWT ",\"jwks_uri\":\"http://app.example.com/jwks.json\""),
+	    "jwks_uri is invalid: " },
+	{ "jwks_uri root", OKDOC(PKJWT ",\"jwks_uri\":\"https://app.example.com/\""),
+	    "jwks_uri is invalid: " },
+	{ "jwks_uri userinfo", OKDOC(PKJWT ",\"jwks_uri\":\"https://u@app.example.com/k\""),
+	    "jwks_uri is invalid: " },
+	{ "jwks_uri number", OKDOC(PKJWT ",\"jwks_uri\":5"), "jwks_uri must be a string" },
+	{ "jwks no keys", OKDOC(PKJWT ",\"jwks\":{}"), "jwks is not usable" },
+	{ "jwks only enc keys",
+	    OKDOC(PKJWT ",\"jwks\":{\"keys\":[" EC_JWK(",\"use\":\"enc\"") "]}"),
+	    "jwks is not usable" },
+	{ "signing alg HS256", OKDOC(PKJWT JWKS_URI ",\"token_endpoint_auth_signing_alg\":\"HS256\""),
+	    "token_endpoint_auth_signing_alg HS256 is not supported" },
+	{ "signing alg none", OKDOC(PKJWT JWKS_URI ",\"token_endpoint_auth_signing_alg\":\"none\""),
+	    "token_endpoint_auth_signing_alg none is not supported" },
+
+	/* private or symmetric key material, wherever it is */
+	{ "jwks with d", OKDOC(PKJWT ",\"jwks\":{\"keys\":[" EC_JWK(",\"d\":\"AAAA\"") "]}"),
+	    "private key material (a JWK with \"d\")" },
+	{ "jwks rsa with p",
+	    OKDOC(PKJWT ",\"jwks\":{\"keys\":[" RSA_JWK(",\"p\":\"AAAA\",\"q\":\"AAAA\"") "]}"),
+	    "private key material (a JWK with \"p\")" },
+	{ "jwks oct", OKDOC(PKJWT ",\"jwks\":{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}"),
+	    "symmetric key (kty oct)" },
+	{ "jwks k without kty", OKDOC(PKJWT ",\"jwks\":{\"keys\":[{\"k\":\"c2VjcmV0\"}]}"),
+	    "private key material (a JWK with \"k\")" },
+	{ "private jwk elsewhere, client none",
+	    OKDOC(",\"x_debug\":{\"key\":" EC_JWK(",\"d\":\"AAAA\"") "}"),
+	    "private key material" },
+	{ "private jwk in jwks, client none", OKDOC(",\"jwks\":{\"keys\":[{\"kty\":\"oct\"}]}"),
+	    "symmetric key" },
+	{ "pem private key",
+	    OKDOC(",\"x_key\":\"-----BEGIN PRIVATE KEY-----\\nMIIB\\n-----END PRIVATE KEY-----\""),
+	    "contains a PEM private key" },
+	{ "pem rsa private key", OKDOC(",\"software_statement\":\"-----BEGIN RSA PRIVATE KEY-----\""),
+	    "contains a PEM private key" },
 	{ "tls_client_auth", OKDOC(",\"token_endpoint_auth_method\":\"tls_client_auth\""),
-	    "not supported; only none is" },
+	    "not supported; only none and private_key_jwt are" },
 	{ "auth method number", OKDOC(",\"token_endpoint_auth_method\":1"),
 	    "token_endpoint_auth_method must be a string" },
 	{ "client_secret", OKDOC(",\"client_secret\":\"s3cr3t\""),
@@ -357,9 +431,11 @@ static const struct doc_case doc_cases[] = {
 	    "scope contains an invalid character" },
 
 	/* types of the rest */
-	{ "client_name number", OKDOC(",\"client_name\":42"), "client_name must be a string" },
-	{ "client_name control", OKDOC(",\"client_name\":\"a\\nb\""),
+	{ "client_name number", NAMELESS(",\"client_name\":42"), "client_name must be a string" },
+	{ "client_name control", NAMELESS(",\"client_name\":\"a\\nb\""),
 	    "client_name contains a control" },
+	{ "no client_name", NAMELESS(""), "has no client_name" },
+	{ "empty client_name", NAMELESS(",\"client_name\":\"\""), "has no client_name" },
 	{ "client_uri object", OKDOC(",\"client_uri\":{}"), "client_uri must be a string" },
 	{ "logo_uri bool", OKDOC(",\"logo_uri\":true"), "logo_uri must be a string" },
 	{ "contacts string", OKDOC(",\"contacts\":\"a@b\""),
@@ -483,7 +559,10 @@ test_doc_defaults_and_scopes(void)
 	/* No grant_types: [authorization_code]. */
 	CU_ASSERT_EQUAL(c->grant_types.n, 1);
 	CU_ASSERT_STRING_EQUAL(c->grant_types.v[0], "authorization_code");
-	CU_ASSERT_PTR_NULL(c->client_name);
+	CU_ASSERT_STRING_EQUAL(c->client_name, "Test client");
+	CU_ASSERT_STRING_EQUAL(c->token_endpoint_auth_method, "none");
+	CU_ASSERT_PTR_NULL(c->jwks_uri);
+	CU_ASSERT_PTR_NULL(c->jwks);
 	client_unref(c);
 
 	/* An unsupported scope's value is echoed only in a safe, bounded form. */
@@ -507,7 +586,7 @@ test_doc_bounds(void)
 	memset(name, 'n', sizeof name - 1);
 	name[sizeof name - 1] = '\0';
 	t = NULL;
-	if (asprintf(&t, OKDOC(",\"client_name\":\"%s\""), name) < 0)
+	if (asprintf(&t, NAMELESS(",\"client_name\":\"%s\""), name) < 0)
 		CU_FAIL_FATAL("asprintf");
 	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
 	CU_ASSERT_PTR_NULL(c);
@@ -524,6 +603,68 @@ test_doc_bounds(void)
 	config_free(cfg);
 }
 
+/* What a private_key_jwt document gives the client: the method, whether
+ * none is accepted too, and the keys (a URL, or the parsed public keys). */
+static void
+test_doc_private_key_jwt(void)
+{
+	struct config *cfg = doc_config();
+	char err[CIMD_ERR_MAX] = "";
+	struct client *c;
+	const char *t = OKDOC(PKJWT JWKS_URI);
+
+	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->token_endpoint_auth_method, "private_key_jwt");
+	CU_ASSERT_FALSE(c->also_none);
+	CU_ASSERT_STRING_EQUAL(c->jwks_uri, "https://app.example.com/jwks.json");
+	CU_ASSERT_PTR_NULL(c->jwks);
+	CU_ASSERT_TRUE(client_accepts_auth(c, "private_key_jwt"));
+	CU_ASSERT_FALSE(client_accepts_auth(c, "none"));
+	CU_ASSERT_FALSE(client_accepts_auth(c, "client_secret_post"));
+	CU_ASSERT_PTR_NULL(c->token_endpoint_auth_signing_alg);
+	client_unref(c);
+
+	t = OKDOC(PKJWT JWKS_URI ",\"token_endpoint_auth_signing_alg\":\"RS256\"");
+	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->token_endpoint_auth_signing_alg, "RS256");
+	client_unref(c);
+
+	/* Listing both: either way. */
+	t = OKDOC(JWKS_URI ",\"token_endpoint_auth_methods_supported\":[\"none\",\"private_key_jwt\"]");
+	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->token_endpoint_auth_method, "private_key_jwt");
+	CU_ASSERT_TRUE(c->also_none);
+	CU_ASSERT_TRUE(client_accepts_auth(c, "private_key_jwt"));
+	CU_ASSERT_TRUE(client_accepts_auth(c, "none"));
+	client_unref(c);
+
+	/* Inline keys are parsed: kid and algorithm. */
+	t = OKDOC(PKJWT ",\"jwks\":{\"keys\":[" EC_JWK("") "," RSA_JWK(",\"alg\":\"PS256\"") "]}");
+	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
+	if (c == NULL)
+		fprintf(stderr, "inline: %s\n", err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_PTR_NULL(c->jwks_uri);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->jwks);
+	CU_ASSERT_EQUAL(keyset_count(c->jwks), 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keyset_find(c->jwks, "e1"));
+	CU_ASSERT_EQUAL(keyset_key_alg(keyset_find(c->jwks, "e1")), KEYSET_ALG_ES256);
+	CU_ASSERT_EQUAL(keyset_key_alg(keyset_find(c->jwks, "r1")), KEYSET_ALG_PS256);
+	CU_ASSERT_FALSE(keyset_key_can_sign(keyset_find(c->jwks, "r1")));
+	client_unref(c);
+
+	/* A denied host is refused for jwks_uri as for a client_id. */
+	strlist_add(&cfg->eas.cimd.denied_hosts, "keys.example");
+	t = OKDOC(PKJWT ",\"jwks_uri\":\"https://keys.example/jwks\"");
+	c = cimd_doc_validate(URL, t, strlen(t), cfg, err, sizeof err);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "jwks_uri is refused"));
+	config_free(cfg);
+}
+
 static const struct unit_test tests[] = {
 	{ "url rules", test_url_rules },
 	{ "url length", test_url_length },
@@ -534,6 +675,7 @@ static const struct unit_test tests[] = {
 	{ "vscode document", test_vscode_document },
 	{ "defaults and scopes", test_doc_defaults_and_scopes },
 	{ "bounds", test_doc_bounds },
+	{ "private_key_jwt", test_doc_private_key_jwt },
 	{ NULL, NULL },
 };
 

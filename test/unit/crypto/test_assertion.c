@@ -326,6 +326,21 @@ test_client_id(void)
 }
 
 static void
+test_alg(void)
+{
+	char *jwt, alg[16];
+
+	setup();
+	jwt = make(ec, "ES256", "e1", CLIENT, TOKEN_EP, NOW + 60, "j");
+	CU_ASSERT_EQUAL(assertion_alg(jwt, alg, sizeof alg), 0);
+	CU_ASSERT_STRING_EQUAL(alg, "ES256");
+	CU_ASSERT_EQUAL(assertion_alg(jwt, alg, 5), -1);
+	free(jwt);
+	CU_ASSERT_EQUAL(assertion_alg("a.b.c", alg, sizeof alg), -1);
+	CU_ASSERT_EQUAL(assertion_alg(NULL, alg, sizeof alg), -1);
+}
+
+static void
 test_teardown(void)
 {
 	EVP_PKEY_free(rsa);
@@ -343,6 +358,7 @@ main(void)
 		{ "RS256, PS256, ES256 and EdDSA assertions verify", test_each_alg_verifies },
 		{ "wrong key, aud, exp, jti, iss, alg none/HS256, unknown kid", test_refused },
 		{ "the client_id an assertion claims", test_client_id },
+		{ "the alg an assertion names", test_alg },
 		{ "teardown", test_teardown },
 		{ NULL, NULL },
 	};

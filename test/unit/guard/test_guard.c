@@ -54,13 +54,13 @@ test_parse_authorization(void)
 		{ "Bearer abc.def.ghi", GUARD_AUTH_OK, "abc.def.ghi" },
 		{ "bearer abc", GUARD_AUTH_OK, "abc" },
 		{ "BEARER a-b_c~d+e/f==", GUARD_AUTH_OK, "a-b_c~d+e/f==" },
-		{ "Bearer  abc", GUARD_AUTH_MALFORMED, NULL },  /* two spaces */
+		{ "Bearer  abc", GUARD_AUTH_MALFORMED, NULL }, /* two spaces */
 		{ "Bearer\tabc", GUARD_AUTH_MALFORMED, NULL },
-		{ "Bearer abc ", GUARD_AUTH_MALFORMED, NULL },  /* trailing space */
+		{ "Bearer abc ", GUARD_AUTH_MALFORMED, NULL }, /* trailing space */
 		{ "Bearer abc def", GUARD_AUTH_MALFORMED, NULL },
 		{ "Bearer ", GUARD_AUTH_MALFORMED, NULL },
 		{ "Bearer", GUARD_AUTH_MALFORMED, NULL },
-		{ "Bearer =abc", GUARD_AUTH_MALFORMED, NULL },   /* padding only at the end */
+		{ "Bearer =abc", GUARD_AUTH_MALFORMED, NULL }, /* padding only at the end */
 		{ "Bearer ab=c", GUARD_AUTH_MALFORMED, NULL },
 		{ "Bearer a\"b", GUARD_AUTH_MALFORMED, NULL },
 		{ "Bearer abc,def", GUARD_AUTH_MALFORMED, NULL },
@@ -119,10 +119,13 @@ test_www_authenticate(void)
 	char *s;
 
 	s = guard_www_authenticate(META, "mcp:tools openid", NULL, NULL);
-	CU_ASSERT_STRING_EQUAL(s, "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools openid\"");
+	CU_ASSERT_STRING_EQUAL(s,
+	    "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools openid\"");
 	free(s);
-	s = guard_www_authenticate(META, "mcp:tools", "invalid_token", "the access token has expired");
-	CU_ASSERT_STRING_EQUAL(s, "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools\", "
+	s = guard_www_authenticate(META, "mcp:tools", "invalid_token",
+	    "the access token has expired");
+	CU_ASSERT_STRING_EQUAL(s,
+	    "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools\", "
 	    "error=\"invalid_token\", error_description=\"the access token has expired\"");
 	free(s);
 	s = guard_www_authenticate(META, NULL, "invalid_token", NULL);
@@ -133,7 +136,8 @@ test_www_authenticate(void)
 	free(s);
 	/* quotes and backslashes escaped, control characters dropped */
 	s = guard_www_authenticate(META, NULL, "invalid_token", "a \"b\" \\c\r\nd\x01");
-	CU_ASSERT_STRING_EQUAL(s, "Bearer resource_metadata=\"" META "\", error=\"invalid_token\", "
+	CU_ASSERT_STRING_EQUAL(s,
+	    "Bearer resource_metadata=\"" META "\", error=\"invalid_token\", "
 	    "error_description=\"a \\\"b\\\" \\\\cd\"");
 	free(s);
 }
@@ -190,6 +194,10 @@ struct fake_refresh {
 };
 static int refresh_calls, refresh_cancels;
 static bool refresh_fail;
+/* refresh_hold: a refresh waits for release_refresh() instead of a timer,
+ * so that a test can act while it is surely in flight */
+static bool refresh_hold;
+static struct fake_refresh *held;
 static char *refresh_seen_rt;
 
 static const char *
@@ -228,6 +236,8 @@ fake_refresh_fire(evutil_socket_t fd, short what, void *arg)
 	void *darg = fr->arg;
 	struct store_upstream *u = NULL;
 
+	if (fr == held)
+		held = NULL;
 	event_free(fr->ev);
 	free(fr);
 	if (!refresh_fail) {
@@ -251,8 +261,35 @@ fake_upstream_refresh(void *as, const char *rt, guard_refresh_done_cb done, void
 	fr->done = done;
 	fr->arg = arg;
 	fr->ev = evtimer_new(base, fake_refresh_fire, fr);
-	evtimer_add(fr->ev, &tv);
+	if (refresh_hold)
+		held = fr;
+	else
+		evtimer_add(fr->ev, &tv);
 	return fr;
+}
+
+/* Let the held refresh answer on the next loop turn. */
+static void
+release_refresh(void)
+{
+	struct timeval now = { 0, 0 };
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+	evtimer_add(held->ev, &now);
+}
+
+/* Run the loop until *counter reaches want (or 10 s): an outcome, not a
+ * guess at how long it takes. */
+static void
+spin_until(const int *counter, int want)
+{
+	for (int i = 0; i < 1000 && *counter < want; i++) {
+		struct timeval tv = { 0, 10 * 1000 };
+
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	CU_ASSERT_EQUAL(*counter, want);
 }
 
 static void
@@ -261,6 +298,8 @@ fake_upstream_cancel(void *handle)
 	struct fake_refresh *fr = handle;
 
 	refresh_cancels++;
+	if (fr == held)
+		held = NULL;
 	event_free(fr->ev);
 	free(fr);
 }
@@ -332,9 +371,13 @@ static void
 setup(void)
 {
 	struct guard_as_ops ops = {
-		.as = NULL, .issuer = fake_issuer, .keyset = fake_keyset,
-		.token_revoked = fake_revoked, .store = fake_store,
-		.upstream_refresh = fake_upstream_refresh, .upstream_cancel = fake_upstream_cancel,
+		.as = NULL,
+		.issuer = fake_issuer,
+		.keyset = fake_keyset,
+		.token_revoked = fake_revoked,
+		.store = fake_store,
+		.upstream_refresh = fake_upstream_refresh,
+		.upstream_cancel = fake_upstream_cancel,
 	};
 	struct evhttp_bound_socket *bs;
 	struct sockaddr_in sin;
@@ -588,7 +631,8 @@ assert_rejected(const char *what, const char *authz)
 	CU_ASSERT_EQUAL(r.status, 401);
 	CU_ASSERT_PTR_NOT_NULL(r.www);
 	if (r.www != NULL) {
-		CU_ASSERT_PTR_NOT_NULL(strstr(r.www, "Bearer resource_metadata=\"" META "\", "
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.www,
+		    "Bearer resource_metadata=\"" META "\", "
 		    "scope=\"mcp:tools\", error=\"invalid_token\", error_description=\""));
 	}
 	/* a JSON-RPC request gets a JSON-RPC error with its id */
@@ -619,9 +663,9 @@ test_no_token(void)
 	setup();
 	call(&r, NULL);
 	CU_ASSERT_EQUAL(r.status, 401);
-	CU_ASSERT_STRING_EQUAL(r.www,
-	    "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools\"");
-	CU_ASSERT_STRING_EQUAL(r.body, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32001,"
+	CU_ASSERT_STRING_EQUAL(r.www, "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools\"");
+	CU_ASSERT_STRING_EQUAL(r.body,
+	    "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32001,"
 	    "\"message\":\"an access token is required\",\"data\":{\"error\":\"unauthorized\"}}}");
 	CU_ASSERT_EQUAL(backend_hits, 0);
 	reply_dispose(&r);
@@ -685,14 +729,14 @@ test_attack_battery(void)
 	free(tok);
 
 	/* wrong audience, wrong issuer */
-	tok = sign_with(keyset_signing_key(ks), claims(ISS, "https://other.example.com/mcp", 300,
-	    0, "mcp:tools"));
+	tok = sign_with(keyset_signing_key(ks),
+	    claims(ISS, "https://other.example.com/mcp", 300, 0, "mcp:tools"));
 	authz = bearer(tok);
 	assert_rejected("wrong aud", authz);
 	free(authz);
 	free(tok);
-	tok = sign_with(keyset_signing_key(ks), claims("https://evil.example.com", AUD, 300, 0,
-	    "mcp:tools"));
+	tok = sign_with(keyset_signing_key(ks),
+	    claims("https://evil.example.com", AUD, 300, 0, "mcp:tools"));
 	authz = bearer(tok);
 	assert_rejected("wrong iss", authz);
 	free(authz);
@@ -811,7 +855,9 @@ test_revoked_after_cache(void)
 	assert_allowed(authz);
 	CU_ASSERT_EQUAL(tokencache_count(guard_tokencache(guard)), 1);
 	CU_ASSERT_EQUAL(metrics_value(metrics_counter("mcp_proxy_guard_token_cache_total", "",
-	    "result"), "hit"), 1);
+					  "result"),
+			    "hit"),
+	    1);
 	n_revoked = 1; /* revoked now: the cached verification does not help */
 	assert_rejected("revoked after caching", authz);
 	CU_ASSERT_EQUAL(tokencache_count(guard_tokencache(guard)), 0);
@@ -831,7 +877,8 @@ test_insufficient_scope(void)
 	authz = bearer(tok);
 	call(&r, authz);
 	CU_ASSERT_EQUAL(r.status, 403);
-	CU_ASSERT_STRING_EQUAL(r.www, "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools\", "
+	CU_ASSERT_STRING_EQUAL(r.www,
+	    "Bearer resource_metadata=\"" META "\", scope=\"mcp:tools\", "
 	    "error=\"insufficient_scope\", "
 	    "error_description=\"the access token lacks the scope mcp:tools\"");
 	CU_ASSERT_EQUAL(backend_hits, 0);
@@ -943,7 +990,8 @@ test_refresh_failure(void)
 	CU_ASSERT_EQUAL(refresh_calls, 1);
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_EQUAL(r[i].status, 401);
-		CU_ASSERT_PTR_NOT_NULL(r[i].www ? strstr(r[i].www, "error=\"invalid_token\"") : NULL);
+		CU_ASSERT_PTR_NOT_NULL(
+		    r[i].www ? strstr(r[i].www, "error=\"invalid_token\"") : NULL);
 		reply_dispose(&r[i]);
 	}
 	CU_ASSERT_EQUAL(backend_hits, 0);
@@ -956,30 +1004,28 @@ test_refresh_failure(void)
 static void
 test_refresh_client_gone(void)
 {
-	struct timeval tv = { 0, 10 * 1000 };
 	struct reply r[2];
 	char *tok, *authz;
 
 	setup();
+	refresh_hold = true;
 	put_upstream("sess-1", "upstream-access-1", clock_wall_s() - 1);
 	tok = good_token();
 	authz = bearer(tok);
 	start(&r[0], authz, NULL, NULL);
 	start(&r[1], authz, NULL, NULL);
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
-	CU_ASSERT_EQUAL(refresh_calls, 1);
+	spin_until(&refresh_calls, 1);
 	CU_ASSERT_FALSE(r[0].done);
 	evhttp_connection_free(r[0].conn);
 	r[0].conn = NULL;
 	pending = 1;
+	release_refresh();
 	run();
 	CU_ASSERT_TRUE(r[1].done);
 	CU_ASSERT_EQUAL(r[1].status, 200);
 	/* the server may or may not have noticed the first client leave */
 	CU_ASSERT_TRUE(backend_hits == 1 || backend_hits == 2);
-	CU_ASSERT_STRING_EQUAL(store_upstream_get(st, "sess-1")->access_token,
-	    "upstream-access-2");
+	CU_ASSERT_STRING_EQUAL(store_upstream_get(st, "sess-1")->access_token, "upstream-access-2");
 	reply_dispose(&r[0]);
 	reply_dispose(&r[1]);
 
@@ -987,15 +1033,14 @@ test_refresh_client_gone(void)
 	 * freed while the refresh is still pending */
 	put_upstream("sess-1", "upstream-access-1", clock_wall_s() - 1);
 	start(&r[0], authz, NULL, NULL);
-	tv.tv_usec = 10 * 1000;
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
-	CU_ASSERT_EQUAL(refresh_calls, 2);
+	spin_until(&refresh_calls, 2);
 	server_free(srv);
 	srv = NULL;
 	guard_free(guard);
 	guard = NULL;
 	CU_ASSERT_EQUAL(refresh_cancels, 1);
+	CU_ASSERT_PTR_NULL(held);
+	refresh_hold = false;
 	reply_dispose(&r[0]);
 	pending = 0;
 	free(authz);

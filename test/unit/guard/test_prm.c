@@ -56,12 +56,14 @@ test_embedded(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_STRING_EQUAL(prm_metadata_url(p),
 	    "https://mcp.example.com/.well-known/oauth-protected-resource/mcp");
-	CU_ASSERT_STRING_EQUAL(prm_challenge_scope(p), "openid profile email offline_access");
+	/* offline_access is no resource requirement: not in the challenge or
+	 * scopes_supported (MCP authorization 2026-07-28). */
+	CU_ASSERT_STRING_EQUAL(prm_challenge_scope(p), "openid profile email");
 	CU_ASSERT_STRING_EQUAL(prm_document(p),
 	    "{\"resource\":\"https://mcp.example.com/mcp\","
 	    "\"authorization_servers\":[\"https://auth.example.com\"],"
 	    "\"bearer_methods_supported\":[\"header\"],"
-	    "\"scopes_supported\":[\"openid\",\"profile\",\"email\",\"offline_access\"]}");
+	    "\"scopes_supported\":[\"openid\",\"profile\",\"email\"]}");
 	prm_free(p);
 
 	/* required scopes come first and are the challenge */
@@ -72,7 +74,7 @@ test_embedded(void)
 	doc = json_tokener_parse(prm_document(p));
 	CU_ASSERT_TRUE(json_object_object_get_ex(doc, "scopes_supported", &v));
 	CU_ASSERT_STRING_EQUAL(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
-	    "[\"mcp:tools\",\"openid\",\"profile\",\"email\",\"offline_access\"]");
+	    "[\"mcp:tools\",\"openid\",\"profile\",\"email\"]");
 	json_object_put(doc);
 	prm_free(p);
 	prm_free(NULL);

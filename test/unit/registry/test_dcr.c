@@ -62,6 +62,23 @@ test_dcr_table(void)
 		{ "{\"redirect_uris\":[\"https://a.example/cb\"],\"scope\":7}", "invalid_client_metadata" },
 		{ "{\"redirect_uris\":[\"https://a.example/cb\"],\"client_name\":[]}",
 		  "invalid_client_metadata" },
+		/* application_type: native takes loopback, private schemes and https;
+		 * web only https off localhost. */
+		{ "{\"redirect_uris\":[\"http://127.0.0.1:3000/cb\",\"cursor://a/cb\","
+		  "\"https://a.example/cb\"],\"application_type\":\"native\"}", NULL },
+		{ "{\"redirect_uris\":[\"https://a.example/cb\"],\"application_type\":\"web\"}", NULL },
+		{ "{\"redirect_uris\":[\"http://127.0.0.1:3000/cb\"],\"application_type\":\"web\"}",
+		  "invalid_redirect_uri" },
+		{ "{\"redirect_uris\":[\"http://localhost/cb\"],\"application_type\":\"web\"}",
+		  "invalid_redirect_uri" },
+		{ "{\"redirect_uris\":[\"https://localhost:8443/cb\"],\"application_type\":\"web\"}",
+		  "invalid_redirect_uri" },
+		{ "{\"redirect_uris\":[\"cursor://a/cb\"],\"application_type\":\"web\"}",
+		  "invalid_redirect_uri" },
+		{ "{\"redirect_uris\":[\"https://a.example/cb\"],\"application_type\":\"desktop\"}",
+		  "invalid_client_metadata" },
+		{ "{\"redirect_uris\":[\"https://a.example/cb\"],\"application_type\":1}",
+		  "invalid_client_metadata" },
 	};
 	struct config *cfg = config_new();
 
@@ -78,6 +95,32 @@ test_dcr_table(void)
 		}
 		dcr_result_dispose(&res);
 	}
+	config_free(cfg);
+}
+
+/* application_type is stored and echoed in the 201 body; absent, absent. */
+static void
+test_dcr_application_type(void)
+{
+	const char *native = "{\"redirect_uris\":[\"http://127.0.0.1:5555/cb\"],"
+			     "\"application_type\":\"native\"}";
+	const char *none = "{\"redirect_uris\":[\"http://127.0.0.1:5555/cb\"]}";
+	struct config *cfg = config_new();
+	struct dcr_result res;
+	char *json;
+
+	CU_ASSERT_EQUAL_FATAL(dcr_validate(native, strlen(native), cfg, &res), 0);
+	CU_ASSERT_STRING_EQUAL(res.client->application_type, "native");
+	json = dcr_response_json(res.client, NULL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"application_type\":\"native\""));
+	free(json);
+	dcr_result_dispose(&res);
+	CU_ASSERT_EQUAL_FATAL(dcr_validate(none, strlen(none), cfg, &res), 0);
+	CU_ASSERT_PTR_NULL(res.client->application_type);
+	json = dcr_response_json(res.client, NULL);
+	CU_ASSERT_PTR_NULL(strstr(json, "application_type"));
+	free(json);
+	dcr_result_dispose(&res);
 	config_free(cfg);
 }
 
@@ -186,6 +229,7 @@ int
 main(void)
 {
 	static const struct unit_test tests[] = {
+		{ "application_type", test_dcr_application_type },
 		{ "DCR validation table", test_dcr_table },
 		{ "DCR defaults and baseline scopes", test_dcr_defaults_and_baseline },
 		{ "DCR confidential client when allowed", test_dcr_confidential },

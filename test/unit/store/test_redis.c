@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,79 @@ test_read_timeout(void)
 	redis_free(r);
 }
 
+/* TLS with a test CA: the server's certificate names 127.0.0.1 (IP SAN);
+ * a client that trusts another CA is refused with a TLS reason. */
+static void
+test_tls(void)
+{
+	struct redis_params p = params();
+	struct redis *r;
+	struct got g = { 0 };
+	char cmdline[1024], port[16], path[3][128];
+	pid_t pid;
+	SSL_CTX *ctx, *other;
+	int tls_port = free_port();
+
+	snprintf(cmdline, sizeof cmdline,
+	    "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+	    "-keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca 2>/dev/null && "
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+	    "-keyout other.key -out other.pem -days 1 -subj /CN=other-ca 2>/dev/null && "
+	    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key "
+	    "-out srv.csr -subj /CN=redis 2>/dev/null && printf 'subjectAltName=IP:127.0.0.1\\n' "
+	    "> ext && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+	    "-out srv.pem -days 1 -extfile ext 2>/dev/null",
+	    server_dir);
+	CU_ASSERT_EQUAL_FATAL(system(cmdline), 0);
+	snprintf(port, sizeof port, "%d", tls_port);
+	snprintf(path[0], sizeof path[0], "%s/srv.pem", server_dir);
+	snprintf(path[1], sizeof path[1], "%s/srv.key", server_dir);
+	snprintf(path[2], sizeof path[2], "%s/ca.pem", server_dir);
+	if ((pid = fork()) == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execlp("redis-server", "redis-server", "--port", "0", "--tls-port", port, "--bind",
+		    "127.0.0.1", "--tls-cert-file", path[0], "--tls-key-file", path[1],
+		    "--tls-ca-cert-file", path[2], "--tls-auth-clients", "no", "--save", "",
+		    "--appendonly", "no", "--dir", server_dir, (char *)NULL);
+		_exit(127);
+	}
+	ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	CU_ASSERT_EQUAL_FATAL(SSL_CTX_load_verify_locations(ctx, path[2], NULL), 1);
+	p.port = tls_port;
+	p.tls = ctx;
+	r = redis_new(base, NULL, &p);
+	/* the server may take a moment to listen: retried with back-off */
+	CU_ASSERT_TRUE(run_until_up(r, true));
+	cmd(r, "PING", NULL, NULL, &g);
+	want = 1;
+	run();
+	CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+	redis_free(r);
+
+	other = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_verify(other, SSL_VERIFY_PEER, NULL);
+	snprintf(path[2], sizeof path[2], "%s/other.pem", server_dir);
+	CU_ASSERT_EQUAL_FATAL(SSL_CTX_load_verify_locations(other, path[2], NULL), 1);
+	p.tls = other;
+	r = redis_new(base, NULL, &p);
+	memset(&g, 0, sizeof g);
+	cmd(r, "PING", NULL, NULL, &g);
+	want = 1;
+	run();
+	CU_ASSERT_EQUAL(g.type, -1);
+	CU_ASSERT_FALSE(redis_up(r));
+	CU_ASSERT_PTR_NOT_NULL(strstr(redis_error(r), "TLS"));
+	redis_free(r);
+	SSL_CTX_free(ctx);
+	SSL_CTX_free(other);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 static void
 test_nothing_listening(void)
 {
@@ -356,6 +430,7 @@ main(void)
 		{ "ACL user; a wrong password is refused", test_acl_user_and_bad_password },
 		{ "server away and back", test_server_away_and_back },
 		{ "a server that stops answering: read timeout", test_read_timeout },
+		{ "TLS with a test CA; another CA refused", test_tls },
 		{ "nothing listening", test_nothing_listening },
 		{ NULL, NULL },
 	};

@@ -266,6 +266,49 @@ test_client_eviction(void)
 	clock_set_fake(-1, 0);
 }
 
+/* Assertion ids are single use per client until exp (+ a minute), and a
+ * full table refuses new ids instead of forgetting seen ones. */
+static void
+test_assertion_jti_seen(void)
+{
+	struct store *st = new_store();
+	const char *c1 = "https://a.example/c.json", *c2 = "https://b.example/c.json";
+	char jti[32];
+	size_t n;
+
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_NEW);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_REPLAYED);
+	/* Another client may use the same jti; the key cannot be spelt across. */
+	CU_ASSERT_EQUAL(store_jti_seen(st, c2, "j1", 1700000000 + 300), STORE_JTI_NEW);
+	CU_ASSERT_EQUAL(store_jti_seen(st, "ab", "c", 1700000000 + 300), STORE_JTI_NEW);
+	CU_ASSERT_EQUAL(store_jti_seen(st, "a", "bc", 1700000000 + 300), STORE_JTI_NEW);
+	/* Remembered until exp + 60 s, and not a second longer. */
+	clock_set_fake(1700000000 + 359, 1000000 + 359 * 1000);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_REPLAYED);
+	clock_set_fake(1700000000 + 360, 1000000 + 360 * 1000);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_NEW);
+	store_free(st);
+
+	/* Full: refused, the seen ids stay seen; once they expire, room again. */
+	st = new_store();
+	for (n = 0; n < STORE_MAX_ASSERTION_JTIS; n++) {
+		snprintf(jti, sizeof jti, "j%zu", n);
+		if (store_jti_seen(st, c1, jti, 1700000000 + 60 + (int64_t)(n % 7)) !=
+		    STORE_JTI_NEW)
+			break;
+	}
+	CU_ASSERT_EQUAL(n, STORE_MAX_ASSERTION_JTIS);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "one-more", 1700000000 + 60), STORE_JTI_FULL);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j0", 1700000000 + 60), STORE_JTI_REPLAYED);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "one-more", 1700000000 + 60), STORE_JTI_FULL);
+	/* The ids with the shortest lives (n % 7 == 0) expire first. */
+	clock_set_fake(1700000000 + 120, 1000000 + 120 * 1000);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "one-more", 1700000000 + 300), STORE_JTI_NEW);
+	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_REPLAYED);
+	store_free(st);
+	clock_set_fake(-1, 0);
+}
+
 int
 main(void)
 {
@@ -279,6 +322,7 @@ main(void)
 		{ "full security tables fail closed", test_full_fails_closed },
 		{ "upstream sessions: touch extends", test_upstream_touch },
 		{ "DCR clients: idle eviction", test_client_eviction },
+		{ "assertion jti seen", test_assertion_jti_seen },
 		{ NULL, NULL },
 	};
 

@@ -1,0 +1,402 @@
+/*
+ * The jwks_uri cache and fetcher (see cimd_jwks.h). It runs on the loop and
+ * never blocks it. Lifetimes: a lookup belongs to its requester until done()
+ * runs or cimd_jwks_cancel() is called; a pending fetch belongs to the cache
+ * and is cancelled with its last waiter. Keys are shared, reference-counted
+ * holders: an entry evicted or refreshed while a callback uses its keys
+ * frees them only when that callback has returned.
+ */
+#include "auth/cimd/cimd_jwks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "auth/cimd/cimd_doc.h"
+#include "auth/cimd/httpcache.h"
+#include "auth/crypto/keyset.h"
+#include "common/clock.h"
+#include "common/xalloc.h"
+#include "config/config.h"
+#include "proxy/fetch.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+
+struct jwks_keys {
+	int refs;
+	struct keyset *ks;
+};
+
+struct jwks_entry {
+	char *url;
+	struct jwks_keys *keys; /* NULL: only the refetch time is remembered */
+	int64_t expires_ms;     /* monotonic; keys are fresh before it */
+	bool refetched;
+	int64_t refetched_ms; /* monotonic time of the last refetch */
+	TAILQ_ENTRY(jwks_entry) lru;
+};
+
+struct cimd_jwks_lookup;
+
+struct jwks_pending {
+	struct cimd_jwks *j;
+	char *url;
+	struct fetch *fetch;
+	bool completing; /* answering waiters: cancel must not free */
+	size_t n_waiters;
+	TAILQ_HEAD(, cimd_jwks_lookup) waiters;
+	TAILQ_ENTRY(jwks_pending) entry;
+};
+
+struct cimd_jwks_lookup {
+	struct jwks_pending *p;
+	cimd_jwks_done_cb done;
+	void *arg;
+	TAILQ_ENTRY(cimd_jwks_lookup) entry;
+};
+
+struct cimd_jwks {
+	struct fetcher *fetcher;
+	const struct config *cfg;
+	TAILQ_HEAD(jwks_lru, jwks_entry) lru; /* most recently used first */
+	size_t n_entries;
+	TAILQ_HEAD(, jwks_pending) pending;
+	size_t n_pending;
+	struct metric *m_fetch;
+	struct metric *m_cache;
+};
+
+static void
+jwks_keys_unref(struct jwks_keys *k)
+{
+	if (k == NULL || --k->refs > 0)
+		return;
+	keyset_free(k->ks);
+	free(k);
+}
+
+static void
+jwks_entry_free(struct jwks_entry *e)
+{
+	jwks_keys_unref(e->keys);
+	free(e->url);
+	free(e);
+}
+
+struct cimd_jwks *
+cimd_jwks_new(struct fetcher *fetcher, const struct config *cfg)
+{
+	struct cimd_jwks *j = xcalloc(1, sizeof *j);
+
+	j->fetcher = fetcher;
+	j->cfg = cfg;
+	TAILQ_INIT(&j->lru);
+	TAILQ_INIT(&j->pending);
+	j->m_fetch = metrics_counter("mcp_proxy_cimd_jwks_fetch_total",
+	    "jwks_uri fetches of private_key_jwt CIMD clients by outcome (ok, invalid, "
+	    "too_many, cancelled, or the fetch error).",
+	    "outcome");
+	j->m_cache = metrics_counter("mcp_proxy_cimd_jwks_cache_total",
+	    "jwks_uri key lookups by result (hit, miss, refetch, refetch_limited).", "result");
+	return j;
+}
+
+static void
+jwks_pending_free(struct jwks_pending *p)
+{
+	struct cimd_jwks_lookup *l;
+
+	while ((l = TAILQ_FIRST(&p->waiters)) != NULL) {
+		TAILQ_REMOVE(&p->waiters, l, entry);
+		free(l);
+	}
+	free(p->url);
+	free(p);
+}
+
+void
+cimd_jwks_free(struct cimd_jwks *j)
+{
+	struct jwks_pending *p;
+	struct jwks_entry *e;
+
+	if (j == NULL)
+		return;
+	while ((p = TAILQ_FIRST(&j->pending)) != NULL) {
+		TAILQ_REMOVE(&j->pending, p, entry);
+		fetch_cancel(p->fetch);
+		jwks_pending_free(p);
+	}
+	while ((e = TAILQ_FIRST(&j->lru)) != NULL) {
+		TAILQ_REMOVE(&j->lru, e, lru);
+		jwks_entry_free(e);
+	}
+	free(j);
+}
+
+/* The entry of url, moved to the front, or NULL. */
+static struct jwks_entry *
+jwks_entry_find(struct cimd_jwks *j, const char *url)
+{
+	struct jwks_entry *e;
+
+	TAILQ_FOREACH(e, &j->lru, lru)
+	{
+		if (strcmp(e->url, url) == 0) {
+			TAILQ_REMOVE(&j->lru, e, lru);
+			TAILQ_INSERT_HEAD(&j->lru, e, lru);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* The entry of url, added (evicting the least recently used) if absent. */
+static struct jwks_entry *
+jwks_entry_get(struct cimd_jwks *j, const char *url)
+{
+	struct jwks_entry *e = jwks_entry_find(j, url);
+	size_t max = j->cfg->eas.cimd.cache_max_size > 0 ? j->cfg->eas.cimd.cache_max_size : 1;
+
+	if (e != NULL)
+		return e;
+	while (j->n_entries >= max && (e = TAILQ_LAST(&j->lru, jwks_lru)) != NULL) {
+		TAILQ_REMOVE(&j->lru, e, lru);
+		j->n_entries--;
+		jwks_entry_free(e);
+	}
+	e = xcalloc(1, sizeof *e);
+	e->url = xstrdup(url);
+	TAILQ_INSERT_HEAD(&j->lru, e, lru);
+	j->n_entries++;
+	return e;
+}
+
+/* Describe a failed fetch for the client. */
+static void
+jwks_fetch_error(const struct fetch_result *res, char *err, size_t errlen)
+{
+	switch (res->error) {
+	case FETCH_ERR_TIMEOUT:
+		snprintf(err, errlen, "jwks_uri fetch timed out");
+		break;
+	case FETCH_ERR_TOO_LARGE:
+		snprintf(err, errlen, "jwks_uri document too large (limit %d bytes)",
+		    CIMD_JWKS_MAX_SIZE);
+		break;
+	case FETCH_ERR_REDIRECT_REFUSED:
+		snprintf(err, errlen, "jwks_uri fetch failed: HTTP status %ld, redirect refused",
+		    res->status);
+		break;
+	case FETCH_ERR_BLOCKED_ADDRESS:
+		snprintf(err, errlen, "jwks_uri fetch failed: address not allowed");
+		break;
+	case FETCH_ERR_BAD_STATUS:
+		snprintf(err, errlen, "jwks_uri fetch failed: HTTP status %ld", res->status);
+		break;
+	case FETCH_ERR_CONTENT_TYPE:
+		snprintf(err, errlen, "jwks_uri document content type is not JSON");
+		break;
+	case FETCH_ERR_TLS:
+		snprintf(err, errlen, "jwks_uri fetch failed: TLS error");
+		break;
+	case FETCH_ERR_DNS:
+		snprintf(err, errlen, "jwks_uri fetch failed: host name not resolved");
+		break;
+	case FETCH_ERR_CONNECT:
+		snprintf(err, errlen, "jwks_uri fetch failed: could not connect");
+		break;
+	case FETCH_ERR_BAD_URL:
+		snprintf(err, errlen, "jwks_uri fetch failed: URL refused");
+		break;
+	default:
+		snprintf(err, errlen, "jwks_uri fetch failed");
+		break;
+	}
+}
+
+/* Answer every waiter of p with keys (or NULL and err) and free p. */
+static void
+jwks_pending_finish(struct jwks_pending *p, struct jwks_keys *keys, const char *err)
+{
+	struct cimd_jwks *j = p->j;
+	struct cimd_jwks_lookup *l;
+	cimd_jwks_done_cb done;
+	void *arg;
+
+	TAILQ_REMOVE(&j->pending, p, entry);
+	j->n_pending--;
+	p->completing = true;
+	if (keys == NULL)
+		log_warn("cimd: jwks_uri refused", LOG_S("reason", err),
+		    LOG_I("waiters", p->n_waiters));
+	while ((l = TAILQ_FIRST(&p->waiters)) != NULL) {
+		TAILQ_REMOVE(&p->waiters, l, entry);
+		p->n_waiters--;
+		done = l->done;
+		arg = l->arg;
+		free(l);
+		done(keys != NULL ? keys->ks : NULL, err, arg);
+	}
+	jwks_pending_free(p);
+}
+
+static void
+jwks_on_fetch(const struct fetch_result *res, void *arg)
+{
+	struct jwks_pending *p = arg;
+	struct cimd_jwks *j = p->j;
+	const struct config *cfg = j->cfg;
+	struct httpcache_limits lim = { .fallback_ms = cfg->eas.cimd.cache_fallback_ttl_ms,
+		.min_ms = cfg->eas.cimd.cache_min_ttl_ms,
+		.max_ms = cfg->eas.cimd.cache_max_ttl_ms };
+	struct httpcache_lifetime lt;
+	struct jwks_keys *keys = NULL;
+	struct jwks_entry *e;
+	struct keyset *ks = NULL;
+	char err[256] = "";
+
+	p->fetch = NULL;
+	if (res->error != FETCH_OK) {
+		metrics_add(j->m_fetch, 1, fetch_error_name(res->error));
+		jwks_fetch_error(res, err, sizeof err);
+	} else if (res->status != 200) {
+		metrics_add(j->m_fetch, 1, fetch_error_name(FETCH_ERR_BAD_STATUS));
+		snprintf(err, sizeof err, "jwks_uri fetch failed: HTTP status %ld", res->status);
+	} else if ((ks = cimd_doc_jwks_parse("jwks_uri document", res->body, res->body_len, err,
+			sizeof err)) == NULL) {
+		metrics_add(j->m_fetch, 1, "invalid");
+	} else {
+		metrics_add(j->m_fetch, 1, "ok");
+		keys = xcalloc(1, sizeof *keys);
+		keys->refs = 1;
+		keys->ks = ks;
+		httpcache_lifetime(res->cache_control, res->expires, res->date, res->age,
+		    clock_wall_s(), &lim, &lt);
+		/* no-cache: no conditional requests here, so as good as no-store. */
+		if (lt.store && !lt.revalidate) {
+			e = jwks_entry_get(j, p->url);
+			jwks_keys_unref(e->keys);
+			e->keys = keys;
+			keys->refs++;
+			e->expires_ms = clock_mono_ms() + lt.ttl_ms;
+		}
+	}
+	jwks_pending_finish(p, keys, keys == NULL ? err : NULL);
+	jwks_keys_unref(keys);
+}
+
+/* Start fetching url for the waiters to come. */
+static struct jwks_pending *
+jwks_pending_start(struct cimd_jwks *j, const char *url)
+{
+	const struct config *cfg = j->cfg;
+	struct jwks_pending *p = xcalloc(1, sizeof *p);
+	struct fetch_policy policy;
+	struct fetch_request req;
+
+	p->j = j;
+	p->url = xstrdup(url);
+	TAILQ_INIT(&p->waiters);
+	TAILQ_INSERT_TAIL(&j->pending, p, entry);
+	j->n_pending++;
+	fetch_policy_init(&policy, true);
+	policy.timeout_ms = cfg->eas.cimd.fetch_timeout_ms;
+	policy.max_size = CIMD_JWKS_MAX_SIZE;
+	policy.allow_loopback = cfg->eas.cimd.insecure_allow_loopback;
+	memset(&req, 0, sizeof req);
+	req.method = "GET";
+	req.url = p->url;
+	req.policy = &policy;
+	req.policy_name = "cimd_jwks";
+	/* done never runs from inside fetch_start, so p is ready for it. */
+	p->fetch = fetch_start(j->fetcher, &req, jwks_on_fetch, p);
+	return p;
+}
+
+/* Get the keys at url, calling done() once, possibly before returning. */
+struct cimd_jwks_lookup *
+cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done_cb done, void *arg)
+{
+	struct jwks_entry *e = jwks_entry_find(j, url);
+	struct jwks_pending *p;
+	struct cimd_jwks_lookup *l;
+	struct jwks_keys *keys;
+	int64_t now = clock_mono_ms();
+	char why[128];
+
+	if (refetch) {
+		if (e != NULL && e->refetched && now - e->refetched_ms < CIMD_JWKS_REFETCH_MS) {
+			metrics_add(j->m_cache, 1, "refetch_limited");
+			snprintf(why, sizeof why, "jwks_uri was refetched less than %d s ago",
+			    CIMD_JWKS_REFETCH_MS / 1000);
+			done(NULL, why, arg);
+			return NULL;
+		}
+		e = jwks_entry_get(j, url);
+		e->refetched = true;
+		e->refetched_ms = now;
+		metrics_add(j->m_cache, 1, "refetch");
+	} else if (e != NULL && e->keys != NULL && now < e->expires_ms) {
+		metrics_add(j->m_cache, 1, "hit");
+		/* Keep the keys alive across done() whatever it does. */
+		keys = e->keys;
+		keys->refs++;
+		done(keys->ks, NULL, arg);
+		jwks_keys_unref(keys);
+		return NULL;
+	} else {
+		metrics_add(j->m_cache, 1, "miss");
+	}
+	TAILQ_FOREACH(p, &j->pending, entry)
+	{
+		if (strcmp(p->url, url) == 0)
+			break;
+	}
+	if (p == NULL) {
+		if (j->n_pending >= CIMD_JWKS_PENDING_MAX) {
+			metrics_add(j->m_fetch, 1, "too_many");
+			done(NULL, "too many jwks_uri fetches in progress; try again", arg);
+			return NULL;
+		}
+		p = jwks_pending_start(j, url);
+	}
+	l = xcalloc(1, sizeof *l);
+	l->p = p;
+	l->done = done;
+	l->arg = arg;
+	TAILQ_INSERT_TAIL(&p->waiters, l, entry);
+	p->n_waiters++;
+	return l;
+}
+
+/* Cancel a pending lookup: no callback follows. The shared fetch goes on
+ * for the other waiters, or is cancelled with the last one. */
+void
+cimd_jwks_cancel(struct cimd_jwks_lookup *l)
+{
+	struct jwks_pending *p;
+	struct cimd_jwks *j;
+
+	if (l == NULL)
+		return;
+	p = l->p;
+	j = p->j;
+	TAILQ_REMOVE(&p->waiters, l, entry);
+	p->n_waiters--;
+	free(l);
+	if (p->n_waiters > 0 || p->completing)
+		return;
+	TAILQ_REMOVE(&j->pending, p, entry);
+	j->n_pending--;
+	fetch_cancel(p->fetch);
+	metrics_add(j->m_fetch, 1, "cancelled");
+	jwks_pending_free(p);
+}
+
+size_t
+cimd_jwks_cache_size(const struct cimd_jwks *j)
+{
+	return j->n_entries;
+}
