@@ -283,6 +283,8 @@ app_build_services(struct app *app)
 	}
 	if ((app->base = app_new_base()) == NULL)
 		return -1;
+	/* From here on the loop never waits for stderr (lines are queued). */
+	log_attach(app->base, (size_t)app->cfg->server.log_queue_size);
 	app->srv = server_new(app->base, app->cfg);
 	if (server_listen(app->srv, err, sizeof err) != 0) {
 		log_error("cannot start", LOG_S("error", err));
@@ -339,6 +341,9 @@ app_build_rooms(struct app *app)
 		return -1;
 	}
 	server_set_fallback(app->srv, "mcp", guard_handler, app->guard);
+	/* No body is read before the guard has seen the token. */
+	server_set_fallback_opts(app->srv,
+	    &(struct req_route_opts){ .head = guard_head, .head_arg = app->guard });
 	return 0;
 }
 
@@ -374,6 +379,8 @@ app_teardown(struct app *app)
 	prm_free(app->prm);
 	forwarder_free(app->fw);
 	fetcher_free(app->fetcher);
+	/* The lines still queued get a second to reach stderr. */
+	log_detach(1000);
 	if (app->base != NULL)
 		event_base_free(app->base);
 	metrics_reset();

@@ -73,10 +73,23 @@ const struct setting config_settings[] = {
 	    .check = check_path_prefix),
 	S("server.trustProxyHeaders", ST_BOOL, C(server.trust_proxy_headers), "false",
 	    "Honour `X-Forwarded-*` headers from the client side."),
+	S("server.maxConnections", ST_UINT32, C(server.max_connections), "4096",
+	    "Client connections the MCP listener holds at most; at the cap it stops accepting "
+	    "(new clients wait in the kernel's backlog) until one closes. Lowered at start to fit "
+	    "the file descriptor limit (raised to its hard limit), which also keeps descriptors "
+	    "for the diagnostics listener and outbound fetches.",
+	    RANGE(1, 1000000)),
 	S("server.maxBodySize", ST_SIZE, C(server.max_body_size), "8MiB",
 	    "Largest request body accepted (413 above).", RANGE(1 * KIB, 1 * GIB)),
+	S("server.maxEndpointBodySize", ST_SIZE, C(server.max_endpoint_body_size), "64KiB",
+	    "Largest request body the proxy's own endpoints read (the embedded AS, discovery, "
+	    "`/health`): 413 as soon as the declared length or the bytes pass it. What is "
+	    "forwarded has `maxBodySize`.",
+	    RANGE(1 * KIB, 16 * MIB)),
 	S("server.maxHeaderSize", ST_SIZE, C(server.max_header_size), "128KiB",
 	    "Largest request header block accepted.", RANGE(1 * KIB, 16 * MIB)),
+	S("server.maxHeaderCount", ST_UINT32, C(server.max_header_count), "100",
+	    "Most header fields a request may carry (431 above).", RANGE(8, 10000)),
 	S("server.headerTimeout", ST_DURATION, C(server.header_timeout_ms), "10s",
 	    "Time allowed to receive a whole request (headers and body) once its first byte "
 	    "arrived: a deadline, not an inactivity timer, so a client trickling bytes is cut too. "
@@ -92,6 +105,11 @@ const struct setting config_settings[] = {
 	S("server.logLevel", ST_STRING, C(server.log_level), "info",
 	    "Lowest log level written: `debug`, `info`, `warn` or `error`.",
 	    .check = check_log_level),
+	S("server.logQueueSize", ST_SIZE, C(server.log_queue_size), "1MiB",
+	    "Log lines waiting for stderr at most; when stderr is not read, later lines are "
+	    "dropped "
+	    "and counted (`mcp_proxy_log_dropped_total`) instead of stalling the proxy.",
+	    RANGE(64 * KIB, 256 * MIB)),
 	S("backend", ST_SECTION, 0, NULL, NULL),
 	S("backend.url", ST_STRING, C(backend.url), "http://127.0.0.1:3000",
 	    "The MCP server container: `http://host:port` with optional path (kept when "

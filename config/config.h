@@ -61,12 +61,16 @@ struct config {
 		bool resource_url_derived; /* unset, so <embeddedAuthServer.issuer>/mcp */
 		char *public_path_prefix;  /* prefix clients see before our paths, e.g. /team-a */
 		bool trust_proxy_headers;  /* honour X-Forwarded-* from the client side */
+		uint32_t max_connections;  /* MCP listener, default 4096 */
 		uint64_t max_body_size;    /* default 8 MiB */
-		uint64_t max_header_size;  /* default 128 KiB */
-		int64_t header_timeout_ms; /* default 10s */
-		int64_t idle_timeout_ms;   /* keep-alive idle, default 60s */
-		int64_t drain_timeout_ms;  /* shutdown grace, default 30s */
-		char *log_level;           /* debug|info|warn|error, default info */
+		uint64_t max_endpoint_body_size; /* our own endpoints' bodies, default 64 KiB */
+		uint64_t max_header_size;        /* default 128 KiB */
+		uint32_t max_header_count;       /* header fields, default 100 */
+		int64_t header_timeout_ms;       /* default 10s */
+		int64_t idle_timeout_ms;         /* keep-alive idle, default 60s */
+		int64_t drain_timeout_ms;        /* shutdown grace, default 30s */
+		char *log_level;                 /* debug|info|warn|error, default info */
+		uint64_t log_queue_size;         /* bytes of log lines waiting, default 1 MiB */
 	} server;
 
 	struct {

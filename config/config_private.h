@@ -66,7 +66,7 @@ struct setting {
 };
 
 /* The table (config.c). The counts are checked there at compile time. */
-#define N_SETTINGS 95
+#define N_SETTINGS 99
 #define N_PROVIDER_SETTINGS 18
 extern const struct setting config_settings[];
 extern const struct setting config_provider_settings[];

@@ -150,6 +150,7 @@ server_handle_metrics(struct req *sr, void *arg)
 	if (sr->gone)
 		return;
 	buf = xevbuffer_new();
+	metrics_set(sr->srv->m_log_dropped, (double)log_dropped());
 	metrics_render(buf);
 	req_add_header(sr, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	req_reply_start(sr, 200, (int64_t)evbuffer_get_length(buf));

@@ -147,13 +147,17 @@ h1_split_target(struct h1_request *req, char *t)
 
 	if (t[0] != '/') {
 		/* absolute-form: scheme "://" authority [path] */
-		if (strncasecmp(t, "http://", 7) == 0)
+		if (strncasecmp(t, "http://", 7) == 0) {
 			p = t + 7;
-		else if (strncasecmp(t, "https://", 8) == 0)
+		} else if (strncasecmp(t, "https://", 8) == 0) {
 			p = t + 8;
-		else
+			req->https = true;
+		} else {
 			return -1;
-		p += strcspn(p, "/?#");
+		}
+		req->authority = req->target + (p - t);
+		req->authority_len = strcspn(p, "/?#");
+		p += req->authority_len;
 		if (*p != '/') {
 			/* no path: "/" and whatever query follows */
 			req->path = "/";
@@ -343,6 +347,16 @@ int
 h1_parse_request(const char *buf, size_t len, size_t max_head, size_t *scan, struct h1_request *req,
     int *status, const char **err)
 {
+	struct h1_limits lim = { .max_head = max_head, .max_headers = 0, .crlf_only = false };
+
+	return h1_parse_request_limits(buf, len, &lim, scan, req, status, err);
+}
+
+int
+h1_parse_request_limits(const char *buf, size_t len, const struct h1_limits *lim, size_t *scan,
+    struct h1_request *req, int *status, const char **err)
+{
+	size_t max_head = lim->max_head;
 	size_t start = 0, end = 0, i, lines = 0, hlen;
 	const char *nl;
 	char *text;
@@ -399,9 +413,24 @@ h1_parse_request(const char *buf, size_t len, size_t max_head, size_t *scan, str
 		*err = "NUL in the request head";
 		return -1;
 	}
+	if (lim->crlf_only) {
+		for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + end - p))) != NULL;
+		     p++) {
+			if (p == buf || p[-1] != '\r') {
+				*err = "a line of the request head ends in a bare LF, not CRLF";
+				return -1;
+			}
+		}
+	}
 	for (const char *p = buf + start; (p = memchr(p, '\n', (size_t)(buf + end - p))) != NULL;
 	     p++)
 		lines++;
+	/* the request line and the empty line are not fields */
+	if (lim->max_headers > 0 && lines > lim->max_headers + 2) {
+		*status = 431;
+		*err = "too many header fields";
+		return -1;
+	}
 	/* layout: headers[lines] | target copy (<= hlen + 1) | head text */
 	req->mem = xmalloc(lines * sizeof *req->headers + 2 * (hlen + 1));
 	req->headers = (struct h1_header *)(void *)req->mem;

@@ -31,9 +31,15 @@ struct h1_request {
 	const char *method_name;
 	enum h1_method method;
 	const char *target; /* as sent */
-	const char *path;   /* raw (not decoded), "/" when empty */
-	const char *query;  /* raw, after '?', or NULL */
-	int minor;          /* HTTP/1.<minor> */
+	/* absolute-form (RFC 9112 §3.2.2): the authority, pointing into
+	 * target (not NUL-terminated), and whether the scheme is https;
+	 * NULL/0 for origin-form */
+	const char *authority;
+	size_t authority_len;
+	bool https;
+	const char *path;  /* raw (not decoded), "/" when empty */
+	const char *query; /* raw, after '?', or NULL */
+	int minor;         /* HTTP/1.<minor> */
 	struct h1_header *headers;
 	size_t n_headers;
 	int64_t content_length; /* -1 when not given */
@@ -50,6 +56,16 @@ struct h1_request {
  * the head is bad, with *status (400, 414, 417, 431, 501, 505) and *err.
  */
 int h1_parse_request(const char *buf, size_t len, size_t max_head, size_t *scan,
+    struct h1_request *req, int *status, const char **err);
+/* What h1_parse_request_limits() refuses beyond the syntax. */
+struct h1_limits {
+	size_t max_head;    /* bytes of the head (431 above) */
+	size_t max_headers; /* header fields (431 above); 0 = any number */
+	bool crlf_only;     /* refuse a bare LF line ending (400): no real client sends one */
+};
+
+/* h1_parse_request() with those limits. */
+int h1_parse_request_limits(const char *buf, size_t len, const struct h1_limits *lim, size_t *scan,
     struct h1_request *req, int *status, const char **err);
 /* Free what h1_parse_request allocated. Safe to call twice. */
 void h1_request_dispose(struct h1_request *req);

@@ -3,6 +3,13 @@
  * and typed fields. Callers must never pass a token, secret, code or client
  * secret as a field value: log ids or hashes (log_token_id()) instead.
  *
+ * Before log_attach() a line is written at once (start-up, tools, tests).
+ * Once attached to the loop, the loop never waits on stderr: a line is
+ * written with a non-blocking write, what the fd does not take waits in a
+ * bounded queue written when the fd is writable, and a line that does not
+ * fit the queue is dropped and counted (log_dropped(); a "log lines
+ * dropped" line says how many once the queue has drained).
+ *
  *   log_info("listening", LOG_S("addr", addr), LOG_I("port", port));
  */
 #ifndef PROXY_LOG_H
@@ -10,6 +17,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct event_base;
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_FATAL };
 
@@ -40,6 +49,29 @@ void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 /* Tests: send lines to fd instead of stderr (-1 restores stderr). */
 void log_set_fd(int fd);
+
+/* Bytes of a line at most; a longer one is cut and stays valid JSON, with
+ * "truncated":true. */
+#define LOG_LINE_MAX 8192
+/* Default bound of the queue of lines waiting for stderr. */
+#define LOG_QUEUE_DEFAULT (1024 * 1024)
+
+/* Queue lines on the loop from now on (at most queue_max bytes waiting), and
+ * route libevent's own messages through this logger. Makes a non-blocking
+ * descriptor for the output (a new open of the same pipe or terminal, so
+ * the shared stderr of a parent keeps its flags; a socket is set
+ * non-blocking itself). Returns -1 when the loop cannot watch the output
+ * (a regular file, /dev/null): lines are then written at once, as a file
+ * never makes the loop wait for a reader. */
+int log_attach(struct event_base *base, size_t queue_max);
+/* Write what the queue holds, waiting at most timeout_ms for the output,
+ * then stop queueing (lines are written at once again). Safe to call
+ * twice, and without log_attach(). */
+void log_detach(int timeout_ms);
+/* Lines dropped because the queue was full, since start. */
+uint64_t log_dropped(void);
+/* Bytes waiting in the queue. */
+size_t log_queued(void);
 
 /* Write one line; the variadic list is struct log_field ending in LOG_END. */
 void log_emit(enum log_level level, const char *msg, ...);

@@ -39,10 +39,27 @@ struct req_pass_opts {
  * NULL. */
 typedef void (*req_pass_fn)(struct req *sr, const struct req_pass_opts *opts, void *arg);
 
+/*
+ * Called once a request's head is read, before its body, for a request that
+ * declares a body: answer it now (a 401 needs no body; the body is then
+ * never read and the connection closes after the reply) or return true to
+ * have the body read and the route's handler called. The request has no
+ * body yet (req_body() is empty).
+ */
+typedef bool (*req_head_fn)(struct req *sr, void *arg);
+
+/* What a route may say beyond its handler. */
+struct req_route_opts {
+	size_t max_body;  /* bytes of body read at most (413 above); 0 = the default */
+	req_head_fn head; /* NULL = none */
+	void *head_arg;
+};
+
 /* Mount fn on path (or, with prefix, every path below it); label is the
- * metrics label. Later routes do not override earlier ones. */
+ * metrics label. Later routes do not override earlier ones. opts may be
+ * NULL. */
 typedef void (*req_route_fn)(void *ctx, const char *path, bool prefix, const char *label,
-    req_handler_fn fn, void *arg);
+    req_handler_fn fn, void *arg, const struct req_route_opts *opts);
 struct req_router {
 	req_route_fn route;
 	void *ctx;
@@ -53,7 +70,15 @@ static inline void
 req_route(const struct req_router *r, const char *path, bool prefix, const char *label,
     req_handler_fn fn, void *arg)
 {
-	r->route(r->ctx, path, prefix, label, fn, arg);
+	r->route(r->ctx, path, prefix, label, fn, arg, NULL);
+}
+
+/* Mount a route with options through r. */
+static inline void
+req_route_opts(const struct req_router *r, const char *path, bool prefix, const char *label,
+    req_handler_fn fn, void *arg, const struct req_route_opts *opts)
+{
+	r->route(r->ctx, path, prefix, label, fn, arg, opts);
 }
 
 /* --- per request: the request (valid as long as a reference is held) --- */

@@ -31,6 +31,7 @@
 #include "proxy/server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -49,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -64,6 +66,10 @@
 #include "proxy/server_private.h"
 
 static void conn_process(struct conn *c);
+static void conn_linger(struct conn *c);
+static void server_conn_gone(struct listener *l);
+static void server_accept_pause(struct listener *l, const char *reason, int64_t backoff_ms);
+static void server_accept_episode_end(struct listener *l);
 
 /* Parse "host:port" / "[v6]:port" (port 0 = ephemeral) into a sockaddr;
  * host must be a literal address. -1 when malformed. */
@@ -144,6 +150,17 @@ server_new(struct event_base *base, const struct config *cfg)
 	srv->m_streams = metrics_gauge("mcp_proxy_open_streams",
 	    "Streaming replies (SSE) currently open to clients.", "");
 	metrics_set(srv->m_streams, 0);
+	srv->m_log_dropped = metrics_counter("mcp_proxy_log_dropped_total",
+	    "Log lines dropped because stderr did not take them and the log queue was full.", "");
+	metrics_set(srv->m_log_dropped, 0);
+	srv->m_accept_paused = metrics_counter("mcp_proxy_accept_paused_total",
+	    "Times a listener stopped accepting: at server.maxConnections, or out of file "
+	    "descriptors (EMFILE/ENFILE).",
+	    "listener,reason");
+	srv->m_accept_paused_now = metrics_gauge("mcp_proxy_accept_paused",
+	    "1 while a listener does not accept new connections.", "listener");
+	metrics_set(srv->m_accept_paused_now, 0, "mcp");
+	metrics_set(srv->m_accept_paused_now, 0, "diagnostics");
 	return srv;
 }
 
@@ -160,6 +177,8 @@ server_free(struct server *srv)
 	for (int i = 0; i < 2; i++) {
 		if (srv->listeners[i].lev != NULL)
 			evconnlistener_free(srv->listeners[i].lev);
+		if (srv->listeners[i].resume != NULL)
+			event_free(srv->listeners[i].resume);
 	}
 	if (srv->probe_bev != NULL)
 		bufferevent_free(srv->probe_bev);
@@ -171,6 +190,9 @@ server_free(struct server *srv)
 		evdns_base_free(srv->dns, 0);
 	for (size_t i = 0; i < srv->n_routes; i++)
 		free(srv->routes[i].path);
+	for (size_t i = 0; i < srv->n_authorities; i++)
+		free(srv->authorities[i]);
+	free(srv->authorities);
 	free(srv->routes);
 	free(srv->backend_host);
 	free(srv);
@@ -186,6 +208,13 @@ void
 server_route(struct server *srv, enum server_listener which, const char *path, bool prefix,
     const char *label, req_handler_fn fn, void *arg)
 {
+	server_route_opts(srv, which, path, prefix, label, fn, arg, NULL);
+}
+
+void
+server_route_opts(struct server *srv, enum server_listener which, const char *path, bool prefix,
+    const char *label, req_handler_fn fn, void *arg, const struct req_route_opts *opts)
+{
 	struct route *r;
 
 	srv->routes = xreallocarray(srv->routes, srv->n_routes + 1, sizeof *srv->routes);
@@ -197,16 +226,19 @@ server_route(struct server *srv, enum server_listener which, const char *path, b
 	r->label = label;
 	r->fn = fn;
 	r->arg = arg;
+	memset(&r->opts, 0, sizeof r->opts);
+	if (opts != NULL)
+		r->opts = *opts;
 }
 
 /* A req_router's route function: ctx is the listener routes go to. */
 static void
 server_router_route(void *ctx, const char *path, bool prefix, const char *label, req_handler_fn fn,
-    void *arg)
+    void *arg, const struct req_route_opts *opts)
 {
 	struct listener *l = ctx;
 
-	server_route(l->srv, l->which, path, prefix, label, fn, arg);
+	server_route_opts(l->srv, l->which, path, prefix, label, fn, arg, opts);
 }
 
 struct req_router
@@ -226,6 +258,30 @@ server_set_fallback(struct server *srv, const char *label, req_handler_fn fn, vo
 	srv->fallback.label = label;
 	srv->fallback.fn = fn;
 	srv->fallback.arg = arg;
+}
+
+void
+server_set_fallback_opts(struct server *srv, const struct req_route_opts *opts)
+{
+	memset(&srv->fallback.opts, 0, sizeof srv->fallback.opts);
+	if (opts != NULL)
+		srv->fallback.opts = *opts;
+}
+
+/* The most body bytes a request for route r on listener l may bring: the
+ * route's own limit, else server.maxBodySize for what is forwarded (the
+ * fallback) and server.maxEndpointBodySize for our own endpoints, whose
+ * requests are small (a 1 MiB registration is an attack, not a client). */
+static size_t
+server_max_body(const struct server *srv, const struct listener *l, const struct route *r)
+{
+	if (l->which == SERVER_DIAG)
+		return l->max_body;
+	if (r != NULL && r->opts.max_body > 0)
+		return r->opts.max_body < l->max_body ? r->opts.max_body : l->max_body;
+	if (r == &srv->fallback)
+		return l->max_body;
+	return (size_t)srv->cfg->server.max_endpoint_body_size;
 }
 
 static const struct route *
@@ -251,31 +307,134 @@ server_match(const struct server *srv, enum server_listener which, const char *p
 	return NULL;
 }
 
-/* The request is complete (head and body): hand it to its route. */
+/* The request is the server's now (in flight, with an id and its route's
+ * label): from its head when its route checks heads, else once complete. */
 static void
-server_dispatch(struct conn *c)
+server_dispatch_begin(struct conn *c)
 {
 	struct server *srv = c->srv;
 	struct req *sr = c->sr;
-	const struct route *r;
 
 	sr->dispatched = true;
 	sr->start_us = clock_mono_us();
-	sr->route = "none";
+	sr->route = sr->matched != NULL ? sr->matched->label : "not_found";
 	req_make_id(sr);
 	TAILQ_INSERT_TAIL(&srv->inflight, sr, entry);
 	srv->n_inflight++;
 	req_add_header(sr, "X-Request-Id", sr->id);
-	r = server_match(srv, sr->which, sr->rq.path);
+}
+
+/* The request is complete (head and body): hand it to its route. */
+static void
+server_dispatch(struct conn *c)
+{
+	struct req *sr = c->sr;
+	const struct route *r = sr->matched;
+
+	if (!sr->dispatched)
+		server_dispatch_begin(c);
 	req_ref(sr); /* the handler may finish the request synchronously */
-	if (r == NULL) {
-		sr->route = "not_found";
+	if (r == NULL)
 		req_reply_json(sr, 404, "{\"error\":\"not_found\"}");
-	} else {
-		sr->route = r->label;
+	else
 		r->fn(sr, r->arg);
+	req_unref(sr);
+}
+
+/*
+ * Run the route's head check on a request that declares a body. True when
+ * the body is to be read; false when the check answered (the connection
+ * then closes after the reply and lingers, never reading the body).
+ */
+static bool
+server_check_head(struct conn *c)
+{
+	struct req *sr = c->sr;
+	const struct route *r = sr->matched;
+	bool keepalive = c->keepalive, go;
+
+	server_dispatch_begin(c);
+	/* Said before the check runs: a reply it makes may be flushed (and the
+	 * connection completed) before it returns. */
+	c->keepalive = false;
+	c->body_unread = true;
+	req_ref(sr);
+	go = r->opts.head(sr, r->opts.head_arg);
+	if (go && !sr->replied && !sr->gone) {
+		c->keepalive = keepalive;
+		c->body_unread = false;
+	} else {
+		go = false;
 	}
 	req_unref(sr);
+	return go;
+}
+
+/* --- absolute-form targets --- */
+
+/* Remember host:port (host lower-cased; IPv6 in brackets) as ours. */
+static void
+server_add_authority(struct server *srv, const char *host, int port)
+{
+	bool v6 = strchr(host, ':') != NULL && host[0] != '[';
+	size_t n = strlen(host) + 16;
+	char *a = xmalloc(n);
+
+	snprintf(a, n, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+	for (char *p = a; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	srv->authorities = xreallocarray(srv->authorities, srv->n_authorities + 1,
+	    sizeof *srv->authorities);
+	srv->authorities[srv->n_authorities++] = a;
+}
+
+/* The authority of a configured URL, when it is one. */
+static void
+server_add_url_authority(struct server *srv, const char *url)
+{
+	struct evhttp_uri *u = url != NULL ? evhttp_uri_parse(url) : NULL;
+	const char *scheme, *host;
+	int port;
+
+	if (u == NULL)
+		return;
+	scheme = evhttp_uri_get_scheme(u);
+	host = evhttp_uri_get_host(u);
+	port = evhttp_uri_get_port(u);
+	if (port < 0)
+		port = scheme != NULL && strcasecmp(scheme, "https") == 0 ? 443 : 80;
+	if (host != NULL && *host != '\0')
+		server_add_authority(srv, host, port);
+	evhttp_uri_free(u);
+}
+
+/*
+ * Is the authority of an absolute-form target ours? RFC 9112 §3.2.2 makes
+ * it the request's host, in place of Host: a reverse proxy must not take a
+ * request meant for another server (as a forward proxy would) and let it
+ * pass as one for us. Compared as host:port, the scheme's port by default.
+ */
+static bool
+server_authority_ours(const struct server *srv, const struct h1_request *rq)
+{
+	char a[300];
+	size_t n = rq->authority_len;
+	const char *close = NULL;
+
+	if (n == 0 || n + 8 > sizeof a || memchr(rq->authority, '@', n) != NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		a[i] = (char)tolower((unsigned char)rq->authority[i]);
+	a[n] = '\0';
+	if (a[0] == '[')
+		close = strchr(a, ']');
+	if (strchr(close != NULL ? close : a, ':') == NULL)
+		snprintf(a + n, sizeof a - n, ":%d", rq->https ? 443 : 80);
+	for (size_t i = 0; i < srv->n_authorities; i++) {
+		if (strcmp(a, srv->authorities[i]) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* --- connections --- */
@@ -410,6 +569,7 @@ conn_close(struct conn *c)
 	evutil_closesocket(c->fd);
 	c->fd = -1;
 	LIST_REMOVE(c, entry);
+	server_conn_gone(c->l);
 	c->sr = NULL;
 	if (sr != NULL && !sr->dispatched) {
 		req_unref(sr);
@@ -496,7 +656,10 @@ conn_complete(struct conn *c)
 	if (sr != NULL)
 		req_finish(sr, sr->status);
 	if (!c->keepalive || srv->draining) {
-		conn_close(c);
+		if (c->body_unread)
+			conn_linger(c); /* the unread body must not turn our reply into a reset */
+		else
+			conn_close(c);
 		return;
 	}
 	conn_resume_read(c);
@@ -604,12 +767,23 @@ conn_error(struct conn *c, int status, const char *code, const char *desc)
 	/* No route was chosen: counted under route "refused", logged in place
 	 * of an access line (the request may not even have a method). */
 	snprintf(st, sizeof st, "%d", status);
-	metrics_add(c->srv->m_requests, 1, listener, "-", "refused", st);
-	log_info("request refused", LOG_S("listener", listener), LOG_I("status", status),
-	    LOG_S("error", desc), LOG_S("peer", c->peer));
-	if (c->sr != NULL) {
-		req_unref(c->sr);
+	if (c->sr != NULL && c->sr->dispatched) {
+		/* Refused while its body was read after a head check: the
+		 * request is in flight; it ends with this status, logged as an
+		 * access line of its route. */
+		struct req *sr = c->sr;
+
 		c->sr = NULL;
+		sr->status = status;
+		req_finish(sr, status);
+	} else {
+		metrics_add(c->srv->m_requests, 1, listener, "-", "refused", st);
+		log_info("request refused", LOG_S("listener", listener), LOG_I("status", status),
+		    LOG_S("error", desc), LOG_S("peer", c->peer));
+		if (c->sr != NULL) {
+			req_unref(c->sr);
+			c->sr = NULL;
+		}
 	}
 	n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"error_description\":\"%s\"}", code,
 	    desc);
@@ -629,6 +803,11 @@ conn_read_head(struct conn *c)
 {
 	struct server *srv = c->srv;
 	size_t len = evbuffer_get_length(c->in), max_head = srv->cfg->server.max_header_size;
+	/* Bare LF is refused from MCP clients (none sends it; it is how
+	 * request smuggling between lenient and strict parsers starts). */
+	struct h1_limits lim = { .max_head = max_head,
+		.max_headers = srv->cfg->server.max_header_count,
+		.crlf_only = c->l->which == SERVER_MCP };
 	size_t n = len < max_head + 80 ? len : max_head + 80;
 	struct req *sr;
 	struct h1_request rq;
@@ -643,7 +822,7 @@ conn_read_head(struct conn *c)
 		conn_timer_ms(c, srv->cfg->server.header_timeout_ms);
 	}
 	p = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)n);
-	rc = h1_parse_request(p, n, max_head, &c->scan, &rq, &status, &err);
+	rc = h1_parse_request_limits(p, n, &lim, &c->scan, &rq, &status, &err);
 	if (rc == 0)
 		return false;
 	if (rc < 0) {
@@ -663,6 +842,12 @@ conn_read_head(struct conn *c)
 		conn_error(c, 501, "not_implemented", "method not implemented");
 		return false;
 	}
+	if (rq.authority != NULL && !server_authority_ours(srv, &rq)) {
+		h1_request_dispose(&rq);
+		conn_error(c, 400, "bad_request",
+		    "an absolute-form request target must name this server");
+		return false;
+	}
 	sr = xcalloc(1, sizeof *sr);
 	sr->srv = srv;
 	sr->conn = c;
@@ -673,18 +858,30 @@ conn_read_head(struct conn *c)
 	memcpy(sr->peer, c->peer, sizeof sr->peer);
 	c->sr = sr;
 	c->keepalive = rq.keepalive;
+	c->body_unread = false;
+	sr->matched = server_match(srv, sr->which, sr->rq.path);
 	if (rq.chunked || rq.content_length > 0) {
-		if (rq.content_length > 0 && (uint64_t)rq.content_length > c->l->max_body) {
+		c->body_max = server_max_body(srv, c->l, sr->matched);
+		if (rq.content_length > 0 && (uint64_t)rq.content_length > c->body_max) {
 			char desc[96];
 
 			snprintf(desc, sizeof desc, "request body exceeds the limit of %zu bytes",
-			    c->l->max_body);
+			    c->body_max);
 			conn_error(c, 413, "request_too_large", desc);
 			return false;
 		}
 		c->state = CONN_BODY;
 		c->body_left = rq.content_length;
 		memset(&c->chunk, 0, sizeof c->chunk);
+		/* A route that can answer from the head (the guard's 401) does
+		 * so before the proxy waits for a byte of the body — unless the
+		 * whole body came with the head (one read of a small request):
+		 * then it is here already, and the answer can carry its
+		 * JSON-RPC id. */
+		if (sr->matched != NULL && sr->matched->opts.head != NULL &&
+		    (rq.chunked || (size_t)rq.content_length > evbuffer_get_length(c->in)) &&
+		    !server_check_head(c))
+			return false;
 		if (rq.expect_continue && evbuffer_get_length(c->in) == 0) {
 			evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			conn_write(c);
@@ -706,7 +903,7 @@ conn_read_body(struct conn *c)
 	int rc;
 
 	if (sr->rq.chunked) {
-		rc = h1_chunked_decode(&c->chunk, c->in, sr->body, c->l->max_body,
+		rc = h1_chunked_decode(&c->chunk, c->in, sr->body, c->body_max,
 		    c->srv->cfg->server.max_header_size, &err);
 		if (rc == 0)
 			return false;
@@ -714,7 +911,7 @@ conn_read_body(struct conn *c)
 			char desc[96];
 
 			snprintf(desc, sizeof desc, "request body exceeds the limit of %zu bytes",
-			    c->l->max_body);
+			    c->body_max);
 			conn_error(c, 413, "request_too_large", desc);
 			return false;
 		}
@@ -809,6 +1006,112 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg);
 }
 
+/* --- accepting: the connection cap and the descriptor limit --- */
+
+static const char *
+server_listener_name(const struct listener *l)
+{
+	return l->which == SERVER_MCP ? "mcp" : "diagnostics";
+}
+
+/* The episode of pauses is over (see struct listener). */
+static void
+server_accept_episode_end(struct listener *l)
+{
+	l->episode = SERVER_EP_NONE;
+}
+
+/* Accept again (after the back-off, or below the cap). After EMFILE the
+ * episode ends with the next accept that works; a failure pauses again,
+ * silently. */
+static void
+server_accept_resume(struct listener *l)
+{
+	if (!l->paused || l->lev == NULL)
+		return;
+	l->paused = false;
+	evconnlistener_enable(l->lev);
+	metrics_set(l->srv->m_accept_paused_now, 0, server_listener_name(l));
+}
+
+static void
+server_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	server_accept_resume(arg);
+}
+
+/*
+ * Stop accepting on l: at the cap until a connection closes (backoff_ms 0),
+ * or for backoff_ms after the kernel refused a descriptor. Connections
+ * already open are served as before; new clients wait in the listen
+ * backlog. One log line and one count per episode, however many accepts
+ * fail within it (a listener left enabled at EMFILE would spin the loop).
+ */
+static void
+server_accept_pause(struct listener *l, const char *reason, int64_t backoff_ms)
+{
+	struct server *srv = l->srv;
+
+	if (l->lev == NULL)
+		return;
+	if (!l->paused) {
+		evconnlistener_disable(l->lev);
+		l->paused = true;
+		metrics_set(srv->m_accept_paused_now, 1, server_listener_name(l));
+	}
+	if (l->episode == SERVER_EP_NONE) {
+		l->episode = backoff_ms > 0 ? SERVER_EP_FD : SERVER_EP_CAP;
+		metrics_add(srv->m_accept_paused, 1, server_listener_name(l), reason);
+		log_warn("not accepting connections for a while",
+		    LOG_S("listener", server_listener_name(l)), LOG_S("reason", reason),
+		    LOG_I("connections", l->n_conns), LOG_I("max_connections", l->max_conns));
+	}
+	if (backoff_ms > 0) {
+		struct timeval tv = { (time_t)(backoff_ms / 1000),
+			(suseconds_t)((backoff_ms % 1000) * 1000) };
+
+		if (l->resume == NULL)
+			l->resume = xevtimer_new(srv->base, server_on_resume, l);
+		evtimer_add(l->resume, &tv);
+	}
+}
+
+/* A connection of l closed: below the cap, accept again (a descriptor is
+ * free now, whatever the pause was for). */
+static void
+server_conn_gone(struct listener *l)
+{
+	size_t low = l->max_conns - (l->max_conns / 10 > 1 ? l->max_conns / 10 : 1);
+
+	l->n_conns--;
+	if (l->paused && l->n_conns < l->max_conns)
+		server_accept_resume(l);
+	if (l->episode == SERVER_EP_CAP && l->n_conns <= low)
+		server_accept_episode_end(l);
+}
+
+/* evconnlistener's error callback: accept(2) failed for another reason
+ * than "nothing to accept". */
+static void
+server_on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		server_accept_pause(l,
+		    err == ENFILE       ? "system_fd_limit"
+			: err == EMFILE ? "fd_limit"
+					: "no_memory",
+		    SERVER_ACCEPT_BACKOFF_MS);
+		return;
+	}
+	/* Anything else (a connection reset before we took it…) concerns
+	 * that one connection only. */
+	log_debug("accept failed", LOG_S("listener", server_listener_name(l)),
+	    LOG_S("error", strerror(err)));
+}
+
 static void
 server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -822,6 +1125,9 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 		evutil_closesocket(fd);
 		return;
 	}
+	/* An accept worked: an episode of running out of descriptors is over. */
+	if (l->episode == SERVER_EP_FD)
+		server_accept_episode_end(l);
 	c = xcalloc(1, sizeof *c);
 	c->srv = srv;
 	c->l = l;
@@ -846,6 +1152,8 @@ server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr
 	c->reading = true;
 	c->state = CONN_IDLE;
 	conn_timer_ms(c, srv->cfg->server.header_timeout_ms);
+	if (++l->n_conns >= l->max_conns)
+		server_accept_pause(l, "max_connections", 0);
 }
 
 /* --- listeners --- */
@@ -880,6 +1188,8 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	/* backlog 0: the socket listens already. */
 	l->lev = evconnlistener_new(srv->base, server_on_accept, l,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l->lev != NULL)
+		evconnlistener_set_error_cb(l->lev, server_on_accept_error);
 	if (l->lev == NULL) {
 		snprintf(err, errlen, "cannot accept on %s", spec);
 		evutil_closesocket(fd);
@@ -902,13 +1212,66 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 		l->port = ntohs(s4->sin_port);
 		snprintf(addr, sizeof addr, "%s:%d", ip, l->port);
 	}
+	{
+		char ip[INET6_ADDRSTRLEN];
+
+		if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip,
+			    sizeof ip);
+		else
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+		server_add_authority(srv, ip, l->port);
+	}
 	log_info("listening", LOG_S("listener", name), LOG_S("addr", addr), LOG_I("port", l->port));
 	return 0;
+}
+
+/*
+ * Raise the descriptor limit to its hard limit and fit the listeners'
+ * connection caps under it: the diagnostics listener and the fetcher keep
+ * SERVER_FD_RESERVE; each MCP connection may hold a backend connection
+ * too. So the MCP listener reaches its cap, and pauses, before the process
+ * runs out of descriptors, and /health still answers.
+ */
+static void
+server_fd_budget(struct server *srv)
+{
+	struct rlimit rl;
+	uint64_t fds = 1024, cap = srv->cfg->server.max_connections, fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+
+			if (want > rl.rlim_cur) {
+				struct rlimit up = { want, rl.rlim_max };
+
+				if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+					rl.rlim_cur = want;
+			}
+		}
+		fds = rl.rlim_cur == RLIM_INFINITY ? 1048576 : (uint64_t)rl.rlim_cur;
+	}
+	fit = fds > SERVER_FD_RESERVE + 2 ? (fds - SERVER_FD_RESERVE) / 2 : 1;
+	if (cap > fit) {
+		log_warn("server.maxConnections lowered to fit the file descriptor limit",
+		    LOG_I("configured", cap), LOG_I("max_connections", fit),
+		    LOG_I("fd_limit", fds));
+		cap = fit;
+	}
+	srv->listeners[SERVER_MCP].max_conns = (size_t)cap;
+	srv->listeners[SERVER_DIAG].max_conns = SERVER_DIAG_MAX_CONNS;
+	log_info("connection limits", LOG_I("fd_limit", fds), LOG_I("max_connections", cap),
+	    LOG_I("diagnostics_max_connections", SERVER_DIAG_MAX_CONNS));
 }
 
 int
 server_listen(struct server *srv, char *err, size_t errlen)
 {
+	server_fd_budget(srv);
+	server_add_url_authority(srv, srv->cfg->server.resource_url);
+	server_add_url_authority(srv, srv->cfg->eas.issuer);
+	server_add_url_authority(srv, srv->cfg->eas.authorization_endpoint_base_url);
 	if (server_bind(srv, SERVER_MCP, srv->cfg->server.listen, err, errlen) != 0)
 		return -1;
 	if (server_bind(srv, SERVER_DIAG, srv->cfg->server.diagnostics_listen, err, errlen) != 0)

@@ -59,11 +59,20 @@ int server_port(const struct server *srv, enum server_listener which);
  * route is the metrics label. Later routes do not override earlier ones. */
 void server_route(struct server *srv, enum server_listener which, const char *path, bool prefix,
     const char *route, req_handler_fn fn, void *arg);
+/* server_route() with options (NULL = none): a body limit of its own and a
+ * check run on the head before the body is read. Routes without a limit of
+ * their own read at most server.maxEndpointBodySize; the fallback reads up
+ * to server.maxBodySize. */
+void server_route_opts(struct server *srv, enum server_listener which, const char *path,
+    bool prefix, const char *route, req_handler_fn fn, void *arg,
+    const struct req_route_opts *opts);
 /* A router that mounts routes on one listener, for the rooms that may not
  * see the server (the AS, the guard's RFC 9728 document). */
 struct req_router server_router(struct server *srv, enum server_listener which);
 /* The handler for MCP-listener paths no route claims (the guard/forward). */
 void server_set_fallback(struct server *srv, const char *route, req_handler_fn fn, void *arg);
+/* Options of the fallback (see server_route_opts()). */
+void server_set_fallback_opts(struct server *srv, const struct req_route_opts *opts);
 
 /* Stop accepting, let in-flight requests finish (streams are told through
  * their abort callback when the drain deadline passes), then call done. */

@@ -24,6 +24,11 @@
 #define SERVER_OUT_LOW_WATER (64 * 1024)      /* "drained" for backpressure below */
 #define SERVER_LINGER_MS 2000                 /* read and discard after an error reply */
 #define SERVER_JSONRPC_SCAN_MAX (1024 * 1024) /* parse bodies up to this for an error id */
+#define SERVER_DIAG_MAX_CONNS 32              /* diagnostics connections at most */
+/* Descriptors kept out of the MCP listener's budget: the diagnostics
+ * listener's connections, outbound fetches and DNS, the log, the loop. */
+#define SERVER_FD_RESERVE 128
+#define SERVER_ACCEPT_BACKOFF_MS 250 /* wait after EMFILE/ENFILE before accepting again */
 
 struct route {
 	enum server_listener which;
@@ -33,6 +38,7 @@ struct route {
 	const char *label;
 	req_handler_fn fn;
 	void *arg;
+	struct req_route_opts opts;
 };
 
 struct listener {
@@ -41,6 +47,15 @@ struct listener {
 	struct evconnlistener *lev;
 	size_t max_body;
 	int port;
+	size_t n_conns;   /* open connections accepted here */
+	size_t max_conns; /* accepting pauses at this many */
+	bool paused;      /* the listener is disabled */
+	/* A pause was logged and counted and is not over: a cap episode ends
+	 * when the connections fall to 90 % of the cap (so a full listener
+	 * with churn logs once, not per connection), a descriptor episode
+	 * with the next accept that works. */
+	enum { SERVER_EP_NONE, SERVER_EP_CAP, SERVER_EP_FD } episode;
+	struct event *resume; /* the back-off after EMFILE/ENFILE */
 };
 
 enum conn_state {
@@ -75,6 +90,8 @@ struct conn {
 	bool in_process;
 	size_t scan;       /* head search position */
 	int64_t body_left; /* Content-Length body still to read */
+	size_t body_max;   /* the route's body limit for the request being read */
+	bool body_unread;  /* answered from its head: the body will never be read */
 	struct h1_chunked chunk;
 	struct req *sr; /* the request being read or answered */
 	char peer[INET6_ADDRSTRLEN];
@@ -108,6 +125,7 @@ struct req {
 	req_drained_fn drained_fn;
 	void *drained_arg;
 	struct h1_request rq;
+	const struct route *matched; /* its route (NULL: 404), chosen from the head */
 	struct evbuffer *body;
 	char *rh; /* response header lines, "Name: value\r\n" */
 	size_t rh_len;
@@ -144,6 +162,11 @@ struct server {
 	char backend_error[128];
 	int64_t backend_checked_at;
 
+	/* "host:port" (lower case, port always given) that absolute-form
+	 * request targets may name: ours by configuration or by binding */
+	char **authorities;
+	size_t n_authorities;
+
 	char id_prefix[9];
 	uint64_t id_counter;
 	time_t date_at;
@@ -152,6 +175,9 @@ struct server {
 	struct metric *m_requests;
 	struct metric *m_latency;
 	struct metric *m_streams;
+	struct metric *m_log_dropped;
+	struct metric *m_accept_paused;
+	struct metric *m_accept_paused_now;
 };
 
 /* server.c */

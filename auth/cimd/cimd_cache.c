@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "auth/client/client.h"
+#include "common/hash.h"
 #include "common/xalloc.h"
 
 struct cimd_cache {
@@ -21,17 +22,11 @@ struct cimd_cache {
 	size_t nbuckets; /* power of two */
 };
 
-/* FNV-1a, 64 bits. */
+/* The keyed hash (common/hash.h): client_id URLs are the client's choice. */
 static uint64_t
 cimd_cache_hash(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return hash_str(s);
 }
 
 /* A copy of a header value when it is short and printable ASCII, else NULL. */

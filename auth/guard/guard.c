@@ -790,6 +790,42 @@ guard_handler(struct req *sr, void *arg)
 	guard_pass(g, sr, claims);
 }
 
+bool
+guard_head(struct req *sr, void *arg)
+{
+	struct guard *g = arg;
+	const struct tokencache_claims *claims;
+	const char *token, *reason;
+	enum guard_verdict v;
+	char desc[160];
+	size_t len;
+
+	if (req_gone(sr))
+		return false;
+	switch (guard_request_token(sr, &token, &len)) {
+	case GUARD_AUTH_OK:
+		break;
+	default:
+		/* The handler's answer, without the body it would not read. */
+		guard_handler(sr, g);
+		return false;
+	}
+	if (!g->embedded) {
+		/* The IdP's verdict may need the network: after the body. */
+		if (guard_token68(token, len))
+			return true;
+		guard_handler(sr, g);
+		return false;
+	}
+	v = guard_check_embedded_reason(g, token, len, &claims, desc, sizeof desc, &reason);
+	if (v == GUARD_ALLOW)
+		return true;
+	if (v == GUARD_INVALID_TOKEN)
+		guard_log_reject(sr, token, len, reason, NULL);
+	guard_deny(g, sr, v, reason, desc);
+	return false;
+}
+
 /* --- lifecycle --- */
 
 struct guard *

@@ -146,6 +146,15 @@ void guard_free(struct guard *g);
 
 /* The fallback route handler: check, then forward or answer 401/403. */
 void guard_handler(struct req *sr, void *guard);
+/*
+ * The fallback's head check (req_head_fn), run before a declared body is
+ * read: a request without a token, with a malformed one or (embedded mode)
+ * with one that does not verify or allow gets its 401/403 now, so nobody
+ * without a valid token makes the proxy read and hold a body. True when the
+ * body may be read; guard_handler() then decides again (a cache hit). In
+ * oidc mode a token whose check needs the network waits for the body.
+ */
+bool guard_head(struct req *sr, void *guard);
 
 /* Tests: the verified-token cache. */
 struct tokencache *guard_tokencache(struct guard *g);

@@ -5,9 +5,9 @@
  * monotonic clock. A full table never evicts: every entry guards a login,
  * a token or a revocation, so the put that would overflow it is refused
  * (after the expired entries are swept, at most once a second per table)
- * and the caller answers 503. Single-threaded (the loop). The
- * hash is seeded from the CSPRNG so that client-chosen keys (client_ids)
- * cannot be aimed at one bucket.
+ * and the caller answers 503. Single-threaded (the loop). The hash is keyed
+ * (common/hash.h: SipHash under a per-process random key) so that
+ * client-chosen keys (client_ids) cannot be aimed at one bucket.
  */
 #include "auth/store/store.h"
 
@@ -16,7 +16,7 @@
 #include <sys/queue.h>
 
 #include "auth/client/client.h"
-#include "common/random.h"
+#include "common/hash.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "config/config.h"
@@ -63,7 +63,6 @@ struct mem_family {
 };
 
 struct store {
-	uint64_t seed;
 	struct mem_table pending;
 	struct mem_table codes;
 	struct mem_table refresh;
@@ -74,28 +73,12 @@ struct store {
 	struct mem_table clients;
 };
 
-/* The seeded key hash, eight bytes per multiply (byte-wise FNV-1a was a
- * tenth of the bearer guard's cost: two lookups per proxied request), with
- * MurmurHash3's 64-bit finaliser at the end. */
+/* The keyed hash (common/hash.h), the CIMD cache's too: client ids and
+ * the hashes of client-sent tokens are keys a client chooses. */
 static uint64_t
 mem_hash(const struct store *st, const char *key)
 {
-	size_t n = strlen(key), i = 0;
-	uint64_t h = st->seed ^ (n * 0x9e3779b97f4a7c15ULL), w;
-
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, key + i, 8);
-		h = (h ^ w) * 0xa0761d6478bd642fULL;
-		h ^= h >> 29;
-	}
-	w = 0;
-	memcpy(&w, key + i, n - i);
-	h = (h ^ w) * 0xe7037ed1a0b428dbULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 33);
+	return hash_str(key);
 }
 
 static void
@@ -381,7 +364,6 @@ store_new(const struct config *cfg)
 	struct store *st = xcalloc(1, sizeof *st);
 
 	(void)cfg;
-	random_bytes(&st->seed, sizeof st->seed);
 	mem_table_init(&st->pending, "pending", STORE_MAX_PENDING, mem_free_pending);
 	mem_table_init(&st->codes, "codes", STORE_MAX_CODES, mem_free_code_once);
 	mem_table_init(&st->refresh, "refresh", STORE_MAX_REFRESH, mem_free_refresh_once);

@@ -162,6 +162,8 @@ function sanitizerFindings(text) {
  *     to "127.0.0.1:<port>" and server.diagnosticsListen to "127.0.0.1:0".
  *   secrets: {secretName: {key: value}} written under a temp MCP_PROXY_SECRETS_DIR (always set).
  *   env: extra environment for the binary. args: extra argv after --config <file>.
+ *   wrap: a command line to run the binary under (e.g. ['prlimit', '--nofile=256', '--']);
+ *     proc is then that command, which must exec the binary (prlimit does).
  *   port: use this MCP port (e.g. from getFreePort(), when a peer such as the IdP must know the
  *     proxy's callback URL before the proxy starts); no EADDRINUSE retry then.
  *   waitFor: listeners to wait for (default ["mcp","diagnostics"]; omitted ones whose
@@ -188,7 +190,7 @@ export async function startProxy(config, opts = {}) {
   throw lastErr;
 }
 
-async function startProxyOnce(configIn, { env = {}, secrets, args = [], t, waitFor: wanted, timeoutMs = 10000, secretsDir, port: fixedPort } = {}) {
+async function startProxyOnce(configIn, { env = {}, secrets, args = [], t, waitFor: wanted, timeoutMs = 10000, secretsDir, port: fixedPort, wrap = [] } = {}) {
   const port = fixedPort || await getFreePort();
   const origin = `http://127.0.0.1:${port}`;
   let config = typeof configIn === 'function' ? configIn({ port, origin }) : structuredClone(configIn ?? {});
@@ -201,7 +203,8 @@ async function startProxyOnce(configIn, { env = {}, secrets, args = [], t, waitF
   fs.mkdirSync(sdir, { recursive: true });
 
   const want = wanted || ['mcp', 'diagnostics'].filter((l) => !(l === 'diagnostics' && config.server.diagnosticsListen === ''));
-  const proc = spawn(PROXY_BIN, ['--config', configFile, ...args], {
+  const argv = [...wrap, PROXY_BIN, '--config', configFile, ...args];
+  const proc = spawn(argv[0], argv.slice(1), {
     cwd: SOURCE_DIR,
     env: { ...process.env, MCP_PROXY_SECRETS_DIR: sdir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -411,6 +411,102 @@ test_reason(void)
 	CU_ASSERT_STRING_EQUAL(h1_reason(599), "Server Error");
 }
 
+/* Parse with the MCP listener's limits: rc as h1_parse_request_limits. */
+static int
+parse_strict(const char *text, size_t max_headers, struct h1_request *rq, int *status,
+    const char **err)
+{
+	struct h1_limits lim = { .max_head = MAX_HEAD, .max_headers = max_headers, .crlf_only = true };
+	size_t scan = 0;
+
+	return h1_parse_request_limits(text, strlen(text), &lim, &scan, rq, status, err);
+}
+
+static void
+test_header_count_limit(void)
+{
+	char *text = malloc(200 * 16 + 64);
+	struct h1_request rq;
+	const char *err;
+	size_t len;
+	int status;
+
+	/* 100 fields pass, 101 get 431 (each well under the byte limit). */
+	for (int n = 100; n <= 101; n++) {
+		len = (size_t)sprintf(text, "GET / HTTP/1.1\r\nHost: a\r\n");
+		for (int i = 1; i < n; i++)
+			len += (size_t)sprintf(text + len, "X-H%03d: v\r\n", i);
+		len += (size_t)sprintf(text + len, "\r\n");
+		if (n == 100) {
+			CU_ASSERT_EQUAL(parse_strict(text, 100, &rq, &status, &err), (int)len);
+			CU_ASSERT_EQUAL(rq.n_headers, 100);
+			h1_request_dispose(&rq);
+		} else {
+			CU_ASSERT_EQUAL(parse_strict(text, 100, &rq, &status, &err), -1);
+			CU_ASSERT_EQUAL(status, 431);
+			CU_ASSERT_STRING_EQUAL(err, "too many header fields");
+		}
+	}
+	/* No count limit: the lenient entry point takes them all. */
+	CU_ASSERT_EQUAL(parse(text, &rq, &status), (int)len);
+	CU_ASSERT_EQUAL(rq.n_headers, 101);
+	h1_request_dispose(&rq);
+	free(text);
+}
+
+static void
+test_bare_lf(void)
+{
+	static const char *const bad[] = {
+		"GET / HTTP/1.1\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\n\n",
+		"GET / HTTP/1.1\r\nHost: a\n\n",
+		"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	};
+	struct h1_request rq;
+	const char *err;
+	int status;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CU_ASSERT_EQUAL(parse_strict(bad[i], 0, &rq, &status, &err), -1);
+		CU_ASSERT_EQUAL(status, 400);
+		CU_ASSERT_STRING_EQUAL(err, "a line of the request head ends in a bare LF, not CRLF");
+		/* RFC 9112 §2.2 lets a lenient parser take them (the diagnostics
+		 * listener does). */
+		CU_ASSERT(parse(bad[i], &rq, &status) > 0);
+		h1_request_dispose(&rq);
+	}
+	CU_ASSERT(parse_strict("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, &rq, &status, &err) >
+	    0);
+	h1_request_dispose(&rq);
+}
+
+static void
+test_absolute_form_authority(void)
+{
+	struct h1_request rq;
+	const char *err;
+	int status;
+
+	CU_ASSERT_FATAL(parse_strict("GET https://Mcp.Example:8443/mcp?x HTTP/1.1\r\nHost: h\r\n\r\n",
+			    0, &rq, &status, &err) > 0);
+	CU_ASSERT_EQUAL(rq.authority_len, 16);
+	CU_ASSERT_NSTRING_EQUAL(rq.authority, "Mcp.Example:8443", 16);
+	CU_ASSERT(rq.https);
+	CU_ASSERT_STRING_EQUAL(rq.path, "/mcp");
+	h1_request_dispose(&rq);
+	CU_ASSERT_FATAL(parse_strict("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", 0, &rq, &status,
+			    &err) > 0);
+	CU_ASSERT_EQUAL(rq.authority_len, 1);
+	CU_ASSERT(!rq.https);
+	h1_request_dispose(&rq);
+	CU_ASSERT_FATAL(parse_strict("GET /p HTTP/1.1\r\nHost: h\r\n\r\n", 0, &rq, &status, &err) >
+	    0);
+	CU_ASSERT_PTR_NULL(rq.authority);
+	h1_request_dispose(&rq);
+}
+
 int
 main(void)
 {
@@ -423,6 +519,9 @@ main(void)
 		{ "incremental input and pipelining", test_incremental_and_pipelined },
 		{ "chunked bodies", test_chunked },
 		{ "reason phrases", test_reason },
+		{ "header count limit (431)", test_header_count_limit },
+		{ "bare LF refused when strict", test_bare_lf },
+		{ "absolute-form authority", test_absolute_form_authority },
 		{ NULL, NULL },
 	};
 
