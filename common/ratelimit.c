@@ -1,7 +1,7 @@
 /*
- * Keyed token buckets (see ratelimit.h): a chained hash table, seeded from
- * the CSPRNG so that chosen keys cannot be aimed at one bucket, with an
- * LRU list for replacement when full.
+ * Keyed token buckets (see ratelimit.h): a chained hash table under the
+ * keyed hash (common/hash.h) so that chosen keys cannot be aimed at one
+ * bucket, with an LRU list for replacement when full.
  */
 #include "common/ratelimit.h"
 
@@ -12,7 +12,7 @@
 #include <sys/queue.h>
 
 #include "common/clock.h"
-#include "common/random.h"
+#include "common/hash.h"
 #include "common/xalloc.h"
 
 struct rl_bucket {
@@ -28,24 +28,11 @@ struct ratelimit {
 	double per_second;
 	double burst;
 	size_t max_keys;
-	uint64_t seed;
 	struct rl_bucket **buckets;
 	size_t nbuckets; /* a power of two, >= max_keys */
 	size_t n;
 	TAILQ_HEAD(rl_bucket_lru, rl_bucket) lru; /* most recently used first */
 };
-
-static uint64_t
-rl_hash(const struct ratelimit *rl, const char *key)
-{
-	uint64_t h = rl->seed ^ 0xcbf29ce484222325ULL;
-
-	for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-		h = (h ^ *p) * 0x100000001b3ULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	return h ^ (h >> 33);
-}
 
 struct ratelimit *
 ratelimit_new(double per_second, double burst, size_t max_keys)
@@ -55,7 +42,6 @@ ratelimit_new(double per_second, double burst, size_t max_keys)
 	rl->per_second = per_second;
 	rl->burst = burst < 1 ? 1 : burst;
 	rl->max_keys = max_keys < 1 ? 1 : max_keys;
-	random_bytes(&rl->seed, sizeof rl->seed);
 	for (rl->nbuckets = 16; rl->nbuckets < rl->max_keys;)
 		rl->nbuckets *= 2;
 	rl->buckets = xcalloc(rl->nbuckets, sizeof *rl->buckets);
@@ -100,7 +86,7 @@ ratelimit_keys(const struct ratelimit *rl)
 static struct rl_bucket *
 rl_bucket(struct ratelimit *rl, const char *key, int64_t now)
 {
-	uint64_t h = rl_hash(rl, key);
+	uint64_t h = hash_str(key);
 	struct rl_bucket *b;
 
 	for (b = rl->buckets[h & (rl->nbuckets - 1)]; b != NULL; b = b->next) {
