@@ -107,6 +107,8 @@ struct req {
 	void *abort_arg;
 	req_drained_fn drained_fn;
 	void *drained_arg;
+	req_watch_fn watch_fn;
+	void *watch_arg;
 	struct h1_request rq;
 	struct evbuffer *body;
 	char *rh; /* response header lines, "Name: value\r\n" */
