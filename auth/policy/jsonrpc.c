@@ -115,7 +115,7 @@ jsonrpc_parse(const char *buf, size_t len, const struct jsonrpc_limits *lim,
 	struct json_tokener *tok;
 	enum json_tokener_error te;
 	const char *why;
-	size_t n;
+	size_t n, end;
 
 	memset(out, 0, sizeof *out);
 	if (len > lim->max_size) {
@@ -133,10 +133,17 @@ jsonrpc_parse(const char *buf, size_t len, const struct jsonrpc_limits *lim,
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	out->root = json_tokener_parse_ex(tok, buf, (int)len);
 	te = json_tokener_get_error(tok);
-	/* A complete value must end the input (STRICT refuses trailing bytes;
-	 * json_tokener_continue means the body stopped inside a value). */
-	if (out->root == NULL || te != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
+	end = json_tokener_get_parse_end(tok);
+	/* A bare number may still be going on: a NUL byte says the input ended
+	 * (an object or array cut short stays json_tokener_continue). */
+	if (out->root == NULL && te == json_tokener_continue) {
+		out->root = json_tokener_parse_ex(tok, "", 1);
+		if (out->root != NULL)
+			te = json_tokener_get_error(tok);
+		end = len;
+	}
+	/* A complete value must end the input (STRICT refuses trailing bytes). */
+	if (out->root == NULL || te != json_tokener_success || end != len) {
 		snprintf(err, errlen, "the body is not valid JSON: %s",
 		    te == json_tokener_error_depth    ? "nested too deeply"
 			: te == json_tokener_continue ? "it ends early"
