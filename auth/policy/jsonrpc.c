@@ -3,7 +3,8 @@
  * bounded before it is looked at: the size first, the depth while parsing
  * (json-c's tokener depth), the batch length, and the method and name
  * lengths. Strings with NUL bytes are refused: a name "echo\u0000x" would
- * read "echo" to a C string compare and "echo\0x" to the backend.
+ * read "echo" to a C string compare and "echo\0x" to the backend; so are
+ * duplicate keys, for the same reason.
  */
 #include "auth/policy/jsonrpc.h"
 
@@ -108,6 +109,57 @@ jsonrpc_message(json_object *o, struct jsonrpc_msg *m)
 	return NULL;
 }
 
+/* Keys in the raw text: strings followed by ':' (the text is valid JSON
+ * by now, so only string boundaries matter). */
+static size_t
+jsonrpc_raw_keys(const char *s, size_t len)
+{
+	size_t keys = 0, i = 0;
+
+	while (i < len) {
+		if (s[i] != '"') {
+			i++;
+			continue;
+		}
+		for (i++; i < len && s[i] != '"'; i++) {
+			if (s[i] == '\\')
+				i++;
+		}
+		for (i++; i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r');
+		     i++)
+			;
+		if (i < len && s[i] == ':')
+			keys++;
+	}
+	return keys;
+}
+
+/* Keys in the parsed tree (json-c keeps one per name); depth is bounded
+ * by the tokener. */
+static size_t
+jsonrpc_tree_keys(json_object *o)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			n += 1 + (v != NULL ? jsonrpc_tree_keys(v) : 0);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		size_t len = json_object_array_length(o);
+
+		for (size_t i = 0; i < len; i++) {
+			json_object *e = json_object_array_get_idx(o, i);
+
+			if (e != NULL)
+				n += jsonrpc_tree_keys(e);
+		}
+	}
+	return n;
+}
+
 enum jsonrpc_err
 jsonrpc_parse(const char *buf, size_t len, const struct jsonrpc_limits *lim,
     struct jsonrpc_body *out, char *err, size_t errlen)
@@ -154,6 +206,12 @@ jsonrpc_parse(const char *buf, size_t len, const struct jsonrpc_limits *lim,
 		return JSONRPC_PARSE;
 	}
 	json_tokener_free(tok);
+	/* A duplicate key reads one way to us (json-c keeps the last) and maybe
+	 * another to the backend (first wins in some parsers): refuse it. */
+	if (jsonrpc_raw_keys(buf, len) != jsonrpc_tree_keys(out->root)) {
+		snprintf(err, errlen, "a JSON object has the same key twice");
+		return JSONRPC_INVALID;
+	}
 	if (json_object_is_type(out->root, json_type_array)) {
 		out->batch = true;
 		n = json_object_array_length(out->root);

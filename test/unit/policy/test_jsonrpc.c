@@ -46,6 +46,13 @@ test_single(void)
 	CU_ASSERT_STRING_EQUAL(b.msgs[0].name, "file:///a");
 	jsonrpc_body_dispose(&b);
 
+	/* keys and colons inside strings are no keys */
+	CU_ASSERT_EQUAL_FATAL(parse("{\"jsonrpc\":\"2.0\",\"id\":\"a\\\":\",\"method\":\"x\","
+				    "\"params\":{\"k\" : \"\\\\\", \"v\":[\"s\",{\"k\":1}]}}",
+				  &b, err, sizeof err),
+	    JSONRPC_OK);
+	jsonrpc_body_dispose(&b);
+
 	CU_ASSERT_EQUAL_FATAL(parse("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
 				  &b, err, sizeof err),
 	    JSONRPC_OK);
@@ -146,6 +153,11 @@ test_bad(void)
 		    JSONRPC_INVALID,
 		    "params.name must be a string of at most 2048 bytes without NUL" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\\u0000b\"}", JSONRPC_INVALID, NULL },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		  "\"echo\",\"n\\u0061me\":\"get-env\"}}",
+		    JSONRPC_INVALID, "a JSON object has the same key twice" },
+		{ "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"method\":\"b\"}]", JSONRPC_INVALID,
+		    "a JSON object has the same key twice" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{}}",
 		    JSONRPC_INVALID, "params.uri must be a string of at most 2048 bytes without NUL" },
 	};
