@@ -322,6 +322,13 @@ req_set_watch(struct req *sr, req_watch_fn fn, void *arg)
 }
 
 void
+req_set_filter(struct req *sr, req_filter_fn fn, void *arg)
+{
+	sr->filter_fn = fn;
+	sr->filter_arg = arg;
+}
+
+void
 req_add_bytes(struct req *sr, size_t n)
 {
 	sr->bytes += n;
@@ -505,8 +512,33 @@ req_reply_start(struct req *sr, int status, int64_t content_length)
 {
 	if (sr->gone || sr->replied)
 		return;
+	if (sr->filter_fn != NULL)
+		content_length = -1; /* the rewritten length is not known yet */
 	req_reply_head(sr, status, content_length);
 	conn_flush_soon(sr->conn);
+}
+
+/* Run the filter over in (NULL at the end) and send what it gives;
+ * false when it refused and the connection was closed. */
+static bool
+req_reply_filtered(struct req *sr, struct evbuffer *in)
+{
+	struct evbuffer *out = xevbuffer_new();
+	req_filter_fn fn = sr->filter_fn;
+	int rc;
+
+	sr->filter_fn = NULL; /* req_reply_chunk below sends as is */
+	rc = fn(sr, in, out, sr->filter_arg);
+	if (in != NULL)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	if (rc == 0) {
+		req_reply_chunk(sr, out);
+		sr->filter_fn = fn;
+	} else {
+		req_abort_connection(sr);
+	}
+	evbuffer_free(out);
+	return rc == 0;
 }
 
 void
@@ -518,6 +550,10 @@ req_reply_chunk(struct req *sr, struct evbuffer *buf)
 
 	if (sr->gone || !sr->replied || n == 0 || sr->body_mode == RB_NONE) {
 		evbuffer_drain(buf, n);
+		return;
+	}
+	if (sr->filter_fn != NULL) {
+		req_reply_filtered(sr, buf);
 		return;
 	}
 	sr->bytes += n;
@@ -538,6 +574,8 @@ void
 req_reply_end(struct req *sr)
 {
 	if (sr->gone || !sr->replied || sr->conn->state != CONN_ACTIVE)
+		return;
+	if (sr->filter_fn != NULL && sr->body_mode != RB_NONE && !req_reply_filtered(sr, NULL))
 		return;
 	if (sr->body_mode == RB_CHUNKED)
 		evbuffer_add(sr->conn->out, "0\r\n\r\n", 5);

@@ -102,6 +102,15 @@ void req_set_stream(struct req *sr, bool stream);
  * without a reply), after which arg may be freed. One watcher; NULL stops. */
 typedef void (*req_watch_fn)(struct req *sr, int status, const void *data, size_t len, void *arg);
 void req_set_watch(struct req *sr, req_watch_fn fn, void *arg);
+/* Rewrite a streamed reply's body (MCP list filtering): fn takes every
+ * byte of in and adds what is to be sent to out; at the end (in NULL) it
+ * adds the rest. -1: the body cannot be rewritten; the connection is then
+ * closed without ending the reply, so nothing unfiltered goes out. A
+ * filtered reply is sent chunked. Set before the reply starts; its arg
+ * must live until the watcher's end (free it there). Whole replies
+ * (req_reply) are not filtered. */
+typedef int (*req_filter_fn)(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg);
+void req_set_filter(struct req *sr, req_filter_fn fn, void *arg);
 
 /* Complete replies. They do nothing when the client is gone. A reply
  * without a Content-Type gets application/json. */

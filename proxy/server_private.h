@@ -109,6 +109,8 @@ struct req {
 	void *drained_arg;
 	req_watch_fn watch_fn;
 	void *watch_arg;
+	req_filter_fn filter_fn;
+	void *filter_arg;
 	struct h1_request rq;
 	struct evbuffer *body;
 	char *rh; /* response header lines, "Name: value\r\n" */

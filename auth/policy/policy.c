@@ -31,7 +31,8 @@
 #include "proxy/metrics.h"
 #include "proxy/req.h"
 
-#define POLICY_CAPTURE_MAX (256 * 1024) /* response bytes looked at for outcomes */
+#define POLICY_CAPTURE_MAX (256 * 1024)     /* response bytes looked at for outcomes */
+#define POLICY_FILTER_MAX (8 * 1024 * 1024) /* a list response (or SSE event) held to filter */
 #define POLICY_ERR_FORBIDDEN (-32003)
 
 /* One operation's audit line, waiting for its outcome. */
@@ -41,7 +42,15 @@ struct policy_entry {
 	bool notification;
 };
 
-/* The audit lines of a forwarded request. */
+/* A list request whose response is filtered: its id (JSON text) and
+ * method. */
+struct policy_list {
+	char *id;
+	const char *method; /* static: tools/list ... */
+};
+
+/* The audit lines of a forwarded request, and the filter of its list
+ * responses. */
 struct policy_watch {
 	struct policy *p;
 	struct req *sr; /* not a reference: the watch ends before the req goes */
@@ -49,6 +58,13 @@ struct policy_watch {
 	size_t n;
 	struct evbuffer *captured; /* the response body, up to POLICY_CAPTURE_MAX */
 	int64_t start_us;
+	/* filtering: the principal (copied: it must outlive the pass call) */
+	struct policy_list *lists;
+	size_t n_lists;
+	char *sub, *scope, *client_id;
+	json_object *claims;
+	int mode;                 /* 0 not known yet, 1 JSON, 2 SSE */
+	struct evbuffer *pending; /* bytes held until a whole body / event is here */
 	TAILQ_ENTRY(policy_watch) entry;
 };
 
@@ -275,6 +291,15 @@ policy_watch_free(struct policy_watch *w)
 		free(w->entries[i].id);
 	}
 	free(w->entries);
+	for (size_t i = 0; i < w->n_lists; i++)
+		free(w->lists[i].id);
+	free(w->lists);
+	free(w->sub);
+	free(w->scope);
+	free(w->client_id);
+	json_object_put(w->claims);
+	if (w->pending != NULL)
+		evbuffer_free(w->pending);
 	evbuffer_free(w->captured);
 	TAILQ_REMOVE(&w->p->watches, w, entry);
 	free(w);
@@ -289,6 +314,9 @@ policy_on_reply(struct req *sr, int status, const void *data, size_t len, void *
 
 	if (data != NULL) {
 		size_t have = evbuffer_get_length(w->captured);
+
+		if (w->n == 0)
+			return;
 
 		if (have < POLICY_CAPTURE_MAX)
 			evbuffer_add(w->captured, data,
@@ -318,11 +346,246 @@ policy_on_reply(struct req *sr, int status, const void *data, size_t len, void *
 			else
 				outcome = "unknown"; /* no response with its id was seen */
 		}
-		policy_emit(w->p, e->line, outcome, w->start_us);
+		if (w->p->audit != NULL)
+			policy_emit(w->p, e->line, outcome, w->start_us);
 	}
 	strlist_dispose(&ids);
 	strlist_dispose(&outcomes);
 	policy_watch_free(w);
+}
+
+/* --- filtered lists --- */
+
+/* Which list a method is: the array in its result, the member naming an
+ * item, and the operation an item is used with. */
+static bool
+policy_list_shape(const char *method, const char **array, const char **key, const char **use,
+    const char **canon)
+{
+	static const char *const shapes[][4] = {
+		{ "tools/list", "tools", "name", "tools/call" },
+		{ "prompts/list", "prompts", "name", "prompts/get" },
+		{ "resources/list", "resources", "uri", "resources/read" },
+		{ "resources/templates/list", "resourceTemplates", "uriTemplate",
+		    "resources/read" },
+	};
+
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		if (strcmp(method, shapes[i][0]) == 0) {
+			*array = shapes[i][1];
+			*key = shapes[i][2];
+			*use = shapes[i][3];
+			if (canon != NULL)
+				*canon = shapes[i][0];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Drop from one JSON-RPC response the list items the principal may not
+ * use (a step-up item stays: the client may re-authorize for it). true
+ * when o is a response to one of our list requests. */
+static bool
+policy_filter_response(struct policy_watch *w, json_object *o)
+{
+	const struct rules_principal who = { .sub = w->sub,
+		.scope = w->scope,
+		.client_id = w->client_id,
+		.claims = w->claims };
+	json_object *id, *result, *items, *kept;
+	const char *array, *key, *use, *idtext;
+	const struct policy_list *l = NULL;
+	size_t n;
+
+	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "id", &id) ||
+	    id == NULL)
+		return false;
+	idtext = json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN);
+	for (size_t i = 0; i < w->n_lists && l == NULL; i++) {
+		if (strcmp(w->lists[i].id, idtext) == 0)
+			l = &w->lists[i];
+	}
+	if (l == NULL || !json_object_object_get_ex(o, "result", &result) || result == NULL ||
+	    !policy_list_shape(l->method, &array, &key, &use, NULL) ||
+	    !json_object_object_get_ex(result, array, &items) || items == NULL ||
+	    !json_object_is_type(items, json_type_array))
+		return l != NULL;
+	kept = json_object_new_array();
+	n = json_object_array_length(items);
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_array_get_idx(items, i), *nv;
+		const char *name;
+
+		if (it == NULL || !json_object_object_get_ex(it, key, &nv) || nv == NULL ||
+		    !json_object_is_type(nv, json_type_string))
+			continue; /* what cannot be judged is not shown */
+		name = json_object_get_string(nv);
+		if (rules_decide(w->p->rules, use, name, &who).decision != RULES_DENY)
+			json_object_array_add(kept, json_object_get(it));
+	}
+	json_object_object_add(result, array, kept);
+	return true;
+}
+
+/* Filter a JSON-RPC message or batch (text s of len bytes) into out: -1
+ * when it is not JSON (then nothing of it may go out). */
+static int
+policy_filter_json(struct policy_watch *w, const char *s, size_t len, struct evbuffer *out)
+{
+	json_object *o = policy_parse_exact(s, len);
+	bool changed = false;
+	size_t outlen;
+	const char *t;
+
+	if (o == NULL)
+		return -1;
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			changed |= policy_filter_response(w, json_object_array_get_idx(o, i));
+	} else {
+		changed = policy_filter_response(w, o);
+	}
+	if (changed) {
+		t = json_object_to_json_string_length(o,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &outlen);
+		evbuffer_add(out, t, outlen);
+	} else {
+		evbuffer_add(out, s, len);
+	}
+	json_object_put(o);
+	return 0;
+}
+
+/* One SSE event (its bytes up to and without the blank line): data lines
+ * that make a response to a list request are replaced by the filtered
+ * response; other events pass as they came. */
+static int
+policy_filter_event(struct policy_watch *w, const char *s, size_t len, struct evbuffer *out)
+{
+	struct evbuffer *data = xevbuffer_new(), *rest = xevbuffer_new(), *fj = xevbuffer_new();
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < len) {
+		const char *eol = memchr(s + i, '\n', len - i);
+		size_t n = eol != NULL ? (size_t)(eol - (s + i)) : len - i, ln = n;
+
+		if (ln > 0 && s[i + ln - 1] == '\r')
+			ln--;
+		if (ln >= 5 && strncmp(s + i, "data:", 5) == 0) {
+			size_t off = ln > 5 && s[i + 5] == ' ' ? 6 : 5;
+
+			if (evbuffer_get_length(data) > 0)
+				evbuffer_add(data, "\n", 1);
+			evbuffer_add(data, s + i + off, ln - off);
+		} else {
+			evbuffer_add(rest, s + i, ln);
+			evbuffer_add(rest, "\n", 1);
+		}
+		i += n + (eol != NULL ? 1 : 0);
+	}
+	if (evbuffer_get_length(data) == 0) {
+		evbuffer_add(out, s, len);
+		goto out;
+	}
+	{
+		size_t dl = evbuffer_get_length(data);
+		const char *d = (const char *)evbuffer_pullup(data, -1);
+
+		if (policy_filter_json(w, d, dl, fj) != 0) {
+			/* Not JSON: no list response of ours, pass it. */
+			evbuffer_add(out, s, len);
+			goto out;
+		}
+		evbuffer_add_buffer(out, rest);
+		evbuffer_add(out, "data: ", 6);
+		evbuffer_add_buffer(out, fj);
+		evbuffer_add(out, "\n", 1);
+	}
+out:
+	evbuffer_free(data);
+	evbuffer_free(rest);
+	evbuffer_free(fj);
+	return rc;
+}
+
+/* The reply filter (req_filter_fn): JSON bodies are held whole, SSE
+ * streams event by event; held bytes are bounded. */
+static int
+policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg)
+{
+	struct policy_watch *w = arg;
+	size_t len;
+	const char *s;
+
+	if (w->pending == NULL)
+		w->pending = xevbuffer_new();
+	if (in != NULL)
+		evbuffer_add_buffer(w->pending, in);
+	len = evbuffer_get_length(w->pending);
+	if (len > POLICY_FILTER_MAX) {
+		log_warn("list response too large to filter: connection closed",
+		    LOG_S("request_id", req_id(sr)));
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	s = (const char *)evbuffer_pullup(w->pending, -1);
+	if (w->mode == 0) {
+		size_t i = 0;
+
+		while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+			i++;
+		if (i == len)
+			return in == NULL ? (evbuffer_add_buffer(out, w->pending), 0) : 0;
+		w->mode = s[i] == '{' || s[i] == '[' ? 1 : 2;
+	}
+	if (w->mode == 1) {
+		int rc;
+
+		if (in != NULL)
+			return 0; /* the whole body first */
+		rc = policy_filter_json(w, s, len, out);
+		evbuffer_drain(w->pending, len);
+		if (rc != 0)
+			log_warn("list response is not JSON: connection closed",
+			    LOG_S("request_id", req_id(sr)));
+		return rc;
+	}
+	/* SSE: every complete event ("\n\n" or "\r\n\r\n"), the rest at the end. */
+	for (;;) {
+		const char *p = s, *end = s + len, *cut = NULL;
+		size_t sep = 0;
+
+		for (; p + 1 < end; p++) {
+			if (p[0] == '\n' && p[1] == '\n') {
+				cut = p + 1;
+				sep = 1;
+				break;
+			}
+			if (p + 3 < end && p[0] == '\r' && p[1] == '\n' && p[2] == '\r' &&
+			    p[3] == '\n') {
+				cut = p + 2;
+				sep = 2;
+				break;
+			}
+		}
+		if (cut == NULL) {
+			if (in == NULL && len > 0) {
+				policy_filter_event(w, s, len, out);
+				evbuffer_drain(w->pending, len);
+			}
+			return 0;
+		}
+		policy_filter_event(w, s, (size_t)(cut - s), out);
+		evbuffer_add(out, sep == 1 ? "\n" : "\r\n", sep);
+		evbuffer_drain(w->pending, (size_t)(cut - s) + sep);
+		len = evbuffer_get_length(w->pending);
+		if (len == 0)
+			return 0;
+		s = (const char *)evbuffer_pullup(w->pending, -1);
+	}
 }
 
 /* --- answers --- */
@@ -469,17 +732,48 @@ policy_check_headers(struct req *sr, const struct jsonrpc_body *b)
 	return NULL;
 }
 
-/* Start watching a forwarded request for its audit lines. */
+/* Watch a forwarded request for its audit lines (with audit on) and
+ * filter its list responses (when it has list requests). */
 static void
 policy_watch_start(struct policy *p, struct req *sr, const struct rules_principal *who,
     const struct jsonrpc_body *b, const struct policy_item *items, int64_t start_us)
 {
-	struct policy_watch *w = xcalloc(1, sizeof *w);
+	struct policy_watch *w;
+	const char *array, *key, *use;
+	size_t lists = 0;
 
+	for (size_t i = 0; i < b->n; i++)
+		lists += b->msgs[i].kind == JSONRPC_REQUEST &&
+		    policy_list_shape(b->msgs[i].method, &array, &key, &use, NULL);
+	if (p->audit == NULL && lists == 0)
+		return;
+	w = xcalloc(1, sizeof *w);
 	w->p = p;
 	w->sr = sr;
 	w->start_us = start_us;
 	w->captured = xevbuffer_new();
+	if (lists > 0) {
+		w->lists = xcalloc(lists, sizeof *w->lists);
+		for (size_t i = 0; i < b->n; i++) {
+			const struct jsonrpc_msg *m = &b->msgs[i];
+
+			if (m->kind != JSONRPC_REQUEST ||
+			    !policy_list_shape(m->method, &array, &key, &use,
+				&w->lists[w->n_lists].method))
+				continue;
+			w->lists[w->n_lists++].id = xstrdup(
+			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
+		}
+		w->sub = who->sub != NULL ? xstrdup(who->sub) : NULL;
+		w->scope = who->scope != NULL ? xstrdup(who->scope) : NULL;
+		w->client_id = who->client_id != NULL ? xstrdup(who->client_id) : NULL;
+		w->claims = who->claims != NULL ? json_object_get(who->claims) : NULL;
+		req_set_filter(sr, policy_filter, w);
+	}
+	TAILQ_INSERT_TAIL(&p->watches, w, entry);
+	req_set_watch(sr, policy_on_reply, w);
+	if (p->audit == NULL)
+		return;
 	w->entries = xcalloc(b->n, sizeof *w->entries);
 	w->n = b->n;
 	for (size_t i = 0; i < b->n; i++) {
@@ -491,8 +785,6 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 			w->entries[i].id = xstrdup(
 			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
 	}
-	TAILQ_INSERT_TAIL(&p->watches, w, entry);
-	req_set_watch(sr, policy_on_reply, w);
 }
 
 void
@@ -559,8 +851,7 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		    jsonrpc_method_label(it->m->method));
 	}
 	if (!denied && !step_up) {
-		if (p->audit != NULL)
-			policy_watch_start(p, sr, &who, &b, items, start_us);
+		policy_watch_start(p, sr, &who, &b, items, start_us);
 		p->next(sr, opts, p->next_arg);
 		goto out;
 	}
@@ -628,6 +919,7 @@ policy_free(struct policy *p)
 		return;
 	while ((w = TAILQ_FIRST(&p->watches)) != NULL) {
 		req_set_watch(w->sr, NULL, NULL);
+		req_set_filter(w->sr, NULL, NULL);
 		policy_watch_free(w);
 	}
 	audit_free(p->audit);

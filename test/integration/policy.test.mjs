@@ -1,6 +1,6 @@
 // MCP-aware authorization against the real binary, the real upstream IdP (oidc-provider, two
 // users with different groups released in the ID token) and server-everything, all on
-// 127.0.0.1: allowed and denied tool calls, step-up (403 insufficient_scope, then a token with
+// 127.0.0.1: allowed and denied tool calls, filtered tools/list (SSE), step-up (403 insufficient_scope, then a token with
 // the scope passes), a batch with a denied member, malformed bodies (400, never forwarded),
 // Mcp-Method/Mcp-Name header checks, the audit file line by line, and the metrics.
 import { test, before, after } from 'node:test';
@@ -157,7 +157,9 @@ test('alice (staff, mcp:read): tools/list and echo pass, other tools are denied 
 
   const list = await aliceRpc({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
   assert.equal(list.status, 200, list.body);
-  assert.ok(messages(list)[0].result.tools.some((x) => x.name === 'echo'));
+  assert.match(list.headers['content-type'], /^text\/event-stream/);
+  // filtered: alice may call echo only (get-sum: default deny, get-env: denied by rule)
+  assert.deepEqual(messages(list)[0].result.tools.map((x) => x.name), ['echo']);
 
   const echo = await aliceRpc(call(2, 'echo', { message: 'hello policy' }));
   assert.equal(echo.status, 200, echo.body);
@@ -192,6 +194,13 @@ test('bob (admins) with mcp:read only: step-up 403 names the scope; with mcp:adm
   assert.equal(body.id, 7);
   assert.equal(body.error.data.error, 'insufficient_scope');
   assert.equal(body.error.data.scope, 'mcp:admin');
+
+  // a tool bob could use after a step-up stays listed; a denied one does not
+  const names = messages(await rpc({ jsonrpc: '2.0', id: 'l', method: 'tools/list' }))[0].result.tools.map((x) => x.name);
+  assert.ok(names.includes('echo') && names.includes('get-sum') && !names.includes('get-env'), names.join());
+  const prompts = await rpc({ jsonrpc: '2.0', id: 'p', method: 'prompts/list' });
+  assert.equal(prompts.status, 200, prompts.body);
+  assert.ok(messages(prompts)[0].result.prompts.length > 0, 'prompts/* is allowed: nothing hidden');
 
   const bob2 = await login('bob', 'openid offline_access mcp:read mcp:admin');
   assert.match(bob2.scope, /mcp:admin/);
