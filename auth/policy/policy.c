@@ -385,7 +385,7 @@ policy_list_shape(const char *method, const char **array, const char **key, cons
 
 /* Drop from one JSON-RPC response the list items the principal may not
  * use (a step-up item stays: the client may re-authorize for it). true
- * when o is a response to one of our list requests. */
+ * when o is a list result of one of our requests (and was rewritten). */
 static bool
 policy_filter_response(struct policy_watch *w, json_object *o)
 {
@@ -410,7 +410,7 @@ policy_filter_response(struct policy_watch *w, json_object *o)
 	    !policy_list_shape(l->method, &array, &key, &use, NULL) ||
 	    !json_object_object_get_ex(result, array, &items) || items == NULL ||
 	    !json_object_is_type(items, json_type_array))
-		return l != NULL;
+		return false; /* not ours, an error, or no list: as it came */
 	kept = json_object_new_array();
 	n = json_object_array_length(items);
 	for (size_t i = 0; i < n; i++) {
