@@ -7,8 +7,10 @@
  * the claims the guard handed on, and then either passes the request on
  * with its bytes unchanged or answers it: 400 malformed, 413 too large,
  * 403 with a JSON-RPC error carrying the request's id when denied, 403
- * insufficient_scope with a WWW-Authenticate step-up challenge. It writes
- * one audit line per operation once the response says how it went.
+ * insufficient_scope with a WWW-Authenticate step-up challenge. It drops
+ * from list responses (tools, prompts, resources, templates) what the
+ * principal may not use, and writes one audit line per operation once the
+ * response says how it went.
  *
  * It never forwards a body it could not read, never logs or audits a
  * token, and does all of it synchronously on the loop (no I/O but the
