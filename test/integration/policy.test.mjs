@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  startProxy, startIdp, startBackend, getFreePort, request, followAuthorization, CookieJar,
-  pkcePair, scrapeMetrics, waitFor,
+  startProxy, startIdp, startBackend, startEchoBackend, getFreePort, request, followAuthorization,
+  CookieJar, pkcePair, scrapeMetrics, waitFor, decodeJwt,
 } from './lib/harness.mjs';
 
 const CLIENT_REDIRECT = 'http://127.0.0.1:51236/cb';
@@ -318,4 +318,64 @@ test('audit lines, field by field; metrics by method and decision', async () => 
   assert.equal(m.get('mcp_proxy_mcp_requests_total{decision="step_up",method="tools/call"}'), 1);
   assert.ok(m.get('mcp_proxy_mcp_requests_total{decision="allow",method="initialize"}') >= 3);
   assert.equal(m.get('mcp_proxy_mcp_requests_total{decision="invalid",method="none"}'), 7);
+});
+
+test('external IdP (auth.mode oidc): the rules read the access token\'s own claims', async (t) => {
+  const REDIRECT = 'http://127.0.0.1:45998/cb';
+  const port = await getFreePort();
+  const mcpUrl = `http://127.0.0.1:${port}/mcp`;
+  const idp = await startIdp({
+    redirect_uris: [REDIRECT], accessTokenGroups: true,
+    user: { sub: 'alice', groups: ['staff'] },
+    users: { bob: { sub: 'bob', groups: ['admins'] } },
+  }, { t });
+  const echo = await startEchoBackend({ t });
+  const discovery = await idp.discovery();
+  const proxy = await startProxy({
+    server: { resourceUrl: mcpUrl },
+    backend: { url: echo.url },
+    auth: { mode: 'oidc', oidc: { issuer: idp.issuer, audience: mcpUrl, insecureAllowHTTP: true } },
+    authorization: { rules: [{ operations: ['tools/call:*'], allow: { claims: { groups: ['admins'] } } }] },
+  }, { t, port });
+  const tokenFor = async (user) => {
+    await idp.control({ user });
+    const { verifier, challenge } = pkcePair();
+    const u = new URL(discovery.authorization_endpoint);
+    const params = {
+      client_id: idp.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid mcp:tools',
+      state: crypto.randomBytes(6).toString('hex'), code_challenge: challenge,
+      code_challenge_method: 'S256', resource: mcpUrl,
+    };
+    for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
+    const res = await followAuthorization(u, { redirectUri: REDIRECT, jar: new CookieJar() });
+    assert.ok(res.code, JSON.stringify(res.hops ?? res));
+    const tok = await request(discovery.token_endpoint, {
+      method: 'POST',
+      headers: { authorization: 'Basic ' + Buffer.from(`${idp.clientId}:${idp.clientSecret}`).toString('base64') },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code', code: res.code, redirect_uri: REDIRECT, code_verifier: verifier, resource: mcpUrl,
+      }),
+    });
+    assert.equal(tok.status, 200, tok.body);
+    tokens.add(tok.json().access_token);
+    return tok.json().access_token;
+  };
+  const aliceAt = await tokenFor('alice');
+  assert.deepEqual(decodeJwt(aliceAt).payload.groups, ['staff']);
+  const bobAt = await tokenFor('bob');
+  const callAs = (at) => request(mcpUrl, {
+    method: 'POST', headers: { authorization: `Bearer ${at}` }, body: call(1, 'anything'),
+  });
+  const a = await callAs(aliceAt);
+  assert.equal(a.status, 403, a.body);
+  assert.equal(JSON.parse(a.body).error.data.error, 'forbidden');
+  const b = await callAs(bobAt);
+  assert.equal(b.status, 200, b.body);
+  assert.equal(b.json().id, 1);
+  // the backend got the body as sent
+  assert.deepEqual(JSON.parse(b.json().result.body), call(1, 'anything'));
+  // twice: the second time from the verified-token cache, claims kept with it
+  assert.equal((await callAs(bobAt)).status, 200);
+  assert.equal((await callAs(aliceAt)).status, 403);
+  await proxy.stop();
 });

@@ -18,6 +18,7 @@
 //                   with the `groups` scope.
 //   idTokenClaims   true: the ID token carries the scopes' claims too (oidc-provider's
 //                   conformIdTokenClaims off), as many IdPs do for groups
+//   accessTokenGroups true: JWT access tokens carry the user's `groups` claim
 //   deny            true: every login is refused → redirect back with error=access_denied
 //   requirePkce     default true (S256 only)
 //   accessTokenTTL, idTokenTTL, refreshTokenTTL, authorizationCodeTTL  seconds
@@ -126,6 +127,8 @@ server.listen({ host: '127.0.0.1', port: Number(opts.port) || 0 }, () => {
       groups: ['groups'],
     },
     conformIdTokenClaims: !opts.idTokenClaims,
+    extraTokenClaims: async (_ctx, token) => (opts.accessTokenGroups && token.kind === 'AccessToken'
+      ? { groups: (users[token.accountId] || user).groups ?? [] } : undefined),
     findAccount: (_ctx, id) => ({
       accountId: id,
       claims: () => ({ ...(users[id] || user), sub: id }),
