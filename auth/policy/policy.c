@@ -65,6 +65,7 @@ struct policy_watch {
 	json_object *claims;
 	int mode;                 /* 0 not known yet, 1 JSON, 2 SSE */
 	struct evbuffer *pending; /* bytes held until a whole body / event is here */
+	size_t scanned;           /* pending searched for a blank line up to here */
 	TAILQ_ENTRY(policy_watch) entry;
 };
 
@@ -510,13 +511,44 @@ out:
 	return rc;
 }
 
+/* Where the first blank line of an SSE stream is, from byte from on: the
+ * event ends at *cut (its last line ending included), the blank line's
+ * ending is *sep bytes. Line endings are "\n" or "\r\n". false if none. */
+static bool
+policy_sse_boundary(struct evbuffer *b, size_t from, size_t *cut, size_t *sep)
+{
+	static const struct {
+		const char *s;
+		size_t len, first;
+	} seps[] = { { "\n\n", 2, 1 }, { "\n\r\n", 3, 1 }, { "\r\n\n", 3, 2 },
+		{ "\r\n\r\n", 4, 2 } };
+	struct evbuffer_ptr at, p;
+	bool found = false;
+
+	for (size_t i = 0; i < sizeof seps / sizeof seps[0]; i++) {
+		if (evbuffer_ptr_set(b, &at, from, EVBUFFER_PTR_SET) != 0)
+			return false;
+		p = evbuffer_search(b, seps[i].s, seps[i].len, &at);
+		if (p.pos < 0)
+			continue;
+		/* the earliest; at one place "\r\n\r\n" beats "\n\r\n" one later */
+		if (!found || (size_t)p.pos + seps[i].first < *cut) {
+			*cut = (size_t)p.pos + seps[i].first;
+			*sep = seps[i].len - seps[i].first;
+			found = true;
+		}
+	}
+	return found;
+}
+
 /* The reply filter (req_filter_fn): JSON bodies are held whole, SSE
- * streams event by event; held bytes are bounded. */
+ * streams event by event; held bytes are bounded, and each byte is
+ * searched for a blank line about once. */
 static int
 policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg)
 {
 	struct policy_watch *w = arg;
-	size_t len;
+	size_t len, cut = 0, sep = 0;
 	const char *s;
 
 	if (w->pending == NULL)
@@ -531,10 +563,10 @@ policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *a
 	}
 	if (len == 0)
 		return 0;
-	s = (const char *)evbuffer_pullup(w->pending, -1);
 	if (w->mode == 0) {
 		size_t i = 0;
 
+		s = (const char *)evbuffer_pullup(w->pending, -1);
 		while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
 			i++;
 		if (i == len)
@@ -546,46 +578,28 @@ policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *a
 
 		if (in != NULL)
 			return 0; /* the whole body first */
-		rc = policy_filter_json(w, s, len, out);
+		rc = policy_filter_json(w, (const char *)evbuffer_pullup(w->pending, -1), len, out);
 		evbuffer_drain(w->pending, len);
 		if (rc != 0)
 			log_warn("list response is not JSON: connection closed",
 			    LOG_S("request_id", req_id(sr)));
 		return rc;
 	}
-	/* SSE: every complete event ("\n\n" or "\r\n\r\n"), the rest at the end. */
-	for (;;) {
-		const char *p = s, *end = s + len, *cut = NULL;
-		size_t sep = 0;
-
-		for (; p + 1 < end; p++) {
-			if (p[0] == '\n' && p[1] == '\n') {
-				cut = p + 1;
-				sep = 1;
-				break;
-			}
-			if (p + 3 < end && p[0] == '\r' && p[1] == '\n' && p[2] == '\r' &&
-			    p[3] == '\n') {
-				cut = p + 2;
-				sep = 2;
-				break;
-			}
-		}
-		if (cut == NULL) {
-			if (in == NULL && len > 0) {
-				policy_filter_event(w, s, len, out);
-				evbuffer_drain(w->pending, len);
-			}
-			return 0;
-		}
-		policy_filter_event(w, s, (size_t)(cut - s), out);
-		evbuffer_add(out, sep == 1 ? "\n" : "\r\n", sep);
-		evbuffer_drain(w->pending, (size_t)(cut - s) + sep);
-		len = evbuffer_get_length(w->pending);
-		if (len == 0)
-			return 0;
-		s = (const char *)evbuffer_pullup(w->pending, -1);
+	/* SSE: every complete event, the rest at the end. */
+	while (policy_sse_boundary(w->pending, w->scanned, &cut, &sep)) {
+		s = (const char *)evbuffer_pullup(w->pending, (ev_ssize_t)(cut + sep));
+		policy_filter_event(w, s, cut, out);
+		evbuffer_add(out, s + cut, sep);
+		evbuffer_drain(w->pending, cut + sep);
+		w->scanned = 0;
 	}
+	len = evbuffer_get_length(w->pending);
+	w->scanned = len > 3 ? len - 3 : 0; /* a separator may straddle the next read */
+	if (in == NULL && len > 0) {
+		policy_filter_event(w, (const char *)evbuffer_pullup(w->pending, -1), len, out);
+		evbuffer_drain(w->pending, len);
+	}
+	return 0;
 }
 
 /* --- answers --- */

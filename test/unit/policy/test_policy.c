@@ -147,13 +147,15 @@ test_sse(void)
 	    "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n"
 	    "event: message\r\nid: 3\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\r\ndata: "
 	    "\"result\":{\"prompts\":[{\"name\":\"p1\"},{\"name\":\"p2\"}]}}\r\n\r\n"
-	    "data: not json\n\n";
+	    "data: not json\n\r\n"
+	    "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"prompts\":[{\"name\":\"p3\"}]}}\r\n\n";
 	static const char want[] =
 	    ": comment\n\n"
 	    "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n"
 	    "event: message\nid: 3\ndata: "
 	    "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"prompts\":[{\"name\":\"p1\"}]}}\n\r\n"
-	    "data: not json\n\n";
+	    "data: not json\n\r\n"
+	    "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"prompts\":[]}}\n\n";
 	size_t steps[] = { 1, 2, 5, 13, 1000 };
 
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
