@@ -468,6 +468,14 @@ policy_filter_event(struct policy_watch *w, const char *s, size_t len, struct ev
 	size_t i = 0;
 	int rc = 0;
 
+	/* A lone CR ends a line for an SSE client but not for us: such an
+	 * event could carry a list we would not see, so it is not passed. */
+	for (size_t k = 0; k < len; k++) {
+		if (s[k] == '\r' && (k + 1 == len || s[k + 1] != '\n')) {
+			rc = -1;
+			goto out;
+		}
+	}
 	while (i < len) {
 		const char *eol = memchr(s + i, '\n', len - i);
 		size_t n = eol != NULL ? (size_t)(eol - (s + i)) : len - i, ln = n;
@@ -588,7 +596,8 @@ policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *a
 	/* SSE: every complete event, the rest at the end. */
 	while (policy_sse_boundary(w->pending, w->scanned, &cut, &sep)) {
 		s = (const char *)evbuffer_pullup(w->pending, (ev_ssize_t)(cut + sep));
-		policy_filter_event(w, s, cut, out);
+		if (policy_filter_event(w, s, cut, out) != 0)
+			goto bad;
 		evbuffer_add(out, s + cut, sep);
 		evbuffer_drain(w->pending, cut + sep);
 		w->scanned = 0;
@@ -596,10 +605,16 @@ policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *a
 	len = evbuffer_get_length(w->pending);
 	w->scanned = len > 3 ? len - 3 : 0; /* a separator may straddle the next read */
 	if (in == NULL && len > 0) {
-		policy_filter_event(w, (const char *)evbuffer_pullup(w->pending, -1), len, out);
+		if (policy_filter_event(w, (const char *)evbuffer_pullup(w->pending, -1), len,
+			out) != 0)
+			goto bad;
 		evbuffer_drain(w->pending, len);
 	}
 	return 0;
+bad:
+	log_warn("list response event with a lone CR: connection closed",
+	    LOG_S("request_id", req_id(sr)));
+	return -1;
 }
 
 /* --- answers --- */

@@ -189,6 +189,23 @@ test_sse_unterminated(void)
 	policy_watch_free(w);
 }
 
+/* A lone CR (a line end to SSE clients, not to us) is refused. */
+static void
+test_sse_lone_cr(void)
+{
+	static const char *const ids[] = { "1" };
+	static const char *const methods[] = { "tools/list" };
+	struct policy_watch *w = watch_new(1, ids, methods);
+	struct evbuffer *out = xevbuffer_new();
+
+	CU_ASSERT_EQUAL(policy_filter_event(w, "data: a\rdata: b", 15, out), -1);
+	CU_ASSERT_EQUAL(policy_filter_event(w, "data: a\r", 8, out), -1);
+	CU_ASSERT_EQUAL(evbuffer_get_length(out), 0);
+	CU_ASSERT_EQUAL(policy_filter_event(w, "data: a\r\n", 9, out), 0);
+	evbuffer_free(out);
+	policy_watch_free(w);
+}
+
 /* Outcomes read from a captured JSON or SSE body. */
 static void
 test_outcomes(void)
@@ -242,6 +259,12 @@ t_sse_unterminated(void)
 	with_policy(test_sse_unterminated);
 }
 
+static void
+t_sse_lone_cr(void)
+{
+	with_policy(test_sse_lone_cr);
+}
+
 int
 main(void)
 {
@@ -249,6 +272,7 @@ main(void)
 		{ "filter_json", t_json },
 		{ "filter_sse", t_sse },
 		{ "filter_sse_unterminated", t_sse_unterminated },
+		{ "filter_sse_lone_cr", t_sse_lone_cr },
 		{ "outcomes", test_outcomes },
 		{ NULL, NULL },
 	};
