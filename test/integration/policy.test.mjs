@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -377,5 +378,36 @@ test('external IdP (auth.mode oidc): the rules read the access token\'s own clai
   // twice: the second time from the verified-token cache, claims kept with it
   assert.equal((await callAs(bobAt)).status, 200);
   assert.equal((await callAs(aliceAt)).status, 403);
+  await proxy.stop();
+});
+
+test('JSON list replies are filtered too (auth.mode none), cursors pass; a list that is not JSON is cut', async (t) => {
+  // a backend answering tools/list as one JSON body with a Content-Length
+  const backend = http.createServer((req, res) => {
+    let b = '';
+    req.on('data', (c) => { b += c; });
+    req.on('end', () => {
+      const m = JSON.parse(b);
+      const body = req.url.includes('broken') ? '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"secret"}' + ' '.repeat(10)
+        : JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { tools: [{ name: 'ok-1' }, { name: 'secret' }, { name: 'ok-2' }], nextCursor: 'page-2' } });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  await new Promise((r) => backend.listen(0, '127.0.0.1', r));
+  t.after(() => backend.close());
+  const proxy = await startProxy({
+    backend: { url: `http://127.0.0.1:${backend.address().port}` },
+    auth: { mode: 'none' },
+    authorization: { defaultDecision: 'deny', rules: [{ operations: ['tools/list', 'tools/call:ok-*'], allow: {} }] },
+  }, { t });
+  const r = await request(`${proxy.origin}/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id: 'l1', method: 'tools/list', params: { cursor: 'page-1' } } });
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.headers['transfer-encoding'], 'chunked');
+  assert.equal(r.headers['content-length'], undefined);
+  assert.deepEqual(r.json(), { jsonrpc: '2.0', id: 'l1', result: { tools: [{ name: 'ok-1' }, { name: 'ok-2' }], nextCursor: 'page-2' } });
+  await assert.rejects(
+    request(`${proxy.origin}/broken/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }),
+    'a list reply that cannot be filtered is cut, not sent');
   await proxy.stop();
 });
