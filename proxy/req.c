@@ -88,6 +88,7 @@ req_watch_end(struct req *sr, int status)
 {
 	req_watch_fn fn = sr->watch_fn;
 
+	sr->filter_fn = NULL; /* its arg may go with the watcher's */
 	if (fn == NULL)
 		return;
 	sr->watch_fn = NULL;
