@@ -178,7 +178,9 @@ jsonrpc_parse(const char *buf, size_t len, const struct jsonrpc_limits *lim,
 		snprintf(err, errlen, "the request body is empty");
 		return JSONRPC_PARSE;
 	}
-	if ((tok = json_tokener_new_ex(lim->max_depth)) == NULL) {
+	if ((tok = lim->tok) != NULL) {
+		json_tokener_reset(tok);
+	} else if ((tok = json_tokener_new_ex(lim->max_depth)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return JSONRPC_PARSE;
 	}
@@ -200,12 +202,14 @@ jsonrpc_parse(const char *buf, size_t len, const struct jsonrpc_limits *lim,
 		    te == json_tokener_error_depth    ? "nested too deeply"
 			: te == json_tokener_continue ? "it ends early"
 						      : json_tokener_error_desc(te));
-		json_tokener_free(tok);
+		if (tok != lim->tok)
+			json_tokener_free(tok);
 		json_object_put(out->root);
 		out->root = NULL;
 		return JSONRPC_PARSE;
 	}
-	json_tokener_free(tok);
+	if (tok != lim->tok)
+		json_tokener_free(tok);
 	/* A duplicate key reads one way to us (json-c keeps the last) and maybe
 	 * another to the backend (first wins in some parsers): refuse it. */
 	if (jsonrpc_raw_keys(buf, len) != jsonrpc_tree_keys(out->root)) {

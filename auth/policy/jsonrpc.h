@@ -34,6 +34,9 @@ struct jsonrpc_limits {
 	size_t max_size;
 	int max_depth;
 	size_t max_batch;
+	/* A tokener made with json_tokener_new_ex(max_depth) to reuse (the
+	 * caller's; saves its allocation per body), or NULL. */
+	struct json_tokener *tok;
 };
 
 /* A parsed body: owns the tree; msgs point into it. */

@@ -78,7 +78,11 @@ struct policy {
 	char *metadata_url;
 	struct rules *rules;
 	struct audit *audit;
-	struct jsonrpc_limits lim;
+	struct jsonrpc_limits lim; /* with our tokener, reused for every body */
+	/* The last principal's claims, parsed: one user's requests in a row
+	 * (the common case) parse them once. Never changed once parsed. */
+	char *claims_text;
+	json_object *claims;
 	struct policy_watch_list watches;
 	struct metric *m_requests;
 };
@@ -816,6 +820,27 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 	}
 }
 
+/* The claims JSON parsed (a new reference), or NULL when it is no
+ * object; the last one is kept for the next request. */
+static json_object *
+policy_claims(struct policy *p, const char *text)
+{
+	json_object *o;
+
+	if (p->claims_text == NULL || strcmp(p->claims_text, text) != 0) {
+		free(p->claims_text);
+		json_object_put(p->claims);
+		p->claims_text = xstrdup(text);
+		p->claims = json_tokener_parse(text);
+		if (p->claims != NULL && !json_object_is_type(p->claims, json_type_object)) {
+			json_object_put(p->claims);
+			p->claims = NULL;
+		}
+	}
+	o = p->claims;
+	return o != NULL ? json_object_get(o) : NULL;
+}
+
 void
 policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 {
@@ -842,11 +867,7 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		who.scope = pr->scope;
 		who.client_id = pr->client_id;
 		if (pr->claims_json != NULL && rules_need_claims(p->rules))
-			who.claims = json_tokener_parse(pr->claims_json);
-		if (who.claims != NULL && !json_object_is_type(who.claims, json_type_object)) {
-			json_object_put(who.claims);
-			who.claims = NULL;
-		}
+			who.claims = policy_claims(p, pr->claims_json);
 	}
 	rc = evbuffer_get_length(body) > p->lim.max_size
 	    ? jsonrpc_parse(NULL, evbuffer_get_length(body), &p->lim, &b, err, sizeof err)
@@ -927,6 +948,7 @@ policy_new(struct event_base *base, const struct config *cfg, req_pass_fn next, 
 	p->lim.max_size = (size_t)cfg->authz.max_message_size;
 	p->lim.max_depth = (int)cfg->authz.max_depth;
 	p->lim.max_batch = cfg->authz.max_batch;
+	p->lim.tok = json_tokener_new_ex(p->lim.max_depth);
 	TAILQ_INIT(&p->watches);
 	if (cfg->audit.enabled &&
 	    (p->audit = audit_new(base, cfg->audit.path, err, errlen)) == NULL) {
@@ -952,6 +974,10 @@ policy_free(struct policy *p)
 		policy_watch_free(w);
 	}
 	audit_free(p->audit);
+	if (p->lim.tok != NULL)
+		json_tokener_free(p->lim.tok);
+	free(p->claims_text);
+	json_object_put(p->claims);
 	rules_free(p->rules);
 	free(p->metadata_url);
 	free(p);
