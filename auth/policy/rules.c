@@ -99,10 +99,26 @@ rules_glob(const char *p, const struct rules_op *op)
 	return *p == '\0';
 }
 
+/* Does the literal start of pattern (before its first '*') fit op? Most
+ * patterns that fail, fail here, with a memcmp instead of the glob. */
+static bool
+rules_prefix_fits(const char *pattern, size_t lit, const struct rules_op *op)
+{
+	size_t nl = op->n > op->ml ? op->n - op->ml - 1 : 0;
+
+	if (lit > op->n)
+		return false;
+	if (lit <= op->ml)
+		return memcmp(pattern, op->method, lit) == 0;
+	return memcmp(pattern, op->method, op->ml) == 0 && pattern[op->ml] == ':' &&
+	    lit - op->ml - 1 <= nl && memcmp(pattern + op->ml + 1, op->name, lit - op->ml - 1) == 0;
+}
+
 bool
 rules_match(const char *pattern, const char *method, const char *name)
 {
 	struct rules_op op = { .method = method, .name = name, .ml = strlen(method) };
+	size_t lit = strcspn(pattern, "*");
 
 	op.n = op.ml;
 	if (strchr(pattern, ':') != NULL) {
@@ -110,6 +126,10 @@ rules_match(const char *pattern, const char *method, const char *name)
 			return false;
 		op.n = op.ml + 1 + strlen(name); /* the glob may span the colon */
 	}
+	if (!rules_prefix_fits(pattern, lit, &op))
+		return false;
+	if (pattern[lit] == '\0')
+		return lit == op.n; /* no glob: the whole operation */
 	return rules_glob(pattern, &op);
 }
 
