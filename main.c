@@ -20,6 +20,7 @@
 #include "auth/guard/guard.h"
 #include "auth/guard/prm.h"
 #include "auth/idp/upstream.h"
+#include "auth/policy/policy.h"
 #include "config/config.h"
 #include "proxy/fetch.h"
 #include "proxy/forward.h"
@@ -61,6 +62,7 @@ struct app {
 	struct as *as;
 	struct prm *prm;
 	struct guard *guard;
+	struct policy *policy; /* between guard and forwarder, with authorization rules */
 	struct event *sig_term;
 	struct event *sig_int;
 	int signals;
@@ -324,17 +326,29 @@ app_build_rooms(struct app *app)
 		}
 	}
 	app->fw = forwarder_new(app->base, server_dns(app->srv), cfg);
-	if (cfg->auth.mode == AUTH_MODE_NONE) {
-		server_set_fallback(app->srv, "mcp", forward_handler, app->fw);
-		return 0;
-	}
-	if ((app->prm = prm_new(cfg)) == NULL) {
+	if (cfg->auth.mode != AUTH_MODE_NONE && (app->prm = prm_new(cfg)) == NULL) {
 		log_error("cannot serve protected resource metadata: bad server.resourceUrl");
 		return -1;
 	}
+	if (cfg->authz.present) {
+		app->policy = policy_new(app->base, cfg, forward_pass, app->fw,
+		    app->prm != NULL ? prm_metadata_url(app->prm) : NULL, err, sizeof err);
+		if (app->policy == NULL) {
+			log_error("cannot start the MCP authorization", LOG_S("error", err));
+			return -1;
+		}
+	}
+	if (cfg->auth.mode == AUTH_MODE_NONE) {
+		if (app->policy != NULL)
+			server_set_fallback(app->srv, "mcp", policy_handler, app->policy);
+		else
+			server_set_fallback(app->srv, "mcp", forward_handler, app->fw);
+		return 0;
+	}
 	prm_register(app->prm, &router);
 	ops.as = app->as;
-	app->guard = guard_new(app->base, cfg, forward_pass, app->fw, app->fetcher, app->prm,
+	app->guard = guard_new(app->base, cfg, app->policy != NULL ? policy_pass : forward_pass,
+	    app->policy != NULL ? (void *)app->policy : app->fw, app->fetcher, app->prm,
 	    app->as != NULL ? &ops : NULL, err, sizeof err);
 	if (app->guard == NULL) {
 		log_error("cannot start the bearer guard", LOG_S("error", err));
@@ -375,6 +389,7 @@ app_teardown(struct app *app)
 		event_free(app->sig_int);
 	guard_free(app->guard);
 	server_free(app->srv);
+	policy_free(app->policy);
 	as_free(app->as);
 	prm_free(app->prm);
 	forwarder_free(app->fw);

@@ -40,6 +40,7 @@ static const char *const transport_names[] = { "streamable-http", "sse", NULL };
 static const char *const auth_mode_names[] = { "embedded", "oidc", "none", NULL };
 static const char *const upstream_names[] = { "oidc", "oauth2", NULL };
 static const char *const storage_names[] = { "memory", "redis", NULL };
+static const char *const decision_names[] = { "deny", "allow", NULL };
 
 #define C(f) offsetof(struct config, f)
 #define P(f) offsetof(struct upstream_provider, f)
@@ -322,6 +323,35 @@ const struct setting config_settings[] = {
 	    C(eas.rate_limit.logins_per_address), "2000",
 	    "Logins one client address may start per pending-login lifetime (10 min); 429 beyond.",
 	    RANGE(1, 10000)),
+	S("authorization", ST_SECTION, 0, NULL, NULL),
+	S("authorization.defaultDecision", ST_ENUM, C(authz.default_decision), "deny",
+	    "What an MCP operation no rule decides gets. The `authorization` section in the file "
+	    "turns MCP-level checks on; absent, only the token is checked.",
+	    .names = decision_names, .flags = SF_FILE_ONLY),
+	S("authorization.rules", ST_RULES, 0, NULL,
+	    "Rules in order, `{operations: [...], allow: {scopes, claims}}` or `{operations, "
+	    "deny: {claims}}`; the first rule whose operations match and whose conditions hold "
+	    "decides (see MCP authorization).",
+	    .flags = SF_FILE_ONLY),
+	S("authorization.maxMessageSize", ST_SIZE, C(authz.max_message_size), "1MiB",
+	    "Largest MCP request body the policy parses (413 above).",
+	    .flags = SF_FILE_ONLY | SF_RANGE, .min = 1 * KIB, .max = 64 * MIB),
+	S("authorization.maxDepth", ST_UINT32, C(authz.max_depth), "32",
+	    "Deepest JSON nesting accepted in an MCP request (400 deeper).",
+	    .flags = SF_FILE_ONLY | SF_RANGE, .min = 4, .max = 1000),
+	S("authorization.maxBatchSize", ST_UINT32, C(authz.max_batch), "64",
+	    "Most messages in a JSON-RPC batch (400 above).", .flags = SF_FILE_ONLY | SF_RANGE,
+	    .min = 1, .max = 10000),
+	S("audit", ST_SECTION, 0, NULL, NULL),
+	S("audit.enabled", ST_BOOL, C(audit.enabled), "false",
+	    "Write one JSON line per MCP operation (needs the `authorization` section)."),
+	S("audit.path", ST_STRING, C(audit.path), "-",
+	    "Where audit lines go: `-` = stdout, else a file appended to.",
+	    .check = check_nonempty),
+	S("audit.includeArguments", ST_BOOL, C(audit.include_arguments), "false",
+	    "Add the call's `arguments` to audit lines, cut at `audit.maxArgumentsSize`."),
+	S("audit.maxArgumentsSize", ST_SIZE, C(audit.max_arguments_size), "1KiB",
+	    "Most bytes of arguments an audit line carries.", RANGE(16, 64 * KIB)),
 };
 _Static_assert(sizeof config_settings / sizeof config_settings[0] == N_SETTINGS,
     "N_SETTINGS in config_private.h counts config_settings[]");
@@ -870,6 +900,8 @@ config_type_noun(const struct setting *s)
 		return "a list of secretRef {name, key}";
 	case ST_PROVIDERS:
 		return "a list of upstream providers";
+	case ST_RULES:
+		return "a list of authorization rules";
 	}
 	return "a value";
 }
@@ -1074,6 +1106,7 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->eas.n_signing_keys; i++)
 		config_secret_ref_dispose(&cfg->eas.signing_keys[i]);
 	free(cfg->eas.signing_keys);
+	config_rules_dispose(cfg);
 	free(cfg->source_path);
 	free(cfg);
 }

@@ -50,6 +50,23 @@ struct upstream_provider {
 	char *subject_claim;             /* default "sub" */
 };
 
+/* One condition of an authorization rule: the claim `name` equals one of
+ * values, or is an array holding one of them. */
+struct authz_claim {
+	char *name;
+	struct strlist values;
+};
+
+/* One entry of authorization.rules[] (auth/policy compiles them). */
+struct authz_rule {
+	struct strlist operations;  /* "method" or "method:name", '*' globs */
+	bool deny;                  /* a deny rule, else an allow rule */
+	struct strlist scopes;      /* allow.scopes: every one required */
+	struct authz_claim *claims; /* allow.claims / deny.claims: all must hold */
+	size_t n_claims;
+	char *where; /* file:line:col of the rule, for diagnostics */
+};
+
 struct config {
 	char *source_path; /* the file loaded, or NULL */
 	char *secrets_dir; /* secretsDir, default /etc/mcp-proxy/secrets */
@@ -166,6 +183,23 @@ struct config {
 			uint32_t logins_per_address; /* per pending lifetime, default 2000 */
 		} rate_limit;
 	} eas; /* embeddedAuthServer */
+
+	struct {
+		bool present;         /* the section is in the file: MCP-level checks are on */
+		int default_decision; /* 0 deny (default), 1 allow */
+		struct authz_rule *rules;
+		size_t n_rules;
+		uint64_t max_message_size; /* JSON-RPC body parsed, default 1 MiB */
+		uint32_t max_depth;        /* JSON nesting, default 32 */
+		uint32_t max_batch;        /* messages in a batch, default 64 */
+	} authz;                           /* authorization */
+
+	struct {
+		bool enabled;                /* default false */
+		char *path;                  /* "-" = stdout (default), else a file */
+		bool include_arguments;      /* default false */
+		uint64_t max_arguments_size; /* default 1 KiB */
+	} audit;
 };
 
 /* One problem found while loading; `where` is "file:line:col" or "env

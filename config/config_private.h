@@ -42,6 +42,7 @@ enum setting_type {
 	ST_SECRET,
 	ST_SECRETLIST,
 	ST_PROVIDERS,
+	ST_RULES,
 };
 
 #define SF_FILE_ONLY 0x1 /* no environment variable */
@@ -66,7 +67,7 @@ struct setting {
 };
 
 /* The table (config.c). The counts are checked there at compile time. */
-#define N_SETTINGS 99
+#define N_SETTINGS 110
 #define N_PROVIDER_SETTINGS 18
 extern const struct setting config_settings[];
 extern const struct setting config_provider_settings[];
@@ -124,5 +125,16 @@ int config_set_scalar(struct config_errors *errs, const struct setting *s, void 
 /* load.c */
 char *config_env_name_of(const struct setting *s);
 bool config_env_capable(const struct setting *s);
+/* The YAML walk, for rules.c: a node marked visited (NULL and an error for
+ * an alias seen before), a clean scalar's text (else NULL and an error), a
+ * node's kind for messages. */
+yaml_node_t *config_take_node(struct load *ld, int idx, const char *path);
+const char *config_scalar_text(struct load *ld, const yaml_node_t *n, const char *path,
+    const char *noun);
+const char *config_node_kind(const yaml_node_t *n);
+/* rules.c: authorization.rules[] */
+void config_load_rules(struct load *ld, const yaml_node_t *n, const char *path);
+void config_rules_dispose(struct config *cfg);
+void config_print_rules(FILE *out, const struct config *cfg, int indent);
 
 #endif

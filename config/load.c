@@ -344,6 +344,8 @@ load_value(struct load *ld, const struct setting *s, const struct setting *table
 			    node_kind(v));
 			break;
 		}
+		if (table == config_settings && strcmp(s->path, "authorization") == 0)
+			ld->cfg->authz.present = true;
 		load_map(ld, v, table, n, base, tpath, dpath, eas_scope);
 		break;
 	case ST_STRLIST:
@@ -360,6 +362,9 @@ load_value(struct load *ld, const struct setting *s, const struct setting *table
 		break;
 	case ST_PROVIDERS:
 		load_providers(ld, v, dpath);
+		break;
+	case ST_RULES:
+		config_load_rules(ld, v, dpath);
 		break;
 	default:
 		if (v->type == YAML_SCALAR_NODE && scalar_is_null(v) && s->type == ST_STRING &&
@@ -708,6 +713,25 @@ out:
 	free(text);
 }
 
+/* The walk's helpers for rules.c (config_private.h). */
+yaml_node_t *
+config_take_node(struct load *ld, int idx, const char *path)
+{
+	return take_node(ld, idx, path);
+}
+
+const char *
+config_scalar_text(struct load *ld, const yaml_node_t *n, const char *path, const char *noun)
+{
+	return scalar_text(ld, n, path, noun);
+}
+
+const char *
+config_node_kind(const yaml_node_t *n)
+{
+	return node_kind(n);
+}
+
 /* ---- environment, secrets, validation ---- */
 
 char *
@@ -948,6 +972,10 @@ validate(struct load *ld)
 {
 	struct config *cfg = ld->cfg;
 
+	if (cfg->audit.enabled && !cfg->authz.present)
+		config_errs_add(ld->errs, where_of(ld, "audit.enabled"), "audit.enabled",
+		    "needs the authorization section (authorization: {defaultDecision: allow} "
+		    "audits everything without restricting it)");
 	if (cfg->auth.mode == AUTH_MODE_OIDC && cfg->server.resource_url == NULL)
 		config_errs_add(ld->errs, "", "server.resourceUrl",
 		    "required when auth.mode is oidc (set it or MCP_PROXY_SERVER_RESOURCEURL)");

@@ -131,6 +131,9 @@ print_value(FILE *out, const struct setting *s, const void *base, int indent)
 			    indent + 4, true, p->type == UPSTREAM_OIDC ? 1 : 2);
 		}
 		return;
+	case ST_RULES:
+		config_print_rules(out, cfg, indent);
+		return;
 	}
 	fputc('\n', out);
 }
@@ -160,6 +163,14 @@ print_table(FILE *out, const struct setting *table, size_t n, const void *base, 
 		for (const char *p = s->path; *p != '\0'; p++)
 			depth += *p == '.';
 		key = key != NULL ? key + 1 : s->path;
+		if (table == config_settings && strcmp(s->path, "authorization") == 0 &&
+		    !((const struct config *)base)->authz.present) {
+			/* Printed as defaults it would turn the checks on when read back. */
+			fputs("authorization: null  # absent: no MCP-level checks\n", out);
+			while (i + 1 < n && strncmp(table[i + 1].path, "authorization.", 14) == 0)
+				i++;
+			continue;
+		}
 		if (dash) {
 			fprintf(out, "%*s- ", indent - 2, "");
 			dash = false;
@@ -209,6 +220,7 @@ type_doc(const struct setting *s)
 	case ST_SECRETLIST:
 		return "list of secretRef";
 	case ST_PROVIDERS:
+	case ST_RULES:
 		return "list of objects";
 	case ST_SECTION:
 		break;

@@ -1101,6 +1101,7 @@ forward_request(struct forwarder *fw, struct req *sr, const struct req_pass_opts
 	evtimer_assign(&fx->timer, fw->base, fx_timeout, fx);
 	if (opts != NULL) {
 		fx->opts = *opts;
+		fx->opts.principal = NULL; /* borrowed for the call only */
 		if (opts->inject_name != NULL)
 			fx_set_inject(fx, opts);
 	}

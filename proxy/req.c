@@ -82,6 +82,41 @@ req_release(struct req *sr)
 	}
 }
 
+/* Tell the watcher the request is over (once). */
+static void
+req_watch_end(struct req *sr, int status)
+{
+	req_watch_fn fn = sr->watch_fn;
+
+	sr->filter_fn = NULL; /* its arg may go with the watcher's */
+	if (fn == NULL)
+		return;
+	sr->watch_fn = NULL;
+	fn(sr, status, NULL, 0, sr->watch_arg);
+}
+
+/* Show the watcher the body bytes in buf (not taken). */
+static void
+req_watch_buf(struct req *sr, struct evbuffer *buf)
+{
+	struct evbuffer_iovec v[8];
+	struct evbuffer_ptr at;
+	int n;
+
+	evbuffer_ptr_set(buf, &at, 0, EVBUFFER_PTR_SET);
+	for (;;) {
+		n = evbuffer_peek(buf, -1, &at, v, 8);
+		for (int i = 0; i < n && i < 8; i++) {
+			sr->watch_fn(sr, sr->status, v[i].iov_base, v[i].iov_len, sr->watch_arg);
+			if (sr->watch_fn == NULL)
+				return;
+			evbuffer_ptr_set(buf, &at, v[i].iov_len, EVBUFFER_PTR_ADD);
+		}
+		if (n <= 8)
+			return;
+	}
+}
+
 void
 req_ref(struct req *sr)
 {
@@ -93,6 +128,7 @@ req_unref(struct req *sr)
 {
 	if (--sr->refs > 0)
 		return;
+	req_watch_end(sr, 0);
 	h1_request_dispose(&sr->rq);
 	if (sr->body != NULL)
 		evbuffer_free(sr->body);
@@ -111,6 +147,7 @@ req_finish(struct req *sr, int status)
 	sr->conn = NULL;
 	sr->drained_fn = NULL;
 	server_access_log(sr, status);
+	req_watch_end(sr, status);
 	req_release(sr);
 	req_unref(sr);
 }
@@ -276,6 +313,20 @@ req_set_drained(struct req *sr, req_drained_fn fn, void *arg)
 {
 	sr->drained_fn = fn;
 	sr->drained_arg = arg;
+}
+
+void
+req_set_watch(struct req *sr, req_watch_fn fn, void *arg)
+{
+	sr->watch_fn = fn;
+	sr->watch_arg = arg;
+}
+
+void
+req_set_filter(struct req *sr, req_filter_fn fn, void *arg)
+{
+	sr->filter_fn = fn;
+	sr->filter_arg = arg;
 }
 
 void
@@ -451,6 +502,8 @@ req_reply(struct req *sr, int status, const char *content_type, const void *body
 	req_reply_head(sr, status, (int64_t)len);
 	if (sr->body_mode != RB_NONE && len > 0)
 		evbuffer_add(sr->conn->out, body, len);
+	if (sr->watch_fn != NULL && len > 0)
+		sr->watch_fn(sr, sr->status, body, len, sr->watch_arg);
 	sr->bytes += len;
 	req_reply_done(sr);
 }
@@ -460,8 +513,33 @@ req_reply_start(struct req *sr, int status, int64_t content_length)
 {
 	if (sr->gone || sr->replied)
 		return;
+	if (sr->filter_fn != NULL)
+		content_length = -1; /* the rewritten length is not known yet */
 	req_reply_head(sr, status, content_length);
 	conn_flush_soon(sr->conn);
+}
+
+/* Run the filter over in (NULL at the end) and send what it gives;
+ * false when it refused and the connection was closed. */
+static bool
+req_reply_filtered(struct req *sr, struct evbuffer *in)
+{
+	struct evbuffer *out = xevbuffer_new();
+	req_filter_fn fn = sr->filter_fn;
+	int rc;
+
+	sr->filter_fn = NULL; /* req_reply_chunk below sends as is */
+	rc = fn(sr, in, out, sr->filter_arg);
+	if (in != NULL)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	if (rc == 0) {
+		req_reply_chunk(sr, out);
+		sr->filter_fn = fn;
+	} else {
+		req_abort_connection(sr);
+	}
+	evbuffer_free(out);
+	return rc == 0;
 }
 
 void
@@ -475,7 +553,13 @@ req_reply_chunk(struct req *sr, struct evbuffer *buf)
 		evbuffer_drain(buf, n);
 		return;
 	}
+	if (sr->filter_fn != NULL) {
+		req_reply_filtered(sr, buf);
+		return;
+	}
 	sr->bytes += n;
+	if (sr->watch_fn != NULL)
+		req_watch_buf(sr, buf);
 	if (sr->body_mode == RB_CHUNKED) {
 		k = snprintf(line, sizeof line, "%zx\r\n", n);
 		evbuffer_add(sr->conn->out, line, (size_t)k);
@@ -491,6 +575,8 @@ void
 req_reply_end(struct req *sr)
 {
 	if (sr->gone || !sr->replied || sr->conn->state != CONN_ACTIVE)
+		return;
+	if (sr->filter_fn != NULL && sr->body_mode != RB_NONE && !req_reply_filtered(sr, NULL))
 		return;
 	if (sr->body_mode == RB_CHUNKED)
 		evbuffer_add(sr->conn->out, "0\r\n\r\n", 5);

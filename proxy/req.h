@@ -27,13 +27,26 @@ typedef void (*req_abort_fn)(struct req *sr, void *arg);
 /* Called when a reply's queued output drained below the low-water mark. */
 typedef void (*req_drained_fn)(struct req *sr, void *arg);
 
+/* Who a request's verified token names, as the guard hands it to the next
+ * hop (borrowed: valid during the pass call only). */
+struct req_principal {
+	const char *sub;       /* or NULL */
+	const char *scope;     /* space-separated, or NULL */
+	const char *client_id; /* or NULL */
+	/* Further claims as a JSON object's text, or NULL: the external IdP's
+	 * token claims, or (embedded AS) the upstream ID-token claims of the
+	 * login session, e.g. "groups". */
+	const char *claims_json;
+};
+
 /* How a request that a handler has let through is passed on (by the guard
  * to the forwarder): a header to add, and whether cookies are dropped. */
 struct req_pass_opts {
-	const char *inject_name;   /* header to add (e.g. "Authorization"), or NULL */
-	const char *inject_prefix; /* put before its value (e.g. "Bearer "), or NULL */
-	const char *inject_value;  /* its value */
-	bool strip_cookies;        /* drop Cookie (set whenever auth is on) */
+	const char *inject_name;               /* header to add (e.g. "Authorization"), or NULL */
+	const char *inject_prefix;             /* put before its value (e.g. "Bearer "), or NULL */
+	const char *inject_value;              /* its value */
+	bool strip_cookies;                    /* drop Cookie (set whenever auth is on) */
+	const struct req_principal *principal; /* the token's claims, or NULL */
 };
 /* The next handler of a request: takes it over and answers it. opts may be
  * NULL. */
@@ -108,6 +121,21 @@ void req_set_abort(struct req *sr, req_abort_fn fn, void *arg);
 void req_add_bytes(struct req *sr, size_t n);
 /* Mark a long-lived stream (ended first on shutdown, counted in metrics). */
 void req_set_stream(struct req *sr, bool stream);
+/* Watch a reply (audit): fn(sr, status, data, len, arg) sees the response
+ * body bytes as they are queued, then fn(sr, status, NULL, 0, arg) once
+ * when the request is over (499: the client went away first; 0: it ended
+ * without a reply), after which arg may be freed. One watcher; NULL stops. */
+typedef void (*req_watch_fn)(struct req *sr, int status, const void *data, size_t len, void *arg);
+void req_set_watch(struct req *sr, req_watch_fn fn, void *arg);
+/* Rewrite a streamed reply's body (MCP list filtering): fn takes every
+ * byte of in and adds what is to be sent to out; at the end (in NULL) it
+ * adds the rest. -1: the body cannot be rewritten; the connection is then
+ * closed without ending the reply, so nothing unfiltered goes out. A
+ * filtered reply is sent chunked. Set before the reply starts; its arg
+ * must live until the watcher's end (free it there). Whole replies
+ * (req_reply) are not filtered. */
+typedef int (*req_filter_fn)(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg);
+void req_set_filter(struct req *sr, req_filter_fn fn, void *arg);
 
 /* Complete replies. They do nothing when the client is gone. A reply
  * without a Content-Type gets application/json. */

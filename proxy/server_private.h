@@ -124,6 +124,10 @@ struct req {
 	void *abort_arg;
 	req_drained_fn drained_fn;
 	void *drained_arg;
+	req_watch_fn watch_fn;
+	void *watch_arg;
+	req_filter_fn filter_fn;
+	void *filter_arg;
 	struct h1_request rq;
 	const struct route *matched; /* its route (NULL: 404), chosen from the head */
 	struct evbuffer *body;

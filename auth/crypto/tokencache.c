@@ -73,6 +73,7 @@ tokencache_claims_copy(struct tokencache_claims *dst, const struct tokencache_cl
 	dst->jti = tokencache_dup(src->jti);
 	dst->tsid = tokencache_dup(src->tsid);
 	dst->client_id = tokencache_dup(src->client_id);
+	dst->claims_json = tokencache_dup(src->claims_json);
 	dst->exp = src->exp;
 }
 
@@ -84,6 +85,7 @@ tokencache_claims_dispose(struct tokencache_claims *c)
 	free(c->jti);
 	free(c->tsid);
 	free(c->client_id);
+	free(c->claims_json);
 	memset(c, 0, sizeof *c);
 }
 

@@ -26,7 +26,12 @@ struct tokencache_claims {
 	char *tsid; /* our session id (embedded AS tokens) */
 	char *client_id;
 	int64_t exp; /* wall seconds, 0 = none */
+	/* The whole claim set as JSON text (external IdP tokens, for MCP
+	 * authorization rules), NULL when absent or over TOKENCACHE_CLAIMS_MAX. */
+	char *claims_json;
 };
+
+#define TOKENCACHE_CLAIMS_MAX 4096 /* bytes of claims_json kept per token */
 
 struct tokencache;
 

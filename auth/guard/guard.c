@@ -48,12 +48,13 @@ struct guard_refresh;
 /* A request waiting for an IdP check or an upstream refresh. */
 struct guard_req {
 	struct guard *g;
-	struct req *sr;                /* a reference */
-	char *token;                   /* oidc: to cache the result */
-	struct extidp_check *check;    /* oidc check in flight */
-	struct guard_refresh *refresh; /* queued on this refresh */
-	TAILQ_ENTRY(guard_req) entry;  /* g->reqs */
-	TAILQ_ENTRY(guard_req) wait;   /* refresh->waiters */
+	struct req *sr;                  /* a reference */
+	char *token;                     /* oidc: to cache the result */
+	struct extidp_check *check;      /* oidc check in flight */
+	struct guard_refresh *refresh;   /* queued on this refresh */
+	struct tokencache_claims claims; /* refresh waiters: for the next hop */
+	TAILQ_ENTRY(guard_req) entry;    /* g->reqs */
+	TAILQ_ENTRY(guard_req) wait;     /* refresh->waiters */
 };
 
 TAILQ_HEAD(guard_req_list, guard_req);
@@ -460,6 +461,7 @@ guard_req_abort(struct req *sr, void *arg)
 		TAILQ_REMOVE(&gr->refresh->waiters, gr, wait);
 	TAILQ_REMOVE(&g->reqs, gr, entry);
 	xfree_secret(gr->token);
+	tokencache_claims_dispose(&gr->claims);
 	free(gr);
 	req_unref(sr);
 }
@@ -488,16 +490,24 @@ guard_req_done(struct guard_req *gr)
 	req_set_abort(sr, NULL, NULL);
 	TAILQ_REMOVE(&gr->g->reqs, gr, entry);
 	xfree_secret(gr->token);
+	tokencache_claims_dispose(&gr->claims);
 	free(gr);
 	return sr;
 }
 
 /* --- upstream tokens --- */
 
+/* Pass sr on; the next hop learns the token's claims (claims) and, in
+ * embedded mode, the login session's upstream claims (session_claims). */
 static void
-guard_forward(struct guard *g, struct req *sr, const char *upstream_token)
+guard_forward(struct guard *g, struct req *sr, const char *upstream_token,
+    const struct tokencache_claims *claims, const char *session_claims)
 {
-	struct req_pass_opts opts = { .strip_cookies = true };
+	struct req_principal who = { .sub = claims->sub,
+		.scope = claims->scope,
+		.client_id = claims->client_id,
+		.claims_json = g->embedded ? session_claims : claims->claims_json };
+	struct req_pass_opts opts = { .strip_cookies = true, .principal = &who };
 
 	metrics_add(g->m_decisions, 1, "allowed", "ok");
 	if (upstream_token != NULL) {
@@ -521,7 +531,7 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 	const struct store_upstream *old;
 	struct guard_req *gr;
 	struct req *sr;
-	char *access = NULL;
+	char *access = NULL, *session_claims = NULL;
 	int64_t now = clock_wall_s();
 
 	rf->handle = NULL;
@@ -552,8 +562,11 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 			tokens = NULL;
 			/* Copied: store pointers live until the next store call. */
 			if ((old = store_upstream_get(st, rf->tsid)) != NULL &&
-			    old->access_token != NULL)
+			    old->access_token != NULL) {
 				access = xstrdup(old->access_token);
+				if (old->claims_json != NULL)
+					session_claims = xstrdup(old->claims_json);
+			}
 		}
 	} else {
 		if (tokens != NULL)
@@ -569,10 +582,15 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 	while ((gr = TAILQ_FIRST(&rf->waiters)) != NULL) {
 		TAILQ_REMOVE(&rf->waiters, gr, wait);
 		gr->refresh = NULL;
-		sr = guard_req_done(gr);
 		if (access != NULL) {
-			guard_forward(g, sr, access);
+			struct tokencache_claims c = gr->claims;
+
+			memset(&gr->claims, 0, sizeof gr->claims); /* ours until sent on */
+			sr = guard_req_done(gr);
+			guard_forward(g, sr, access, &c, session_claims);
+			tokencache_claims_dispose(&c);
 		} else {
+			sr = guard_req_done(gr);
 			guard_log_reject(sr, NULL, 0, "upstream_refresh_failed", NULL);
 			guard_deny(g, sr, GUARD_INVALID_TOKEN, "upstream_refresh_failed",
 			    "the login session at the identity provider has expired; sign in "
@@ -581,14 +599,17 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 		req_unref(sr);
 	}
 	xfree_secret(access);
+	free(session_claims);
 	free(rf->tsid);
 	free(rf);
 }
 
 /* Queue sr on the refresh of tsid, starting it if none is in flight. */
 static void
-guard_refresh_join(struct guard *g, struct req *sr, const char *tsid, const char *refresh_token)
+guard_refresh_join(struct guard *g, struct req *sr, const struct tokencache_claims *claims,
+    const char *refresh_token)
 {
+	const char *tsid = claims->tsid;
 	struct guard_refresh *rf;
 	struct guard_req *gr;
 
@@ -618,6 +639,7 @@ guard_refresh_join(struct guard *g, struct req *sr, const char *tsid, const char
 		    LOG_S("request_id", req_id(sr)));
 	}
 	gr = guard_req_new(g, sr);
+	tokencache_claims_copy(&gr->claims, claims);
 	gr->refresh = rf;
 	TAILQ_INSERT_TAIL(&rf->waiters, gr, wait);
 }
@@ -630,8 +652,14 @@ guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *clai
 	const struct store_upstream *u;
 	int64_t now = clock_wall_s();
 
-	if (!g->embedded || g->cfg->eas.disable_upstream_token_injection) {
-		guard_forward(g, sr, NULL);
+	if (!g->embedded) {
+		guard_forward(g, sr, NULL, claims, NULL);
+		return;
+	}
+	if (g->cfg->eas.disable_upstream_token_injection) {
+		u = claims->tsid != NULL ? store_upstream_get(g->ops.store(g->ops.as), claims->tsid)
+					 : NULL;
+		guard_forward(g, sr, NULL, claims, u != NULL ? u->claims_json : NULL);
 		return;
 	}
 	if (claims->tsid == NULL ||
@@ -650,10 +678,10 @@ guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *clai
 			    "again");
 			return;
 		}
-		guard_refresh_join(g, sr, claims->tsid, u->refresh_token);
+		guard_refresh_join(g, sr, claims, u->refresh_token);
 		return;
 	}
-	guard_forward(g, sr, u->access_token);
+	guard_forward(g, sr, u->access_token, claims, u->claims_json);
 }
 
 /* --- external IdP --- */

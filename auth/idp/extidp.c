@@ -207,6 +207,10 @@ extidp_claims_from_json(json_object *o, struct tokencache_claims *c)
 		c->client_id = xstrdup(s);
 	if (jwt_claim_int(o, "exp", &exp) == 0)
 		c->exp = exp;
+	/* For the MCP authorization rules (groups, roles...); bounded. */
+	if ((s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) != NULL &&
+	    strlen(s) <= TOKENCACHE_CLAIMS_MAX)
+		c->claims_json = xstrdup(s);
 }
 
 /* The kid of a compact JWS header, copied into buf; false if none. */

@@ -13,6 +13,12 @@
 //                   ["http://127.0.0.1/callback"] / "client_secret_basic")
 //   user            claims of the one user; default {sub:"alice", email:"alice@example.test",
 //                   email_verified:true, name:"Alice Example", preferred_username:"alice"}
+//   users           {"<sub>": {claims…}}: more users; POST /__idp/control {user:"<sub>"} picks
+//                   who the next logins are (default: `user`). A `groups` claim is released
+//                   with the `groups` scope.
+//   idTokenClaims   true: the ID token carries the scopes' claims too (oidc-provider's
+//                   conformIdTokenClaims off), as many IdPs do for groups
+//   accessTokenGroups true: JWT access tokens carry the user's `groups` claim
 //   deny            true: every login is refused → redirect back with error=access_denied
 //   requirePkce     default true (S256 only)
 //   accessTokenTTL, idTokenTTL, refreshTokenTTL, authorizationCodeTTL  seconds
@@ -34,7 +40,7 @@
 // Control endpoints (not part of OIDC, for tests):
 //   GET  /__idp/stats    → {"requests":{"<route>":n,…},"tokens":{"<grant_type>":n},"logins":n,"denied":n,
 //                           "tokenAuthMethods":{"client_secret_basic":n,…}, "last":{…}}
-//   POST /__idp/control  JSON body {deny?:bool, accessTokenTTL?:seconds} → new settings
+//   POST /__idp/control  JSON body {deny?:bool, accessTokenTTL?:seconds, user?:sub} → new settings
 //   POST /__idp/reset    zero the counters
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -63,6 +69,8 @@ const user = {
   preferred_username: 'alice',
   ...(opts.user || {}),
 };
+const users = { [user.sub]: user, ...(opts.users || {}) };
+let current = user.sub; // who logs in next (POST /__idp/control {user})
 
 const clients = (opts.clients || [{
   client_id: opts.client_id || 'upstream-client',
@@ -111,15 +119,19 @@ server.listen({ host: '127.0.0.1', port: Number(opts.port) || 0 }, () => {
     clients,
     jwks: { keys: [rsa, ec] },
     cookies: { keys: [crypto.randomBytes(16).toString('hex')] },
-    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
+      groups: ['groups'],
     },
+    conformIdTokenClaims: !opts.idTokenClaims,
+    extraTokenClaims: async (_ctx, token) => (opts.accessTokenGroups && token.kind === 'AccessToken'
+      ? { groups: (users[token.accountId] || user).groups ?? [] } : undefined),
     findAccount: (_ctx, id) => ({
       accountId: id,
-      claims: () => ({ ...user, sub: id }),
+      claims: () => ({ ...(users[id] || user), sub: id }),
     }),
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     pkce: { required: () => opts.requirePkce !== false },
@@ -192,8 +204,8 @@ server.listen({ host: '127.0.0.1', port: Number(opts.port) || 0 }, () => {
         result = { error: 'access_denied', error_description: 'login refused by test IdP' };
       } else {
         stats.logins += 1;
-        emit({ event: 'login', sub: user.sub, client_id: params.client_id });
-        result = { login: { accountId: user.sub } };
+        emit({ event: 'login', sub: current, client_id: params.client_id });
+        result = { login: { accountId: current } };
       }
     } else if (prompt.name === 'consent') {
       let grant;
@@ -239,8 +251,9 @@ server.listen({ host: '127.0.0.1', port: Number(opts.port) || 0 }, () => {
         const body = await readJson(req);
         if ('deny' in body) settings.deny = !!body.deny;
         if ('accessTokenTTL' in body) settings.accessTokenTTL = Number(body.accessTokenTTL);
+        if (typeof body.user === 'string' && users[body.user]) current = body.user;
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify(settings));
+        res.end(JSON.stringify({ ...settings, user: current }));
       } else if (path === '/__idp/reset' && req.method === 'POST') {
         stats.requests = {}; stats.tokens = {}; stats.logins = 0; stats.denied = 0;
         stats.tokenAuthMethods = {}; stats.last = {};

@@ -842,6 +842,114 @@ test_limits(void)
 	free(text);
 }
 
+/* authorization/audit: the rules' shape with located errors, printed back
+ * and read again the same; absent, printed as null (read back: off). */
+static void
+test_authorization(void)
+{
+	static const char good[] =
+	    MINIMAL "authorization:\n"
+		    "  defaultDecision: allow\n"
+		    "  rules:\n"
+		    "    - operations: [\"tools/list\", \"tools/call:get-*\", \"resources/read:file:///p/*\"]\n"
+		    "      allow: {scopes: [\"mcp:read\"]}\n"
+		    "    - operations: [\"tools/call:*\"]\n"
+		    "      allow: {scopes: [mcp:admin], claims: {groups: [admins, ops], email_verified: \"true\"}}\n"
+		    "    - operations: [\"tools/call:delete-*\"]\n"
+		    "      deny: {claims: {sub: guest}}\n"
+		    "    - operations: [\"prompts/*\"]\n"
+		    "      deny:\n"
+		    "audit:\n  enabled: true\n  path: /tmp/audit.log\n  includeArguments: true\n";
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		{ MINIMAL "authorization:\n  rules:\n    - allow: {}\n", "config.yaml:11:7: authorization.rules[0]: a rule needs operations" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n", "config.yaml:11:7: authorization.rules[0]: a rule needs allow or deny" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: []\n      deny: {}\n",
+		    "config.yaml:11:19: authorization.rules[0].operations: expected at least one operation" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [\"a b\"]\n      deny: {}\n",
+		    "config.yaml:11:20: authorization.rules[0].operations[0]: expected an operation without spaces" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {}\n      deny: {}\n",
+		    "config.yaml:13:7: authorization.rules[0].deny: expected one of allow or deny, not both" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      deny: {scopes: [x]}\n",
+		    "config.yaml:12:14: authorization.rules[0].deny.scopes: unknown key (expected claims)" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {claims: {groups: []}}\n",
+		    "config.yaml:12:32: authorization.rules[0].allow.claims.groups: expected at least one value" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {claims: [groups]}\n",
+		    "authorization.rules[0].allow.claims: expected a mapping of claim names to values, got a list" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {scopes: [\"a\\\"b\"]}\n",
+		    "authorization.rules[0].allow.scopes[0]: expected a scope" },
+		{ MINIMAL "authorization:\n  rules: {}\n", "config.yaml:10:10: authorization.rules: expected a list of authorization rules, got a mapping" },
+		{ MINIMAL "authorization:\n  defaultDecision: maybe\n", "authorization.defaultDecision: expected one of deny, allow" },
+		{ MINIMAL "authorization:\n  bogus: 1\n", "config.yaml:10:3: authorization.bogus: unknown key" },
+		{ MINIMAL "audit:\n  enabled: true\n", "config.yaml:10:12: audit.enabled: needs the authorization section" },
+	};
+	struct config *cfg, *again;
+	char *lines, *out, *out2;
+
+	env_set(NULL, NULL, NULL);
+	if (load_text(good, &cfg, &lines) != 0)
+		fprintf(stderr, "%s", lines);
+	CU_ASSERT_STRING_EQUAL_FATAL(lines, "");
+	free(lines);
+	CU_ASSERT_TRUE(cfg->authz.present);
+	CU_ASSERT_EQUAL(cfg->authz.default_decision, 1);
+	CU_ASSERT_EQUAL_FATAL(cfg->authz.n_rules, 4);
+	CU_ASSERT_EQUAL(cfg->authz.rules[0].operations.n, 3);
+	CU_ASSERT_STRING_EQUAL(cfg->authz.rules[0].operations.v[2], "resources/read:file:///p/*");
+	CU_ASSERT_FALSE(cfg->authz.rules[1].deny);
+	CU_ASSERT_EQUAL_FATAL(cfg->authz.rules[1].n_claims, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->authz.rules[1].claims[0].name, "groups");
+	CU_ASSERT_EQUAL(cfg->authz.rules[1].claims[0].values.n, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->authz.rules[1].claims[1].values.v[0], "true");
+	CU_ASSERT_TRUE(cfg->authz.rules[2].deny);
+	CU_ASSERT_STRING_EQUAL(cfg->authz.rules[2].claims[0].values.v[0], "guest");
+	CU_ASSERT_TRUE(cfg->authz.rules[3].deny);
+	CU_ASSERT_EQUAL(cfg->authz.rules[3].n_claims, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(cfg->authz.rules[2].where, "config.yaml:16:7"));
+	CU_ASSERT_TRUE(cfg->audit.enabled);
+	CU_ASSERT_STRING_EQUAL(cfg->audit.path, "/tmp/audit.log");
+	CU_ASSERT_TRUE(cfg->audit.include_arguments);
+	CU_ASSERT_EQUAL(cfg->audit.max_arguments_size, 1024);
+	out = print_to_string(cfg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "      deny: {claims: {\"sub\": [\"guest\"]}}\n"));
+	if (load_text(out, &again, &lines) != 0)
+		fprintf(stderr, "reload failed:\n%s\n--\n%s", lines, out);
+	CU_ASSERT_STRING_EQUAL(lines, "");
+	out2 = print_to_string(again);
+	CU_ASSERT_STRING_EQUAL(out, out2);
+	free(out);
+	free(out2);
+	free(lines);
+	config_free(cfg);
+	config_free(again);
+
+	/* Absent: off, and printed so that reading it back keeps it off. */
+	CU_ASSERT_EQUAL_FATAL(load_text(MINIMAL, &cfg, &lines), 0);
+	free(lines);
+	CU_ASSERT_FALSE(cfg->authz.present);
+	out = print_to_string(cfg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nauthorization: null"));
+	CU_ASSERT_PTR_NULL(strstr(out, "defaultDecision"));
+	CU_ASSERT_EQUAL(load_text(out, &again, &lines), 0);
+	CU_ASSERT_FALSE(again->authz.present);
+	free(lines);
+	free(out);
+	config_free(cfg);
+	config_free(again);
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = load_text(bad[i].yaml, &cfg, &lines);
+
+		if (rc != -1 || strstr(lines, bad[i].want) == NULL)
+			fprintf(stderr, "case %zu: want: %s\ngot:\n%s", i, bad[i].want, lines);
+		CU_ASSERT_EQUAL(rc, -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(lines, bad[i].want));
+		config_free(cfg);
+		free(lines);
+	}
+}
+
 /* The README region between the settings markers equals config_print_docs(). */
 static void
 test_readme_in_sync(void)
@@ -912,6 +1020,7 @@ main(void)
 		{ "resource_url_derived", test_resource_url_derived },
 		{ "print_round_trip", test_print_round_trip },
 		{ "limits", test_limits },
+		{ "authorization", test_authorization },
 		{ "readme_in_sync", test_readme_in_sync },
 		{ NULL, NULL },
 	};

@@ -355,11 +355,33 @@ read_file(const char *name, size_t *len)
 	return buf;
 }
 
+/* What the guard handed the next hop last (struct req_principal, copied). */
+static char *pass_sub, *pass_scope, *pass_client_id, *pass_claims;
+static int pass_calls;
+
+static void
+spy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
+{
+	const struct req_principal *p = opts != NULL ? opts->principal : NULL;
+
+	pass_calls++;
+	free(pass_sub);
+	free(pass_scope);
+	free(pass_client_id);
+	free(pass_claims);
+	pass_sub = p != NULL && p->sub != NULL ? xstrdup(p->sub) : NULL;
+	pass_scope = p != NULL && p->scope != NULL ? xstrdup(p->scope) : NULL;
+	pass_client_id = p != NULL && p->client_id != NULL ? xstrdup(p->client_id) : NULL;
+	pass_claims = p != NULL && p->claims_json != NULL ? xstrdup(p->claims_json) : NULL;
+	forward_pass(sr, opts, arg);
+}
+
 static void
 put_upstream(const char *tsid, const char *access, int64_t expires_at)
 {
 	struct store_upstream *u = xcalloc(1, sizeof *u);
 
+	u->claims_json = xstrdup("{\"sub\":\"alice\",\"groups\":[\"admins\"]}");
 	u->subject = xstrdup("alice");
 	u->access_token = xstrdup(access);
 	u->refresh_token = xstrdup("upstream-refresh-1");
@@ -424,11 +446,11 @@ setup(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(prm);
 	router = server_router(srv, SERVER_MCP);
 	prm_register(prm, &router);
-	guard = guard_new(base, cfg, forward_pass, fw, NULL, prm, &ops, err, sizeof err);
+	guard = guard_new(base, cfg, spy_pass, fw, NULL, prm, &ops, err, sizeof err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(guard);
 	server_set_fallback(srv, "mcp", guard_handler, guard);
 	n_revoked = 0;
-	backend_hits = refresh_calls = refresh_cancels = 0;
+	backend_hits = refresh_calls = refresh_cancels = pass_calls = 0;
 	refresh_fail = false;
 	put_upstream("sess-1", "upstream-access-1", clock_wall_s() + 3600);
 }
@@ -447,6 +469,11 @@ teardown(void)
 	config_free(cfg);
 	event_base_free(base);
 	metrics_reset();
+	free(pass_sub);
+	free(pass_scope);
+	free(pass_client_id);
+	free(pass_claims);
+	pass_sub = pass_scope = pass_client_id = pass_claims = NULL;
 	free(seen_auth);
 	free(seen_cookie);
 	free(seen_custom);
@@ -899,6 +926,11 @@ test_injection(void)
 	/* default: the session's upstream token, never ours, never cookies */
 	assert_allowed(authz);
 	CU_ASSERT_STRING_EQUAL(seen_auth, "Bearer upstream-access-1");
+	/* the next hop learns the token's claims and the session's upstream ones */
+	CU_ASSERT_STRING_EQUAL(pass_sub, "alice");
+	CU_ASSERT_STRING_EQUAL(pass_client_id, "client-1");
+	CU_ASSERT_STRING_EQUAL(pass_scope, "openid mcp:tools");
+	CU_ASSERT_STRING_EQUAL(pass_claims, "{\"sub\":\"alice\",\"groups\":[\"admins\"]}");
 	CU_ASSERT_PTR_NULL(seen_cookie);
 	CU_ASSERT_PTR_NULL(seen_proxy_auth);
 	CU_ASSERT_PTR_NULL(seen_custom);
@@ -915,6 +947,7 @@ test_injection(void)
 	/* injection off: no credential at all */
 	cfg->eas.disable_upstream_token_injection = true;
 	assert_allowed(authz);
+	CU_ASSERT_STRING_EQUAL(pass_claims, "{\"sub\":\"alice\",\"groups\":[\"admins\"]}");
 	CU_ASSERT_PTR_NULL(seen_auth);
 	CU_ASSERT_PTR_NULL(seen_custom);
 	CU_ASSERT_PTR_NULL(seen_cookie);
@@ -959,6 +992,11 @@ test_refresh_single_flight(void)
 	}
 	CU_ASSERT_EQUAL(backend_hits, 5);
 	CU_ASSERT_STRING_EQUAL(seen_auth, "Bearer upstream-access-2");
+	/* the waiters' claims reach the next hop too, with the session's */
+	CU_ASSERT_EQUAL(pass_calls, 5);
+	CU_ASSERT_STRING_EQUAL(pass_client_id, "client-1");
+	CU_ASSERT_STRING_EQUAL(pass_scope, "openid mcp:tools");
+	CU_ASSERT_STRING_EQUAL(pass_claims, "{\"sub\":\"alice\",\"groups\":[\"admins\"]}");
 	u = store_upstream_get(st, "sess-1");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
 	CU_ASSERT_STRING_EQUAL(u->access_token, "upstream-access-2");

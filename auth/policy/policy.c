@@ -1,0 +1,984 @@
+/*
+ * The authorization hop (see policy.h). A request is decided whole: one
+ * denied message refuses the batch (the backend sees none of it), one
+ * message needing more scopes makes the answer a step-up challenge for
+ * the scopes of every such message. The audit lines of a forwarded
+ * request wait in a watch (req_set_watch) that sees the response body,
+ * up to POLICY_CAPTURE_MAX bytes, and writes them when the request ends;
+ * the watch is freed there, or by policy_free() for requests still open.
+ */
+#include "auth/policy/policy.h"
+
+#include <event2/buffer.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "auth/policy/audit.h"
+#include "auth/policy/jsonrpc.h"
+#include "auth/policy/rules.h"
+#include "common/clock.h"
+#include "common/scope.h"
+#include "common/strlist.h"
+#include "common/xalloc.h"
+#include "common/xevent.h"
+#include "config/config.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/req.h"
+
+#define POLICY_CAPTURE_MAX (256 * 1024)     /* response bytes looked at for outcomes */
+#define POLICY_FILTER_MAX (8 * 1024 * 1024) /* a list response (or SSE event) held to filter */
+#define POLICY_ERR_FORBIDDEN (-32003)
+
+/* One operation's audit line, waiting for its outcome. */
+struct policy_entry {
+	json_object *line; /* every field but outcome and duration_ms */
+	char *id;          /* the JSON-RPC id as JSON text, or NULL */
+	bool notification;
+};
+
+/* A list request whose response is filtered: its id (JSON text) and
+ * method. */
+struct policy_list {
+	char *id;
+	const char *method; /* static: tools/list ... */
+};
+
+/* The audit lines of a forwarded request, and the filter of its list
+ * responses. */
+struct policy_watch {
+	struct policy *p;
+	struct req *sr; /* not a reference: the watch ends before the req goes */
+	struct policy_entry *entries;
+	size_t n;
+	struct evbuffer *captured; /* the response body, up to POLICY_CAPTURE_MAX */
+	int64_t start_us;
+	/* filtering: the principal (copied: it must outlive the pass call) */
+	struct policy_list *lists;
+	size_t n_lists;
+	char *sub, *scope, *client_id;
+	json_object *claims;
+	int mode;                 /* 0 not known yet, 1 JSON, 2 SSE */
+	struct evbuffer *pending; /* bytes held until a whole body / event is here */
+	size_t scanned;           /* pending searched for a blank line up to here */
+	TAILQ_ENTRY(policy_watch) entry;
+};
+
+TAILQ_HEAD(policy_watch_list, policy_watch);
+
+struct policy {
+	const struct config *cfg;
+	req_pass_fn next;
+	void *next_arg;
+	char *metadata_url;
+	struct rules *rules;
+	struct audit *audit;
+	struct jsonrpc_limits lim; /* with our tokener, reused for every body */
+	/* The last principal's claims, parsed: one user's requests in a row
+	 * (the common case) parse them once. Never changed once parsed. */
+	char *claims_text;
+	json_object *claims;
+	struct policy_watch_list watches;
+	struct metric *m_requests;
+};
+
+/* What was decided for one message. */
+struct policy_item {
+	const struct jsonrpc_msg *m;
+	struct rules_verdict v;
+	bool always; /* initialize, ping, notifications, responses */
+};
+
+static const char *
+policy_decision_name(const struct policy_item *it)
+{
+	switch (it->v.decision) {
+	case RULES_ALLOW:
+		return "allow";
+	case RULES_DENY:
+		return "deny";
+	case RULES_STEP_UP:
+		return "step_up";
+	}
+	return "deny";
+}
+
+/* --- audit lines --- */
+
+static void
+policy_time(char *buf, size_t len)
+{
+	time_t t = (time_t)clock_wall_s();
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_object *
+policy_str_or_null(const char *s)
+{
+	return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+/* The arguments of a tools/call or prompts/get, as an object when their
+ * JSON fits max bytes, else their first max bytes as a string. */
+static void
+policy_add_arguments(json_object *line, const struct jsonrpc_msg *m, size_t max)
+{
+	json_object *params, *args;
+	const char *s;
+	size_t len;
+
+	if (!json_object_object_get_ex(m->obj, "params", &params) || params == NULL ||
+	    !json_object_is_type(params, json_type_object) ||
+	    !json_object_object_get_ex(params, "arguments", &args) || args == NULL)
+		return;
+	s = json_object_to_json_string_length(args, JSON_C_TO_STRING_PLAIN, &len);
+	if (len <= max) {
+		json_object_object_add(line, "arguments", json_object_get(args));
+		return;
+	}
+	/* Cut on a UTF-8 boundary: json-c would refuse nothing, readers might. */
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	json_object_object_add(line, "arguments", json_object_new_string_len(s, (int)max));
+	json_object_object_add(line, "arguments_truncated", json_object_new_boolean(1));
+}
+
+/* The audit line of one decided message, without outcome and duration. */
+static json_object *
+policy_line(struct policy *p, struct req *sr, const struct rules_principal *who,
+    const struct policy_item *it, const char *decision)
+{
+	json_object *line = json_object_new_object();
+	char ts[32], label[24];
+
+	policy_time(ts, sizeof ts);
+	json_object_object_add(line, "time", json_object_new_string(ts));
+	json_object_object_add(line, "request_id", json_object_new_string(req_id(sr)));
+	json_object_object_add(line, "jsonrpc_id",
+	    it != NULL && it->m->id != NULL ? json_object_get(it->m->id) : NULL);
+	json_object_object_add(line, "subject", policy_str_or_null(who->sub));
+	json_object_object_add(line, "client_id", policy_str_or_null(who->client_id));
+	json_object_object_add(line, "method",
+	    policy_str_or_null(it != NULL ? it->m->method : NULL));
+	json_object_object_add(line, "name", policy_str_or_null(it != NULL ? it->m->name : NULL));
+	json_object_object_add(line, "decision",
+	    json_object_new_string(decision != NULL ? decision : policy_decision_name(it)));
+	json_object_object_add(line, "rule",
+	    json_object_new_string(it == NULL ? "none"
+		    : it->always              ? "always"
+					      : rules_label(&it->v, label, sizeof label)));
+	if (it != NULL && p->cfg->audit.include_arguments && it->m->method != NULL &&
+	    (strcmp(it->m->method, "tools/call") == 0 || strcmp(it->m->method, "prompts/get") == 0))
+		policy_add_arguments(line, it->m, p->cfg->audit.max_arguments_size);
+	return line;
+}
+
+static void
+policy_emit(struct policy *p, json_object *line, const char *outcome, int64_t start_us)
+{
+	json_object_object_add(line, "outcome", json_object_new_string(outcome));
+	json_object_object_add(line, "duration_ms",
+	    json_object_new_double((double)(clock_mono_us() - start_us) / 1000.0));
+	audit_write(p->audit, line);
+}
+
+/* --- outcomes from the response --- */
+
+/* Note every JSON-RPC response in o (a message or a batch) in found: id
+ * text → "error" or "success". */
+static void
+policy_scan_responses(json_object *o, struct strlist *ids, struct strlist *outcomes)
+{
+	json_object *id;
+	size_t n;
+
+	if (o == NULL)
+		return;
+	if (json_object_is_type(o, json_type_array)) {
+		n = json_object_array_length(o);
+		for (size_t i = 0; i < n && i < 1024; i++) {
+			json_object *e = json_object_array_get_idx(o, i);
+
+			if (e != NULL && json_object_is_type(e, json_type_object))
+				policy_scan_responses(e, ids, outcomes);
+		}
+		return;
+	}
+	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "id", &id))
+		return;
+	strlist_add(ids,
+	    id != NULL ? json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN) : "null");
+	strlist_add(outcomes, json_object_object_get_ex(o, "error", NULL) ? "error" : "success");
+}
+
+static json_object *
+policy_parse_exact(const char *s, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new_ex(64);
+	json_object *o;
+
+	if (tok == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* The responses in a captured body: JSON, or SSE events whose data are. */
+static void
+policy_responses(struct evbuffer *b, struct strlist *ids, struct strlist *outcomes)
+{
+	size_t len = evbuffer_get_length(b), i = 0;
+	const char *s;
+	struct evbuffer *data;
+	json_object *o;
+
+	if (len == 0)
+		return;
+	s = (const char *)evbuffer_pullup(b, -1);
+	while (i < len && (s[i] == ' ' || s[i] == '\r' || s[i] == '\n' || s[i] == '\t'))
+		i++;
+	if (i < len && (s[i] == '{' || s[i] == '[')) {
+		o = policy_parse_exact(s + i, len - i);
+		policy_scan_responses(o, ids, outcomes);
+		json_object_put(o);
+		return;
+	}
+	/* SSE: "data:" lines joined by newlines make an event's data; a blank
+	 * line ends the event. */
+	data = xevbuffer_new();
+	while (i < len) {
+		const char *eol = memchr(s + i, '\n', len - i);
+		size_t n = eol != NULL ? (size_t)(eol - (s + i)) : len - i;
+
+		if (n > 0 && s[i + n - 1] == '\r')
+			n--;
+		if (n == 0) {
+			if (evbuffer_get_length(data) > 0) {
+				size_t dl = evbuffer_get_length(data);
+
+				o = policy_parse_exact((const char *)evbuffer_pullup(data, -1), dl);
+				policy_scan_responses(o, ids, outcomes);
+				json_object_put(o);
+				evbuffer_drain(data, dl);
+			}
+		} else if (n >= 5 && strncmp(s + i, "data:", 5) == 0) {
+			size_t off = n > 5 && s[i + 5] == ' ' ? 6 : 5;
+
+			if (evbuffer_get_length(data) > 0)
+				evbuffer_add(data, "\n", 1);
+			evbuffer_add(data, s + i + off, n - off);
+		}
+		if (eol == NULL)
+			break;
+		i += (size_t)(eol - (s + i)) + 1;
+	}
+	evbuffer_free(data);
+}
+
+static void
+policy_watch_free(struct policy_watch *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		json_object_put(w->entries[i].line);
+		free(w->entries[i].id);
+	}
+	free(w->entries);
+	for (size_t i = 0; i < w->n_lists; i++)
+		free(w->lists[i].id);
+	free(w->lists);
+	free(w->sub);
+	free(w->scope);
+	free(w->client_id);
+	json_object_put(w->claims);
+	if (w->pending != NULL)
+		evbuffer_free(w->pending);
+	evbuffer_free(w->captured);
+	TAILQ_REMOVE(&w->p->watches, w, entry);
+	free(w);
+}
+
+/* The watch: keep the response's first bytes; at the end, the outcomes. */
+static void
+policy_on_reply(struct req *sr, int status, const void *data, size_t len, void *arg)
+{
+	struct policy_watch *w = arg;
+	struct strlist ids = { 0 }, outcomes = { 0 };
+
+	if (data != NULL) {
+		size_t have = evbuffer_get_length(w->captured);
+
+		if (w->n == 0)
+			return;
+
+		if (have < POLICY_CAPTURE_MAX)
+			evbuffer_add(w->captured, data,
+			    len < POLICY_CAPTURE_MAX - have ? len : POLICY_CAPTURE_MAX - have);
+		return;
+	}
+	policy_responses(w->captured, &ids, &outcomes);
+	for (size_t i = 0; i < w->n; i++) {
+		struct policy_entry *e = &w->entries[i];
+		const char *outcome = NULL;
+
+		for (size_t k = 0; e->id != NULL && k < ids.n; k++) {
+			if (strcmp(ids.v[k], e->id) == 0) {
+				outcome = outcomes.v[k];
+				break;
+			}
+		}
+		if (outcome == NULL) {
+			if (status == 0 || status == 499)
+				outcome = "no_response"; /* the client went away first */
+			else if (status >= 500)
+				outcome = "backend_error";
+			else if (status >= 400)
+				outcome = "error";
+			else if (e->notification || e->id == NULL)
+				outcome = "success";
+			else
+				outcome = "unknown"; /* no response with its id was seen */
+		}
+		if (w->p->audit != NULL)
+			policy_emit(w->p, e->line, outcome, w->start_us);
+	}
+	strlist_dispose(&ids);
+	strlist_dispose(&outcomes);
+	policy_watch_free(w);
+}
+
+/* --- filtered lists --- */
+
+/* Which list a method is: the array in its result, the member naming an
+ * item, and the operation an item is used with. */
+static bool
+policy_list_shape(const char *method, const char **array, const char **key, const char **use,
+    const char **canon)
+{
+	static const char *const shapes[][4] = {
+		{ "tools/list", "tools", "name", "tools/call" },
+		{ "prompts/list", "prompts", "name", "prompts/get" },
+		{ "resources/list", "resources", "uri", "resources/read" },
+		{ "resources/templates/list", "resourceTemplates", "uriTemplate",
+		    "resources/read" },
+	};
+
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		if (strcmp(method, shapes[i][0]) == 0) {
+			*array = shapes[i][1];
+			*key = shapes[i][2];
+			*use = shapes[i][3];
+			if (canon != NULL)
+				*canon = shapes[i][0];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Drop from one JSON-RPC response the list items the principal may not
+ * use (a step-up item stays: the client may re-authorize for it). true
+ * when o is a list result of one of our requests (and was rewritten). */
+static bool
+policy_filter_response(struct policy_watch *w, json_object *o)
+{
+	const struct rules_principal who = { .sub = w->sub,
+		.scope = w->scope,
+		.client_id = w->client_id,
+		.claims = w->claims };
+	json_object *id, *result, *items, *kept;
+	const char *array, *key, *use, *idtext;
+	const struct policy_list *l = NULL;
+	size_t n;
+
+	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "id", &id) ||
+	    id == NULL)
+		return false;
+	idtext = json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN);
+	for (size_t i = 0; i < w->n_lists && l == NULL; i++) {
+		if (strcmp(w->lists[i].id, idtext) == 0)
+			l = &w->lists[i];
+	}
+	if (l == NULL || !json_object_object_get_ex(o, "result", &result) || result == NULL ||
+	    !policy_list_shape(l->method, &array, &key, &use, NULL) ||
+	    !json_object_object_get_ex(result, array, &items) || items == NULL ||
+	    !json_object_is_type(items, json_type_array))
+		return false; /* not ours, an error, or no list: as it came */
+	kept = json_object_new_array();
+	n = json_object_array_length(items);
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_array_get_idx(items, i), *nv;
+		const char *name;
+
+		if (it == NULL || !json_object_object_get_ex(it, key, &nv) || nv == NULL ||
+		    !json_object_is_type(nv, json_type_string))
+			continue; /* what cannot be judged is not shown */
+		name = json_object_get_string(nv);
+		if (rules_decide(w->p->rules, use, name, &who).decision != RULES_DENY)
+			json_object_array_add(kept, json_object_get(it));
+	}
+	json_object_object_add(result, array, kept);
+	return true;
+}
+
+/* Filter a JSON-RPC message or batch (text s of len bytes) into out: -1
+ * when it is not JSON (then nothing of it may go out). */
+static int
+policy_filter_json(struct policy_watch *w, const char *s, size_t len, struct evbuffer *out)
+{
+	json_object *o = policy_parse_exact(s, len);
+	bool changed = false;
+	size_t outlen;
+	const char *t;
+
+	if (o == NULL)
+		return -1;
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			changed |= policy_filter_response(w, json_object_array_get_idx(o, i));
+	} else {
+		changed = policy_filter_response(w, o);
+	}
+	if (changed) {
+		t = json_object_to_json_string_length(o,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &outlen);
+		evbuffer_add(out, t, outlen);
+	} else {
+		evbuffer_add(out, s, len);
+	}
+	json_object_put(o);
+	return 0;
+}
+
+/* One SSE event (its bytes up to and without the blank line): data lines
+ * that make a response to a list request are replaced by the filtered
+ * response; other events pass as they came. */
+static int
+policy_filter_event(struct policy_watch *w, const char *s, size_t len, struct evbuffer *out)
+{
+	struct evbuffer *data = xevbuffer_new(), *rest = xevbuffer_new(), *fj = xevbuffer_new();
+	size_t i = 0;
+	int rc = 0;
+
+	/* A lone CR ends a line for an SSE client but not for us: such an
+	 * event could carry a list we would not see, so it is not passed. */
+	for (size_t k = 0; k < len; k++) {
+		if (s[k] == '\r' && (k + 1 == len || s[k + 1] != '\n')) {
+			rc = -1;
+			goto out;
+		}
+	}
+	while (i < len) {
+		const char *eol = memchr(s + i, '\n', len - i);
+		size_t n = eol != NULL ? (size_t)(eol - (s + i)) : len - i, ln = n;
+
+		if (ln > 0 && s[i + ln - 1] == '\r')
+			ln--;
+		if (ln >= 5 && strncmp(s + i, "data:", 5) == 0) {
+			size_t off = ln > 5 && s[i + 5] == ' ' ? 6 : 5;
+
+			if (evbuffer_get_length(data) > 0)
+				evbuffer_add(data, "\n", 1);
+			evbuffer_add(data, s + i + off, ln - off);
+		} else {
+			evbuffer_add(rest, s + i, ln);
+			evbuffer_add(rest, "\n", 1);
+		}
+		i += n + (eol != NULL ? 1 : 0);
+	}
+	if (evbuffer_get_length(data) == 0) {
+		evbuffer_add(out, s, len);
+		goto out;
+	}
+	{
+		size_t dl = evbuffer_get_length(data);
+		const char *d = (const char *)evbuffer_pullup(data, -1);
+
+		if (policy_filter_json(w, d, dl, fj) != 0) {
+			/* Not JSON: no list response of ours, pass it. */
+			evbuffer_add(out, s, len);
+			goto out;
+		}
+		evbuffer_add_buffer(out, rest);
+		evbuffer_add(out, "data: ", 6);
+		evbuffer_add_buffer(out, fj);
+		evbuffer_add(out, "\n", 1);
+	}
+out:
+	evbuffer_free(data);
+	evbuffer_free(rest);
+	evbuffer_free(fj);
+	return rc;
+}
+
+/* Where the first blank line of an SSE stream is, from byte from on: the
+ * event ends at *cut (its last line ending included), the blank line's
+ * ending is *sep bytes. Line endings are "\n" or "\r\n". false if none. */
+static bool
+policy_sse_boundary(struct evbuffer *b, size_t from, size_t *cut, size_t *sep)
+{
+	static const struct {
+		const char *s;
+		size_t len, first;
+	} seps[] = { { "\n\n", 2, 1 }, { "\n\r\n", 3, 1 }, { "\r\n\n", 3, 2 },
+		{ "\r\n\r\n", 4, 2 } };
+	struct evbuffer_ptr at, p;
+	bool found = false;
+
+	for (size_t i = 0; i < sizeof seps / sizeof seps[0]; i++) {
+		if (evbuffer_ptr_set(b, &at, from, EVBUFFER_PTR_SET) != 0)
+			return false;
+		p = evbuffer_search(b, seps[i].s, seps[i].len, &at);
+		if (p.pos < 0)
+			continue;
+		/* the earliest; at one place "\r\n\r\n" beats "\n\r\n" one later */
+		if (!found || (size_t)p.pos + seps[i].first < *cut) {
+			*cut = (size_t)p.pos + seps[i].first;
+			*sep = seps[i].len - seps[i].first;
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* The reply filter (req_filter_fn): JSON bodies are held whole, SSE
+ * streams event by event; held bytes are bounded, and each byte is
+ * searched for a blank line about once. */
+static int
+policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg)
+{
+	struct policy_watch *w = arg;
+	size_t len, cut = 0, sep = 0;
+	const char *s;
+
+	if (w->pending == NULL)
+		w->pending = xevbuffer_new();
+	if (in != NULL)
+		evbuffer_add_buffer(w->pending, in);
+	len = evbuffer_get_length(w->pending);
+	if (len > POLICY_FILTER_MAX) {
+		log_warn("list response too large to filter: connection closed",
+		    LOG_S("request_id", req_id(sr)));
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	if (w->mode == 0) {
+		size_t i = 0;
+
+		s = (const char *)evbuffer_pullup(w->pending, -1);
+		while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+			i++;
+		if (i == len)
+			return in == NULL ? (evbuffer_add_buffer(out, w->pending), 0) : 0;
+		w->mode = s[i] == '{' || s[i] == '[' ? 1 : 2;
+	}
+	if (w->mode == 1) {
+		int rc;
+
+		if (in != NULL)
+			return 0; /* the whole body first */
+		rc = policy_filter_json(w, (const char *)evbuffer_pullup(w->pending, -1), len, out);
+		evbuffer_drain(w->pending, len);
+		if (rc != 0)
+			log_warn("list response is not JSON: connection closed",
+			    LOG_S("request_id", req_id(sr)));
+		return rc;
+	}
+	/* SSE: every complete event, the rest at the end. */
+	while (policy_sse_boundary(w->pending, w->scanned, &cut, &sep)) {
+		s = (const char *)evbuffer_pullup(w->pending, (ev_ssize_t)(cut + sep));
+		if (policy_filter_event(w, s, cut, out) != 0)
+			goto bad;
+		evbuffer_add(out, s + cut, sep);
+		evbuffer_drain(w->pending, cut + sep);
+		w->scanned = 0;
+	}
+	len = evbuffer_get_length(w->pending);
+	w->scanned = len > 3 ? len - 3 : 0; /* a separator may straddle the next read */
+	if (in == NULL && len > 0) {
+		if (policy_filter_event(w, (const char *)evbuffer_pullup(w->pending, -1), len,
+			out) != 0)
+			goto bad;
+		evbuffer_drain(w->pending, len);
+	}
+	return 0;
+bad:
+	log_warn("list response event with a lone CR: connection closed",
+	    LOG_S("request_id", req_id(sr)));
+	return -1;
+}
+
+/* --- answers --- */
+
+/* A JSON-RPC error object for a refused message. */
+static json_object *
+policy_rpc_error(json_object *id, int code, const char *message, const char *error,
+    const char *scope)
+{
+	json_object *o = json_object_new_object(), *e = json_object_new_object(),
+		    *data = json_object_new_object();
+
+	json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(o, "id", id != NULL ? json_object_get(id) : NULL);
+	json_object_object_add(e, "code", json_object_new_int(code));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_object_add(data, "error", json_object_new_string(error));
+	if (scope != NULL)
+		json_object_object_add(data, "scope", json_object_new_string(scope));
+	json_object_object_add(e, "data", data);
+	json_object_object_add(o, "error", e);
+	return o;
+}
+
+static void
+policy_reply(struct req *sr, int status, json_object *body)
+{
+	req_add_header(sr, "Pragma", "no-cache");
+	req_reply_json(sr, status,
+	    json_object_to_json_string_ext(body,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(body);
+}
+
+/* 400/413 for a body that is not JSON-RPC we can decide on. */
+static void
+policy_reject(struct policy *p, struct req *sr, const struct rules_principal *who, int status,
+    int code, const char *msg, const char *label)
+{
+	json_object *o = policy_rpc_error(NULL, code, msg,
+	    status == 413 ? "request_too_large" : "invalid_request", NULL);
+
+	metrics_add(p->m_requests, 1, "invalid", label);
+	log_info("mcp request refused", LOG_S("reason", msg), LOG_I("status", status),
+	    LOG_S("request_id", req_id(sr)));
+	if (p->audit != NULL) {
+		json_object *line = policy_line(p, sr, who, NULL, "invalid");
+
+		policy_emit(p, line, "rejected", clock_mono_us());
+		json_object_put(line);
+	}
+	policy_reply(sr, status, o);
+}
+
+/* Add s to l unless it is there. */
+static void
+policy_scope_add(struct strlist *l, const char *s)
+{
+	if (!strlist_contains(l, s))
+		strlist_add(l, s);
+}
+
+/* Refuse the request: denied members by their rule, a step-up challenge
+ * when none is denied but some need more scopes. */
+static void
+policy_refuse(struct policy *p, struct req *sr, const struct jsonrpc_body *b,
+    const struct policy_item *items, bool denied)
+{
+	struct strlist need = { 0 };
+	json_object *body = b->batch ? json_object_new_array() : NULL;
+	char *scope = NULL, *www = NULL, msg[160];
+
+	if (!denied) {
+		for (size_t i = 0; i < p->cfg->auth.required_scopes.n; i++)
+			policy_scope_add(&need, p->cfg->auth.required_scopes.v[i]);
+		for (size_t i = 0; i < b->n; i++) {
+			if (items[i].v.decision != RULES_STEP_UP)
+				continue;
+			for (size_t k = 0; k < items[i].v.scopes->n; k++)
+				policy_scope_add(&need, items[i].v.scopes->v[k]);
+		}
+		scope = strlist_join(&need);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		const struct jsonrpc_msg *m = items[i].m;
+		json_object *e;
+
+		if (m->kind != JSONRPC_REQUEST)
+			continue;
+		if (items[i].v.decision == RULES_DENY && !items[i].always) {
+			snprintf(msg, sizeof msg, "%s%s%.64s is not allowed", m->method,
+			    m->name != NULL ? ":" : "", m->name != NULL ? m->name : "");
+			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN, msg, "forbidden", NULL);
+		} else if (items[i].v.decision == RULES_STEP_UP) {
+			snprintf(msg, sizeof msg, "%s needs the scopes: %.100s", m->method, scope);
+			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN, msg, "insufficient_scope",
+			    scope);
+		} else {
+			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN,
+			    "not run: another message of this batch was refused", "batch_refused",
+			    NULL);
+		}
+		if (!b->batch) {
+			body = e;
+			break;
+		}
+		json_object_array_add(body, e);
+	}
+	if (body == NULL) /* a lone message that is no request cannot be refused */
+		body = policy_rpc_error(NULL, POLICY_ERR_FORBIDDEN, "not allowed", "forbidden",
+		    NULL);
+	if (!denied) {
+		www = xasprintf("Bearer error=\"insufficient_scope\", scope=\"%s\"%s%s%s", scope,
+		    p->metadata_url != NULL ? ", resource_metadata=\"" : "",
+		    p->metadata_url != NULL ? p->metadata_url : "",
+		    p->metadata_url != NULL ? "\"" : "");
+		req_add_header(sr, "WWW-Authenticate", www);
+	}
+	policy_reply(sr, 403, body);
+	free(www);
+	free(scope);
+	strlist_dispose(&need);
+}
+
+/* --- the hop --- */
+
+/* Do the Mcp-Method / Mcp-Name headers, when sent, name the body's
+ * operation? NULL when they do, else why not. */
+static const char *
+policy_check_headers(struct req *sr, const struct jsonrpc_body *b)
+{
+	const char *hm = req_header(sr, "Mcp-Method"), *hn = req_header(sr, "Mcp-Name");
+
+	if (hm == NULL && hn == NULL)
+		return NULL;
+	if (b->batch)
+		return "the Mcp-Method and Mcp-Name headers cannot describe a batch";
+	if (hm != NULL && (b->msgs[0].method == NULL || strcmp(hm, b->msgs[0].method) != 0))
+		return "the Mcp-Method header does not match the body's method";
+	if (hn != NULL && (b->msgs[0].name == NULL || strcmp(hn, b->msgs[0].name) != 0))
+		return "the Mcp-Name header does not match the body's name";
+	if (hm != NULL && hn == NULL && b->msgs[0].name != NULL)
+		return "the Mcp-Name header is missing for this method";
+	return NULL;
+}
+
+/* Watch a forwarded request for its audit lines (with audit on) and
+ * filter its list responses (when it has list requests). */
+static void
+policy_watch_start(struct policy *p, struct req *sr, const struct rules_principal *who,
+    const struct jsonrpc_body *b, const struct policy_item *items, int64_t start_us)
+{
+	struct policy_watch *w;
+	const char *array, *key, *use;
+	size_t lists = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+		lists += b->msgs[i].kind == JSONRPC_REQUEST &&
+		    policy_list_shape(b->msgs[i].method, &array, &key, &use, NULL);
+	if (p->audit == NULL && lists == 0)
+		return;
+	w = xcalloc(1, sizeof *w);
+	w->p = p;
+	w->sr = sr;
+	w->start_us = start_us;
+	w->captured = xevbuffer_new();
+	if (lists > 0) {
+		w->lists = xcalloc(lists, sizeof *w->lists);
+		for (size_t i = 0; i < b->n; i++) {
+			const struct jsonrpc_msg *m = &b->msgs[i];
+
+			if (m->kind != JSONRPC_REQUEST ||
+			    !policy_list_shape(m->method, &array, &key, &use,
+				&w->lists[w->n_lists].method))
+				continue;
+			w->lists[w->n_lists++].id = xstrdup(
+			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
+		}
+		w->sub = who->sub != NULL ? xstrdup(who->sub) : NULL;
+		w->scope = who->scope != NULL ? xstrdup(who->scope) : NULL;
+		w->client_id = who->client_id != NULL ? xstrdup(who->client_id) : NULL;
+		w->claims = who->claims != NULL ? json_object_get(who->claims) : NULL;
+		req_set_filter(sr, policy_filter, w);
+	}
+	TAILQ_INSERT_TAIL(&p->watches, w, entry);
+	req_set_watch(sr, policy_on_reply, w);
+	if (p->audit == NULL)
+		return;
+	w->entries = xcalloc(b->n, sizeof *w->entries);
+	w->n = b->n;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct jsonrpc_msg *m = items[i].m;
+
+		w->entries[i].line = policy_line(p, sr, who, &items[i], NULL);
+		w->entries[i].notification = m->kind != JSONRPC_REQUEST;
+		if (m->id != NULL)
+			w->entries[i].id = xstrdup(
+			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
+	}
+}
+
+/* The claims JSON parsed (a new reference), or NULL when it is no
+ * object; the last one is kept for the next request. */
+static json_object *
+policy_claims(struct policy *p, const char *text)
+{
+	json_object *o;
+
+	if (p->claims_text == NULL || strcmp(p->claims_text, text) != 0) {
+		free(p->claims_text);
+		json_object_put(p->claims);
+		p->claims_text = xstrdup(text);
+		p->claims = json_tokener_parse(text);
+		if (p->claims != NULL && !json_object_is_type(p->claims, json_type_object)) {
+			json_object_put(p->claims);
+			p->claims = NULL;
+		}
+	}
+	o = p->claims;
+	return o != NULL ? json_object_get(o) : NULL;
+}
+
+void
+policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
+{
+	struct policy *p = arg;
+	const struct req_principal *pr = opts != NULL ? opts->principal : NULL;
+	struct rules_principal who = { 0 };
+	struct jsonrpc_body b;
+	struct policy_item *items = NULL;
+	struct evbuffer *body = req_body(sr);
+	int64_t start_us = clock_mono_us();
+	bool denied = false, step_up = false;
+	const char *why;
+	char err[160];
+	enum jsonrpc_err rc;
+
+	if (req_gone(sr))
+		return;
+	if (req_method(sr) != H1_POST) {
+		p->next(sr, opts, p->next_arg);
+		return;
+	}
+	if (pr != NULL) {
+		who.sub = pr->sub;
+		who.scope = pr->scope;
+		who.client_id = pr->client_id;
+		if (pr->claims_json != NULL && rules_need_claims(p->rules))
+			who.claims = policy_claims(p, pr->claims_json);
+	}
+	rc = evbuffer_get_length(body) > p->lim.max_size
+	    ? jsonrpc_parse(NULL, evbuffer_get_length(body), &p->lim, &b, err, sizeof err)
+	    : jsonrpc_parse((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body),
+		  &p->lim, &b, err, sizeof err);
+	if (rc != JSONRPC_OK) {
+		policy_reject(p, sr, &who, rc == JSONRPC_TOO_LARGE ? 413 : 400,
+		    rc == JSONRPC_PARSE ? -32700 : -32600, err, "none");
+		goto out;
+	}
+	if ((why = policy_check_headers(sr, &b)) != NULL) {
+		policy_reject(p, sr, &who, 400, -32600, why,
+		    jsonrpc_method_label(b.msgs[0].method));
+		goto out;
+	}
+	items = xcalloc(b.n, sizeof *items);
+	for (size_t i = 0; i < b.n; i++) {
+		struct policy_item *it = &items[i];
+
+		it->m = &b.msgs[i];
+		it->v.rule = -1;
+		if (jsonrpc_always_passes(it->m)) {
+			it->always = true;
+			it->v.decision = RULES_ALLOW;
+		} else {
+			it->v = rules_decide(p->rules, it->m->method, it->m->name, &who);
+		}
+		denied = denied || it->v.decision == RULES_DENY;
+		step_up = step_up || it->v.decision == RULES_STEP_UP;
+		metrics_add(p->m_requests, 1, policy_decision_name(it),
+		    jsonrpc_method_label(it->m->method));
+	}
+	if (!denied && !step_up) {
+		policy_watch_start(p, sr, &who, &b, items, start_us);
+		p->next(sr, opts, p->next_arg);
+		goto out;
+	}
+	log_info("mcp request refused",
+	    LOG_S("reason", denied ? "forbidden" : "insufficient_scope"),
+	    LOG_S("subject", who.sub != NULL ? who.sub : ""), LOG_S("request_id", req_id(sr)));
+	if (p->audit != NULL) {
+		for (size_t i = 0; i < b.n; i++) {
+			json_object *line = policy_line(p, sr, &who, &items[i], NULL);
+
+			policy_emit(p, line,
+			    items[i].v.decision == RULES_ALLOW ? "not_run" : "denied", start_us);
+			json_object_put(line);
+		}
+	}
+	policy_refuse(p, sr, &b, items, denied);
+out:
+	free(items);
+	jsonrpc_body_dispose(&b);
+	json_object_put(who.claims);
+}
+
+void
+policy_handler(struct req *sr, void *arg)
+{
+	struct req_pass_opts opts = { 0 };
+
+	policy_pass(sr, &opts, arg);
+}
+
+/* --- lifecycle --- */
+
+struct policy *
+policy_new(struct event_base *base, const struct config *cfg, req_pass_fn next, void *next_arg,
+    const char *metadata_url, char *err, size_t errlen)
+{
+	struct policy *p = xcalloc(1, sizeof *p);
+
+	p->cfg = cfg;
+	p->next = next;
+	p->next_arg = next_arg;
+	p->metadata_url = metadata_url != NULL ? xstrdup(metadata_url) : NULL;
+	p->rules = rules_new(cfg);
+	p->lim.max_size = (size_t)cfg->authz.max_message_size;
+	p->lim.max_depth = (int)cfg->authz.max_depth;
+	p->lim.max_batch = cfg->authz.max_batch;
+	p->lim.tok = json_tokener_new_ex(p->lim.max_depth);
+	TAILQ_INIT(&p->watches);
+	if (cfg->audit.enabled &&
+	    (p->audit = audit_new(base, cfg->audit.path, err, errlen)) == NULL) {
+		policy_free(p);
+		return NULL;
+	}
+	p->m_requests = metrics_counter("mcp_proxy_mcp_requests_total",
+	    "MCP messages decided by the authorization rules, by decision and method.",
+	    "decision,method");
+	return p;
+}
+
+void
+policy_free(struct policy *p)
+{
+	struct policy_watch *w;
+
+	if (p == NULL)
+		return;
+	while ((w = TAILQ_FIRST(&p->watches)) != NULL) {
+		req_set_watch(w->sr, NULL, NULL);
+		req_set_filter(w->sr, NULL, NULL);
+		policy_watch_free(w);
+	}
+	audit_free(p->audit);
+	if (p->lim.tok != NULL)
+		json_tokener_free(p->lim.tok);
+	free(p->claims_text);
+	json_object_put(p->claims);
+	rules_free(p->rules);
+	free(p->metadata_url);
+	free(p);
+}
