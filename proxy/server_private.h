@@ -185,6 +185,10 @@ struct server {
 };
 
 /* server.c */
+/* server.c: a connection accepted on l. server_accept.c: l lost one (it
+ * may accept again). */
+void conn_new(struct listener *l, evutil_socket_t fd, const struct sockaddr *sa);
+void server_conn_gone(struct listener *l);
 void conn_close(struct conn *c);
 void conn_write(struct conn *c);
 void conn_flush_soon(struct conn *c);
