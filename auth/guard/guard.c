@@ -776,14 +776,31 @@ guard_request_token(struct req *sr, const char **token, size_t *len)
 	return guard_split_authorization(value, token, len);
 }
 
+/* Our own token, checked locally: true when allowed (*claims set), else
+ * the denial is answered. */
+static bool
+guard_embedded_allows(struct guard *g, struct req *sr, const char *token, size_t len,
+    const struct tokencache_claims **claims)
+{
+	const char *reason;
+	enum guard_verdict v;
+	char desc[160];
+
+	v = guard_check_embedded_reason(g, token, len, claims, desc, sizeof desc, &reason);
+	if (v == GUARD_ALLOW)
+		return true;
+	if (v == GUARD_INVALID_TOKEN)
+		guard_log_reject(sr, token, len, reason, NULL);
+	guard_deny(g, sr, v, reason, desc);
+	return false;
+}
+
 void
 guard_handler(struct req *sr, void *arg)
 {
 	struct guard *g = arg;
 	const struct tokencache_claims *claims;
-	const char *token, *reason;
-	enum guard_verdict v;
-	char desc[160];
+	const char *token;
 	size_t len;
 
 	if (req_gone(sr))
@@ -808,14 +825,8 @@ guard_handler(struct req *sr, void *arg)
 		guard_check_oidc(g, sr, token, len);
 		return;
 	}
-	v = guard_check_embedded_reason(g, token, len, &claims, desc, sizeof desc, &reason);
-	if (v != GUARD_ALLOW) {
-		if (v == GUARD_INVALID_TOKEN)
-			guard_log_reject(sr, token, len, reason, NULL);
-		guard_deny(g, sr, v, reason, desc);
-		return;
-	}
-	guard_pass(g, sr, claims);
+	if (guard_embedded_allows(g, sr, token, len, &claims))
+		guard_pass(g, sr, claims);
 }
 
 bool
@@ -823,9 +834,7 @@ guard_head(struct req *sr, void *arg)
 {
 	struct guard *g = arg;
 	const struct tokencache_claims *claims;
-	const char *token, *reason;
-	enum guard_verdict v;
-	char desc[160];
+	const char *token;
 	size_t len;
 
 	if (req_gone(sr))
@@ -845,13 +854,7 @@ guard_head(struct req *sr, void *arg)
 		guard_handler(sr, g);
 		return false;
 	}
-	v = guard_check_embedded_reason(g, token, len, &claims, desc, sizeof desc, &reason);
-	if (v == GUARD_ALLOW)
-		return true;
-	if (v == GUARD_INVALID_TOKEN)
-		guard_log_reject(sr, token, len, reason, NULL);
-	guard_deny(g, sr, v, reason, desc);
-	return false;
+	return guard_embedded_allows(g, sr, token, len, &claims);
 }
 
 /* --- lifecycle --- */

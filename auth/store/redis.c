@@ -197,6 +197,20 @@ redis_drop(struct redis *r, const char *why)
 	evtimer_add(r->retry, &tv);
 }
 
+/* SUBSCRIBE goes out with no reply awaited: what comes back is pushes. */
+static void
+redis_write_subscribe(struct redis *r)
+{
+	const char *argv[2] = { "SUBSCRIBE", r->channel };
+	char *wire;
+	int len = redisFormatCommandArgv(&wire, 2, argv, NULL);
+
+	if (len < 0)
+		abort();
+	bufferevent_write(r->bev, wire, (size_t)len);
+	redisFreeCommand(wire);
+}
+
 static void
 redis_up_now(struct redis *r)
 {
@@ -213,16 +227,8 @@ redis_up_now(struct redis *r)
 		TAILQ_REMOVE(&r->queued, c, entry);
 		redis_send(r, c, false);
 	}
-	if (r->channel != NULL) {
-		const char *argv[2] = { "SUBSCRIBE", r->channel };
-		char *wire;
-		int len = redisFormatCommandArgv(&wire, 2, argv, NULL);
-
-		if (len < 0)
-			abort();
-		bufferevent_write(r->bev, wire, (size_t)len);
-		redisFreeCommand(wire);
-	}
+	if (r->channel != NULL)
+		redis_write_subscribe(r);
 }
 
 /* A handshake step answered. */
@@ -799,16 +805,8 @@ redis_subscribe(struct redis *r, const char *channel, redis_message_cb cb, void 
 	r->channel = xstrdup(channel);
 	r->on_message = cb;
 	r->msg_arg = arg;
-	if (r->state == R_UP) {
-		const char *argv[2] = { "SUBSCRIBE", channel };
-		char *wire;
-		int len = redisFormatCommandArgv(&wire, 2, argv, NULL);
-
-		if (len < 0)
-			abort();
-		bufferevent_write(r->bev, wire, (size_t)len);
-		redisFreeCommand(wire);
-	}
+	if (r->state == R_UP)
+		redis_write_subscribe(r);
 }
 
 const char *
