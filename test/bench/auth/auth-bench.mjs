@@ -2,7 +2,7 @@
 // Benchmarks of the auth side of mcp-proxy-runner, all on 127.0.0.1, run by hand (not in ctest).
 // Start it through run.sh (CPU pinning, wrk/nginx check); directly:
 //
-//   MCP_PROXY_BIN=build-bench/mcp-proxy-runner node test/bench/auth/auth-bench.mjs [tokens] [cimd] [guard]
+//   MCP_PROXY_BIN=build-bench/mcp-proxy-runner node test/bench/auth/auth-bench.mjs [tokens] [cimd] [guard] [policy]
 //
 //   tokens  AS token issuance: logins through the IdP (authorize → IdP → callback → code), then
 //           the /oauth/token code exchange alone (pre-collected codes, each once: wrk + code.lua,
@@ -13,6 +13,8 @@
 //           GET /health (diagnostics listener) sampled every 10 ms by health_probe.py.
 //   guard   POST /mcp with a bearer token: guard on (embedded AS) vs auth none vs nginx, to an
 //           nginx `return 200` backend, interleaved rounds of wrk.
+//   policy  the same tools/call with the guard, with 20 `authorization` rules (the matching one
+//           last) vs without the section: the MCP-level check's cost (target ≤ 10 %).
 //
 // Knobs (environment): DURATION=10 CONNS=32 ROUNDS=3 CHAINS=50 CODES=8000 NODE_CODES=2000 LOGIN_CONC=16
 //   CIMD_N=1000 CIMD_DELAY=200 PROXY_CPU=0 (taskset -pc for the proxies and front nginx; ""=none)
@@ -200,7 +202,7 @@ async function startQuiet(config, opts = {}) {
 }
 
 /** The embedded AS in front of backendUrl, with its IdP (and a doc host for CIMD). */
-async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9' } = {}) {
+async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9', extra = {} } = {}) {
   const port = await getFreePort();
   const origin = `http://127.0.0.1:${port}`;
   const idp = await startIdp({ redirect_uris: [`${origin}/oauth/callback`] });
@@ -221,6 +223,7 @@ async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9' } = {}) {
       baselineClientScopes: ['openid', 'offline_access'],
       ...(cimd ? { cimd: { enabled: true, insecureAllowLoopback: true, ...cimd } } : {}),
     },
+    ...extra,
   }, { port, secrets: { idp: { client_secret: idp.clientSecret } } });
   return { proxy, idp, docs, origin };
 }
@@ -645,6 +648,66 @@ async function benchGuard() {
   say(`  us (guard-off)/nginx: throughput ${f2(ratios.offNginx_rps)}×, p99 ${f2(ratios.offNginx_p99)}×; us (guard-on)/nginx: throughput ${f2(ratios.onNginx_rps)}×, p99 ${f2(ratios.onNginx_p99)}×`);
 }
 
+// ------------------------------------------------------------------ 4. policy
+
+/** 20 rules: 19 that do not match a tools/call of echo, the one that allows it last. */
+function policyRules() {
+  const rules = [];
+  for (let i = 0; i < 19; i += 1) rules.push({ operations: [`tools/call:admin-${i}-*`, `prompts/get:p${i}`], allow: { scopes: ['mcp:admin'], claims: { groups: ['admins'] } } });
+  rules.push({ operations: ['tools/list', 'tools/call:echo', 'tools/call:get-*'], allow: { scopes: ['openid'] } });
+  return rules;
+}
+
+async function benchPolicy() {
+  say(`\n== 4. Policy overhead: 20 rules vs none, both with the guard (load average before: ${load()})`);
+  const pb = await getFreePort();
+  nginxStart('policy-backend', `	server {
+		listen 127.0.0.1:${pb} backlog=4096;
+		location / {
+			default_type application/json;
+			return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
+		}
+	}`, '');
+  await waitPort(pb);
+  const backend = `http://127.0.0.1:${pb}`;
+  const stacks = {
+    'policy-off': await startAs({ backendUrl: backend }),
+    'policy-on': await startAs({ backendUrl: backend, extra: { authorization: { defaultDecision: 'deny', rules: policyRules() } } }),
+  };
+  const tokens = {};
+  for (const [name, st] of Object.entries(stacks)) {
+    const clientId = await registerClient(st.origin);
+    const pkce = pkcePair();
+    tokens[name] = (await exchange(st.origin, clientId, pkce, (await login(st.origin, clientId, pkce)).code)).access_token;
+  }
+  const call = (name, tool) => request(`${stacks[name].origin}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${tokens[name]}`, accept: 'application/json, text/event-stream' }, body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: {} } } });
+  const allowed = await call('policy-on', 'echo'), denied = await call('policy-on', 'admin-3-x');
+  say(`policy check: echo ${allowed.status}, admin-3-x ${denied.status}`);
+  if (allowed.status !== 200 || denied.status !== 403) throw new Error(`policy not behaving: ${allowed.status} ${denied.status}`);
+  const lua = path.join(HERE, 'post.lua');
+  for (const name of Object.keys(stacks)) wrk(['-t1', `-c${CONNS}`, '-d2s', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
+  const rows = [];
+  for (let r = 1; r <= ROUNDS; r++) {
+    for (const name of Object.keys(stacks)) {
+      const cs = cpuStart(stacks[name].proxy.proc.pid);
+      const w = wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '--latency', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
+      const c = cs();
+      const us = (c.proxyCpuS * 1e6) / w.requests;
+      rows.push({ round: r, target: name, rps: w.rps, p99: w.p99, cpuUsPerReq: us, non2xx: w.non2xx });
+      say(`round ${r} ${name.padEnd(10)} ${f1(w.rps).padStart(9)} req/s  p99 ${f2(w.p99)} ms  ${f2(us)} CPU µs/req  non-2xx ${w.non2xx}`);
+    }
+  }
+  const med = {};
+  for (const name of Object.keys(stacks)) {
+    const mine = rows.filter((x) => x.target === name);
+    med[name] = { rps: median(mine.map((x) => x.rps)), p99: median(mine.map((x) => x.p99)), cpuUsPerReq: median(mine.map((x) => x.cpuUsPerReq)) };
+  }
+  const paired = median([...Array(ROUNDS).keys()].map((i) => rows.find((x) => x.round === i + 1 && x.target === 'policy-on').rps / rows.find((x) => x.round === i + 1 && x.target === 'policy-off').rps));
+  results.policy = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, median: med, paired };
+  say(`medians of ${ROUNDS} × ${DURATION} s, wrk -t1 -c${CONNS}, POST tools/call echo:`);
+  say(`  policy-on/policy-off: throughput ${f2(med['policy-on'].rps / med['policy-off'].rps)}× (policy cost ${f1((1 - med['policy-on'].rps / med['policy-off'].rps) * 100)}%; target ≤ 10%), round by round ${f2(paired)}×; p99 ${f2(med['policy-on'].p99 / med['policy-off'].p99)}×; CPU per request ${f2(med['policy-on'].cpuUsPerReq)} vs ${f2(med['policy-off'].cpuUsPerReq)} µs`);
+}
+
 // ------------------------------------------------------------------ main
 
 const which = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -654,6 +717,7 @@ try {
   if (all || which.includes('tokens')) await benchTokens();
   if (all || which.includes('cimd')) await benchCimd();
   if (all || which.includes('guard')) await benchGuard();
+  if (all || which.includes('policy')) await benchPolicy();
 } finally {
   fs.writeFileSync(OUT, JSON.stringify(results, null, 2));
   say(`\n# load average at the end: ${load()}; results: ${OUT}`);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Auth-side benchmarks (AS token issuance, CIMD, bearer-guard overhead); see auth-bench.mjs
+# Auth-side benchmarks (AS token issuance, CIMD, bearer-guard and policy overhead); see auth-bench.mjs
 # for what each measures and the knobs. Run by hand, not in ctest; everything on 127.0.0.1.
 #
 #   test/bench/auth/run.sh                              # all three, build/mcp-proxy-runner
-#   MCP_PROXY_BIN=build-bench/mcp-proxy-runner test/bench/auth/run.sh tokens cimd guard
+#   MCP_PROXY_BIN=build-bench/mcp-proxy-runner test/bench/auth/run.sh tokens cimd guard policy
 #
 # With ≥ 2 CPUs the proxies (and the front nginx) are pinned to CPU 0; the driver, wrk, the
 # IdP, the doc host and the backend run on the other CPUs.
