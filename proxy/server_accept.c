@@ -132,6 +132,8 @@ server_listener_name(const struct listener *l)
 static void
 server_accept_episode_end(struct listener *l)
 {
+	l->last_episode = l->episode;
+	l->episode_end_ms = clock_mono_ms();
 	l->episode = SERVER_EP_NONE;
 }
 
@@ -173,6 +175,10 @@ server_accept_pause(struct listener *l, const char *reason, int64_t backoff_ms)
 		l->paused = true;
 		metrics_set(srv->m_accept_paused_now, 1, server_listener_name(l));
 	}
+	if (l->episode == SERVER_EP_NONE &&
+	    l->last_episode == (backoff_ms > 0 ? SERVER_EP_FD : SERVER_EP_CAP) &&
+	    clock_mono_ms() - l->episode_end_ms < SERVER_EPISODE_GAP_MS)
+		l->episode = l->last_episode; /* the same episode, flapping */
 	if (l->episode == SERVER_EP_NONE) {
 		l->episode = backoff_ms > 0 ? SERVER_EP_FD : SERVER_EP_CAP;
 		metrics_add(srv->m_accept_paused, 1, server_listener_name(l), reason);

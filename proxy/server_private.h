@@ -41,6 +41,8 @@ struct route {
 	struct req_route_opts opts;
 };
 
+#define SERVER_EPISODE_GAP_MS 1000
+
 struct listener {
 	struct server *srv;
 	enum server_listener which;
@@ -53,9 +55,13 @@ struct listener {
 	/* A pause was logged and counted and is not over: a cap episode ends
 	 * when the connections fall to 90 % of the cap (so a full listener
 	 * with churn logs once, not per connection), a descriptor episode
-	 * with the next accept that works. */
-	enum { SERVER_EP_NONE, SERVER_EP_CAP, SERVER_EP_FD } episode;
-	struct event *resume; /* the back-off after EMFILE/ENFILE */
+	 * with the next accept that works. A pause of the same kind within
+	 * SERVER_EPISODE_GAP_MS of the end continues the episode (connections
+	 * closing while waiting ones are accepted make the count flap around
+	 * the 90 % mark). */
+	enum { SERVER_EP_NONE, SERVER_EP_CAP, SERVER_EP_FD } episode, last_episode;
+	int64_t episode_end_ms; /* monotonic */
+	struct event *resume;   /* the back-off after EMFILE/ENFILE */
 };
 
 enum conn_state {

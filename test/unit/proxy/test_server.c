@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
@@ -123,20 +124,30 @@ test_connection_cap(void)
 	CU_ASSERT_EQUAL(count_log("not accepting connections for a while"), 1);
 	/* The diagnostics listener is not affected. */
 	CU_ASSERT(!srv->listeners[SERVER_DIAG].paused);
-	/* One closes: the waiting one is taken (the cap is reached again: a
-	 * second episode). */
+	/* One closes: the waiting one is taken and the cap is reached again
+	 * at once: the same episode (no second line, no second count). */
 	close(c[0]);
 	turns(5);
 	CU_ASSERT_EQUAL(l->n_conns, 2);
-	CU_ASSERT_EQUAL(metrics_value(srv->m_accept_paused, "mcp", "max_connections"), 2);
+	CU_ASSERT_EQUAL(metrics_value(srv->m_accept_paused, "mcp", "max_connections"), 1);
+	CU_ASSERT_EQUAL(count_log("not accepting connections for a while"), 1);
 	close(c[1]);
 	turns(5);
 	CU_ASSERT_EQUAL(l->n_conns, 1);
 	CU_ASSERT(!l->paused);
 	CU_ASSERT_EQUAL(metrics_value(srv->m_accept_paused_now, "mcp"), 0);
+	/* Full again after the gap (injected clock): a second episode. */
+	clock_set_fake(clock_wall_s(), clock_mono_ms() + SERVER_EPISODE_GAP_MS);
+	c[0] = client(server_port(srv, SERVER_MCP));
+	turns(5);
+	CU_ASSERT_EQUAL(l->n_conns, 2);
+	CU_ASSERT_EQUAL(metrics_value(srv->m_accept_paused, "mcp", "max_connections"), 2);
+	CU_ASSERT_EQUAL(count_log("not accepting connections for a while"), 2);
+	close(c[0]);
 	close(c[2]);
 	turns(5);
 	CU_ASSERT_EQUAL(l->n_conns, 0);
+	clock_set_fake(-1, 0);
 	teardown();
 }
 
