@@ -497,13 +497,22 @@ redis_switch_master(const char *channel, const char *payload, size_t len, void *
 	struct redis *r = arg;
 	size_t n = strlen(r->master_name);
 
+	char old_ip[64], new_ip[64];
+	int old_port, new_port;
+
 	(void)channel;
-	if (len > n && strncmp(payload, r->master_name, n) == 0 && payload[n] == ' ') {
-		log_warn("store failover: the sentinels promoted another master",
-		    LOG_S("store", r->log_name), LOG_S("master", r->master_name));
-		if (r->state != R_DOWN)
-			redis_drop(r, "failover: the master moved");
-	}
+	if (len <= n || strncmp(payload, r->master_name, n) != 0 || payload[n] != ' ' ||
+	    sscanf(payload + n + 1, "%63s %d %63s %d", old_ip, &old_port, new_ip, &new_port) != 4)
+		return;
+	/* Already there (this connection asked after the promotion and the
+	 * message came later): nothing moved for us. */
+	if (r->state != R_DOWN && r->have_master && strcmp(r->host, new_ip) == 0 &&
+	    r->p.port == new_port)
+		return;
+	log_warn("store failover: the sentinels promoted another master",
+	    LOG_S("store", r->log_name), LOG_S("master", r->master_name));
+	if (r->state != R_DOWN)
+		redis_drop(r, "failover: the master moved");
 }
 
 static void
