@@ -221,41 +221,36 @@ cimd_pending_finish(struct cimd_pending *p, struct client *client, const char *e
 	cimd_dequeue(c);
 }
 
-/* Describe a failed fetch for the client, naming why. */
-static void
-cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err, size_t errlen)
+/* Describe a failed untrusted fetch for the client (see cimd.h). */
+void
+cimd_fetch_error_text(const struct fetch_result *res, const char *doc, const char *fetch,
+    int64_t timeout_ms, uint64_t max_size, char *err, size_t errlen)
 {
-	const struct config *cfg = c->cfg;
 	char ct[64];
 	size_t i;
 
 	switch (res->error) {
 	case FETCH_ERR_TIMEOUT:
-		if (cfg->eas.cimd.fetch_timeout_ms % 1000 == 0)
-			snprintf(err, errlen,
-			    "client metadata document fetch timed out after %llds",
-			    (long long)(cfg->eas.cimd.fetch_timeout_ms / 1000));
+		if (timeout_ms % 1000 == 0)
+			snprintf(err, errlen, "%s timed out after %llds", fetch,
+			    (long long)(timeout_ms / 1000));
 		else
-			snprintf(err, errlen,
-			    "client metadata document fetch timed out after %lldms",
-			    (long long)cfg->eas.cimd.fetch_timeout_ms);
+			snprintf(err, errlen, "%s timed out after %lldms", fetch,
+			    (long long)timeout_ms);
 		break;
 	case FETCH_ERR_TOO_LARGE:
-		snprintf(err, errlen, "client metadata document too large (limit %llu bytes)",
-		    (unsigned long long)cfg->eas.cimd.max_document_size);
+		snprintf(err, errlen, "%s too large (limit %llu bytes)", doc,
+		    (unsigned long long)max_size);
 		break;
 	case FETCH_ERR_REDIRECT_REFUSED:
-		snprintf(err, errlen,
-		    "client metadata document fetch failed: HTTP status %ld, "
-		    "redirect refused",
+		snprintf(err, errlen, "%s failed: HTTP status %ld, redirect refused", fetch,
 		    res->status);
 		break;
 	case FETCH_ERR_BLOCKED_ADDRESS:
-		snprintf(err, errlen, "client metadata document fetch failed: address not allowed");
+		snprintf(err, errlen, "%s failed: address not allowed", fetch);
 		break;
 	case FETCH_ERR_BAD_STATUS:
-		snprintf(err, errlen, "client metadata document fetch failed: HTTP status %ld",
-		    res->status);
+		snprintf(err, errlen, "%s failed: HTTP status %ld", fetch, res->status);
 		break;
 	case FETCH_ERR_CONTENT_TYPE:
 		for (i = 0;
@@ -266,25 +261,22 @@ cimd_fetch_error(const struct cimd *c, const struct fetch_result *res, char *err
 			ct[i] = isalnum(ch) || strchr("/+.-_;= ", ch) != NULL ? (char)ch : '?';
 		}
 		ct[i] = '\0';
-		snprintf(err, errlen, "client metadata document content type %s is not JSON",
-		    i > 0 ? ct : "(none)");
+		snprintf(err, errlen, "%s content type %s is not JSON", doc, i > 0 ? ct : "(none)");
 		break;
 	case FETCH_ERR_TLS:
-		snprintf(err, errlen, "client metadata document fetch failed: TLS error");
+		snprintf(err, errlen, "%s failed: TLS error", fetch);
 		break;
 	case FETCH_ERR_DNS:
-		snprintf(err, errlen,
-		    "client metadata document fetch failed: host name not "
-		    "resolved");
+		snprintf(err, errlen, "%s failed: host name not resolved", fetch);
 		break;
 	case FETCH_ERR_CONNECT:
-		snprintf(err, errlen, "client metadata document fetch failed: could not connect");
+		snprintf(err, errlen, "%s failed: could not connect", fetch);
 		break;
 	case FETCH_ERR_BAD_URL:
-		snprintf(err, errlen, "client metadata document fetch failed: URL refused");
+		snprintf(err, errlen, "%s failed: URL refused", fetch);
 		break;
 	default:
-		snprintf(err, errlen, "client metadata document fetch failed");
+		snprintf(err, errlen, "%s failed", fetch);
 		break;
 	}
 }
@@ -333,7 +325,9 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 	metrics_observe(c->m_latency, (double)res->elapsed_ms / 1000.0);
 	if (res->error != FETCH_OK) {
 		metrics_add(c->m_fetch, 1, fetch_error_name(res->error));
-		cimd_fetch_error(c, res, err, sizeof err);
+		cimd_fetch_error_text(res, "client metadata document",
+		    "client metadata document fetch", c->cfg->eas.cimd.fetch_timeout_ms,
+		    c->cfg->eas.cimd.max_document_size, err, sizeof err);
 	} else if (res->status == 304 && p->stale != NULL) {
 		/* Not modified: the stored client is fresh again, unparsed. A 304
 		 * carries the headers that changed; the stored ones stand in. */

@@ -12,11 +12,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "auth/cimd/cimd_url.h"
 
 struct config;
 struct event_base;
+struct fetch_result;
 struct fetcher;
 struct client;
 struct cimd;
@@ -39,6 +41,12 @@ struct cimd_lookup *cimd_resolve(struct cimd *c, const char *client_id, cimd_don
 /* Cancel a pending lookup: done() is not called afterwards. Safe only
  * before done() ran. */
 void cimd_cancel(struct cimd_lookup *l);
+
+/* What a client is told when an untrusted fetch (its metadata document,
+ * its jwks_uri) failed: doc names the document ("client metadata
+ * document"), fetch the fetch ("client metadata document fetch"). */
+void cimd_fetch_error_text(const struct fetch_result *res, const char *doc, const char *fetch,
+    int64_t timeout_ms, uint64_t max_size, char *err, size_t errlen);
 
 /* Tests and diagnostics: documents cached, distinct fetches in flight. */
 size_t cimd_cache_size(const struct cimd *c);

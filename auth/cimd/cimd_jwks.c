@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "auth/cimd/cimd.h"
 #include "auth/cimd/cimd_doc.h"
 #include "auth/cimd/httpcache.h"
 #include "auth/crypto/keyset.h"
@@ -173,49 +174,6 @@ jwks_entry_get(struct cimd_jwks *j, const char *url)
 	return e;
 }
 
-/* Describe a failed fetch for the client. */
-static void
-jwks_fetch_error(const struct fetch_result *res, char *err, size_t errlen)
-{
-	switch (res->error) {
-	case FETCH_ERR_TIMEOUT:
-		snprintf(err, errlen, "jwks_uri fetch timed out");
-		break;
-	case FETCH_ERR_TOO_LARGE:
-		snprintf(err, errlen, "jwks_uri document too large (limit %d bytes)",
-		    CIMD_JWKS_MAX_SIZE);
-		break;
-	case FETCH_ERR_REDIRECT_REFUSED:
-		snprintf(err, errlen, "jwks_uri fetch failed: HTTP status %ld, redirect refused",
-		    res->status);
-		break;
-	case FETCH_ERR_BLOCKED_ADDRESS:
-		snprintf(err, errlen, "jwks_uri fetch failed: address not allowed");
-		break;
-	case FETCH_ERR_BAD_STATUS:
-		snprintf(err, errlen, "jwks_uri fetch failed: HTTP status %ld", res->status);
-		break;
-	case FETCH_ERR_CONTENT_TYPE:
-		snprintf(err, errlen, "jwks_uri document content type is not JSON");
-		break;
-	case FETCH_ERR_TLS:
-		snprintf(err, errlen, "jwks_uri fetch failed: TLS error");
-		break;
-	case FETCH_ERR_DNS:
-		snprintf(err, errlen, "jwks_uri fetch failed: host name not resolved");
-		break;
-	case FETCH_ERR_CONNECT:
-		snprintf(err, errlen, "jwks_uri fetch failed: could not connect");
-		break;
-	case FETCH_ERR_BAD_URL:
-		snprintf(err, errlen, "jwks_uri fetch failed: URL refused");
-		break;
-	default:
-		snprintf(err, errlen, "jwks_uri fetch failed");
-		break;
-	}
-}
-
 /* Answer every waiter of p with keys (or NULL and err) and free p. */
 static void
 jwks_pending_finish(struct jwks_pending *p, struct jwks_keys *keys, const char *err)
@@ -260,7 +218,8 @@ jwks_on_fetch(const struct fetch_result *res, void *arg)
 	p->fetch = NULL;
 	if (res->error != FETCH_OK) {
 		metrics_add(j->m_fetch, 1, fetch_error_name(res->error));
-		jwks_fetch_error(res, err, sizeof err);
+		cimd_fetch_error_text(res, "jwks_uri document", "jwks_uri fetch",
+		    cfg->eas.cimd.fetch_timeout_ms, CIMD_JWKS_MAX_SIZE, err, sizeof err);
 	} else if (res->status != 200) {
 		metrics_add(j->m_fetch, 1, fetch_error_name(FETCH_ERR_BAD_STATUS));
 		snprintf(err, sizeof err, "jwks_uri fetch failed: HTTP status %ld", res->status);

@@ -1138,7 +1138,7 @@ test_jwks_fetch_cache_refetch(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document is not usable"));
 	put_doc("/jwks-html.json", "{\"contentType\":\"text/html\",\"body\":\"<html>\"}");
 	jwks_get(&e, j, url_of("/jwks-html.json"), false, &w);
-	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document content type is not JSON"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document content type text/html is not JSON"));
 	put_doc("/jwks-big.json", "{\"json\":{\"keys\":[]},\"oversizeBytes\":70000}");
 	jwks_get(&e, j, url_of("/jwks-big.json"), false, &w);
 	CU_ASSERT_PTR_NOT_NULL(strstr(w.err, "jwks_uri document too large (limit 65536 bytes)"));
