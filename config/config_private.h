@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <yaml.h>
 
 #include "config/config.h"
@@ -109,6 +110,8 @@ extern const char *const config_unsupported_keys[];
 void config_errs_add(struct config_errors *errs, const char *where, const char *path,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 char *config_quote_value(const char *s);
+/* print.c: a YAML double-quoted string, whole (config_quote_value() cuts). */
+void config_print_quoted(FILE *out, const char *s);
 char *config_where_mark(const struct load *ld, yaml_mark_t m);
 void config_set_string(char **field, const char *s);
 void config_secret_ref_dispose(struct secret_ref *r);

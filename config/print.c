@@ -22,8 +22,9 @@
 
 /* ---- printing ---- */
 
-static void
-print_quoted(FILE *out, const char *s)
+/* A YAML double-quoted string, whole. */
+void
+config_print_quoted(FILE *out, const char *s)
 {
 	fputc('"', out);
 	for (; *s != '\0'; s++) {
@@ -43,13 +44,13 @@ print_secret(FILE *out, const struct secret_ref *r)
 {
 	if (r->env != NULL) {
 		fputs("{env: ", out);
-		print_quoted(out, r->env);
+		config_print_quoted(out, r->env);
 		fputs("}", out);
 	} else if (r->name != NULL) {
 		fputs("{name: ", out);
-		print_quoted(out, r->name);
+		config_print_quoted(out, r->name);
 		fputs(", key: ", out);
-		print_quoted(out, r->key != NULL ? r->key : "");
+		config_print_quoted(out, r->key != NULL ? r->key : "");
 		fputs("}", out);
 	} else {
 		fputs("null", out);
@@ -77,7 +78,7 @@ print_value(FILE *out, const struct setting *s, const void *base, int indent)
 		if (*(char *const *)f == NULL)
 			fputs("null", out);
 		else
-			print_quoted(out, *(char *const *)f);
+			config_print_quoted(out, *(char *const *)f);
 		break;
 	case ST_BOOL:
 		fprintf(out, " %s", *(const bool *)f ? "true" : "false");
@@ -105,7 +106,7 @@ print_value(FILE *out, const struct setting *s, const void *base, int indent)
 		fputs(" [", out);
 		for (size_t i = 0; i < ((const struct strlist *)f)->n; i++) {
 			fputs(i ? ", " : "", out);
-			print_quoted(out, ((const struct strlist *)f)->v[i]);
+			config_print_quoted(out, ((const struct strlist *)f)->v[i]);
 		}
 		fputs("]", out);
 		break;
@@ -181,7 +182,7 @@ print_table(FILE *out, const struct setting *table, size_t n, const void *base, 
 			fputc('\n', out);
 		else if (table == config_settings && derived_note(s, base) != NULL) {
 			fputc(' ', out);
-			print_quoted(out, *(char *const *)((const char *)base + s->off));
+			config_print_quoted(out, *(char *const *)((const char *)base + s->off));
 			fprintf(out, "  # derived: %s\n", derived_note(s, base));
 		} else
 			print_value(out, s, base, indent + depth * 2);

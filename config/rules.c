@@ -318,24 +318,6 @@ config_rules_dispose(struct config *cfg)
 	cfg->authz.n_rules = 0;
 }
 
-/* A YAML double-quoted string, whole (config_quote_value() cuts). */
-static void
-rules_print_quoted(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(out, "\\x%02x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
 /* A YAML flow list of quoted strings. */
 static void
 rules_print_list(FILE *out, const struct strlist *l)
@@ -343,7 +325,7 @@ rules_print_list(FILE *out, const struct strlist *l)
 	fputc('[', out);
 	for (size_t i = 0; i < l->n; i++) {
 		fputs(i ? ", " : "", out);
-		rules_print_quoted(out, l->v[i]);
+		config_print_quoted(out, l->v[i]);
 	}
 	fputc(']', out);
 }
@@ -370,7 +352,7 @@ config_print_rules(FILE *out, const struct config *cfg, int indent)
 			fputs(r->deny ? "claims: {" : ", claims: {", out);
 			for (size_t j = 0; j < r->n_claims; j++) {
 				fputs(j ? ", " : "", out);
-				rules_print_quoted(out, r->claims[j].name);
+				config_print_quoted(out, r->claims[j].name);
 				fputs(": ", out);
 				rules_print_list(out, &r->claims[j].values);
 			}
