@@ -317,11 +317,13 @@ const struct setting config_settings[] = {
 	S("embeddedAuthServer.rateLimit.loginsPerClient", ST_UINT32,
 	    C(eas.rate_limit.logins_per_client), "1000",
 	    "Logins one client_id may start per pending-login lifetime (10 min), so that a flood "
-	    "for one client cannot fill the table of logins in progress; 503 beyond.",
+	    "for one client cannot fill the table of logins in progress; beyond it the client is "
+	    "sent back `temporarily_unavailable`.",
 	    RANGE(1, 10000)),
 	S("embeddedAuthServer.rateLimit.loginsPerAddress", ST_UINT32,
 	    C(eas.rate_limit.logins_per_address), "2000",
-	    "Logins one client address may start per pending-login lifetime (10 min); 429 beyond.",
+	    "Logins one client address may start per pending-login lifetime (10 min); beyond it "
+	    "`temporarily_unavailable`.",
 	    RANGE(1, 10000)),
 	S("authorization", ST_SECTION, 0, NULL, NULL),
 	S("authorization.defaultDecision", ST_ENUM, C(authz.default_decision), "deny",
