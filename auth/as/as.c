@@ -154,7 +154,8 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	as->revoke_url = xasprintf("%s/oauth/revoke", as->issuer);
 	as->jwks_url = xasprintf("%s/.well-known/jwks.json", as->issuer);
 
-	as->store = store_new(cfg);
+	if ((as->store = store_new(cfg, base, NULL, err, errlen)) == NULL)
+		goto fail;
 	if (cfg->eas.cimd.enabled) {
 		as->cimd = cimd_new(base, fetcher, cfg);
 		as->jwks = cimd_jwks_new(fetcher, cfg);
