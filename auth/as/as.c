@@ -164,8 +164,6 @@ as_new(struct event_base *base, struct evdns_base *dns, const struct config *cfg
 	as->clients = clients_new(cfg, as->store, as->cimd);
 	as->upstream = upstream_new(cfg, p, fetcher);
 	as->grant = grant_new(cfg, as->store, as->keys, as->issuer, as->audience);
-	as->reg_global = ratelimit_new(cfg->eas.registration.rate_per_second,
-	    cfg->eas.registration.burst, 1);
 	for (int i = 0; i < AS_N_LIMITS; i++)
 		as->limits[i] = ratelimit_new(cfg->eas.rate_limit.per_minute / 60.0,
 		    cfg->eas.rate_limit.burst, cfg->eas.rate_limit.max_addresses);
@@ -243,7 +241,6 @@ as_free(struct as *as)
 	store_free(as->store);
 	for (int i = 0; i < AS_N_LIMITS; i++)
 		ratelimit_free(as->limits[i]);
-	ratelimit_free(as->reg_global);
 	ratelimit_free(as->logins_client);
 	ratelimit_free(as->logins_address);
 	keyset_free(as->keys);

@@ -66,7 +66,6 @@ struct as {
 	char *jwks_json;
 
 	struct ratelimit *limits[AS_N_LIMITS]; /* by client address */
-	struct ratelimit *reg_global;          /* all registrations */
 	struct ratelimit *logins_client;       /* logins started, by client_id */
 	struct ratelimit *logins_address;      /* logins started, by address */
 
