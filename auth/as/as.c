@@ -381,6 +381,20 @@ as_cors(struct req *sr)
 }
 
 bool
+as_post_start(struct as *as, struct req *sr, enum as_limit which)
+{
+	if (as_preflight(sr, "POST, OPTIONS"))
+		return false;
+	as_cors(sr);
+	if (strcmp(as_method(sr), "POST") != 0) {
+		req_add_header(sr, "Allow", "POST, OPTIONS");
+		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
+		return false;
+	}
+	return as_rate_ok(as, sr, which);
+}
+
+bool
 as_preflight(struct req *sr, const char *methods)
 {
 	if (strcmp(as_method(sr), "OPTIONS") != 0)

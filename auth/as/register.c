@@ -135,15 +135,7 @@ register_handle(struct req *sr, void *arg)
 	struct as *as = arg;
 	struct reg *rg;
 
-	if (as_preflight(sr, "POST, OPTIONS"))
-		return;
-	as_cors(sr);
-	if (strcmp(as_method(sr), "POST") != 0) {
-		req_add_header(sr, "Allow", "POST, OPTIONS");
-		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
-		return;
-	}
-	if (!as_rate_ok(as, sr, AS_LIMIT_REGISTER))
+	if (!as_post_start(as, sr, AS_LIMIT_REGISTER))
 		return;
 	rg = xcalloc(1, sizeof *rg);
 	rg->as = as;
