@@ -9,7 +9,7 @@
  * (common/hash.h: SipHash under a per-process random key) so that
  * client-chosen keys (client_ids) cannot be aimed at one bucket.
  */
-#include "auth/store/store.h"
+#include "auth/store/store_backend.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +62,14 @@ struct mem_family {
 	int64_t exp[STORE_FAMILY_MAX_JTIS];
 };
 
-struct store {
+/* A session's upstream tokens and their version (compare-and-swap). */
+struct mem_upstream {
+	struct store_upstream *u;
+	uint64_t version;
+};
+
+struct mem_store {
+	struct store_backend be; /* first: the front's handle */
 	struct mem_table pending;
 	struct mem_table codes;
 	struct mem_table refresh;
@@ -76,7 +83,7 @@ struct store {
 /* The keyed hash (common/hash.h), the CIMD cache's too: client ids and
  * the hashes of client-sent tokens are keys a client chooses. */
 static uint64_t
-mem_hash(const struct store *st, const char *key)
+mem_hash(const char *key)
 {
 	return hash_str(key);
 }
@@ -145,9 +152,9 @@ mem_table_grow(struct mem_table *t)
 
 /* The live entry for key; an expired one is removed on the way. */
 static struct mem_entry *
-mem_find(struct store *st, struct mem_table *t, const char *key)
+mem_find(struct mem_table *t, const char *key)
 {
-	uint64_t h = mem_hash(st, key);
+	uint64_t h = mem_hash(key);
 	struct mem_entry *e;
 
 	for (e = t->buckets[h & (t->nbuckets - 1)]; e != NULL; e = e->next) {
@@ -166,13 +173,13 @@ static size_t mem_sweep(struct mem_table *t);
 /* Insert or replace. A full table (after its expired entries are swept)
  * refuses: val is freed and false returned. Replacing always succeeds. */
 static bool
-mem_put(struct store *st, struct mem_table *t, const char *key, void *val, int64_t ttl_ms)
+mem_put(struct mem_table *t, const char *key, void *val, int64_t ttl_ms)
 {
 	struct mem_entry *e;
 	int64_t now = clock_mono_ms();
 	uint64_t h;
 
-	if ((e = mem_find(st, t, key)) != NULL)
+	if ((e = mem_find(t, key)) != NULL)
 		mem_entry_remove(t, e);
 	if (t->n >= t->max && now - t->swept_ms >= MEM_FULL_SWEEP_MS) {
 		t->swept_ms = now;
@@ -184,7 +191,7 @@ mem_put(struct store *st, struct mem_table *t, const char *key, void *val, int64
 	}
 	if (t->n + 1 > t->nbuckets)
 		mem_table_grow(t);
-	h = mem_hash(st, key);
+	h = mem_hash(key);
 	e = xcalloc(1, sizeof *e);
 	e->key = xstrdup(key);
 	e->hash = h;
@@ -221,87 +228,6 @@ mem_sweep(struct mem_table *t)
 	return n;
 }
 
-/* --- records --- */
-
-void
-store_pending_free(struct store_pending *p)
-{
-	if (p == NULL)
-		return;
-	client_unref(p->client);
-	free(p->redirect_uri);
-	free(p->state);
-	free(p->code_challenge);
-	free(p->scope);
-	free(p->resource);
-	xfree_secret(p->upstream_verifier);
-	xfree_secret(p->nonce);
-	free(p);
-}
-
-void
-store_code_free(struct store_code *c)
-{
-	if (c == NULL)
-		return;
-	client_unref(c->client);
-	free(c->redirect_uri);
-	free(c->code_challenge);
-	free(c->scope);
-	free(c->resource);
-	free(c->tsid);
-	free(c->subject);
-	free(c->family);
-	free(c);
-}
-
-void
-store_refresh_free(struct store_refresh *r)
-{
-	if (r == NULL)
-		return;
-	free(r->family);
-	free(r->client_id);
-	free(r->scope);
-	free(r->resource);
-	free(r->tsid);
-	free(r->subject);
-	free(r);
-}
-
-void
-store_upstream_free(struct store_upstream *u)
-{
-	if (u == NULL)
-		return;
-	free(u->subject);
-	xfree_secret(u->access_token);
-	xfree_secret(u->refresh_token);
-	xfree_secret(u->id_token);
-	free(u->claims_json);
-	free(u);
-}
-
-static char *
-mem_dup(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
-struct store_upstream *
-store_upstream_dup(const struct store_upstream *u)
-{
-	struct store_upstream *c = xcalloc(1, sizeof *c);
-
-	c->subject = mem_dup(u->subject);
-	c->access_token = mem_dup(u->access_token);
-	c->refresh_token = mem_dup(u->refresh_token);
-	c->id_token = mem_dup(u->id_token);
-	c->claims_json = mem_dup(u->claims_json);
-	c->expires_at = u->expires_at;
-	return c;
-}
-
 static void
 mem_free_pending(void *v)
 {
@@ -311,7 +237,10 @@ mem_free_pending(void *v)
 static void
 mem_free_upstream(void *v)
 {
-	store_upstream_free(v);
+	struct mem_upstream *mu = v;
+
+	store_upstream_free(mu->u);
+	free(mu);
 }
 
 static void
@@ -356,86 +285,30 @@ mem_free_client(void *v)
 	client_unref(v);
 }
 
-/* --- the store --- */
-
-struct store *
-store_new(const struct config *cfg)
+static char *
+mem_dup(const char *s)
 {
-	struct store *st = xcalloc(1, sizeof *st);
-
-	(void)cfg;
-	mem_table_init(&st->pending, "pending", STORE_MAX_PENDING, mem_free_pending);
-	mem_table_init(&st->codes, "codes", STORE_MAX_CODES, mem_free_code_once);
-	mem_table_init(&st->refresh, "refresh", STORE_MAX_REFRESH, mem_free_refresh_once);
-	mem_table_init(&st->families, "families", STORE_MAX_FAMILIES, mem_free_family);
-	mem_table_init(&st->upstream, "upstream", STORE_MAX_UPSTREAM, mem_free_upstream);
-	mem_table_init(&st->jtis, "jtis", STORE_MAX_JTIS, mem_free_jti);
-	mem_table_init(&st->assertions, "assertions", STORE_MAX_ASSERTION_JTIS, mem_free_jti);
-	mem_table_init(&st->clients, "clients", SIZE_MAX, mem_free_client);
-	return st;
+	return s != NULL ? xstrdup(s) : NULL;
 }
 
-void
-store_free(struct store *st)
-{
-	if (st == NULL)
-		return;
-	mem_table_dispose(&st->pending);
-	mem_table_dispose(&st->codes);
-	mem_table_dispose(&st->refresh);
-	mem_table_dispose(&st->families);
-	mem_table_dispose(&st->upstream);
-	mem_table_dispose(&st->jtis);
-	mem_table_dispose(&st->assertions);
-	mem_table_dispose(&st->clients);
-	free(st);
-}
+/* --- the verbs, synchronous (the front delivers on the next loop turn) --- */
 
-size_t
-store_sweep(struct store *st)
-{
-	return mem_sweep(&st->pending) + mem_sweep(&st->codes) + mem_sweep(&st->refresh) +
-	    mem_sweep(&st->families) + mem_sweep(&st->upstream) + mem_sweep(&st->jtis) +
-	    mem_sweep(&st->assertions);
-}
-
-bool
-store_pending_put(struct store *st, const char *key, struct store_pending *p, int64_t ttl_ms)
-{
-	return mem_put(st, &st->pending, key, p, ttl_ms);
-}
-
-struct store_pending *
-store_pending_take(struct store *st, const char *key)
-{
-	struct mem_entry *e = mem_find(st, &st->pending, key);
-	struct store_pending *p;
-
-	if (e == NULL)
-		return NULL;
-	p = e->val;
-	e->val = NULL;
-	mem_entry_remove(&st->pending, e);
-	return p;
-}
-
-/* Take a single-use record, leaving a tombstone until the entry expires. */
+/* Take a single-use record, leaving a tombstone until the entry expires.
+ * NULL: unknown, or spent (*spent_family, a copy, names its family). */
 static void *
-mem_take_once(struct store *st, struct mem_table *t, const char *key, const char *family,
-    char **replayed_family)
+mem_take_once(struct mem_table *t, const char *key, const char *family, char **spent_family)
 {
-	struct mem_entry *e = mem_find(st, t, key);
+	struct mem_entry *e = mem_find(t, key);
 	struct mem_once *o;
 	void *rec;
 
-	if (replayed_family != NULL)
-		*replayed_family = NULL;
+	*spent_family = NULL;
 	if (e == NULL)
 		return NULL;
 	o = e->val;
 	if (o->rec == NULL) {
-		if (replayed_family != NULL && o->family != NULL)
-			*replayed_family = xstrdup(o->family);
+		if (o->family != NULL)
+			*spent_family = xstrdup(o->family);
 		return NULL;
 	}
 	rec = o->rec;
@@ -447,58 +320,31 @@ mem_take_once(struct store *st, struct mem_table *t, const char *key, const char
 	return rec;
 }
 
-bool
-store_code_put(struct store *st, const char *hash, struct store_code *c, int64_t ttl_ms)
+/* Put a single-use record (on failure it is freed, as by mem_put). */
+static bool
+mem_put_once(struct mem_table *t, const char *key, void *rec, int64_t ttl_ms)
 {
 	struct mem_once *o = xcalloc(1, sizeof *o);
 
-	o->rec = c;
-	return mem_put(st, &st->codes, hash, o, ttl_ms);
+	o->rec = rec;
+	return mem_put(t, key, o, ttl_ms);
 }
 
-struct store_code *
-store_code_take(struct store *st, const char *hash, char **replayed_family)
+static bool
+mem_jti_revoke(struct mem_store *m, const char *jti, int64_t exp_wall_s)
 {
-	struct mem_entry *e = mem_find(st, &st->codes, hash);
-	const char *family = NULL;
+	int64_t left_s = exp_wall_s - clock_wall_s();
 
-	if (e != NULL && ((struct mem_once *)e->val)->rec != NULL)
-		family = ((struct store_code *)((struct mem_once *)e->val)->rec)->family;
-	return mem_take_once(st, &st->codes, hash, family, replayed_family);
-}
-
-bool
-store_refresh_put(struct store *st, const char *hash, struct store_refresh *r, int64_t ttl_ms)
-{
-	struct mem_once *o = xcalloc(1, sizeof *o);
-
-	o->rec = r;
-	return mem_put(st, &st->refresh, hash, o, ttl_ms);
-}
-
-struct store_refresh *
-store_refresh_take(struct store *st, const char *hash, char **replayed_family)
-{
-	struct mem_entry *e = mem_find(st, &st->refresh, hash);
-	const char *family = NULL;
-
-	if (e != NULL && ((struct mem_once *)e->val)->rec != NULL)
-		family = ((struct store_refresh *)((struct mem_once *)e->val)->rec)->family;
-	return mem_take_once(st, &st->refresh, hash, family, replayed_family);
-}
-
-const struct store_refresh *
-store_refresh_get(struct store *st, const char *hash)
-{
-	struct mem_entry *e = mem_find(st, &st->refresh, hash);
-
-	return e != NULL ? ((struct mem_once *)e->val)->rec : NULL;
+	if (left_s <= 0)
+		return true; /* expired already: nothing left to deny */
+	/* One minute more than the token's life covers the verifier's leeway. */
+	return mem_put(&m->jtis, jti, xstrdup(""), (left_s + 60) * 1000);
 }
 
 static struct mem_family *
-mem_family(struct store *st, const char *family, int64_t ttl_ms)
+mem_family(struct mem_store *m, const char *family, int64_t ttl_ms)
 {
-	struct mem_entry *e = mem_find(st, &st->families, family);
+	struct mem_entry *e = mem_find(&m->families, family);
 	struct mem_family *f;
 	int64_t now = clock_mono_ms();
 
@@ -508,19 +354,58 @@ mem_family(struct store *st, const char *family, int64_t ttl_ms)
 		return e->val;
 	}
 	f = xcalloc(1, sizeof *f);
-	return mem_put(st, &st->families, family, f, ttl_ms) ? f : NULL;
+	return mem_put(&m->families, family, f, ttl_ms) ? f : NULL;
 }
 
-bool
-store_family_add_jti(struct store *st, const char *family, const char *jti, int64_t exp_wall_s,
-    int64_t ttl_ms)
+static enum store_status
+mem_family_revoke(struct mem_store *m, const char *family, int64_t ttl_ms)
 {
-	struct mem_family *f = mem_family(st, family, ttl_ms);
+	struct mem_family *f = mem_family(m, family, ttl_ms);
+	bool ok = true;
 
 	if (f == NULL)
-		return false;
-	if (f->revoked)
-		return store_jti_revoke(st, jti, exp_wall_s);
+		return STORE_FULL;
+	f->revoked = true;
+	for (size_t i = 0; i < f->n; i++)
+		ok = mem_jti_revoke(m, f->jti[i], f->exp[i]) && ok;
+	return ok ? STORE_OK : STORE_FULL;
+}
+
+static bool
+mem_family_revoked(struct mem_store *m, const char *family)
+{
+	struct mem_entry *e = mem_find(&m->families, family);
+
+	return e != NULL && ((struct mem_family *)e->val)->revoked;
+}
+
+static void
+mem_touch(struct mem_table *t, const char *key, int64_t ttl_ms)
+{
+	struct mem_entry *e = mem_find(t, key);
+	int64_t now = clock_mono_ms();
+
+	if (e != NULL && e->expires < now + ttl_ms)
+		e->expires = now + ttl_ms;
+}
+
+/* Record is (the family's jti, the refresh token, the session kept
+ * alive); takes is->refresh. */
+static enum store_status
+mem_issue(struct mem_store *m, struct store_issue *is)
+{
+	struct mem_family *f = mem_family(m, is->family, is->ttl_ms);
+	struct store_refresh *r = is->refresh;
+
+	is->refresh = NULL;
+	if (f == NULL) {
+		store_refresh_free(r);
+		return STORE_FULL;
+	}
+	if (f->revoked) {
+		store_refresh_free(r);
+		return mem_jti_revoke(m, is->jti, is->jti_exp) ? STORE_REVOKED : STORE_FULL;
+	}
 	if (f->n == STORE_FAMILY_MAX_JTIS) {
 		/* Forget the oldest: issued longest ago, first to expire. */
 		free(f->jti[0]);
@@ -528,124 +413,180 @@ store_family_add_jti(struct store *st, const char *family, const char *jti, int6
 		memmove(&f->exp[0], &f->exp[1], (f->n - 1) * sizeof f->exp[0]);
 		f->n--;
 	}
-	f->jti[f->n] = xstrdup(jti);
-	f->exp[f->n] = exp_wall_s;
+	f->jti[f->n] = xstrdup(is->jti);
+	f->exp[f->n] = is->jti_exp;
 	f->n++;
-	return true;
+	if (is->refresh_hash != NULL && r != NULL &&
+	    !mem_put_once(&m->refresh, is->refresh_hash, r, is->ttl_ms))
+		return STORE_FULL; /* the access token is not issued either */
+	if (is->refresh_hash == NULL)
+		store_refresh_free(r);
+	if (is->tsid != NULL)
+		mem_touch(&m->upstream, is->tsid, is->ttl_ms);
+	return STORE_OK;
 }
 
-bool
-store_family_revoke(struct store *st, const char *family, int64_t ttl_ms)
+static void
+mem_code_redeem(struct mem_store *m, struct store_op *op)
 {
-	struct mem_family *f = mem_family(st, family, ttl_ms);
-	bool ok = true;
+	struct mem_entry *e = mem_find(&m->codes, op->key);
+	const char *family = NULL;
 
-	if (f == NULL)
-		return false;
-	f->revoked = true;
-	for (size_t i = 0; i < f->n; i++)
-		ok = store_jti_revoke(st, f->jti[i], f->exp[i]) && ok;
-	return ok;
+	if (e != NULL && ((struct mem_once *)e->val)->rec != NULL)
+		family = ((struct store_code *)((struct mem_once *)e->val)->rec)->family;
+	op->res.code = mem_take_once(&m->codes, op->key, family, &op->res.family);
+	if (op->res.code != NULL)
+		op->res.status = STORE_OK;
+	else if (op->res.family != NULL)
+		op->res.status = mem_family_revoke(m, op->res.family, op->ttl_ms) == STORE_OK
+		    ? STORE_SPENT
+		    : STORE_FULL;
+	else
+		op->res.status = STORE_NOT_FOUND;
 }
 
-bool
-store_family_revoked(struct store *st, const char *family)
+static void
+mem_refresh_get(struct mem_store *m, struct store_op *op)
 {
-	struct mem_entry *e = mem_find(st, &st->families, family);
+	struct mem_entry *e = mem_find(&m->refresh, op->key);
+	struct mem_once *o = e != NULL ? e->val : NULL;
 
-	return e != NULL && ((struct mem_family *)e->val)->revoked;
+	if (o == NULL) {
+		op->res.status = STORE_NOT_FOUND;
+	} else if (o->rec == NULL) {
+		op->res.status = o->family != NULL ? STORE_SPENT : STORE_NOT_FOUND;
+		op->res.family = mem_dup(o->family);
+	} else {
+		op->res.status = STORE_OK;
+		op->res.refresh = store_refresh_dup(o->rec);
+	}
 }
 
-bool
-store_upstream_put(struct store *st, const char *tsid, struct store_upstream *u, int64_t ttl_ms)
+static void
+mem_refresh_rotate(struct mem_store *m, struct store_op *op)
 {
-	return mem_put(st, &st->upstream, tsid, u, ttl_ms);
+	struct mem_entry *e = mem_find(&m->refresh, op->key);
+	struct store_refresh *old;
+	const char *family = NULL;
+	int64_t left_ms;
+
+	if (e != NULL && ((struct mem_once *)e->val)->rec != NULL)
+		family = ((struct store_refresh *)((struct mem_once *)e->val)->rec)->family;
+	old = mem_take_once(&m->refresh, op->key, family, &op->res.family);
+	if (old == NULL) {
+		if (op->res.family == NULL)
+			op->res.status = STORE_NOT_FOUND;
+		else
+			op->res.status = mem_family_revoke(m, op->res.family, op->issue.ttl_ms) ==
+				STORE_OK
+			    ? STORE_SPENT
+			    : STORE_FULL;
+		return;
+	}
+	if (mem_family_revoked(m, old->family)) {
+		op->res.status = STORE_REVOKED;
+		store_refresh_free(old);
+		return;
+	}
+	op->res.status = mem_issue(m, &op->issue);
+	if (op->res.status == STORE_FULL) {
+		/* Nothing was issued for it: the token stays usable, so that
+		 * the client's retry is not taken for a replay (replacing its
+		 * own tombstone always fits). */
+		left_ms = (old->expires_at - clock_wall_s()) * 1000;
+		if (left_ms > 0) {
+			mem_put_once(&m->refresh, op->key, old, left_ms); /* frees on failure */
+			old = NULL;
+		}
+	}
+	store_refresh_free(old);
 }
 
-const struct store_upstream *
-store_upstream_get(struct store *st, const char *tsid)
+static void
+mem_refresh_revoke(struct mem_store *m, struct store_op *op)
 {
-	struct mem_entry *e = mem_find(st, &st->upstream, tsid);
+	struct mem_entry *e = mem_find(&m->refresh, op->key);
+	struct mem_once *o = e != NULL ? e->val : NULL;
+	struct store_refresh *r;
+	char *spent;
 
-	return e != NULL ? e->val : NULL;
+	if (o == NULL || o->rec == NULL) {
+		op->res.status = STORE_NOT_FOUND;
+		return;
+	}
+	if (strcmp(((struct store_refresh *)o->rec)->client_id, op->key2) != 0) {
+		op->res.status = STORE_FOREIGN;
+		return;
+	}
+	r = mem_take_once(&m->refresh, op->key, ((struct store_refresh *)o->rec)->family, &spent);
+	op->res.status = mem_family_revoke(m, r->family, op->ttl_ms);
+	store_refresh_free(r);
 }
 
-void
-store_upstream_touch(struct store *st, const char *tsid, int64_t ttl_ms)
+static void
+mem_upstream_put(struct mem_store *m, struct store_op *op)
 {
-	struct mem_entry *e = mem_find(st, &st->upstream, tsid);
-	int64_t now = clock_mono_ms();
+	struct mem_entry *e = mem_find(&m->upstream, op->key);
+	struct mem_upstream *mu = xcalloc(1, sizeof *mu);
 
-	if (e != NULL && e->expires < now + ttl_ms)
-		e->expires = now + ttl_ms;
+	mu->version = e != NULL ? ((struct mem_upstream *)e->val)->version + 1 : 1;
+	mu->u = op->upstream;
+	op->upstream = NULL;
+	op->res.version = mu->version;
+	op->res.status = mem_put(&m->upstream, op->key, mu, op->ttl_ms) ? STORE_OK : STORE_FULL;
 }
 
-bool
-store_jti_revoke(struct store *st, const char *jti, int64_t exp_wall_s)
+static void
+mem_upstream_cas(struct mem_store *m, struct store_op *op)
 {
-	int64_t left_s = exp_wall_s - clock_wall_s();
+	struct mem_entry *e = mem_find(&m->upstream, op->key);
+	struct mem_upstream *mu = e != NULL ? e->val : NULL;
 
-	if (left_s <= 0)
-		return true; /* expired already: nothing left to deny */
-	/* One minute more than the token's life covers the verifier's leeway. */
-	return mem_put(st, &st->jtis, jti, xstrdup(""), (left_s + 60) * 1000);
+	if (mu == NULL) {
+		op->res.status = STORE_NOT_FOUND;
+		return;
+	}
+	if (mu->version != op->version) {
+		op->res.status = STORE_CONFLICT;
+		op->res.upstream = store_upstream_dup(mu->u);
+		op->res.version = mu->version;
+		return;
+	}
+	store_upstream_free(mu->u);
+	mu->u = op->upstream;
+	op->upstream = NULL;
+	op->res.version = ++mu->version;
+	op->res.status = STORE_OK;
+	mem_touch(&m->upstream, op->key, op->ttl_ms);
 }
 
-bool
-store_jti_revoked(struct store *st, const char *jti)
+static void
+mem_assertion_seen(struct mem_store *m, struct store_op *op)
 {
-	return jti != NULL && mem_find(st, &st->jtis, jti) != NULL;
-}
-
-enum store_jti_result
-store_jti_seen(struct store *st, const char *client_id, const char *jti, int64_t exp_wall_s)
-{
-	struct mem_table *t = &st->assertions;
-	int64_t left_s = exp_wall_s - clock_wall_s();
+	struct mem_table *t = &m->assertions;
+	int64_t left_s = op->exp_wall_s - clock_wall_s();
 	char *key;
-	enum store_jti_result rc = STORE_JTI_NEW;
 
 	/* Length-prefixed: no client_id and jti pair can spell another's. */
-	key = xasprintf("%zu:%s%s", strlen(client_id), client_id, jti);
-	if (mem_find(st, t, key) != NULL) {
-		rc = STORE_JTI_REPLAYED;
-		goto out;
-	}
+	key = xasprintf("%zu:%s%s", strlen(op->key2), op->key2, op->key);
+	if (mem_find(t, key) != NULL)
+		op->res.status = STORE_REPLAYED;
 	/* A full table refuses (mem_put): a seen id is never forgotten. */
-	if (!mem_put(st, t, key, xstrdup(""), ((left_s > 0 ? left_s : 0) + 60) * 1000))
-		rc = STORE_JTI_FULL;
-out:
+	else if (!mem_put(t, key, xstrdup(""), ((left_s > 0 ? left_s : 0) + 60) * 1000))
+		op->res.status = STORE_FULL;
+	else
+		op->res.status = STORE_OK;
 	free(key);
-	return rc;
 }
 
-void
-store_client_put(struct store *st, struct client *c)
-{
-	client_ref(c);
-	mem_put(st, &st->clients, c->client_id, c, MEM_NEVER);
-}
-
-struct client *
-store_client_get(struct store *st, const char *client_id)
-{
-	struct mem_entry *e = mem_find(st, &st->clients, client_id);
-
-	return e != NULL ? e->val : NULL;
-}
-
-size_t
-store_client_count(struct store *st)
-{
-	return st->clients.n;
-}
-
-bool
-store_client_evict_idle(struct store *st, int64_t idle_before_ms)
+/* Remove the DCR client unused for the longest time if it was last used
+ * before idle_before_ms (monotonic); false when none qualifies. */
+static bool
+mem_client_evict_idle(struct mem_store *m, int64_t idle_before_ms)
 {
 	struct mem_entry *e, *oldest = NULL;
 
-	TAILQ_FOREACH(e, &st->clients.order, order)
+	TAILQ_FOREACH(e, &m->clients.order, order)
 	{
 		struct client *c = e->val;
 
@@ -655,6 +596,205 @@ store_client_evict_idle(struct store *st, int64_t idle_before_ms)
 	}
 	if (oldest == NULL || ((struct client *)oldest->val)->last_used_ms >= idle_before_ms)
 		return false;
-	mem_entry_remove(&st->clients, oldest);
+	mem_entry_remove(&m->clients, oldest);
 	return true;
+}
+
+static void
+mem_client_put(struct mem_store *m, struct store_op *op)
+{
+	int64_t now = clock_mono_ms();
+	struct client *c = op->client;
+
+	mem_find(&m->clients, c->client_id); /* an expired one goes first */
+	while (m->clients.n >= op->max) {
+		if (!mem_client_evict_idle(m, now - op->grace_ms)) {
+			op->res.status = STORE_FULL;
+			return;
+		}
+		op->res.evicted++;
+	}
+	c->last_used_ms = now;
+	op->client = NULL;
+	op->res.status = mem_put(&m->clients, c->client_id, c, STORE_CLIENT_IDLE_MS) ? STORE_OK
+										      : STORE_FULL;
+}
+
+static void
+mem_client_get(struct mem_store *m, struct store_op *op)
+{
+	struct mem_entry *e = mem_find(&m->clients, op->key);
+	struct client *c;
+
+	if (e == NULL) {
+		op->res.status = STORE_NOT_FOUND;
+		return;
+	}
+	c = e->val;
+	c->last_used_ms = clock_mono_ms();
+	mem_touch(&m->clients, op->key, STORE_CLIENT_IDLE_MS);
+	client_ref(c);
+	op->res.client = c;
+	op->res.status = STORE_OK;
+}
+
+static void
+mem_start(struct store_backend *be, struct store_op *op)
+{
+	struct mem_store *m = (struct mem_store *)be;
+	struct mem_entry *e;
+
+	switch (op->verb) {
+	case STORE_V_PENDING_PUT:
+		op->res.status = mem_put(&m->pending, op->key, op->pending, op->ttl_ms) ? STORE_OK
+											: STORE_FULL;
+		op->pending = NULL;
+		break;
+	case STORE_V_PENDING_TAKE:
+		if ((e = mem_find(&m->pending, op->key)) == NULL) {
+			op->res.status = STORE_NOT_FOUND;
+			break;
+		}
+		op->res.pending = e->val;
+		e->val = NULL;
+		mem_entry_remove(&m->pending, e);
+		op->res.status = STORE_OK;
+		break;
+	case STORE_V_CODE_PUT:
+		op->res.status = mem_put_once(&m->codes, op->key, op->code, op->ttl_ms)
+		    ? STORE_OK
+		    : STORE_FULL;
+		op->code = NULL;
+		break;
+	case STORE_V_CODE_REDEEM:
+		mem_code_redeem(m, op);
+		break;
+	case STORE_V_ISSUE:
+		op->res.status = mem_issue(m, &op->issue);
+		break;
+	case STORE_V_REFRESH_GET:
+		mem_refresh_get(m, op);
+		break;
+	case STORE_V_REFRESH_ROTATE:
+		mem_refresh_rotate(m, op);
+		break;
+	case STORE_V_REFRESH_REVOKE:
+		mem_refresh_revoke(m, op);
+		break;
+	case STORE_V_FAMILY_REVOKE:
+		op->res.status = mem_family_revoke(m, op->key, op->ttl_ms);
+		break;
+	case STORE_V_JTI_REVOKE:
+		op->res.status = mem_jti_revoke(m, op->key, op->exp_wall_s) ? STORE_OK : STORE_FULL;
+		break;
+	case STORE_V_UPSTREAM_PUT:
+		mem_upstream_put(m, op);
+		break;
+	case STORE_V_UPSTREAM_GET:
+		if ((e = mem_find(&m->upstream, op->key)) == NULL) {
+			op->res.status = STORE_NOT_FOUND;
+			break;
+		}
+		op->res.upstream = store_upstream_dup(((struct mem_upstream *)e->val)->u);
+		op->res.version = ((struct mem_upstream *)e->val)->version;
+		op->res.status = STORE_OK;
+		break;
+	case STORE_V_UPSTREAM_CAS:
+		mem_upstream_cas(m, op);
+		break;
+	case STORE_V_ASSERTION_SEEN:
+		mem_assertion_seen(m, op);
+		break;
+	case STORE_V_CLIENT_PUT:
+		mem_client_put(m, op);
+		break;
+	case STORE_V_CLIENT_GET:
+		mem_client_get(m, op);
+		break;
+	}
+	store_op_finish(op);
+}
+
+static bool
+mem_jti_revoked(struct store_backend *be, const char *jti)
+{
+	return mem_find(&((struct mem_store *)be)->jtis, jti) != NULL;
+}
+
+static const struct store_upstream *
+mem_upstream_cached(struct store_backend *be, const char *tsid, uint64_t *version)
+{
+	struct mem_entry *e = mem_find(&((struct mem_store *)be)->upstream, tsid);
+	struct mem_upstream *mu = e != NULL ? e->val : NULL;
+
+	if (mu == NULL)
+		return NULL;
+	if (version != NULL)
+		*version = mu->version;
+	return mu->u;
+}
+
+static size_t
+mem_sweep_all(struct store_backend *be)
+{
+	struct mem_store *m = (struct mem_store *)be;
+
+	return mem_sweep(&m->pending) + mem_sweep(&m->codes) + mem_sweep(&m->refresh) +
+	    mem_sweep(&m->families) + mem_sweep(&m->upstream) + mem_sweep(&m->jtis) +
+	    mem_sweep(&m->assertions) + mem_sweep(&m->clients);
+}
+
+static size_t
+mem_client_count(struct store_backend *be)
+{
+	return ((struct mem_store *)be)->clients.n;
+}
+
+static void
+mem_health(struct store_backend *be, struct store_health *out)
+{
+	(void)be;
+	out->type = "memory";
+	out->reachable = true;
+}
+
+static void
+mem_free(struct store_backend *be)
+{
+	struct mem_store *m = (struct mem_store *)be;
+
+	mem_table_dispose(&m->pending);
+	mem_table_dispose(&m->codes);
+	mem_table_dispose(&m->refresh);
+	mem_table_dispose(&m->families);
+	mem_table_dispose(&m->upstream);
+	mem_table_dispose(&m->jtis);
+	mem_table_dispose(&m->assertions);
+	mem_table_dispose(&m->clients);
+	free(m);
+}
+
+struct store_backend *
+store_memory_new(const struct config *cfg)
+{
+	struct mem_store *m = xcalloc(1, sizeof *m);
+
+	(void)cfg;
+	m->be.type = "memory";
+	m->be.start = mem_start;
+	m->be.jti_revoked = mem_jti_revoked;
+	m->be.upstream_cached = mem_upstream_cached;
+	m->be.sweep = mem_sweep_all;
+	m->be.client_count = mem_client_count;
+	m->be.health = mem_health;
+	m->be.free = mem_free;
+	mem_table_init(&m->pending, "pending", STORE_MAX_PENDING, mem_free_pending);
+	mem_table_init(&m->codes, "codes", STORE_MAX_CODES, mem_free_code_once);
+	mem_table_init(&m->refresh, "refresh", STORE_MAX_REFRESH, mem_free_refresh_once);
+	mem_table_init(&m->families, "families", STORE_MAX_FAMILIES, mem_free_family);
+	mem_table_init(&m->upstream, "upstream", STORE_MAX_UPSTREAM, mem_free_upstream);
+	mem_table_init(&m->jtis, "jtis", STORE_MAX_JTIS, mem_free_jti);
+	mem_table_init(&m->assertions, "assertions", STORE_MAX_ASSERTION_JTIS, mem_free_jti);
+	mem_table_init(&m->clients, "clients", SIZE_MAX, mem_free_client);
+	return &m->be;
 }
