@@ -112,7 +112,7 @@ store_new(const struct config *cfg, struct event_base *base, struct evdns_base *
 	struct store *st;
 	struct store_backend *be;
 
-	if (cfg->eas.storage.type != NULL && strcmp(cfg->eas.storage.type, "redis") == 0)
+	if (cfg->eas.storage.type == STORAGE_REDIS)
 		be = store_redis_new(cfg, base, dns, err, errlen);
 	else
 		be = store_memory_new(cfg);
