@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +110,8 @@ as_load_keys(struct as *as, char *err, size_t errlen)
 }
 
 struct as *
-as_new(struct event_base *base, const struct config *cfg, const struct req_router *router,
-    struct fetcher *fetcher, char *err, size_t errlen)
+as_new(struct event_base *base, struct evdns_base *dns, const struct config *cfg,
+    const struct req_router *router, struct fetcher *fetcher, char *err, size_t errlen)
 {
 	struct as *as = xcalloc(1, sizeof *as);
 	const struct upstream_provider *p;
@@ -154,7 +155,8 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	as->revoke_url = xasprintf("%s/oauth/revoke", as->issuer);
 	as->jwks_url = xasprintf("%s/.well-known/jwks.json", as->issuer);
 
-	as->store = store_new(cfg);
+	if ((as->store = store_new(cfg, base, dns, err, errlen)) == NULL)
+		goto fail;
 	if (cfg->eas.cimd.enabled) {
 		as->cimd = cimd_new(base, fetcher, cfg);
 		as->jwks = cimd_jwks_new(fetcher, cfg);
@@ -275,6 +277,20 @@ const struct keyset *
 as_keyset(const struct as *as)
 {
 	return as->keys;
+}
+
+bool
+as_storage_health(struct json_object *o, void *arg)
+{
+	struct as *as = arg;
+	struct store_health h;
+
+	store_health(as->store, &h);
+	json_object_object_add(o, "type", json_object_new_string(h.type));
+	json_object_object_add(o, "reachable", json_object_new_boolean(h.reachable));
+	if (h.detail != NULL)
+		json_object_object_add(o, "error", json_object_new_string(h.detail));
+	return h.reachable;
 }
 
 struct store *

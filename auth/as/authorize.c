@@ -36,6 +36,8 @@ struct authorize {
 	struct form params;
 	struct clients_lookup *lookup;
 	struct upstream_op *op;
+	struct store_op *sop; /* the pending login being stored */
+	char *url;            /* the upstream's authorization URL, once stored */
 	struct client *client;
 	char *redirect_uri;
 	bool redirect_uri_sent;
@@ -47,6 +49,8 @@ authorize_free(struct authorize *az)
 {
 	clients_cancel(az->lookup);
 	upstream_cancel(az->op);
+	store_cancel(az->sop);
+	free(az->url);
 	form_dispose(&az->params);
 	client_unref(az->client);
 	free(az->redirect_uri);
@@ -82,12 +86,42 @@ authorize_fail_redirect(struct authorize *az, const char *error, const char *des
 }
 
 static void
+authorize_pending_stored(struct store_result *res, void *arg)
+{
+	struct authorize *az = arg;
+	struct as *as = az->as;
+	char *url = az->url;
+
+	az->sop = NULL;
+	az->url = NULL;
+	if (res->status != STORE_OK) {
+		/* Full of logins in progress: refuse this one, never evict theirs. */
+		log_error("authorization refused", LOG_S("client_id", az->client->client_id),
+		    LOG_S("store", store_status_text(res->status)));
+		free(url);
+		authorize_fail_redirect(az, "temporarily_unavailable",
+		    res->status == STORE_FULL
+			? "too many logins are in progress; try again later"
+			: "the authorization server's storage is unavailable; try again later");
+		return;
+	}
+	log_info("authorization started", LOG_S("client_id", az->client->client_id),
+	    LOG_S("scope", az->scope));
+	metrics_add(as->m_authorize, 1, "upstream_redirect");
+	req_add_header(az->sr, "Location", url);
+	req_add_header(az->sr, "Cache-Control", "no-store");
+	req_reply(az->sr, 302, NULL, NULL, 0);
+	free(url);
+	authorize_finish(az);
+}
+
+static void
 authorize_upstream_ready(const char *error, void *arg)
 {
 	struct authorize *az = arg;
 	struct as *as = az->as;
 	struct store_pending *p;
-	char *state, *url;
+	char *state, *challenge;
 
 	az->op = NULL;
 	if (error != NULL) {
@@ -95,8 +129,7 @@ authorize_upstream_ready(const char *error, void *arg)
 		return;
 	}
 	p = xcalloc(1, sizeof *p);
-	client_ref(az->client);
-	p->client = az->client;
+	p->client_id = xstrdup(az->client->client_id);
 	p->redirect_uri = xstrdup(az->redirect_uri);
 	p->redirect_uri_sent = az->redirect_uri_sent;
 	if (form_get(&az->params, "state") != NULL)
@@ -108,31 +141,12 @@ authorize_upstream_ready(const char *error, void *arg)
 	p->upstream_verifier = random_token(32);
 	p->nonce = random_token(32);
 	state = random_token(32);
-	{
-		char *challenge = pkce_challenge_s256(p->upstream_verifier);
-
-		url = upstream_authorize_url(as->upstream, state, challenge, p->nonce);
-		free(challenge);
-	}
-	if (!store_pending_put(as->store, state, p, AS_PENDING_TTL_MS)) {
-		/* Full of logins in progress: refuse this one, never evict theirs. */
-		log_error("the store is full: authorization refused",
-		    LOG_S("client_id", az->client->client_id));
-		xfree_secret(state);
-		free(url);
-		authorize_fail_redirect(az, "temporarily_unavailable",
-		    "too many logins are in progress; try again later");
-		return;
-	}
-	log_info("authorization started", LOG_S("client_id", az->client->client_id),
-	    LOG_S("scope", az->scope));
-	metrics_add(as->m_authorize, 1, "upstream_redirect");
-	req_add_header(az->sr, "Location", url);
-	req_add_header(az->sr, "Cache-Control", "no-store");
-	req_reply(az->sr, 302, NULL, NULL, 0);
+	challenge = pkce_challenge_s256(p->upstream_verifier);
+	az->url = upstream_authorize_url(as->upstream, state, challenge, p->nonce);
+	free(challenge);
+	az->sop = store_pending_put(as->store, state, p, AS_PENDING_TTL_MS,
+	    authorize_pending_stored, az);
 	xfree_secret(state);
-	free(url);
-	authorize_finish(az);
 }
 
 /* Settle the redirect_uri (RFC 6749 §3.1.2.3): NULL, or why not for our

@@ -32,6 +32,7 @@ struct clientassert {
 	char *assertion;
 	bool refetched; /* the jwks_uri was refetched for an unknown kid */
 	struct cimd_jwks_lookup *lookup;
+	struct store_op *sop; /* the jti being marked seen */
 	clientassert_done_cb done;
 	void *arg;
 	bool *finished; /* while in clientassert_start: set when done() ran */
@@ -41,6 +42,7 @@ static void
 clientassert_free(struct clientassert *ca)
 {
 	cimd_jwks_cancel(ca->lookup);
+	store_cancel(ca->sop);
 	client_unref(ca->client);
 	xfree_secret(ca->assertion);
 	free(ca);
@@ -55,6 +57,7 @@ clientassert_finish(struct clientassert *ca, const char *outcome, int status, co
 	void *arg = ca->arg;
 
 	ca->lookup = NULL;
+	ca->sop = NULL;
 	if (ca->finished != NULL)
 		*ca->finished = true;
 	metrics_add(ca->as->m_assertion, 1, outcome);
@@ -66,6 +69,31 @@ clientassert_finish(struct clientassert *ca, const char *outcome, int status, co
 }
 
 static void clientassert_on_keys(const struct keyset *ks, const char *error_description, void *arg);
+
+static void
+clientassert_seen(struct store_result *res, void *arg)
+{
+	struct clientassert *ca = arg;
+
+	ca->sop = NULL;
+	switch (res->status) {
+	case STORE_OK:
+		clientassert_finish(ca, "ok", 0, NULL, NULL);
+		break;
+	case STORE_REPLAYED:
+		clientassert_finish(ca, "replayed", 401, "invalid_client",
+		    "client_assertion was already used (its jti is single use)");
+		break;
+	case STORE_FULL:
+		clientassert_finish(ca, "replay_table_full", 503, "temporarily_unavailable",
+		    "too many client assertions to remember; try again later");
+		break;
+	default:
+		clientassert_finish(ca, "store_error", 503, "temporarily_unavailable",
+		    "the authorization server's storage is unavailable; try again later");
+		break;
+	}
+}
 
 /* Verify against ks; may start the one refetch (then returns without ca). */
 static void
@@ -114,19 +142,10 @@ clientassert_verify(struct clientassert *ca, const struct keyset *ks)
 		clientassert_finish(ca, "invalid", 401, "invalid_client", err);
 		return;
 	}
-	switch (store_jti_seen(as->store, ca->client->client_id, a.jti, a.exp)) {
-	case STORE_JTI_NEW:
-		clientassert_finish(ca, "ok", 0, NULL, NULL);
-		break;
-	case STORE_JTI_REPLAYED:
-		clientassert_finish(ca, "replayed", 401, "invalid_client",
-		    "client_assertion was already used (its jti is single use)");
-		break;
-	default:
-		clientassert_finish(ca, "replay_table_full", 503, "temporarily_unavailable",
-		    "too many client assertions to remember; try again later");
-		break;
-	}
+	/* Single use: the store says whether this jti was seen (a verb, so
+	 * that a replay is caught on every replica). */
+	ca->sop = store_assertion_seen(as->store, ca->client->client_id, a.jti, a.exp,
+	    clientassert_seen, ca);
 }
 
 static void

@@ -106,21 +106,146 @@ grant_set_error(struct grant_error *err, const char *code, int status, const cha
 	snprintf(err->desc, sizeof err->desc, "%s", desc);
 }
 
+/* --- one grant in flight --- */
+
+enum grant_kind { GRANT_CODE_ISSUE, GRANT_EXCHANGE, GRANT_REFRESH, GRANT_REVOKE };
+
+struct grant_op {
+	struct grant *g;
+	enum grant_kind kind;
+	union {
+		grant_done_cb done;
+		grant_revoked_cb revoked;
+		grant_code_cb code;
+	} cb;
+	void *arg;
+	struct store_op *sop;
+	struct client *client; /* a reference */
+	const char *auth_method;
+	char *verifier;
+	char *redirect_uri;
+	char *resource;
+	char *scope;
+	char *client_id;  /* revoke: the revoking client */
+	char *token;      /* revoke: the token (a secret) */
+	char *secret_out; /* code issue: the code */
+	char hash[65];
+	struct store_code *code;       /* exchange: the redeemed code */
+	struct store_refresh *refresh; /* refresh: the token's record */
+	struct grant_result out;
+	struct grant_error err;
+};
+
 static char *
 grant_dup(const char *s)
 {
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
-char *
-grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsid,
-    const char *subject)
+static struct grant_op *
+grant_op_new(struct grant *g, enum grant_kind kind, void *arg)
 {
-	struct store_code *c = xcalloc(1, sizeof *c);
-	char *code = random_token(32), hash[65];
+	struct grant_op *op = xcalloc(1, sizeof *op);
 
-	client_ref(p->client);
-	c->client = p->client;
+	op->g = g;
+	op->kind = kind;
+	op->arg = arg;
+	return op;
+}
+
+static void
+grant_op_free(struct grant_op *op)
+{
+	store_cancel(op->sop);
+	client_unref(op->client);
+	xfree_secret(op->verifier);
+	free(op->redirect_uri);
+	free(op->resource);
+	free(op->scope);
+	free(op->client_id);
+	xfree_secret(op->token);
+	xfree_secret(op->secret_out);
+	store_code_free(op->code);
+	store_refresh_free(op->refresh);
+	grant_result_dispose(&op->out);
+	free(op);
+}
+
+void
+grant_cancel(struct grant_op *op)
+{
+	if (op != NULL)
+		grant_op_free(op);
+}
+
+/* Answer with op->out or op->err, and free op. */
+static void
+grant_finish(struct grant_op *op, bool ok)
+{
+	op->sop = NULL;
+	op->cb.done(ok ? &op->out : NULL, &op->err, op->arg);
+	grant_op_free(op);
+}
+
+static void
+grant_fail(struct grant_op *op, const char *code, int status, const char *desc)
+{
+	grant_set_error(&op->err, code, status, desc);
+	grant_finish(op, false);
+}
+
+/* The store could not serve the verb: nothing was issued, retry later. */
+static void
+grant_fail_store(struct grant_op *op, enum store_status st)
+{
+	log_error("no token issued", LOG_S("store", store_status_text(st)));
+	grant_fail(op, "temporarily_unavailable", 503,
+	    st == STORE_FULL
+		? "the authorization server cannot record more tokens right now; try again later"
+		: "the authorization server's storage is unavailable right now; try again later");
+}
+
+/* A replayed code or refresh token: the verb revoked its family. */
+static void
+grant_note_replay(struct grant *g, const char *family, const char *what, const char *client_id)
+{
+	char id[13];
+
+	log_token_id(family, strlen(family), id);
+	log_warn("single-use credential replayed: its token family was revoked",
+	    LOG_S("what", what), LOG_S("family", id), LOG_S("client_id", client_id));
+	metrics_add(g->m_reuse, 1, what);
+}
+
+/* --- authorization codes --- */
+
+static void
+grant_code_put_done(struct store_result *res, void *arg)
+{
+	struct grant_op *op = arg;
+	char *code = NULL;
+
+	op->sop = NULL;
+	if (res->status == STORE_OK) {
+		code = op->secret_out;
+		op->secret_out = NULL;
+	} else {
+		log_error("no authorization code issued",
+		    LOG_S("store", store_status_text(res->status)));
+	}
+	op->cb.code(code, res->status, op->arg);
+	grant_op_free(op);
+}
+
+struct grant_op *
+grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsid,
+    const char *subject, grant_code_cb done, void *arg)
+{
+	struct grant_op *op = grant_op_new(g, GRANT_CODE_ISSUE, arg);
+	struct store_code *c = xcalloc(1, sizeof *c);
+
+	op->cb.code = done;
+	c->client_id = xstrdup(p->client_id);
 	c->redirect_uri = grant_dup(p->redirect_uri);
 	c->redirect_uri_sent = p->redirect_uri_sent;
 	c->code_challenge = grant_dup(p->code_challenge);
@@ -129,13 +254,10 @@ grant_code_issue(struct grant *g, const struct store_pending *p, const char *tsi
 	c->tsid = grant_dup(tsid);
 	c->subject = grant_dup(subject);
 	c->family = random_token(16);
-	grant_hash(code, hash);
-	if (!store_code_put(g->store, hash, c, g->code_ms)) {
-		log_error("the store is full: no authorization code issued");
-		xfree_secret(code);
-		return NULL;
-	}
-	return code;
+	op->secret_out = random_token(32);
+	grant_hash(op->secret_out, op->hash);
+	op->sop = store_code_put(g->store, op->hash, c, g->code_ms, grant_code_put_done, op);
+	return op;
 }
 
 /* Sign an RFC 9068 access token; returns it and its jti/exp. */
@@ -170,58 +292,33 @@ grant_access_token(struct grant *g, const char *client_id, const char *subject, 
 	return token;
 }
 
-/* The store refused a record: nothing is issued, the client may retry. */
-static void
-grant_store_full(struct grant_result *out, struct grant_error *err)
-{
-	log_error("the store is full: no token issued");
-	grant_result_dispose(out);
-	memset(out, 0, sizeof *out);
-	grant_set_error(err, "temporarily_unavailable", 503,
-	    "the authorization server cannot record more tokens right now; try again later");
-}
-
-/* A replayed code or refresh token: revoke what was issued from it. */
-static void
-grant_revoke_replayed(struct grant *g, const char *family, const char *what, const char *client_id)
-{
-	char id[13];
-
-	log_token_id(family, strlen(family), id);
-	log_warn("single-use credential replayed: revoking its token family", LOG_S("what", what),
-	    LOG_S("family", id), LOG_S("client_id", client_id));
-	if (!store_family_revoke(g->store, family, g->refresh_ms))
-		log_error("the store is full: the replayed family could not be revoked in full",
-		    LOG_S("family", id));
-	metrics_add(g->m_reuse, 1, what);
-}
-
-/* Issue an access token (scope at_scope) and, when allowed, a new refresh
- * token of the family carrying the full granted scope. */
+/* What issuing records: the access token (signed into op->out) and,
+ * when allowed, a new refresh token of the family carrying the full
+ * granted scope. -1: the token could not be signed (op->err set). */
 static int
-grant_issue(struct grant *g, const char *grant_type, const struct client *client,
-    const char *subject, const char *at_scope, const char *granted_scope, const char *resource,
-    const char *tsid, const char *family, struct grant_result *out, struct grant_error *err)
+grant_prepare(struct grant_op *op, const char *grant_type, const char *subject,
+    const char *at_scope, const char *granted_scope, const char *resource, const char *tsid,
+    const char *family, struct store_issue *is, char **jti)
 {
-	char *jti = NULL, hash[65];
-	int64_t exp = 0;
+	struct grant *g = op->g;
+	const struct client *client = op->client;
+	char hash[65];
 
-	memset(out, 0, sizeof *out);
-	out->access_token = grant_access_token(g, client->client_id, subject, at_scope, tsid, &jti,
-	    &exp);
-	if (out->access_token == NULL) {
-		grant_set_error(err, "server_error", 500, "the access token could not be signed");
+	memset(is, 0, sizeof *is);
+	op->out.access_token = grant_access_token(g, client->client_id, subject, at_scope, tsid,
+	    jti, &is->jti_exp);
+	if (op->out.access_token == NULL) {
+		grant_set_error(&op->err, "server_error", 500,
+		    "the access token could not be signed");
 		return -1;
 	}
-	if (!store_family_add_jti(g->store, family, jti, exp, g->refresh_ms)) {
-		/* A token we could not revoke later is not issued. */
-		free(jti);
-		grant_store_full(out, err);
-		return -1;
-	}
-	free(jti);
-	out->expires_in = g->access_ms / 1000;
-	out->scope = xstrdup(at_scope != NULL ? at_scope : "");
+	(void)grant_type;
+	is->family = family;
+	is->jti = *jti;
+	is->tsid = tsid;
+	is->ttl_ms = g->refresh_ms;
+	op->out.expires_in = g->access_ms / 1000;
+	op->out.scope = xstrdup(at_scope != NULL ? at_scope : "");
 	/* A refresh token for a client with the refresh_token grant that asked
 	 * for offline_access or may have it (declared, or baseline): since the
 	 * MCP authorization spec (2026-07-28) keeps offline_access out of the
@@ -232,7 +329,7 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 	    strlist_contains(&client->grant_types, "refresh_token")) {
 		struct store_refresh *r = xcalloc(1, sizeof *r);
 
-		out->refresh_token = random_token(32);
+		op->out.refresh_token = random_token(32);
 		r->family = xstrdup(family);
 		r->client_id = xstrdup(client->client_id);
 		r->scope = grant_dup(granted_scope);
@@ -240,194 +337,347 @@ grant_issue(struct grant *g, const char *grant_type, const struct client *client
 		r->tsid = grant_dup(tsid);
 		r->subject = xstrdup(subject);
 		r->expires_at = clock_wall_s() + g->refresh_ms / 1000;
-		grant_hash(out->refresh_token, hash);
-		if (!store_refresh_put(g->store, hash, r, g->refresh_ms)) {
-			grant_store_full(out, err);
-			return -1;
-		}
-		if (tsid != NULL)
-			store_upstream_touch(g->store, tsid, g->refresh_ms);
+		grant_hash(op->out.refresh_token, hash);
+		is->refresh_hash = xstrdup(hash);
+		is->refresh = r;
 	}
-	metrics_add(g->m_issued, 1, grant_type);
 	return 0;
 }
 
-int
-grant_exchange_code(struct grant *g, const char *client_id, const char *auth_method,
-    const char *code, const char *verifier, const char *redirect_uri, const char *resource,
-    struct grant_result *out, struct grant_error *err)
+static void
+grant_restored(struct store_result *res, void *arg)
 {
-	struct store_code *c = NULL;
-	char hash[65], *replayed = NULL;
-	int rc = -1;
+	(void)res;
+	(void)arg;
+}
 
-	memset(out, 0, sizeof *out);
-	if (code == NULL) {
-		grant_set_error(err, "invalid_request", 400, "code is required");
-		goto out;
+static void
+grant_issued(struct store_result *res, void *arg)
+{
+	struct grant_op *op = arg;
+
+	op->sop = NULL;
+	switch (res->status) {
+	case STORE_OK:
+		metrics_add(op->g->m_issued, 1, "authorization_code");
+		grant_finish(op, true);
+		return;
+	case STORE_REVOKED:
+		grant_fail(op, "invalid_grant", 400, "the authorization has been revoked");
+		return;
+	default:
+		/* Nothing was issued for it: the code stays usable, so that the
+		 * client's retry is not taken for a replay. */
+		store_code_restore(op->g->store, op->hash, op->code, op->g->code_ms, grant_restored,
+		    NULL);
+		op->code = NULL;
+		grant_fail_store(op, res->status);
+		return;
 	}
-	grant_hash(code, hash);
-	c = store_code_take(g->store, hash, &replayed);
-	if (c == NULL) {
-		if (replayed != NULL)
-			grant_revoke_replayed(g, replayed, "authorization_code", client_id);
-		grant_set_error(err, "invalid_grant", 400,
-		    "the authorization code is invalid, expired or was already used");
-		goto out;
-	}
-	if (strcmp(c->client->client_id, client_id) != 0) {
-		grant_set_error(err, "invalid_grant", 400,
+}
+
+/* The code is ours (spent in the store): check the request against it. */
+static void
+grant_exchange_redeemed(struct grant_op *op)
+{
+	struct grant *g = op->g;
+	struct store_code *c = op->code;
+	struct store_issue is;
+	char *jti = NULL;
+
+	if (strcmp(c->client_id, op->client->client_id) != 0) {
+		grant_fail(op, "invalid_grant", 400,
 		    "the authorization code was issued to another client");
-		goto out;
+		return;
 	}
-	if (!client_accepts_auth(c->client, auth_method)) {
-		grant_set_error(err, "invalid_client", 401,
-		    c->client->token_endpoint_auth_method != NULL &&
-			    strcmp(c->client->token_endpoint_auth_method, "private_key_jwt") == 0
+	if (!client_accepts_auth(op->client, op->auth_method)) {
+		grant_fail(op, "invalid_client", 401,
+		    op->client->token_endpoint_auth_method != NULL &&
+			    strcmp(op->client->token_endpoint_auth_method, "private_key_jwt") == 0
 			? "the client authenticates with private_key_jwt: client_assertion is "
 			  "required"
 			: "client authentication failed");
-		goto out;
+		return;
 	}
-	if (verifier == NULL) {
-		grant_set_error(err, "invalid_request", 400, "code_verifier is required (PKCE)");
-		goto out;
+	if (op->verifier == NULL) {
+		grant_fail(op, "invalid_request", 400, "code_verifier is required (PKCE)");
+		return;
 	}
-	if (pkce_verify(verifier, c->code_challenge) != 0) {
-		grant_set_error(err, "invalid_grant", 400,
+	if (pkce_verify(op->verifier, c->code_challenge) != 0) {
+		grant_fail(op, "invalid_grant", 400,
 		    "code_verifier does not match the code_challenge");
-		goto out;
+		return;
 	}
-	if (c->redirect_uri_sent || redirect_uri != NULL) {
-		if (redirect_uri == NULL || strcmp(redirect_uri, c->redirect_uri) != 0) {
-			grant_set_error(err, "invalid_grant", 400,
+	if (c->redirect_uri_sent || op->redirect_uri != NULL) {
+		if (op->redirect_uri == NULL || strcmp(op->redirect_uri, c->redirect_uri) != 0) {
+			grant_fail(op, "invalid_grant", 400,
 			    "redirect_uri does not match the authorization request");
-			goto out;
+			return;
 		}
 	}
-	if (resource != NULL && strcmp(resource, g->audience) != 0) {
-		grant_set_error(err, "invalid_target", 400,
+	if (op->resource != NULL && strcmp(op->resource, g->audience) != 0) {
+		grant_fail(op, "invalid_target", 400,
 		    "resource is not the MCP resource this server issues tokens for");
-		goto out;
+		return;
 	}
-	rc = grant_issue(g, "authorization_code", c->client, c->subject, c->scope, c->scope,
-	    c->resource, c->tsid, c->family, out, err);
-	/* Nothing was issued for it: the code stays usable (replacing its own
-	 * tombstone always fits). */
-	if (rc != 0 && err->status == 503 && store_code_put(g->store, hash, c, g->code_ms))
-		c = NULL;
-out:
-	free(replayed);
-	store_code_free(c);
-	return rc;
+	if (grant_prepare(op, "authorization_code", c->subject, c->scope, c->scope, c->resource,
+		c->tsid, c->family, &is, &jti) != 0) {
+		grant_finish(op, false);
+		return;
+	}
+	op->sop = store_issue(g->store, &is, grant_issued, op);
+	free((char *)is.refresh_hash);
+	free(jti);
 }
 
-int
-grant_refresh(struct grant *g, const struct client *client, const char *refresh_token,
-    const char *scope, const char *resource, struct grant_result *out, struct grant_error *err)
+static void
+grant_code_redeemed(struct store_result *res, void *arg)
 {
-	const struct store_refresh *peek;
-	struct store_refresh *r = NULL;
-	char hash[65], *replayed = NULL;
-	int rc = -1;
+	struct grant_op *op = arg;
 
-	memset(out, 0, sizeof *out);
-	if (refresh_token == NULL) {
-		grant_set_error(err, "invalid_request", 400, "refresh_token is required");
-		goto out;
+	op->sop = NULL;
+	switch (res->status) {
+	case STORE_OK:
+		op->code = res->code;
+		res->code = NULL;
+		grant_exchange_redeemed(op);
+		return;
+	case STORE_SPENT:
+		grant_note_replay(op->g, res->family, "authorization_code", op->client->client_id);
+		/* fall through */
+	case STORE_NOT_FOUND:
+		grant_fail(op, "invalid_grant", 400,
+		    "the authorization code is invalid, expired or was already used");
+		return;
+	default:
+		grant_fail_store(op, res->status);
+		return;
 	}
-	grant_hash(refresh_token, hash);
+}
+
+struct grant_op *
+grant_exchange_code(struct grant *g, struct client *client, const char *auth_method,
+    const char *code, const char *verifier, const char *redirect_uri, const char *resource,
+    grant_done_cb done, void *arg)
+{
+	struct grant_op *op = grant_op_new(g, GRANT_EXCHANGE, arg);
+
+	op->cb.done = done;
+	client_ref(client);
+	op->client = client;
+	op->auth_method = auth_method;
+	if (code == NULL) {
+		grant_fail(op, "invalid_request", 400, "code is required");
+		return NULL;
+	}
+	op->verifier = grant_dup(verifier);
+	op->redirect_uri = grant_dup(redirect_uri);
+	op->resource = grant_dup(resource);
+	grant_hash(code, op->hash);
+	/* A code is consumed before any other check so that two racing uses
+	 * cannot both succeed. */
+	op->sop = store_code_redeem(g->store, op->hash, g->refresh_ms, grant_code_redeemed, op);
+	return op;
+}
+
+/* --- refresh tokens --- */
+
+static void
+grant_replay_revoked(struct store_result *res, void *arg)
+{
+	struct grant_op *op = arg;
+
+	op->sop = NULL;
+	if (res->status != STORE_OK)
+		log_error("the replayed family could not be revoked in full",
+		    LOG_S("store", store_status_text(res->status)));
+	grant_fail(op, "invalid_grant", 400,
+	    "the refresh token is invalid, expired, revoked or was already used");
+}
+
+static void
+grant_rotated(struct store_result *res, void *arg)
+{
+	struct grant_op *op = arg;
+
+	op->sop = NULL;
+	switch (res->status) {
+	case STORE_OK:
+		metrics_add(op->g->m_issued, 1, "refresh_token");
+		grant_finish(op, true);
+		return;
+	case STORE_SPENT:
+		grant_note_replay(op->g, res->family, "refresh_token", op->client->client_id);
+		/* fall through */
+	case STORE_NOT_FOUND:
+		grant_fail(op, "invalid_grant", 400,
+		    "the refresh token is invalid, expired, revoked or was already used");
+		return;
+	case STORE_REVOKED:
+		grant_fail(op, "invalid_grant", 400, "the refresh token has been revoked");
+		return;
+	default:
+		grant_fail_store(op, res->status);
+		return;
+	}
+}
+
+static void
+grant_refresh_got(struct store_result *res, void *arg)
+{
+	struct grant_op *op = arg;
+	struct grant *g = op->g;
+	struct store_refresh *r;
+	struct store_issue is;
+	char *jti = NULL;
+
+	op->sop = NULL;
+	if (res->status == STORE_SPENT) {
+		/* Reuse of a rotated token: theft (RFC 9700 §4.14). */
+		grant_note_replay(g, res->family, "refresh_token", op->client->client_id);
+		op->sop = store_family_revoke(g->store, res->family, g->refresh_ms,
+		    grant_replay_revoked, op);
+		return;
+	}
+	if (res->status == STORE_NOT_FOUND) {
+		grant_fail(op, "invalid_grant", 400,
+		    "the refresh token is invalid, expired, revoked or was already used");
+		return;
+	}
+	if (res->status != STORE_OK) {
+		grant_fail_store(op, res->status);
+		return;
+	}
+	r = op->refresh = res->refresh;
+	res->refresh = NULL;
 	/* Requests that are merely wrong (another client's token, a wider
 	 * scope, another resource) are refused without consuming the token, so
 	 * they cannot make its next legitimate use look like a replay. */
-	peek = store_refresh_get(g->store, hash);
-	if (peek != NULL && strcmp(peek->client_id, client->client_id) != 0) {
-		grant_set_error(err, "invalid_grant", 400,
+	if (strcmp(r->client_id, op->client->client_id) != 0) {
+		grant_fail(op, "invalid_grant", 400,
 		    "the refresh token was issued to another client");
-		goto out;
+		return;
 	}
-	if (peek != NULL && scope != NULL) {
+	if (op->scope != NULL) {
 		struct strlist granted = { 0 };
 		bool ok;
 
-		scope_split(peek->scope, &granted);
-		ok = scope_subset(scope, &granted);
+		scope_split(r->scope, &granted);
+		ok = scope_subset(op->scope, &granted);
 		strlist_dispose(&granted);
 		if (!ok) {
-			grant_set_error(err, "invalid_scope", 400,
+			grant_fail(op, "invalid_scope", 400,
 			    "scope exceeds the scope originally granted");
-			goto out;
+			return;
 		}
 	}
-	if (peek != NULL && resource != NULL && strcmp(resource, g->audience) != 0) {
-		grant_set_error(err, "invalid_target", 400,
+	if (op->resource != NULL && strcmp(op->resource, g->audience) != 0) {
+		grant_fail(op, "invalid_target", 400,
 		    "resource is not the MCP resource this server issues tokens for");
-		goto out;
+		return;
 	}
-	r = store_refresh_take(g->store, hash, &replayed);
-	if (r == NULL) {
-		if (replayed != NULL)
-			grant_revoke_replayed(g, replayed, "refresh_token", client->client_id);
-		grant_set_error(err, "invalid_grant", 400,
-		    "the refresh token is invalid, expired, revoked or was already used");
-		goto out;
+	if (grant_prepare(op, "refresh_token", r->subject, op->scope != NULL ? op->scope : r->scope,
+		r->scope, r->resource, r->tsid, r->family, &is, &jti) != 0) {
+		grant_finish(op, false);
+		return;
 	}
-	if (store_family_revoked(g->store, r->family)) {
-		grant_set_error(err, "invalid_grant", 400, "the refresh token has been revoked");
-		goto out;
-	}
-	rc = grant_issue(g, "refresh_token", client, r->subject, scope != NULL ? scope : r->scope,
-	    r->scope, r->resource, r->tsid, r->family, out, err);
-	/* Nothing was issued for it: the token stays usable, so that the
-	 * client's retry is not taken for a replay. */
-	if (rc != 0 && err->status == 503) {
-		int64_t left_ms = (r->expires_at - clock_wall_s()) * 1000;
-
-		if (left_ms > 0 && store_refresh_put(g->store, hash, r, left_ms))
-			r = NULL;
-	}
-out:
-	free(replayed);
-	store_refresh_free(r);
-	return rc;
+	/* Spent, checked for its family's revocation and replaced in one step:
+	 * two racing uses cannot both succeed. */
+	op->sop = store_refresh_rotate(g->store, op->hash, &is, grant_rotated, op);
+	free((char *)is.refresh_hash);
+	free(jti);
 }
 
-int
-grant_revoke(struct grant *g, const char *client_id, const char *token, const char *hint)
+struct grant_op *
+grant_refresh(struct grant *g, struct client *client, const char *refresh_token, const char *scope,
+    const char *resource, grant_done_cb done, void *arg)
 {
-	const struct store_refresh *peek;
-	struct store_refresh *r;
+	struct grant_op *op = grant_op_new(g, GRANT_REFRESH, arg);
+
+	op->cb.done = done;
+	client_ref(client);
+	op->client = client;
+	if (refresh_token == NULL) {
+		grant_fail(op, "invalid_request", 400, "refresh_token is required");
+		return NULL;
+	}
+	op->scope = grant_dup(scope);
+	op->resource = grant_dup(resource);
+	grant_hash(refresh_token, op->hash);
+	op->sop = store_refresh_get(g->store, op->hash, grant_refresh_got, op);
+	return op;
+}
+
+/* --- revocation --- */
+
+static void
+grant_revoke_finish(struct grant_op *op, int rc)
+{
+	op->sop = NULL;
+	op->cb.revoked(rc, op->arg);
+	grant_op_free(op);
+}
+
+static void
+grant_jti_revoked_done(struct store_result *res, void *arg)
+{
+	grant_revoke_finish(arg, res->status == STORE_OK ? 0 : -1);
+}
+
+static void
+grant_refresh_revoked(struct store_result *res, void *arg)
+{
+	struct grant_op *op = arg;
+	struct grant *g = op->g;
 	json_object *claims = NULL;
 	struct jwt_expect ex = { .typ = "at+jwt", .iss = g->issuer, .leeway_s = 60 };
 	const char *jti, *cid;
-	char hash[65], err[128];
+	char err[128];
 	int64_t exp;
-	int rc = 0;
 
-	(void)hint; /* both kinds are tried, cheapest first, as RFC 7009 allows */
-	if (token == NULL)
-		return 0;
-	grant_hash(token, hash);
-	if ((peek = store_refresh_get(g->store, hash)) != NULL) {
-		if (strcmp(peek->client_id, client_id) != 0)
-			return 0;
-		if ((r = store_refresh_take(g->store, hash, NULL)) != NULL) {
-			if (!store_family_revoke(g->store, r->family, g->refresh_ms))
-				rc = -1;
-			store_refresh_free(r);
-		}
-		return rc;
+	op->sop = NULL;
+	if (res->status == STORE_OK || res->status == STORE_FOREIGN) {
+		grant_revoke_finish(op, 0);
+		return;
 	}
-	if (strchr(token, '.') == NULL ||
-	    jwt_verify(token, g->keys, &ex, &claims, err, sizeof err) != JWT_OK)
-		return 0;
+	if (res->status != STORE_NOT_FOUND) {
+		grant_revoke_finish(op, -1);
+		return;
+	}
+	/* Not a refresh token we know: maybe one of our access tokens. */
+	if (strchr(op->token, '.') == NULL ||
+	    jwt_verify(op->token, g->keys, &ex, &claims, err, sizeof err) != JWT_OK) {
+		grant_revoke_finish(op, 0);
+		return;
+	}
 	jti = jwt_claim_string(claims, "jti");
 	cid = jwt_claim_string(claims, "client_id");
-	if (jti != NULL && cid != NULL && strcmp(cid, client_id) == 0 &&
-	    jwt_claim_int(claims, "exp", &exp) == 0 && !store_jti_revoke(g->store, jti, exp))
-		rc = -1;
+	if (jti != NULL && cid != NULL && strcmp(cid, op->client_id) == 0 &&
+	    jwt_claim_int(claims, "exp", &exp) == 0)
+		op->sop = store_jti_revoke(g->store, jti, exp, grant_jti_revoked_done, op);
 	json_object_put(claims);
-	return rc;
+	if (op->sop == NULL)
+		grant_revoke_finish(op, 0);
+}
+
+struct grant_op *
+grant_revoke(struct grant *g, const char *client_id, const char *token, const char *hint,
+    grant_revoked_cb done, void *arg)
+{
+	struct grant_op *op = grant_op_new(g, GRANT_REVOKE, arg);
+
+	(void)hint; /* both kinds are tried, cheapest first, as RFC 7009 allows */
+	op->cb.revoked = done;
+	if (token == NULL) {
+		grant_revoke_finish(op, 0);
+		return NULL;
+	}
+	op->token = xstrdup(token);
+	op->client_id = xstrdup(client_id);
+	grant_hash(token, op->hash);
+	op->sop = store_refresh_revoke(g->store, op->hash, client_id, g->refresh_ms,
+	    grant_refresh_revoked, op);
+	return op;
 }
 
 bool

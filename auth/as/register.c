@@ -21,15 +21,70 @@
 #include "proxy/log.h"
 #include "proxy/req.h"
 
+/* A registration waiting for the store. */
+struct reg {
+	struct as *as;
+	struct req *sr;
+	struct dcr_result res;
+	struct clients_lookup *add;
+};
+
+static void
+reg_free(struct reg *rg)
+{
+	clients_cancel(rg->add);
+	dcr_result_dispose(&rg->res);
+	free(rg);
+}
+
+static void
+reg_abort(struct req *sr, void *arg)
+{
+	req_unref(sr);
+	reg_free(arg);
+}
+
+static void
+reg_added(enum clients_add_result r, void *arg)
+{
+	struct reg *rg = arg;
+	struct as *as = rg->as;
+	struct req *sr = rg->sr;
+	char *json;
+
+	rg->add = NULL;
+	if (r != CLIENTS_ADDED) {
+		if (r == CLIENTS_FULL)
+			log_warn("client registration refused: registry full",
+			    LOG_I("max_clients", as->cfg->eas.registration.max_clients));
+		req_add_header(sr, "Retry-After", r == CLIENTS_FULL ? "60" : "5");
+		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
+		    r == CLIENTS_FULL
+			? "the client registry is full; retry later"
+			: "the client registry is unavailable right now; retry later");
+	} else {
+		log_info("client registered", LOG_S("client_id", rg->res.client->client_id),
+		    LOG_S("auth_method", rg->res.client->token_endpoint_auth_method),
+		    LOG_I("redirect_uris", rg->res.client->redirect_uris.n));
+		json = dcr_response_json(rg->res.client, rg->res.client_secret);
+		req_reply_json(sr, 201, json);
+		xfree_secret(json);
+	}
+	req_set_abort(sr, NULL, NULL);
+	req_unref(sr);
+	reg_free(rg);
+}
+
 void
 register_handle(struct req *sr, void *arg)
 {
 	struct as *as = arg;
 	struct dcr_result res = { 0 };
 	const char *ct;
-	char *body = NULL, *json = NULL;
+	char *body = NULL;
 	size_t len;
 	int retry;
+	struct reg *rg;
 
 	if (as_preflight(sr, "POST, OPTIONS"))
 		return;
@@ -64,21 +119,15 @@ register_handle(struct req *sr, void *arg)
 		req_reply_oauth_error(sr, 400, res.error, res.desc);
 		goto out;
 	}
-	if (clients_add(as->clients, res.client) == CLIENTS_FULL) {
-		log_warn("client registration refused: registry full",
-		    LOG_I("max_clients", as->cfg->eas.registration.max_clients));
-		req_add_header(sr, "Retry-After", "60");
-		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
-		    "the client registry is full; retry later");
-		goto out;
-	}
-	log_info("client registered", LOG_S("client_id", res.client->client_id),
-	    LOG_S("auth_method", res.client->token_endpoint_auth_method),
-	    LOG_I("redirect_uris", res.client->redirect_uris.n));
-	json = dcr_response_json(res.client, res.client_secret);
-	req_reply_json(sr, 201, json);
+	rg = xcalloc(1, sizeof *rg);
+	rg->as = as;
+	rg->sr = sr;
+	rg->res = res;
+	memset(&res, 0, sizeof res);
+	req_ref(sr);
+	req_set_abort(sr, reg_abort, rg);
+	rg->add = clients_add(as->clients, rg->res.client, reg_added, rg);
 out:
-	xfree_secret(json);
 	free(body);
 	dcr_result_dispose(&res);
 }

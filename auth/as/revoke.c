@@ -22,15 +22,17 @@
 #include "proxy/log.h"
 #include "proxy/req.h"
 
-/* A CIMD client's revocation waiting for its client (and keys). */
+/* A revocation waiting for its client (and keys) and for the store. */
 struct revoke {
 	struct as *as;
 	struct req *sr;
 	struct form f;
 	char *client_id;
-	bool assertion; /* private_key_jwt, else none */
+	char *secret;
+	const char *method;
 	struct clients_lookup *lookup;
 	struct clientassert *check;
+	struct grant_op *gop;
 };
 
 static void
@@ -38,8 +40,10 @@ revoke_free(struct revoke *rv)
 {
 	clients_cancel(rv->lookup);
 	clientassert_cancel(rv->check);
+	grant_cancel(rv->gop);
 	form_dispose(&rv->f);
 	free(rv->client_id);
+	xfree_secret(rv->secret);
 	free(rv);
 }
 
@@ -58,26 +62,35 @@ revoke_finish(struct revoke *rv)
 	revoke_free(rv);
 }
 
-/* The client is authenticated: revoke (silently, whatever the token), or
- * 503 when the store could not record the revocation. */
+/* Silently done, whatever the token; or 503 when the store could not
+ * record the revocation. */
 static void
-revoke_now(struct as *as, struct req *sr, const char *client_id, const struct form *f)
+revoke_done(int rc, void *arg)
 {
-	if (grant_revoke(as->grant, client_id, form_get(f, "token"),
-		form_get(f, "token_type_hint")) != 0) {
-		req_add_header(sr, "Retry-After", "60");
-		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
+	struct revoke *rv = arg;
+
+	rv->gop = NULL;
+	if (rc != 0) {
+		req_add_header(rv->sr, "Retry-After", "5");
+		req_reply_oauth_error(rv->sr, 503, "temporarily_unavailable",
 		    "the revocation could not be recorded right now; try again later");
-		return;
+	} else {
+		log_info("revocation request", LOG_S("client_id", rv->client_id));
+		req_reply_json(rv->sr, 200, "{}");
 	}
-	log_info("revocation request", LOG_S("client_id", client_id));
-	req_reply_json(sr, 200, "{}");
+	revoke_finish(rv);
 }
 
+/* The client is authenticated: revoke (revoke_done finishes rv). */
 static void
 revoke_run(struct revoke *rv)
 {
-	revoke_now(rv->as, rv->sr, rv->client_id, &rv->f);
+	struct grant_op *op;
+
+	op = grant_revoke(rv->as->grant, rv->client_id, form_get(&rv->f, "token"),
+	    form_get(&rv->f, "token_type_hint"), revoke_done, rv);
+	if (op != NULL)
+		rv->gop = op;
 }
 
 static void
@@ -86,13 +99,13 @@ revoke_assert_done(int status, const char *error, const char *desc, void *arg)
 	struct revoke *rv = arg;
 
 	rv->check = NULL;
-	if (status != 0) {
-		if (status == 503)
-			req_add_header(rv->sr, "Retry-After", "60");
-		req_reply_oauth_error(rv->sr, status, error, desc);
-	} else {
+	if (status == 0) {
 		revoke_run(rv);
+		return;
 	}
+	if (status == 503)
+		req_add_header(rv->sr, "Retry-After", "60");
+	req_reply_oauth_error(rv->sr, status, error, desc);
 	revoke_finish(rv);
 }
 
@@ -101,21 +114,32 @@ revoke_client_done(struct client *client, const char *error_description, void *a
 {
 	struct revoke *rv = arg;
 	struct clientassert *check;
+	const char *why;
 	char desc[256];
 
 	rv->lookup = NULL;
-	if (client == NULL) {
+	if (client == NULL && !cimd_is_url(rv->client_id)) {
+		token_client_error(rv->sr, rv->method, 401, "invalid_client", "unknown client");
+	} else if (client == NULL) {
 		snprintf(desc, sizeof desc,
 		    "the client's metadata document could not be validated: %.180s",
 		    error_description != NULL ? error_description : "");
 		req_reply_oauth_error(rv->sr, 401, "invalid_client", desc);
-	} else if (!rv->assertion) {
-		if (client_accepts_auth(client, "none"))
+	} else if (!client->is_cimd) {
+		if (!token_authenticate(client, rv->method, rv->secret, &why)) {
+			token_client_error(rv->sr, rv->method, 401, "invalid_client", why);
+		} else {
 			revoke_run(rv);
-		else
-			req_reply_oauth_error(rv->sr, 401, "invalid_client",
-			    "the client authenticates with private_key_jwt: client_assertion is "
-			    "required");
+			return;
+		}
+	} else if (strcmp(rv->method, "private_key_jwt") != 0) {
+		if (client_accepts_auth(client, "none")) {
+			revoke_run(rv);
+			return;
+		}
+		req_reply_oauth_error(rv->sr, 401, "invalid_client",
+		    "the client authenticates with private_key_jwt: client_assertion is "
+		    "required");
 	} else if (!client_accepts_auth(client, "private_key_jwt")) {
 		req_reply_oauth_error(rv->sr, 401, "invalid_client",
 		    "the client does not authenticate with private_key_jwt (its metadata "
@@ -136,10 +160,11 @@ revoke_handle(struct req *sr, void *arg)
 {
 	struct as *as = arg;
 	struct form f = { 0 };
-	const struct client *c;
 	const char *method, *code, *desc;
 	char err[160], *client_id = NULL, *secret = NULL;
 	int status;
+	struct revoke *rv;
+	struct clients_lookup *l;
 
 	if (as_preflight(sr, "POST, OPTIONS"))
 		return;
@@ -164,41 +189,24 @@ revoke_handle(struct req *sr, void *arg)
 		    "a client ID metadata document client must not send a secret");
 		goto out;
 	}
-	if (cimd_is_url(client_id)) {
-		struct revoke *rv;
-		struct clients_lookup *l;
-
-		if (form_get(&f, "token") == NULL) {
-			req_reply_oauth_error(sr, 400, "invalid_request", "token is required");
-			goto out;
-		}
-		rv = xcalloc(1, sizeof *rv);
-		rv->as = as;
-		rv->sr = sr;
-		rv->f = f;
-		rv->client_id = client_id;
-		rv->assertion = strcmp(method, "private_key_jwt") == 0;
-		memset(&f, 0, sizeof f);
-		client_id = NULL;
-		req_ref(sr);
-		req_set_abort(sr, revoke_abort, rv);
-		l = clients_lookup(as->clients, rv->client_id, revoke_client_done, rv);
-		if (l != NULL)
-			rv->lookup = l;
-		goto out;
-	}
-	if ((c = store_client_get(as->store, client_id)) == NULL) {
-		token_client_error(sr, method, 401, "invalid_client", "unknown client");
-		goto out;
-	} else if (!token_authenticate(c, method, secret, &desc)) {
-		token_client_error(sr, method, 401, "invalid_client", desc);
-		goto out;
-	}
 	if (form_get(&f, "token") == NULL) {
 		req_reply_oauth_error(sr, 400, "invalid_request", "token is required");
 		goto out;
 	}
-	revoke_now(as, sr, client_id, &f);
+	rv = xcalloc(1, sizeof *rv);
+	rv->as = as;
+	rv->sr = sr;
+	rv->f = f;
+	rv->client_id = client_id;
+	rv->secret = secret;
+	rv->method = method;
+	memset(&f, 0, sizeof f);
+	client_id = secret = NULL;
+	req_ref(sr);
+	req_set_abort(sr, revoke_abort, rv);
+	l = clients_lookup(as->clients, rv->client_id, revoke_client_done, rv);
+	if (l != NULL)
+		rv->lookup = l;
 out:
 	free(client_id);
 	xfree_secret(secret);

@@ -13,10 +13,12 @@
  * as the MCP authorization spec of 2026-07-28 asks) and the refresh token
  * is left untouched: an invalid document stops every further refresh,
  * while after a transient outage the same refresh token works again once
- * the document resolves. A public CIMD client's code exchange needs no
- * lookup: the code holds the client resolved at authorization time, and
- * grant.c refuses it without an assertion when that client is a
- * private_key_jwt one (the code is spent then, as by any failed exchange).
+ * the document resolves. A code exchange resolves its client too (the
+ * code names only the client_id: it may be redeemed on another replica
+ * than the one that issued it, which resolves a CIMD client through its
+ * own cache or a fetch); grant.c refuses a private_key_jwt client's code
+ * without an assertion (the code is spent then, as by any failed
+ * exchange).
  */
 #include <json-c/json.h>
 #include <openssl/crypto.h>
@@ -51,6 +53,7 @@ struct token {
 	struct clients_lookup *lookup;
 	struct client *client;      /* private_key_jwt: the client being verified */
 	struct clientassert *check; /* private_key_jwt: its assertion's verification */
+	struct grant_op *gop;       /* the grant waiting for the store */
 };
 
 static void
@@ -58,6 +61,7 @@ token_free(struct token *t)
 {
 	clients_cancel(t->lookup);
 	clientassert_cancel(t->check);
+	grant_cancel(t->gop);
 	client_unref(t->client);
 	form_dispose(&t->f);
 	free(t->client_id);
@@ -146,41 +150,65 @@ token_authenticate(const struct client *c, const char *auth_method, const char *
 	return true;
 }
 
+/* The request is answered: release it and t. */
 static void
-token_run(struct token *t, const struct client *client, const char *code_client_id)
+token_finish(struct token *t)
+{
+	req_set_abort(t->sr, NULL, NULL);
+	req_unref(t->sr);
+	token_free(t);
+}
+
+static void
+token_granted(struct grant_result *r, const struct grant_error *e, void *arg)
+{
+	struct token *t = arg;
+	const char *gt = form_get(&t->f, "grant_type");
+
+	t->gop = NULL;
+	if (r == NULL) {
+		if (e->status == 401 && strcmp(t->auth_method, "none") == 0)
+			metrics_add(t->as->m_assertion, 1, "missing");
+		if (e->status == 503)
+			req_add_header(t->sr, "Retry-After", "5");
+		log_info("token request refused", LOG_S("grant_type", gt),
+		    LOG_S("client_id", t->client_id), LOG_S("error", e->error),
+		    LOG_S("reason", e->desc));
+		token_error(t, e->status, e->error, e->desc);
+	} else {
+		log_info("token issued", LOG_S("grant_type", gt), LOG_S("client_id", t->client_id),
+		    LOG_S("scope", r->scope), LOG_B("refresh_token", r->refresh_token != NULL));
+		token_reply(t, r);
+	}
+	token_finish(t);
+}
+
+/* The client is authenticated: run the grant. false when the request was
+ * answered at once (the caller finishes t), true when token_granted will. */
+static bool
+token_run(struct token *t, struct client *client)
 {
 	struct as *as = t->as;
-	struct grant_result r = { 0 };
-	struct grant_error e = { 0 };
 	const char *gt = form_get(&t->f, "grant_type");
-	int rc;
+	struct grant_op *op;
 
 	if (strcmp(gt, "authorization_code") == 0) {
-		rc = grant_exchange_code(as->grant, code_client_id, t->auth_method,
-		    form_get(&t->f, "code"), form_get(&t->f, "code_verifier"),
-		    form_get(&t->f, "redirect_uri"), form_get(&t->f, "resource"), &r, &e);
+		op = grant_exchange_code(as->grant, client, t->auth_method, form_get(&t->f, "code"),
+		    form_get(&t->f, "code_verifier"), form_get(&t->f, "redirect_uri"),
+		    form_get(&t->f, "resource"), token_granted, t);
 	} else {
 		if (!strlist_contains(&client->grant_types, "refresh_token")) {
 			token_error(t, 400, "unauthorized_client",
 			    "the client is not allowed the refresh_token grant");
-			return;
+			return false;
 		}
-		rc = grant_refresh(as->grant, client, form_get(&t->f, "refresh_token"),
-		    form_get(&t->f, "scope"), form_get(&t->f, "resource"), &r, &e);
+		op = grant_refresh(as->grant, client, form_get(&t->f, "refresh_token"),
+		    form_get(&t->f, "scope"), form_get(&t->f, "resource"), token_granted, t);
 	}
-	if (rc != 0) {
-		if (e.status == 401 && strcmp(t->auth_method, "none") == 0)
-			metrics_add(as->m_assertion, 1, "missing");
-		log_info("token request refused", LOG_S("grant_type", gt),
-		    LOG_S("client_id", t->client_id), LOG_S("error", e.error),
-		    LOG_S("reason", e.desc));
-		token_error(t, e.status, e.error, e.desc);
-		return;
-	}
-	log_info("token issued", LOG_S("grant_type", gt), LOG_S("client_id", t->client_id),
-	    LOG_S("scope", r.scope), LOG_B("refresh_token", r.refresh_token != NULL));
-	token_reply(t, &r);
-	grant_result_dispose(&r);
+	/* NULL: token_granted ran already and t is gone. */
+	if (op != NULL)
+		t->gop = op;
+	return true;
 }
 
 /* The private_key_jwt verification is over: run the grant or refuse. */
@@ -191,15 +219,14 @@ token_assert_done(int status, const char *error, const char *desc, void *arg)
 
 	t->check = NULL;
 	if (status == 0) {
-		token_run(t, t->client, t->client_id);
+		if (token_run(t, t->client))
+			return;
 	} else {
 		if (status == 503)
 			req_add_header(t->sr, "Retry-After", "60");
 		token_error(t, status, error, desc);
 	}
-	req_set_abort(t->sr, NULL, NULL);
-	req_unref(t->sr);
-	token_free(t);
+	token_finish(t);
 }
 
 static void
@@ -242,13 +269,11 @@ token_client_done(struct client *client, const char *error_description, void *ar
 		if (strcmp(t->auth_method, "none") == 0 && !client_accepts_auth(client, "none"))
 			metrics_add(t->as->m_assertion, 1, "missing");
 		token_error(t, 401, "invalid_client", why);
-	} else {
-		token_run(t, client, client->client_id);
+	} else if (token_run(t, client)) {
+		return;
 	}
 done:
-	req_set_abort(t->sr, NULL, NULL);
-	req_unref(t->sr);
-	token_free(t);
+	token_finish(t);
 }
 
 /* Decode "Basic base64(urlenc(id):urlenc(secret))" (RFC 6749 §2.3.1). */
@@ -444,18 +469,6 @@ token_handle(struct req *sr, void *arg)
 	if (strcmp(gt, "authorization_code") != 0 && strcmp(gt, "refresh_token") != 0) {
 		token_error(t, 400, "unsupported_grant_type",
 		    "grant_type must be authorization_code or refresh_token");
-		goto done;
-	}
-	if (strcmp(gt, "authorization_code") == 0 && cimd_is_url(t->client_id) &&
-	    strcmp(t->auth_method, "private_key_jwt") != 0) {
-		/* The code holds the client resolved at authorization time (minutes
-		 * ago); a public CIMD client has no credentials to check. */
-		if (t->secret != NULL) {
-			token_error(t, 401, "invalid_client",
-			    "a client ID metadata document client must not send a secret");
-			goto done;
-		}
-		token_run(t, NULL, t->client_id);
 		goto done;
 	}
 	req_ref(sr);

@@ -51,6 +51,7 @@ struct guard_req {
 	struct req *sr;                  /* a reference */
 	char *token;                     /* oidc: to cache the result */
 	struct extidp_check *check;      /* oidc check in flight */
+	struct store_op *sop;            /* the session's upstream tokens being fetched */
 	struct guard_refresh *refresh;   /* queued on this refresh */
 	struct tokencache_claims claims; /* refresh waiters: for the next hop */
 	TAILQ_ENTRY(guard_req) entry;    /* g->reqs */
@@ -65,6 +66,11 @@ struct guard_refresh {
 	char *tsid;
 	char session_id[13]; /* log_token_id(tsid), for logs */
 	void *handle;
+	struct store_upstream *old; /* the tokens being refreshed */
+	uint64_t version;           /* theirs in the store (compare-and-swap) */
+	struct store_op *sop;       /* the new tokens being stored */
+	char *access;               /* the token for the waiters, once known */
+	char *session_claims;
 	struct guard_req_list waiters;
 	TAILQ_ENTRY(guard_refresh) entry;
 };
@@ -456,6 +462,8 @@ guard_req_abort(struct req *sr, void *arg)
 
 	extidp_cancel(gr->check);
 	gr->check = NULL;
+	store_cancel(gr->sop);
+	gr->sop = NULL;
 	/* A refresh others may wait on (or that fills the store) goes on. */
 	if (gr->refresh != NULL)
 		TAILQ_REMOVE(&gr->refresh->waiters, gr, wait);
@@ -523,58 +531,27 @@ guard_forward(struct guard *g, struct req *sr, const char *upstream_token,
 }
 
 static void
-guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
+guard_refresh_free(struct guard_refresh *rf)
 {
-	struct guard_refresh *rf = arg;
+	store_cancel(rf->sop);
+	store_upstream_free(rf->old);
+	xfree_secret(rf->access);
+	free(rf->session_claims);
+	free(rf->tsid);
+	free(rf);
+}
+
+/* The refresh is over (rf->access set, or NULL for a failure): answer
+ * every request that waited for it. */
+static void
+guard_refresh_finish(struct guard_refresh *rf, const char *error)
+{
 	struct guard *g = rf->g;
-	struct store *st = g->ops.store(g->ops.as);
-	const struct store_upstream *old;
 	struct guard_req *gr;
 	struct req *sr;
-	char *access = NULL, *session_claims = NULL;
-	int64_t now = clock_wall_s();
 
-	rf->handle = NULL;
 	TAILQ_REMOVE(&g->refreshes, rf, entry);
-	if (tokens != NULL && tokens->access_token != NULL) {
-		old = store_upstream_get(st, rf->tsid);
-		/* A provider that does not rotate refresh tokens keeps the old one. */
-		if (old != NULL) {
-			if (tokens->refresh_token == NULL && old->refresh_token != NULL)
-				tokens->refresh_token = xstrdup(old->refresh_token);
-			if (tokens->subject == NULL && old->subject != NULL)
-				tokens->subject = xstrdup(old->subject);
-			if (tokens->id_token == NULL && old->id_token != NULL)
-				tokens->id_token = xstrdup(old->id_token);
-			if (tokens->claims_json == NULL && old->claims_json != NULL)
-				tokens->claims_json = xstrdup(old->claims_json);
-		}
-		if (tokens->expires_at != 0 && tokens->expires_at <= now) {
-			error = "the refreshed upstream token is already expired";
-			store_upstream_free(tokens);
-		} else {
-			metrics_add(g->m_refresh, 1, "ok");
-			log_info("upstream token refreshed", LOG_S("session", rf->session_id));
-			/* Replacing the session's own entry always fits. */
-			if (!store_upstream_put(st, rf->tsid, tokens,
-				g->cfg->eas.token_lifespans.refresh_token_ms))
-				error = "the store is full";
-			tokens = NULL;
-			/* Copied: store pointers live until the next store call. */
-			if ((old = store_upstream_get(st, rf->tsid)) != NULL &&
-			    old->access_token != NULL) {
-				access = xstrdup(old->access_token);
-				if (old->claims_json != NULL)
-					session_claims = xstrdup(old->claims_json);
-			}
-		}
-	} else {
-		if (tokens != NULL)
-			store_upstream_free(tokens);
-		if (error == NULL)
-			error = "no access token in the refresh response";
-	}
-	if (access == NULL) {
+	if (rf->access == NULL) {
 		metrics_add(g->m_refresh, 1, "error");
 		log_warn("upstream token refresh failed", LOG_S("session", rf->session_id),
 		    LOG_S("error", error != NULL ? error : ""));
@@ -582,12 +559,12 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 	while ((gr = TAILQ_FIRST(&rf->waiters)) != NULL) {
 		TAILQ_REMOVE(&rf->waiters, gr, wait);
 		gr->refresh = NULL;
-		if (access != NULL) {
+		if (rf->access != NULL) {
 			struct tokencache_claims c = gr->claims;
 
 			memset(&gr->claims, 0, sizeof gr->claims); /* ours until sent on */
 			sr = guard_req_done(gr);
-			guard_forward(g, sr, access, &c, session_claims);
+			guard_forward(g, sr, rf->access, &c, rf->session_claims);
 			tokencache_claims_dispose(&c);
 		} else {
 			sr = guard_req_done(gr);
@@ -598,16 +575,84 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 		}
 		req_unref(sr);
 	}
-	xfree_secret(access);
-	free(session_claims);
-	free(rf->tsid);
-	free(rf);
+	guard_refresh_free(rf);
+}
+
+/* The session's tokens as they are now in the store: ours, or those of
+ * another replica that refreshed them first (compare-and-swap lost). */
+static void
+guard_refresh_stored(struct store_result *res, void *arg)
+{
+	struct guard_refresh *rf = arg;
+	const struct store_upstream *u = res->upstream;
+	const char *error = NULL;
+
+	rf->sop = NULL;
+	if (res->status == STORE_CONFLICT && u != NULL && u->access_token != NULL &&
+	    (u->expires_at == 0 || u->expires_at > clock_wall_s())) {
+		log_info("upstream token refreshed by another replica",
+		    LOG_S("session", rf->session_id));
+		xfree_secret(rf->access);
+		free(rf->session_claims);
+		rf->access = xstrdup(u->access_token);
+		rf->session_claims = u->claims_json != NULL ? xstrdup(u->claims_json) : NULL;
+	} else if (res->status == STORE_NOT_FOUND || res->status == STORE_CONFLICT) {
+		/* The session ended (or the other refresh's token is no good). */
+		error = "the login session ended during the refresh";
+		xfree_secret(rf->access);
+		rf->access = NULL;
+	} else if (res->status != STORE_OK) {
+		/* The new token works for now; the next request will try to
+		 * store a refresh again. */
+		log_error("the refreshed upstream tokens could not be stored",
+		    LOG_S("session", rf->session_id),
+		    LOG_S("store", store_status_text(res->status)));
+	}
+	guard_refresh_finish(rf, error);
+}
+
+static void
+guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
+{
+	struct guard_refresh *rf = arg;
+	struct guard *g = rf->g;
+	const struct store_upstream *old = rf->old;
+
+	rf->handle = NULL;
+	if (tokens == NULL || tokens->access_token == NULL) {
+		store_upstream_free(tokens);
+		guard_refresh_finish(rf,
+		    error != NULL ? error : "no access token in the refresh response");
+		return;
+	}
+	/* A provider that does not rotate refresh tokens keeps the old one. */
+	if (tokens->refresh_token == NULL && old->refresh_token != NULL)
+		tokens->refresh_token = xstrdup(old->refresh_token);
+	if (tokens->subject == NULL && old->subject != NULL)
+		tokens->subject = xstrdup(old->subject);
+	if (tokens->id_token == NULL && old->id_token != NULL)
+		tokens->id_token = xstrdup(old->id_token);
+	if (tokens->claims_json == NULL && old->claims_json != NULL)
+		tokens->claims_json = xstrdup(old->claims_json);
+	if (tokens->expires_at != 0 && tokens->expires_at <= clock_wall_s()) {
+		store_upstream_free(tokens);
+		guard_refresh_finish(rf, "the refreshed upstream token is already expired");
+		return;
+	}
+	metrics_add(g->m_refresh, 1, "ok");
+	log_info("upstream token refreshed", LOG_S("session", rf->session_id));
+	rf->access = xstrdup(tokens->access_token);
+	rf->session_claims = tokens->claims_json != NULL ? xstrdup(tokens->claims_json) : NULL;
+	/* Only if no other replica rotated them meanwhile: two replicas
+	 * refreshing one session must not lose a rotation. */
+	rf->sop = store_upstream_cas(g->ops.store(g->ops.as), rf->tsid, rf->version, tokens,
+	    g->cfg->eas.token_lifespans.refresh_token_ms, guard_refresh_stored, rf);
 }
 
 /* Queue sr on the refresh of tsid, starting it if none is in flight. */
 static void
 guard_refresh_join(struct guard *g, struct req *sr, const struct tokencache_claims *claims,
-    const char *refresh_token)
+    const struct store_upstream *u, uint64_t version)
 {
 	const char *tsid = claims->tsid;
 	struct guard_refresh *rf;
@@ -622,13 +667,14 @@ guard_refresh_join(struct guard *g, struct req *sr, const struct tokencache_clai
 		rf = xcalloc(1, sizeof *rf);
 		rf->g = g;
 		rf->tsid = xstrdup(tsid);
+		rf->old = store_upstream_dup(u);
+		rf->version = version;
 		log_token_id(tsid, strlen(tsid), rf->session_id);
 		TAILQ_INIT(&rf->waiters);
-		rf->handle = g->ops.upstream_refresh(g->ops.as, refresh_token, guard_refresh_done,
-		    rf);
+		rf->handle = g->ops.upstream_refresh(g->ops.as, rf->old->refresh_token,
+		    guard_refresh_done, rf);
 		if (rf->handle == NULL) {
-			free(rf->tsid);
-			free(rf);
+			guard_refresh_free(rf);
 			guard_deny(g, sr, GUARD_INVALID_TOKEN, "upstream_refresh_failed",
 			    "the login session at the identity provider has expired; sign in "
 			    "again");
@@ -644,27 +690,19 @@ guard_refresh_join(struct guard *g, struct req *sr, const struct tokencache_clai
 	TAILQ_INSERT_TAIL(&rf->waiters, gr, wait);
 }
 
-/* Forward an allowed request, with the session's upstream token unless
+/* Forward an allowed request, with the session's upstream token u unless
  * injection is off (or the mode has none). */
 static void
-guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *claims)
+guard_pass_session(struct guard *g, struct req *sr, const struct tokencache_claims *claims,
+    const struct store_upstream *u, uint64_t version)
 {
-	const struct store_upstream *u;
 	int64_t now = clock_wall_s();
 
-	if (!g->embedded) {
-		guard_forward(g, sr, NULL, claims, NULL);
-		return;
-	}
 	if (g->cfg->eas.disable_upstream_token_injection) {
-		u = claims->tsid != NULL ? store_upstream_get(g->ops.store(g->ops.as), claims->tsid)
-					 : NULL;
 		guard_forward(g, sr, NULL, claims, u != NULL ? u->claims_json : NULL);
 		return;
 	}
-	if (claims->tsid == NULL ||
-	    (u = store_upstream_get(g->ops.store(g->ops.as), claims->tsid)) == NULL ||
-	    u->access_token == NULL) {
+	if (u == NULL || u->access_token == NULL) {
 		guard_log_reject(sr, NULL, 0, "session_ended", NULL);
 		guard_deny(g, sr, GUARD_INVALID_TOKEN, "session_ended",
 		    "the login session has ended; sign in again");
@@ -678,10 +716,61 @@ guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *clai
 			    "again");
 			return;
 		}
-		guard_refresh_join(g, sr, claims, u->refresh_token);
+		guard_refresh_join(g, sr, claims, u, version);
 		return;
 	}
 	guard_forward(g, sr, u->access_token, claims, u->claims_json);
+}
+
+/* The session's upstream tokens, asked of the store (not in its local
+ * copy: another replica's login, or a restart). */
+static void
+guard_session_got(struct store_result *res, void *arg)
+{
+	struct guard_req *gr = arg;
+	struct guard *g = gr->g;
+	struct tokencache_claims c = gr->claims;
+	struct req *sr;
+
+	gr->sop = NULL;
+	memset(&gr->claims, 0, sizeof gr->claims); /* ours until sent on */
+	sr = guard_req_done(gr);
+	if (res->status == STORE_OK || res->status == STORE_NOT_FOUND) {
+		guard_pass_session(g, sr, &c, res->upstream, res->version);
+	} else {
+		guard_log_reject(sr, NULL, 0, "store_unavailable", NULL);
+		guard_deny(g, sr, GUARD_UNAVAILABLE, "store_unavailable",
+		    "the login session cannot be looked up right now; try again shortly");
+	}
+	tokencache_claims_dispose(&c);
+	req_unref(sr);
+}
+
+static void
+guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *claims)
+{
+	struct store *st;
+	const struct store_upstream *u;
+	struct guard_req *gr;
+	uint64_t version = 0;
+
+	if (!g->embedded) {
+		guard_forward(g, sr, NULL, claims, NULL);
+		return;
+	}
+	st = g->ops.store(g->ops.as);
+	if (claims->tsid == NULL) {
+		guard_pass_session(g, sr, claims, NULL, 0);
+		return;
+	}
+	/* The hot path: the local copy, never a wait on the network. */
+	if ((u = store_upstream_cached(st, claims->tsid, &version)) != NULL) {
+		guard_pass_session(g, sr, claims, u, version);
+		return;
+	}
+	gr = guard_req_new(g, sr);
+	tokencache_claims_copy(&gr->claims, claims);
+	gr->sop = store_upstream_get(st, claims->tsid, guard_session_got, gr);
 }
 
 /* --- external IdP --- */
@@ -930,12 +1019,13 @@ guard_free(struct guard *g)
 			TAILQ_REMOVE(&rf->waiters, gr, wait);
 			gr->refresh = NULL;
 		}
-		free(rf->tsid);
-		free(rf);
+		guard_refresh_free(rf);
 	}
 	while ((gr = TAILQ_FIRST(&g->reqs)) != NULL) {
 		extidp_cancel(gr->check);
 		gr->check = NULL;
+		store_cancel(gr->sop);
+		gr->sop = NULL;
 		req_unref(guard_req_done(gr));
 	}
 	extidp_free(g->extidp);

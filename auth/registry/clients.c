@@ -1,7 +1,7 @@
 /*
- * The client registry (see clients.h). DCR lookups complete synchronously
- * (the callback runs before clients_lookup() returns); CIMD lookups are
- * whatever the resolver makes of them. The registry never fetches anything
+ * The client registry (see clients.h). DCR clients are a verb of the store
+ * (on Redis: shared by every replica); CIMD lookups are whatever the
+ * resolver makes of them. The registry never fetches anything
  * itself and never turns a failed CIMD resolution into a known client.
  */
 #include "auth/registry/clients.h"
@@ -26,13 +26,28 @@ struct clients {
 	struct metric *m_evicted;
 };
 
-/* A CIMD lookup in flight: the resolver's handle and our caller. */
+/* A lookup or registration in flight: the resolver's or the store's
+ * handle, and our caller. */
 struct clients_lookup {
+	struct clients *cl;
 	struct cimd_lookup *cimd;
+	struct store_op *sop;
+	char *client_id;
 	clients_done_cb done;
+	clients_added_cb added;
 	void *arg;
 	bool finished;
 };
+
+static void
+clients_lookup_free(struct clients_lookup *l)
+{
+	if (l->cimd != NULL)
+		cimd_cancel(l->cimd);
+	store_cancel(l->sop);
+	free(l->client_id);
+	free(l);
+}
 
 struct clients *
 clients_new(const struct config *cfg, struct store *st, struct cimd *cimd)
@@ -64,12 +79,40 @@ clients_cimd_done(struct client *client, const char *error_description, void *ar
 	free(l);
 }
 
+/* The unknown-client text for a client_id the store does not know. */
+static const char *
+clients_unknown(const char *client_id)
+{
+	if (strncasecmp(client_id, "http://", 7) == 0 || strncasecmp(client_id, "https://", 8) == 0)
+		return "unknown client: a URL client_id names a client ID metadata document "
+		       "and must be an https URL in lower case";
+	return "unknown client";
+}
+
+static void
+clients_store_done(struct store_result *res, void *arg)
+{
+	struct clients_lookup *l = arg;
+
+	l->sop = NULL;
+	if (res->status == STORE_OK) {
+		res->client->last_used_ms = clock_mono_ms();
+		l->done(res->client, NULL, l->arg);
+	} else if (res->status == STORE_NOT_FOUND) {
+		l->done(NULL, clients_unknown(l->client_id), l->arg);
+	} else {
+		log_warn("client lookup failed", LOG_S("store", store_status_text(res->status)));
+		l->done(NULL, "the client registry is unavailable right now; try again later",
+		    l->arg);
+	}
+	clients_lookup_free(l);
+}
+
 struct clients_lookup *
 clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, void *arg)
 {
 	struct clients_lookup *l;
 	struct cimd_lookup *cl_handle;
-	struct client *c;
 
 	if (client_id == NULL || *client_id == '\0') {
 		done(NULL, "client_id is required", arg);
@@ -92,47 +135,57 @@ clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, 
 		l->cimd = cl_handle;
 		return l;
 	}
-	c = store_client_get(cl->store, client_id);
-	if (c == NULL) {
-		if (strncasecmp(client_id, "http://", 7) == 0 ||
-		    strncasecmp(client_id, "https://", 8) == 0)
-			done(NULL,
-			    "unknown client: a URL client_id names a client ID metadata document "
-			    "and must be an https URL in lower case",
-			    arg);
-		else
-			done(NULL, "unknown client", arg);
+	if (strlen(client_id) > CLIENTS_MAX_ID_LEN) {
+		done(NULL, clients_unknown(client_id), arg);
 		return NULL;
 	}
-	c->last_used_ms = clock_mono_ms();
-	done(c, NULL, arg);
-	return NULL;
+	l = xcalloc(1, sizeof *l);
+	l->cl = cl;
+	l->done = done;
+	l->arg = arg;
+	l->client_id = xstrdup(client_id);
+	l->sop = store_client_get(cl->store, client_id, clients_store_done, l);
+	return l;
 }
 
 void
 clients_cancel(struct clients_lookup *l)
 {
-	if (l == NULL)
-		return;
-	if (l->cimd != NULL)
-		cimd_cancel(l->cimd);
-	free(l);
+	if (l != NULL)
+		clients_lookup_free(l);
 }
 
-enum clients_add_result
-clients_add(struct clients *cl, struct client *c)
+static void
+clients_put_done(struct store_result *res, void *arg)
 {
-	size_t max = cl->cfg->eas.registration.max_clients;
-	int64_t now = clock_mono_ms();
+	struct clients_lookup *l = arg;
+	enum clients_add_result r;
 
-	while (store_client_count(cl->store) >= max) {
-		if (!store_client_evict_idle(cl->store, now - CLIENTS_EVICT_GRACE_MS))
-			return CLIENTS_FULL;
-		metrics_add(cl->m_evicted, 1);
-	}
-	c->last_used_ms = now;
-	store_client_put(cl->store, c);
-	return CLIENTS_ADDED;
+	l->sop = NULL;
+	if (res->evicted > 0)
+		metrics_add(l->cl->m_evicted, res->evicted);
+	if (res->status == STORE_OK)
+		r = CLIENTS_ADDED;
+	else if (res->status == STORE_FULL)
+		r = CLIENTS_FULL;
+	else
+		r = CLIENTS_UNAVAILABLE;
+	l->added(r, l->arg);
+	clients_lookup_free(l);
+}
+
+struct clients_lookup *
+clients_add(struct clients *cl, struct client *c, clients_added_cb done, void *arg)
+{
+	struct clients_lookup *l = xcalloc(1, sizeof *l);
+
+	l->cl = cl;
+	l->added = done;
+	l->arg = arg;
+	c->last_used_ms = clock_mono_ms();
+	l->sop = store_client_put(cl->store, c, cl->cfg->eas.registration.max_clients,
+	    CLIENTS_EVICT_GRACE_MS, clients_put_done, l);
+	return l;
 }
 
 size_t

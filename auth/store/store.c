@@ -36,7 +36,7 @@ store_issue_dispose(struct store_issue *is)
 	memset(is, 0, sizeof *is);
 }
 
-static void
+void
 store_result_dispose(struct store_result *r)
 {
 	store_pending_free(r->pending);
@@ -136,7 +136,7 @@ store_free(struct store *st)
 	if (st == NULL)
 		return;
 	TAILQ_FOREACH(op, &st->live, entry)
-		op->cancelled = true;
+	op->cancelled = true;
 	/* The backend finishes what it holds: those are delivered (cancelled)
 	 * at once now that no loop turn is left to wait for. */
 	event_free(st->deliver);
@@ -316,8 +316,7 @@ store_refresh_dup(const struct store_refresh *r)
 /* --- verbs --- */
 
 static struct store_op *
-store_op_new(struct store *st, enum store_verb verb, const char *key, store_done_cb done,
-    void *arg)
+store_op_new(struct store *st, enum store_verb verb, const char *key, store_done_cb done, void *arg)
 {
 	struct store_op *op = xcalloc(1, sizeof *op);
 

@@ -107,11 +107,11 @@ struct store_upstream {
 struct store_issue {
 	const char *family;
 	const char *jti;
-	int64_t jti_exp;            /* wall seconds */
-	const char *refresh_hash;   /* NULL: no refresh token issued */
+	int64_t jti_exp;               /* wall seconds */
+	const char *refresh_hash;      /* NULL: no refresh token issued */
 	struct store_refresh *refresh; /* the new token's record (the verb takes it) */
-	const char *tsid;           /* NULL: no upstream session */
-	int64_t ttl_ms;             /* of the family, the refresh token, the session */
+	const char *tsid;              /* NULL: no upstream session */
+	int64_t ttl_ms;                /* of the family, the refresh token, the session */
 };
 
 enum store_status {
@@ -139,11 +139,13 @@ struct store_result {
 };
 
 typedef void (*store_done_cb)(struct store_result *res, void *arg);
+/* Free what a result still holds (the front does, after the callback). */
+void store_result_dispose(struct store_result *res);
 
 /* The backend named by cfg (memory, or redis with its settings) on base;
  * NULL and err on a setup error. */
-struct store *store_new(const struct config *cfg, struct event_base *base,
-    struct evdns_base *dns, char *err, size_t errlen);
+struct store *store_new(const struct config *cfg, struct event_base *base, struct evdns_base *dns,
+    char *err, size_t errlen);
 /* Every verb in flight is cancelled (its callback is not called). */
 void store_free(struct store *st);
 /* Drop expired entries (call from a periodic timer); returns how many. */
@@ -244,8 +246,8 @@ struct store_op *store_assertion_seen(struct store *st, const char *client_id, c
  * replica), the one unused for the longest is evicted if it was unused for
  * more than grace_ms (res->evicted), else STORE_FULL. get: res->client (a
  * reference); its lifetime slides. */
-struct store_op *store_client_put(struct store *st, struct client *c, size_t max,
-    int64_t grace_ms, store_done_cb done, void *arg);
+struct store_op *store_client_put(struct store *st, struct client *c, size_t max, int64_t grace_ms,
+    store_done_cb done, void *arg);
 struct store_op *store_client_get(struct store *st, const char *client_id, store_done_cb done,
     void *arg);
 /* How many DCR clients exist (this replica's view; the metric). */

@@ -20,22 +20,22 @@
 #include "auth/store/store.h"
 
 enum store_verb {
-	STORE_V_PENDING_PUT,   /* key=state, pending, ttl_ms */
-	STORE_V_PENDING_TAKE,  /* key=state -> res.pending */
-	STORE_V_CODE_PUT,      /* key=hash, code, ttl_ms */
-	STORE_V_CODE_REDEEM,   /* key=hash, ttl_ms (family's) -> res.code | SPENT */
-	STORE_V_ISSUE,         /* issue */
-	STORE_V_REFRESH_GET,   /* key=hash -> res.refresh | SPENT */
+	STORE_V_PENDING_PUT,    /* key=state, pending, ttl_ms */
+	STORE_V_PENDING_TAKE,   /* key=state -> res.pending */
+	STORE_V_CODE_PUT,       /* key=hash, code, ttl_ms */
+	STORE_V_CODE_REDEEM,    /* key=hash, ttl_ms (family's) -> res.code | SPENT */
+	STORE_V_ISSUE,          /* issue */
+	STORE_V_REFRESH_GET,    /* key=hash -> res.refresh | SPENT */
 	STORE_V_REFRESH_ROTATE, /* key=old hash, issue */
 	STORE_V_REFRESH_REVOKE, /* key=hash, key2=client_id, ttl_ms */
-	STORE_V_FAMILY_REVOKE, /* key=family, ttl_ms */
-	STORE_V_JTI_REVOKE,    /* key=jti, exp_wall_s */
-	STORE_V_UPSTREAM_PUT,  /* key=tsid, upstream, ttl_ms */
-	STORE_V_UPSTREAM_GET,  /* key=tsid -> res.upstream, res.version */
-	STORE_V_UPSTREAM_CAS,  /* key=tsid, version, upstream, ttl_ms */
+	STORE_V_FAMILY_REVOKE,  /* key=family, ttl_ms */
+	STORE_V_JTI_REVOKE,     /* key=jti, exp_wall_s */
+	STORE_V_UPSTREAM_PUT,   /* key=tsid, upstream, ttl_ms */
+	STORE_V_UPSTREAM_GET,   /* key=tsid -> res.upstream, res.version */
+	STORE_V_UPSTREAM_CAS,   /* key=tsid, version, upstream, ttl_ms */
 	STORE_V_ASSERTION_SEEN, /* key=jti, key2=client_id, exp_wall_s */
-	STORE_V_CLIENT_PUT,    /* client, max, grace_ms */
-	STORE_V_CLIENT_GET,    /* key=client_id -> res.client */
+	STORE_V_CLIENT_PUT,     /* client, max, grace_ms */
+	STORE_V_CLIENT_GET,     /* key=client_id -> res.client */
 };
 
 struct store_op {
@@ -68,8 +68,8 @@ struct store_backend {
 	const char *type;
 	void (*start)(struct store_backend *be, struct store_op *op);
 	bool (*jti_revoked)(struct store_backend *be, const char *jti);
-	const struct store_upstream *(*upstream_cached)(struct store_backend *be, const char *tsid,
-	    uint64_t *version);
+	const struct store_upstream *(
+	    *upstream_cached)(struct store_backend *be, const char *tsid, uint64_t *version);
 	size_t (*sweep)(struct store_backend *be);
 	size_t (*client_count)(struct store_backend *be);
 	void (*health)(struct store_backend *be, struct store_health *out);

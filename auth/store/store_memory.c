@@ -606,7 +606,8 @@ mem_client_put(struct mem_store *m, struct store_op *op)
 	int64_t now = clock_mono_ms();
 	struct client *c = op->client;
 
-	mem_find(&m->clients, c->client_id); /* an expired one goes first */
+	if (m->clients.n >= op->max)
+		mem_sweep(&m->clients); /* expired ones go first */
 	while (m->clients.n >= op->max) {
 		if (!mem_client_evict_idle(m, now - op->grace_ms)) {
 			op->res.status = STORE_FULL;
@@ -617,7 +618,7 @@ mem_client_put(struct mem_store *m, struct store_op *op)
 	c->last_used_ms = now;
 	op->client = NULL;
 	op->res.status = mem_put(&m->clients, c->client_id, c, STORE_CLIENT_IDLE_MS) ? STORE_OK
-										      : STORE_FULL;
+										     : STORE_FULL;
 }
 
 static void
@@ -646,8 +647,9 @@ mem_start(struct store_backend *be, struct store_op *op)
 
 	switch (op->verb) {
 	case STORE_V_PENDING_PUT:
-		op->res.status = mem_put(&m->pending, op->key, op->pending, op->ttl_ms) ? STORE_OK
-											: STORE_FULL;
+		op->res.status = mem_put(&m->pending, op->key, op->pending, op->ttl_ms)
+		    ? STORE_OK
+		    : STORE_FULL;
 		op->pending = NULL;
 		break;
 	case STORE_V_PENDING_TAKE:

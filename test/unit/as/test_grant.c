@@ -17,6 +17,7 @@
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/metrics.h"
+#include "test/unit/store_sync.h"
 #include "test/unit/unit.h"
 
 #define VERIFIER "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -25,6 +26,7 @@
 #define AUD "https://mcp.example.com/mcp"
 
 struct fx {
+	struct event_base *base;
 	struct config *cfg;
 	struct store *st;
 	struct keyset *ks;
@@ -32,14 +34,18 @@ struct fx {
 	struct client *client;
 };
 
+static struct fx *cur; /* the fixture the gx_ wrappers use */
+
 static void
 fx_init(struct fx *f)
 {
 	char err[128];
 
 	clock_set_fake(clock_wall_s(), 1000000);
+	f->base = event_base_new();
 	f->cfg = config_new();
-	f->st = store_new(f->cfg);
+	f->st = store_new(f->cfg, f->base, NULL, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->st);
 	f->ks = keyset_new();
 	CU_ASSERT_EQUAL_FATAL(keyset_generate_es256(f->ks, err, sizeof err), 0);
 	f->g = grant_new(f->cfg, f->st, f->ks, ISS, AUD);
@@ -48,6 +54,111 @@ fx_init(struct fx *f)
 	strlist_add(&f->client->grant_types, "refresh_token");
 	strlist_add(&f->client->redirect_uris, "http://127.0.0.1/cb");
 	f->client->token_endpoint_auth_method = xstrdup("none");
+	cur = f;
+}
+
+/* --- the grant verbs, waited for (the store completes on the loop) --- */
+
+struct gx {
+	bool done;
+	int rc;
+	char *code;
+	struct grant_result *r;
+	struct grant_error *e;
+};
+
+static void
+gx_wait(struct gx *x)
+{
+	while (!x->done)
+		event_base_loop(cur->base, EVLOOP_ONCE);
+}
+
+static void
+gx_done(struct grant_result *r, const struct grant_error *e, void *arg)
+{
+	struct gx *x = arg;
+
+	x->done = true;
+	x->rc = r != NULL ? 0 : -1;
+	if (r != NULL) {
+		*x->r = *r;
+		memset(r, 0, sizeof *r);
+	}
+	*x->e = *e;
+}
+
+/* A client like the fixture's, with client_id id. */
+static struct client *
+gx_client(const char *id)
+{
+	struct client *c;
+
+	if (strcmp(id, cur->client->client_id) == 0) {
+		client_ref(cur->client);
+		return cur->client;
+	}
+	c = client_new(id);
+	strlist_add(&c->grant_types, "authorization_code");
+	strlist_add(&c->grant_types, "refresh_token");
+	c->token_endpoint_auth_method = xstrdup("none");
+	return c;
+}
+
+static int
+gx_exchange(struct grant *g, const char *client_id, const char *method, const char *code,
+    const char *verifier, const char *redirect_uri, const char *resource, struct grant_result *r,
+    struct grant_error *e)
+{
+	struct gx x = { .r = r, .e = e };
+	struct client *c = gx_client(client_id);
+
+	memset(r, 0, sizeof *r);
+	grant_exchange_code(g, c, method, code, verifier, redirect_uri, resource, gx_done, &x);
+	client_unref(c);
+	gx_wait(&x);
+	return x.rc;
+}
+
+static int
+gx_refresh(struct grant *g, struct client *client, const char *token, const char *scope,
+    const char *resource, struct grant_result *r, struct grant_error *e)
+{
+	struct gx x = { .r = r, .e = e };
+
+	memset(r, 0, sizeof *r);
+	grant_refresh(g, client, token, scope, resource, gx_done, &x);
+	gx_wait(&x);
+	return x.rc;
+}
+
+static void
+gx_revoked(int rc, void *arg)
+{
+	struct gx *x = arg;
+
+	x->done = true;
+	x->rc = rc;
+}
+
+static int
+gx_revoke(struct grant *g, const char *client_id, const char *token, const char *hint)
+{
+	struct gx x = { 0 };
+
+	grant_revoke(g, client_id, token, hint, gx_revoked, &x);
+	gx_wait(&x);
+	return x.rc;
+}
+
+static void
+gx_code_done(char *code, enum store_status status, void *arg)
+{
+	struct gx *x = arg;
+
+	(void)status;
+	x->done = true;
+	x->code = code;
 }
 
 static void
@@ -58,6 +169,8 @@ fx_dispose(struct fx *f)
 	store_free(f->st);
 	keyset_free(f->ks);
 	config_free(f->cfg);
+	event_base_free(f->base);
+	cur = NULL;
 	metrics_reset();
 	clock_set_fake(-1, 0);
 }
@@ -65,20 +178,24 @@ fx_dispose(struct fx *f)
 static char *
 fx_code(struct fx *f, const char *scope)
 {
-	struct store_pending p = { .client = f->client,
+	struct store_pending p = { .client_id = "client-1",
 		.redirect_uri = "http://127.0.0.1:5555/cb",
 		.redirect_uri_sent = true,
 		.code_challenge = CHALLENGE,
 		.scope = (char *)scope,
 		.resource = AUD };
 
-	return grant_code_issue(f->g, &p, "tsid-1", "alice");
+	struct gx x = { 0 };
+
+	grant_code_issue(f->g, &p, "tsid-1", "alice", gx_code_done, &x);
+	gx_wait(&x);
+	return x.code;
 }
 
 static int
 fx_exchange(struct fx *f, const char *code, struct grant_result *r, struct grant_error *e)
 {
-	return grant_exchange_code(f->g, "client-1", "none", code, VERIFIER, "http://127.0.0.1:5555/cb",
+	return gx_exchange(f->g, "client-1", "none", code, VERIFIER, "http://127.0.0.1:5555/cb",
 	    AUD, r, e);
 }
 
@@ -98,7 +215,7 @@ test_code_single_use_and_replay_revokes(void)
 	CU_ASSERT_EQUAL(fx_exchange(&f, code, &r2, &e), -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	/* The refresh token issued from the replayed code is now useless. */
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r.refresh_token, NULL, NULL, &r2, &e), -1);
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r.refresh_token, NULL, NULL, &r2, &e), -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	{
 		json_object *claims = NULL;
@@ -125,7 +242,7 @@ test_code_bindings(void)
 
 	fx_init(&f);
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", "none", code,
+	CU_ASSERT_EQUAL(gx_exchange(f.g, "client-1", "none", code,
 			    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
 			    "http://127.0.0.1:5555/cb", NULL, &r, &e),
 	    -1);
@@ -133,21 +250,21 @@ test_code_bindings(void)
 	free(code);
 
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", "none", code, VERIFIER,
+	CU_ASSERT_EQUAL(gx_exchange(f.g, "client-1", "none", code, VERIFIER,
 			    "http://127.0.0.1:5556/cb", NULL, &r, &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	free(code);
 
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-2", "none", code, VERIFIER,
+	CU_ASSERT_EQUAL(gx_exchange(f.g, "client-2", "none", code, VERIFIER,
 			    "http://127.0.0.1:5555/cb", NULL, &r, &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	free(code);
 
 	code = fx_code(&f, "openid");
-	CU_ASSERT_EQUAL(grant_exchange_code(f.g, "client-1", "none", code, VERIFIER,
+	CU_ASSERT_EQUAL(gx_exchange(f.g, "client-1", "none", code, VERIFIER,
 			    "http://127.0.0.1:5555/cb", "https://other.example/mcp", &r, &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_target");
@@ -226,35 +343,33 @@ test_refresh_rotation_and_reuse(void)
 	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r0, &e), 0);
 
 	/* Another client cannot use it, and that does not burn it. */
-	CU_ASSERT_EQUAL(grant_refresh(f.g, other, r0.refresh_token, NULL, NULL, &rx, &e), -1);
+	CU_ASSERT_EQUAL(gx_refresh(f.g, other, r0.refresh_token, NULL, NULL, &rx, &e), -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 
 	/* Narrowing is fine, widening is not. */
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, "openid email", NULL, &rx,
-			    &e),
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r0.refresh_token, "openid email", NULL, &rx, &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_scope");
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, NULL, "https://x.example/",
-			    &rx, &e),
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r0.refresh_token, NULL, "https://x.example/", &rx,
+			    &e),
 	    -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_target");
-	CU_ASSERT_EQUAL_FATAL(grant_refresh(f.g, f.client, r0.refresh_token, "openid", NULL, &r1,
-				  &e),
+	CU_ASSERT_EQUAL_FATAL(gx_refresh(f.g, f.client, r0.refresh_token, "openid", NULL, &r1, &e),
 	    0);
 	CU_ASSERT_STRING_EQUAL(r1.scope, "openid");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r1.refresh_token);
 	CU_ASSERT_STRING_NOT_EQUAL(r1.refresh_token, r0.refresh_token);
 
 	/* The rotated token keeps the full grant: it may widen back to it. */
-	CU_ASSERT_EQUAL_FATAL(grant_refresh(f.g, f.client, r1.refresh_token,
-				  "openid offline_access", NULL, &r2, &e),
+	CU_ASSERT_EQUAL_FATAL(gx_refresh(f.g, f.client, r1.refresh_token, "openid offline_access",
+				  NULL, &r2, &e),
 	    0);
 	CU_ASSERT_STRING_EQUAL(r2.scope, "openid offline_access");
 
 	/* Reusing r0 (rotated away) revokes the whole family, r2 included. */
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r2.refresh_token, NULL, NULL, &rx, &e), -1);
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r2.refresh_token, NULL, NULL, &rx, &e), -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 
 	grant_result_dispose(&r0);
@@ -277,7 +392,7 @@ test_refresh_expiry(void)
 	code = fx_code(&f, "offline_access");
 	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r0, &e), 0);
 	clock_advance_fake_ms(f.cfg->eas.token_lifespans.refresh_token_ms);
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
 	CU_ASSERT_STRING_EQUAL(e.error, "invalid_grant");
 	grant_result_dispose(&r0);
 	free(code);
@@ -298,18 +413,18 @@ test_revoke(void)
 	code = fx_code(&f, "openid offline_access");
 	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r0, &e), 0);
 	/* Another client's revocation is ignored. */
-	grant_revoke(f.g, "client-2", r0.refresh_token, NULL);
-	grant_revoke(f.g, "client-2", r0.access_token, NULL);
+	gx_revoke(f.g, "client-2", r0.refresh_token, NULL);
+	gx_revoke(f.g, "client-2", r0.access_token, NULL);
 	CU_ASSERT_EQUAL_FATAL(jwt_verify(r0.access_token, f.ks, &ex, &claims, e.desc,
 				  sizeof e.desc),
 	    JWT_OK);
 	CU_ASSERT_FALSE(grant_jti_revoked(f.g, jwt_claim_string(claims, "jti")));
-	grant_revoke(f.g, "client-1", r0.access_token, "access_token");
+	gx_revoke(f.g, "client-1", r0.access_token, "access_token");
 	CU_ASSERT_TRUE(grant_jti_revoked(f.g, jwt_claim_string(claims, "jti")));
-	grant_revoke(f.g, "client-1", r0.refresh_token, "refresh_token");
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
-	grant_revoke(f.g, "client-1", "garbage", NULL);
-	grant_revoke(f.g, "client-1", "a.b.c", NULL);
+	gx_revoke(f.g, "client-1", r0.refresh_token, "refresh_token");
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
+	gx_revoke(f.g, "client-1", "garbage", NULL);
+	gx_revoke(f.g, "client-1", "a.b.c", NULL);
 	json_object_put(claims);
 	grant_result_dispose(&r0);
 	free(code);
@@ -336,13 +451,20 @@ test_store_full(void)
 	/* r0's token (live) and max - 1 others: full */
 	for (int i = 1; i < STORE_MAX_REFRESH; i++) {
 		struct store_refresh *r = xcalloc(1, sizeof *r);
+		struct store_issue is = { .family = "filler",
+			.jti = "filler",
+			.jti_exp = clock_wall_s() + 3600,
+			.refresh_hash = key,
+			.refresh = r,
+			.ttl_ms = 3600000 };
+		struct sx x;
 
 		r->family = xstrdup("filler");
 		r->client_id = xstrdup("client-9");
 		snprintf(key, sizeof key, "filler-%d", i);
-		CU_ASSERT_TRUE_FATAL(store_refresh_put(f.st, key, r, 3600000));
+		CU_ASSERT_EQUAL_FATAL(SX(f.base, x, store_issue(f.st, &is, sx_cb, &x)), STORE_OK);
 	}
-	CU_ASSERT_EQUAL(grant_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
+	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
 	CU_ASSERT_EQUAL(e.status, 503);
 	CU_ASSERT_STRING_EQUAL(e.error, "temporarily_unavailable");
 	CU_ASSERT_PTR_NULL(rx.access_token);
@@ -350,17 +472,19 @@ test_store_full(void)
 	/* room again (the fillers expired): the same token rotates, and the
 	 * family is not revoked */
 	clock_advance_fake_ms(3600001);
-	rc = grant_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &r1, &e);
+	rc = gx_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &r1, &e);
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(r1.refresh_token);
 	/* a full deny-list: the access-token revocation is refused, not lost */
 	exp = clock_wall_s() + 3600;
 	for (int i = 0; i < STORE_MAX_JTIS; i++) {
+		struct sx x;
+
 		snprintf(key, sizeof key, "jti-%d", i);
-		store_jti_revoke(f.st, key, exp);
+		SX(f.base, x, store_jti_revoke(f.st, key, exp, sx_cb, &x));
 	}
-	CU_ASSERT_EQUAL(grant_revoke(f.g, "client-1", r1.access_token, NULL), -1);
-	CU_ASSERT_EQUAL(grant_revoke(f.g, "client-1", "garbage", NULL), 0);
+	CU_ASSERT_EQUAL(gx_revoke(f.g, "client-1", r1.access_token, NULL), -1);
+	CU_ASSERT_EQUAL(gx_revoke(f.g, "client-1", "garbage", NULL), 0);
 	grant_result_dispose(&r0);
 	grant_result_dispose(&r1);
 	free(code);

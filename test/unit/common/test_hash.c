@@ -83,7 +83,7 @@ test_tables_use_the_process_key(void)
 	h2 = cimd_cache_hash(url);
 	CU_ASSERT_EQUAL(h2, hash_siphash24(k2, url, strlen(url)));
 	CU_ASSERT_NOT_EQUAL(h1, h2);
-	CU_ASSERT_EQUAL(mem_hash(NULL, url), h2); /* the store: the same function */
+	CU_ASSERT_EQUAL(mem_hash(url), h2); /* the store: the same function */
 	/* The cache still finds what it holds under the key of the moment. */
 	{
 		struct cimd_cache *cc = cimd_cache_new(4);

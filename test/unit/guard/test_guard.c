@@ -35,6 +35,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "test/unit/store_sync.h"
 #include "test/unit/unit.h"
 
 #define ISS "https://auth.example.com"
@@ -380,13 +381,17 @@ static void
 put_upstream(const char *tsid, const char *access, int64_t expires_at)
 {
 	struct store_upstream *u = xcalloc(1, sizeof *u);
+	struct sx x;
 
+	SX_START(x);
 	u->claims_json = xstrdup("{\"sub\":\"alice\",\"groups\":[\"admins\"]}");
 	u->subject = xstrdup("alice");
 	u->access_token = xstrdup(access);
 	u->refresh_token = xstrdup("upstream-refresh-1");
 	u->expires_at = expires_at;
-	store_upstream_put(st, tsid, u, 3600 * 1000);
+	store_upstream_put(st, tsid, u, 3600 * 1000, sx_cb, &x);
+	sx_wait(base, &x);
+	sx_dispose(&x);
 }
 
 static void
@@ -436,7 +441,8 @@ setup(void)
 	free(pem);
 	other = keyset_new();
 	CU_ASSERT_EQUAL_FATAL(keyset_generate_es256(other, err, sizeof err), 0);
-	st = store_new(cfg);
+	st = store_new(cfg, base, NULL, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 
 	srv = server_new(base, cfg);
 	CU_ASSERT_EQUAL_FATAL(server_listen(srv, err, sizeof err), 0);
@@ -997,7 +1003,7 @@ test_refresh_single_flight(void)
 	CU_ASSERT_STRING_EQUAL(pass_client_id, "client-1");
 	CU_ASSERT_STRING_EQUAL(pass_scope, "openid mcp:tools");
 	CU_ASSERT_STRING_EQUAL(pass_claims, "{\"sub\":\"alice\",\"groups\":[\"admins\"]}");
-	u = store_upstream_get(st, "sess-1");
+	u = store_upstream_cached(st, "sess-1", NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
 	CU_ASSERT_STRING_EQUAL(u->access_token, "upstream-access-2");
 	/* not rotated by the IdP: the old refresh token is kept, and the subject */
@@ -1038,6 +1044,39 @@ test_refresh_failure(void)
 	teardown();
 }
 
+/* Another replica refreshed the same session first (the compare-and-swap
+ * of ours loses): the waiting request goes on with the winner's token and
+ * the store keeps the winner's rotation, not ours. */
+static void
+test_refresh_lost_to_another_replica(void)
+{
+	struct reply r;
+	char *tok, *authz;
+	const struct store_upstream *u;
+
+	setup();
+	refresh_hold = true;
+	put_upstream("sess-1", "upstream-access-1", clock_wall_s() - 1);
+	tok = good_token();
+	authz = bearer(tok);
+	start(&r, authz, NULL, NULL);
+	spin_until(&refresh_calls, 1);
+	/* the other replica's rotation lands while ours is in flight */
+	put_upstream("sess-1", "upstream-access-9", clock_wall_s() + 3600);
+	release_refresh();
+	run();
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_STRING_EQUAL(seen_auth, "Bearer upstream-access-9");
+	u = store_upstream_cached(st, "sess-1", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_STRING_EQUAL(u->access_token, "upstream-access-9");
+	reply_dispose(&r);
+	refresh_hold = false;
+	free(authz);
+	free(tok);
+	teardown();
+}
+
 /* Clients that leave while their request waits for a refresh. */
 static void
 test_refresh_client_gone(void)
@@ -1063,7 +1102,8 @@ test_refresh_client_gone(void)
 	CU_ASSERT_EQUAL(r[1].status, 200);
 	/* the server may or may not have noticed the first client leave */
 	CU_ASSERT_TRUE(backend_hits == 1 || backend_hits == 2);
-	CU_ASSERT_STRING_EQUAL(store_upstream_get(st, "sess-1")->access_token, "upstream-access-2");
+	CU_ASSERT_STRING_EQUAL(store_upstream_cached(st, "sess-1", NULL)->access_token,
+	    "upstream-access-2");
 	reply_dispose(&r[0]);
 	reply_dispose(&r[1]);
 
@@ -1151,6 +1191,8 @@ main(void)
 		{ "upstream token injection", test_injection },
 		{ "upstream refresh, single flight", test_refresh_single_flight },
 		{ "upstream refresh failure", test_refresh_failure },
+		{ "upstream refresh lost to another replica's",
+		    test_refresh_lost_to_another_replica },
 		{ "clients and guard gone during a refresh", test_refresh_client_gone },
 		{ NULL, NULL },
 	};

@@ -1,8 +1,12 @@
 /*
- * Unit tests for auth/store_memory: single-use records and their
- * tombstones, expiry on an injected clock, bounds, families and the
- * jti deny-list, DCR client eviction.
+ * Unit tests for the store's front (auth/store/store.c) and its memory
+ * backend: callbacks never before the verb returns, cancellation,
+ * single-use records and their tombstones (a spent code or refresh token
+ * names and revokes its family), rotation, families and the jti
+ * deny-list, upstream compare-and-swap, bounds that fail closed, DCR
+ * clients with a cap and idle eviction, assertion ids. Injected clock.
  */
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +16,33 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "config/config.h"
+#include "test/unit/store_sync.h"
 #include "test/unit/unit.h"
+
+static struct event_base *base;
+static struct config *cfg;
 
 static struct store *
 new_store(void)
 {
+	char err[128];
+	struct store *st;
+
 	clock_set_fake(1700000000, 1000000);
-	return store_new(NULL);
+	if (base == NULL)
+		base = event_base_new();
+	if (cfg == NULL)
+		cfg = config_new();
+	st = store_new(cfg, base, NULL, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	return st;
+}
+
+static void
+end_store(struct store *st)
+{
+	store_free(st);
+	clock_set_fake(-1, 0);
 }
 
 static struct store_pending *
@@ -26,57 +50,10 @@ pending(const char *state)
 {
 	struct store_pending *p = xcalloc(1, sizeof *p);
 
-	p->client = client_new("c1");
+	p->client_id = xstrdup("c1");
 	p->state = xstrdup(state);
 	p->redirect_uri = xstrdup("https://a.example/cb");
 	return p;
-}
-
-static void
-test_pending_single_use_and_expiry(void)
-{
-	struct store *st = new_store();
-	struct store_pending *p;
-
-	store_pending_put(st, "s1", pending("a"), 600000);
-	store_pending_put(st, "s2", pending("b"), 600000);
-	p = store_pending_take(st, "s1");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-	CU_ASSERT_STRING_EQUAL(p->state, "a");
-	store_pending_free(p);
-	CU_ASSERT_PTR_NULL(store_pending_take(st, "s1"));
-	clock_advance_fake_ms(600000);
-	CU_ASSERT_PTR_NULL(store_pending_take(st, "s2"));
-	store_free(st);
-	clock_set_fake(-1, 0);
-}
-
-static void
-test_code_tombstone(void)
-{
-	struct store *st = new_store();
-	struct store_code *c = xcalloc(1, sizeof *c);
-	char *fam = NULL;
-
-	c->client = client_new("c1");
-	c->family = xstrdup("fam1");
-	store_code_put(st, "h1", c, 60000);
-	c = store_code_take(st, "h1", &fam);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	CU_ASSERT_PTR_NULL(fam);
-	store_code_free(c);
-	CU_ASSERT_PTR_NULL(store_code_take(st, "h1", &fam));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(fam);
-	CU_ASSERT_STRING_EQUAL(fam, "fam1");
-	free(fam);
-	CU_ASSERT_PTR_NULL(store_code_take(st, "unknown", &fam));
-	CU_ASSERT_PTR_NULL(fam);
-	/* After expiry the tombstone is gone: just unknown. */
-	clock_advance_fake_ms(60000);
-	CU_ASSERT_PTR_NULL(store_code_take(st, "h1", &fam));
-	CU_ASSERT_PTR_NULL(fam);
-	store_free(st);
-	clock_set_fake(-1, 0);
 }
 
 static struct store_refresh *
@@ -86,54 +63,209 @@ refresh_rec(const char *family)
 
 	r->family = xstrdup(family);
 	r->client_id = xstrdup("c1");
+	r->expires_at = clock_wall_s() + 3600;
 	return r;
 }
 
+/* Record jti in family (issue without a refresh token). */
+static enum store_status
+issue_jti(struct store *st, const char *family, const char *jti, int64_t exp,
+    const char *refresh_hash, struct store_refresh *r)
+{
+	struct store_issue is = { .family = family,
+		.jti = jti,
+		.jti_exp = exp,
+		.refresh_hash = refresh_hash,
+		.refresh = r,
+		.ttl_ms = 3600000 };
+	struct sx x;
+
+	return SX(base, x, store_issue(st, &is, sx_cb, &x));
+}
+
+static enum store_status
+put_refresh(struct store *st, const char *hash, const char *family)
+{
+	char jti[80];
+
+	snprintf(jti, sizeof jti, "jti-of-%s", hash);
+	return issue_jti(st, family, jti, clock_wall_s() + 3600, hash, refresh_rec(family));
+}
+
 static void
-test_refresh_get_take(void)
+test_async_and_cancel(void)
 {
 	struct store *st = new_store();
-	struct store_refresh *r = refresh_rec("f");
-	char *fam = NULL;
+	struct sx x, y;
+	struct store_op *op;
 
-	store_refresh_put(st, "rh", r, 1000);
-	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "rh"));
-	r = store_refresh_take(st, "rh", &fam);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-	store_refresh_free(r);
-	CU_ASSERT_PTR_NULL(store_refresh_get(st, "rh"));
-	CU_ASSERT_PTR_NULL(store_refresh_take(st, "rh", &fam));
-	CU_ASSERT_STRING_EQUAL(fam, "f");
-	free(fam);
-	store_free(st);
-	clock_set_fake(-1, 0);
+	SX_START(x);
+	store_pending_put(st, "s1", pending("a"), 600000, sx_cb, &x);
+	CU_ASSERT_FALSE(x.done); /* never before the verb returns */
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_OK);
+	sx_dispose(&x);
+	/* A cancelled verb's callback never comes (the verb may still happen). */
+	SX_START(y);
+	op = store_pending_take(st, "s1", sx_cb, &y);
+	store_cancel(op);
+	SX_START(x);
+	store_pending_take(st, "nope", sx_cb, &x);
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_NOT_FOUND);
+	sx_dispose(&x);
+	CU_ASSERT_EQUAL(y.calls, 0);
+	/* Verbs in flight when the store goes are dropped without a call. */
+	SX_START(y);
+	store_pending_take(st, "s1", sx_cb, &y);
+	end_store(st);
+	CU_ASSERT_EQUAL(y.calls, 0);
+}
+
+static void
+test_pending_single_use_and_expiry(void)
+{
+	struct store *st = new_store();
+	struct sx x;
+
+	CU_ASSERT_EQUAL(SX(base, x, store_pending_put(st, "s1", pending("a"), 600000, sx_cb, &x)),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(SX(base, x, store_pending_put(st, "s2", pending("b"), 600000, sx_cb, &x)),
+	    STORE_OK);
+	SX_START(x);
+	store_pending_take(st, "s1", sx_cb, &x);
+	CU_ASSERT_EQUAL_FATAL(sx_wait(base, &x), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(x.res.pending->state, "a");
+	sx_dispose(&x);
+	CU_ASSERT_EQUAL(SX(base, x, store_pending_take(st, "s1", sx_cb, &x)), STORE_NOT_FOUND);
+	clock_advance_fake_ms(600000);
+	CU_ASSERT_EQUAL(SX(base, x, store_pending_take(st, "s2", sx_cb, &x)), STORE_NOT_FOUND);
+	end_store(st);
+}
+
+/* A code is redeemed once; presented again it is SPENT, names its family
+ * and the verb revoked the family (the tokens issued from it die). */
+static void
+test_code_redeem_and_replay(void)
+{
+	struct store *st = new_store();
+	struct store_code *c = xcalloc(1, sizeof *c);
+	int64_t exp = clock_wall_s() + 3600;
+	struct sx x;
+
+	c->client_id = xstrdup("c1");
+	c->family = xstrdup("fam1");
+	CU_ASSERT_EQUAL(SX(base, x, store_code_put(st, "h1", c, 60000, sx_cb, &x)), STORE_OK);
+	SX_START(x);
+	store_code_redeem(st, "h1", 3600000, sx_cb, &x);
+	CU_ASSERT_EQUAL_FATAL(sx_wait(base, &x), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(x.res.code->family, "fam1");
+	sx_dispose(&x);
+	CU_ASSERT_EQUAL(issue_jti(st, "fam1", "j1", exp, NULL, NULL), STORE_OK);
+	CU_ASSERT_FALSE(store_jti_revoked(st, "j1"));
+	SX_START(x);
+	store_code_redeem(st, "h1", 3600000, sx_cb, &x);
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_SPENT);
+	CU_ASSERT_STRING_EQUAL(x.res.family, "fam1");
+	sx_dispose(&x);
+	CU_ASSERT_TRUE(store_jti_revoked(st, "j1"));
+	/* Tokens issued into the revoked family are dead at birth. */
+	CU_ASSERT_EQUAL(issue_jti(st, "fam1", "j2", exp, NULL, NULL), STORE_REVOKED);
+	CU_ASSERT_TRUE(store_jti_revoked(st, "j2"));
+	CU_ASSERT_EQUAL(SX(base, x, store_code_redeem(st, "unknown", 1000, sx_cb, &x)),
+	    STORE_NOT_FOUND);
+	/* After expiry the tombstone is gone: just unknown. */
+	clock_advance_fake_ms(60000);
+	CU_ASSERT_EQUAL(SX(base, x, store_code_redeem(st, "h1", 1000, sx_cb, &x)), STORE_NOT_FOUND);
+	end_store(st);
+}
+
+/* get looks without spending; rotate spends and records the next token in
+ * one step; a rotated token presented again is SPENT (rotate revokes the
+ * family itself; get names it for the caller). */
+static void
+test_refresh_get_rotate_reuse(void)
+{
+	struct store *st = new_store();
+	struct store_issue is = { .family = "f",
+		.jti = "j2",
+		.jti_exp = clock_wall_s() + 3600,
+		.refresh_hash = "rh2",
+		.ttl_ms = 3600000 };
+	struct sx x;
+
+	CU_ASSERT_EQUAL(put_refresh(st, "rh", "f"), STORE_OK);
+	SX_START(x);
+	store_refresh_get(st, "rh", sx_cb, &x);
+	CU_ASSERT_EQUAL_FATAL(sx_wait(base, &x), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(x.res.refresh->family, "f");
+	CU_ASSERT_STRING_EQUAL(x.res.refresh->client_id, "c1");
+	sx_dispose(&x);
+	is.refresh = refresh_rec("f");
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_rotate(st, "rh", &is, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_PTR_NULL(is.refresh); /* the verb took it */
+	SX_START(x);
+	store_refresh_get(st, "rh", sx_cb, &x);
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_SPENT);
+	CU_ASSERT_STRING_EQUAL(x.res.family, "f");
+	sx_dispose(&x);
+	CU_ASSERT_FALSE(store_jti_revoked(st, "j2"));
+	/* a second rotation of the spent token: reuse, the family is revoked */
+	is.jti = "j3";
+	is.refresh_hash = "rh3";
+	is.refresh = refresh_rec("f");
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_rotate(st, "rh", &is, sx_cb, &x)), STORE_SPENT);
+	CU_ASSERT_TRUE(store_jti_revoked(st, "j2"));
+	CU_ASSERT_TRUE(store_jti_revoked(st, "jti-of-rh"));
+	/* the family's live token is useless now */
+	is.jti = "j4";
+	is.refresh_hash = "rh4";
+	is.refresh = refresh_rec("f");
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_rotate(st, "rh2", &is, sx_cb, &x)),
+	    STORE_REVOKED);
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_get(st, "nope", sx_cb, &x)), STORE_NOT_FOUND);
+	end_store(st);
+}
+
+/* revoke is owner-checked: another client's token is untouched. */
+static void
+test_refresh_revoke(void)
+{
+	struct store *st = new_store();
+	struct sx x;
+
+	CU_ASSERT_EQUAL(put_refresh(st, "rh", "f"), STORE_OK);
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_revoke(st, "rh", "c2", 1000, sx_cb, &x)),
+	    STORE_FOREIGN);
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_get(st, "rh", sx_cb, &x)), STORE_OK);
+	CU_ASSERT_FALSE(store_jti_revoked(st, "jti-of-rh"));
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_revoke(st, "rh", "c1", 1000, sx_cb, &x)),
+	    STORE_OK);
+	CU_ASSERT_TRUE(store_jti_revoked(st, "jti-of-rh"));
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_revoke(st, "rh", "c1", 1000, sx_cb, &x)),
+	    STORE_NOT_FOUND);
+	end_store(st);
 }
 
 static void
 test_family_revocation_denylists_jtis(void)
 {
 	struct store *st = new_store();
+	struct sx x;
 
-	store_family_add_jti(st, "f", "j1", 1700000000 + 3600, 100000);
-	store_family_add_jti(st, "f", "j2", 1700000000 + 3600, 100000);
-	CU_ASSERT_FALSE(store_family_revoked(st, "f"));
+	CU_ASSERT_EQUAL(issue_jti(st, "f", "j1", 1700000000 + 3600, NULL, NULL), STORE_OK);
+	CU_ASSERT_EQUAL(issue_jti(st, "f", "j2", 1700000000 + 3600, NULL, NULL), STORE_OK);
 	CU_ASSERT_FALSE(store_jti_revoked(st, "j1"));
-	store_family_revoke(st, "f", 100000);
-	CU_ASSERT_TRUE(store_family_revoked(st, "f"));
+	CU_ASSERT_EQUAL(SX(base, x, store_family_revoke(st, "f", 100000, sx_cb, &x)), STORE_OK);
 	CU_ASSERT_TRUE(store_jti_revoked(st, "j1"));
 	CU_ASSERT_TRUE(store_jti_revoked(st, "j2"));
-	/* A token issued into a revoked family is dead at birth. */
-	store_family_add_jti(st, "f", "j3", 1700000000 + 3600, 100000);
-	CU_ASSERT_TRUE(store_jti_revoked(st, "j3"));
 	/* Expired tokens need no deny-list entry. */
-	store_jti_revoke(st, "old", 1700000000 - 1);
+	CU_ASSERT_EQUAL(SX(base, x, store_jti_revoke(st, "old", 1700000000 - 1, sx_cb, &x)),
+	    STORE_OK);
 	CU_ASSERT_FALSE(store_jti_revoked(st, "old"));
 	/* The deny-list entry outlives the token by the leeway, then goes. */
 	clock_advance_fake_ms((3600 + 61) * 1000LL);
 	CU_ASSERT_FALSE(store_jti_revoked(st, "j1"));
 	CU_ASSERT_TRUE(store_sweep(st) >= 1);
-	store_free(st);
-	clock_set_fake(-1, 0);
+	end_store(st);
 }
 
 /* A full table refuses the put and keeps every entry it has (logins in
@@ -144,126 +276,195 @@ test_bounded(void)
 	struct store *st = new_store();
 	char key[32];
 	size_t found = 0;
+	struct sx x;
 
-	for (int i = 0; i < STORE_MAX_PENDING; i++) {
+	for (int i = 0; i < STORE_MAX_PENDING + 10; i++) {
 		snprintf(key, sizeof key, "k%d", i);
-		CU_ASSERT_TRUE(store_pending_put(st, key, pending("x"), 600000));
-	}
-	for (int i = STORE_MAX_PENDING; i < STORE_MAX_PENDING + 10; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		CU_ASSERT_FALSE(store_pending_put(st, key, pending("x"), 600000));
+		CU_ASSERT_EQUAL(SX(base, x,
+				    store_pending_put(st, key, pending("x"), 600000, sx_cb, &x)),
+		    i < STORE_MAX_PENDING ? STORE_OK : STORE_FULL);
 	}
 	for (int i = 0; i < 10; i++) {
-		struct store_pending *p;
-
 		snprintf(key, sizeof key, "k%d", i);
-		if ((p = store_pending_take(st, key)) != NULL)
+		if (SX(base, x, store_pending_take(st, key, sx_cb, &x)) == STORE_OK)
 			found++;
-		store_pending_free(p);
 	}
 	CU_ASSERT_EQUAL(found, 10);
 	for (int i = 0; i < 10; i++) { /* taken ones made room */
 		snprintf(key, sizeof key, "m%d", i);
-		CU_ASSERT_TRUE(store_pending_put(st, key, pending("x"), 600000));
+		CU_ASSERT_EQUAL(SX(base, x,
+				    store_pending_put(st, key, pending("x"), 600000, sx_cb, &x)),
+		    STORE_OK);
 	}
 	/* Once they expired, a full table's sweep makes room. */
-	CU_ASSERT_FALSE(store_pending_put(st, "later", pending("x"), 600000));
+	CU_ASSERT_EQUAL(SX(base, x,
+			    store_pending_put(st, "later", pending("x"), 600000, sx_cb, &x)),
+	    STORE_FULL);
 	clock_advance_fake_ms(600001);
-	CU_ASSERT_TRUE(store_pending_put(st, "later", pending("x"), 600000));
-	store_free(st);
-	clock_set_fake(-1, 0);
+	CU_ASSERT_EQUAL(SX(base, x,
+			    store_pending_put(st, "later", pending("x"), 600000, sx_cb, &x)),
+	    STORE_OK);
+	end_store(st);
 }
 
 /* The tables that guard security fail closed: a revoked access token never
  * becomes valid again because many others were revoked after it (the old
- * table evicted the oldest entry), a full refresh table refuses new
- * tokens rather than dropping tombstones, and a taken record can always be
- * put back over its own tombstone. */
+ * table evicted the oldest entry), a full refresh table refuses new tokens
+ * rather than dropping tombstones, and a rotation that cannot record the
+ * new token leaves the old one usable. */
 static void
 test_full_fails_closed(void)
 {
 	struct store *st = new_store();
 	int64_t exp = clock_wall_s() + 3600;
-	char key[32], *fam = NULL;
-	struct store_refresh *r;
+	char key[32];
+	struct sx x;
+	struct store_issue is = { .family = "f", .jti = "jn", .jti_exp = exp, .ttl_ms = 3600000 };
 
-	CU_ASSERT_TRUE(store_jti_revoke(st, "first", exp));
+	CU_ASSERT_EQUAL(SX(base, x, store_jti_revoke(st, "first", exp, sx_cb, &x)), STORE_OK);
 	for (int i = 1; i < STORE_MAX_JTIS; i++) {
 		snprintf(key, sizeof key, "j%d", i);
-		CU_ASSERT_TRUE(store_jti_revoke(st, key, exp));
+		CU_ASSERT_EQUAL(SX(base, x, store_jti_revoke(st, key, exp, sx_cb, &x)), STORE_OK);
 	}
-	CU_ASSERT_FALSE(store_jti_revoke(st, "one-too-many", exp));
+	CU_ASSERT_EQUAL(SX(base, x, store_jti_revoke(st, "one-too-many", exp, sx_cb, &x)),
+	    STORE_FULL);
 	CU_ASSERT_TRUE(store_jti_revoked(st, "first"));
 	CU_ASSERT_FALSE(store_jti_revoked(st, "one-too-many"));
 	/* A family revocation that cannot deny-list its tokens says so. */
-	CU_ASSERT_TRUE(store_family_add_jti(st, "fam", "fj", exp, 3600000));
-	CU_ASSERT_FALSE(store_family_revoke(st, "fam", 3600000));
-	CU_ASSERT_TRUE(store_family_revoked(st, "fam"));
-	CU_ASSERT_FALSE(store_family_add_jti(st, "fam", "fj2", exp, 3600000));
-	store_free(st);
+	CU_ASSERT_EQUAL(issue_jti(st, "fam", "fj", exp, NULL, NULL), STORE_OK);
+	CU_ASSERT_EQUAL(SX(base, x, store_family_revoke(st, "fam", 3600000, sx_cb, &x)),
+	    STORE_FULL);
+	CU_ASSERT_EQUAL(issue_jti(st, "fam", "fj2", exp, NULL, NULL), STORE_FULL);
+	end_store(st);
 
 	st = new_store();
-	for (int i = 0; i < STORE_MAX_REFRESH; i++) {
+	CU_ASSERT_EQUAL(put_refresh(st, "r0", "f"), STORE_OK);
+	for (int i = 1; i < STORE_MAX_REFRESH; i++) {
 		snprintf(key, sizeof key, "r%d", i);
-		CU_ASSERT_TRUE(store_refresh_put(st, key, refresh_rec("f"), 3600000));
-		if (i > 0)
-			store_refresh_free(store_refresh_take(st, key, NULL));
+		CU_ASSERT_EQUAL_FATAL(put_refresh(st, key, "g"), STORE_OK);
 	}
-	/* full of one live token and tombstones: the new token is refused */
-	CU_ASSERT_FALSE(store_refresh_put(st, "new", refresh_rec("f"), 3600000));
-	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "r0"));
-	CU_ASSERT_PTR_NULL(store_refresh_take(st, "r1", &fam));
-	CU_ASSERT_PTR_NOT_NULL(fam); /* the oldest tombstone still names its family */
-	free(fam);
-	r = store_refresh_take(st, "r0", NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-	CU_ASSERT_TRUE(store_refresh_put(st, "r0", r, 3600000)); /* back over its tombstone */
-	CU_ASSERT_PTR_NOT_NULL(store_refresh_get(st, "r0"));
-	store_free(st);
-	clock_set_fake(-1, 0);
+	/* full: the rotation cannot record the new token, so nothing happened
+	 * and the old token is still live (a retry is not a replay) */
+	is.refresh_hash = "new";
+	is.refresh = refresh_rec("f");
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_rotate(st, "r0", &is, sx_cb, &x)), STORE_FULL);
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_get(st, "r0", sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_get(st, "new", sx_cb, &x)), STORE_NOT_FOUND);
+	/* spending one makes a tombstone, not room: still full */
+	is.refresh = refresh_rec("g");
+	is.refresh_hash = "r1-next";
+	is.family = "g";
+	CU_ASSERT_EQUAL(SX(base, x, store_refresh_rotate(st, "r1", &is, sx_cb, &x)), STORE_FULL);
+	end_store(st);
 }
 
 static void
-test_upstream_touch(void)
+test_upstream_cas_and_touch(void)
 {
 	struct store *st = new_store();
-	struct store_upstream *u = xcalloc(1, sizeof *u), *copy;
+	struct store_upstream *u = xcalloc(1, sizeof *u);
+	const struct store_upstream *c;
+	uint64_t v = 0, v2 = 0;
+	struct sx x;
 
 	u->subject = xstrdup("alice");
-	u->access_token = xstrdup("at");
-	store_upstream_put(st, "tsid", u, 1000);
+	u->access_token = xstrdup("at1");
+	CU_ASSERT_EQUAL(SX(base, x, store_upstream_put(st, "tsid", u, 1000, sx_cb, &x)), STORE_OK);
+	c = store_upstream_cached(st, "tsid", &v);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->access_token, "at1");
+	SX_START(x);
+	store_upstream_get(st, "tsid", sx_cb, &x);
+	CU_ASSERT_EQUAL_FATAL(sx_wait(base, &x), STORE_OK);
+	CU_ASSERT_EQUAL(x.res.version, v);
+	CU_ASSERT_STRING_EQUAL(x.res.upstream->access_token, "at1");
+	sx_dispose(&x);
+	/* the first compare-and-swap wins; the second, on the same version,
+	 * gets the winner's tokens */
+	u = xcalloc(1, sizeof *u);
+	u->access_token = xstrdup("at2");
+	SX_START(x);
+	store_upstream_cas(st, "tsid", v, u, 1000, sx_cb, &x);
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_OK);
+	v2 = x.res.version;
+	sx_dispose(&x);
+	CU_ASSERT_NOT_EQUAL(v2, v);
+	u = xcalloc(1, sizeof *u);
+	u->access_token = xstrdup("at3");
+	SX_START(x);
+	store_upstream_cas(st, "tsid", v, u, 1000, sx_cb, &x);
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_CONFLICT);
+	CU_ASSERT_EQUAL(x.res.version, v2);
+	CU_ASSERT_STRING_EQUAL(x.res.upstream->access_token, "at2");
+	sx_dispose(&x);
+	/* issuing tokens of the session keeps it alive */
 	clock_advance_fake_ms(900);
-	store_upstream_touch(st, "tsid", 1000);
+	{
+		struct store_issue is = { .family = "f",
+			.jti = "j",
+			.jti_exp = clock_wall_s() + 60,
+			.tsid = "tsid",
+			.ttl_ms = 1000 };
+
+		CU_ASSERT_EQUAL(SX(base, x, store_issue(st, &is, sx_cb, &x)), STORE_OK);
+	}
 	clock_advance_fake_ms(900);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(store_upstream_get(st, "tsid"));
-	copy = store_upstream_dup(store_upstream_get(st, "tsid"));
-	CU_ASSERT_STRING_EQUAL(copy->access_token, "at");
-	store_upstream_free(copy);
+	CU_ASSERT_PTR_NOT_NULL(store_upstream_cached(st, "tsid", NULL));
 	clock_advance_fake_ms(200);
-	CU_ASSERT_PTR_NULL(store_upstream_get(st, "tsid"));
-	store_free(st);
-	clock_set_fake(-1, 0);
+	CU_ASSERT_PTR_NULL(store_upstream_cached(st, "tsid", NULL));
+	CU_ASSERT_EQUAL(SX(base, x, store_upstream_get(st, "tsid", sx_cb, &x)), STORE_NOT_FOUND);
+	u = xcalloc(1, sizeof *u);
+	CU_ASSERT_EQUAL(SX(base, x, store_upstream_cas(st, "tsid", v2, u, 1000, sx_cb, &x)),
+	    STORE_NOT_FOUND);
+	end_store(st);
 }
 
+/* The cap: at max clients the one unused longest goes if it was idle
+ * longer than the grace, else the registration is refused. Unused
+ * clients expire after STORE_CLIENT_IDLE_MS; a lookup slides that. */
 static void
-test_client_eviction(void)
+test_clients(void)
 {
 	struct store *st = new_store();
-	struct client *a = client_new("a"), *b = client_new("b");
+	struct client *a = client_new("a"), *b = client_new("b"), *c = client_new("c");
+	struct sx x;
 
-	a->last_used_ms = 1000;
-	b->last_used_ms = 500;
-	store_client_put(st, a);
-	store_client_put(st, b);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_put(st, a, 2, 60000, sx_cb, &x)), STORE_OK);
+	clock_advance_fake_ms(1000);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_put(st, b, 2, 60000, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(store_client_count(st), 2);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_put(st, c, 2, 60000, sx_cb, &x)), STORE_FULL);
+	clock_advance_fake_ms(60000);
+	SX_START(x);
+	store_client_get(st, "a", sx_cb, &x); /* a is used: b is the idle one */
+	CU_ASSERT_EQUAL_FATAL(sx_wait(base, &x), STORE_OK);
+	CU_ASSERT_PTR_EQUAL(x.res.client, a);
+	sx_dispose(&x);
+	clock_advance_fake_ms(1);
+	SX_START(x);
+	store_client_put(st, c, 2, 60000, sx_cb, &x);
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_OK);
+	CU_ASSERT_EQUAL(x.res.evicted, 1);
+	sx_dispose(&x);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_get(st, "b", sx_cb, &x)), STORE_NOT_FOUND);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_get(st, "a", sx_cb, &x)), STORE_OK);
+	clock_advance_fake_ms(STORE_CLIENT_IDLE_MS - 1);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_get(st, "a", sx_cb, &x)), STORE_OK);
+	clock_advance_fake_ms(2);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_get(st, "c", sx_cb, &x)), STORE_NOT_FOUND);
+	CU_ASSERT_EQUAL(SX(base, x, store_client_get(st, "a", sx_cb, &x)), STORE_OK);
 	client_unref(a);
 	client_unref(b);
-	CU_ASSERT_EQUAL(store_client_count(st), 2);
-	CU_ASSERT_FALSE(store_client_evict_idle(st, 400));
-	CU_ASSERT_TRUE(store_client_evict_idle(st, 600));
-	CU_ASSERT_PTR_NULL(store_client_get(st, "b"));
-	CU_ASSERT_PTR_NOT_NULL(store_client_get(st, "a"));
-	store_free(st);
-	clock_set_fake(-1, 0);
+	client_unref(c);
+	end_store(st);
+}
+
+static enum store_status
+seen(struct store *st, const char *client_id, const char *jti, int64_t exp)
+{
+	struct sx x;
+
+	return SX(base, x, store_assertion_seen(st, client_id, jti, exp, sx_cb, &x));
 }
 
 /* Assertion ids are single use per client until exp (+ a minute), and a
@@ -276,53 +477,64 @@ test_assertion_jti_seen(void)
 	char jti[32];
 	size_t n;
 
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_NEW);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_REPLAYED);
+	CU_ASSERT_EQUAL(seen(st, c1, "j1", 1700000000 + 300), STORE_OK);
+	CU_ASSERT_EQUAL(seen(st, c1, "j1", 1700000000 + 300), STORE_REPLAYED);
 	/* Another client may use the same jti; the key cannot be spelt across. */
-	CU_ASSERT_EQUAL(store_jti_seen(st, c2, "j1", 1700000000 + 300), STORE_JTI_NEW);
-	CU_ASSERT_EQUAL(store_jti_seen(st, "ab", "c", 1700000000 + 300), STORE_JTI_NEW);
-	CU_ASSERT_EQUAL(store_jti_seen(st, "a", "bc", 1700000000 + 300), STORE_JTI_NEW);
+	CU_ASSERT_EQUAL(seen(st, c2, "j1", 1700000000 + 300), STORE_OK);
+	CU_ASSERT_EQUAL(seen(st, "ab", "c", 1700000000 + 300), STORE_OK);
+	CU_ASSERT_EQUAL(seen(st, "a", "bc", 1700000000 + 300), STORE_OK);
 	/* Remembered until exp + 60 s, and not a second longer. */
 	clock_set_fake(1700000000 + 359, 1000000 + 359 * 1000);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_REPLAYED);
+	CU_ASSERT_EQUAL(seen(st, c1, "j1", 1700000000 + 300), STORE_REPLAYED);
 	clock_set_fake(1700000000 + 360, 1000000 + 360 * 1000);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_NEW);
-	store_free(st);
+	CU_ASSERT_EQUAL(seen(st, c1, "j1", 1700000000 + 300), STORE_OK);
+	end_store(st);
 
 	/* Full: refused, the seen ids stay seen; once they expire, room again. */
 	st = new_store();
 	for (n = 0; n < STORE_MAX_ASSERTION_JTIS; n++) {
 		snprintf(jti, sizeof jti, "j%zu", n);
-		if (store_jti_seen(st, c1, jti, 1700000000 + 60 + (int64_t)(n % 7)) !=
-		    STORE_JTI_NEW)
+		if (seen(st, c1, jti, 1700000000 + 60 + (int64_t)(n % 7)) != STORE_OK)
 			break;
 	}
 	CU_ASSERT_EQUAL(n, STORE_MAX_ASSERTION_JTIS);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "one-more", 1700000000 + 60), STORE_JTI_FULL);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j0", 1700000000 + 60), STORE_JTI_REPLAYED);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "one-more", 1700000000 + 60), STORE_JTI_FULL);
+	CU_ASSERT_EQUAL(seen(st, c1, "one-more", 1700000000 + 60), STORE_FULL);
+	CU_ASSERT_EQUAL(seen(st, c1, "j0", 1700000000 + 60), STORE_REPLAYED);
+	CU_ASSERT_EQUAL(seen(st, c1, "one-more", 1700000000 + 60), STORE_FULL);
 	/* The ids with the shortest lives (n % 7 == 0) expire first. */
 	clock_set_fake(1700000000 + 120, 1000000 + 120 * 1000);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "one-more", 1700000000 + 300), STORE_JTI_NEW);
-	CU_ASSERT_EQUAL(store_jti_seen(st, c1, "j1", 1700000000 + 300), STORE_JTI_REPLAYED);
-	store_free(st);
-	clock_set_fake(-1, 0);
+	CU_ASSERT_EQUAL(seen(st, c1, "one-more", 1700000000 + 300), STORE_OK);
+	CU_ASSERT_EQUAL(seen(st, c1, "j1", 1700000000 + 300), STORE_REPLAYED);
+	end_store(st);
+}
+
+static void
+test_end(void)
+{
+	config_free(cfg);
+	cfg = NULL;
+	event_base_free(base);
+	base = NULL;
 }
 
 int
 main(void)
 {
 	static const struct unit_test tests[] = {
+		{ "callbacks after the verb returns; cancel", test_async_and_cancel },
 		{ "pending: single use and expiry", test_pending_single_use_and_expiry },
-		{ "code: single use leaves a tombstone naming the family", test_code_tombstone },
-		{ "refresh: get, take, tombstone", test_refresh_get_take },
+		{ "code: redeemed once; a replay revokes the family", test_code_redeem_and_replay },
+		{ "refresh: get, rotate, reuse revokes the family", test_refresh_get_rotate_reuse },
+		{ "refresh: revoke is owner-checked", test_refresh_revoke },
 		{ "family revocation deny-lists its access tokens",
 		    test_family_revocation_denylists_jtis },
 		{ "tables are bounded", test_bounded },
 		{ "full security tables fail closed", test_full_fails_closed },
-		{ "upstream sessions: touch extends", test_upstream_touch },
-		{ "DCR clients: idle eviction", test_client_eviction },
+		{ "upstream sessions: compare-and-swap, kept alive by issuing",
+		    test_upstream_cas_and_touch },
+		{ "DCR clients: cap, idle eviction, sliding expiry", test_clients },
 		{ "assertion jti seen", test_assertion_jti_seen },
+		{ "(cleanup)", test_end },
 		{ NULL, NULL },
 	};
 
