@@ -842,24 +842,6 @@ rs_tombstone(const char *text, size_t len, char **family)
 	return spent;
 }
 
-/* Drop the records a result holds (a reply that went wrong halfway). */
-static void
-rs_result_clear(struct store_result *r)
-{
-	store_pending_free(r->pending);
-	store_code_free(r->code);
-	store_refresh_free(r->refresh);
-	store_upstream_free(r->upstream);
-	client_unref(r->client);
-	free(r->family);
-	r->pending = NULL;
-	r->code = NULL;
-	r->refresh = NULL;
-	r->upstream = NULL;
-	r->client = NULL;
-	r->family = NULL;
-}
-
 /* Fill op->res from the reply of its verb. */
 static void
 rs_parse(struct rstore *rs, struct rs_op *ro, const redisReply *rep)
@@ -1009,7 +991,7 @@ bad:
 	rs_count_error(rs, op, "reply");
 	log_warn("store: an unexpected reply from Redis", LOG_S("verb", rs_verb_names[op->verb]),
 	    LOG_I("type", rep->type));
-	rs_result_clear(&op->res);
+	store_result_dispose(&op->res);
 	op->res.status = STORE_UNAVAILABLE;
 }
 

@@ -68,12 +68,7 @@ sx_cb(struct store_result *res, void *arg)
 static void
 sx_dispose(struct sx *x)
 {
-	store_pending_free(x->res.pending);
-	store_code_free(x->res.code);
-	store_refresh_free(x->res.refresh);
-	store_upstream_free(x->res.upstream);
-	client_unref(x->res.client);
-	free(x->res.family);
+	store_result_dispose(&x->res);
 	memset(x, 0, sizeof *x);
 }
 
