@@ -15,6 +15,10 @@
 //           nginx `return 200` backend, interleaved rounds of wrk.
 //   policy  the same tools/call with the guard, with 20 `authorization` rules (the matching one
 //           last) vs without the section: the MCP-level check's cost (target ≤ 10 %).
+//   storage POST /mcp with the guard on, the AS's state in memory vs on a local redis-server,
+//           interleaved rounds (target: redis ≥ 0.95× memory: the hot path never waits for it).
+//   STORAGE=redis runs the other modes with their AS on Redis (tokens: code exchanges and
+//           refresh grants per second with Redis).
 //
 // Knobs (environment): DURATION=10 CONNS=32 ROUNDS=3 CHAINS=50 CODES=8000 NODE_CODES=2000 LOGIN_CONC=16
 //   CIMD_N=1000 CIMD_DELAY=200 PROXY_CPU=0 (taskset -pc for the proxies and front nginx; ""=none)
@@ -44,11 +48,12 @@ const NODE_CODES = num('NODE_CODES', 2000);
 const LOGIN_CONC = num('LOGIN_CONC', 16);
 const CIMD_N = num('CIMD_N', 1000);
 const CIMD_DELAY = num('CIMD_DELAY', 200);
+const STORAGE = process.env.STORAGE || 'memory';
 const PROXY_CPU = process.env.PROXY_CPU ?? (os.cpus().length >= 2 ? '0' : '');
 const OUT = process.env.OUT || `/tmp/auth-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
 const CLIENT_REDIRECT = 'http://127.0.0.1:51299/cb';
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-auth-bench-'));
-const results = { machine: {}, params: { DURATION, CONNS, ROUNDS, CHAINS, CODES, LOGIN_CONC, CIMD_N, CIMD_DELAY, PROXY_CPU } };
+const results = { machine: {}, params: { DURATION, CONNS, ROUNDS, CHAINS, CODES, LOGIN_CONC, CIMD_N, CIMD_DELAY, PROXY_CPU, STORAGE } };
 const children = [];
 process.on('exit', () => {
   // nginx masters get SIGTERM: they stop their workers (SIGKILL would orphan them)
@@ -201,12 +206,46 @@ async function startQuiet(config, opts = {}) {
   return proxy;
 }
 
-/** The embedded AS in front of backendUrl, with its IdP (and a doc host for CIMD). */
-async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9', extra = {} } = {}) {
+/** One redis-server for the benchmarks (STORAGE=redis, the storage mode), on 127.0.0.1. */
+let redisPort;
+async function redisStart() {
+  if (redisPort) return redisPort;
+  const port = await getFreePort();
+  const dir = fs.mkdtempSync(path.join(WORK, 'redis-'));
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  children.push(p);
+  for (let i = 0; spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() !== 'PONG'; i++) {
+    if (i > 100) throw new Error(`redis-server did not start on port ${port}`);
+    await sleep(50);
+  }
+  redisPort = port;
+  return port;
+}
+
+let stackNo = 0;
+/** storage.type redis for one AS (its own key prefix on the shared server), with the signing
+ *  and encryption keys it needs: [config fragment, secrets]. */
+async function redisStorage() {
+  const port = await redisStart();
+  const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  stackNo += 1;
+  return [{
+    signingKeySecretRefs: [{ name: 'signing', key: 'key.pem' }],
+    storage: { type: 'redis', redis: { addr: `127.0.0.1:${port}`, keyPrefix: `bench${stackNo}:`, encryptionKeySecretRef: { name: 'redis', key: 'encryption-key' } } },
+  }, {
+    signing: { 'key.pem': privateKey.export({ type: 'pkcs8', format: 'pem' }) },
+    redis: { 'encryption-key': crypto.randomBytes(32).toString('base64') },
+  }];
+}
+
+/** The embedded AS in front of backendUrl, with its IdP (and a doc host for CIMD); storage
+ *  'redis' (default: the STORAGE knob) keeps its state on the benchmarks' redis-server. */
+async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9', extra = {}, storage = STORAGE } = {}) {
   const port = await getFreePort();
   const origin = `http://127.0.0.1:${port}`;
   const idp = await startIdp({ redirect_uris: [`${origin}/oauth/callback`] });
   const docs = cimd ? await startDocHost() : undefined;
+  const [storageCfg, storageSecrets] = storage === 'redis' ? await redisStorage() : [{}, {}];
   const proxy = await startQuiet({
     server: { resourceUrl: `${origin}/mcp` },
     backend: { url: backendUrl },
@@ -222,9 +261,10 @@ async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9', extra = {} } =
       }],
       baselineClientScopes: ['openid', 'offline_access'],
       ...(cimd ? { cimd: { enabled: true, insecureAllowLoopback: true, ...cimd } } : {}),
+      ...storageCfg,
     },
     ...extra,
-  }, { port, secrets: { idp: { client_secret: idp.clientSecret } } });
+  }, { port, secrets: { idp: { client_secret: idp.clientSecret }, ...storageSecrets } });
   return { proxy, idp, docs, origin };
 }
 
@@ -708,6 +748,58 @@ async function benchPolicy() {
   say(`  policy-on/policy-off: throughput ${f2(med['policy-on'].rps / med['policy-off'].rps)}× (policy cost ${f1((1 - med['policy-on'].rps / med['policy-off'].rps) * 100)}%; target ≤ 10%), round by round ${f2(paired)}×; p99 ${f2(med['policy-on'].p99 / med['policy-off'].p99)}×; CPU per request ${f2(med['policy-on'].cpuUsPerReq)} vs ${f2(med['policy-off'].cpuUsPerReq)} µs`);
 }
 
+// ------------------------------------------------------------------ 5. storage
+
+/** POST /mcp with the guard on, the AS's state in memory vs in Redis, interleaved rounds: the
+ *  hot path must not wait for Redis (target: redis ≥ 0.95× memory). */
+async function benchStorage() {
+  say(`\n== 5. Guard-on POST /mcp, storage memory vs redis (load average before: ${load()})`);
+  const pb = await getFreePort();
+  nginxStart('storage-backend', `	server {
+		listen 127.0.0.1:${pb} backlog=4096;
+		location / {
+			default_type application/json;
+			return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
+		}
+	}`, '');
+  await waitPort(pb);
+  const backend = `http://127.0.0.1:${pb}`;
+  const stacks = {
+    memory: await startAs({ backendUrl: backend, storage: 'memory' }),
+    redis: await startAs({ backendUrl: backend, storage: 'redis' }),
+  };
+  const tokens = {};
+  for (const [name, st] of Object.entries(stacks)) {
+    const clientId = await registerClient(st.origin);
+    const pkce = pkcePair();
+    tokens[name] = (await exchange(st.origin, clientId, pkce, (await login(st.origin, clientId, pkce)).code)).access_token;
+    const r = await request(`${st.origin}/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id: 1, method: 'ping' }, headers: { authorization: `Bearer ${tokens[name]}` } });
+    if (r.status !== 200) throw new Error(`${name}: the guard answered ${r.status}`);
+  }
+  const lua = path.join(HERE, 'post.lua');
+  for (const name of Object.keys(stacks)) wrk(['-t1', `-c${CONNS}`, '-d2s', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
+  const rows = [];
+  for (let r = 1; r <= ROUNDS; r++) {
+    for (const name of Object.keys(stacks)) {
+      const cs = cpuStart(stacks[name].proxy.proc.pid);
+      const w = wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '--latency', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
+      const c = cs();
+      const us = (c.proxyCpuS * 1e6) / w.requests;
+      rows.push({ round: r, target: name, rps: w.rps, p99: w.p99, cpuUsPerReq: us, non2xx: w.non2xx });
+      say(`round ${r} ${name.padEnd(7)} ${f1(w.rps).padStart(9)} req/s  p99 ${f2(w.p99)} ms  ${f2(us)} CPU µs/req  non-2xx ${w.non2xx}`);
+    }
+  }
+  const med = {};
+  for (const name of Object.keys(stacks)) {
+    const mine = rows.filter((x) => x.target === name);
+    med[name] = { rps: median(mine.map((x) => x.rps)), p99: median(mine.map((x) => x.p99)), cpuUsPerReq: median(mine.map((x) => x.cpuUsPerReq)) };
+  }
+  const paired = median([...Array(ROUNDS).keys()].map((i) => rows.find((x) => x.round === i + 1 && x.target === 'redis').rps / rows.find((x) => x.round === i + 1 && x.target === 'memory').rps));
+  results.storage = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, median: med, paired };
+  say(`medians of ${ROUNDS} × ${DURATION} s, wrk -t1 -c${CONNS}, POST /mcp with a bearer token:`);
+  say(`  redis/memory: throughput ${f2(med.redis.rps / med.memory.rps)}× (target ≥ 0.95×), round by round ${f2(paired)}×; p99 ${f2(med.redis.p99 / med.memory.p99)}×; CPU per request ${f2(med.redis.cpuUsPerReq)} vs ${f2(med.memory.cpuUsPerReq)} µs`);
+}
+
 // ------------------------------------------------------------------ main
 
 const which = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -718,6 +810,7 @@ try {
   if (all || which.includes('cimd')) await benchCimd();
   if (all || which.includes('guard')) await benchGuard();
   if (all || which.includes('policy')) await benchPolicy();
+  if (all || which.includes('storage')) await benchStorage();
 } finally {
   fs.writeFileSync(OUT, JSON.stringify(results, null, 2));
   say(`\n# load average at the end: ${load()}; results: ${OUT}`);
