@@ -249,7 +249,8 @@ authorize_check_logins(struct authorize *az, const char **desc)
 }
 
 static void
-authorize_client_done(struct client *client, const char *error_description, void *arg)
+authorize_client_done(struct client *client, bool unavailable, const char *error_description,
+    void *arg)
 {
 	struct authorize *az = arg;
 	struct as *as = az->as;
@@ -257,6 +258,13 @@ authorize_client_done(struct client *client, const char *error_description, void
 	struct upstream_op *op;
 
 	az->lookup = NULL;
+	if (unavailable) {
+		metrics_add(as->m_authorize, 1, "store_error");
+		req_add_header(az->sr, "Retry-After", "5");
+		as_error_page(az->sr, 503, "temporarily_unavailable", error_description);
+		authorize_finish(az);
+		return;
+	}
 	if (client == NULL) {
 		log_info("authorization refused: client not trusted",
 		    LOG_S("client_id", form_get(&az->params, "client_id")),

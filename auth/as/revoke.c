@@ -110,7 +110,8 @@ revoke_assert_done(int status, const char *error, const char *desc, void *arg)
 }
 
 static void
-revoke_client_done(struct client *client, const char *error_description, void *arg)
+revoke_client_done(struct client *client, bool unavailable, const char *error_description,
+    void *arg)
 {
 	struct revoke *rv = arg;
 	struct clientassert *check;
@@ -118,7 +119,10 @@ revoke_client_done(struct client *client, const char *error_description, void *a
 	char desc[256];
 
 	rv->lookup = NULL;
-	if (client == NULL && !cimd_is_url(rv->client_id)) {
+	if (unavailable) {
+		req_add_header(rv->sr, "Retry-After", "5");
+		req_reply_oauth_error(rv->sr, 503, "temporarily_unavailable", error_description);
+	} else if (client == NULL && !cimd_is_url(rv->client_id)) {
 		token_client_error(rv->sr, rv->method, 401, "invalid_client", "unknown client");
 	} else if (client == NULL) {
 		snprintf(desc, sizeof desc,

@@ -230,7 +230,7 @@ token_assert_done(int status, const char *error, const char *desc, void *arg)
 }
 
 static void
-token_client_done(struct client *client, const char *error_description, void *arg)
+token_client_done(struct client *client, bool unavailable, const char *error_description, void *arg)
 {
 	struct token *t = arg;
 	const char *why;
@@ -238,6 +238,11 @@ token_client_done(struct client *client, const char *error_description, void *ar
 	struct clientassert *check;
 
 	t->lookup = NULL;
+	if (unavailable) {
+		req_add_header(t->sr, "Retry-After", "5");
+		token_error(t, 503, "temporarily_unavailable", error_description);
+		goto done;
+	}
 	if (client != NULL && strcmp(t->auth_method, "private_key_jwt") == 0) {
 		if (!client_accepts_auth(client, "private_key_jwt")) {
 			token_error(t, 401, "invalid_client",

@@ -75,7 +75,7 @@ clients_cimd_done(struct client *client, const char *error_description, void *ar
 
 	l->finished = true;
 	l->cimd = NULL;
-	l->done(client, error_description, l->arg);
+	l->done(client, false, error_description, l->arg);
 	free(l);
 }
 
@@ -97,12 +97,12 @@ clients_store_done(struct store_result *res, void *arg)
 	l->sop = NULL;
 	if (res->status == STORE_OK) {
 		res->client->last_used_ms = clock_mono_ms();
-		l->done(res->client, NULL, l->arg);
+		l->done(res->client, false, NULL, l->arg);
 	} else if (res->status == STORE_NOT_FOUND) {
-		l->done(NULL, clients_unknown(l->client_id), l->arg);
+		l->done(NULL, false, clients_unknown(l->client_id), l->arg);
 	} else {
 		log_warn("client lookup failed", LOG_S("store", store_status_text(res->status)));
-		l->done(NULL, "the client registry is unavailable right now; try again later",
+		l->done(NULL, true, "the client registry is unavailable right now; try again later",
 		    l->arg);
 	}
 	clients_lookup_free(l);
@@ -115,12 +115,12 @@ clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, 
 	struct cimd_lookup *cl_handle;
 
 	if (client_id == NULL || *client_id == '\0') {
-		done(NULL, "client_id is required", arg);
+		done(NULL, false, "client_id is required", arg);
 		return NULL;
 	}
 	if (cimd_is_url(client_id)) {
 		if (cl->cimd == NULL) {
-			done(NULL,
+			done(NULL, false,
 			    "unknown client: client ID metadata documents are not enabled "
 			    "on this server",
 			    arg);
@@ -136,7 +136,7 @@ clients_lookup(struct clients *cl, const char *client_id, clients_done_cb done, 
 		return l;
 	}
 	if (strlen(client_id) > CLIENTS_MAX_ID_LEN) {
-		done(NULL, clients_unknown(client_id), arg);
+		done(NULL, false, clients_unknown(client_id), arg);
 		return NULL;
 	}
 	l = xcalloc(1, sizeof *l);

@@ -25,9 +25,12 @@ struct clients_lookup;
 
 /* Called exactly once per clients_lookup() unless cancelled: with the client
  * (borrowed: take client_ref() to keep it) or NULL and a description
- * safe to show (unknown client, why its metadata document failed, or the
- * store unavailable). May run before clients_lookup() returns. */
-typedef void (*clients_done_cb)(struct client *client, const char *error_description, void *arg);
+ * safe to show (unknown client, or why its metadata document failed);
+ * unavailable: the registry could not answer now (the store is away), so
+ * the caller answers 503 temporarily_unavailable, not "unknown client". May
+ * run before clients_lookup() returns. */
+typedef void (*clients_done_cb)(struct client *client, bool unavailable,
+    const char *error_description, void *arg);
 
 /* cimd is NULL when CIMD is disabled: https client_ids are then unknown. */
 struct clients *clients_new(const struct config *cfg, struct store *st, struct cimd *cimd);
