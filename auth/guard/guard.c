@@ -68,7 +68,10 @@ struct guard_refresh {
 	void *handle;
 	struct store_upstream *old; /* the tokens being refreshed */
 	uint64_t version;           /* theirs in the store (compare-and-swap) */
-	struct store_op *sop;       /* the new tokens being stored */
+	struct store_op *sop;       /* the lease, the new tokens being stored, a re-read */
+	struct event *poll;         /* another replica holds the lease: look again */
+	int64_t deadline_ms;        /* of the wait for another replica's refresh */
+	bool unavailable;           /* the store could not be asked: 503, not 401 */
 	char *access;               /* the token for the waiters, once known */
 	char *session_claims;
 	struct guard_req_list waiters;
@@ -533,6 +536,8 @@ guard_forward(struct guard *g, struct req *sr, const char *upstream_token,
 static void
 guard_refresh_free(struct guard_refresh *rf)
 {
+	if (rf->poll != NULL)
+		event_free(rf->poll);
 	store_cancel(rf->sop);
 	store_upstream_free(rf->old);
 	xfree_secret(rf->access);
@@ -566,6 +571,11 @@ guard_refresh_finish(struct guard_refresh *rf, const char *error)
 			sr = guard_req_done(gr);
 			guard_forward(g, sr, rf->access, &c, rf->session_claims);
 			tokencache_claims_dispose(&c);
+		} else if (rf->unavailable) {
+			sr = guard_req_done(gr);
+			guard_log_reject(sr, NULL, 0, "store_unavailable", NULL);
+			guard_deny(g, sr, GUARD_UNAVAILABLE, "store_unavailable",
+			    "the login session cannot be refreshed right now; try again shortly");
 		} else {
 			sr = guard_req_done(gr);
 			guard_log_reject(sr, NULL, 0, "upstream_refresh_failed", NULL);
@@ -611,6 +621,110 @@ guard_refresh_stored(struct store_result *res, void *arg)
 	guard_refresh_finish(rf, error);
 }
 
+/* Tokens another replica stored are good for the waiters. */
+static bool
+guard_refresh_adopt(struct guard_refresh *rf, const struct store_upstream *u)
+{
+	if (u == NULL || u->access_token == NULL ||
+	    (u->expires_at != 0 && u->expires_at - GUARD_UPSTREAM_SKEW_S <= clock_wall_s()))
+		return false;
+	xfree_secret(rf->access);
+	free(rf->session_claims);
+	rf->access = xstrdup(u->access_token);
+	rf->session_claims = u->claims_json != NULL ? xstrdup(u->claims_json) : NULL;
+	return true;
+}
+
+/* After our refresh at the IdP failed: the session as it is now. */
+static void
+guard_refresh_reread(struct store_result *res, void *arg)
+{
+	struct guard_refresh *rf = arg;
+
+	rf->sop = NULL;
+	if (res->status == STORE_OK && res->version != rf->version &&
+	    guard_refresh_adopt(rf, res->upstream)) {
+		log_info("upstream token refreshed by another replica",
+		    LOG_S("session", rf->session_id));
+		guard_refresh_finish(rf, NULL);
+		return;
+	}
+	guard_refresh_finish(rf, "the identity provider refused the refresh");
+}
+
+static void guard_refresh_lease(struct guard_refresh *rf);
+static void guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg);
+
+static void
+guard_refresh_poll(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	guard_refresh_lease(arg);
+}
+
+/* The lease decides who refreshes: us (ask the IdP), another replica
+ * (wait for its tokens), or nobody (already refreshed). */
+static void
+guard_refresh_leased(struct store_result *res, void *arg)
+{
+	struct guard_refresh *rf = arg;
+	struct guard *g = rf->g;
+	struct timeval tv = { 0, GUARD_LEASE_POLL_MS * 1000 };
+
+	rf->sop = NULL;
+	switch (res->status) {
+	case STORE_OK:
+		rf->handle = g->ops.upstream_refresh(g->ops.as, rf->old->refresh_token,
+		    guard_refresh_done, rf);
+		if (rf->handle == NULL)
+			guard_refresh_finish(rf, "the refresh could not be started");
+		return;
+	case STORE_CONFLICT:
+		if (guard_refresh_adopt(rf, res->upstream)) {
+			guard_refresh_finish(rf, NULL);
+			return;
+		}
+		/* newer, but also due: refresh those */
+		if (res->upstream != NULL && res->upstream->refresh_token != NULL) {
+			store_upstream_free(rf->old);
+			rf->old = res->upstream;
+			res->upstream = NULL;
+			rf->version = res->version;
+			guard_refresh_lease(rf);
+			return;
+		}
+		guard_refresh_finish(rf, "the login session has no refresh token");
+		return;
+	case STORE_BUSY:
+		if (clock_mono_ms() >= rf->deadline_ms) {
+			guard_refresh_finish(rf,
+			    "another replica's refresh did not finish in time");
+			return;
+		}
+		if (rf->poll == NULL)
+			rf->poll = xevtimer_new(g->base, guard_refresh_poll, rf);
+		evtimer_add(rf->poll, &tv);
+		return;
+	case STORE_NOT_FOUND:
+		guard_refresh_finish(rf, "the login session ended");
+		return;
+	default:
+		rf->unavailable = true;
+		guard_refresh_finish(rf, store_status_text(res->status));
+		return;
+	}
+}
+
+static void
+guard_refresh_lease(struct guard_refresh *rf)
+{
+	struct guard *g = rf->g;
+
+	rf->sop = store_upstream_lease(g->ops.store(g->ops.as), rf->tsid, rf->version,
+	    GUARD_LEASE_MS, guard_refresh_leased, rf);
+}
+
 static void
 guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 {
@@ -621,8 +735,13 @@ guard_refresh_done(struct store_upstream *tokens, const char *error, void *arg)
 	rf->handle = NULL;
 	if (tokens == NULL || tokens->access_token == NULL) {
 		store_upstream_free(tokens);
-		guard_refresh_finish(rf,
-		    error != NULL ? error : "no access token in the refresh response");
+		log_warn("upstream token refresh failed: looking at the session again",
+		    LOG_S("session", rf->session_id),
+		    LOG_S("error",
+			error != NULL ? error : "no access token in the refresh response"));
+		/* Another replica may have refreshed (and rotated) it meanwhile. */
+		rf->sop = store_upstream_get(g->ops.store(g->ops.as), rf->tsid,
+		    guard_refresh_reread, rf);
 		return;
 	}
 	/* A provider that does not rotate refresh tokens keeps the old one. */
@@ -671,18 +790,11 @@ guard_refresh_join(struct guard *g, struct req *sr, const struct tokencache_clai
 		rf->version = version;
 		log_token_id(tsid, strlen(tsid), rf->session_id);
 		TAILQ_INIT(&rf->waiters);
-		rf->handle = g->ops.upstream_refresh(g->ops.as, rf->old->refresh_token,
-		    guard_refresh_done, rf);
-		if (rf->handle == NULL) {
-			guard_refresh_free(rf);
-			guard_deny(g, sr, GUARD_INVALID_TOKEN, "upstream_refresh_failed",
-			    "the login session at the identity provider has expired; sign in "
-			    "again");
-			return;
-		}
+		rf->deadline_ms = clock_mono_ms() + GUARD_LEASE_WAIT_MS;
 		TAILQ_INSERT_TAIL(&g->refreshes, rf, entry);
 		log_info("refreshing upstream token", LOG_S("session", rf->session_id),
 		    LOG_S("request_id", req_id(sr)));
+		guard_refresh_lease(rf); /* answers after this returns */
 	}
 	gr = guard_req_new(g, sr);
 	tokencache_claims_copy(&gr->claims, claims);

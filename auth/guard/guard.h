@@ -41,6 +41,12 @@ struct guard;
  * a long leeway would only extend a stolen token's life. */
 #define GUARD_LEEWAY_S 5
 #define GUARD_UPSTREAM_SKEW_S 5 /* refresh an upstream token this early */
+/* A refresh first takes the session's lease in the store (no two replicas
+ * spend the IdP's refresh token); a replica that finds it held looks again
+ * every GUARD_LEASE_POLL_MS, for GUARD_LEASE_WAIT_MS at most. */
+#define GUARD_LEASE_MS (30 * 1000)
+#define GUARD_LEASE_POLL_MS 200
+#define GUARD_LEASE_WAIT_MS (10 * 1000)
 
 /*
  * Upstream tokens refreshed: tokens (owned by the callee now) or NULL and

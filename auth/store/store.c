@@ -184,6 +184,8 @@ store_status_text(enum store_status s)
 		return "changed meanwhile";
 	case STORE_REPLAYED:
 		return "replayed";
+	case STORE_BUSY:
+		return "held by another replica";
 	case STORE_FULL:
 		return "the store is full";
 	case STORE_UNAVAILABLE:
@@ -473,6 +475,17 @@ store_upstream_cas(struct store *st, const char *tsid, uint64_t version, struct 
 
 	op->version = version;
 	op->upstream = u;
+	op->ttl_ms = ttl_ms;
+	return store_op_start(op);
+}
+
+struct store_op *
+store_upstream_lease(struct store *st, const char *tsid, uint64_t version, int64_t ttl_ms,
+    store_done_cb done, void *arg)
+{
+	struct store_op *op = store_op_new(st, STORE_V_UPSTREAM_LEASE, tsid, done, arg);
+
+	op->version = version;
 	op->ttl_ms = ttl_ms;
 	return store_op_start(op);
 }

@@ -122,6 +122,7 @@ enum store_status {
 	STORE_FOREIGN,     /* belongs to another client: nothing was done */
 	STORE_CONFLICT,    /* compare-and-swap lost: upstream/version are the current */
 	STORE_REPLAYED,    /* an assertion id seen before */
+	STORE_BUSY,        /* another replica holds the lease: wait and look again */
 	STORE_FULL,        /* a bounded table is full: answer 503, fail closed */
 	STORE_UNAVAILABLE, /* the backend cannot be reached: answer 503 */
 };
@@ -230,6 +231,14 @@ struct store_op *store_upstream_get(struct store *st, const char *tsid, store_do
     void *arg);
 struct store_op *store_upstream_cas(struct store *st, const char *tsid, uint64_t version,
     struct store_upstream *u, int64_t ttl_ms, store_done_cb done, void *arg);
+/* Before refreshing a session's upstream tokens at the IdP: a lease for
+ * ttl_ms on the tokens at version, so that two replicas do not both spend
+ * the IdP's refresh token (it rotates; the second use is a replay that
+ * IdPs answer by revoking the grant). STORE_OK: ours (a cas or put ends
+ * it); STORE_BUSY: another replica is refreshing (look again later);
+ * STORE_CONFLICT: already refreshed (res->upstream, res->version). */
+struct store_op *store_upstream_lease(struct store *st, const char *tsid, uint64_t version,
+    int64_t ttl_ms, store_done_cb done, void *arg);
 /* The local copy (borrowed until the next store call), or NULL: then ask
  * store_upstream_get(). */
 const struct store_upstream *store_upstream_cached(struct store *st, const char *tsid,

@@ -33,6 +33,7 @@ enum store_verb {
 	STORE_V_UPSTREAM_PUT,   /* key=tsid, upstream, ttl_ms */
 	STORE_V_UPSTREAM_GET,   /* key=tsid -> res.upstream, res.version */
 	STORE_V_UPSTREAM_CAS,   /* key=tsid, version, upstream, ttl_ms */
+	STORE_V_UPSTREAM_LEASE, /* key=tsid, version, ttl_ms -> OK | BUSY | CONFLICT */
 	STORE_V_ASSERTION_SEEN, /* key=jti, key2=client_id, exp_wall_s */
 	STORE_V_CLIENT_PUT,     /* client, max, grace_ms */
 	STORE_V_CLIENT_GET,     /* key=client_id -> res.client */

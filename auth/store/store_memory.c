@@ -706,6 +706,18 @@ mem_start(struct store_backend *be, struct store_op *op)
 	case STORE_V_UPSTREAM_CAS:
 		mem_upstream_cas(m, op);
 		break;
+	case STORE_V_UPSTREAM_LEASE:
+		/* One process: the guard's single flight is the lease. */
+		if ((e = mem_find(&m->upstream, op->key)) == NULL) {
+			op->res.status = STORE_NOT_FOUND;
+		} else if (((struct mem_upstream *)e->val)->version != op->version) {
+			op->res.status = STORE_CONFLICT;
+			op->res.upstream = store_upstream_dup(((struct mem_upstream *)e->val)->u);
+			op->res.version = ((struct mem_upstream *)e->val)->version;
+		} else {
+			op->res.status = STORE_OK;
+		}
+		break;
 	case STORE_V_ASSERTION_SEEN:
 		mem_assertion_seen(m, op);
 		break;

@@ -99,6 +99,7 @@ enum rs_script {
 	RS_JREVOKE,
 	RS_UP_PUT,
 	RS_UP_CAS,
+	RS_UP_LEASE,
 	RS_CL_PUT,
 	RS_CL_GET,
 	RS_RATE,
@@ -258,6 +259,7 @@ static const char *const rs_scripts[RS_N_SCRIPTS] = {
 	/* KEYS[1] the session; ARGV[4] sealed, ARGV[5] TTL */
 	[RS_UP_PUT] = "local n = redis.call('HINCRBY', KEYS[1], 'n', 1)\n"
 		      "redis.call('HSET', KEYS[1], 'v', ARGV[4])\n"
+		      "redis.call('HDEL', KEYS[1], 'l')\n"
 		      "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
 		      "return {'OK', n}\n",
 	/* KEYS[1] the session; ARGV[4] the version, ARGV[5] sealed, ARGV[6] TTL */
@@ -267,8 +269,19 @@ static const char *const rs_scripts[RS_N_SCRIPTS] = {
 	    "if cur[2] ~= ARGV[4] then return {'CONFLICT', cur[1], tonumber(cur[2])} end\n"
 	    "local n = redis.call('HINCRBY', KEYS[1], 'n', 1)\n"
 	    "redis.call('HSET', KEYS[1], 'v', ARGV[5])\n"
+	    "redis.call('HDEL', KEYS[1], 'l')\n"
 	    "extend(KEYS[1], tonumber(ARGV[6]))\n"
 	    "return {'OK', n}\n",
+	/* KEYS[1] the session; ARGV[4] the version, ARGV[5] the lease ms. The
+	 * lease ('l': until when, wall ms) lives in the session's hash: it
+	 * goes with it, and a compare-and-swap or a put ends it. */
+	[RS_UP_LEASE] =
+	    "local cur = redis.call('HMGET', KEYS[1], 'v', 'n', 'l')\n"
+	    "if not cur[1] then return {'NOT_FOUND'} end\n"
+	    "if cur[2] ~= ARGV[4] then return {'CONFLICT', cur[1], tonumber(cur[2])} end\n"
+	    "if cur[3] and tonumber(cur[3]) > now then return {'BUSY'} end\n"
+	    "redis.call('HSET', KEYS[1], 'l', tostring(now + tonumber(ARGV[5])))\n"
+	    "return {'OK'}\n",
 	/* KEYS[1] the client, KEYS[2] the LRU index; ARGV[4] its id, ARGV[5]
 	 * its JSON, ARGV[6] the cap, ARGV[7] grace ms, ARGV[8] idle ms */
 	[RS_CL_PUT] = "local lru, id = KEYS[2], ARGV[4]\n"
@@ -338,6 +351,7 @@ static const char *const rs_verb_names[] = {
 	[STORE_V_UPSTREAM_PUT] = "upstream_put",
 	[STORE_V_UPSTREAM_GET] = "upstream_get",
 	[STORE_V_UPSTREAM_CAS] = "upstream_cas",
+	[STORE_V_UPSTREAM_LEASE] = "upstream_lease",
 	[STORE_V_ASSERTION_SEEN] = "assertion_seen",
 	[STORE_V_CLIENT_PUT] = "client_put",
 	[STORE_V_CLIENT_GET] = "client_get",
@@ -742,6 +756,7 @@ rs_status(const char *s)
 		{ "FOREIGN", STORE_FOREIGN },
 		{ "CONFLICT", STORE_CONFLICT },
 		{ "FULL", STORE_FULL },
+		{ "BUSY", STORE_BUSY },
 	};
 
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
@@ -974,6 +989,17 @@ rs_parse(struct rstore *rs, struct rs_op *ro, const redisReply *rep)
 		} else if (op->res.status != STORE_NOT_FOUND) {
 			goto bad;
 		}
+		break;
+	case STORE_V_UPSTREAM_LEASE:
+		if (!rs_is_status_array(rep, 1))
+			goto bad;
+		op->res.status = rs_status(rep->element[0]->str);
+		if (op->res.status == STORE_CONFLICT && rep->elements == 3 &&
+		    e1->type == REDIS_REPLY_STRING && rep->element[2]->type == REDIS_REPLY_INTEGER)
+			rs_upstream_from(rs, ro, e1->str, (uint64_t)rep->element[2]->integer);
+		else if (op->res.status != STORE_OK && op->res.status != STORE_BUSY &&
+		    op->res.status != STORE_NOT_FOUND)
+			goto bad;
 		break;
 	case STORE_V_ASSERTION_SEEN:
 		op->res.status = rep->type == REDIS_REPLY_NIL ? STORE_REPLAYED
@@ -1208,6 +1234,15 @@ rs_start(struct store_backend *be, struct store_op *op)
 		rs_args_script(&a, rs);
 		rs_arg_own(&a, xasprintf("%" PRIu64, op->version));
 		rs_arg_own(&a, rs_seal(rs, store_upstream_encode(op->upstream), ro->key));
+		rs_arg_i64(&a, op->ttl_ms);
+		break;
+	case STORE_V_UPSTREAM_LEASE:
+		ro->key = rs_key_hashed(rs, "up", op->key);
+		script = RS_UP_LEASE;
+		nkeys = 1;
+		rs_arg(&a, ro->key);
+		rs_args_script(&a, rs);
+		rs_arg_own(&a, xasprintf("%" PRIu64, op->version));
 		rs_arg_i64(&a, op->ttl_ms);
 		break;
 	case STORE_V_ASSERTION_SEEN: {

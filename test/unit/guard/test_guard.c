@@ -1077,6 +1077,35 @@ test_refresh_lost_to_another_replica(void)
 	teardown();
 }
 
+/* Our refresh fails at the IdP because another replica spent the refresh
+ * token first (it rotates): the session is read again and the request
+ * goes on with the other replica's tokens instead of a 401. */
+static void
+test_refresh_failed_but_another_replica_did(void)
+{
+	struct reply r;
+	char *tok, *authz;
+
+	setup();
+	refresh_hold = true;
+	refresh_fail = true;
+	put_upstream("sess-1", "upstream-access-1", clock_wall_s() - 1);
+	tok = good_token();
+	authz = bearer(tok);
+	start(&r, authz, NULL, NULL);
+	spin_until(&refresh_calls, 1);
+	put_upstream("sess-1", "upstream-access-9", clock_wall_s() + 3600);
+	release_refresh();
+	run();
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_STRING_EQUAL(seen_auth, "Bearer upstream-access-9");
+	reply_dispose(&r);
+	refresh_hold = false;
+	free(authz);
+	free(tok);
+	teardown();
+}
+
 /* Clients that leave while their request waits for a refresh. */
 static void
 test_refresh_client_gone(void)
@@ -1193,6 +1222,8 @@ main(void)
 		{ "upstream refresh failure", test_refresh_failure },
 		{ "upstream refresh lost to another replica's",
 		    test_refresh_lost_to_another_replica },
+		{ "upstream refresh refused, another replica's found",
+		    test_refresh_failed_but_another_replica_did },
 		{ "clients and guard gone during a refresh", test_refresh_client_gone },
 		{ NULL, NULL },
 	};

@@ -85,7 +85,7 @@ sx_wait(struct sx *x)
 		event_base_loop(base, EVLOOP_ONCE);
 	}
 	CU_ASSERT_TRUE(x->done);
-	return x->done ? x->res.status : (enum store_status)-1;
+	return x->done ? x->res.status : (enum store_status) - 1;
 }
 
 /* The callback is never called before the verb returned. */
@@ -111,14 +111,14 @@ sx_status_dispose(struct sx *x)
 }
 
 /* Run the loop until cond or ms pass. */
-#define RUN_UNTIL(cond, ms)                                                          \
-	do {                                                                         \
-		long long d_ = clock_mono_ms() + unit_ms(ms);                        \
-		while (!(cond) && clock_mono_ms() < d_) {                            \
-			struct timeval tv_ = { 0, 20000 };                           \
-			event_base_loopexit(base, &tv_);                             \
-			event_base_dispatch(base);                                   \
-		}                                                                    \
+#define RUN_UNTIL(cond, ms) \
+	do { \
+		long long d_ = clock_mono_ms() + unit_ms(ms); \
+		while (!(cond) && clock_mono_ms() < d_) { \
+			struct timeval tv_ = { 0, 20000 }; \
+			event_base_loopexit(base, &tv_); \
+			event_base_dispatch(base); \
+		} \
 	} while (0)
 
 /* --- stores --- */
@@ -239,8 +239,7 @@ upstream_rec(const char *at)
 /* An issue of jti into family, with the refresh token whose clear text is
  * rt (NULL: none). The strings must outlive the call only (copied). */
 static void
-issue_of(struct store_issue *is, const char *family, const char *jti, const char *rt,
-    char hash[65])
+issue_of(struct store_issue *is, const char *family, const char *jti, const char *rt, char hash[65])
 {
 	memset(is, 0, sizeof *is);
 	is->family = family;
@@ -411,8 +410,9 @@ case_upstream(struct store *st)
 	uint64_t v = 0;
 	struct sx x;
 
-	CU_ASSERT_EQUAL(SXR(x, store_upstream_put(st, TSID_CLEAR, upstream_rec(UP_AT), 3600000,
-				   sx_cb, &x)),
+	CU_ASSERT_EQUAL(SXR(x,
+			    store_upstream_put(st, TSID_CLEAR, upstream_rec(UP_AT), 3600000, sx_cb,
+				&x)),
 	    STORE_OK);
 	CU_ASSERT_EQUAL(x.res.version, 1);
 	sx_dispose(&x);
@@ -428,13 +428,15 @@ case_upstream(struct store *st)
 	CU_ASSERT_STRING_EQUAL(cu->access_token, UP_AT);
 	CU_ASSERT_EQUAL(v, 1);
 	/* CAS at 1 wins; again at 1 loses, with the current tokens */
-	CU_ASSERT_EQUAL(SXR(x, store_upstream_cas(st, TSID_CLEAR, 1, upstream_rec("at-2"), 3600000,
-				   sx_cb, &x)),
+	CU_ASSERT_EQUAL(SXR(x,
+			    store_upstream_cas(st, TSID_CLEAR, 1, upstream_rec("at-2"), 3600000,
+				sx_cb, &x)),
 	    STORE_OK);
 	CU_ASSERT_EQUAL(x.res.version, 2);
 	sx_dispose(&x);
-	CU_ASSERT_EQUAL(SXR(x, store_upstream_cas(st, TSID_CLEAR, 1, upstream_rec("at-3"), 3600000,
-				   sx_cb, &x)),
+	CU_ASSERT_EQUAL(SXR(x,
+			    store_upstream_cas(st, TSID_CLEAR, 1, upstream_rec("at-3"), 3600000,
+				sx_cb, &x)),
 	    STORE_CONFLICT);
 	CU_ASSERT_EQUAL(x.res.version, 2);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(x.res.upstream);
@@ -445,7 +447,8 @@ case_upstream(struct store *st)
 	CU_ASSERT_STRING_EQUAL(cu->access_token, "at-2");
 	CU_ASSERT_EQUAL(v, 2);
 	CU_ASSERT_EQUAL(SX(x, store_upstream_get(st, "nope", sx_cb, &x)), STORE_NOT_FOUND);
-	CU_ASSERT_EQUAL(SX(x, store_upstream_cas(st, "nope", 1, upstream_rec("x"), 1000, sx_cb, &x)),
+	CU_ASSERT_EQUAL(SX(x,
+			    store_upstream_cas(st, "nope", 1, upstream_rec("x"), 1000, sx_cb, &x)),
 	    STORE_NOT_FOUND);
 	CU_ASSERT_PTR_NULL(store_upstream_cached(st, "nope", NULL));
 }
@@ -482,8 +485,8 @@ dcr_client(const char *id)
 }
 
 static void
-put_client(struct store *st, const char *id, size_t max, int64_t grace_ms,
-    enum store_status want, unsigned evicted)
+put_client(struct store *st, const char *id, size_t max, int64_t grace_ms, enum store_status want,
+    unsigned evicted)
 {
 	struct client *c = dcr_client(id);
 	struct sx x;
@@ -695,8 +698,9 @@ test_two_replicas_cas(void)
 	redis_server_do(&server, "FLUSHALL");
 	a = new_store(true);
 	b = new_store(true);
-	CU_ASSERT_EQUAL(SX(x, store_upstream_put(a, "tsid-cas", upstream_rec(UP_AT), 3600000, sx_cb,
-			    &x)),
+	CU_ASSERT_EQUAL(SX(x,
+			    store_upstream_put(a, "tsid-cas", upstream_rec(UP_AT), 3600000, sx_cb,
+				&x)),
 	    STORE_OK);
 	memset(&x, 0, sizeof x);
 	memset(&y, 0, sizeof y);
@@ -713,6 +717,29 @@ test_two_replicas_cas(void)
 	    lost == &x ? "at-from-b" : "at-from-a");
 	sx_dispose(&x);
 	sx_dispose(&y);
+	/* The lease before a refresh at the IdP: one replica holds it, the
+	 * other is told to wait, and once the holder stored its tokens the
+	 * other gets them (CONFLICT) instead of spending the IdP's refresh
+	 * token a second time. */
+	CU_ASSERT_EQUAL(SX(x, store_upstream_lease(a, "tsid-cas", 2, 30000, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(SX(x, store_upstream_lease(b, "tsid-cas", 2, 30000, sx_cb, &x)),
+	    STORE_BUSY);
+	CU_ASSERT_EQUAL(SX(x, store_upstream_lease(b, "tsid-cas", 1, 30000, sx_cb, &x)),
+	    STORE_CONFLICT);
+	CU_ASSERT_EQUAL(SX(x,
+			    store_upstream_cas(a, "tsid-cas", 2, upstream_rec("at-3"), 3600000,
+				sx_cb, &x)),
+	    STORE_OK);
+	SXR(x, store_upstream_lease(b, "tsid-cas", 2, 30000, sx_cb, &x));
+	CU_ASSERT_EQUAL(x.res.status, STORE_CONFLICT);
+	CU_ASSERT_EQUAL(x.res.version, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x.res.upstream);
+	CU_ASSERT_STRING_EQUAL(x.res.upstream->access_token, "at-3");
+	sx_status_dispose(&x);
+	/* the cas ended the lease: version 3 may be leased again */
+	CU_ASSERT_EQUAL(SX(x, store_upstream_lease(b, "tsid-cas", 3, 30000, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(SX(x, store_upstream_lease(b, "nope", 1, 30000, sx_cb, &x)),
+	    STORE_NOT_FOUND);
 	store_free(a);
 	store_free(b);
 }
@@ -864,8 +891,7 @@ test_noscript_and_errors(void)
 
 		CU_ASSERT_FATAL(keys != NULL && keys->elements == 1);
 		hash_hex("s-b", hb);
-		freeReplyObject(
-		    redisCommand(c, "RENAME %s t:up:{%s}", keys->element[0]->str, hb));
+		freeReplyObject(redisCommand(c, "RENAME %s t:up:{%s}", keys->element[0]->str, hb));
 		freeReplyObject(keys);
 		redisFree(c);
 	}
@@ -883,7 +909,8 @@ main(void)
 		{ "two replicas: revocations by message and by generation",
 		    test_two_replicas_revocations },
 		{ "two replicas: one compare-and-swap wins", test_two_replicas_cas },
-		{ "every key has a TTL, no clear secret in Redis", test_keys_ttl_and_no_clear_secrets },
+		{ "every key has a TTL, no clear secret in Redis",
+		    test_keys_ttl_and_no_clear_secrets },
 		{ "server away (fails at once) and back", test_server_away_and_back },
 		{ "NOSCRIPT, errors, unreadable records", test_noscript_and_errors },
 		{ NULL, NULL },
