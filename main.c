@@ -319,11 +319,13 @@ app_build_rooms(struct app *app)
 	char err[256];
 
 	if (cfg->auth.mode == AUTH_MODE_EMBEDDED) {
-		app->as = as_new(app->base, cfg, &router, app->fetcher, err, sizeof err);
+		app->as = as_new(app->base, server_dns(app->srv), cfg, &router, app->fetcher, err,
+		    sizeof err);
 		if (app->as == NULL) {
 			log_error("cannot start the authorization server", LOG_S("error", err));
 			return -1;
 		}
+		server_add_health(app->srv, "storage", as_storage_health, app->as);
 	}
 	app->fw = forwarder_new(app->base, server_dns(app->srv), cfg);
 	if (cfg->auth.mode != AUTH_MODE_NONE && (app->prm = prm_new(cfg)) == NULL) {

@@ -295,10 +295,14 @@ const struct setting config_settings[] = {
 	    .flags = SF_FILE_ONLY),
 	S("embeddedAuthServer.registration", ST_SECTION, 0, NULL, NULL),
 	S("embeddedAuthServer.registration.maxClients", ST_UINT32, C(eas.registration.max_clients),
-	    "10000", "Most dynamically registered clients kept.", RANGE(1, 10000000)),
+	    "10000",
+	    "Most dynamically registered clients kept (all replicas together, with storage.type "
+	    "redis); at the cap the one unused longest goes if idle for a minute, else 503.",
+	    RANGE(1, 10000000)),
 	S("embeddedAuthServer.registration.ratePerSecond", ST_DOUBLE,
 	    C(eas.registration.rate_per_second), "10",
-	    "Sustained `/oauth/register` requests per second (token bucket)."),
+	    "Sustained `/oauth/register` requests per second, all replicas together (a token "
+	    "bucket in the storage)."),
 	S("embeddedAuthServer.registration.burst", ST_UINT32, C(eas.registration.burst), "20",
 	    "Burst size of the registration token bucket.", RANGE(1, 1000000)),
 	S("embeddedAuthServer.rateLimit", ST_SECTION, 0, NULL, NULL),

@@ -108,6 +108,17 @@ server_probe_start(struct server *srv)
 	evtimer_add(srv->probe_timer, &tv);
 }
 
+void
+server_add_health(struct server *srv, const char *name, server_health_fn fn, void *arg)
+{
+	if (srv->n_health_parts == SERVER_MAX_HEALTH_PARTS)
+		abort(); /* a wiring error, caught by any test */
+	srv->health_parts[srv->n_health_parts].name = name;
+	srv->health_parts[srv->n_health_parts].fn = fn;
+	srv->health_parts[srv->n_health_parts].arg = arg;
+	srv->n_health_parts++;
+}
+
 bool
 server_backend_reachable(const struct server *srv)
 {
@@ -119,10 +130,18 @@ server_handle_health(struct req *sr, void *arg)
 {
 	struct server *srv = sr->srv;
 	bool ready = arg != NULL;
-	json_object *o = json_object_new_object(), *b = json_object_new_object();
-	const char *status = srv->draining ? "draining" : srv->backend_ok ? "ok" : "degraded";
+	json_object *o = json_object_new_object(), *b = json_object_new_object(), *part;
+	bool parts_ok = true;
+	const char *status;
 	int code = 200;
 
+	for (size_t i = 0; i < srv->n_health_parts; i++) {
+		part = json_object_new_object();
+		if (!srv->health_parts[i].fn(part, srv->health_parts[i].arg))
+			parts_ok = false;
+		json_object_object_add(o, srv->health_parts[i].name, part);
+	}
+	status = srv->draining ? "draining" : srv->backend_ok && parts_ok ? "ok" : "degraded";
 	json_object_object_add(o, "status", json_object_new_string(status));
 	json_object_object_add(b, "url", json_object_new_string(srv->cfg->backend.url));
 	json_object_object_add(b, "reachable", json_object_new_boolean(srv->backend_ok));

@@ -81,6 +81,14 @@ size_t server_inflight(const struct server *srv);
 
 /* The loop's asynchronous resolver, shared with the forwarder. */
 struct evdns_base *server_dns(struct server *srv);
+/* A part of /health besides the backend (e.g. the AS's storage): fn adds
+ * its fields to o and says whether it is healthy. An unhealthy part makes
+ * /health "degraded" (still 200) and never /ready 503: the sidecar is not
+ * restarted for a neighbour. At most SERVER_MAX_HEALTH_PARTS. */
+#define SERVER_MAX_HEALTH_PARTS 4
+struct json_object;
+typedef bool (*server_health_fn)(struct json_object *o, void *arg);
+void server_add_health(struct server *srv, const char *name, server_health_fn fn, void *arg);
 /* Backend reachability as last probed (for health and the guard). */
 bool server_backend_reachable(const struct server *srv);
 

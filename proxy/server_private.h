@@ -171,6 +171,12 @@ struct server {
 	bool backend_checked;
 	char backend_error[128];
 	int64_t backend_checked_at;
+	struct {
+		const char *name;
+		server_health_fn fn;
+		void *arg;
+	} health_parts[SERVER_MAX_HEALTH_PARTS];
+	size_t n_health_parts;
 
 	/* "host:port" (lower case, port always given) that absolute-form
 	 * request targets may name: ours by configuration or by binding */

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +110,8 @@ as_load_keys(struct as *as, char *err, size_t errlen)
 }
 
 struct as *
-as_new(struct event_base *base, const struct config *cfg, const struct req_router *router,
-    struct fetcher *fetcher, char *err, size_t errlen)
+as_new(struct event_base *base, struct evdns_base *dns, const struct config *cfg,
+    const struct req_router *router, struct fetcher *fetcher, char *err, size_t errlen)
 {
 	struct as *as = xcalloc(1, sizeof *as);
 	const struct upstream_provider *p;
@@ -154,7 +155,7 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	as->revoke_url = xasprintf("%s/oauth/revoke", as->issuer);
 	as->jwks_url = xasprintf("%s/.well-known/jwks.json", as->issuer);
 
-	if ((as->store = store_new(cfg, base, NULL, err, errlen)) == NULL)
+	if ((as->store = store_new(cfg, base, dns, err, errlen)) == NULL)
 		goto fail;
 	if (cfg->eas.cimd.enabled) {
 		as->cimd = cimd_new(base, fetcher, cfg);
@@ -163,8 +164,6 @@ as_new(struct event_base *base, const struct config *cfg, const struct req_route
 	as->clients = clients_new(cfg, as->store, as->cimd);
 	as->upstream = upstream_new(cfg, p, fetcher);
 	as->grant = grant_new(cfg, as->store, as->keys, as->issuer, as->audience);
-	as->reg_global = ratelimit_new(cfg->eas.registration.rate_per_second,
-	    cfg->eas.registration.burst, 1);
 	for (int i = 0; i < AS_N_LIMITS; i++)
 		as->limits[i] = ratelimit_new(cfg->eas.rate_limit.per_minute / 60.0,
 		    cfg->eas.rate_limit.burst, cfg->eas.rate_limit.max_addresses);
@@ -242,7 +241,6 @@ as_free(struct as *as)
 	store_free(as->store);
 	for (int i = 0; i < AS_N_LIMITS; i++)
 		ratelimit_free(as->limits[i]);
-	ratelimit_free(as->reg_global);
 	ratelimit_free(as->logins_client);
 	ratelimit_free(as->logins_address);
 	keyset_free(as->keys);
@@ -276,6 +274,20 @@ const struct keyset *
 as_keyset(const struct as *as)
 {
 	return as->keys;
+}
+
+bool
+as_storage_health(struct json_object *o, void *arg)
+{
+	struct as *as = arg;
+	struct store_health h;
+
+	store_health(as->store, &h);
+	json_object_object_add(o, "type", json_object_new_string(h.type));
+	json_object_object_add(o, "reachable", json_object_new_boolean(h.reachable));
+	if (h.detail != NULL)
+		json_object_object_add(o, "error", json_object_new_string(h.detail));
+	return h.reachable;
 }
 
 struct store *
@@ -366,6 +378,20 @@ void
 as_cors(struct req *sr)
 {
 	req_add_header(sr, "Access-Control-Allow-Origin", "*");
+}
+
+bool
+as_post_start(struct as *as, struct req *sr, enum as_limit which)
+{
+	if (as_preflight(sr, "POST, OPTIONS"))
+		return false;
+	as_cors(sr);
+	if (strcmp(as_method(sr), "POST") != 0) {
+		req_add_header(sr, "Allow", "POST, OPTIONS");
+		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
+		return false;
+	}
+	return as_rate_ok(as, sr, which);
 }
 
 bool

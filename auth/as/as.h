@@ -22,6 +22,8 @@ struct as;
 struct upstream;
 struct config;
 struct event_base;
+struct evdns_base;
+struct json_object;
 struct fetcher;
 struct keyset;
 struct req_router;
@@ -30,8 +32,13 @@ struct store;
 /* Create the AS and mount its routes through router. fetcher carries the calls to
  * the upstream IdP and CIMD documents. NULL with a message in err when the
  * configuration cannot be served (bad signing key, no upstream...). */
-struct as *as_new(struct event_base *base, const struct config *cfg,
+/* dns: the loop's asynchronous resolver (the Redis store's name). */
+struct as *as_new(struct event_base *base, struct evdns_base *dns, const struct config *cfg,
     const struct req_router *router, struct fetcher *fetcher, char *err, size_t errlen);
+/* The storage's health for /health: adds type, reachable (and why not)
+ * to o; false when unreachable (the proxy is degraded, not unready: MCP
+ * requests with tokens that verify locally keep flowing). */
+bool as_storage_health(struct json_object *o, void *arg);
 /* Cancel pending work and free. Must come before server_free()/fetcher_free().
  * NULL is fine. */
 void as_free(struct as *as);

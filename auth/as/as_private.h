@@ -66,7 +66,6 @@ struct as {
 	char *jwks_json;
 
 	struct ratelimit *limits[AS_N_LIMITS]; /* by client address */
-	struct ratelimit *reg_global;          /* all registrations */
 	struct ratelimit *logins_client;       /* logins started, by client_id */
 	struct ratelimit *logins_address;      /* logins started, by address */
 
@@ -134,6 +133,10 @@ const char *as_method(struct req *sr);
 const char *as_header(struct req *sr, const char *name);
 /* Answer an OPTIONS preflight (CORS) and return true, else false. */
 bool as_preflight(struct req *sr, const char *methods);
+/* The start of a POST-only endpoint with CORS (register, revoke): the
+ * preflight answered, CORS headers, 405 for another method, the
+ * address's rate limit. false when sr was answered. */
+bool as_post_start(struct as *as, struct req *sr, enum as_limit which);
 /* Access-Control-Allow-Origin: * for browser-based clients. */
 void as_cors(struct req *sr);
 /* Parse the query string (GET) or the form body (POST, which must be

@@ -63,6 +63,17 @@ callback_abort(struct req *sr, void *arg)
 	callback_free(arg);
 }
 
+/* Our state is not (or no longer) known: our own page, since without it
+ * we do not know which client (if any) to return to. */
+static void
+callback_unknown_state(struct as *as, struct req *sr)
+{
+	metrics_add(as->m_callback, 1, "unknown_state");
+	as_error_page(sr, 400, "invalid_request",
+	    "the authorization is unknown, expired or already completed; start again from your "
+	    "application");
+}
+
 /* The login could not be recorded: back to the client, to retry. */
 static void
 callback_store_failed(struct callback *cb, enum store_status status)
@@ -168,10 +179,7 @@ callback_taken(struct store_result *res, void *arg)
 		return;
 	}
 	if (res->status != STORE_OK) {
-		metrics_add(as->m_callback, 1, "unknown_state");
-		as_error_page(sr, 400, "invalid_request",
-		    "the authorization is unknown, expired or already completed; start again "
-		    "from your application");
+		callback_unknown_state(as, sr);
 		callback_finish(cb);
 		return;
 	}
@@ -241,10 +249,7 @@ callback_handle(struct req *sr, void *arg)
 	}
 	state = form_get(&cb->f, "state");
 	if (state == NULL || strlen(state) > 256) {
-		metrics_add(as->m_callback, 1, "unknown_state");
-		as_error_page(sr, 400, "invalid_request",
-		    "the authorization is unknown, expired or already completed; start again "
-		    "from your application");
+		callback_unknown_state(as, sr);
 		callback_free(cb);
 		return;
 	}

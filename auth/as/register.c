@@ -1,9 +1,10 @@
 /*
  * POST /oauth/register: RFC 7591 dynamic client registration. The metadata
  * rules are dcr.c; here are the HTTP side and the abuse limits: JSON only,
- * a bounded body, token-bucket rate limits (per address, and for all
- * registrations; 429 + Retry-After) and the
- * registry's capacity (idle clients evicted, else 503). The client secret of
+ * a bounded body, token-bucket rate limits (per address on this replica,
+ * and for all registrations on every replica: a bucket in the store; 429 +
+ * Retry-After) and the registry's capacity (idle clients evicted, else
+ * 503; on every replica too). The client secret of
  * a confidential client appears in this one response and nowhere else.
  */
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #include "auth/client/client.h"
 #include "auth/registry/clients.h"
 #include "auth/registry/dcr.h"
-#include "common/ratelimit.h"
+#include "auth/store/store.h"
 #include "common/xalloc.h"
 #include "config/config.h"
 #include "proxy/log.h"
@@ -26,12 +27,14 @@ struct reg {
 	struct as *as;
 	struct req *sr;
 	struct dcr_result res;
+	struct store_op *sop; /* the shared rate limit's take */
 	struct clients_lookup *add;
 };
 
 static void
 reg_free(struct reg *rg)
 {
+	store_cancel(rg->sop);
 	clients_cancel(rg->add);
 	dcr_result_dispose(&rg->res);
 	free(rg);
@@ -75,59 +78,71 @@ reg_added(enum clients_add_result r, void *arg)
 	reg_free(rg);
 }
 
-void
-register_handle(struct req *sr, void *arg)
+/* Past the shared rate limit (or refused by it): validate and register. */
+static void
+reg_rated(struct store_result *res, void *arg)
 {
-	struct as *as = arg;
-	struct dcr_result res = { 0 };
+	struct reg *rg = arg;
+	struct as *as = rg->as;
+	struct req *sr = rg->sr;
 	const char *ct;
 	char *body = NULL;
 	size_t len;
-	int retry;
-	struct reg *rg;
 
-	if (as_preflight(sr, "POST, OPTIONS"))
-		return;
-	as_cors(sr);
-	if (strcmp(as_method(sr), "POST") != 0) {
-		req_add_header(sr, "Allow", "POST, OPTIONS");
-		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
-		goto out;
-	}
-	if (!as_rate_ok(as, sr, AS_LIMIT_REGISTER))
-		goto out;
-	if (!ratelimit_take(as->reg_global, "", &retry)) {
-		as_too_many(as, sr, false, retry, "register_global",
+	rg->sop = NULL;
+	if (res->status == STORE_FULL) {
+		as_too_many(as, sr, false, res->retry_after_s, "register_global",
 		    "client registration is rate limited; retry later");
-		goto out;
+		goto done;
+	}
+	if (res->status != STORE_OK) {
+		req_add_header(sr, "Retry-After", "5");
+		req_reply_oauth_error(sr, 503, "temporarily_unavailable",
+		    "the client registry is unavailable right now; retry later");
+		goto done;
 	}
 	ct = as_header(sr, "Content-Type");
 	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
 	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
 		req_reply_oauth_error(sr, 400, "invalid_client_metadata",
 		    "the registration request must be application/json");
-		goto out;
+		goto done;
 	}
 	if ((body = as_read_body(sr, DCR_MAX_BODY, &len)) == NULL) {
 		req_reply_oauth_error(sr, 400, "invalid_client_metadata",
 		    "the registration request exceeds 64 KiB");
-		goto out;
+		goto done;
 	}
-	if (dcr_validate(body, len, as->cfg, &res) != 0) {
-		log_info("client registration refused", LOG_S("error", res.error),
-		    LOG_S("reason", res.desc));
-		req_reply_oauth_error(sr, 400, res.error, res.desc);
-		goto out;
+	if (dcr_validate(body, len, as->cfg, &rg->res) != 0) {
+		log_info("client registration refused", LOG_S("error", rg->res.error),
+		    LOG_S("reason", rg->res.desc));
+		req_reply_oauth_error(sr, 400, rg->res.error, rg->res.desc);
+		goto done;
 	}
+	free(body);
+	rg->add = clients_add(as->clients, rg->res.client, reg_added, rg);
+	return;
+done:
+	free(body);
+	req_set_abort(sr, NULL, NULL);
+	req_unref(sr);
+	reg_free(rg);
+}
+
+void
+register_handle(struct req *sr, void *arg)
+{
+	struct as *as = arg;
+	struct reg *rg;
+
+	if (!as_post_start(as, sr, AS_LIMIT_REGISTER))
+		return;
 	rg = xcalloc(1, sizeof *rg);
 	rg->as = as;
 	rg->sr = sr;
-	rg->res = res;
-	memset(&res, 0, sizeof res);
 	req_ref(sr);
 	req_set_abort(sr, reg_abort, rg);
-	rg->add = clients_add(as->clients, rg->res.client, reg_added, rg);
-out:
-	free(body);
-	dcr_result_dispose(&res);
+	/* All registrations, on every replica: one bucket in the store. */
+	rg->sop = store_rate_take(as->store, "register", as->cfg->eas.registration.rate_per_second,
+	    as->cfg->eas.registration.burst, reg_rated, rg);
 }

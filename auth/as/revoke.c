@@ -166,15 +166,7 @@ revoke_handle(struct req *sr, void *arg)
 	struct revoke *rv;
 	struct clients_lookup *l;
 
-	if (as_preflight(sr, "POST, OPTIONS"))
-		return;
-	as_cors(sr);
-	if (strcmp(as_method(sr), "POST") != 0) {
-		req_add_header(sr, "Allow", "POST, OPTIONS");
-		req_reply_oauth_error(sr, 405, "invalid_request", "use POST");
-		return;
-	}
-	if (!as_rate_ok(as, sr, AS_LIMIT_REVOKE))
+	if (!as_post_start(as, sr, AS_LIMIT_REVOKE))
 		return;
 	if (as_read_params(sr, false, AS_MAX_FORM_BODY, &f, err, sizeof err) != 0) {
 		req_reply_oauth_error(sr, 400, "invalid_request", err);

@@ -173,7 +173,7 @@ redis_drop(struct redis *r, const char *why)
 	if (r->state == R_UP || r->error[0] == '\0' || strcmp(r->error, why) != 0)
 		log_warn("store connection lost", LOG_S("store", r->log_name),
 		    LOG_S("host", r->host), LOG_I("port", r->p.port), LOG_S("error", why));
-	metrics_add(r->m_errors, 1, "connection");
+	metrics_add(r->m_errors, 1, "", "connection");
 	snprintf(r->error, sizeof r->error, "%s", why);
 	r->state = R_DOWN;
 	if (r->bev != NULL) {
@@ -246,7 +246,7 @@ redis_handshake_reply(const redisReply *reply, const char *error, void *arg)
 
 		snprintf(why, sizeof why, "handshake refused: %.*s",
 		    (int)(reply->len < 100 ? reply->len : 100), reply->str);
-		metrics_add(r->m_errors, 1, "handshake");
+		metrics_add(r->m_errors, 1, "", "handshake");
 		redis_drop(r, why);
 	}
 }
@@ -263,7 +263,7 @@ redis_role_reply(const redisReply *reply, const char *error, void *arg)
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
 	    reply->element[0]->type != REDIS_REPLY_STRING ||
 	    strcmp(reply->element[0]->str, "master") != 0) {
-		metrics_add(r->m_errors, 1, "not_master");
+		metrics_add(r->m_errors, 1, "", "not_master");
 		redis_drop(r, "the server the sentinel named is not a master");
 	}
 }
@@ -648,7 +648,8 @@ redis_new(struct event_base *base, struct evdns_base *dns, const struct redis_pa
 	r->p.master_name = NULL;
 	r->p.sentinels = NULL;
 	r->m_errors = metrics_counter("mcp_proxy_store_errors_total",
-	    "Errors talking to the shared store, by kind.", "kind");
+	    "Errors talking to the shared store, by verb (empty: the connection) and kind.",
+	    "verb,kind");
 	r->m_connects = metrics_counter("mcp_proxy_store_connects_total",
 	    "Connection attempts to the shared store (the first, and every reconnect).", "");
 	redis_connect(r);
@@ -704,7 +705,7 @@ redis_submit(struct redis *r, struct redis_cmd *c)
 {
 	if (r->state == R_DOWN || r->n_cmds >= REDIS_MAX_PENDING) {
 		if (r->n_cmds >= REDIS_MAX_PENDING)
-			metrics_add(r->m_errors, 1, "overload");
+			metrics_add(r->m_errors, 1, "", "overload");
 		TAILQ_INSERT_TAIL(&r->failed, c, entry);
 		event_active(r->fail_ev, 0, 0);
 		return c;

@@ -502,6 +502,17 @@ store_client_put(struct store *st, struct client *c, size_t max, int64_t grace_m
 }
 
 struct store_op *
+store_rate_take(struct store *st, const char *name, double per_second, double burst,
+    store_done_cb done, void *arg)
+{
+	struct store_op *op = store_op_new(st, STORE_V_RATE_TAKE, name, done, arg);
+
+	op->rate = per_second;
+	op->burst = burst;
+	return store_op_start(op);
+}
+
+struct store_op *
 store_client_get(struct store *st, const char *client_id, store_done_cb done, void *arg)
 {
 	return store_op_start(store_op_new(st, STORE_V_CLIENT_GET, client_id, done, arg));

@@ -136,6 +136,7 @@ struct store_result {
 	struct client *client; /* a reference (client_unref) */
 	char *family;          /* STORE_SPENT */
 	unsigned evicted;      /* store_client_put: idle clients evicted to make room */
+	int retry_after_s;     /* store_rate_take: STORE_FULL, whole seconds to wait */
 };
 
 typedef void (*store_done_cb)(struct store_result *res, void *arg);
@@ -250,6 +251,12 @@ struct store_op *store_client_put(struct store *st, struct client *c, size_t max
     store_done_cb done, void *arg);
 struct store_op *store_client_get(struct store *st, const char *client_id, store_done_cb done,
     void *arg);
+/* A token bucket shared by every replica (the DCR registration limit):
+ * take one token from bucket name (per_second, burst): STORE_OK, or
+ * STORE_FULL and res->retry_after_s. per_second <= 0: always STORE_OK. */
+struct store_op *store_rate_take(struct store *st, const char *name, double per_second,
+    double burst, store_done_cb done, void *arg);
+
 /* How many DCR clients exist (this replica's view; the metric). */
 size_t store_client_count(struct store *st);
 

@@ -36,6 +36,7 @@ enum store_verb {
 	STORE_V_ASSERTION_SEEN, /* key=jti, key2=client_id, exp_wall_s */
 	STORE_V_CLIENT_PUT,     /* client, max, grace_ms */
 	STORE_V_CLIENT_GET,     /* key=client_id -> res.client */
+	STORE_V_RATE_TAKE,      /* key=bucket, rate, burst -> OK | FULL + res.retry_after_s */
 };
 
 struct store_op {
@@ -55,6 +56,8 @@ struct store_op {
 	int64_t grace_ms;
 	uint64_t version;
 	size_t max;
+	double rate;  /* STORE_V_RATE_TAKE: tokens per second */
+	double burst; /* and the bucket's size */
 	struct store_pending *pending;
 	struct store_code *code;
 	struct store_upstream *upstream;

@@ -17,6 +17,7 @@
 
 #include "auth/client/client.h"
 #include "common/hash.h"
+#include "common/ratelimit.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "config/config.h"
@@ -78,6 +79,7 @@ struct mem_store {
 	struct mem_table jtis;
 	struct mem_table assertions; /* seen client-assertion ids: never evicted */
 	struct mem_table clients;
+	struct ratelimit *rates; /* store_rate_take's buckets, by name */
 };
 
 /* The keyed hash (common/hash.h), the CIMD cache's too: client ids and
@@ -713,6 +715,15 @@ mem_start(struct store_backend *be, struct store_op *op)
 	case STORE_V_CLIENT_GET:
 		mem_client_get(m, op);
 		break;
+	case STORE_V_RATE_TAKE:
+		/* One process: its buckets are the shared ones (the rate of a
+		 * name is fixed by the configuration: the first call's). */
+		if (m->rates == NULL)
+			m->rates = ratelimit_new(op->rate, op->burst, 16);
+		op->res.status = ratelimit_take(m->rates, op->key, &op->res.retry_after_s)
+		    ? STORE_OK
+		    : STORE_FULL;
+		break;
 	}
 	store_op_finish(op);
 }
@@ -773,6 +784,7 @@ mem_free(struct store_backend *be)
 	mem_table_dispose(&m->jtis);
 	mem_table_dispose(&m->assertions);
 	mem_table_dispose(&m->clients);
+	ratelimit_free(m->rates);
 	free(m);
 }
 

@@ -107,6 +107,13 @@ async function verifyJwt(jwt) {
   return { header, payload };
 }
 
+test('/health reports the storage (memory: always reachable)', async () => {
+  const res = await request(`${proxy.diagUrl}/health`);
+  assert.equal(res.status, 200);
+  const h = JSON.parse(res.body);
+  assert.deepEqual(h.storage, { type: 'memory', reachable: true });
+});
+
 test('discovery documents and JWKS', async (t) => {
   for (const p of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
     const res = await request(`${origin}${p}`);

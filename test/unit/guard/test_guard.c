@@ -1044,6 +1044,39 @@ test_refresh_failure(void)
 	teardown();
 }
 
+/* Another replica refreshed the same session first (the compare-and-swap
+ * of ours loses): the waiting request goes on with the winner's token and
+ * the store keeps the winner's rotation, not ours. */
+static void
+test_refresh_lost_to_another_replica(void)
+{
+	struct reply r;
+	char *tok, *authz;
+	const struct store_upstream *u;
+
+	setup();
+	refresh_hold = true;
+	put_upstream("sess-1", "upstream-access-1", clock_wall_s() - 1);
+	tok = good_token();
+	authz = bearer(tok);
+	start(&r, authz, NULL, NULL);
+	spin_until(&refresh_calls, 1);
+	/* the other replica's rotation lands while ours is in flight */
+	put_upstream("sess-1", "upstream-access-9", clock_wall_s() + 3600);
+	release_refresh();
+	run();
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_STRING_EQUAL(seen_auth, "Bearer upstream-access-9");
+	u = store_upstream_cached(st, "sess-1", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_STRING_EQUAL(u->access_token, "upstream-access-9");
+	reply_dispose(&r);
+	refresh_hold = false;
+	free(authz);
+	free(tok);
+	teardown();
+}
+
 /* Clients that leave while their request waits for a refresh. */
 static void
 test_refresh_client_gone(void)
@@ -1158,6 +1191,8 @@ main(void)
 		{ "upstream token injection", test_injection },
 		{ "upstream refresh, single flight", test_refresh_single_flight },
 		{ "upstream refresh failure", test_refresh_failure },
+		{ "upstream refresh lost to another replica's",
+		    test_refresh_lost_to_another_replica },
 		{ "clients and guard gone during a refresh", test_refresh_client_gone },
 		{ NULL, NULL },
 	};

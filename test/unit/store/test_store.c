@@ -508,6 +508,27 @@ test_assertion_jti_seen(void)
 	end_store(st);
 }
 
+/* The shared bucket: burst at once, then per_second. */
+static void
+test_rate_take(void)
+{
+	struct store *st = new_store();
+	struct sx x;
+
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(SX(base, x, store_rate_take(st, "register", 1, 3, sx_cb, &x)),
+		    STORE_OK);
+	SX_START(x);
+	store_rate_take(st, "register", 1, 3, sx_cb, &x);
+	CU_ASSERT_EQUAL(sx_wait(base, &x), STORE_FULL);
+	CU_ASSERT_EQUAL(x.res.retry_after_s, 1);
+	sx_dispose(&x);
+	clock_advance_fake_ms(1000);
+	CU_ASSERT_EQUAL(SX(base, x, store_rate_take(st, "register", 1, 3, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(SX(base, x, store_rate_take(st, "register", 1, 3, sx_cb, &x)), STORE_FULL);
+	end_store(st);
+}
+
 static void
 test_end(void)
 {
@@ -534,6 +555,7 @@ main(void)
 		    test_upstream_cas_and_touch },
 		{ "DCR clients: cap, idle eviction, sliding expiry", test_clients },
 		{ "assertion jti seen", test_assertion_jti_seen },
+		{ "a shared token bucket", test_rate_take },
 		{ "(cleanup)", test_end },
 		{ NULL, NULL },
 	};
