@@ -231,9 +231,9 @@ const struct setting config_settings[] = {
 	    .flags = SF_FILE_ONLY),
 	S("embeddedAuthServer.storage", ST_SECTION, 0, NULL, NULL),
 	S("embeddedAuthServer.storage.type", ST_ENUM, C(eas.storage.type), "memory",
-	    "Where codes, tokens and clients live: `memory` (one replica). `redis` (any number "
-	    "of replicas) is configured and validated below but not served yet: start-up refuses "
-	    "it.",
+	    "Where codes, tokens and clients live: `memory` (in the process: one replica, lost "
+	    "at restart) or `redis` (shared by any number of replicas, kept across restarts; "
+	    "needs `signingKeySecretRefs` and `redis.encryptionKeySecretRef`).",
 	    .names = storage_names),
 	S("embeddedAuthServer.storage.redis", ST_SECTION, 0, NULL, NULL),
 	S("embeddedAuthServer.storage.redis.addr", ST_STRING, C(eas.storage.redis.addr), NULL,

@@ -961,10 +961,6 @@ validate_storage(struct load *ld, const struct config *cfg)
 		    "embeddedAuthServer.signingKeySecretRefs",
 		    "required with storage.type redis (every replica must sign with the same "
 		    "keys)");
-	config_errs_add(ld->errs, where_of(ld, "embeddedAuthServer.storage.type"),
-	    "embeddedAuthServer.storage.type",
-	    "redis is not served by this build yet (the configuration above was checked); use "
-	    "memory with replicas: 1");
 }
 
 static void

@@ -101,6 +101,7 @@ enum rs_script {
 	RS_UP_CAS,
 	RS_CL_PUT,
 	RS_CL_GET,
+	RS_RATE,
 	RS_RESYNC,
 	RS_POLL,
 	RS_N_SCRIPTS
@@ -300,6 +301,22 @@ static const char *const rs_scripts[RS_N_SCRIPTS] = {
 		      "redis.call('ZADD', KEYS[2], now, ARGV[4])\n"
 		      "redis.call('PEXPIRE', KEYS[2], ARGV[5])\n"
 		      "return {'OK', v, redis.call('ZCARD', KEYS[2])}\n",
+	/* KEYS[1] the bucket {t tokens, ts ms}; ARGV[4] tokens a second, ARGV[5] burst */
+	[RS_RATE] = "local rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+		    "local b = redis.call('HMGET', KEYS[1], 't', 'ts')\n"
+		    "local t, ts = tonumber(b[1]), tonumber(b[2])\n"
+		    "if not t or not ts then t, ts = burst, now end\n"
+		    "if now > ts then\n"
+		    "  t = math.min(burst, t + (now - ts) * rate / 1000)\n"
+		    "  ts = now\n"
+		    "end\n"
+		    "local ttl = math.ceil(burst / rate * 1000) + 1000\n"
+		    "if t >= 1 then\n"
+		    "  redis.call('HSET', KEYS[1], 't', tostring(t - 1), 'ts', tostring(ts))\n"
+		    "  redis.call('PEXPIRE', KEYS[1], ttl)\n"
+		    "  return {'OK', 0}\n"
+		    "end\n"
+		    "return {'FULL', math.max(1, math.ceil((1 - t) / rate))}\n",
 	/* KEYS[1] the deny-list, KEYS[2] its generation */
 	[RS_RESYNC] = "return {redis.call('GET', KEYS[2]) or '0',\n"
 		      "  redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')}\n",
@@ -324,6 +341,7 @@ static const char *const rs_verb_names[] = {
 	[STORE_V_ASSERTION_SEEN] = "assertion_seen",
 	[STORE_V_CLIENT_PUT] = "client_put",
 	[STORE_V_CLIENT_GET] = "client_get",
+	[STORE_V_RATE_TAKE] = "rate_take",
 };
 
 /* A revoked jti in the local set. */
@@ -985,6 +1003,12 @@ rs_parse(struct rstore *rs, struct rs_op *ro, const redisReply *rep)
 		}
 		op->res.client->last_used_ms = clock_mono_ms();
 		break;
+	case STORE_V_RATE_TAKE:
+		if (!rs_is_status_array(rep, 2) || e1->type != REDIS_REPLY_INTEGER)
+			goto bad;
+		op->res.status = rs_status(rep->element[0]->str);
+		op->res.retry_after_s = (int)e1->integer;
+		break;
 	}
 	return;
 bad:
@@ -1074,11 +1098,17 @@ static void
 rs_start(struct store_backend *be, struct store_op *op)
 {
 	struct rstore *rs = (struct rstore *)be;
-	struct rs_op *ro = xcalloc(1, sizeof *ro);
+	struct rs_op *ro;
 	struct rs_args a = { 0 };
 	int script = -1, nkeys = 0;
 	char *id;
 
+	if (op->verb == STORE_V_RATE_TAKE && op->rate <= 0) {
+		op->res.status = STORE_OK; /* no limit: nothing to ask */
+		store_op_finish(op);
+		return;
+	}
+	ro = xcalloc(1, sizeof *ro);
 	ro->rs = rs;
 	ro->op = op;
 	op->be_data = ro;
@@ -1217,6 +1247,15 @@ rs_start(struct store_backend *be, struct store_op *op)
 		rs_args_script(&a, rs);
 		rs_arg(&a, op->key);
 		rs_arg_i64(&a, STORE_CLIENT_IDLE_MS);
+		break;
+	case STORE_V_RATE_TAKE:
+		ro->key = rs_key(rs, "rl", op->key);
+		script = RS_RATE;
+		nkeys = 1;
+		rs_arg(&a, ro->key);
+		rs_args_script(&a, rs);
+		rs_arg_own(&a, xasprintf("%.6f", op->rate));
+		rs_arg_own(&a, xasprintf("%.6f", op->burst));
 		break;
 	}
 	if (script >= 0)

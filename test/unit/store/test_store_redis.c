@@ -544,6 +544,29 @@ case_cancel(struct store *st)
 	store_pending_take(st, "cancelled", sx_cb, &x); /* in flight at store_free */
 }
 
+/* The shared token bucket (the DCR registration limit): burst, then
+ * refused with a retry; on Redis a second replica draws from the same
+ * bucket. */
+static void
+case_rate(struct store *st)
+{
+	struct store *other = on_redis ? new_store(true) : st;
+	struct sx x;
+
+	CU_ASSERT_EQUAL(SX(x, store_rate_take(st, "register", 0.001, 3, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(SX(x, store_rate_take(other, "register", 0.001, 3, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(SX(x, store_rate_take(st, "register", 0.001, 3, sx_cb, &x)), STORE_OK);
+	SXR(x, store_rate_take(other, "register", 0.001, 3, sx_cb, &x));
+	CU_ASSERT_EQUAL(x.res.status, STORE_FULL);
+	CU_ASSERT_TRUE(x.res.retry_after_s >= 1);
+	sx_status_dispose(&x);
+	/* another bucket, and no limit at all */
+	CU_ASSERT_EQUAL(SX(x, store_rate_take(st, "other", 0.001, 1, sx_cb, &x)), STORE_OK);
+	CU_ASSERT_EQUAL(SX(x, store_rate_take(st, "none", 0, 0, sx_cb, &x)), STORE_OK);
+	if (other != st)
+		store_free(other);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct store *);
@@ -556,6 +579,7 @@ static const struct {
 	{ "upstream", case_upstream },
 	{ "assertion", case_assertion },
 	{ "clients", case_clients },
+	{ "rate", case_rate },
 	{ "cancel", case_cancel },
 };
 
