@@ -324,7 +324,7 @@ function via(env, url, replica) {
  * → {code, state, iss, error, hops, callbackUrl}
  */
 async function browserLogin(env, { clientId, startOn, callbackOn, scope = 'openid offline_access',
-  redirectUri = CLIENT_REDIRECT, pkce = pkcePair() }) {
+  redirectUri = CLIENT_REDIRECT, pkce = pkcePair(), stopAtCallback = false }) {
   const state = crypto.randomBytes(8).toString('hex');
   const u = new URL(`${startOn.origin}/oauth/authorize`);
   const params = {
@@ -358,7 +358,10 @@ async function browserLogin(env, { clientId, startOn, callbackOn, scope = 'openi
       };
     }
     current = via(env, location, callbackOn);
-    if (new URL(location).origin === env.issuer) callbackUrl = current;
+    if (new URL(location).origin === env.issuer) {
+      callbackUrl = current;
+      if (stopAtCallback) return { callbackUrl, jar, hops, pkce, state };
+    }
   }
   throw new Error(`login: too many redirects: ${JSON.stringify(hops)}`);
 }
@@ -429,6 +432,12 @@ async function mcpOk(replica, accessToken, what = '') {
   remember('upstream access token', upstream);
   assert.notEqual(upstream, accessToken, 'the backend never sees our token');
   return upstream;
+}
+
+/** The replicas' log lines about upstream refreshes (for failure messages). */
+function refreshLogs(...replicas) {
+  return replicas.flatMap((p) => p.logs().filter((l) => /upstream token|refresh/i.test(l.msg || ''))
+    .map((l) => `${p.name}: ${l.msg}${l.error ? ` (${l.error})` : ''}`));
 }
 
 function assertInvalidToken(res, what) {
@@ -534,37 +543,48 @@ test('concurrent refreshes of one upstream token on A and B lose no rotation', a
   const { A, B, idp } = env;
   // The guard refreshes an upstream token 5 s before it expires: 7 s leaves 2 s of use.
   await idp.control({ accessTokenTTL: 7 });
+  const problems = [];
+  const tokenErrors = (from) => idp.events().filter((e) => e.event === 'token_error').slice(from);
+  const errorCount = () => tokenErrors(0).length;
+  const explain = (from) => `IdP token errors: ${JSON.stringify(tokenErrors(from))}; replica logs: `
+    + `${JSON.stringify(refreshLogs(A, B))}`;
   try {
     const clientId = await registerOk(A);
     const t1 = await login(env, { clientId, startOn: A, callbackOn: B, tokenOn: A });
     const first = await mcpOk(A, t1.access_token, 'warm A');
     await mcpOk(B, t1.access_token, 'warm B');
-    const errorsBefore = idp.events().filter((e) => e.event === 'token_error').length;
     const refreshesBefore = (await idp.stats()).tokens.refresh_token || 0;
 
     for (let round = 1; round <= 2; round += 1) {
       await sleep(3000); // now inside the 5 s margin on both replicas
+      const mark = errorCount();
       const [ra, rb] = await Promise.all([mcp(A, t1.access_token), mcp(B, t1.access_token)]);
-      assert.equal(ra.status, 200, `round ${round}, A: ${ra.status} ${ra.body}`);
-      assert.equal(rb.status, 200, `round ${round}, B: ${rb.status} ${rb.body}`);
-      for (const r of [ra, rb]) remember('upstream access token', r.json().result.headers.authorization.slice(7));
-      const errors = idp.events().filter((e) => e.event === 'token_error').slice(errorsBefore);
-      assert.deepEqual(errors, [], `round ${round}: the IdP refused a refresh (a rotation was lost)`);
-      assert.notEqual(ra.json().result.headers.authorization, `Bearer ${first}`, `round ${round}: A sent a refreshed token`);
+      for (const [p, r] of [[A, ra], [B, rb]]) {
+        if (r.status !== 200) problems.push(`round ${round} (A and B at once), ${p.name}: ${r.status} ${r.body}`);
+        else remember('upstream access token', r.json().result.headers.authorization.slice(7));
+      }
+      if (tokenErrors(mark).length) problems.push(`round ${round}: the IdP refused a refresh (a rotation was lost): ${explain(mark)}`);
+      if (ra.status === 200 && ra.json().result.headers.authorization === `Bearer ${first}`) {
+        problems.push(`round ${round}: A sent the old upstream token`);
+      }
     }
-    // The session still works: the refresh token the store holds is the IdP's current one.
+    // The session still works: the refresh token the store holds is the IdP's current one,
+    // also for a replica whose local copy is older (B refreshes, then A).
     await sleep(3000);
-    const again = await mcpOk(B, t1.access_token, 'after both rounds');
-    await mcpOk(A, t1.access_token, 'after both rounds');
-    assert.notEqual(again, first);
+    for (const p of [B, A]) {
+      const mark = errorCount();
+      const r = await mcp(p, t1.access_token);
+      if (r.status !== 200) problems.push(`afterwards, ${p.name}: ${r.status} ${r.body}; ${explain(mark)}`);
+    }
     const st = await idp.stats();
-    assert.ok((st.tokens.refresh_token || 0) - refreshesBefore >= 3, `refreshes at the IdP: ${JSON.stringify(st.tokens)}`);
-    assert.deepEqual(idp.events().filter((e) => e.event === 'token_error').slice(errorsBefore), [],
-      'no refresh was refused by the IdP');
+    if ((st.tokens.refresh_token || 0) - refreshesBefore < 3) {
+      problems.push(`refreshes the IdP granted: ${(st.tokens.refresh_token || 0) - refreshesBefore} (3 rounds)`);
+    }
     upstreamTokens(env);
   } finally {
     await idp.control({ accessTokenTTL: 3600 });
   }
+  assert.deepEqual(problems, [], 'concurrent upstream refreshes');
 });
 
 test('restarting both replicas (same Redis) loses nothing', async () => {
@@ -661,61 +681,110 @@ test('Redis away: AS endpoints 503 temporarily_unavailable, MCP goes on, /ready 
     assert.equal(h.json?.storage?.reachable, true, `${p.name} /health with Redis up: ${h.res.body}`);
   }
 
+  // A login that reaches its callback while Redis is away.
+  const halfway = await browserLogin(env, { clientId, startOn: A, callbackOn: B, stopAtCallback: true });
+  assert.ok(halfway.callbackUrl, 'the IdP sent the browser to the callback');
+
+  // Every expectation while Redis is away is checked and reported together.
+  const problems = [];
+  const soft = async (what, fn) => {
+    try { await fn(); } catch (e) { problems.push(`${what}: ${e.message.split('\n')[0]}`); }
+  };
+
   await env.redis.stop();
   for (const p of [A, B]) {
-    const h = await waitFor(async () => {
-      const x = await health(p);
-      return x.json?.storage?.reachable === false ? x : null;
-    }, { timeoutMs: 10000, message: `${p.name} /health reporting storage.reachable false` });
-    assert.equal(h.res.status, 200, 'liveness stays 200');
-    assert.equal(h.json.status, 'degraded', `${p.name} /health: ${h.res.body}`);
-    const ready = await request(`${p.diagUrl}/ready`);
-    assert.equal(ready.status, 200, `${p.name} /ready with Redis away: ${ready.body}`);
+    await soft(`${p.name} /health`, async () => {
+      const h = await waitFor(async () => {
+        const x = await health(p);
+        return x.json?.storage?.reachable === false ? x : null;
+      }, { timeoutMs: 10000, message: `${p.name} /health reporting storage.reachable false` });
+      assert.equal(h.res.status, 200, 'liveness stays 200');
+      assert.equal(h.json.status, 'degraded', `${p.name} /health: ${h.res.body}`);
+    });
+    await soft(`${p.name} /ready`, async () => {
+      const ready = await request(`${p.diagUrl}/ready`);
+      assert.equal(ready.status, 200, `${p.name} /ready with Redis away: ${ready.body}`);
+    });
   }
 
   for (const p of [A, B]) {
     // MCP requests with tokens that verify locally keep flowing.
-    for (let i = 0; i < 3; i += 1) await mcpOk(p, t1.access_token, 'Redis away');
+    await soft(`${p.name} MCP with a valid token`, async () => {
+      for (let i = 0; i < 3; i += 1) await mcpOk(p, t1.access_token, 'Redis away');
+    });
     // Revocations already known stay in force.
-    if (env.revoked) assertInvalidToken(await mcp(p, env.revoked), `${p.name}: a revoked token, Redis away`);
+    if (env.revoked) {
+      await soft(`${p.name} MCP with a revoked token`, async () => {
+        assertInvalidToken(await mcp(p, env.revoked), `${p.name}: a revoked token, Redis away`);
+      });
+    }
     // Discovery needs no store.
-    assert.equal((await request(`${p.origin}/.well-known/oauth-authorization-server`)).status, 200);
+    await soft(`${p.name} discovery`, async () => {
+      assert.equal((await request(`${p.origin}/.well-known/oauth-authorization-server`)).status, 200);
+    });
     // The AS endpoints that need the store.
-    assertUnavailable((await token(p, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId })).res,
-      `${p.name} POST /oauth/token (refresh)`);
-    assertUnavailable(await register(p), `${p.name} POST /oauth/register`);
-    assertUnavailable(await request(`${p.origin}/oauth/revoke`, {
-      method: 'POST', body: new URLSearchParams({ token: t1.refresh_token, client_id: clientId }),
-    }), `${p.name} POST /oauth/revoke`);
+    await soft(`${p.name} POST /oauth/token (refresh_token)`, async () => {
+      assertUnavailable((await token(p, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId })).res, 'refresh');
+    });
+    await soft(`${p.name} POST /oauth/register`, async () => { assertUnavailable(await register(p), 'register'); });
+    if (p === B) {
+      await soft('B GET /oauth/callback', async () => {
+        assertUnavailable(await request(halfway.callbackUrl, { jar: halfway.jar, headers: { accept: 'application/json' } }), 'callback');
+      });
+    }
+    await soft(`${p.name} POST /oauth/revoke`, async () => {
+      assertUnavailable(await request(`${p.origin}/oauth/revoke`, {
+        method: 'POST', body: new URLSearchParams({ token: t1.refresh_token, client_id: clientId }),
+      }), 'revoke');
+    });
     // /oauth/authorize: the 503 JSON, or (the client being known) the same error sent to
     // the client's redirect_uri as RFC 6749 §4.1.2.1 has it; never a login that cannot end.
-    const { challenge } = pkcePair();
-    const u = new URL(`${p.origin}/oauth/authorize`);
-    for (const [k, v] of Object.entries({
-      response_type: 'code', client_id: clientId, redirect_uri: CLIENT_REDIRECT, state: 's', scope: 'openid',
-      code_challenge: challenge, code_challenge_method: 'S256', resource: `${env.issuer}/mcp`,
-    })) u.searchParams.set(k, v);
-    const az = await request(u.href, { headers: { accept: 'application/json' } });
-    if (az.status === 302) {
-      const loc = new URL(az.headers.location);
-      assert.equal(loc.origin + loc.pathname, CLIENT_REDIRECT, `${p.name} authorize: ${az.headers.location}`);
-      assert.equal(loc.searchParams.get('error'), 'temporarily_unavailable', `${p.name} authorize: ${az.headers.location}`);
-    } else {
-      assertUnavailable(az, `${p.name} GET /oauth/authorize`);
-    }
+    await soft(`${p.name} GET /oauth/authorize`, async () => {
+      const { challenge } = pkcePair();
+      const u = new URL(`${p.origin}/oauth/authorize`);
+      for (const [k, v] of Object.entries({
+        response_type: 'code', client_id: clientId, redirect_uri: CLIENT_REDIRECT, state: 's', scope: 'openid',
+        code_challenge: challenge, code_challenge_method: 'S256', resource: `${env.issuer}/mcp`,
+      })) u.searchParams.set(k, v);
+      const az = await request(u.href, { headers: { accept: 'application/json' } });
+      if (az.status === 302 && az.headers.location?.startsWith(CLIENT_REDIRECT)) {
+        const loc = new URL(az.headers.location);
+        assert.equal(loc.searchParams.get('error'), 'temporarily_unavailable', `authorize: ${az.headers.location}`);
+      } else {
+        assertUnavailable(az, `authorize (${az.status} ${az.headers.location || ''})`);
+      }
+    });
   }
-  // The refresh token was not spent by the refused refreshes.
 
   env.redis = await startRedis({ port: env.redis.port, dir: env.redis.dir });
   for (const p of [A, B]) {
-    await waitFor(async () => (await health(p)).json?.storage?.reachable === true,
-      { timeoutMs: 30000, message: `${p.name} /health reporting storage.reachable true again` });
+    await soft(`${p.name} /health once Redis is back`, async () => {
+      await waitFor(async () => (await health(p)).json?.storage?.reachable === true,
+        { timeoutMs: 30000, message: `${p.name} /health reporting storage.reachable true again` });
+      assert.equal((await health(p)).json.status, 'ok');
+    });
   }
-  const r = await token(B, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
-  assert.equal(r.res.status, 200, `the refresh token refused while Redis was away works now: ${r.res.body}`);
-  const t2 = await login(env, { clientId: await registerOk(B), startOn: B, callbackOn: A, tokenOn: B });
-  await mcpOk(A, t2.access_token, 'a login after Redis came back');
-  for (const p of [A, B]) assert.equal((await health(p)).json.status, 'ok', `${p.name} /health once Redis is back`);
+  await soft('the refresh token refused while Redis was away, once it is back', async () => {
+    const r = await token(B, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+    assert.equal(r.res.status, 200, `refresh on B: ${r.res.body}`);
+  });
+  await soft('the callback refused while Redis was away, once it is back (the login was not spent)', async () => {
+    const cb = await request(halfway.callbackUrl, { jar: halfway.jar });
+    assert.equal(cb.status, 303, `callback on B: ${cb.status} ${cb.body.slice(0, 300)}`);
+    const code = new URL(cb.headers.location).searchParams.get('code');
+    assert.ok(code, `a code: ${cb.headers.location}`);
+    remember('authorization code', code);
+    const r = await token(A, {
+      grant_type: 'authorization_code', code, redirect_uri: CLIENT_REDIRECT, client_id: clientId,
+      code_verifier: halfway.pkce.verifier, resource: `${env.issuer}/mcp`,
+    });
+    assert.equal(r.res.status, 200, `code exchange on A: ${r.res.body}`);
+  });
+  await soft('a whole login once Redis is back', async () => {
+    const t2 = await login(env, { clientId: await registerOk(B), startOn: B, callbackOn: A, tokenOn: B });
+    await mcpOk(A, t2.access_token, 'a login after Redis came back');
+  });
+  assert.deepEqual(problems, [], 'Redis away, then back');
 });
 
 test('an ACL user with a password (aclUserConfig)', async () => {
