@@ -119,14 +119,25 @@ awk '/^  config.yaml: \|/ { on = 1; next }
 	on { exit }' "$src/docker/k8s/configmap.yaml" >"$work/k8s-config.yaml"
 grep -q '^embeddedAuthServer:' "$work/k8s-config.yaml" ||
 	fail "could not extract config.yaml from docker/k8s/configmap.yaml"
-mkdir -p "$work/secrets/google-oauth-secret" "$work/secrets/mcp-proxy-signing-key"
+# The same for the variant with Redis (k8s-redis/configmap.yaml, a whole config.yaml).
+awk '/^  config.yaml: \|/ { on = 1; next }
+	on && /^    / { print substr($0, 5); next }
+	on && /^[[:space:]]*$/ { print ""; next }
+	on { exit }' "$src/docker/k8s-redis/configmap.yaml" >"$work/k8s-redis-config.yaml"
+grep -q '^embeddedAuthServer:' "$work/k8s-redis-config.yaml" ||
+	fail "could not extract config.yaml from docker/k8s-redis/configmap.yaml"
+mkdir -p "$work/secrets/google-oauth-secret" "$work/secrets/mcp-proxy-signing-key" \
+	"$work/secrets/mcp-proxy-redis"
 printf 'test-client-secret' >"$work/secrets/google-oauth-secret/client_secret"
+openssl rand -base64 32 >"$work/secrets/mcp-proxy-redis/encryption_key" ||
+	fail "openssl could not generate a throwaway encryption key"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 	-out "$work/secrets/mcp-proxy-signing-key/private.pem" 2>/dev/null ||
 	fail "openssl could not generate a throwaway signing key"
 chmod -R a+rX "$work/secrets"
-chmod 0644 "$work/k8s-config.yaml"
-for example in "k8s/configmap.yaml:$work/k8s-config.yaml" "compose.config.yaml:$src/docker/compose.config.yaml"; do
+chmod 0644 "$work/k8s-config.yaml" "$work/k8s-redis-config.yaml"
+for example in "k8s/configmap.yaml:$work/k8s-config.yaml" "k8s-redis/configmap.yaml:$work/k8s-redis-config.yaml" \
+	"compose.config.yaml:$src/docker/compose.config.yaml"; do
 	label=${example%%:*}
 	file=${example#*:}
 	if ! out=$(podman run --rm --pull=never --network none --read-only --read-only-tmpfs=false \
@@ -137,7 +148,7 @@ for example in "k8s/configmap.yaml:$work/k8s-config.yaml" "compose.config.yaml:$
 		fail "docker/$label: the image's --check-config rejects it (output above)"
 	fi
 done
-step "docker/k8s/configmap.yaml and docker/compose.config.yaml pass --check-config in the image"
+step "docker/k8s/configmap.yaml, docker/k8s-redis/configmap.yaml and docker/compose.config.yaml pass --check-config in the image"
 
 # ---- run ----------------------------------------------------------------------
 # A loopback port nothing listens on (the backend: down on purpose).

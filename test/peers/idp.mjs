@@ -32,6 +32,9 @@
 //                   When absent, ANY resource indicator is accepted with scope
 //                   `resourceScope` (default "mcp:tools") and audience = the indicator.
 //   resourceScope   see above
+//   revealTokens    true: each token response is also printed as an event
+//                   {"event":"issued","grant_type",access_token,refresh_token,id_token}
+//                   (for tests that look for the IdP's tokens where they must not be)
 //
 // When ready prints ONE line on stdout:
 //   {"listening":port,"issuer":"http://127.0.0.1:port","clients":[…ids]}
@@ -180,6 +183,10 @@ server.listen({ host: '127.0.0.1', port: Number(opts.port) || 0 }, () => {
     stats.tokenAuthMethods[method] = (stats.tokenAuthMethods[method] || 0) + 1;
     stats.last.token = { grant_type: gt, client_id: ctx.oidc.client?.clientId, auth: method };
     emit({ event: 'token', grant_type: gt, client_id: ctx.oidc.client?.clientId, auth: method });
+    if (opts.revealTokens && ctx.body && typeof ctx.body === 'object') {
+      const { access_token, refresh_token, id_token } = ctx.body;
+      emit({ event: 'issued', grant_type: gt, access_token, refresh_token, id_token });
+    }
   });
   provider.on('grant.error', (ctx, err) => {
     emit({ event: 'token_error', grant_type: ctx.oidc?.params?.grant_type, error: err.error, description: err.error_description });

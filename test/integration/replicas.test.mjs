@@ -1,0 +1,827 @@
+// Two replicas of the proxy sharing one Redis (embeddedAuthServer.storage.type: redis), as
+// behind one Kubernetes Service: a login started on one replica ends on the other; a token
+// revoked on one is refused by the other within a second; a client registered (DCR) or
+// resolved (CIMD) on one is usable on the other; restarting both loses nothing; two
+// replicas refreshing one upstream token at once lose no rotation; with Redis away the AS
+// answers 503 temporarily_unavailable while MCP traffic with valid tokens goes on, and when
+// Redis is back logins work again without a restart; Redis never holds a token in clear
+// nor a key without a TTL; an ACL user with a password works.
+//
+// Both replicas have the same issuer and resource URL, the public URL of the "Service":
+// http://127.0.0.1:<svc>, a port where nothing listens. The test talks to each replica on
+// its own port and rewrites every URL of the issuer's origin (the IdP's redirect to
+// <issuer>/oauth/callback) to the replica it picks, as a load balancer would.
+//
+// Everything is on 127.0.0.1: redis-server (Debian's; scripts/install-deps.sh --test) on a
+// free port with its own data directory, the upstream IdP (oidc-provider), the echo backend
+// (which shows the upstream token it received), the HTTPS document host for CIMD (test CA
+// through outbound.caFile, cimd.insecureAllowLoopback).
+//
+// This test never skips: a build that refuses storage.type redis fails every case, saying so.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  startProxy, startIdp, startEchoBackend, startDocHost, getFreePort, request, CookieJar,
+  pkcePair, decodeJwt, clientMetadataDocument, logsContaining, sleep, waitFor, SLOW,
+} from './lib/harness.mjs';
+
+const CLIENT_REDIRECT = 'http://127.0.0.1:51236/cb'; // nothing listens there
+const PREFIX = 'mcp-it-replicas:';
+
+// ---------------------------------------------------------------- a small Redis client (RESP2)
+
+function parseResp(buf, i) {
+  if (i >= buf.length) return null;
+  const nl = buf.indexOf('\r\n', i);
+  if (nl < 0) return null;
+  const type = String.fromCharCode(buf[i]);
+  const line = buf.toString('utf8', i + 1, nl);
+  const next = nl + 2;
+  switch (type) {
+    case '+': return { value: line, end: next };
+    case '-': return { value: Object.assign(new Error(line), { redis: true }), end: next };
+    case ':': return { value: Number(line), end: next };
+    case '$': {
+      const n = Number(line);
+      if (n < 0) return { value: null, end: next };
+      if (buf.length < next + n + 2) return null;
+      return { value: buf.subarray(next, next + n), end: next + n + 2 };
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return { value: null, end: next };
+      const arr = [];
+      let j = next;
+      for (let k = 0; k < n; k += 1) {
+        const r = parseResp(buf, j);
+        if (!r) return null;
+        arr.push(r.value);
+        j = r.end;
+      }
+      return { value: arr, end: j };
+    }
+    default: throw new Error(`RESP: unexpected type byte ${JSON.stringify(type)}`);
+  }
+}
+
+/** RedisClient.connect(port, {user, password}) → client; client.cmd(...args) → reply
+ * (bulk strings as Buffers, errors rejected); client.close(). */
+class RedisClient {
+  static async connect(port, { user, password } = {}) {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    await new Promise((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    const c = new RedisClient(sock);
+    if (password !== undefined) await c.cmd(...(user ? ['AUTH', user, password] : ['AUTH', password]));
+    return c;
+  }
+
+  constructor(sock) {
+    this.sock = sock;
+    this.buf = Buffer.alloc(0);
+    this.queue = [];
+    sock.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      while (this.queue.length) {
+        const r = parseResp(this.buf, 0);
+        if (!r) break;
+        this.buf = this.buf.subarray(r.end);
+        const q = this.queue.shift();
+        if (r.value instanceof Error) q.reject(r.value);
+        else q.resolve(r.value);
+      }
+    });
+    const fail = (e) => {
+      for (const q of this.queue.splice(0)) q.reject(e || new Error('redis connection closed'));
+    };
+    sock.on('error', fail);
+    sock.on('close', () => fail());
+  }
+
+  cmd(...args) {
+    const parts = [Buffer.from(`*${args.length}\r\n`)];
+    for (const a of args) {
+      const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
+      parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ resolve, reject });
+      this.sock.write(Buffer.concat(parts));
+    });
+  }
+
+  close() { this.sock.destroy(); }
+}
+
+const str = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
+
+// ---------------------------------------------------------------- redis-server
+
+const redisProcs = new Set();
+const redisServers = new Set();
+process.on('exit', () => { for (const p of redisProcs) try { p.kill('SIGKILL'); } catch { /* ignore */ } });
+
+function redisServerBinary() {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error('redis-server is not installed (scripts/install-deps.sh --test installs Debian\'s): '
+      + (r.error?.message || r.stderr));
+  }
+  return 'redis-server';
+}
+
+/**
+ * startRedis({port, dir, args}) → {port, dir, proc, log(), stop(), client(opts)}.
+ * Listens on 127.0.0.1 only; data (the append-only file) in dir, which survives stop() so
+ * that a redis started again on the same port and dir has the same data.
+ */
+async function startRedis({ port, dir, args = [], appendonly = true } = {}) {
+  const bin = redisServerBinary();
+  const p = port || await getFreePort();
+  const d = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-redis-'));
+  const argv = [
+    '--port', String(p), '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', d,
+    '--save', '', '--daemonize', 'no', '--logfile', '',
+    ...(appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+    ...args,
+  ];
+  const proc = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  redisProcs.add(proc);
+  let log = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.on('data', (s) => { log += s; });
+  proc.stderr.on('data', (s) => { log += s; });
+  let exited = null;
+  const exitP = new Promise((resolve) => proc.on('exit', (code, signal) => {
+    exited = { code, signal };
+    redisProcs.delete(proc);
+    resolve(exited);
+  }));
+  await waitFor(async () => {
+    if (exited) throw new Error(`redis-server exited (${JSON.stringify(exited)}): ${log}`);
+    return /Ready to accept connections/.test(log);
+  }, { timeoutMs: 10000, message: `redis-server ready on 127.0.0.1:${p}` });
+  const r = {
+    port: p,
+    dir: d,
+    proc,
+    log: () => log,
+    exited: () => exited,
+    client: (o) => RedisClient.connect(p, o),
+    async stop() {
+      if (!exited) proc.kill('SIGTERM');
+      let timer;
+      const res = await Promise.race([exitP, new Promise((resolve) => { timer = setTimeout(resolve, 10000, null); })]);
+      clearTimeout(timer);
+      if (!res) {
+        proc.kill('SIGKILL');
+        await exitP;
+      }
+      redisServers.delete(r);
+    },
+  };
+  redisServers.add(r);
+  return r;
+}
+
+// ---------------------------------------------------------------- the environment
+
+const signingKeyPem = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' });
+const encryptionKey = crypto.randomBytes(32).toString('base64');
+
+/** Every token, code and secret the test saw: none may be in Redis or in a log line. */
+const needles = new Map(); // value → what it is
+function remember(what, ...values) {
+  for (const v of values) if (typeof v === 'string' && v.length >= 8) needles.set(v, what);
+}
+remember('encryption key', encryptionKey);
+// A line from the middle of the signing key's PEM (64 base64 characters of the key).
+remember('signing key', signingKeyPem.split('\n').filter((l) => l && !l.startsWith('-----'))[1]);
+
+/** The replica's config: both are the same but for their listeners. */
+function replicaConfig(env, redis, { storage = {}, secretsExtra } = {}) {
+  return {
+    server: { resourceUrl: `${env.issuer}/mcp` },
+    backend: { url: env.echo.url },
+    auth: { mode: 'embedded' },
+    outbound: { caFile: env.docs.caFile },
+    embeddedAuthServer: {
+      issuer: env.issuer,
+      insecureAllowHTTP: true,
+      upstreamProviders: [{
+        name: 'idp',
+        type: 'oidc',
+        oidcConfig: {
+          issuerUrl: env.idp.issuer,
+          clientId: env.idp.clientId,
+          clientSecretRef: { name: 'idp', key: 'client_secret' },
+        },
+      }],
+      baselineClientScopes: ['openid', 'offline_access'],
+      cimd: { enabled: true, insecureAllowLoopback: true },
+      signingKeySecretRefs: [{ name: 'signing', key: 'private.pem' }],
+      storage: {
+        type: 'redis',
+        redis: {
+          addr: `127.0.0.1:${redis.port}`,
+          keyPrefix: PREFIX,
+          encryptionKeySecretRef: { name: 'redis', key: 'encryption_key' },
+          dialTimeout: '1s',
+          readTimeout: '1s',
+          writeTimeout: '1s',
+          ...storage,
+        },
+      },
+    },
+  };
+}
+
+function replicaSecrets(env, extra = {}) {
+  return {
+    idp: { client_secret: env.idp.clientSecret },
+    signing: { 'private.pem': signingKeyPem },
+    redis: { encryption_key: encryptionKey },
+    ...extra,
+  };
+}
+
+/** Start one replica; a build that does not serve storage.type redis is a clear failure. */
+async function startReplica(env, name, { redis = env.redis, storage, secrets } = {}) {
+  try {
+    const p = await startProxy(replicaConfig(env, redis, { storage }), { secrets: replicaSecrets(env, secrets) });
+    p.name = name;
+    return p;
+  } catch (e) {
+    const why = e.stderr || e.message;
+    if (/storage\.type|redis/i.test(why) && /not served|not available|not supported/i.test(why)) {
+      throw new Error(`replica ${name}: this build refuses embeddedAuthServer.storage.type redis `
+        + `(the Redis backend has not landed), so replicas cannot be tested:\n${why}`);
+    }
+    throw e;
+  }
+}
+
+let envPromise;
+/** The shared environment, started once; every case awaits it (and fails if it failed). */
+function getEnv() {
+  envPromise ??= (async () => {
+    const svc = await getFreePort(); // the "Service": nothing listens there
+    const issuer = `http://127.0.0.1:${svc}`;
+    const idp = await startIdp({ redirect_uris: [`${issuer}/oauth/callback`], revealTokens: true });
+    const echo = await startEchoBackend();
+    const docs = await startDocHost();
+    const redis = await startRedis();
+    const env = { issuer, idp, echo, docs, redis };
+    [env.A, env.B] = await Promise.all([startReplica(env, 'A'), startReplica(env, 'B')]);
+    return env;
+  })();
+  return envPromise;
+}
+
+// Every redis-server this file started, stopped after the proxies (the harness's after()
+// hook is registered first, at import).
+after(async () => {
+  for (const r of [...redisServers]) await r.stop();
+});
+
+// ---------------------------------------------------------------- OAuth and MCP helpers
+
+/** The IdP's tokens so far (the "issued" events of revealTokens), remembered as needles. */
+function upstreamTokens(env) {
+  const out = [];
+  for (const e of env.idp.events()) {
+    if (e.event !== 'issued') continue;
+    for (const k of ['access_token', 'refresh_token', 'id_token']) {
+      if (e[k]) {
+        out.push(e[k]);
+        remember(`upstream ${k}`, e[k]);
+      }
+    }
+  }
+  return out;
+}
+
+/** url with the issuer's origin replaced by replica's (what the Service would route). */
+function via(env, url, replica) {
+  const u = new URL(url);
+  if (u.origin !== env.issuer) return u.href;
+  return replica.origin + u.pathname + u.search;
+}
+
+/**
+ * The browser part of a login: GET <startOn>/oauth/authorize, follow redirects (through the
+ * IdP) with a cookie jar; the IdP's redirect to <issuer>/oauth/callback goes to callbackOn.
+ * → {code, state, iss, error, hops, callbackUrl}
+ */
+async function browserLogin(env, { clientId, startOn, callbackOn, scope = 'openid offline_access',
+  redirectUri = CLIENT_REDIRECT, pkce = pkcePair(), stopAtCallback = false }) {
+  const state = crypto.randomBytes(8).toString('hex');
+  const u = new URL(`${startOn.origin}/oauth/authorize`);
+  const params = {
+    response_type: 'code', client_id: clientId, redirect_uri: redirectUri, scope, state,
+    code_challenge: pkce.challenge, code_challenge_method: 'S256', resource: `${env.issuer}/mcp`,
+  };
+  for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
+  const jar = new CookieJar();
+  const hops = [];
+  let current = u.href;
+  let callbackUrl;
+  for (let i = 0; i < 30; i += 1) {
+    const res = await request(current, { jar });
+    const location = res.headers.location ? new URL(res.headers.location, current).href : undefined;
+    hops.push({ url: current, status: res.status, location });
+    if (res.status < 300 || res.status >= 400 || !location) {
+      const e = new Error(`login stopped at ${current}: HTTP ${res.status} ${res.body.slice(0, 400)}`);
+      e.response = res;
+      e.hops = hops;
+      throw e;
+    }
+    const loc = new URL(location);
+    const want = new URL(redirectUri);
+    if (loc.origin === want.origin && loc.pathname === want.pathname) {
+      const q = loc.searchParams;
+      assert.equal(q.get('state'), state, 'state comes back');
+      if (q.get('code')) remember('authorization code', q.get('code'));
+      return {
+        code: q.get('code') ?? undefined, iss: q.get('iss') ?? undefined, error: q.get('error') ?? undefined,
+        errorDescription: q.get('error_description') ?? undefined, hops, callbackUrl, pkce, redirectUri,
+      };
+    }
+    current = via(env, location, callbackOn);
+    if (new URL(location).origin === env.issuer) {
+      callbackUrl = current;
+      if (stopAtCallback) return { callbackUrl, jar, hops, pkce, state };
+    }
+  }
+  throw new Error(`login: too many redirects: ${JSON.stringify(hops)}`);
+}
+
+/** POST <replica>/oauth/token → {res, json}; tokens in the answer are remembered. */
+async function token(replica, form) {
+  const res = await request(`${replica.origin}/oauth/token`, { method: 'POST', body: new URLSearchParams(form) });
+  let json;
+  try { json = JSON.parse(res.body); } catch { json = undefined; }
+  if (json) remember('our token', json.access_token, json.refresh_token, json.id_token);
+  return { res, json };
+}
+
+/** A whole login: authorize on startOn, callback on callbackOn, code exchange on tokenOn. */
+async function login(env, { clientId, startOn, callbackOn, tokenOn }) {
+  const r = await browserLogin(env, { clientId, startOn, callbackOn });
+  assert.equal(r.error, undefined, `login: ${r.error} ${r.errorDescription}`);
+  assert.ok(r.code, 'a code');
+  assert.equal(r.iss, env.issuer, 'iss is the shared issuer');
+  assert.ok(r.callbackUrl?.startsWith(`${callbackOn.origin}/oauth/callback?`),
+    `the callback went to replica ${callbackOn.name}: ${r.callbackUrl}`);
+  const { res, json } = await token(tokenOn, {
+    grant_type: 'authorization_code', code: r.code, redirect_uri: CLIENT_REDIRECT, client_id: clientId,
+    code_verifier: r.pkce.verifier, resource: `${env.issuer}/mcp`,
+  });
+  assert.equal(res.status, 200, `code exchange on ${tokenOn.name}: ${res.body}`);
+  assert.ok(json.access_token && json.refresh_token, 'access and refresh token');
+  upstreamTokens(env);
+  return { ...json, clientId };
+}
+
+async function register(replica, extra = {}) {
+  const res = await request(`${replica.origin}/oauth/register`, {
+    method: 'POST',
+    body: {
+      redirect_uris: [CLIENT_REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
+      token_endpoint_auth_method: 'none', client_name: 'replicas.test', ...extra,
+    },
+  });
+  return res;
+}
+
+async function registerOk(replica) {
+  const res = await register(replica);
+  assert.equal(res.status, 201, `DCR on ${replica.name}: ${res.body}`);
+  return res.json().client_id;
+}
+
+let rpcId = 0;
+/** POST <replica>/mcp ping with the token → the response (the echo backend's JSON-RPC answer). */
+function mcp(replica, accessToken, { timeoutMs } = {}) {
+  rpcId += 1;
+  return request(`${replica.origin}/mcp`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json, text/event-stream' },
+    body: { jsonrpc: '2.0', id: rpcId, method: 'ping' },
+    timeoutMs,
+  });
+}
+
+/** An MCP request that must pass: → the upstream token the backend received. */
+async function mcpOk(replica, accessToken, what = '') {
+  const res = await mcp(replica, accessToken);
+  assert.equal(res.status, 200, `MCP on ${replica.name}${what ? ` (${what})` : ''}: ${res.status} ${res.body}`);
+  const auth = res.json().result?.headers?.authorization;
+  assert.match(auth || '', /^Bearer \S+$/, 'the backend got the upstream token');
+  const upstream = auth.slice(7);
+  remember('upstream access token', upstream);
+  assert.notEqual(upstream, accessToken, 'the backend never sees our token');
+  return upstream;
+}
+
+/** The replicas' log lines about upstream refreshes (for failure messages). */
+function refreshLogs(...replicas) {
+  return replicas.flatMap((p) => p.logs().filter((l) => /upstream token|refresh/i.test(l.msg || ''))
+    .map((l) => `${p.name}: ${l.msg}${l.error ? ` (${l.error})` : ''}`));
+}
+
+function assertInvalidToken(res, what) {
+  assert.equal(res.status, 401, `${what}: ${res.status} ${res.body}`);
+  assert.match(res.headers['www-authenticate'] || '', /error="invalid_token"/, what);
+}
+
+async function health(replica) {
+  const res = await request(`${replica.diagUrl}/health`);
+  let json;
+  try { json = JSON.parse(res.body); } catch { json = undefined; }
+  return { res, json };
+}
+
+/** A 503 JSON temporarily_unavailable with a Retry-After, from an AS endpoint. */
+function assertUnavailable(res, what) {
+  assert.equal(res.status, 503, `${what}: ${res.status} ${res.body}`);
+  assert.match(res.headers['content-type'] || '', /^application\/json/, `${what}: content-type`);
+  assert.equal(JSON.parse(res.body).error, 'temporarily_unavailable', `${what}: ${res.body}`);
+  assert.match(res.headers['retry-after'] || '', /^[1-9][0-9]*$/, `${what}: Retry-After (${res.headers['retry-after']})`);
+}
+
+// ---------------------------------------------------------------- the cases
+
+test('authorize on A, callback on B, token on A, refresh on B, revoke on A: B refuses the token within 1 s', async () => {
+  const env = await getEnv();
+  const { A, B } = env;
+  const clientId = await registerOk(A);
+  const t1 = await login(env, { clientId, startOn: A, callbackOn: B, tokenOn: A });
+  const claims = decodeJwt(t1.access_token).payload;
+  assert.equal(claims.iss, env.issuer);
+  assert.equal(claims.aud, `${env.issuer}/mcp`);
+  await mcpOk(A, t1.access_token, 'token from A');
+  await mcpOk(B, t1.access_token, 'token from A');
+
+  const r = await token(B, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+  assert.equal(r.res.status, 200, `refresh on B: ${r.res.body}`);
+  const t2 = r.json;
+  assert.ok(t2.access_token && t2.refresh_token && t2.refresh_token !== t1.refresh_token, 'rotated');
+  // B knows the new token (its cache holds it as allowed), A verifies it too.
+  await mcpOk(B, t2.access_token, 'token refreshed on B');
+  await mcpOk(A, t2.access_token, 'token refreshed on B');
+
+  const rv = await request(`${A.origin}/oauth/revoke`, {
+    method: 'POST', body: new URLSearchParams({ token: t2.access_token, client_id: clientId }),
+  });
+  assert.equal(rv.status, 200, `revoke on A: ${rv.body}`);
+  const t0 = Date.now();
+  assertInvalidToken(await mcp(A, t2.access_token), 'A, right after revoking');
+  const deadline = t0 + (1000 + 500) * SLOW;
+  let refusedAt;
+  let last;
+  while (Date.now() < deadline) {
+    last = await mcp(B, t2.access_token);
+    if (last.status === 401) {
+      refusedAt = Date.now();
+      break;
+    }
+    assert.equal(last.status, 200, `B before the revocation reached it: ${last.status} ${last.body}`);
+    await sleep(25);
+  }
+  assert.ok(refusedAt, `B still accepted the revoked token after ${Date.now() - t0} ms (last: ${last?.status})`);
+  assertInvalidToken(last, 'B after the revocation');
+  assert.ok(refusedAt - t0 <= 1000 * SLOW + 250, `B refused it after ${refusedAt - t0} ms (limit 1 s)`);
+  env.revoked = t2.access_token;
+});
+
+test('DCR on A, login with that client on B; refresh-token reuse is detected across replicas', async () => {
+  const env = await getEnv();
+  const { A, B } = env;
+  const clientId = await registerOk(A);
+  const t1 = await login(env, { clientId, startOn: B, callbackOn: B, tokenOn: B });
+  assert.equal(decodeJwt(t1.access_token).payload.client_id, clientId);
+  await mcpOk(A, t1.access_token);
+  await mcpOk(B, t1.access_token);
+
+  const r = await token(A, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+  assert.equal(r.res.status, 200, `refresh on A: ${r.res.body}`);
+  const reuse = await token(B, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+  assert.equal(reuse.res.status, 400, `reusing the rotated refresh token on B: ${reuse.res.body}`);
+  assert.equal(reuse.json.error, 'invalid_grant');
+  const dead = await token(A, { grant_type: 'refresh_token', refresh_token: r.json.refresh_token, client_id: clientId });
+  assert.equal(dead.res.status, 400, `the family's newest token after the reuse: ${dead.res.body}`);
+  assert.equal(dead.json.error, 'invalid_grant');
+  env.dcrClient = clientId;
+});
+
+test('a CIMD login started on A is finished on B', async () => {
+  const env = await getEnv();
+  const { A, B, docs } = env;
+  const clientId = docs.url('/clients/replicas-client.json');
+  await docs.setDocument('/clients/replicas-client.json', clientMetadataDocument(clientId, [CLIENT_REDIRECT]));
+  const t1 = await login(env, { clientId, startOn: A, callbackOn: B, tokenOn: B });
+  assert.equal(decodeJwt(t1.access_token).payload.client_id, clientId);
+  await mcpOk(A, t1.access_token);
+  await mcpOk(B, t1.access_token);
+  const r = await token(A, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+  assert.equal(r.res.status, 200, `refresh of the CIMD client on A: ${r.res.body}`);
+});
+
+test('concurrent refreshes of one upstream token on A and B lose no rotation', async () => {
+  const env = await getEnv();
+  const { A, B, idp } = env;
+  // The guard refreshes an upstream token 5 s before it expires: 7 s leaves 2 s of use.
+  await idp.control({ accessTokenTTL: 7 });
+  const problems = [];
+  const tokenErrors = (from) => idp.events().filter((e) => e.event === 'token_error').slice(from);
+  const errorCount = () => tokenErrors(0).length;
+  const explain = (from) => `IdP token errors: ${JSON.stringify(tokenErrors(from))}; replica logs: `
+    + `${JSON.stringify(refreshLogs(A, B))}`;
+  try {
+    const clientId = await registerOk(A);
+    const t1 = await login(env, { clientId, startOn: A, callbackOn: B, tokenOn: A });
+    const first = await mcpOk(A, t1.access_token, 'warm A');
+    await mcpOk(B, t1.access_token, 'warm B');
+    const refreshesBefore = (await idp.stats()).tokens.refresh_token || 0;
+
+    for (let round = 1; round <= 2; round += 1) {
+      await sleep(3000); // now inside the 5 s margin on both replicas
+      const mark = errorCount();
+      const [ra, rb] = await Promise.all([mcp(A, t1.access_token), mcp(B, t1.access_token)]);
+      for (const [p, r] of [[A, ra], [B, rb]]) {
+        if (r.status !== 200) problems.push(`round ${round} (A and B at once), ${p.name}: ${r.status} ${r.body}`);
+        else remember('upstream access token', r.json().result.headers.authorization.slice(7));
+      }
+      if (tokenErrors(mark).length) problems.push(`round ${round}: the IdP refused a refresh (a rotation was lost): ${explain(mark)}`);
+      if (ra.status === 200 && ra.json().result.headers.authorization === `Bearer ${first}`) {
+        problems.push(`round ${round}: A sent the old upstream token`);
+      }
+    }
+    // The session still works: the refresh token the store holds is the IdP's current one,
+    // also for a replica whose local copy is older (B refreshes, then A).
+    await sleep(3000);
+    for (const p of [B, A]) {
+      const mark = errorCount();
+      const r = await mcp(p, t1.access_token);
+      if (r.status !== 200) problems.push(`afterwards, ${p.name}: ${r.status} ${r.body}; ${explain(mark)}`);
+    }
+    const st = await idp.stats();
+    if ((st.tokens.refresh_token || 0) - refreshesBefore < 3) {
+      problems.push(`refreshes the IdP granted: ${(st.tokens.refresh_token || 0) - refreshesBefore} (3 rounds)`);
+    }
+    upstreamTokens(env);
+  } finally {
+    await idp.control({ accessTokenTTL: 3600 });
+  }
+  assert.deepEqual(problems, [], 'concurrent upstream refreshes');
+});
+
+test('restarting both replicas (same Redis) loses nothing', async () => {
+  const env = await getEnv();
+  assert.ok(env.dcrClient, 'the DCR case ran first and left a registered client');
+  const clientId = await registerOk(env.A);
+  const t1 = await login(env, { clientId, startOn: env.A, callbackOn: env.B, tokenOn: env.B });
+  await mcpOk(env.A, t1.access_token, 'before the restart');
+
+  await Promise.all([env.A.stop(), env.B.stop()]);
+  [env.A, env.B] = await Promise.all([startReplica(env, 'A'), startReplica(env, 'B')]);
+  const { A, B } = env;
+
+  // Tokens issued before still verify (same signing key) and find their upstream tokens.
+  await mcpOk(A, t1.access_token, 'access token from before the restart');
+  await mcpOk(B, t1.access_token, 'access token from before the restart');
+  if (env.revoked) assertInvalidToken(await mcp(B, env.revoked), 'a token revoked before the restart');
+  const r = await token(B, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+  assert.equal(r.res.status, 200, `refresh token from before the restart: ${r.res.body}`);
+  await mcpOk(A, r.json.access_token, 'refreshed after the restart');
+  // The client registered in the DCR case still exists: a whole login with it.
+  const t2 = await login(env, { clientId: env.dcrClient, startOn: A, callbackOn: B, tokenOn: A });
+  await mcpOk(B, t2.access_token, 'the DCR client after the restart');
+});
+
+test('Redis holds no token in clear and no key without a TTL', async () => {
+  const env = await getEnv();
+  upstreamTokens(env);
+  assert.ok([...needles.values()].some((w) => w.startsWith('upstream')), 'the IdP revealed its tokens');
+  assert.ok([...needles.values()].includes('our token'), 'the cases above issued tokens');
+  // For a JWT the signature is what makes a bearer credential of it: look for it alone too.
+  const search = new Map(needles);
+  for (const [v, what] of needles) {
+    const parts = v.split('.');
+    if (parts.length === 3 && parts[2].length >= 16) search.set(parts[2], `${what} (JWT signature)`);
+  }
+  const c = await env.redis.client();
+  try {
+    const keys = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await c.cmd('SCAN', cursor, 'COUNT', 1000);
+      cursor = str(next);
+      keys.push(...batch);
+    } while (cursor !== '0');
+    assert.ok(keys.length > 0, 'Redis holds keys');
+    const problems = [];
+    const types = {};
+    for (const key of keys) {
+      const k = str(key);
+      if (!k.startsWith(PREFIX)) problems.push(`key ${JSON.stringify(k)} is not under keyPrefix ${PREFIX}`);
+      const type = str(await c.cmd('TYPE', key));
+      types[type] = (types[type] || 0) + 1;
+      let value;
+      switch (type) {
+        case 'string': value = [await c.cmd('GET', key)]; break;
+        case 'hash': value = await c.cmd('HGETALL', key); break;
+        case 'set': value = await c.cmd('SMEMBERS', key); break;
+        case 'zset': value = await c.cmd('ZRANGE', key, 0, -1, 'WITHSCORES'); break;
+        case 'list': value = await c.cmd('LRANGE', key, 0, -1); break;
+        case 'stream': value = [JSON.stringify((await c.cmd('XRANGE', key, '-', '+')).map(String))]; break;
+        case 'none': continue; // expired meanwhile
+        default: value = []; problems.push(`key ${k}: unexpected type ${type}`);
+      }
+      const pttl = await c.cmd('PTTL', key);
+      if (pttl === -2) continue; // expired meanwhile
+      if (!(pttl > 0)) problems.push(`key ${k} (${type}) has no TTL (PTTL ${pttl})`);
+      const text = [k, ...value.map((v) => (v === null ? '' : str(v)))].join('\n');
+      for (const [needle, what] of search) {
+        if (text.includes(needle)) problems.push(`key ${k} (${type}) holds a ${what} in clear`);
+      }
+    }
+    assert.deepEqual(problems, [], `${keys.length} keys (${JSON.stringify(types)})`);
+  } finally {
+    c.close();
+  }
+  for (const p of [env.A, env.B]) {
+    assert.deepEqual(logsContaining(p.logs(), [...needles.keys()]).map((l) => l.msg), [],
+      `replica ${p.name} logged a token or a key`);
+  }
+});
+
+test('Redis away: AS endpoints 503 temporarily_unavailable, MCP goes on, /ready stays 200; Redis back: logins work', async () => {
+  const env = await getEnv();
+  const { A, B } = env;
+  const clientId = await registerOk(A);
+  const t1 = await login(env, { clientId, startOn: A, callbackOn: B, tokenOn: A });
+  // Both replicas have seen the session (its upstream tokens are in their local copies).
+  await mcpOk(A, t1.access_token, 'before Redis goes');
+  await mcpOk(B, t1.access_token, 'before Redis goes');
+  for (const p of [A, B]) {
+    const h = await health(p);
+    assert.equal(h.res.status, 200);
+    assert.equal(h.json?.storage?.reachable, true, `${p.name} /health with Redis up: ${h.res.body}`);
+  }
+
+  // A login that reaches its callback while Redis is away.
+  const halfway = await browserLogin(env, { clientId, startOn: A, callbackOn: B, stopAtCallback: true });
+  assert.ok(halfway.callbackUrl, 'the IdP sent the browser to the callback');
+
+  // Every expectation while Redis is away is checked and reported together.
+  const problems = [];
+  const soft = async (what, fn) => {
+    try { await fn(); } catch (e) { problems.push(`${what}: ${e.message.split('\n')[0]}`); }
+  };
+
+  await env.redis.stop();
+  for (const p of [A, B]) {
+    await soft(`${p.name} /health`, async () => {
+      const h = await waitFor(async () => {
+        const x = await health(p);
+        return x.json?.storage?.reachable === false ? x : null;
+      }, { timeoutMs: 10000, message: `${p.name} /health reporting storage.reachable false` });
+      assert.equal(h.res.status, 200, 'liveness stays 200');
+      assert.equal(h.json.status, 'degraded', `${p.name} /health: ${h.res.body}`);
+    });
+    await soft(`${p.name} /ready`, async () => {
+      const ready = await request(`${p.diagUrl}/ready`);
+      assert.equal(ready.status, 200, `${p.name} /ready with Redis away: ${ready.body}`);
+    });
+  }
+
+  for (const p of [A, B]) {
+    // MCP requests with tokens that verify locally keep flowing.
+    await soft(`${p.name} MCP with a valid token`, async () => {
+      for (let i = 0; i < 3; i += 1) await mcpOk(p, t1.access_token, 'Redis away');
+    });
+    // Revocations already known stay in force.
+    if (env.revoked) {
+      await soft(`${p.name} MCP with a revoked token`, async () => {
+        assertInvalidToken(await mcp(p, env.revoked), `${p.name}: a revoked token, Redis away`);
+      });
+    }
+    // Discovery needs no store.
+    await soft(`${p.name} discovery`, async () => {
+      assert.equal((await request(`${p.origin}/.well-known/oauth-authorization-server`)).status, 200);
+    });
+    // The AS endpoints that need the store.
+    await soft(`${p.name} POST /oauth/token (refresh_token)`, async () => {
+      assertUnavailable((await token(p, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId })).res, 'refresh');
+    });
+    await soft(`${p.name} POST /oauth/register`, async () => { assertUnavailable(await register(p), 'register'); });
+    if (p === B) {
+      await soft('B GET /oauth/callback', async () => {
+        assertUnavailable(await request(halfway.callbackUrl, { jar: halfway.jar, headers: { accept: 'application/json' } }), 'callback');
+      });
+    }
+    await soft(`${p.name} POST /oauth/revoke`, async () => {
+      assertUnavailable(await request(`${p.origin}/oauth/revoke`, {
+        method: 'POST', body: new URLSearchParams({ token: t1.refresh_token, client_id: clientId }),
+      }), 'revoke');
+    });
+    // /oauth/authorize: the 503 JSON, or (the client being known) the same error sent to
+    // the client's redirect_uri as RFC 6749 §4.1.2.1 has it; never a login that cannot end.
+    await soft(`${p.name} GET /oauth/authorize`, async () => {
+      const { challenge } = pkcePair();
+      const u = new URL(`${p.origin}/oauth/authorize`);
+      for (const [k, v] of Object.entries({
+        response_type: 'code', client_id: clientId, redirect_uri: CLIENT_REDIRECT, state: 's', scope: 'openid',
+        code_challenge: challenge, code_challenge_method: 'S256', resource: `${env.issuer}/mcp`,
+      })) u.searchParams.set(k, v);
+      const az = await request(u.href, { headers: { accept: 'application/json' } });
+      if (az.status === 302 && az.headers.location?.startsWith(CLIENT_REDIRECT)) {
+        const loc = new URL(az.headers.location);
+        assert.equal(loc.searchParams.get('error'), 'temporarily_unavailable', `authorize: ${az.headers.location}`);
+      } else {
+        assertUnavailable(az, `authorize (${az.status} ${az.headers.location || ''})`);
+      }
+    });
+  }
+
+  env.redis = await startRedis({ port: env.redis.port, dir: env.redis.dir });
+  for (const p of [A, B]) {
+    await soft(`${p.name} /health once Redis is back`, async () => {
+      await waitFor(async () => (await health(p)).json?.storage?.reachable === true,
+        { timeoutMs: 30000, message: `${p.name} /health reporting storage.reachable true again` });
+      assert.equal((await health(p)).json.status, 'ok');
+    });
+  }
+  await soft('the refresh token refused while Redis was away, once it is back', async () => {
+    const r = await token(B, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+    assert.equal(r.res.status, 200, `refresh on B: ${r.res.body}`);
+  });
+  await soft('the callback refused while Redis was away, once it is back (the login was not spent)', async () => {
+    const cb = await request(halfway.callbackUrl, { jar: halfway.jar });
+    assert.equal(cb.status, 303, `callback on B: ${cb.status} ${cb.body.slice(0, 300)}`);
+    const code = new URL(cb.headers.location).searchParams.get('code');
+    assert.ok(code, `a code: ${cb.headers.location}`);
+    remember('authorization code', code);
+    const r = await token(A, {
+      grant_type: 'authorization_code', code, redirect_uri: CLIENT_REDIRECT, client_id: clientId,
+      code_verifier: halfway.pkce.verifier, resource: `${env.issuer}/mcp`,
+    });
+    assert.equal(r.res.status, 200, `code exchange on A: ${r.res.body}`);
+  });
+  await soft('a whole login once Redis is back', async () => {
+    const t2 = await login(env, { clientId: await registerOk(B), startOn: B, callbackOn: A, tokenOn: B });
+    await mcpOk(A, t2.access_token, 'a login after Redis came back');
+  });
+  assert.deepEqual(problems, [], 'Redis away, then back');
+});
+
+test('an ACL user with a password (aclUserConfig)', async () => {
+  const env = await getEnv();
+  const prefix = 'mcp-it-acl:';
+  const password = crypto.randomBytes(12).toString('hex');
+  const redis = await startRedis({
+    appendonly: false,
+    args: ['--user', 'default', 'off', '--user', 'mcpproxy', 'on', `>${password}`, `~${prefix}*`, '&*', '+@all'],
+  });
+  try {
+    const anon = await redis.client();
+    await assert.rejects(anon.cmd('PING'), /NOAUTH|NOPERM|auth/i, 'the default user is off');
+    anon.close();
+    const secrets = { 'redis-user': { username: 'mcpproxy', password } };
+    const storage = {
+      keyPrefix: prefix,
+      aclUserConfig: {
+        usernameSecretRef: { name: 'redis-user', key: 'username' },
+        passwordSecretRef: { name: 'redis-user', key: 'password' },
+      },
+    };
+    const p = await startReplica(env, 'ACL', { redis, storage, secrets });
+    try {
+      const clientId = await registerOk(p);
+      const t1 = await login(env, { clientId, startOn: p, callbackOn: p, tokenOn: p });
+      await mcpOk(p, t1.access_token, 'through the ACL user');
+      assert.equal((await health(p)).json?.storage?.reachable, true);
+      const c = await redis.client({ user: 'mcpproxy', password });
+      const [, keys] = await c.cmd('SCAN', 0, 'COUNT', 1000);
+      c.close();
+      assert.ok(keys.length > 0 && keys.every((k) => str(k).startsWith(prefix)), keys.map(str).join(' '));
+      assert.ok(!p.stderr().includes(password), 'the password is never logged');
+    } finally {
+      await p.stop();
+    }
+  } finally {
+    await redis.stop();
+  }
+});
