@@ -793,7 +793,9 @@ test('an ACL user with a password (aclUserConfig)', async () => {
   const password = crypto.randomBytes(12).toString('hex');
   const redis = await startRedis({
     appendonly: false,
-    args: ['--user', 'default', 'off', '--user', 'mcpproxy', 'on', `>${password}`, `~${prefix}*`, '&*', '+@all'],
+    // exactly the permissions the README names for an operator's user
+    args: ['--user', 'default', 'off', '--user', 'mcpproxy', 'on', `>${password}`, `~${prefix}*`, `&${prefix}revoked`,
+      '+@read', '+@write', '+@scripting', '+@pubsub', '+ping', '+select', '+role'],
   });
   try {
     const anon = await redis.client();
