@@ -331,8 +331,11 @@ static const char *const rs_scripts[RS_N_SCRIPTS] = {
 		    "end\n"
 		    "return {'FULL', math.max(1, math.ceil((1 - t) / rate))}\n",
 	/* KEYS[1] the deny-list, KEYS[2] its generation */
-	[RS_RESYNC] = "return {redis.call('GET', KEYS[2]) or '0',\n"
-		      "  redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')}\n",
+	/* (parenthesised: clang's -Wstring-concatenation takes two literals in
+	 * an array initializer for a missing comma) */
+	[RS_RESYNC] =
+	    ("return {redis.call('GET', KEYS[2]) or '0',\n"
+	     "  redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')}\n"),
 	/* KEYS[1] the generation, KEYS[2] the LRU index */
 	[RS_POLL] = "return {redis.call('GET', KEYS[1]) or '0', redis.call('ZCARD', KEYS[2])}\n",
 };
