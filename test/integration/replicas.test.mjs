@@ -26,6 +26,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import {
   startProxy, startIdp, startEchoBackend, startDocHost, getFreePort, request, CookieJar,
   pkcePair, decodeJwt, clientMetadataDocument, logsContaining, sleep, waitFor, SLOW,
@@ -73,10 +74,12 @@ function parseResp(buf, i) {
 /** RedisClient.connect(port, {user, password}) → client; client.cmd(...args) → reply
  * (bulk strings as Buffers, errors rejected); client.close(). */
 class RedisClient {
-  static async connect(port, { user, password } = {}) {
-    const sock = net.connect({ host: '127.0.0.1', port });
+  static async connect(port, { user, password, tls: tlsOpts } = {}) {
+    // with tls: {ca}, TLS that verifies the server's certificate (IP SAN 127.0.0.1)
+    const sock = tlsOpts ? tls.connect({ host: '127.0.0.1', port, ca: tlsOpts.ca })
+      : net.connect({ host: '127.0.0.1', port });
     await new Promise((resolve, reject) => {
-      sock.once('connect', resolve);
+      sock.once(tlsOpts ? 'secureConnect' : 'connect', resolve);
       sock.once('error', reject);
     });
     const c = new RedisClient(sock);
@@ -139,20 +142,45 @@ function redisServerBinary() {
 }
 
 /**
- * startRedis({port, dir, args}) → {port, dir, proc, log(), stop(), client(opts)}.
+ * startRedis({port, dir, args, appendonly, replicaOf, tls, sentinel}) →
+ *   {port, dir, proc, log(), exited(), stop({signal}), client(opts)}.
  * Listens on 127.0.0.1 only; data (the append-only file) in dir, which survives stop() so
  * that a redis started again on the same port and dir has the same data.
+ * replicaOf: a master's port (this one is its replica).
+ * tls: {cert, key, ca} (files): TLS only (--port 0, --tls-port), clients not authenticated;
+ *   client() then speaks TLS trusting ca.
+ * sentinel: {masterName, masterPort, downAfterMs, failoverTimeoutMs}: a sentinel (quorum
+ *   1) watching that master, its config (which it rewrites) in dir.
  */
-async function startRedis({ port, dir, args = [], appendonly = true } = {}) {
+async function startRedis({ port, dir, args = [], appendonly = true, replicaOf, tls: tlsFiles, sentinel } = {}) {
   const bin = redisServerBinary();
   const p = port || await getFreePort();
   const d = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-redis-'));
-  const argv = [
-    '--port', String(p), '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', d,
-    '--save', '', '--daemonize', 'no', '--logfile', '',
-    ...(appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
-    ...args,
-  ];
+  let argv;
+  if (sentinel) {
+    const conf = path.join(d, 'sentinel.conf');
+    const m = sentinel.masterName;
+    fs.writeFileSync(conf, [
+      `port ${p}`, 'bind 127.0.0.1', `dir ${d}`, 'logfile ""', 'sentinel resolve-hostnames no',
+      `sentinel monitor ${m} 127.0.0.1 ${sentinel.masterPort} 1`,
+      `sentinel down-after-milliseconds ${m} ${sentinel.downAfterMs ?? 1000}`,
+      `sentinel failover-timeout ${m} ${sentinel.failoverTimeoutMs ?? 5000}`,
+      '',
+    ].join('\n'));
+    argv = [conf, '--sentinel', ...args];
+  } else {
+    argv = [
+      ...(tlsFiles
+        ? ['--port', '0', '--tls-port', String(p), '--tls-cert-file', tlsFiles.cert, '--tls-key-file', tlsFiles.key,
+          '--tls-ca-cert-file', tlsFiles.ca, '--tls-auth-clients', 'no']
+        : ['--port', String(p)]),
+      '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', d,
+      '--save', '', '--daemonize', 'no', '--logfile', '',
+      ...(appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+      ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []),
+      ...args,
+    ];
+  }
   const proc = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   redisProcs.add(proc);
   let log = '';
@@ -168,17 +196,18 @@ async function startRedis({ port, dir, args = [], appendonly = true } = {}) {
   }));
   await waitFor(async () => {
     if (exited) throw new Error(`redis-server exited (${JSON.stringify(exited)}): ${log}`);
-    return /Ready to accept connections/.test(log);
-  }, { timeoutMs: 10000, message: `redis-server ready on 127.0.0.1:${p}` });
+    return (sentinel ? /\+monitor master/ : /Ready to accept connections/).test(log);
+  }, { timeoutMs: 10000, message: `redis-server${sentinel ? ' --sentinel' : ''} ready on 127.0.0.1:${p}` });
   const r = {
     port: p,
     dir: d,
     proc,
     log: () => log,
     exited: () => exited,
-    client: (o) => RedisClient.connect(p, o),
-    async stop() {
-      if (!exited) proc.kill('SIGTERM');
+    client: (o) => RedisClient.connect(p, tlsFiles ? { tls: { ca: fs.readFileSync(tlsFiles.ca) }, ...o } : o),
+    /** SIGTERM (then SIGKILL after 10 s), or signal: 'SIGKILL' (a crash: nothing saved). */
+    async stop({ signal = 'SIGTERM' } = {}) {
+      if (!exited) proc.kill(signal);
       let timer;
       const res = await Promise.race([exitP, new Promise((resolve) => { timer = setTimeout(resolve, 10000, null); })]);
       clearTimeout(timer);
@@ -827,3 +856,73 @@ test('an ACL user with a password (aclUserConfig)', async () => {
     await redis.stop();
   }
 });
+
+// ---------------------------------------------------------------- Sentinel and TLS
+
+/** A field of INFO <section> on redis r, as a string (undefined if absent). */
+async function redisInfo(r, section, field) {
+  const c = await r.client();
+  try {
+    const text = str(await c.cmd('INFO', section));
+    return text.split('\r\n').find((l) => l.startsWith(`${field}:`))?.slice(field.length + 1);
+  } finally {
+    c.close();
+  }
+}
+
+/** SENTINEL REPLICAS <name> on the sentinel: does it list the replica on port as healthy
+ * (flags exactly "slave", master-link-status ok)? Only then has it one to promote. */
+async function sentinelKnowsReplica(sentinel, masterName, port) {
+  const c = await sentinel.client();
+  try {
+    const replicas = await c.cmd('SENTINEL', 'REPLICAS', masterName);
+    return replicas.some((flat) => {
+      const f = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) f[str(flat[i])] = str(flat[i + 1]);
+      return f.port === String(port) && f.flags === 'slave' && f['master-link-status'] === 'ok';
+    });
+  } finally {
+    c.close();
+  }
+}
+
+/** SENTINEL get-master-addr-by-name → "host:port" (or null). */
+async function sentinelMaster(sentinel, masterName) {
+  const c = await sentinel.client();
+  try {
+    const a = await c.cmd('SENTINEL', 'get-master-addr-by-name', masterName);
+    return a ? `${str(a[0])}:${str(a[1])}` : null;
+  } finally {
+    c.close();
+  }
+}
+
+/** In dir: a test CA (ca.pem), another CA (other.pem), a server certificate for 127.0.0.1
+ * (IP SAN) signed by the first (srv.pem, srv.key); openssl CLI, P-256, one day. */
+function makeTestCerts(dir) {
+  const run = (...args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.error || r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.error?.message || r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=mcp-it test CA');
+  run('req', '-x509', ...ec, '-keyout', 'other.key', '-out', 'other.pem', '-days', '1', '-subj', '/CN=mcp-it other CA');
+  run('req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=redis');
+  fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1\n');
+  run('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'srv.pem', '-days', '1', '-extfile', 'ext');
+  return {
+    ca: path.join(dir, 'ca.pem'), other: path.join(dir, 'other.pem'),
+    cert: path.join(dir, 'srv.pem'), key: path.join(dir, 'srv.key'),
+  };
+}
+
+/** Stop each of these (proxies and redis-servers) that was started; the first error is rethrown. */
+async function stopAll(...things) {
+  let first;
+  for (const x of things) {
+    if (!x) continue;
+    try { await x.stop(); } catch (e) { first ??= e; }
+  }
+  if (first) throw first;
+}
