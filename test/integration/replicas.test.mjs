@@ -5,7 +5,9 @@
 // replicas refreshing one upstream token at once lose no rotation; with Redis away the AS
 // answers 503 temporarily_unavailable while MCP traffic with valid tokens goes on, and when
 // Redis is back logins work again without a restart; Redis never holds a token in clear
-// nor a key without a TTL; an ACL user with a password works.
+// nor a key without a TTL; an ACL user with a password works. With Sentinel (a master, a
+// replica, one sentinel) a proxy follows a failover without a restart: the master killed,
+// the replica promoted, logins and the refresh tokens issued before work.
 //
 // Both replicas have the same issuer and resource URL, the public URL of the "Service":
 // http://127.0.0.1:<svc>, a port where nothing listens. The test talks to each replica on
@@ -926,3 +928,89 @@ async function stopAll(...things) {
   }
   if (first) throw first;
 }
+
+test('Sentinel: the master is killed, the sentinel promotes the replica, logins and refreshes go on without a restart', async (t) => {
+  const env = await getEnv();
+  const masterName = 'mcp-it';
+  let master;
+  let replica;
+  let sentinel;
+  let p;
+  try {
+    // no 5 s wait before the replica's first (diskless) sync
+    master = await startRedis({ appendonly: false, args: ['--repl-diskless-sync-delay', '0'] });
+    replica = await startRedis({ appendonly: false, replicaOf: master.port });
+    await waitFor(async () => (await redisInfo(replica, 'replication', 'master_link_status')) === 'up',
+      { timeoutMs: 10000, message: 'the replica\'s master_link_status:up' });
+    // Started once the replica is linked: the sentinel learns of it from the master's first INFO.
+    sentinel = await startRedis({
+      sentinel: { masterName, masterPort: master.port, downAfterMs: 1000, failoverTimeoutMs: 5000 },
+    });
+    assert.equal(await sentinelMaster(sentinel, masterName), `127.0.0.1:${master.port}`);
+
+    p = await startReplica(env, 'S', {
+      redis: master,
+      storage: {
+        addr: undefined, // sentinelConfig instead
+        keyPrefix: 'mcp-it-sentinel:',
+        sentinelConfig: { masterName, sentinelAddrs: [`127.0.0.1:${sentinel.port}`] },
+      },
+    });
+    const logs = () => JSON.stringify(p.logs().filter((l) => /store|redis|sentinel/i.test(`${l.msg} ${l.store || ''}`))
+      .map((l) => `${l.msg}${l.error ? ` (${l.error})` : ''}${l.port ? ` port ${l.port}` : ''}`));
+
+    const clientId = await registerOk(p);
+    const t1 = await login(env, { clientId, startOn: p, callbackOn: p, tokenOn: p });
+    await mcpOk(p, t1.access_token, 'before the failover');
+    const h = await health(p);
+    assert.equal(h.json?.storage?.reachable, true, `/health before the failover: ${h.res.body}`);
+
+    // Everything written so far is on the replica before the master goes; and the sentinel
+    // lists the replica as healthy, or it would have none to promote.
+    const mc = await master.client();
+    try {
+      assert.equal(await mc.cmd('WAIT', 1, 5000 * SLOW), 1, 'WAIT 1: the replica acknowledged the writes');
+    } finally {
+      mc.close();
+    }
+    await waitFor(() => sentinelKnowsReplica(sentinel, masterName, replica.port),
+      { timeoutMs: 20000, message: `SENTINEL REPLICAS ${masterName} listing 127.0.0.1:${replica.port} as a healthy replica` });
+    const rc = await replica.client();
+    try {
+      const [, keys] = await rc.cmd('SCAN', 0, 'MATCH', 'mcp-it-sentinel:*', 'COUNT', 1000);
+      assert.ok(keys.length > 0, 'the replica holds the proxy\'s keys');
+    } finally {
+      rc.close();
+    }
+
+    const killedAt = Date.now();
+    await master.stop({ signal: 'SIGKILL' });
+    await waitFor(async () => (await sentinelMaster(sentinel, masterName)) === `127.0.0.1:${replica.port}`,
+      { timeoutMs: 30000, intervalMs: 100, message: `the sentinel promoting 127.0.0.1:${replica.port}` });
+    const promotedAt = Date.now();
+    assert.equal(await redisInfo(replica, 'replication', 'role'), 'master', 'the promoted replica says it is master');
+
+    // The same proxy, not restarted, finds the new master: a registration (a write) works.
+    let last;
+    await waitFor(async () => {
+      last = await register(p);
+      return last.status === 201;
+    }, { timeoutMs: 20000, intervalMs: 200, message: 'DCR on the proxy after the failover' })
+      .catch((e) => { throw new Error(`${e.message}; last: ${last?.status} ${last?.body}; proxy: ${logs()}`); });
+    const backAt = Date.now();
+    t.diagnostic(`master killed → promoted ${promotedAt - killedAt} ms → proxy writing ${backAt - promotedAt} ms later`);
+    assert.equal((await health(p)).json?.storage?.reachable, true, '/health after the failover');
+
+    // The session from before the failover: its refresh token (replicated) still works.
+    const r = await token(p, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+    assert.equal(r.res.status, 200, `refresh of the token issued before the failover: ${r.res.body}; proxy: ${logs()}`);
+    await mcpOk(p, r.json.access_token, 'refreshed after the failover');
+    await mcpOk(p, t1.access_token, 'access token from before the failover');
+    // A new login, with the client registered before the failover.
+    const t2 = await login(env, { clientId, startOn: p, callbackOn: p, tokenOn: p });
+    await mcpOk(p, t2.access_token, 'a login after the failover');
+    assert.ok(p.logs().some((l) => /store failover|store connected/.test(l.msg || '')), `the proxy logged the move: ${logs()}`);
+  } finally {
+    await stopAll(p, sentinel, replica, master);
+  }
+});
