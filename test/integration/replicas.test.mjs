@@ -7,7 +7,8 @@
 // Redis is back logins work again without a restart; Redis never holds a token in clear
 // nor a key without a TTL; an ACL user with a password works. With Sentinel (a master, a
 // replica, one sentinel) a proxy follows a failover without a restart: the master killed,
-// the replica promoted, logins and the refresh tokens issued before work.
+// the replica promoted, logins and the refresh tokens issued before work. TLS to Redis
+// with a test CA (tls.caCertSecretRef) works, and a proxy trusting another CA gets 503s.
 //
 // Both replicas have the same issuer and resource URL, the public URL of the "Service":
 // http://127.0.0.1:<svc>, a port where nothing listens. The test talks to each replica on
@@ -1012,5 +1013,60 @@ test('Sentinel: the master is killed, the sentinel promotes the replica, logins 
     assert.ok(p.logs().some((l) => /store failover|store connected/.test(l.msg || '')), `the proxy logged the move: ${logs()}`);
   } finally {
     await stopAll(p, sentinel, replica, master);
+  }
+});
+
+test('TLS to Redis with a test CA (tls.caCertSecretRef); a proxy trusting another CA gets 503s', async (t) => {
+  const env = await getEnv();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-redis-tls-'));
+  const certs = makeTestCerts(dir);
+  const prefix = 'mcp-it-tls:';
+  let redis;
+  let good;
+  let bad;
+  try {
+    redis = await startRedis({ appendonly: false, tls: certs });
+    const c = await redis.client();
+    assert.equal(str(await c.cmd('PING')), 'PONG', 'TLS PING with the test CA');
+    c.close();
+
+    const tlsStorage = (file) => ({
+      keyPrefix: prefix,
+      tls: { caCertSecretRef: { name: 'redis-tls', key: 'ca.crt' } },
+      secrets: { 'redis-tls': { 'ca.crt': fs.readFileSync(file, 'utf8') } },
+    });
+    const start = (name, file) => {
+      const { secrets, ...storage } = tlsStorage(file);
+      return startReplica(env, name, { redis, storage, secrets });
+    };
+
+    good = await start('TLS', certs.ca);
+    const clientId = await registerOk(good);
+    const t1 = await login(env, { clientId, startOn: good, callbackOn: good, tokenOn: good });
+    await mcpOk(good, t1.access_token, 'through TLS to Redis');
+    const h = await health(good);
+    assert.equal(h.json?.storage?.reachable, true, `/health: ${h.res.body}`);
+    const c2 = await redis.client();
+    try {
+      const [, keys] = await c2.cmd('SCAN', 0, 'COUNT', 1000);
+      assert.ok(keys.length > 0 && keys.every((k) => str(k).startsWith(prefix)), keys.map(str).join(' '));
+    } finally {
+      c2.close();
+    }
+
+    bad = await start('TLS-other-CA', certs.other);
+    const hb = await waitFor(async () => {
+      const x = await health(bad);
+      return x.json?.storage?.reachable === false && /TLS|certificate/i.test(x.json.storage.error || '') ? x : null;
+    }, { timeoutMs: 10000, message: '/health saying storage unreachable, a TLS reason' });
+    assert.equal(hb.res.status, 200, 'liveness stays 200');
+    assert.equal(hb.json.status, 'degraded', `/health: ${hb.res.body}`);
+    assertUnavailable(await register(bad), 'DCR with a Redis whose certificate is not trusted');
+    assertUnavailable((await token(bad, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId })).res,
+      'refresh with a Redis whose certificate is not trusted');
+    t.diagnostic(`other CA: ${hb.json.storage.error}`);
+  } finally {
+    await stopAll(bad, good, redis);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
