@@ -966,23 +966,27 @@ test('Sentinel: the master is killed, the sentinel promotes the replica, logins 
     const h = await health(p);
     assert.equal(h.json?.storage?.reachable, true, `/health before the failover: ${h.res.body}`);
 
-    // Everything written so far is on the replica before the master goes; and the sentinel
-    // lists the replica as healthy, or it would have none to promote.
-    const mc = await master.client();
-    try {
-      assert.equal(await mc.cmd('WAIT', 1, 5000 * SLOW), 1, 'WAIT 1: the replica acknowledged the writes');
-    } finally {
-      mc.close();
-    }
+    // Everything written so far is on the replica before the master goes: its offset has
+    // reached the master's (WAIT on a connection of ours would not do: it waits only for
+    // that connection's own writes, and we wrote nothing). And the sentinel lists the
+    // replica as healthy, or it would have none to promote.
+    const written = Number(await redisInfo(master, 'replication', 'master_repl_offset'));
+    assert.ok(written > 0, `the master's replication offset after the login: ${written}`);
+    await waitFor(async () => Number(await redisInfo(replica, 'replication', 'slave_repl_offset')) >= written,
+      { timeoutMs: 10000, message: `the replica's slave_repl_offset reaching the master's ${written}` });
     await waitFor(() => sentinelKnowsReplica(sentinel, masterName, replica.port),
       { timeoutMs: 20000, message: `SENTINEL REPLICAS ${masterName} listing 127.0.0.1:${replica.port} as a healthy replica` });
-    const rc = await replica.client();
-    try {
-      const [, keys] = await rc.cmd('SCAN', 0, 'MATCH', 'mcp-it-sentinel:*', 'COUNT', 1000);
-      assert.ok(keys.length > 0, 'the replica holds the proxy\'s keys');
-    } finally {
-      rc.close();
-    }
+    const keysOf = async (r) => {
+      const c = await r.client();
+      try {
+        return (await c.cmd('KEYS', 'mcp-it-sentinel:*')).map(str).sort();
+      } finally {
+        c.close();
+      }
+    };
+    const masterKeys = await keysOf(master);
+    assert.ok(masterKeys.length > 0, 'the proxy wrote keys');
+    assert.deepEqual(await keysOf(replica), masterKeys, 'the replica holds the proxy\'s keys');
 
     const killedAt = Date.now();
     await master.stop({ signal: 'SIGKILL' });
