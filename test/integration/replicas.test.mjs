@@ -1061,8 +1061,8 @@ test('TLS to Redis with a test CA (tls.caCertSecretRef); a proxy trusting anothe
     assert.equal(h.json?.storage?.reachable, true, `/health: ${h.res.body}`);
     const c2 = await redis.client();
     try {
-      const [, keys] = await c2.cmd('SCAN', 0, 'COUNT', 1000);
-      assert.ok(keys.length > 0 && keys.every((k) => str(k).startsWith(prefix)), keys.map(str).join(' '));
+      const keys = (await c2.cmd('KEYS', '*')).map(str); // a handful of keys
+      assert.ok(keys.length > 0 && keys.every((k) => k.startsWith(prefix)), `keys over TLS: ${keys.join(' ')}`);
     } finally {
       c2.close();
     }
