@@ -5,7 +5,10 @@
 // replicas refreshing one upstream token at once lose no rotation; with Redis away the AS
 // answers 503 temporarily_unavailable while MCP traffic with valid tokens goes on, and when
 // Redis is back logins work again without a restart; Redis never holds a token in clear
-// nor a key without a TTL; an ACL user with a password works.
+// nor a key without a TTL; an ACL user with a password works. With Sentinel (a master, a
+// replica, one sentinel) a proxy follows a failover without a restart: the master killed,
+// the replica promoted, logins and the refresh tokens issued before work. TLS to Redis
+// with a test CA (tls.caCertSecretRef) works, and a proxy trusting another CA gets 503s.
 //
 // Both replicas have the same issuer and resource URL, the public URL of the "Service":
 // http://127.0.0.1:<svc>, a port where nothing listens. The test talks to each replica on
@@ -26,6 +29,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import {
   startProxy, startIdp, startEchoBackend, startDocHost, getFreePort, request, CookieJar,
   pkcePair, decodeJwt, clientMetadataDocument, logsContaining, sleep, waitFor, SLOW,
@@ -73,10 +77,12 @@ function parseResp(buf, i) {
 /** RedisClient.connect(port, {user, password}) → client; client.cmd(...args) → reply
  * (bulk strings as Buffers, errors rejected); client.close(). */
 class RedisClient {
-  static async connect(port, { user, password } = {}) {
-    const sock = net.connect({ host: '127.0.0.1', port });
+  static async connect(port, { user, password, tls: tlsOpts } = {}) {
+    // with tls: {ca}, TLS that verifies the server's certificate (IP SAN 127.0.0.1)
+    const sock = tlsOpts ? tls.connect({ host: '127.0.0.1', port, ca: tlsOpts.ca })
+      : net.connect({ host: '127.0.0.1', port });
     await new Promise((resolve, reject) => {
-      sock.once('connect', resolve);
+      sock.once(tlsOpts ? 'secureConnect' : 'connect', resolve);
       sock.once('error', reject);
     });
     const c = new RedisClient(sock);
@@ -139,20 +145,45 @@ function redisServerBinary() {
 }
 
 /**
- * startRedis({port, dir, args}) → {port, dir, proc, log(), stop(), client(opts)}.
+ * startRedis({port, dir, args, appendonly, replicaOf, tls, sentinel}) →
+ *   {port, dir, proc, log(), exited(), stop({signal}), client(opts)}.
  * Listens on 127.0.0.1 only; data (the append-only file) in dir, which survives stop() so
  * that a redis started again on the same port and dir has the same data.
+ * replicaOf: a master's port (this one is its replica).
+ * tls: {cert, key, ca} (files): TLS only (--port 0, --tls-port), clients not authenticated;
+ *   client() then speaks TLS trusting ca.
+ * sentinel: {masterName, masterPort, downAfterMs, failoverTimeoutMs}: a sentinel (quorum
+ *   1) watching that master, its config (which it rewrites) in dir.
  */
-async function startRedis({ port, dir, args = [], appendonly = true } = {}) {
+async function startRedis({ port, dir, args = [], appendonly = true, replicaOf, tls: tlsFiles, sentinel } = {}) {
   const bin = redisServerBinary();
   const p = port || await getFreePort();
   const d = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-redis-'));
-  const argv = [
-    '--port', String(p), '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', d,
-    '--save', '', '--daemonize', 'no', '--logfile', '',
-    ...(appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
-    ...args,
-  ];
+  let argv;
+  if (sentinel) {
+    const conf = path.join(d, 'sentinel.conf');
+    const m = sentinel.masterName;
+    fs.writeFileSync(conf, [
+      `port ${p}`, 'bind 127.0.0.1', `dir ${d}`, 'logfile ""', 'sentinel resolve-hostnames no',
+      `sentinel monitor ${m} 127.0.0.1 ${sentinel.masterPort} 1`,
+      `sentinel down-after-milliseconds ${m} ${sentinel.downAfterMs ?? 1000}`,
+      `sentinel failover-timeout ${m} ${sentinel.failoverTimeoutMs ?? 5000}`,
+      '',
+    ].join('\n'));
+    argv = [conf, '--sentinel', ...args];
+  } else {
+    argv = [
+      ...(tlsFiles
+        ? ['--port', '0', '--tls-port', String(p), '--tls-cert-file', tlsFiles.cert, '--tls-key-file', tlsFiles.key,
+          '--tls-ca-cert-file', tlsFiles.ca, '--tls-auth-clients', 'no']
+        : ['--port', String(p)]),
+      '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', d,
+      '--save', '', '--daemonize', 'no', '--logfile', '',
+      ...(appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+      ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []),
+      ...args,
+    ];
+  }
   const proc = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   redisProcs.add(proc);
   let log = '';
@@ -168,17 +199,18 @@ async function startRedis({ port, dir, args = [], appendonly = true } = {}) {
   }));
   await waitFor(async () => {
     if (exited) throw new Error(`redis-server exited (${JSON.stringify(exited)}): ${log}`);
-    return /Ready to accept connections/.test(log);
-  }, { timeoutMs: 10000, message: `redis-server ready on 127.0.0.1:${p}` });
+    return (sentinel ? /\+monitor master/ : /Ready to accept connections/).test(log);
+  }, { timeoutMs: 10000, message: `redis-server${sentinel ? ' --sentinel' : ''} ready on 127.0.0.1:${p}` });
   const r = {
     port: p,
     dir: d,
     proc,
     log: () => log,
     exited: () => exited,
-    client: (o) => RedisClient.connect(p, o),
-    async stop() {
-      if (!exited) proc.kill('SIGTERM');
+    client: (o) => RedisClient.connect(p, tlsFiles ? { tls: { ca: fs.readFileSync(tlsFiles.ca) }, ...o } : o),
+    /** SIGTERM (then SIGKILL after 10 s), or signal: 'SIGKILL' (a crash: nothing saved). */
+    async stop({ signal = 'SIGTERM' } = {}) {
+      if (!exited) proc.kill(signal);
       let timer;
       const res = await Promise.race([exitP, new Promise((resolve) => { timer = setTimeout(resolve, 10000, null); })]);
       clearTimeout(timer);
@@ -825,5 +857,230 @@ test('an ACL user with a password (aclUserConfig)', async () => {
     }
   } finally {
     await redis.stop();
+  }
+});
+
+// ---------------------------------------------------------------- Sentinel and TLS
+
+/** A field of INFO <section> on redis r, as a string (undefined if absent). */
+async function redisInfo(r, section, field) {
+  const c = await r.client();
+  try {
+    const text = str(await c.cmd('INFO', section));
+    return text.split('\r\n').find((l) => l.startsWith(`${field}:`))?.slice(field.length + 1);
+  } finally {
+    c.close();
+  }
+}
+
+/** SENTINEL REPLICAS <name> on the sentinel: does it list the replica on port as healthy
+ * (flags exactly "slave", master-link-status ok)? Only then has it one to promote. */
+async function sentinelKnowsReplica(sentinel, masterName, port) {
+  const c = await sentinel.client();
+  try {
+    const replicas = await c.cmd('SENTINEL', 'REPLICAS', masterName);
+    return replicas.some((flat) => {
+      const f = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) f[str(flat[i])] = str(flat[i + 1]);
+      return f.port === String(port) && f.flags === 'slave' && f['master-link-status'] === 'ok';
+    });
+  } finally {
+    c.close();
+  }
+}
+
+/** SENTINEL get-master-addr-by-name → "host:port" (or null). */
+async function sentinelMaster(sentinel, masterName) {
+  const c = await sentinel.client();
+  try {
+    const a = await c.cmd('SENTINEL', 'get-master-addr-by-name', masterName);
+    return a ? `${str(a[0])}:${str(a[1])}` : null;
+  } finally {
+    c.close();
+  }
+}
+
+/** In dir: a test CA (ca.pem), another CA (other.pem), a server certificate for 127.0.0.1
+ * (IP SAN) signed by the first (srv.pem, srv.key); openssl CLI, P-256, one day. */
+function makeTestCerts(dir) {
+  const run = (...args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.error || r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.error?.message || r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=mcp-it test CA');
+  run('req', '-x509', ...ec, '-keyout', 'other.key', '-out', 'other.pem', '-days', '1', '-subj', '/CN=mcp-it other CA');
+  run('req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=redis');
+  fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1\n');
+  run('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'srv.pem', '-days', '1', '-extfile', 'ext');
+  return {
+    ca: path.join(dir, 'ca.pem'), other: path.join(dir, 'other.pem'),
+    cert: path.join(dir, 'srv.pem'), key: path.join(dir, 'srv.key'),
+  };
+}
+
+/**
+ * The cleanup of a case: stop each of these (proxies and redis-servers) that was started.
+ * A proxy's stop() fails on a sanitizer report or a bad exit: that error is rethrown when
+ * the case itself passed (ok), and only printed when the case failed, so that it does not
+ * hide the case's own error.
+ */
+async function stopAll(ok, ...things) {
+  let first;
+  for (const x of things) {
+    if (!x) continue;
+    try { await x.stop(); } catch (e) { first ??= e; }
+  }
+  if (first && ok) throw first;
+  if (first) console.error(`cleanup after a failed case: ${first.stack || first}`);
+}
+
+test('Sentinel: the master is killed, the sentinel promotes the replica, logins and refreshes go on without a restart', async (t) => {
+  const env = await getEnv();
+  const masterName = 'mcp-it';
+  let master;
+  let replica;
+  let sentinel;
+  let p;
+  let ok = false;
+  try {
+    // no 5 s wait before the replica's first (diskless) sync
+    master = await startRedis({ appendonly: false, args: ['--repl-diskless-sync-delay', '0'] });
+    replica = await startRedis({ appendonly: false, replicaOf: master.port });
+    await waitFor(async () => (await redisInfo(replica, 'replication', 'master_link_status')) === 'up',
+      { timeoutMs: 10000, message: 'the replica\'s master_link_status:up' });
+    // Started once the replica is linked: the sentinel learns of it from the master's first INFO.
+    sentinel = await startRedis({
+      sentinel: { masterName, masterPort: master.port, downAfterMs: 1000, failoverTimeoutMs: 5000 },
+    });
+    assert.equal(await sentinelMaster(sentinel, masterName), `127.0.0.1:${master.port}`);
+
+    p = await startReplica(env, 'S', {
+      redis: master,
+      storage: {
+        addr: undefined, // sentinelConfig instead
+        keyPrefix: 'mcp-it-sentinel:',
+        sentinelConfig: { masterName, sentinelAddrs: [`127.0.0.1:${sentinel.port}`] },
+      },
+    });
+    const logs = () => JSON.stringify(p.logs().filter((l) => /store|redis|sentinel/i.test(`${l.msg} ${l.store || ''}`))
+      .map((l) => `${l.msg}${l.error ? ` (${l.error})` : ''}${l.port ? ` port ${l.port}` : ''}`));
+
+    const clientId = await registerOk(p);
+    const t1 = await login(env, { clientId, startOn: p, callbackOn: p, tokenOn: p });
+    await mcpOk(p, t1.access_token, 'before the failover');
+    const h = await health(p);
+    assert.equal(h.json?.storage?.reachable, true, `/health before the failover: ${h.res.body}`);
+
+    // Everything written so far is on the replica before the master goes: its offset has
+    // reached the master's (WAIT on a connection of ours would not do: it waits only for
+    // that connection's own writes, and we wrote nothing). And the sentinel lists the
+    // replica as healthy, or it would have none to promote.
+    const written = Number(await redisInfo(master, 'replication', 'master_repl_offset'));
+    assert.ok(written > 0, `the master's replication offset after the login: ${written}`);
+    await waitFor(async () => Number(await redisInfo(replica, 'replication', 'slave_repl_offset')) >= written,
+      { timeoutMs: 10000, message: `the replica's slave_repl_offset reaching the master's ${written}` });
+    await waitFor(() => sentinelKnowsReplica(sentinel, masterName, replica.port),
+      { timeoutMs: 20000, message: `SENTINEL REPLICAS ${masterName} listing 127.0.0.1:${replica.port} as a healthy replica` });
+    const keysOf = async (r) => {
+      const c = await r.client();
+      try {
+        return (await c.cmd('KEYS', 'mcp-it-sentinel:*')).map(str).sort();
+      } finally {
+        c.close();
+      }
+    };
+    const masterKeys = await keysOf(master);
+    assert.ok(masterKeys.length > 0, 'the proxy wrote keys');
+    assert.deepEqual(await keysOf(replica), masterKeys, 'the replica holds the proxy\'s keys');
+
+    const killedAt = Date.now();
+    await master.stop({ signal: 'SIGKILL' });
+    await waitFor(async () => (await sentinelMaster(sentinel, masterName)) === `127.0.0.1:${replica.port}`,
+      { timeoutMs: 30000, intervalMs: 100, message: `the sentinel promoting 127.0.0.1:${replica.port}` });
+    const promotedAt = Date.now();
+    assert.equal(await redisInfo(replica, 'replication', 'role'), 'master', 'the promoted replica says it is master');
+
+    // The same proxy, not restarted, finds the new master: a registration (a write) works.
+    let last;
+    await waitFor(async () => {
+      last = await register(p);
+      return last.status === 201;
+    }, { timeoutMs: 20000, intervalMs: 200, message: 'DCR on the proxy after the failover' })
+      .catch((e) => { throw new Error(`${e.message}; last: ${last?.status} ${last?.body}; proxy: ${logs()}`); });
+    const backAt = Date.now();
+    t.diagnostic(`master killed → promoted ${promotedAt - killedAt} ms → proxy writing ${backAt - promotedAt} ms later`);
+    assert.equal((await health(p)).json?.storage?.reachable, true, '/health after the failover');
+
+    // The session from before the failover: its refresh token (replicated) still works.
+    const r = await token(p, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+    assert.equal(r.res.status, 200, `refresh of the token issued before the failover: ${r.res.body}; proxy: ${logs()}`);
+    await mcpOk(p, r.json.access_token, 'refreshed after the failover');
+    await mcpOk(p, t1.access_token, 'access token from before the failover');
+    // A new login, with the client registered before the failover.
+    const t2 = await login(env, { clientId, startOn: p, callbackOn: p, tokenOn: p });
+    await mcpOk(p, t2.access_token, 'a login after the failover');
+    assert.ok(p.logs().some((l) => /store failover|store connected/.test(l.msg || '')), `the proxy logged the move: ${logs()}`);
+    ok = true;
+  } finally {
+    await stopAll(ok, p, sentinel, replica, master);
+  }
+});
+
+test('TLS to Redis with a test CA (tls.caCertSecretRef); a proxy trusting another CA gets 503s', async (t) => {
+  const env = await getEnv();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-redis-tls-'));
+  const certs = makeTestCerts(dir);
+  const prefix = 'mcp-it-tls:';
+  let redis;
+  let good;
+  let bad;
+  let ok = false;
+  try {
+    redis = await startRedis({ appendonly: false, tls: certs });
+    const c = await redis.client();
+    assert.equal(str(await c.cmd('PING')), 'PONG', 'TLS PING with the test CA');
+    c.close();
+
+    const tlsStorage = (file) => ({
+      keyPrefix: prefix,
+      tls: { caCertSecretRef: { name: 'redis-tls', key: 'ca.crt' } },
+      secrets: { 'redis-tls': { 'ca.crt': fs.readFileSync(file, 'utf8') } },
+    });
+    const start = (name, file) => {
+      const { secrets, ...storage } = tlsStorage(file);
+      return startReplica(env, name, { redis, storage, secrets });
+    };
+
+    good = await start('TLS', certs.ca);
+    const clientId = await registerOk(good);
+    const t1 = await login(env, { clientId, startOn: good, callbackOn: good, tokenOn: good });
+    await mcpOk(good, t1.access_token, 'through TLS to Redis');
+    const h = await health(good);
+    assert.equal(h.json?.storage?.reachable, true, `/health: ${h.res.body}`);
+    const c2 = await redis.client();
+    try {
+      const keys = (await c2.cmd('KEYS', '*')).map(str); // a handful of keys
+      assert.ok(keys.length > 0 && keys.every((k) => k.startsWith(prefix)), `keys over TLS: ${keys.join(' ')}`);
+    } finally {
+      c2.close();
+    }
+
+    bad = await start('TLS-other-CA', certs.other);
+    const hb = await waitFor(async () => {
+      const x = await health(bad);
+      return x.json?.storage?.reachable === false && /TLS|certificate/i.test(x.json.storage.error || '') ? x : null;
+    }, { timeoutMs: 10000, message: '/health saying storage unreachable, a TLS reason' });
+    assert.equal(hb.res.status, 200, 'liveness stays 200');
+    assert.equal(hb.json.status, 'degraded', `/health: ${hb.res.body}`);
+    assertUnavailable(await register(bad), 'DCR with a Redis whose certificate is not trusted');
+    assertUnavailable((await token(bad, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId })).res,
+      'refresh with a Redis whose certificate is not trusted');
+    t.diagnostic(`other CA: ${hb.json.storage.error}`);
+    ok = true;
+  } finally {
+    await stopAll(ok, bad, good, redis);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
