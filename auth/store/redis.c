@@ -511,8 +511,16 @@ redis_switch_master(const char *channel, const char *payload, size_t len, void *
 		return;
 	log_warn("store failover: the sentinels promoted another master",
 	    LOG_S("store", r->log_name), LOG_S("master", r->master_name));
-	if (r->state != R_DOWN)
+	/* The new master is known now: go there at once, not after the
+	 * back-off the dead master's failures built up. */
+	r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+	if (r->state != R_DOWN) {
 		redis_drop(r, "failover: the master moved");
+	} else {
+		struct timeval now = { 0, 0 };
+
+		evtimer_add(r->retry, &now);
+	}
 }
 
 static void
