@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/hkdf.h"
+#include "common/random.h"
 #include "common/xalloc.h"
 
 #define PEERAUTH_KEY_LEN 32
@@ -82,10 +83,10 @@ peerauth_update(EVP_MAC_CTX *ctx, const char *s, bool nl)
 		abort();
 }
 
-/* HMAC(method \n target \n time \n sid) into md (32 bytes). */
+/* HMAC(method \n target \n time \n nonce \n sid) into md (32 bytes). */
 static void
 peerauth_mac(const struct peerauth *pa, const char *method, const char *target,
-    const char *time_text, const char *sid, unsigned char md[32])
+    const char *time_text, const char *nonce, const char *sid, unsigned char md[32])
 {
 	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(pa->tmpl);
 	size_t mdlen = 0;
@@ -95,27 +96,45 @@ peerauth_mac(const struct peerauth *pa, const char *method, const char *target,
 	peerauth_update(ctx, method, true);
 	peerauth_update(ctx, target, true);
 	peerauth_update(ctx, time_text, true);
+	peerauth_update(ctx, nonce, true);
 	peerauth_update(ctx, sid != NULL ? sid : "", false);
 	if (EVP_MAC_final(ctx, md, &mdlen, 32) != 1 || mdlen != 32)
 		abort();
 	EVP_MAC_CTX_free(ctx);
 }
 
-void
-peerauth_sign(const struct peerauth *pa, const char *method, const char *target, int64_t t,
-    const char *sid, char out[PEERAUTH_MAC_HEX + 1])
+/* n bytes as lower-case hex into out (2n + 1 bytes). */
+static void
+peerauth_hex(const unsigned char *p, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void
+peerauth_sign(const struct peerauth *pa, const char *method, const char *target, int64_t t,
+    const char *nonce, const char *sid, char out[PEERAUTH_MAC_HEX + 1])
+{
 	unsigned char md[32];
 	char ts[24];
 
 	snprintf(ts, sizeof ts, "%lld", (long long)t);
-	peerauth_mac(pa, method, target, ts, sid, md);
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[PEERAUTH_MAC_HEX] = '\0';
+	peerauth_mac(pa, method, target, ts, nonce, sid, md);
+	peerauth_hex(md, sizeof md, out);
+}
+
+void
+peerauth_nonce(char out[PEERAUTH_NONCE_HEX + 1])
+{
+	unsigned char b[PEERAUTH_NONCE_HEX / 2];
+
+	random_bytes(b, sizeof b);
+	peerauth_hex(b, sizeof b, out);
 }
 
 static int
@@ -181,16 +200,29 @@ peerauth_seen(const struct peerauth *pa, const unsigned char *id)
 	return false;
 }
 
+/* Exactly PEERAUTH_NONCE_HEX lower-case hex digits? */
+static bool
+peerauth_nonce_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; n <= PEERAUTH_NONCE_HEX && s[n] != '\0'; n++)
+		if (peerauth_hexval(s[n]) < 0)
+			return false;
+	return n == PEERAUTH_NONCE_HEX && s[n] == '\0';
+}
+
 enum peerauth_result
 peerauth_verify(struct peerauth *pa, const char *method, const char *target, const char *sid,
-    const char *time_hdr, const char *mac_hdr)
+    const char *time_hdr, const char *nonce_hdr, const char *mac_hdr)
 {
 	unsigned char want[32], got[32];
 	int64_t t, now = clock_wall_s();
 	size_t slot;
 	struct replay_entry *e;
 
-	if (time_hdr == NULL || mac_hdr == NULL || peerauth_parse_time(time_hdr, &t) != 0 ||
+	if (time_hdr == NULL || nonce_hdr == NULL || mac_hdr == NULL ||
+	    peerauth_parse_time(time_hdr, &t) != 0 || !peerauth_nonce_ok(nonce_hdr) ||
 	    strlen(mac_hdr) != PEERAUTH_MAC_HEX)
 		return PEERAUTH_MISSING;
 	for (int i = 0; i < 32; i++) {
@@ -200,7 +232,7 @@ peerauth_verify(struct peerauth *pa, const char *method, const char *target, con
 			return PEERAUTH_MISSING;
 		got[i] = (unsigned char)(hi << 4 | lo);
 	}
-	peerauth_mac(pa, method, target, time_hdr, sid, want);
+	peerauth_mac(pa, method, target, time_hdr, nonce_hdr, sid, want);
 	if (CRYPTO_memcmp(want, got, sizeof want) != 0)
 		return PEERAUTH_BAD_MAC;
 	if (t < now - PEERAUTH_SKEW_S || t > now + PEERAUTH_SKEW_S)

@@ -13,6 +13,8 @@
 #include "test/unit/unit.h"
 
 static const char secret[] = "0123456789abcdef0123456789abcdef-peer";
+#define N "00112233445566778899aabbccddeeff" /* a nonce */
+#define N2 "00112233445566778899aabbccddeef0"
 
 static void
 test_seal_roundtrip(void)
@@ -92,58 +94,73 @@ static void
 test_peerauth_verify(void)
 {
 	struct peerauth *pa, *other;
-	char mac[PEERAUTH_MAC_HEX + 1];
+	char mac[PEERAUTH_MAC_HEX + 1], nonce[PEERAUTH_NONCE_HEX + 1];
 
 	clock_set_fake(1700000000, 1000);
 	pa = peerauth_new(secret, sizeof secret - 1, 0);
 	other = peerauth_new("another secret of at least 32 bytes!", 36, 0);
-	peerauth_sign(pa, "POST", "/mcp", 1700000000, "p1.abc", mac);
+	peerauth_sign(pa, "POST", "/mcp", 1700000000, N, "p1.abc", mac);
 	CU_ASSERT_EQUAL(strlen(mac), PEERAUTH_MAC_HEX);
 	/* wrong secret, method, target, session, time */
-	CU_ASSERT_EQUAL(peerauth_verify(other, "POST", "/mcp", "p1.abc", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(other, "POST", "/mcp", "p1.abc", "1700000000", N, mac),
 	    PEERAUTH_BAD_MAC);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", "p1.abc", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", "p1.abc", "1700000000", N, mac),
 	    PEERAUTH_BAD_MAC);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp?x", "p1.abc", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp?x", "p1.abc", "1700000000", N, mac),
 	    PEERAUTH_BAD_MAC);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abd", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abd", "1700000000", N, mac),
 	    PEERAUTH_BAD_MAC);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", NULL, "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", NULL, "1700000000", N, mac),
 	    PEERAUTH_BAD_MAC);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000001", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000001", N, mac),
 	    PEERAUTH_BAD_MAC);
 	/* malformed or missing headers */
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", NULL, mac), PEERAUTH_MISSING);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", NULL),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", NULL, N, mac), PEERAUTH_MISSING);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, NULL),
 	    PEERAUTH_MISSING);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "+1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "+1700000000", N, mac),
 	    PEERAUTH_MISSING);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "01700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "01700000000", N, mac),
 	    PEERAUTH_MISSING);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", "abcd"),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, "abcd"),
 	    PEERAUTH_MISSING);
 	mac[0] = 'G';
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, mac),
 	    PEERAUTH_MISSING);
-	peerauth_sign(pa, "POST", "/mcp", 1700000000, "p1.abc", mac);
+	peerauth_sign(pa, "POST", "/mcp", 1700000000, N, "p1.abc", mac);
 	/* the right one, once */
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, mac),
 	    PEERAUTH_OK);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, mac),
 	    PEERAUTH_REPLAY);
+	/* the same request again with another nonce is another request */
+	peerauth_sign(pa, "POST", "/mcp", 1700000000, N2, "p1.abc", mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, mac),
+	    PEERAUTH_BAD_MAC);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N2, mac),
+	    PEERAUTH_OK);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", "00", mac),
+	    PEERAUTH_MISSING);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", NULL, mac),
+	    PEERAUTH_MISSING);
+	peerauth_nonce(nonce);
+	CU_ASSERT_EQUAL(strlen(nonce), PEERAUTH_NONCE_HEX);
+	peerauth_sign(pa, "POST", "/mcp", 1700000000, nonce, "p1.abc", mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", nonce, mac),
+	    PEERAUTH_OK);
 	/* the skew window: 30 s either way */
-	peerauth_sign(pa, "GET", "/mcp", 1700000030, NULL, mac);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1700000030", mac), PEERAUTH_OK);
-	peerauth_sign(pa, "GET", "/mcp", 1700000031, NULL, mac);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1700000031", mac),
+	peerauth_sign(pa, "GET", "/mcp", 1700000030, N, NULL, mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1700000030", N, mac), PEERAUTH_OK);
+	peerauth_sign(pa, "GET", "/mcp", 1700000031, N, NULL, mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1700000031", N, mac),
 	    PEERAUTH_STALE);
-	peerauth_sign(pa, "GET", "/mcp", 1699999969, NULL, mac);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1699999969", mac),
+	peerauth_sign(pa, "GET", "/mcp", 1699999969, N, NULL, mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1699999969", N, mac),
 	    PEERAUTH_STALE);
 	/* a replay after the window is stale, never accepted again */
-	peerauth_sign(pa, "POST", "/mcp", 1700000000, "p1.abc", mac);
+	peerauth_sign(pa, "POST", "/mcp", 1700000000, N, "p1.abc", mac);
 	clock_advance_fake_ms(31000);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", mac),
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, mac),
 	    PEERAUTH_STALE);
 	CU_ASSERT_STRING_EQUAL(peerauth_result_name(PEERAUTH_BAD_MAC), "bad_mac");
 	peerauth_free(pa);
@@ -161,31 +178,31 @@ test_peerauth_replay_bound(void)
 	pa = peerauth_new(secret, sizeof secret - 1, 4);
 	for (int i = 0; i < 4; i++) {
 		snprintf(target, sizeof target, "/mcp/%d", i);
-		peerauth_sign(pa, "POST", target, 1700000000, NULL, mac);
-		CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", target, NULL, "1700000000", mac),
+		peerauth_sign(pa, "POST", target, 1700000000, N, NULL, mac);
+		CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", target, NULL, "1700000000", N, mac),
 		    PEERAUTH_OK);
 	}
 	CU_ASSERT_EQUAL(peerauth_replay_count(pa), 4);
 	/* full: a fresh, valid request is refused rather than a MAC forgotten */
-	peerauth_sign(pa, "POST", "/mcp/9", 1700000000, NULL, mac);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp/9", NULL, "1700000000", mac),
+	peerauth_sign(pa, "POST", "/mcp/9", 1700000000, N, NULL, mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp/9", NULL, "1700000000", N, mac),
 	    PEERAUTH_FULL);
 	/* the old ones are still known as seen */
-	peerauth_sign(pa, "POST", "/mcp/0", 1700000000, NULL, mac);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp/0", NULL, "1700000000", mac),
+	peerauth_sign(pa, "POST", "/mcp/0", 1700000000, N, NULL, mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp/0", NULL, "1700000000", N, mac),
 	    PEERAUTH_REPLAY);
 	/* once their times are out of the window they are forgotten */
 	clock_advance_fake_ms(31000);
-	peerauth_sign(pa, "POST", "/mcp/9", 1700000031, NULL, mac);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp/9", NULL, "1700000031", mac),
+	peerauth_sign(pa, "POST", "/mcp/9", 1700000031, N, NULL, mac);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp/9", NULL, "1700000031", N, mac),
 	    PEERAUTH_OK);
 	CU_ASSERT_EQUAL(peerauth_replay_count(pa), 1);
 	for (int i = 0; i < 3; i++) {
 		snprintf(target, sizeof target, "/mcp/%d", i);
-		peerauth_sign(pa, "POST", target, 1700000031, NULL, mac);
-		CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", target, NULL, "1700000031", mac),
+		peerauth_sign(pa, "POST", target, 1700000031, N, NULL, mac);
+		CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", target, NULL, "1700000031", N, mac),
 		    PEERAUTH_OK);
-		CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", target, NULL, "1700000031", mac),
+		CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", target, NULL, "1700000031", N, mac),
 		    PEERAUTH_REPLAY);
 	}
 	peerauth_free(pa);
