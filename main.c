@@ -50,6 +50,7 @@ static const char usage[] =
     "MCP_PROXY_EMBEDDEDAUTHSERVER_CIMD_ENABLED); the environment wins over the file.\n"
     "Secrets come from secretRef {name, key} files under secretsDir\n"
     "(MCP_PROXY_SECRETS_DIR, default /etc/mcp-proxy/secrets) or {env: VAR}.\n"
+    "With server.peerListen, MCP sessions work across replicas (POD_IP names this one).\n"
     "\n"
     "Exit status: 0 on a clean shutdown, 1 on a runtime failure, 2 on bad usage or config.\n";
 
@@ -273,6 +274,31 @@ app_log_derived(const struct config *cfg)
 			"clients use another URL"));
 }
 
+/* server.peerAddress derived from POD_IP with a peerListen port of 0: the
+ * port is the one bound (tests; a pod names its port). The forwarder seals
+ * this address into session ids, so it is fixed before the forwarder is
+ * made. */
+static void
+app_peer_address(struct app *app)
+{
+	struct config *cfg = app->cfg;
+	size_t n;
+
+	if (cfg->server.peer_address == NULL || !cfg->server.peer_address_derived)
+		return;
+	n = strlen(cfg->server.peer_address);
+	if (n < 2 || strcmp(cfg->server.peer_address + n - 2, ":0") != 0)
+		return;
+	cfg->server.peer_address[n - 2] = '\0';
+	{
+		char *addr = xasprintf("%s:%d", cfg->server.peer_address,
+		    server_port(app->srv, SERVER_PEER));
+
+		free(cfg->server.peer_address);
+		cfg->server.peer_address = addr;
+	}
+}
+
 /* The loop services: the loop, the front end (listening), the fetcher. */
 static int
 app_build_services(struct app *app)
@@ -292,6 +318,12 @@ app_build_services(struct app *app)
 		log_error("cannot start", LOG_S("error", err));
 		return -1;
 	}
+	app_peer_address(app);
+	if (app->cfg->server.peer_listen != NULL)
+		log_info("sessions across replicas: session ids are sealed with this replica's "
+			 "peer "
+			 "address",
+		    LOG_S("peer_address", app->cfg->server.peer_address));
 	app->fetcher = fetcher_new(app->base, app->cfg->outbound.ca_file);
 	if (app->fetcher == NULL) {
 		log_error("cannot start the outbound HTTP client (libcurl multi)");

@@ -61,6 +61,20 @@ const struct setting config_settings[] = {
 	    "Address (`host:port`) MCP clients connect to.", .check = check_listen),
 	S("server.diagnosticsListen", ST_STRING, C(server.diagnostics_listen), "0.0.0.0:9464",
 	    "Address (`host:port`) of `/metrics` and `/health`.", .check = check_listen),
+	S("server.peerListen", ST_STRING, C(server.peer_listen), NULL,
+	    "Address (`host:port`) of the peer listener, where the other replicas forward requests "
+	    "of the MCP sessions this replica's backend holds (authenticated with "
+	    "`peerSecretRef`; never expose it through the Service). Set: session ids are sealed "
+	    "with their owner; unset (default) = off, ids pass untouched.",
+	    .check = check_listen),
+	S("server.peerAddress", ST_STRING, C(server.peer_address), NULL,
+	    "`host:port` under which the other replicas reach this replica's peer listener, "
+	    "sealed into the session ids its backend issues.",
+	    .check = check_listen, .doc_def = "`$POD_IP:<peerListen port>`"),
+	S("server.peerSecretRef", ST_SECRET, C(server.peer_secret), NULL,
+	    "Secret shared by the replicas (at least 32 bytes, e.g. `openssl rand -base64 32`): "
+	    "seals session ids and authenticates peer requests. Required with `peerListen`.",
+	    .flags = SF_FILE_ONLY),
 	S("server.resourceUrl", ST_STRING, C(server.resource_url), NULL,
 	    "The MCP endpoint URL as clients name it (token audience, RFC 9728). Absolute http(s) "
 	    "URL without fragment. Unset in `embedded` mode = the issuer's origin and path plus "

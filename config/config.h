@@ -74,12 +74,16 @@ struct config {
 	struct {
 		char *listen;              /* default 0.0.0.0:8080 */
 		char *diagnostics_listen;  /* default 0.0.0.0:9464 */
-		char *resource_url;        /* public MCP endpoint URL */
-		bool resource_url_derived; /* unset, so <embeddedAuthServer.issuer>/mcp */
-		char *public_path_prefix;  /* prefix clients see before our paths, e.g. /team-a */
-		bool trust_proxy_headers;  /* honour X-Forwarded-* from the client side */
-		uint32_t max_connections;  /* MCP listener, default 4096 */
-		uint64_t max_body_size;    /* default 8 MiB */
+		char *peer_listen;         /* other replicas' forwarded sessions; NULL = off */
+		char *peer_address;        /* how they reach us; default $POD_IP:<peer port> */
+		bool peer_address_derived; /* from POD_IP (the port filled in once bound if 0) */
+		struct secret_ref peer_secret; /* peerSecretRef, >= 32 bytes */
+		char *resource_url;            /* public MCP endpoint URL */
+		bool resource_url_derived;     /* unset, so <embeddedAuthServer.issuer>/mcp */
+		char *public_path_prefix; /* prefix clients see before our paths, e.g. /team-a */
+		bool trust_proxy_headers; /* honour X-Forwarded-* from the client side */
+		uint32_t max_connections; /* MCP listener, default 4096 */
+		uint64_t max_body_size;   /* default 8 MiB */
 		uint64_t max_endpoint_body_size; /* our own endpoints' bodies, default 64 KiB */
 		uint64_t max_header_size;        /* default 128 KiB */
 		uint32_t max_header_count;       /* header fields, default 100 */

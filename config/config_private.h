@@ -68,7 +68,7 @@ struct setting {
 };
 
 /* The table (config.c). The counts are checked there at compile time. */
-#define N_SETTINGS 110
+#define N_SETTINGS 113
 #define N_PROVIDER_SETTINGS 18
 extern const struct setting config_settings[];
 extern const struct setting config_provider_settings[];

@@ -963,10 +963,47 @@ validate_storage(struct load *ld, const struct config *cfg)
 		    "keys)");
 }
 
+/*
+ * The peer listener: a secret every replica shares, and the address the
+ * others reach this one under (POD_IP from the downward API and the peer
+ * port, unless given; a port 0 is filled in once bound).
+ */
+static void
+validate_peer(struct load *ld, struct config *cfg)
+{
+	const char *pod_ip, *port;
+
+	if (cfg->server.peer_secret.value != NULL && cfg->server.peer_secret.value_len < 32)
+		config_errs_add(ld->errs, where_of(ld, "server.peerSecretRef"),
+		    "server.peerSecretRef", "expected a secret of at least 32 bytes, got %zu",
+		    cfg->server.peer_secret.value_len);
+	if (cfg->server.peer_listen == NULL)
+		return;
+	if (cfg->server.peer_secret.name == NULL && cfg->server.peer_secret.env == NULL)
+		config_errs_add(ld->errs, where_of(ld, "server.peerListen"), "server.peerSecretRef",
+		    "required with server.peerListen (it authenticates the replicas to each "
+		    "other)");
+	if (cfg->server.peer_address != NULL)
+		return;
+	pod_ip = ld->getenv_fn("POD_IP");
+	if (pod_ip == NULL || *pod_ip == '\0' || strpbrk(pod_ip, " \t\r\n[]") != NULL) {
+		config_errs_add(ld->errs, where_of(ld, "server.peerListen"), "server.peerAddress",
+		    "required with server.peerListen when the POD_IP environment variable (the "
+		    "downward API's status.podIP) is not set");
+		return;
+	}
+	port = strrchr(cfg->server.peer_listen, ':') + 1;
+	cfg->server.peer_address = strchr(pod_ip, ':') != NULL ? xasprintf("[%s]:%s", pod_ip, port)
+							       : xasprintf("%s:%s", pod_ip, port);
+	cfg->server.peer_address_derived = true;
+}
+
 static void
 validate(struct load *ld)
 {
 	struct config *cfg = ld->cfg;
+
+	validate_peer(ld, cfg);
 
 	if (cfg->audit.enabled && !cfg->authz.present)
 		config_errs_add(ld->errs, where_of(ld, "audit.enabled"), "audit.enabled",

@@ -146,6 +146,9 @@ derived_note(const struct setting *s, const struct config *cfg)
 	if (s->off == offsetof(struct config, server.resource_url) && s->type == ST_STRING &&
 	    cfg->server.resource_url_derived)
 		return "embeddedAuthServer.issuer + \"/mcp\" (server.resourceUrl unset)";
+	if (s->off == offsetof(struct config, server.peer_address) && s->type == ST_STRING &&
+	    cfg->server.peer_address_derived)
+		return "$POD_IP + the peerListen port (server.peerAddress unset)";
 	return NULL;
 }
 

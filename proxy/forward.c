@@ -33,6 +33,7 @@
 #include <event2/http.h>
 #include <event2/util.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -51,13 +52,16 @@
 #include "proxy/sse_endpoint.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/peerauth.h"
 #include "proxy/server.h"
+#include "proxy/session.h"
 
 #define FW_HIGH_WATER (256 * 1024)       /* pause the backend above this */
 #define FW_MAX_RESPONSE_HEAD (64 * 1024) /* status line + headers */
 #define FW_MAX_TRAILER (64 * 1024)       /* bytes of a chunked response's trailer */
 #define FW_SSE_REWRITE_MAX (16 * 1024)   /* look this far for the endpoint event */
 #define FW_BACKEND_IDLE_S 30             /* close pooled connections idle longer */
+#define FW_MAX_PEERS 64                  /* peer origins kept (each with its pool) */
 
 struct fx;
 
@@ -80,7 +84,16 @@ struct bconn {
 };
 
 TAILQ_HEAD(bconn_list, bconn);
+TAILQ_HEAD(forwarder_list, forwarder);
 
+/*
+ * One origin a request can be sent to: the backend (the forwarder main.c
+ * holds, the root) or, with server.peerListen, another replica's peer
+ * listener (a peer origin, made on first use and owned by the root). Both
+ * run the same exchange code; a peer exchange differs only in what it
+ * writes (the client's own credentials and Host, the path as the client
+ * sent it, the peer MAC) and in what a failure to reach it means.
+ */
 struct forwarder {
 	struct event_base *base;
 	struct evdns_base *dns;
@@ -96,6 +109,23 @@ struct forwarder {
 	struct metric *m_errors;
 	struct metric *m_backend_latency;
 	struct metric *m_pool;
+
+	/* a peer origin's */
+	struct forwarder *root; /* NULL for the root */
+	char *origin;           /* the owner address as sealed */
+	size_t n_active;        /* exchanges using this origin */
+	TAILQ_ENTRY(forwarder) peer_entry;
+	/* the root's, when sessions are sealed (server.peerListen set) */
+	bool sessions;
+	struct session_key skey;
+	struct peerauth *signer;
+	char *self; /* our own peer address */
+	struct forwarder_list peers;
+	size_t n_peers;
+	struct metric *m_peer_requests;
+	struct metric *m_peer_errors;
+	struct metric *m_peer_pool;
+	size_t n_peer_idle;
 };
 
 enum fx_state { FX_WAIT_HEAD, FX_BODY, FX_DONE };
@@ -130,13 +160,32 @@ struct fx {
 	char *inject; /* "Name: value\r\n", the header the guard adds (a secret) */
 	size_t inject_name_len;
 	int64_t start_us;
+	/* sessions across replicas */
+	bool to_peer;           /* fw is a peer origin */
+	const char *sid_client; /* the client's (sealed) Mcp-Session-Id, or NULL */
+	char *sid_backend;      /* to the backend: its own id in place of sid_client */
+	char *target;           /* to a peer: path and query as the client sent them */
 };
 
 static void fx_process(struct fx *fx);
+static void forward_no_session(struct req *sr);
 static void fx_fail(struct fx *fx, int status, const char *kind, const char *message);
 static void fx_send_request(struct fx *fx);
 
 /* --- backend connections --- */
+
+/* The pool grew or shrank by one: the gauge of its kind follows. */
+static void
+fw_pool_add(struct forwarder *fw, int delta)
+{
+	fw->n_idle = (size_t)((ptrdiff_t)fw->n_idle + delta);
+	if (fw->root == NULL) {
+		metrics_set(fw->m_pool, (double)fw->n_idle);
+		return;
+	}
+	fw->root->n_peer_idle = (size_t)((ptrdiff_t)fw->root->n_peer_idle + delta);
+	metrics_set(fw->root->m_peer_pool, (double)fw->root->n_peer_idle);
+}
 
 static void
 bconn_free(struct bconn *bc)
@@ -145,8 +194,7 @@ bconn_free(struct bconn *bc)
 		return;
 	if (bc->fx == NULL && bc->entry.tqe_prev != NULL) {
 		TAILQ_REMOVE(&bc->fw->idle, bc, entry);
-		bc->fw->n_idle--;
-		metrics_set(bc->fw->m_pool, (double)bc->fw->n_idle);
+		fw_pool_add(bc->fw, -1);
 	}
 	if (bc->connector != NULL) {
 		/* still connecting: the socket it made is ours to close */
@@ -181,8 +229,7 @@ bconn_release(struct bconn *bc)
 	}
 	bc->idle_since_us = clock_mono_us();
 	TAILQ_INSERT_HEAD(&fw->idle, bc, entry);
-	fw->n_idle++;
-	metrics_set(fw->m_pool, (double)fw->n_idle);
+	fw_pool_add(fw, 1);
 }
 
 /* Stop or resume reading (backpressure). */
@@ -301,6 +348,9 @@ fx_unref(struct fx *fx)
 		evbuffer_free(fx->sse_pending);
 	free(fx->sse_prefix);
 	xfree_secret(fx->inject);
+	free(fx->sid_backend);
+	free(fx->target);
+	fx->fw->n_active--;
 	req_unref(fx->sr);
 	free(fx);
 }
@@ -354,9 +404,27 @@ fx_fail(struct fx *fx, int status, const char *kind, const char *message)
 
 	if (fx->dead)
 		return;
-	metrics_add(fw->m_errors, 1, kind);
-	log_warn("backend error", LOG_S("kind", kind), LOG_S("error", message),
-	    LOG_S("path", req_path(fx->sr)), LOG_S("request_id", req_id(fx->sr)));
+	if (fx->to_peer) {
+		/* The owner cannot be reached: it is gone (its pod ended) and the
+		 * session with it. The client gets the backend's answer for an
+		 * unknown session, and re-initializes. */
+		bool gone = strcmp(kind, "connect") == 0 || strcmp(kind, "connect_timeout") == 0;
+
+		metrics_add(fw->root->m_peer_errors, 1, kind);
+		metrics_add(fw->root->m_peer_requests, 1, "out", gone ? "owner_gone" : "error");
+		log_warn("peer error", LOG_S("kind", kind), LOG_S("error", message),
+		    LOG_S("peer", fw->origin), LOG_S("path", req_path(fx->sr)),
+		    LOG_S("request_id", req_id(fx->sr)));
+		if (gone && !fx->started && !req_gone(fx->sr)) {
+			forward_no_session(fx->sr);
+			fx_close(fx, false);
+			return;
+		}
+	} else {
+		metrics_add(fw->m_errors, 1, kind);
+		log_warn("backend error", LOG_S("kind", kind), LOG_S("error", message),
+		    LOG_S("path", req_path(fx->sr)), LOG_S("request_id", req_id(fx->sr)));
+	}
 	if (req_gone(fx->sr)) {
 		fx_close(fx, false);
 		return;
@@ -480,22 +548,36 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 	evbuffer_expand(out, 4096 - 128);
 	fx_add_str(out, fx->head_method ? "HEAD" : req_method_name(sr));
 	evbuffer_add(out, " ", 1);
-	fx_add_str(out, fw->base_path);
-	fx_add_str(out, path != NULL && *path != '\0' ? path : "/");
-	if (query != NULL) {
-		evbuffer_add(out, "?", 1);
-		fx_add_str(out, query);
+	if (fx->to_peer) {
+		/* The owner sees the request as the client sent it. */
+		fx_add_str(out, fx->target);
+	} else {
+		fx_add_str(out, fw->base_path);
+		fx_add_str(out, path != NULL && *path != '\0' ? path : "/");
+		if (query != NULL) {
+			evbuffer_add(out, "?", 1);
+			fx_add_str(out, query);
+		}
 	}
 	evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
-	fx_add_str(out, fw->host_header);
+	fx_add_str(out, fx->to_peer && host != NULL ? host : fw->host_header);
 	evbuffer_add(out, "\r\n", 2);
 	while (req_header_next(sr, &i, &name, &value)) {
 		size_t n = strlen(name); /* every test below looks at the length first */
 
 		if (fx_hop_by_hop(name, n, connection) || FX_NAME_IS(name, n, "Host") ||
-		    FX_NAME_IS(name, n, "Authorization") || FX_NAME_IS(name, n, "Expect"))
+		    FX_NAME_IS(name, n, "Expect"))
 			continue;
-		if (fx->opts.strip_cookies && FX_NAME_IS(name, n, "Cookie"))
+		/* Mcp-Peer-*: only we add them, and only for a peer. */
+		if (n >= 9 && strncasecmp(name, "Mcp-Peer-", 9) == 0)
+			continue;
+		if (fx->sid_backend != NULL && FX_NAME_IS(name, n, "Mcp-Session-Id"))
+			continue;
+		/* A peer is handed the client's credentials, to check them itself
+		 * (as if the client had connected to it). */
+		if (!fx->to_peer && FX_NAME_IS(name, n, "Authorization"))
+			continue;
+		if (!fx->to_peer && fx->opts.strip_cookies && FX_NAME_IS(name, n, "Cookie"))
 			continue;
 		if (n >= 12 && strncasecmp(name, "X-Forwarded-", 12) == 0 &&
 		    (!trust || FX_NAME_IS(name, n, "X-Forwarded-For")))
@@ -515,6 +597,22 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 		fx_add_header(out, "X-Forwarded-Host", host);
 	if (fx->inject != NULL)
 		fx_add_str(out, fx->inject);
+	if (fx->sid_backend != NULL)
+		fx_add_header(out, "Mcp-Session-Id", fx->sid_backend);
+	if (fx->to_peer) {
+		/* Signed afresh on every attempt (a retry is another request). */
+		char mac[PEERAUTH_MAC_HEX + 1], nonce[PEERAUTH_NONCE_HEX + 1], ts[24];
+		int64_t t = clock_wall_s();
+
+		peerauth_nonce(nonce);
+		peerauth_sign(fw->root->signer, fx->head_method ? "HEAD" : req_method_name(sr),
+		    fx->target, t, nonce, fx->sid_client, mac);
+		snprintf(ts, sizeof ts, "%lld", (long long)t);
+		fx_add_header(out, "Mcp-Peer-Client", peer);
+		fx_add_header(out, PEERAUTH_TIME_HEADER, ts);
+		fx_add_header(out, PEERAUTH_NONCE_HEADER, nonce);
+		fx_add_header(out, PEERAUTH_AUTH_HEADER, mac);
+	}
 	if (evbuffer_get_length(body) > 0 || m == H1_POST || m == H1_PUT || m == H1_PATCH)
 		fx_add_content_length(out, evbuffer_get_length(body));
 	evbuffer_add(out, "\r\n", 2);
@@ -644,8 +742,7 @@ fx_send_request(struct fx *fx)
 
 	if (bc != NULL && !fx->retried) {
 		TAILQ_REMOVE(&fw->idle, bc, entry);
-		fw->n_idle--;
-		metrics_set(fw->m_pool, (double)fw->n_idle);
+		fw_pool_add(fw, -1);
 		bc->reused = true;
 	} else {
 		bc = xcalloc(1, sizeof *bc);
@@ -845,6 +942,23 @@ fx_head_field(struct fx *fx, const char *name, size_t nl, char *value, char **co
 	return true;
 }
 
+/* The backend named its session: the client sees it sealed with this
+ * replica as its owner (the id the client sent when that is what it is). */
+static void
+fx_add_session_header(struct fx *fx, const char *id)
+{
+	struct forwarder *fw = fx->fw;
+	char *sealed;
+
+	if (fx->sid_client != NULL && fx->sid_backend != NULL && strcmp(id, fx->sid_backend) == 0) {
+		req_add_header(fx->sr, "Mcp-Session-Id", fx->sid_client);
+		return;
+	}
+	sealed = session_seal(&fw->skey, fw->self, id);
+	req_add_header(fx->sr, "Mcp-Session-Id", sealed);
+	free(sealed);
+}
+
 /* Parse one complete head (head, NUL-terminated, room for nlines fields),
  * copying the end-to-end fields to the client reply: 1 final, 0 interim
  * (1xx: another head follows), -1 bad. */
@@ -886,8 +1000,15 @@ fx_parse_one_head(struct fx *fx, char *head, size_t nlines)
 	}
 	/* Headers the backend's Connection names are hop-by-hop too. */
 	for (size_t k = 0; k < n; k++) {
-		if (!fx_hop_by_hop(names[k], strlen(names[k]), connection))
-			req_add_header(fx->sr, names[k], values[k]);
+		size_t nl = strlen(names[k]);
+
+		if (fx_hop_by_hop(names[k], nl, connection))
+			continue;
+		if (fx->fw->sessions && FX_NAME_IS(names[k], nl, "Mcp-Session-Id")) {
+			fx_add_session_header(fx, values[k]);
+			continue;
+		}
+		req_add_header(fx->sr, names[k], values[k]);
 	}
 	rc = 1;
 out:
@@ -941,6 +1062,8 @@ fx_start_reply(struct fx *fx, struct evbuffer *in)
 	fx->state = FX_BODY;
 	fx_arm_timer(fx, 0);
 	metrics_observe(fx->fw->m_backend_latency, (double)(clock_mono_us() - fx->start_us) / 1e6);
+	if (fx->to_peer)
+		metrics_add(fx->fw->root->m_peer_requests, 1, "out", "ok");
 	if (req_gone(sr))
 		return;
 	if (fx->body == BODY_NONE) {
@@ -1084,16 +1207,140 @@ fx_set_inject(struct fx *fx, const struct req_pass_opts *opts)
 	memcpy(p + nn + 2 + np + nv, "\r\n", 3);
 }
 
+/* 404 with the JSON-RPC error a backend gives for a session it does not
+ * know: the client starts a new one. */
+static void
+forward_no_session(struct req *sr)
+{
+	char *id = req_jsonrpc_id(sr), *body;
+
+	body = xasprintf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":-32001,"
+			 "\"message\":\"Session not found\"}}",
+	    id != NULL ? id : "null");
+	req_clear_headers(sr);
+	req_add_header(sr, "X-Request-Id", req_id(sr));
+	req_reply_json(sr, 404, body);
+	free(body);
+	free(id);
+}
+
+static struct forwarder *forwarder_alloc(struct event_base *base, struct evdns_base *dns,
+    const struct config *cfg, const char *url);
+
+/* The peer origin for owner (made on first use; the most recently used
+ * first), or NULL when FW_MAX_PEERS are all busy. */
+static struct forwarder *
+forward_peer(struct forwarder *root, const char *owner)
+{
+	struct forwarder *p;
+	char *url;
+
+	TAILQ_FOREACH(p, &root->peers, peer_entry)
+	{
+		if (strcmp(p->origin, owner) == 0) {
+			TAILQ_REMOVE(&root->peers, p, peer_entry);
+			TAILQ_INSERT_HEAD(&root->peers, p, peer_entry);
+			return p;
+		}
+	}
+	if (root->n_peers >= FW_MAX_PEERS) {
+		/* Replicas come and go: forget the idle origin used longest ago. */
+		TAILQ_FOREACH_REVERSE(p, &root->peers, forwarder_list, peer_entry)
+		{
+			if (p->n_active == 0)
+				break;
+		}
+		if (p == NULL)
+			return NULL;
+		TAILQ_REMOVE(&root->peers, p, peer_entry);
+		root->n_peers--;
+		forwarder_free(p);
+	}
+	url = xasprintf("http://%s/", owner);
+	p = forwarder_alloc(root->base, root->dns, root->cfg, url);
+	free(url);
+	p->root = root;
+	p->origin = xstrdup(owner);
+	p->sse_mode = false; /* the owner rewrites what needs it */
+	p->m_errors = root->m_peer_errors;
+	p->m_backend_latency = metrics_histogram("mcp_proxy_peer_response_seconds",
+	    "Time from forwarding a request to the replica owning its MCP session to its response "
+	    "headers.",
+	    "", NULL, 0);
+	TAILQ_INSERT_HEAD(&root->peers, p, peer_entry);
+	root->n_peers++;
+	return p;
+}
+
+/*
+ * Sessions across replicas: where the request goes. Without a session id
+ * (or with sealing off) to the backend untouched. An id that does not open
+ * is a session nobody knows: 404, nothing is forwarded. Our own: to the
+ * backend with its id restored. Another replica's: to that replica's peer
+ * listener — unless the request came from a peer listener itself (the
+ * replicas disagree about who is who: 404 rather than a loop). Returns
+ * the origin, or NULL when the request was answered.
+ */
+static struct forwarder *
+forward_route(struct forwarder *fw, struct req *sr, const char **sid, char **backend_id)
+{
+	struct forwarder *to = fw;
+	char *owner = NULL, *id = NULL;
+
+	*sid = NULL;
+	*backend_id = NULL;
+	if (!fw->sessions || (*sid = req_header(sr, "Mcp-Session-Id")) == NULL)
+		return fw;
+	if (session_open(&fw->skey, *sid, &owner, &id) != 0) {
+		metrics_add(fw->m_peer_requests, 1, "out", "bad_session");
+		forward_no_session(sr);
+		return NULL;
+	}
+	if (strcmp(owner, fw->self) == 0) {
+		*backend_id = id;
+		id = NULL;
+	} else if (req_via_peer(sr)) {
+		metrics_add(fw->m_peer_requests, 1, "out", "bad_session");
+		log_warn("peer request for a session of another replica", LOG_S("owner", owner),
+		    LOG_S("self", fw->self), LOG_S("request_id", req_id(sr)));
+		forward_no_session(sr);
+		to = NULL;
+	} else if ((to = forward_peer(fw, owner)) == NULL) {
+		metrics_add(fw->m_peer_errors, 1, "too_many_peers");
+		req_reply_json(sr, 503,
+		    "{\"error\":\"unavailable\",\"error_description\":\"too many replicas "
+		    "in use at once\"}");
+	}
+	free(owner);
+	free(id);
+	return to;
+}
+
 void
 forward_request(struct forwarder *fw, struct req *sr, const struct req_pass_opts *opts)
 {
 	struct fx *fx;
-	const char *xfp;
+	const char *xfp, *sid;
+	char *backend_id;
+	struct forwarder *to;
 
 	if (req_gone(sr))
 		return;
+	if ((to = forward_route(fw, sr, &sid, &backend_id)) == NULL)
+		return;
 	fx = xcalloc(1, sizeof *fx);
-	fx->fw = fw;
+	fx->fw = fw = to;
+	fw->n_active++;
+	fx->to_peer = fw->root != NULL;
+	fx->sid_client = sid;
+	fx->sid_backend = backend_id;
+	if (fx->to_peer) {
+		const char *path = req_path(sr), *query = req_query(sr);
+
+		fx->target = xasprintf("%s%s%s", path != NULL && *path != '\0' ? path : "/",
+		    query != NULL ? "?" : "", query != NULL ? query : "");
+		opts = NULL; /* the owner's guard decides what its backend gets */
+	}
 	fx->sr = sr;
 	fx->refs = 1;
 	fx->start_us = clock_mono_us();
@@ -1134,11 +1381,13 @@ forward_pass(struct req *sr, const struct req_pass_opts *opts, void *fw)
 	forward_request(fw, sr, opts);
 }
 
-struct forwarder *
-forwarder_new(struct event_base *base, struct evdns_base *dns, const struct config *cfg)
+/* A forwarder for the origin of url, with its own pool. */
+static struct forwarder *
+forwarder_alloc(struct event_base *base, struct evdns_base *dns, const struct config *cfg,
+    const char *url)
 {
 	struct forwarder *fw = xcalloc(1, sizeof *fw);
-	struct evhttp_uri *u = evhttp_uri_parse(cfg->backend.url);
+	struct evhttp_uri *u = evhttp_uri_parse(url);
 	const char *path;
 	size_t plen;
 
@@ -1166,24 +1415,61 @@ forwarder_new(struct event_base *base, struct evdns_base *dns, const struct conf
 		fw->host_header = xasprintf("%s:%d", fw->host, fw->port);
 	if (u != NULL)
 		evhttp_uri_free(u);
+	TAILQ_INIT(&fw->peers);
+	fw->m_pool = metrics_gauge("mcp_proxy_backend_idle_connections",
+	    "Idle keep-alive connections to the MCP server.", "");
+	return fw;
+}
+
+struct forwarder *
+forwarder_new(struct event_base *base, struct evdns_base *dns, const struct config *cfg)
+{
+	struct forwarder *fw = forwarder_alloc(base, dns, cfg, cfg->backend.url);
+
+	if (cfg->server.peer_listen != NULL && cfg->server.peer_secret.value != NULL &&
+	    cfg->server.peer_address != NULL) {
+		fw->sessions = true;
+		session_key_derive(cfg->server.peer_secret.value, cfg->server.peer_secret.value_len,
+		    &fw->skey);
+		fw->signer = peerauth_new(cfg->server.peer_secret.value,
+		    cfg->server.peer_secret.value_len, 1);
+		fw->self = xstrdup(cfg->server.peer_address);
+		fw->m_peer_requests = metrics_counter("mcp_proxy_peer_requests_total",
+		    "MCP session requests between replicas: out (forwarded to the owner; ok, "
+		    "owner_gone, error, bad_session) and in (on the peer listener; ok or why "
+		    "refused).",
+		    "direction,outcome");
+		fw->m_peer_errors = metrics_counter("mcp_proxy_peer_errors_total",
+		    "Failed exchanges with the replica owning an MCP session, by kind.", "kind");
+		fw->m_peer_pool = metrics_gauge("mcp_proxy_peer_idle_connections",
+		    "Idle keep-alive connections to other replicas' peer listeners.", "");
+		metrics_set(fw->m_peer_pool, 0);
+	}
 	fw->m_errors = metrics_counter("mcp_proxy_backend_errors_total",
 	    "Failed exchanges with the MCP server, by kind.", "kind");
 	fw->m_backend_latency = metrics_histogram("mcp_proxy_backend_response_seconds",
 	    "Time from forwarding a request to the MCP server's response headers.", "", NULL, 0);
-	fw->m_pool = metrics_gauge("mcp_proxy_backend_idle_connections",
-	    "Idle keep-alive connections to the MCP server.", "");
 	return fw;
 }
 
 void
 forwarder_free(struct forwarder *fw)
 {
+	struct forwarder *p;
 	struct bconn *bc;
 
 	if (fw == NULL)
 		return;
 	while ((bc = TAILQ_FIRST(&fw->idle)) != NULL)
 		bconn_free(bc);
+	while ((p = TAILQ_FIRST(&fw->peers)) != NULL) {
+		TAILQ_REMOVE(&fw->peers, p, peer_entry);
+		forwarder_free(p);
+	}
+	peerauth_free(fw->signer);
+	OPENSSL_cleanse(&fw->skey, sizeof fw->skey);
+	free(fw->self);
+	free(fw->origin);
 	free(fw->host);
 	free(fw->base_path);
 	free(fw->host_header);

@@ -37,6 +37,12 @@
 
 #include "proxy/server_private.h"
 
+bool
+req_via_peer(const struct req *sr)
+{
+	return sr->which == SERVER_PEER;
+}
+
 /* --- request lifecycle --- */
 
 static void
@@ -44,7 +50,7 @@ server_access_log(struct req *sr, int status)
 {
 	struct server *srv = sr->srv;
 	double secs = (double)(clock_mono_us() - sr->start_us) / 1e6;
-	const char *listener = sr->which == SERVER_MCP ? "mcp" : "diagnostics";
+	const char *listener = server_listener_name(sr->which);
 	char st[8];
 
 	if (sr->logged)

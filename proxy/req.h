@@ -113,6 +113,8 @@ struct evbuffer *req_body(const struct req *sr);
  * Caller frees. For error paths only: it parses the body. */
 char *req_jsonrpc_id(struct req *sr);
 const char *req_peer(const struct req *sr); /* client IP */
+/* Did another replica forward it to us (the peer listener)? */
+bool req_via_peer(const struct req *sr);
 struct server *req_server(const struct req *sr);
 void req_ref(struct req *sr);
 void req_unref(struct req *sr);

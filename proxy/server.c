@@ -58,6 +58,7 @@
 #include "common/xevent.h"
 #include "config/config.h"
 #include "proxy/log.h"
+#include "proxy/peerauth.h"
 #include "proxy/metrics.h"
 
 #include "proxy/server_private.h"
@@ -107,6 +108,16 @@ server_new(struct event_base *base, const struct config *cfg)
 	    "1 while a listener does not accept new connections.", "listener");
 	metrics_set(srv->m_accept_paused_now, 0, "mcp");
 	metrics_set(srv->m_accept_paused_now, 0, "diagnostics");
+	if (cfg->server.peer_listen != NULL && cfg->server.peer_secret.value != NULL) {
+		srv->peerauth = peerauth_new(cfg->server.peer_secret.value,
+		    cfg->server.peer_secret.value_len, 0);
+		srv->m_peer_requests = metrics_counter("mcp_proxy_peer_requests_total",
+		    "MCP session requests between replicas: out (forwarded to the owner; ok, "
+		    "owner_gone, error, bad_session) and in (on the peer listener; ok or why "
+		    "refused).",
+		    "direction,outcome");
+		metrics_set(srv->m_accept_paused_now, 0, "peer");
+	}
 	return srv;
 }
 
@@ -120,7 +131,7 @@ server_free(struct server *srv)
 	/* Open connections: their requests' handlers are told (abort). */
 	while ((c = LIST_FIRST(&srv->conns)) != NULL)
 		conn_close(c);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < SERVER_N_LISTENERS; i++) {
 		if (srv->listeners[i].lev != NULL)
 			evconnlistener_free(srv->listeners[i].lev);
 		if (srv->listeners[i].resume != NULL)
@@ -128,6 +139,7 @@ server_free(struct server *srv)
 	}
 	if (srv->probe_bev != NULL)
 		bufferevent_free(srv->probe_bev);
+	peerauth_free(srv->peerauth);
 	if (srv->probe_timer != NULL)
 		event_free(srv->probe_timer);
 	if (srv->drain_timer != NULL)
@@ -248,7 +260,7 @@ server_match(const struct server *srv, enum server_listener which, const char *p
 		    (path[r->path_len] == '/' || r->path[r->path_len - 1] == '/'))
 			return r;
 	}
-	if (which == SERVER_MCP && srv->fallback.fn != NULL)
+	if (which != SERVER_DIAG && srv->fallback.fn != NULL)
 		return &srv->fallback;
 	return NULL;
 }
@@ -670,7 +682,7 @@ out:
 void
 conn_error(struct conn *c, int status, const char *code, const char *desc)
 {
-	const char *listener = c->l->which == SERVER_MCP ? "mcp" : "diagnostics";
+	const char *listener = server_listener_name(c->l->which);
 	char body[256], st[8];
 	int n;
 
@@ -707,6 +719,42 @@ conn_error(struct conn *c, int status, const char *code, const char *desc)
 	conn_write(c);
 }
 
+/*
+ * A request on the peer listener: another replica forwards it for a session
+ * our backend holds, signed (proxy/peerauth.h). Refused with 403 before its
+ * body is read unless the MAC is right, fresh and new; then the original
+ * client's address (Mcp-Peer-Client) stands in for the replica's. True
+ * when it may go on.
+ */
+static bool
+conn_check_peer(struct conn *c)
+{
+	struct req *sr = c->sr;
+	const char *client = req_header(sr, "Mcp-Peer-Client");
+	enum peerauth_result r = PEERAUTH_MISSING;
+	unsigned char addr[sizeof(struct in6_addr)];
+	char desc[96];
+
+	if (c->srv->peerauth != NULL)
+		r = peerauth_verify(c->srv->peerauth, sr->rq.method_name, sr->rq.target,
+		    req_header(sr, "Mcp-Session-Id"), req_header(sr, PEERAUTH_TIME_HEADER),
+		    req_header(sr, PEERAUTH_NONCE_HEADER), req_header(sr, PEERAUTH_AUTH_HEADER));
+	metrics_add(c->srv->m_peer_requests, 1, "in", peerauth_result_name(r));
+	if (r != PEERAUTH_OK) {
+		log_warn("peer request refused", LOG_S("reason", peerauth_result_name(r)),
+		    LOG_S("peer", c->peer), LOG_S("path", sr->rq.path));
+		snprintf(desc, sizeof desc, "peer request not authenticated (%s)",
+		    peerauth_result_name(r));
+		conn_error(c, r == PEERAUTH_FULL ? 503 : 403,
+		    r == PEERAUTH_FULL ? "unavailable" : "forbidden", desc);
+		return false;
+	}
+	if (client != NULL && strlen(client) < sizeof sr->peer &&
+	    (inet_pton(AF_INET, client, addr) == 1 || inet_pton(AF_INET6, client, addr) == 1))
+		memcpy(sr->peer, client, strlen(client) + 1);
+	return true;
+}
+
 /* Parse a head from the input; true when the connection moved on. */
 static bool
 conn_read_head(struct conn *c)
@@ -717,7 +765,7 @@ conn_read_head(struct conn *c)
 	 * request smuggling between lenient and strict parsers starts). */
 	struct h1_limits lim = { .max_head = max_head,
 		.max_headers = srv->cfg->server.max_header_count,
-		.crlf_only = c->l->which == SERVER_MCP };
+		.crlf_only = c->l->which != SERVER_DIAG };
 	size_t n = len < max_head + 80 ? len : max_head + 80;
 	struct req *sr;
 	struct h1_request rq;
@@ -770,6 +818,8 @@ conn_read_head(struct conn *c)
 	c->keepalive = rq.keepalive;
 	c->body_unread = false;
 	sr->matched = server_match(srv, sr->which, sr->rq.path);
+	if (sr->which == SERVER_PEER && !conn_check_peer(c))
+		return false;
 	if (rq.chunked || rq.content_length > 0) {
 		c->body_max = server_max_body(srv, c->l, sr->matched);
 		if (rq.content_length > 0 && (uint64_t)rq.content_length > c->body_max) {
@@ -978,7 +1028,7 @@ server_shutdown(struct server *srv, server_stopped_fn done, void *arg)
 		return;
 	srv->draining = true;
 	/* Closing the listening sockets: new connections are refused. */
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < SERVER_N_LISTENERS; i++) {
 		if (srv->listeners[i].lev != NULL) {
 			evconnlistener_free(srv->listeners[i].lev);
 			srv->listeners[i].lev = NULL;

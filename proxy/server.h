@@ -27,7 +27,14 @@ struct req;
 
 typedef void (*server_stopped_fn)(void *arg);
 
-enum server_listener { SERVER_MCP, SERVER_DIAG };
+/* SERVER_PEER: the other replicas forward the requests of MCP sessions this
+ * replica's backend holds (server.peerListen); every request there must
+ * carry a valid peer MAC (proxy/peerauth.h) and goes to the MCP fallback. */
+enum server_listener { SERVER_MCP, SERVER_DIAG, SERVER_PEER };
+#define SERVER_N_LISTENERS 3
+
+/* "mcp", "diagnostics" or "peer" (logs and metrics labels). */
+const char *server_listener_name(enum server_listener which);
 
 struct server *server_new(struct event_base *base, const struct config *cfg);
 

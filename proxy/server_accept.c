@@ -122,10 +122,10 @@ server_parse_listen(const char *spec, struct sockaddr_storage *ss, int *sslen)
 
 /* --- accepting: the connection cap and the descriptor limit --- */
 
-static const char *
-server_listener_name(const struct listener *l)
+const char *
+server_listener_name(enum server_listener which)
 {
-	return l->which == SERVER_MCP ? "mcp" : "diagnostics";
+	return which == SERVER_MCP ? "mcp" : which == SERVER_PEER ? "peer" : "diagnostics";
 }
 
 /* The episode of pauses is over (see struct listener). */
@@ -147,7 +147,7 @@ server_accept_resume(struct listener *l)
 		return;
 	l->paused = false;
 	evconnlistener_enable(l->lev);
-	metrics_set(l->srv->m_accept_paused_now, 0, server_listener_name(l));
+	metrics_set(l->srv->m_accept_paused_now, 0, server_listener_name(l->which));
 }
 
 static void
@@ -173,7 +173,7 @@ server_accept_pause(struct listener *l, const char *reason, int64_t backoff_ms)
 	if (!l->paused) {
 		evconnlistener_disable(l->lev);
 		l->paused = true;
-		metrics_set(srv->m_accept_paused_now, 1, server_listener_name(l));
+		metrics_set(srv->m_accept_paused_now, 1, server_listener_name(l->which));
 	}
 	if (l->episode == SERVER_EP_NONE &&
 	    l->last_episode == (backoff_ms > 0 ? SERVER_EP_FD : SERVER_EP_CAP) &&
@@ -181,9 +181,9 @@ server_accept_pause(struct listener *l, const char *reason, int64_t backoff_ms)
 		l->episode = l->last_episode; /* the same episode, flapping */
 	if (l->episode == SERVER_EP_NONE) {
 		l->episode = backoff_ms > 0 ? SERVER_EP_FD : SERVER_EP_CAP;
-		metrics_add(srv->m_accept_paused, 1, server_listener_name(l), reason);
+		metrics_add(srv->m_accept_paused, 1, server_listener_name(l->which), reason);
 		log_warn("not accepting connections for a while",
-		    LOG_S("listener", server_listener_name(l)), LOG_S("reason", reason),
+		    LOG_S("listener", server_listener_name(l->which)), LOG_S("reason", reason),
 		    LOG_I("connections", l->n_conns), LOG_I("max_connections", l->max_conns));
 	}
 	if (backoff_ms > 0) {
@@ -228,7 +228,7 @@ server_on_accept_error(struct evconnlistener *lev, void *arg)
 	}
 	/* Anything else (a connection reset before we took it…) concerns
 	 * that one connection only. */
-	log_debug("accept failed", LOG_S("listener", server_listener_name(l)),
+	log_debug("accept failed", LOG_S("listener", server_listener_name(l->which)),
 	    LOG_S("error", strerror(err)));
 }
 
@@ -261,7 +261,7 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	struct sockaddr_storage ss;
 	int sslen;
 	evutil_socket_t fd;
-	const char *name = which == SERVER_MCP ? "mcp" : "diagnostics";
+	const char *name = server_listener_name(which);
 	char addr[INET6_ADDRSTRLEN + 8];
 
 	if (server_parse_listen(spec, &ss, &sslen) != 0) {
@@ -270,7 +270,7 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
 	}
 	l->srv = srv;
 	l->which = which;
-	l->max_body = which == SERVER_MCP ? srv->cfg->server.max_body_size : SERVER_DIAG_MAX_BODY;
+	l->max_body = which != SERVER_DIAG ? srv->cfg->server.max_body_size : SERVER_DIAG_MAX_BODY;
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0 || evutil_make_listen_socket_reuseable(fd) < 0 ||
 	    evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0 ||
@@ -356,6 +356,9 @@ server_fd_budget(struct server *srv)
 	}
 	srv->listeners[SERVER_MCP].max_conns = (size_t)cap;
 	srv->listeners[SERVER_DIAG].max_conns = SERVER_DIAG_MAX_CONNS;
+	/* Each forwarded session holds a client connection on the replica that
+	 * forwards it: the peer listener needs no more than the MCP one. */
+	srv->listeners[SERVER_PEER].max_conns = (size_t)cap;
 	log_info("connection limits", LOG_I("fd_limit", fds), LOG_I("max_connections", cap),
 	    LOG_I("diagnostics_max_connections", SERVER_DIAG_MAX_CONNS));
 }
@@ -370,6 +373,9 @@ server_listen(struct server *srv, char *err, size_t errlen)
 	if (server_bind(srv, SERVER_MCP, srv->cfg->server.listen, err, errlen) != 0)
 		return -1;
 	if (server_bind(srv, SERVER_DIAG, srv->cfg->server.diagnostics_listen, err, errlen) != 0)
+		return -1;
+	if (srv->cfg->server.peer_listen != NULL &&
+	    server_bind(srv, SERVER_PEER, srv->cfg->server.peer_listen, err, errlen) != 0)
 		return -1;
 	server_route(srv, SERVER_MCP, "/health", false, "/health", server_handle_health, NULL);
 	server_route(srv, SERVER_DIAG, "/health", false, "/health", server_handle_health, NULL);

@@ -150,7 +150,7 @@ struct server {
 	struct event_base *base;
 	struct evdns_base *dns;
 	const struct config *cfg;
-	struct listener listeners[2];
+	struct listener listeners[SERVER_N_LISTENERS];
 	struct route *routes;
 	size_t n_routes;
 	struct route fallback;
@@ -194,6 +194,9 @@ struct server {
 	struct metric *m_log_dropped;
 	struct metric *m_accept_paused;
 	struct metric *m_accept_paused_now;
+
+	struct peerauth *peerauth; /* server.peerListen set: checks peer requests */
+	struct metric *m_peer_requests;
 };
 
 /* server.c */

@@ -995,11 +995,79 @@ test_readme_in_sync(void)
 	free(path);
 }
 
+/* server.peerListen: needs a secret of 32 bytes or more; peerAddress is
+ * POD_IP and the peer port unless set (IPv6 in brackets), and
+ * --print-config says it was derived. */
+static void
+test_peer_settings(void)
+{
+	static const char peer[] = "server:\n  peerListen: 0.0.0.0:9000\n"
+				   "  peerSecretRef: {env: PEER_SECRET}\n" MINIMAL;
+	static const struct {
+		const char *yaml, *a, *b, *want_addr, *want_err;
+	} cases[] = {
+		{ peer, "PEER_SECRET=0123456789abcdef0123456789abcdef", "POD_IP=10.1.2.3",
+		    "10.1.2.3:9000", NULL },
+		{ peer, "PEER_SECRET=0123456789abcdef0123456789abcdef", "POD_IP=fd00::7",
+		    "[fd00::7]:9000", NULL },
+		{ "server:\n  peerListen: 0.0.0.0:9000\n  peerAddress: peer-a.ns:9001\n"
+		  "  peerSecretRef: {env: PEER_SECRET}\n" MINIMAL,
+		    "PEER_SECRET=0123456789abcdef0123456789abcdef", NULL, "peer-a.ns:9001", NULL },
+		{ peer, "PEER_SECRET=short", "POD_IP=10.1.2.3", NULL,
+		    "server.peerSecretRef: expected a secret of at least 32 bytes, got 5" },
+		{ peer, "PEER_SECRET=0123456789abcdef0123456789abcdef", NULL, NULL,
+		    "server.peerAddress: required with server.peerListen when the POD_IP" },
+		{ "server:\n  peerListen: 0.0.0.0:9000\n" MINIMAL, "POD_IP=10.1.2.3", NULL, NULL,
+		    "server.peerSecretRef: required with server.peerListen" },
+		{ "server:\n  peerListen: nowhere\n  peerSecretRef: {env: PEER_SECRET}\n" MINIMAL,
+		    "PEER_SECRET=0123456789abcdef0123456789abcdef", "POD_IP=10.1.2.3", NULL,
+		    "server.peerListen: expected host:port" },
+	};
+	struct config *cfg;
+	char *lines, *out;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int rc;
+
+		env_set(cases[i].a, cases[i].b, NULL);
+		rc = load_text(cases[i].yaml, &cfg, &lines);
+		if (cases[i].want_err == NULL) {
+			if (rc != 0)
+				fprintf(stderr, "case %zu: %s", i, lines);
+			CU_ASSERT_EQUAL(rc, 0);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->server.peer_address);
+			CU_ASSERT_STRING_EQUAL(cfg->server.peer_address, cases[i].want_addr);
+			CU_ASSERT_EQUAL(cfg->server.peer_secret.value_len, 32);
+			out = print_to_string(cfg);
+			CU_ASSERT_PTR_NULL(strstr(out, "0123456789abcdef")); /* redacted */
+			CU_ASSERT_EQUAL(strstr(out, "(server.peerAddress unset)") != NULL,
+			    cfg->server.peer_address_derived);
+			free(out);
+		} else {
+			if (strstr(lines, cases[i].want_err) == NULL)
+				fprintf(stderr, "case %zu: want: %s\ngot:\n%s", i, cases[i].want_err,
+				    lines);
+			CU_ASSERT_EQUAL(rc, -1);
+			CU_ASSERT_PTR_NOT_NULL(strstr(lines, cases[i].want_err));
+		}
+		config_free(cfg);
+		free(lines);
+	}
+	/* off by default: nothing derived, nothing required */
+	env_set("POD_IP=10.1.2.3", NULL, NULL);
+	CU_ASSERT_EQUAL(load_text(MINIMAL, &cfg, &lines), 0);
+	CU_ASSERT_PTR_NULL(cfg->server.peer_listen);
+	CU_ASSERT_PTR_NULL(cfg->server.peer_address);
+	config_free(cfg);
+	free(lines);
+}
+
 int
 main(void)
 {
 	static const struct unit_test tests[] = {
 		{ "durations", test_durations },
+		{ "peer_settings", test_peer_settings },
 		{ "sizes", test_sizes },
 		{ "strlist", test_strlist },
 		{ "defaults", test_defaults },

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Sessions across replicas: tools/list in one MCP session, directly through its owner (A)
+# and through another replica (B → A's peer listener → A's backend), in interleaved
+# rounds, in one run: req/s, p99 and the proxies' CPU per request (utime+stime from
+# /proc/<pid>/stat; the hop counts both replicas). One server-everything (A's backend)
+# serves both paths. Run by hand, not in ctest; everything on 127.0.0.1.
+#
+#   MCP_PROXY_BIN=build/mcp-proxy-runner ROUNDS=3 DURATION=10 CONNS=20 test/bench/sessions/run.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+BIN="$(realpath "${MCP_PROXY_BIN:-$REPO/build/mcp-proxy-runner}")"
+ROUNDS="${ROUNDS:-3}" DURATION="${DURATION:-10}" CONNS="${CONNS:-20}"
+command -v wrk >/dev/null || { echo "sessions bench: needs wrk (apt-get install wrk)" >&2; exit 2; }
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# the backend: server-everything on 127.0.0.1
+mkfifo "$TMP/be"
+(cd "$REPO/test/peers" && PEER_EXIT_ON_STDIN_EOF=0 exec node backend.mjs streamable-http 0 >"$TMP/be" 2>/dev/null) &
+PIDS+=($!)
+BPORT="$(head -1 "$TMP/be" | python3 -c 'import json,sys;print(json.load(sys.stdin)["listening"])')"
+cat "$TMP/be" >/dev/null &
+
+mkdir -p "$TMP/secrets/peer"
+head -c 32 /dev/urandom | base64 >"$TMP/secrets/peer/secret"
+start_replica() { # name port peerport
+	cat >"$TMP/$1.json" <<JSON
+{"auth":{"mode":"none"},"backend":{"url":"http://127.0.0.1:$BPORT"},
+ "server":{"listen":"127.0.0.1:$2","diagnosticsListen":"127.0.0.1:0","logLevel":"warn",
+  "peerListen":"127.0.0.1:$3","peerAddress":"127.0.0.1:$3","peerSecretRef":{"name":"peer","key":"secret"}}}
+JSON
+	MCP_PROXY_SECRETS_DIR="$TMP/secrets" "$BIN" --config "$TMP/$1.json" 2>"$TMP/$1.log" &
+	PIDS+=($!)
+	eval "PID_$1=$!"
+}
+PA="$(free_port)" PB="$(free_port)" PPA="$(free_port)" PPB="$(free_port)"
+start_replica A "$PA" "$PPA"
+start_replica B "$PB" "$PPB"
+sleep 1
+
+H=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -H 'Mcp-Protocol-Version: 2025-06-18')
+SID="$(curl -s -D - -o /dev/null "${H[@]}" "http://127.0.0.1:$PA/mcp" \
+	-d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}' |
+	tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')"
+[ -n "$SID" ] || { echo "sessions bench: no session id from A" >&2; exit 1; }
+curl -s -o /dev/null "${H[@]}" -H "Mcp-Session-Id: $SID" "http://127.0.0.1:$PA/mcp" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+export SID
+
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
+TCK="$(getconf CLK_TCK)"
+run() { # label port pids...
+	local label="$1" port="$2"; shift 2
+	local before=0 after=0 out reqs rps p99 us
+	for p in "$@"; do before=$((before + $(cpu "$p"))); done
+	out="$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$HERE/tools_list.lua" "http://127.0.0.1:$port/mcp")"
+	for p in "$@"; do after=$((after + $(cpu "$p"))); done
+	reqs="$(awk '/requests in/{print $1}' <<<"$out")"
+	rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")"
+	p99="$(awk '$1=="99%"{print $2}' <<<"$out")"
+	grep -q 'Non-2xx' <<<"$out" && { echo "sessions bench: $label: non-2xx answers" >&2; grep Non-2xx <<<"$out" >&2; }
+	us="$(awk -v t=$((after - before)) -v r="$reqs" -v k="$TCK" 'BEGIN{printf "%.1f", t / k * 1e6 / r}')"
+	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us\n' "$label" "$rps" "$p99" "$us"
+}
+for r in $(seq "$ROUNDS"); do
+	echo "round $r"
+	run direct "$PA" "$PID_A"
+	run hop "$PB" "$PID_A" "$PID_B"
+done

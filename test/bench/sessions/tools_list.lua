@@ -1,0 +1,7 @@
+-- wrk: POST tools/list in the session named by $SID (keep-alive).
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Mcp-Protocol-Version"] = "2025-06-18"
+wrk.headers["Mcp-Session-Id"] = os.getenv("SID")

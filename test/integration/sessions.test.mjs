@@ -1,0 +1,241 @@
+// MCP sessions across replicas (server.peerListen): two replicas, each with its own
+// server-everything, as behind one Kubernetes Service. A session initialized through A is
+// used through B — tools/list, a progress-streaming tool call, the GET event stream and
+// DELETE — and every one of them is served by A's backend (B's own backend has never heard
+// of the session, and would answer 404). With A stopped, B answers 404 "Session not found"
+// for it and a new initialize works. A forged peer request (no MAC, a wrong one, a replayed
+// or stale one) is refused on the peer listener.
+//
+// Session ids are sealed with their owner (AES-256-GCM under a key from the peer secret),
+// so this needs no Redis: the replicas share only the secret. auth.mode none keeps the test
+// on the session routing; the owner runs its whole MCP chain (guard and policy included)
+// on what a peer forwards, as it would for a client.
+//
+// Everything is on 127.0.0.1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { startProxy, startBackend, scrapeMetrics, sleep } from './lib/harness.mjs';
+
+const SECRET = crypto.randomBytes(32).toString('base64');
+const PV = '2025-06-18';
+const ACCEPT = 'application/json, text/event-stream';
+
+function replicaConfig(backend) {
+  return {
+    auth: { mode: 'none' },
+    server: { peerListen: '127.0.0.1:0', peerSecretRef: { name: 'peer', key: 'secret' } },
+    backend: { url: backend.url },
+  };
+}
+
+async function startReplica(name, t) {
+  const backend = await startBackend('streamable-http', { t });
+  const p = await startProxy(replicaConfig(backend), {
+    t, env: { POD_IP: '127.0.0.1' }, secrets: { peer: { secret: SECRET } },
+    waitFor: ['mcp', 'diagnostics', 'peer'],
+  });
+  const l = p.logs().find((x) => x.msg === 'listening' && x.listener === 'peer');
+  return Object.assign(p, { name, backend, peerPort: l.port, peerOrigin: `http://127.0.0.1:${l.port}` });
+}
+
+let rpc = 0;
+/** POST one JSON-RPC message to replica's /mcp → the fetch Response. */
+function post(replica, sid, method, params, { id = ++rpc } = {}) {
+  const headers = { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': PV };
+  if (sid) headers['mcp-session-id'] = sid;
+  const body = id === null ? { jsonrpc: '2.0', method, params } : { jsonrpc: '2.0', id, method, params };
+  return fetch(`${replica.origin}/mcp`, { method: 'POST', headers, body: JSON.stringify(body) });
+}
+
+/** The JSON-RPC messages of a response, JSON or an SSE stream read to its end; with
+ * onEvent(msg, ms) called for each as it arrives. */
+async function messages(res, onEvent = () => {}) {
+  const t0 = Date.now();
+  if (!(res.headers.get('content-type') || '').startsWith('text/event-stream')) {
+    const j = await res.json();
+    onEvent(j, 0);
+    return [j];
+  }
+  const out = [];
+  const dec = new TextDecoder();
+  let buf = '';
+  for await (const chunk of res.body) {
+    buf += dec.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const ev = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const data = ev.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+      if (!data) continue;
+      const m = JSON.parse(data);
+      out.push(m);
+      onEvent(m, Date.now() - t0);
+    }
+  }
+  return out;
+}
+
+async function initialize(replica) {
+  const res = await post(replica, null, 'initialize', {
+    protocolVersion: PV, capabilities: {}, clientInfo: { name: 'sessions.test', version: '0' },
+  });
+  assert.equal(res.status, 200, `initialize through ${replica.name}`);
+  const sid = res.headers.get('mcp-session-id');
+  const [m] = await messages(res);
+  assert.ok(m.result?.serverInfo, JSON.stringify(m));
+  const note = await post(replica, sid, 'notifications/initialized', undefined, { id: null });
+  assert.equal(note.status, 202);
+  await note.arrayBuffer();
+  return sid;
+}
+
+/** HKDF + HMAC as a replica signs a peer request (proxy/peerauth.c). */
+function peerSign({ method, target, time, nonce, sid = '' }, secret = SECRET) {
+  const key = Buffer.from(crypto.hkdfSync('sha256', Buffer.from(secret), Buffer.alloc(0),
+    Buffer.from('mcp-proxy peer request auth v1'), 32));
+  return crypto.createHmac('sha256', key).update(`${method}\n${target}\n${time}\n${nonce}\n${sid}`).digest('hex');
+}
+
+test('a session initialized through A works through B: tools/list, progress, GET stream, DELETE — all on A\'s backend; A gone → 404 and a new initialize', async (t) => {
+  const A = await startReplica('A', t);
+  const B = await startReplica('B', t);
+
+  const sid = await initialize(A);
+  assert.match(sid, /^p1\.[A-Za-z0-9_-]+$/, 'the client sees a sealed session id');
+  const backendIds = A.backend.stderr?.() ?? '';
+  assert.ok(!backendIds.includes(sid), 'the backend never sees the sealed id');
+
+  // tools/list through B
+  let res = await post(B, sid, 'tools/list', {});
+  assert.equal(res.status, 200, 'tools/list through B');
+  assert.equal(res.headers.get('mcp-session-id') ?? sid, sid, 'the id the client holds stays the same');
+  const [list] = await messages(res);
+  assert.ok(list.result.tools.some((x) => x.name === 'trigger-long-running-operation'), JSON.stringify(list).slice(0, 300));
+
+  // the same request straight to B's own backend: it does not know the session
+  const direct = await fetch(`${B.backend.url}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': PV, 'mcp-session-id': sid },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+  });
+  assert.ok(direct.status === 404 || direct.status === 400, `B's backend does not know the session (${direct.status})`);
+  await direct.arrayBuffer();
+
+  // progress streamed through B, event by event
+  const progress = [];
+  res = await post(B, sid, 'tools/call', {
+    name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 }, _meta: { progressToken: 'p' },
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/event-stream/);
+  const msgs = await messages(res, (m, ms) => {
+    if (m.method === 'notifications/progress') progress.push({ n: m.params.progress, ms });
+  });
+  assert.deepEqual(progress.map((x) => x.n), [1, 2, 3, 4]);
+  assert.ok(progress.at(-1).ms - progress[0].ms >= 1000, `streamed, not buffered: ${JSON.stringify(progress)}`);
+  assert.match(JSON.stringify(msgs.at(-1).result), /Long running operation completed/);
+
+  // the GET event stream through B: opened on A's backend, open until we close it
+  const ac = new AbortController();
+  res = await fetch(`${B.origin}/mcp`, {
+    headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': PV }, signal: ac.signal,
+  });
+  assert.equal(res.status, 200, 'GET stream through B');
+  assert.match(res.headers.get('content-type'), /^text\/event-stream/);
+  await sleep(200);
+  let m = await scrapeMetrics(B.diagUrl);
+  assert.equal(m.get('mcp_proxy_open_streams'), 1, 'B holds the stream open');
+  m = await scrapeMetrics(A.diagUrl);
+  assert.equal(m.get('mcp_proxy_open_streams'), 1, 'and so does A, its owner');
+  ac.abort();
+  await res.body?.cancel().catch(() => {});
+
+  // DELETE through B ends the session on A's backend
+  res = await fetch(`${B.origin}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': PV } });
+  assert.equal(res.status, 200, 'DELETE through B');
+  await res.arrayBuffer();
+  res = await post(A, sid, 'tools/list', {});
+  assert.ok(res.status === 404 || res.status === 400, `the session is gone on its owner too (${res.status})`);
+  await res.arrayBuffer();
+
+  m = await scrapeMetrics(B.diagUrl);
+  assert.ok(m.get('mcp_proxy_peer_requests_total{direction="out",outcome="ok"}') >= 4, m.text);
+  assert.ok(m.get('mcp_proxy_peer_response_seconds_count') >= 4);
+  m = await scrapeMetrics(A.diagUrl);
+  assert.ok(m.get('mcp_proxy_peer_requests_total{direction="in",outcome="ok"}') >= 4, m.text);
+  assert.ok(m.get('mcp_proxy_http_requests_total{listener="peer",method="DELETE",route="mcp",status="200"}') >= 1, m.text);
+
+  // A's session, A stopped: B answers as a backend does for an unknown session
+  const sid2 = await initialize(A);
+  await A.stop();
+  res = await post(B, sid2, 'tools/list', {}, { id: 7 });
+  assert.equal(res.status, 404, 'owner gone → 404');
+  assert.deepEqual(await res.json(), { jsonrpc: '2.0', id: 7, error: { code: -32001, message: 'Session not found' } });
+  m = await scrapeMetrics(B.diagUrl);
+  assert.equal(m.get('mcp_proxy_peer_requests_total{direction="out",outcome="owner_gone"}'), 1, m.text);
+  assert.equal(m.get('mcp_proxy_peer_errors_total{kind="connect"}'), 1);
+  // the client re-initializes, through B: a session of B's
+  const sid3 = await initialize(B);
+  res = await post(B, sid3, 'tools/list', {});
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+
+  // requests without a session, and ids that are not ours
+  res = await post(B, null, 'tools/list', {});
+  assert.ok(res.status === 400 || res.status === 404, `no session: B's backend answers itself (${res.status})`);
+  await res.arrayBuffer();
+  res = await post(B, 'p1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'tools/list', {}, { id: 8 });
+  assert.equal(res.status, 404, 'a forged session id is an unknown session');
+  assert.equal((await res.json()).error.message, 'Session not found');
+  await B.stop();
+});
+
+test('the peer listener refuses forged requests: no MAC, a wrong one, another secret, a replay, a stale time', async (t) => {
+  const A = await startReplica('A', t);
+  const sid = await initialize(A);
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+  const send = (headers) => fetch(`${A.peerOrigin}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': PV, 'mcp-session-id': sid, ...headers },
+    body,
+  });
+  const now = () => String(Math.floor(Date.now() / 1000));
+  const signed = (o = {}) => {
+    const time = o.time ?? now();
+    const nonce = o.nonce ?? crypto.randomBytes(16).toString('hex');
+    return {
+      'mcp-peer-time': time, 'mcp-peer-nonce': nonce,
+      'mcp-peer-auth': peerSign({ method: 'POST', target: '/mcp', time, nonce, sid }, o.secret),
+    };
+  };
+  const refused = async (res, what, status = 403) => {
+    assert.equal(res.status, status, what);
+    const j = await res.json();
+    assert.equal(j.error, 'forbidden', what);
+  };
+
+  await refused(await send({}), 'no MAC');
+  const good = signed();
+  await refused(await send({ ...good, 'mcp-peer-auth': '0'.repeat(64) }), 'a wrong MAC');
+  await refused(await send(signed({ secret: crypto.randomBytes(32).toString('base64') })), 'another secret');
+  await refused(await send({ ...good, 'mcp-peer-nonce': crypto.randomBytes(16).toString('hex') }), 'another nonce under the MAC');
+  await refused(await send(signed({ time: String(Math.floor(Date.now() / 1000) - 120) })), 'a stale time');
+
+  // the genuine request passes once; the same bytes again are a replay
+  let res = await send(good);
+  assert.equal(res.status, 200, 'a correctly signed request');
+  const [list] = await messages(res);
+  assert.ok(list.result.tools.length > 0);
+  await refused(await send(good), 'a replay');
+
+  const m = await scrapeMetrics(A.diagUrl);
+  for (const [outcome, n] of [['missing', 1], ['bad_mac', 3], ['stale', 1], ['replay', 1], ['ok', 1]]) {
+    assert.equal(m.get(`mcp_proxy_peer_requests_total{direction="in",outcome="${outcome}"}`), n, `${outcome}: ${m.text}`);
+  }
+  // The MCP listener ignores peer headers: a client cannot reach the peer path through it.
+  res = await post(A, sid, 'tools/list', {});
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  await A.stop();
+});
