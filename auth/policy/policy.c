@@ -78,7 +78,7 @@ struct policy {
 	char *metadata_url;
 	struct rules *rules;
 	struct audit *audit;
-	struct jsonrpc_limits lim; /* with our tokener, reused for every body */
+	struct jsonrpc_limits lim;
 	/* The last principal's claims, parsed: one user's requests in a row
 	 * (the common case) parse them once. Never changed once parsed. */
 	char *claims_text;
@@ -126,29 +126,52 @@ policy_str_or_null(const char *s)
 	return s != NULL ? json_object_new_string(s) : NULL;
 }
 
+/* The JSON value of len bytes at s, or NULL. */
+static json_object *
+policy_parse_exact(const char *s, size_t len, int depth)
+{
+	struct json_tokener *tok = json_tokener_new_ex(depth);
+	json_object *o;
+
+	if (tok == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
 /* The arguments of a tools/call or prompts/get, as an object when their
  * JSON fits max bytes, else their first max bytes as a string. */
 static void
-policy_add_arguments(json_object *line, const struct jsonrpc_msg *m, size_t max)
+policy_add_arguments(json_object *line, const struct jsonrpc_msg *m, size_t max, int depth)
 {
 	json_object *params, *args;
 	const char *s;
 	size_t len;
 
-	if (!json_object_object_get_ex(m->obj, "params", &params) || params == NULL ||
-	    !json_object_is_type(params, json_type_object) ||
-	    !json_object_object_get_ex(params, "arguments", &args) || args == NULL)
+	/* only now is params parsed whole (the reader checked it already) */
+	if (m->params.p == NULL ||
+	    (params = policy_parse_exact(m->params.p, m->params.len, depth)) == NULL)
 		return;
+	if (!json_object_is_type(params, json_type_object) ||
+	    !json_object_object_get_ex(params, "arguments", &args) || args == NULL)
+		goto out;
 	s = json_object_to_json_string_length(args, JSON_C_TO_STRING_PLAIN, &len);
 	if (len <= max) {
 		json_object_object_add(line, "arguments", json_object_get(args));
-		return;
+		goto out;
 	}
 	/* Cut on a UTF-8 boundary: json-c would refuse nothing, readers might. */
 	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
 		max--;
 	json_object_object_add(line, "arguments", json_object_new_string_len(s, (int)max));
 	json_object_object_add(line, "arguments_truncated", json_object_new_boolean(1));
+out:
+	json_object_put(params);
 }
 
 /* The audit line of one decided message, without outcome and duration. */
@@ -162,8 +185,7 @@ policy_line(struct policy *p, struct req *sr, const struct rules_principal *who,
 	policy_time(ts, sizeof ts);
 	json_object_object_add(line, "time", json_object_new_string(ts));
 	json_object_object_add(line, "request_id", json_object_new_string(req_id(sr)));
-	json_object_object_add(line, "jsonrpc_id",
-	    it != NULL && it->m->id != NULL ? json_object_get(it->m->id) : NULL);
+	json_object_object_add(line, "jsonrpc_id", it != NULL ? jsonrpc_id_object(it->m) : NULL);
 	json_object_object_add(line, "subject", policy_str_or_null(who->sub));
 	json_object_object_add(line, "client_id", policy_str_or_null(who->client_id));
 	json_object_object_add(line, "method",
@@ -175,9 +197,10 @@ policy_line(struct policy *p, struct req *sr, const struct rules_principal *who,
 	    json_object_new_string(it == NULL ? "none"
 		    : it->always              ? "always"
 					      : rules_label(&it->v, label, sizeof label)));
-	if (it != NULL && p->cfg->audit.include_arguments && it->m->method != NULL &&
-	    (strcmp(it->m->method, "tools/call") == 0 || strcmp(it->m->method, "prompts/get") == 0))
-		policy_add_arguments(line, it->m, p->cfg->audit.max_arguments_size);
+	if (it != NULL && p->cfg->audit.include_arguments &&
+	    (it->m->mid == JSONRPC_M_TOOLS_CALL || it->m->mid == JSONRPC_M_PROMPTS_GET))
+		policy_add_arguments(line, it->m, p->cfg->audit.max_arguments_size,
+		    p->lim.max_depth);
 	return line;
 }
 
@@ -219,23 +242,6 @@ policy_scan_responses(json_object *o, struct strlist *ids, struct strlist *outco
 	strlist_add(outcomes, json_object_object_get_ex(o, "error", NULL) ? "error" : "success");
 }
 
-static json_object *
-policy_parse_exact(const char *s, size_t len)
-{
-	struct json_tokener *tok = json_tokener_new_ex(64);
-	json_object *o;
-
-	if (tok == NULL)
-		return NULL;
-	o = json_tokener_parse_ex(tok, s, (int)len);
-	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
 /* The responses in a captured body: JSON, or SSE events whose data are. */
 static void
 policy_responses(struct evbuffer *b, struct strlist *ids, struct strlist *outcomes)
@@ -251,7 +257,7 @@ policy_responses(struct evbuffer *b, struct strlist *ids, struct strlist *outcom
 	while (i < len && (s[i] == ' ' || s[i] == '\r' || s[i] == '\n' || s[i] == '\t'))
 		i++;
 	if (i < len && (s[i] == '{' || s[i] == '[')) {
-		o = policy_parse_exact(s + i, len - i);
+		o = policy_parse_exact(s + i, len - i, 64);
 		policy_scan_responses(o, ids, outcomes);
 		json_object_put(o);
 		return;
@@ -269,7 +275,8 @@ policy_responses(struct evbuffer *b, struct strlist *ids, struct strlist *outcom
 			if (evbuffer_get_length(data) > 0) {
 				size_t dl = evbuffer_get_length(data);
 
-				o = policy_parse_exact((const char *)evbuffer_pullup(data, -1), dl);
+				o = policy_parse_exact((const char *)evbuffer_pullup(data, -1), dl,
+				    64);
 				policy_scan_responses(o, ids, outcomes);
 				json_object_put(o);
 				evbuffer_drain(data, dl);
@@ -438,7 +445,7 @@ policy_filter_response(struct policy_watch *w, json_object *o)
 static int
 policy_filter_json(struct policy_watch *w, const char *s, size_t len, struct evbuffer *out)
 {
-	json_object *o = policy_parse_exact(s, len);
+	json_object *o = policy_parse_exact(s, len, 64);
 	bool changed = false;
 	size_t outlen;
 	const char *t;
@@ -623,7 +630,7 @@ bad:
 
 /* --- answers --- */
 
-/* A JSON-RPC error object for a refused message. */
+/* A JSON-RPC error object for a refused message (id is taken). */
 static json_object *
 policy_rpc_error(json_object *id, int code, const char *message, const char *error,
     const char *scope)
@@ -632,7 +639,7 @@ policy_rpc_error(json_object *id, int code, const char *message, const char *err
 		    *data = json_object_new_object();
 
 	json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
-	json_object_object_add(o, "id", id != NULL ? json_object_get(id) : NULL);
+	json_object_object_add(o, "id", id);
 	json_object_object_add(e, "code", json_object_new_int(code));
 	json_object_object_add(e, "message", json_object_new_string(message));
 	json_object_object_add(data, "error", json_object_new_string(error));
@@ -711,13 +718,14 @@ policy_refuse(struct policy *p, struct req *sr, const struct jsonrpc_body *b,
 		if (items[i].v.decision == RULES_DENY && !items[i].always) {
 			snprintf(msg, sizeof msg, "%s%s%.64s is not allowed", m->method,
 			    m->name != NULL ? ":" : "", m->name != NULL ? m->name : "");
-			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN, msg, "forbidden", NULL);
+			e = policy_rpc_error(jsonrpc_id_object(m), POLICY_ERR_FORBIDDEN, msg,
+			    "forbidden", NULL);
 		} else if (items[i].v.decision == RULES_STEP_UP) {
 			snprintf(msg, sizeof msg, "%s needs the scopes: %.100s", m->method, scope);
-			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN, msg, "insufficient_scope",
-			    scope);
+			e = policy_rpc_error(jsonrpc_id_object(m), POLICY_ERR_FORBIDDEN, msg,
+			    "insufficient_scope", scope);
 		} else {
-			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN,
+			e = policy_rpc_error(jsonrpc_id_object(m), POLICY_ERR_FORBIDDEN,
 			    "not run: another message of this batch was refused", "batch_refused",
 			    NULL);
 		}
@@ -765,6 +773,15 @@ policy_check_headers(struct req *sr, const struct jsonrpc_body *b)
 	return NULL;
 }
 
+/* Is m a list request (whose response is filtered)? */
+static bool
+policy_is_list(const struct jsonrpc_msg *m)
+{
+	return m->kind == JSONRPC_REQUEST &&
+	    (m->mid == JSONRPC_M_TOOLS_LIST || m->mid == JSONRPC_M_PROMPTS_LIST ||
+		m->mid == JSONRPC_M_RESOURCES_LIST || m->mid == JSONRPC_M_RESOURCES_TEMPLATES_LIST);
+}
+
 /* Watch a forwarded request for its audit lines (with audit on) and
  * filter its list responses (when it has list requests). */
 static void
@@ -776,8 +793,7 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 	size_t lists = 0;
 
 	for (size_t i = 0; i < b->n; i++)
-		lists += b->msgs[i].kind == JSONRPC_REQUEST &&
-		    policy_list_shape(b->msgs[i].method, &array, &key, &use, NULL);
+		lists += policy_is_list(&b->msgs[i]);
 	if (p->audit == NULL && lists == 0)
 		return;
 	w = xcalloc(1, sizeof *w);
@@ -790,12 +806,11 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 		for (size_t i = 0; i < b->n; i++) {
 			const struct jsonrpc_msg *m = &b->msgs[i];
 
-			if (m->kind != JSONRPC_REQUEST ||
+			if (!policy_is_list(m) ||
 			    !policy_list_shape(m->method, &array, &key, &use,
 				&w->lists[w->n_lists].method))
 				continue;
-			w->lists[w->n_lists++].id = xstrdup(
-			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
+			w->lists[w->n_lists++].id = jsonrpc_id_text(m);
 		}
 		w->sub = who->sub != NULL ? xstrdup(who->sub) : NULL;
 		w->scope = who->scope != NULL ? xstrdup(who->scope) : NULL;
@@ -814,9 +829,7 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 
 		w->entries[i].line = policy_line(p, sr, who, &items[i], NULL);
 		w->entries[i].notification = m->kind != JSONRPC_REQUEST;
-		if (m->id != NULL)
-			w->entries[i].id = xstrdup(
-			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
+		w->entries[i].id = jsonrpc_id_text(m);
 	}
 }
 
@@ -848,7 +861,7 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 	const struct req_principal *pr = opts != NULL ? opts->principal : NULL;
 	struct rules_principal who = { 0 };
 	struct jsonrpc_body b;
-	struct policy_item *items = NULL;
+	struct policy_item one, *items = NULL;
 	struct evbuffer *body = req_body(sr);
 	int64_t start_us = clock_mono_us();
 	bool denied = false, step_up = false;
@@ -879,11 +892,10 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		goto out;
 	}
 	if ((why = policy_check_headers(sr, &b)) != NULL) {
-		policy_reject(p, sr, &who, 400, -32600, why,
-		    jsonrpc_method_label(b.msgs[0].method));
+		policy_reject(p, sr, &who, 400, -32600, why, jsonrpc_mid_label(b.msgs[0].mid));
 		goto out;
 	}
-	items = xcalloc(b.n, sizeof *items);
+	items = b.n == 1 ? memset(&one, 0, sizeof one) : xcalloc(b.n, sizeof *items);
 	for (size_t i = 0; i < b.n; i++) {
 		struct policy_item *it = &items[i];
 
@@ -898,7 +910,7 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		denied = denied || it->v.decision == RULES_DENY;
 		step_up = step_up || it->v.decision == RULES_STEP_UP;
 		metrics_add(p->m_requests, 1, policy_decision_name(it),
-		    jsonrpc_method_label(it->m->method));
+		    jsonrpc_mid_label(it->m->mid));
 	}
 	if (!denied && !step_up) {
 		policy_watch_start(p, sr, &who, &b, items, start_us);
@@ -919,7 +931,8 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 	}
 	policy_refuse(p, sr, &b, items, denied);
 out:
-	free(items);
+	if (items != &one)
+		free(items);
 	jsonrpc_body_dispose(&b);
 	json_object_put(who.claims);
 }
@@ -948,7 +961,6 @@ policy_new(struct event_base *base, const struct config *cfg, req_pass_fn next, 
 	p->lim.max_size = (size_t)cfg->authz.max_message_size;
 	p->lim.max_depth = (int)cfg->authz.max_depth;
 	p->lim.max_batch = cfg->authz.max_batch;
-	p->lim.tok = json_tokener_new_ex(p->lim.max_depth);
 	TAILQ_INIT(&p->watches);
 	if (cfg->audit.enabled &&
 	    (p->audit = audit_new(base, cfg->audit.path, err, errlen)) == NULL) {
@@ -974,8 +986,6 @@ policy_free(struct policy *p)
 		policy_watch_free(w);
 	}
 	audit_free(p->audit);
-	if (p->lim.tok != NULL)
-		json_tokener_free(p->lim.tok);
 	free(p->claims_text);
 	json_object_put(p->claims);
 	rules_free(p->rules);

@@ -32,7 +32,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			if ((m->kind == JSONRPC_RESPONSE) != (m->method == NULL))
 				abort();
-			if ((m->kind == JSONRPC_NOTIFICATION) != (m->id == NULL && m->method != NULL))
+			if ((m->kind == JSONRPC_NOTIFICATION) != (m->id.p == NULL && m->method != NULL))
 				abort();
 			if (m->method != NULL && strlen(m->method) > JSONRPC_METHOD_MAX)
 				abort();

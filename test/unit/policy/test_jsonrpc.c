@@ -35,7 +35,8 @@ test_single(void)
 	CU_ASSERT_EQUAL(b.msgs[0].kind, JSONRPC_REQUEST);
 	CU_ASSERT_STRING_EQUAL(b.msgs[0].method, "tools/call");
 	CU_ASSERT_STRING_EQUAL(b.msgs[0].name, "echo");
-	CU_ASSERT_EQUAL(json_object_get_int(b.msgs[0].id), 7);
+	CU_ASSERT_EQUAL(b.msgs[0].id.len, 1);
+	CU_ASSERT_EQUAL(b.msgs[0].id.p[0], '7');
 	CU_ASSERT_FALSE(jsonrpc_always_passes(&b.msgs[0]));
 	jsonrpc_body_dispose(&b);
 
@@ -57,7 +58,7 @@ test_single(void)
 				  &b, err, sizeof err),
 	    JSONRPC_OK);
 	CU_ASSERT_EQUAL(b.msgs[0].kind, JSONRPC_NOTIFICATION);
-	CU_ASSERT_PTR_NULL(b.msgs[0].id);
+	CU_ASSERT_PTR_NULL(b.msgs[0].id.p);
 	CU_ASSERT_TRUE(jsonrpc_always_passes(&b.msgs[0]));
 	jsonrpc_body_dispose(&b);
 
