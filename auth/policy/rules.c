@@ -3,6 +3,11 @@
  * iterative '*' glob (linear backtracking on the last star, no recursion),
  * so a hostile tool name cannot make matching explode; names and patterns
  * are both bounded (config and the JSON-RPC parser).
+ *
+ * rules_new() looks at each pattern once (its literal start, whether it
+ * names a literal method), so that a decision is a few length compares and
+ * memcmps per rule: most patterns name another method, or a name whose
+ * literal start does not fit, and fail there without the glob.
  */
 #include "auth/policy/rules.h"
 
@@ -14,10 +19,43 @@
 #include "common/xalloc.h"
 #include "config/config.h"
 
+#define RULES_NO_METHOD ((size_t)-1)
+
+/* One operation pattern, compiled. */
+struct rules_pat {
+	const char *text; /* the config's, NUL-terminated */
+	size_t len, lit;  /* its length; the bytes before its first '*' */
+	bool colon;       /* it has a ':' (it looks at the name too) */
+	size_t mlen; /* the ':' comes before any '*': the literal method's length, else NO_METHOD */
+};
+
+/* Where a claim condition reads from. */
+enum rules_from { RULES_FROM_SUB, RULES_FROM_CLIENT_ID, RULES_FROM_CLAIMS };
+
+struct rules_rule {
+	struct rules_pat *pats;
+	size_t n;
+	enum rules_from *from; /* one per claim condition */
+};
+
 struct rules {
 	const struct config *cfg;
 	bool need_claims;
+	struct rules_rule *rules;
 };
+
+static void
+rules_pat_init(struct rules_pat *pt, const char *text)
+{
+	const char *colon = strchr(text, ':');
+
+	pt->text = text;
+	pt->len = strlen(text);
+	pt->lit = strcspn(text, "*");
+	pt->colon = colon != NULL;
+	pt->mlen = colon != NULL && (size_t)(colon - text) < pt->lit ? (size_t)(colon - text)
+								     : RULES_NO_METHOD;
+}
 
 struct rules *
 rules_new(const struct config *cfg)
@@ -25,14 +63,27 @@ rules_new(const struct config *cfg)
 	struct rules *r = xcalloc(1, sizeof *r);
 
 	r->cfg = cfg;
+	r->rules = xcalloc(cfg->authz.n_rules + 1, sizeof *r->rules);
 	for (size_t i = 0; i < cfg->authz.n_rules; i++) {
 		const struct authz_rule *ar = &cfg->authz.rules[i];
+		struct rules_rule *rr = &r->rules[i];
 
+		rr->n = ar->operations.n;
+		rr->pats = xcalloc(rr->n + 1, sizeof *rr->pats);
+		for (size_t k = 0; k < rr->n; k++)
+			rules_pat_init(&rr->pats[k], ar->operations.v[k]);
+		rr->from = xcalloc(ar->n_claims + 1, sizeof *rr->from);
 		for (size_t j = 0; j < ar->n_claims; j++) {
 			const char *n = ar->claims[j].name;
 
-			if (strcmp(n, "sub") != 0 && strcmp(n, "client_id") != 0)
+			if (strcmp(n, "sub") == 0) {
+				rr->from[j] = RULES_FROM_SUB;
+			} else if (strcmp(n, "client_id") == 0) {
+				rr->from[j] = RULES_FROM_CLIENT_ID;
+			} else {
+				rr->from[j] = RULES_FROM_CLAIMS;
 				r->need_claims = true;
+			}
 		}
 	}
 	return r;
@@ -41,6 +92,13 @@ rules_new(const struct config *cfg)
 void
 rules_free(struct rules *r)
 {
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->cfg->authz.n_rules; i++) {
+		free(r->rules[i].pats);
+		free(r->rules[i].from);
+	}
+	free(r->rules);
 	free(r);
 }
 
@@ -114,23 +172,50 @@ rules_prefix_fits(const char *pattern, size_t lit, const struct rules_op *op)
 	    lit - op->ml - 1 <= nl && memcmp(pattern + op->ml + 1, op->name, lit - op->ml - 1) == 0;
 }
 
+/* Does compiled pattern pt match method (ml bytes) with name (nl bytes,
+ * or NULL)? plain: the method has no ':' (then a pattern's literal method
+ * can only match it whole, and the name is matched alone). */
+static bool
+rules_pat_match(const struct rules_pat *pt, const char *method, size_t ml, const char *name,
+    size_t nl, bool plain)
+{
+	struct rules_op op = { .method = method, .name = name, .ml = ml, .n = ml };
+
+	if (!pt->colon) {
+		if (pt->lit == pt->len)
+			return ml == pt->len && memcmp(pt->text, method, ml) == 0;
+	} else {
+		if (name == NULL)
+			return false;
+		if (pt->mlen != RULES_NO_METHOD && plain) {
+			const char *np = pt->text + pt->mlen + 1;
+			size_t nlit = pt->lit - pt->mlen - 1;
+			struct rules_op nop = { .method = name, .ml = nl, .n = nl };
+
+			if (ml != pt->mlen || memcmp(pt->text, method, ml) != 0)
+				return false;
+			if (pt->lit == pt->len)
+				return nl == nlit && memcmp(np, name, nl) == 0;
+			return nl >= nlit && memcmp(np, name, nlit) == 0 && rules_glob(np, &nop);
+		}
+		op.n = ml + 1 + nl; /* the glob may span the colon */
+	}
+	if (!rules_prefix_fits(pt->text, pt->lit, &op))
+		return false;
+	if (pt->lit == pt->len)
+		return pt->lit == op.n; /* no glob: the whole operation */
+	return rules_glob(pt->text, &op);
+}
+
 bool
 rules_match(const char *pattern, const char *method, const char *name)
 {
-	struct rules_op op = { .method = method, .name = name, .ml = strlen(method) };
-	size_t lit = strcspn(pattern, "*");
+	struct rules_pat pt;
+	size_t ml = strlen(method);
 
-	op.n = op.ml;
-	if (strchr(pattern, ':') != NULL) {
-		if (name == NULL)
-			return false;
-		op.n = op.ml + 1 + strlen(name); /* the glob may span the colon */
-	}
-	if (!rules_prefix_fits(pattern, lit, &op))
-		return false;
-	if (pattern[lit] == '\0')
-		return lit == op.n; /* no glob: the whole operation */
-	return rules_glob(pattern, &op);
+	rules_pat_init(&pt, pattern);
+	return rules_pat_match(&pt, method, ml, name, name != NULL ? strlen(name) : 0,
+	    memchr(method, ':', ml) == NULL);
 }
 
 /* Does one value of the claim (a string, or an array holding strings,
@@ -166,13 +251,14 @@ rules_value_in(json_object *v, const struct strlist *values)
 /* Does the principal's claim name hold one of values? sub and client_id
  * come from the token itself, never from the further claims. */
 static bool
-rules_claim_holds(const struct authz_claim *c, const struct rules_principal *p)
+rules_claim_holds(const struct authz_claim *c, enum rules_from from,
+    const struct rules_principal *p)
 {
 	json_object *v = NULL;
 
-	if (strcmp(c->name, "sub") == 0)
+	if (from == RULES_FROM_SUB)
 		return p->sub != NULL && strlist_contains(&c->values, p->sub);
-	if (strcmp(c->name, "client_id") == 0)
+	if (from == RULES_FROM_CLIENT_ID)
 		return p->client_id != NULL && strlist_contains(&c->values, p->client_id);
 	if (p->claims == NULL || !json_object_object_get_ex(p->claims, c->name, &v))
 		return false;
@@ -180,20 +266,22 @@ rules_claim_holds(const struct authz_claim *c, const struct rules_principal *p)
 }
 
 static bool
-rules_claims_hold(const struct authz_rule *ar, const struct rules_principal *p)
+rules_claims_hold(const struct authz_rule *ar, const struct rules_rule *rr,
+    const struct rules_principal *p)
 {
 	for (size_t j = 0; j < ar->n_claims; j++) {
-		if (!rules_claim_holds(&ar->claims[j], p))
+		if (!rules_claim_holds(&ar->claims[j], rr->from[j], p))
 			return false;
 	}
 	return true;
 }
 
 static bool
-rules_ops_match(const struct authz_rule *ar, const char *method, const char *name)
+rules_ops_match(const struct rules_rule *rr, const char *method, size_t ml, const char *name,
+    size_t nl, bool plain)
 {
-	for (size_t k = 0; k < ar->operations.n; k++) {
-		if (rules_match(ar->operations.v[k], method, name))
+	for (size_t k = 0; k < rr->n; k++) {
+		if (rules_pat_match(&rr->pats[k], method, ml, name, nl, plain))
 			return true;
 	}
 	return false;
@@ -207,11 +295,15 @@ rules_decide(const struct rules *r, const char *method, const char *name,
 	struct rules_verdict v = { .rule = -1 };
 	int step_up = -1;
 	const char *missing;
+	size_t ml = strlen(method), nl = name != NULL ? strlen(name) : 0;
+	bool plain = memchr(method, ':', ml) == NULL;
 
 	for (size_t i = 0; i < cfg->authz.n_rules; i++) {
 		const struct authz_rule *ar = &cfg->authz.rules[i];
+		const struct rules_rule *rr = &r->rules[i];
 
-		if (!rules_ops_match(ar, method, name) || !rules_claims_hold(ar, p))
+		if (!rules_ops_match(rr, method, ml, name, nl, plain) ||
+		    !rules_claims_hold(ar, rr, p))
 			continue;
 		if (ar->deny) {
 			v.decision = RULES_DENY;
