@@ -413,6 +413,11 @@ enum jr_key {
 	JR_K_NAME,
 	JR_K_URI,
 	JR_K_ARGUMENTS,
+	JR_K_TOOLS, /* the list members of a result, in jr_lists' order */
+	JR_K_PROMPTS,
+	JR_K_RESOURCES,
+	JR_K_RESOURCE_TEMPLATES,
+	JR_K_URI_TEMPLATE,
 };
 
 /* An object key at s->p (its quote) and the ':' after it: which one it is. */
@@ -426,8 +431,11 @@ jr_key(struct jr *s, enum jr_key *k)
 	} keys[] = { { "jsonrpc", 7, JR_K_JSONRPC }, { "method", 6, JR_K_METHOD },
 		{ "id", 2, JR_K_ID }, { "params", 6, JR_K_PARAMS }, { "result", 6, JR_K_RESULT },
 		{ "error", 5, JR_K_ERROR }, { "name", 4, JR_K_NAME }, { "uri", 3, JR_K_URI },
-		{ "arguments", 9, JR_K_ARGUMENTS } };
-	char buf[12];
+		{ "arguments", 9, JR_K_ARGUMENTS }, { "tools", 5, JR_K_TOOLS },
+		{ "prompts", 7, JR_K_PROMPTS }, { "resources", 9, JR_K_RESOURCES },
+		{ "resourceTemplates", 17, JR_K_RESOURCE_TEMPLATES },
+		{ "uriTemplate", 11, JR_K_URI_TEMPLATE } };
+	char buf[20];
 	struct jr_out o = { .out = buf, .cap = sizeof buf };
 
 	jr_ws(s);
@@ -947,6 +955,373 @@ jsonrpc_parse(const char *buf, size_t len, const struct jsonrpc_limits *lim,
 		return JSONRPC_INVALID;
 	}
 	return JSONRPC_OK;
+}
+
+json_object *
+jsonrpc_parse_value(const char *s, size_t len, int depth)
+{
+	struct json_tokener *tok = json_tokener_new_ex(depth);
+	json_object *o;
+
+	if (tok == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* --- list responses --- */
+
+static const struct {
+	enum jsonrpc_method mid;
+	const char *array, *key, *use;
+	enum jr_key array_k, key_k;
+} jr_lists[] = {
+	{ JSONRPC_M_TOOLS_LIST, "tools", "name", "tools/call", JR_K_TOOLS, JR_K_NAME },
+	{ JSONRPC_M_PROMPTS_LIST, "prompts", "name", "prompts/get", JR_K_PROMPTS, JR_K_NAME },
+	{ JSONRPC_M_RESOURCES_LIST, "resources", "uri", "resources/read", JR_K_RESOURCES,
+	    JR_K_URI },
+	{ JSONRPC_M_RESOURCES_TEMPLATES_LIST, "resourceTemplates", "uriTemplate", "resources/read",
+	    JR_K_RESOURCE_TEMPLATES, JR_K_URI_TEMPLATE },
+};
+#define JR_N_LISTS (sizeof jr_lists / sizeof jr_lists[0])
+
+bool
+jsonrpc_list_shape(enum jsonrpc_method mid, const char **array, const char **key, const char **use)
+{
+	for (size_t i = 0; i < JR_N_LISTS; i++) {
+		if (jr_lists[i].mid == mid) {
+			*array = jr_lists[i].array;
+			*key = jr_lists[i].key;
+			*use = jr_lists[i].use;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* What a response said: its id and the list members of its result. */
+struct jr_resp {
+	enum jr_type id;
+	struct jsonrpc_span id_span;
+	bool result;
+	bool seen[JR_N_LISTS];
+	struct jsonrpc_span arrays[JR_N_LISTS]; /* .p NULL: absent or no array */
+	int level;                              /* of the message */
+};
+
+/* A result object at s->p, nested in level: its list members. */
+static int
+jr_result(struct jr *s, int level, struct jr_resp *r)
+{
+	enum jr_key k;
+	enum jr_type t;
+	bool more = true;
+
+	if (level >= s->max_depth)
+		return jr_fail(s, "nested too deeply");
+	s->p++;
+	jr_ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	while (more) {
+		const unsigned char *at;
+
+		if (jr_key(s, &k) != 0)
+			return -1;
+		at = s->p;
+		if (jr_value(s, level + 1, &t, NULL) != 0)
+			return -1;
+		if (k >= JR_K_TOOLS && k <= JR_K_RESOURCE_TEMPLATES) {
+			size_t i = (size_t)(k - JR_K_TOOLS);
+
+			if (r->seen[i])
+				s->dup = true;
+			r->seen[i] = true;
+			if (t == JR_ARRAY)
+				r->arrays[i] = (struct jsonrpc_span){ (const char *)at,
+					(size_t)(s->p - at) };
+		}
+		if (jr_next(s, &more) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A response object at s->p, nested in level. */
+static int
+jr_response(struct jr *s, int level, struct jr_resp *r)
+{
+	enum jr_key k;
+	enum jr_type t;
+	bool more = true;
+
+	memset(r, 0, sizeof *r);
+	r->level = level;
+	if (level >= s->max_depth)
+		return jr_fail(s, "nested too deeply");
+	s->p++;
+	jr_ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	while (more) {
+		const unsigned char *at;
+
+		if (jr_key(s, &k) != 0)
+			return -1;
+		at = s->p;
+		if (k == JR_K_ID) {
+			if (!jr_first(s, &r->id) || jr_value(s, level + 1, &r->id, NULL) != 0)
+				return -1;
+			r->id_span = (struct jsonrpc_span){ (const char *)at, (size_t)(s->p - at) };
+		} else if (k == JR_K_RESULT) {
+			if (r->result) {
+				s->dup = true;
+				return -1;
+			}
+			r->result = true;
+			if (*s->p == '{' ? jr_result(s, level + 1, r) != 0
+					 : jr_value(s, level + 1, &t, NULL) != 0)
+				return -1;
+		} else if (jr_value(s, level + 1, &t, NULL) != 0) {
+			return -1;
+		}
+		if (jr_next(s, &more) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+jr_piece(struct jsonrpc_pieces *pc, const char *p, size_t len)
+{
+	if (len == 0)
+		return;
+	if (pc->n == pc->cap) {
+		pc->cap = pc->cap == 0 ? 16 : pc->cap * 2;
+		pc->v = xreallocarray(pc->v, pc->cap, sizeof *pc->v);
+	}
+	pc->v[pc->n++] = (struct jsonrpc_span){ p, len };
+}
+
+/* Is the item's name (the string at span, checked) one keep() keeps? */
+static bool
+jr_keep_name(struct jsonrpc_span span, enum jsonrpc_method list, jsonrpc_keep_fn keep, void *arg)
+{
+	char small[512];
+	struct jr d = { .p = (const unsigned char *)span.p,
+		.start = (const unsigned char *)span.p,
+		.end = (const unsigned char *)span.p + span.len };
+	struct jr_out o = { .out = span.len <= sizeof small ? small : xmalloc(span.len),
+		.cap = span.len };
+	bool kept = false;
+
+	if (jr_string(&d, &o) == 0 && !o.nul && o.n < o.cap) {
+		o.out[o.n] = '\0';
+		kept = keep(list, o.out, arg);
+	}
+	if (o.out != small)
+		free(o.out);
+	return kept;
+}
+
+/* The items of the list array at span (checked already, nested in level)
+ * through keep(): pieces for it when one is dropped; *mark is where the
+ * bytes not yet in pieces start. */
+static int
+jr_items(const char *buf, struct jsonrpc_span span, int level, size_t li, jsonrpc_keep_fn keep,
+    void *arg, struct jsonrpc_pieces *pc, size_t *mark)
+{
+	struct jr s = { .p = (const unsigned char *)span.p,
+		.start = (const unsigned char *)buf,
+		.end = (const unsigned char *)span.p + span.len,
+		.max_depth = JSONRPC_DEPTH_MAX };
+	struct jsonrpc_span *items = NULL;
+	bool *kept = NULL, more = true, dropped = false, first = true;
+	size_t n = 0, cap = 0;
+	int rc = -1;
+
+	s.p++;
+	jr_ws(&s);
+	if (s.p < s.end && *s.p == ']')
+		return 0;
+	while (more) {
+		const unsigned char *from;
+		enum jr_type t = JR_ABSENT;
+		struct jsonrpc_span name = { 0 };
+
+		jr_ws(&s);
+		if (s.p >= s.end)
+			goto out;
+		from = s.p;
+		if (*s.p == '{') {
+			bool m = true;
+
+			s.p++;
+			jr_ws(&s);
+			if (s.p < s.end && *s.p == '}') {
+				s.p++;
+				m = false;
+			}
+			while (m) {
+				const unsigned char *at;
+				enum jr_key k;
+				enum jr_type vt;
+
+				if (jr_key(&s, &k) != 0)
+					goto out;
+				at = s.p;
+				if (jr_value(&s, level + 2, &vt, NULL) != 0)
+					goto out;
+				if (k == jr_lists[li].key_k) {
+					if (t != JR_ABSENT)
+						goto out; /* the name twice */
+					t = vt;
+					name = (struct jsonrpc_span){ (const char *)at,
+						(size_t)(s.p - at) };
+				}
+				if (jr_next(&s, &m) != 0)
+					goto out;
+			}
+		} else if (jr_value(&s, level + 1, &t, NULL) != 0) {
+			goto out;
+		} else {
+			t = JR_ABSENT; /* no object: what cannot be judged is not shown */
+		}
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			items = xreallocarray(items, cap, sizeof *items);
+			kept = xreallocarray(kept, cap, sizeof *kept);
+		}
+		items[n] = (struct jsonrpc_span){ (const char *)from, (size_t)(s.p - from) };
+		kept[n] = t == JR_STRING && jr_keep_name(name, jr_lists[li].mid, keep, arg);
+		dropped = dropped || !kept[n];
+		n++;
+		jr_ws(&s);
+		if (s.p >= s.end)
+			goto out;
+		if (*s.p == ']')
+			more = false;
+		else if (*s.p != ',')
+			goto out;
+		s.p++;
+	}
+	if (dropped) {
+		/* the bytes up to and with '[', the kept items, then from ']' on */
+		jr_piece(pc, buf + *mark, (size_t)(span.p + 1 - (buf + *mark)));
+		for (size_t i = 0; i < n; i++) {
+			if (!kept[i])
+				continue;
+			if (!first)
+				jr_piece(pc, ",", 1);
+			jr_piece(pc, items[i].p, items[i].len);
+			first = false;
+		}
+		*mark = (size_t)(span.p + span.len - 1 - buf);
+		pc->changed = true;
+	}
+	rc = 0;
+out:
+	free(items);
+	free(kept);
+	return rc;
+}
+
+/* Filter the list of one scanned response, when it answers a list. */
+static int
+jr_filter_one(struct jr *s, const char *buf, const struct jr_resp *r, jsonrpc_list_fn list,
+    jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *pc, size_t *mark)
+{
+	struct jsonrpc_msg m = { .kind = JSONRPC_RESPONSE, .mid = JSONRPC_M_NONE };
+	enum jsonrpc_method lm;
+
+	if (s->dup || (r->id != JR_STRING && r->id != JR_INT))
+		return 0;
+	m.id = r->id_span;
+	if ((lm = list(&m, arg)) == JSONRPC_M_NONE)
+		return 0;
+	for (size_t i = 0; i < JR_N_LISTS; i++) {
+		if (jr_lists[i].mid == lm && r->arrays[i].p != NULL)
+			return jr_items(buf, r->arrays[i], r->level + 2, i, keep, arg, pc, mark);
+	}
+	return 0;
+}
+
+int
+jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn list,
+    jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *out)
+{
+	struct jr s = { .p = (const unsigned char *)buf,
+		.start = (const unsigned char *)buf,
+		.end = (const unsigned char *)buf + len };
+	struct jr_resp r;
+	enum jr_type t;
+	size_t mark = 0;
+
+	memset(out, 0, sizeof *out);
+	s.max_depth = max_depth < JSONRPC_DEPTH_MAX ? max_depth : JSONRPC_DEPTH_MAX;
+	jr_ws(&s);
+	if (s.p >= s.end)
+		return -1;
+	if (*s.p == '[') {
+		bool more = true;
+
+		if (s.max_depth < 1)
+			return -1;
+		s.p++;
+		jr_ws(&s);
+		if (s.p < s.end && *s.p == ']') {
+			s.p++;
+			more = false;
+		}
+		while (more) {
+			jr_ws(&s);
+			if (s.p >= s.end)
+				return -1;
+			if (*s.p == '{') {
+				if (jr_response(&s, 1, &r) != 0 ||
+				    jr_filter_one(&s, buf, &r, list, keep, arg, out, &mark) != 0)
+					return -1;
+			} else if (jr_value(&s, 1, &t, NULL) != 0) {
+				return -1;
+			}
+			jr_ws(&s);
+			if (s.p >= s.end)
+				return -1;
+			if (*s.p == ']')
+				more = false;
+			else if (*s.p != ',')
+				return -1;
+			s.p++;
+		}
+	} else if (*s.p == '{') {
+		if (jr_response(&s, 0, &r) != 0 ||
+		    jr_filter_one(&s, buf, &r, list, keep, arg, out, &mark) != 0)
+			return -1;
+	} else if (jr_value(&s, 0, &t, NULL) != 0) {
+		return -1;
+	}
+	jr_ws(&s);
+	if (s.p < s.end || s.dup)
+		return -1;
+	if (out->changed)
+		jr_piece(out, buf + mark, len - mark);
+	return 0;
+}
+
+void
+jsonrpc_pieces_dispose(struct jsonrpc_pieces *pc)
+{
+	free(pc->v);
+	memset(pc, 0, sizeof *pc);
 }
 
 void

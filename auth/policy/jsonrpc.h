@@ -119,6 +119,46 @@ char *jsonrpc_id_text(const struct jsonrpc_msg *m);
  * notifications, responses to the server's requests)? */
 bool jsonrpc_always_passes(const struct jsonrpc_msg *m);
 
+/* The JSON value of len bytes at s parsed with json-c (not strict; at
+ * most depth deep), or NULL: for what is no request body. */
+json_object *jsonrpc_parse_value(const char *s, size_t len, int depth);
+
+/* --- list responses --- */
+
+/* The list a list method answers with: the member of its result holding
+ * the items, the member naming an item, and the operation an item is used
+ * with ("tools", "name", "tools/call" for tools/list); false for other
+ * methods. */
+bool jsonrpc_list_shape(enum jsonrpc_method mid, const char **array, const char **key,
+    const char **use);
+
+/* Which list request a response (its id as it came, in resp->id) answers:
+ * its method, or JSONRPC_M_NONE when it is not one to filter. */
+typedef enum jsonrpc_method (*jsonrpc_list_fn)(const struct jsonrpc_msg *resp, void *arg);
+/* Keep the item of list named name (decoded, NUL-free)? */
+typedef bool (*jsonrpc_keep_fn)(enum jsonrpc_method list, const char *name, void *arg);
+
+/* What to send instead of a body: its bytes in pieces, in order (a piece
+ * may be a "," between kept items). */
+struct jsonrpc_pieces {
+	struct jsonrpc_span *v;
+	size_t n, cap;
+	bool changed; /* false: the body as it came */
+};
+
+/*
+ * Drop from the list results in a response body (one message or a batch)
+ * the items keep() refuses (an item that is no object, or whose name is
+ * no string or holds a NUL, is dropped unasked), without a tree: the rest
+ * of the bytes stay as they came. -1 when the scanner cannot vouch for
+ * the body — not strict JSON within max_depth, or an id, result, list or
+ * item name member twice (one reader would see one, another the other) —
+ * and the caller must read it another way. Dispose out whatever the result.
+ */
+int jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn list,
+    jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *out);
+void jsonrpc_pieces_dispose(struct jsonrpc_pieces *pc);
+
 /* Which known method len bytes at method are. */
 enum jsonrpc_method jsonrpc_method_of(const char *method, size_t len);
 /* A method as a metrics label: a known MCP method or "other" (the label
