@@ -86,12 +86,44 @@ struct jr_out {
 	bool nul;
 };
 
+/* Bytes that stand for themselves in a string: printable ASCII but '"'
+ * and '\\'. */
+/* clang-format off */
+static const unsigned char jr_plain[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+/* clang-format on */
+
 static void
 jr_put(struct jr_out *o, unsigned char c)
 {
 	if (o->out != NULL && o->n < o->cap)
 		o->out[o->n] = (char)c;
 	o->n++;
+}
+
+/* n bytes at p into o. */
+static void
+jr_put_run(struct jr_out *o, const unsigned char *p, size_t n)
+{
+	if (o->out != NULL && o->n < o->cap)
+		memcpy(o->out + o->n, p, n < o->cap - o->n ? n : o->cap - o->n);
+	o->n += n;
 }
 
 /* The bytes a UTF-8 sequence starting with c needs after it, and the range
@@ -177,10 +209,11 @@ jr_string(struct jr *s, struct jr_out *o)
 	s->p++;
 	for (;;) {
 		/* the common run: printable ASCII */
-		while (s->p < s->end && (c = *s->p) >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-			jr_put(o, c);
+		const unsigned char *run = s->p;
+
+		while (s->p < s->end && jr_plain[*s->p])
 			s->p++;
-		}
+		jr_put_run(o, run, (size_t)(s->p - run));
 		if (s->p >= s->end)
 			return jr_eof(s);
 		c = *s->p;
@@ -236,8 +269,7 @@ jr_string(struct jr *s, struct jr_out *o)
 				return jr_fail(s, "invalid UTF-8");
 			}
 		}
-		for (int i = 0; i <= need; i++)
-			jr_put(o, s->p[i]);
+		jr_put_run(o, s->p, (size_t)need + 1);
 		s->p += need + 1;
 	}
 }
@@ -1004,6 +1036,16 @@ jsonrpc_list_shape(enum jsonrpc_method mid, const char **array, const char **key
 	return false;
 }
 
+/* A list filter's pass over one body. */
+struct jr_lf {
+	const char *buf;
+	jsonrpc_list_fn list;
+	jsonrpc_keep_fn keep;
+	void *arg;
+	struct jsonrpc_pieces *pc;
+	size_t mark; /* the bytes not in pieces yet start here */
+};
+
 /* What a response said: its id and the list members of its result. */
 struct jr_resp {
 	enum jr_type id;
@@ -1012,93 +1054,10 @@ struct jr_resp {
 	bool seen[JR_N_LISTS];
 	struct jsonrpc_span arrays[JR_N_LISTS]; /* .p NULL: absent or no array */
 	int level;                              /* of the message */
+	bool resolved;                          /* lm is known (the id came first) */
+	enum jsonrpc_method lm;                 /* the list it answers, or NONE */
+	bool done;                              /* its list filtered already */
 };
-
-/* A result object at s->p, nested in level: its list members. */
-static int
-jr_result(struct jr *s, int level, struct jr_resp *r)
-{
-	enum jr_key k;
-	enum jr_type t;
-	bool more = true;
-
-	if (level >= s->max_depth)
-		return jr_fail(s, "nested too deeply");
-	s->p++;
-	jr_ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return 0;
-	}
-	while (more) {
-		const unsigned char *at;
-
-		if (jr_key(s, &k) != 0)
-			return -1;
-		at = s->p;
-		if (jr_value(s, level + 1, &t, NULL) != 0)
-			return -1;
-		if (k >= JR_K_TOOLS && k <= JR_K_RESOURCE_TEMPLATES) {
-			size_t i = (size_t)(k - JR_K_TOOLS);
-
-			if (r->seen[i])
-				s->dup = true;
-			r->seen[i] = true;
-			if (t == JR_ARRAY)
-				r->arrays[i] = (struct jsonrpc_span){ (const char *)at,
-					(size_t)(s->p - at) };
-		}
-		if (jr_next(s, &more) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* A response object at s->p, nested in level. */
-static int
-jr_response(struct jr *s, int level, struct jr_resp *r)
-{
-	enum jr_key k;
-	enum jr_type t;
-	bool more = true;
-
-	memset(r, 0, sizeof *r);
-	r->level = level;
-	if (level >= s->max_depth)
-		return jr_fail(s, "nested too deeply");
-	s->p++;
-	jr_ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return 0;
-	}
-	while (more) {
-		const unsigned char *at;
-
-		if (jr_key(s, &k) != 0)
-			return -1;
-		at = s->p;
-		if (k == JR_K_ID) {
-			if (!jr_first(s, &r->id) || jr_value(s, level + 1, &r->id, NULL) != 0)
-				return -1;
-			r->id_span = (struct jsonrpc_span){ (const char *)at, (size_t)(s->p - at) };
-		} else if (k == JR_K_RESULT) {
-			if (r->result) {
-				s->dup = true;
-				return -1;
-			}
-			r->result = true;
-			if (*s->p == '{' ? jr_result(s, level + 1, r) != 0
-					 : jr_value(s, level + 1, &t, NULL) != 0)
-				return -1;
-		} else if (jr_value(s, level + 1, &t, NULL) != 0) {
-			return -1;
-		}
-		if (jr_next(s, &more) != 0)
-			return -1;
-	}
-	return 0;
-}
 
 static void
 jr_piece(struct jsonrpc_pieces *pc, const char *p, size_t len)
@@ -1133,42 +1092,47 @@ jr_keep_name(struct jsonrpc_span span, enum jsonrpc_method list, jsonrpc_keep_fn
 	return kept;
 }
 
-/* The items of the list array at span (checked already, nested in level)
- * through keep(): pieces for it when one is dropped; *mark is where the
- * bytes not yet in pieces start. */
+/* The list array at s->p (nested in level), list li, its items through
+ * keep(): pieces for it when one is dropped. */
 static int
-jr_items(const char *buf, struct jsonrpc_span span, int level, size_t li, jsonrpc_keep_fn keep,
-    void *arg, struct jsonrpc_pieces *pc, size_t *mark)
+jr_items(struct jr *s, int level, size_t li, struct jr_lf *lf)
 {
-	struct jr s = { .p = (const unsigned char *)span.p,
-		.start = (const unsigned char *)buf,
-		.end = (const unsigned char *)span.p + span.len,
-		.max_depth = JSONRPC_DEPTH_MAX };
+	const char *open = (const char *)s->p;
 	struct jsonrpc_span *items = NULL;
 	bool *kept = NULL, more = true, dropped = false, first = true;
 	size_t n = 0, cap = 0;
 	int rc = -1;
 
-	s.p++;
-	jr_ws(&s);
-	if (s.p < s.end && *s.p == ']')
+	if (level >= s->max_depth)
+		return jr_fail(s, "nested too deeply");
+	s->p++;
+	jr_ws(s);
+	if (s->p < s->end && *s->p == ']') {
+		s->p++;
 		return 0;
+	}
 	while (more) {
 		const unsigned char *from;
 		enum jr_type t = JR_ABSENT;
 		struct jsonrpc_span name = { 0 };
 
-		jr_ws(&s);
-		if (s.p >= s.end)
+		jr_ws(s);
+		if (s->p >= s->end) {
+			jr_eof(s);
 			goto out;
-		from = s.p;
-		if (*s.p == '{') {
+		}
+		from = s->p;
+		if (*s->p == '{') {
 			bool m = true;
 
-			s.p++;
-			jr_ws(&s);
-			if (s.p < s.end && *s.p == '}') {
-				s.p++;
+			if (level + 1 >= s->max_depth) {
+				jr_fail(s, "nested too deeply");
+				goto out;
+			}
+			s->p++;
+			jr_ws(s);
+			if (s->p < s->end && *s->p == '}') {
+				s->p++;
 				m = false;
 			}
 			while (m) {
@@ -1176,22 +1140,24 @@ jr_items(const char *buf, struct jsonrpc_span span, int level, size_t li, jsonrp
 				enum jr_key k;
 				enum jr_type vt;
 
-				if (jr_key(&s, &k) != 0)
+				if (jr_key(s, &k) != 0)
 					goto out;
-				at = s.p;
-				if (jr_value(&s, level + 2, &vt, NULL) != 0)
+				at = s->p;
+				if (jr_value(s, level + 2, &vt, NULL) != 0)
 					goto out;
 				if (k == jr_lists[li].key_k) {
-					if (t != JR_ABSENT)
-						goto out; /* the name twice */
+					if (t != JR_ABSENT) {
+						s->dup = true; /* the name twice */
+						goto out;
+					}
 					t = vt;
 					name = (struct jsonrpc_span){ (const char *)at,
-						(size_t)(s.p - at) };
+						(size_t)(s->p - at) };
 				}
-				if (jr_next(&s, &m) != 0)
+				if (jr_next(s, &m) != 0)
 					goto out;
 			}
-		} else if (jr_value(&s, level + 1, &t, NULL) != 0) {
+		} else if (jr_value(s, level + 1, &t, NULL) != 0) {
 			goto out;
 		} else {
 			t = JR_ABSENT; /* no object: what cannot be judged is not shown */
@@ -1201,32 +1167,36 @@ jr_items(const char *buf, struct jsonrpc_span span, int level, size_t li, jsonrp
 			items = xreallocarray(items, cap, sizeof *items);
 			kept = xreallocarray(kept, cap, sizeof *kept);
 		}
-		items[n] = (struct jsonrpc_span){ (const char *)from, (size_t)(s.p - from) };
-		kept[n] = t == JR_STRING && jr_keep_name(name, jr_lists[li].mid, keep, arg);
+		items[n] = (struct jsonrpc_span){ (const char *)from, (size_t)(s->p - from) };
+		kept[n] = t == JR_STRING && jr_keep_name(name, jr_lists[li].mid, lf->keep, lf->arg);
 		dropped = dropped || !kept[n];
 		n++;
-		jr_ws(&s);
-		if (s.p >= s.end)
+		jr_ws(s);
+		if (s->p >= s->end) {
+			jr_eof(s);
 			goto out;
-		if (*s.p == ']')
+		}
+		if (*s->p == ']')
 			more = false;
-		else if (*s.p != ',')
+		else if (*s->p != ',') {
+			jr_fail(s, "unexpected character");
 			goto out;
-		s.p++;
+		}
+		s->p++;
 	}
 	if (dropped) {
 		/* the bytes up to and with '[', the kept items, then from ']' on */
-		jr_piece(pc, buf + *mark, (size_t)(span.p + 1 - (buf + *mark)));
+		jr_piece(lf->pc, lf->buf + lf->mark, (size_t)(open + 1 - (lf->buf + lf->mark)));
 		for (size_t i = 0; i < n; i++) {
 			if (!kept[i])
 				continue;
 			if (!first)
-				jr_piece(pc, ",", 1);
-			jr_piece(pc, items[i].p, items[i].len);
+				jr_piece(lf->pc, ",", 1);
+			jr_piece(lf->pc, items[i].p, items[i].len);
 			first = false;
 		}
-		*mark = (size_t)(span.p + span.len - 1 - buf);
-		pc->changed = true;
+		lf->mark = (size_t)((const char *)s->p - 1 - lf->buf);
+		lf->pc->changed = true;
 	}
 	rc = 0;
 out:
@@ -1235,22 +1205,141 @@ out:
 	return rc;
 }
 
-/* Filter the list of one scanned response, when it answers a list. */
-static int
-jr_filter_one(struct jr *s, const char *buf, const struct jr_resp *r, jsonrpc_list_fn list,
-    jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *pc, size_t *mark)
+/* Which list the response answers, by its id (list() asked once). */
+static void
+jr_resolve(struct jr_resp *r, struct jr_lf *lf)
 {
 	struct jsonrpc_msg m = { .kind = JSONRPC_RESPONSE, .mid = JSONRPC_M_NONE };
-	enum jsonrpc_method lm;
 
-	if (s->dup || (r->id != JR_STRING && r->id != JR_INT))
-		return 0;
+	r->resolved = true;
+	r->lm = JSONRPC_M_NONE;
+	if (r->id != JR_STRING && r->id != JR_INT)
+		return;
 	m.id = r->id_span;
-	if ((lm = list(&m, arg)) == JSONRPC_M_NONE)
+	r->lm = lf->list(&m, lf->arg);
+}
+
+/* A result object at s->p, nested in level: its list members; the list
+ * of ours filtered right away when the id came first. */
+static int
+jr_result(struct jr *s, int level, struct jr_resp *r, struct jr_lf *lf)
+{
+	enum jr_key k;
+	enum jr_type t;
+	bool more = true;
+
+	if (level >= s->max_depth)
+		return jr_fail(s, "nested too deeply");
+	s->p++;
+	jr_ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
 		return 0;
+	}
+	while (more) {
+		const unsigned char *at;
+
+		if (jr_key(s, &k) != 0)
+			return -1;
+		at = s->p;
+		if (k >= JR_K_TOOLS && k <= JR_K_RESOURCE_TEMPLATES) {
+			size_t i = (size_t)(k - JR_K_TOOLS);
+
+			if (r->seen[i])
+				s->dup = true;
+			r->seen[i] = true;
+			if (r->resolved && r->lm == jr_lists[i].mid && *s->p == '[' && !s->dup) {
+				if (jr_items(s, level + 1, i, lf) != 0)
+					return -1;
+				r->done = true;
+			} else {
+				if (jr_value(s, level + 1, &t, NULL) != 0)
+					return -1;
+				if (t == JR_ARRAY)
+					r->arrays[i] = (struct jsonrpc_span){ (const char *)at,
+						(size_t)(s->p - at) };
+			}
+		} else if (jr_value(s, level + 1, &t, NULL) != 0) {
+			return -1;
+		}
+		if (jr_next(s, &more) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A response object at s->p, nested in level. */
+static int
+jr_response(struct jr *s, int level, struct jr_resp *r, struct jr_lf *lf)
+{
+	enum jr_key k;
+	enum jr_type t;
+	bool more = true;
+
+	memset(r, 0, sizeof *r);
+	r->level = level;
+	if (level >= s->max_depth)
+		return jr_fail(s, "nested too deeply");
+	s->p++;
+	jr_ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	while (more) {
+		const unsigned char *at;
+
+		if (jr_key(s, &k) != 0)
+			return -1;
+		at = s->p;
+		if (k == JR_K_ID) {
+			if (!jr_first(s, &r->id) || jr_value(s, level + 1, &r->id, NULL) != 0)
+				return -1;
+			r->id_span = (struct jsonrpc_span){ (const char *)at, (size_t)(s->p - at) };
+		} else if (k == JR_K_RESULT) {
+			if (r->result) {
+				s->dup = true;
+				return -1;
+			}
+			r->result = true;
+			if (*s->p != '{') {
+				if (jr_value(s, level + 1, &t, NULL) != 0)
+					return -1;
+			} else {
+				if (r->id != JR_ABSENT)
+					jr_resolve(r, lf);
+				if (jr_result(s, level + 1, r, lf) != 0)
+					return -1;
+			}
+		} else if (jr_value(s, level + 1, &t, NULL) != 0) {
+			return -1;
+		}
+		if (jr_next(s, &more) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Filter the list of one scanned response whose id came after its
+ * result: a second pass over the list array. */
+static int
+jr_filter_one(struct jr *s, const struct jr_resp *r, struct jr_lf *lf)
+{
+	struct jr_resp rr = *r;
+
+	if (s->dup || r->done || !r->result)
+		return 0;
+	if (!rr.resolved)
+		jr_resolve(&rr, lf);
 	for (size_t i = 0; i < JR_N_LISTS; i++) {
-		if (jr_lists[i].mid == lm && r->arrays[i].p != NULL)
-			return jr_items(buf, r->arrays[i], r->level + 2, i, keep, arg, pc, mark);
+		if (jr_lists[i].mid == rr.lm && rr.arrays[i].p != NULL) {
+			struct jr d = { .p = (const unsigned char *)rr.arrays[i].p,
+				.start = s->start,
+				.end = (const unsigned char *)rr.arrays[i].p + rr.arrays[i].len,
+				.max_depth = JSONRPC_DEPTH_MAX };
+
+			return jr_items(&d, r->level + 2, i, lf);
+		}
 	}
 	return 0;
 }
@@ -1262,9 +1351,9 @@ jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn
 	struct jr s = { .p = (const unsigned char *)buf,
 		.start = (const unsigned char *)buf,
 		.end = (const unsigned char *)buf + len };
+	struct jr_lf lf = { .buf = buf, .list = list, .keep = keep, .arg = arg, .pc = out };
 	struct jr_resp r;
 	enum jr_type t;
-	size_t mark = 0;
 
 	memset(out, 0, sizeof *out);
 	s.max_depth = max_depth < JSONRPC_DEPTH_MAX ? max_depth : JSONRPC_DEPTH_MAX;
@@ -1287,8 +1376,8 @@ jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn
 			if (s.p >= s.end)
 				return -1;
 			if (*s.p == '{') {
-				if (jr_response(&s, 1, &r) != 0 ||
-				    jr_filter_one(&s, buf, &r, list, keep, arg, out, &mark) != 0)
+				if (jr_response(&s, 1, &r, &lf) != 0 ||
+				    jr_filter_one(&s, &r, &lf) != 0)
 					return -1;
 			} else if (jr_value(&s, 1, &t, NULL) != 0) {
 				return -1;
@@ -1303,8 +1392,7 @@ jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn
 			s.p++;
 		}
 	} else if (*s.p == '{') {
-		if (jr_response(&s, 0, &r) != 0 ||
-		    jr_filter_one(&s, buf, &r, list, keep, arg, out, &mark) != 0)
+		if (jr_response(&s, 0, &r, &lf) != 0 || jr_filter_one(&s, &r, &lf) != 0)
 			return -1;
 	} else if (jr_value(&s, 0, &t, NULL) != 0) {
 		return -1;
@@ -1313,7 +1401,7 @@ jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn
 	if (s.p < s.end || s.dup)
 		return -1;
 	if (out->changed)
-		jr_piece(out, buf + mark, len - mark);
+		jr_piece(out, buf + lf.mark, len - lf.mark);
 	return 0;
 }
 
