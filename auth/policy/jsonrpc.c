@@ -117,6 +117,33 @@ jr_put(struct jr_out *o, unsigned char c)
 	o->n++;
 }
 
+/* How many bytes from p on stand for themselves: eight at a time while no
+ * byte of a word is below 0x20, '"', '\\' or from 0x80 on (the usual
+ * has-zero-byte test; a false alarm only ends the word loop early), then
+ * by the table. */
+static size_t
+jr_plain_run(const unsigned char *p, const unsigned char *end)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	const unsigned char *q = p;
+
+	while (end - q >= 8) {
+		uint64_t v, quote, bslash;
+
+		memcpy(&v, q, 8);
+		quote = v ^ (ones * '"');
+		bslash = v ^ (ones * '\\');
+		if (((v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+			 ((bslash - ones) & ~bslash)) &
+			highs) != 0)
+			break;
+		q += 8;
+	}
+	while (q < end && jr_plain[*q])
+		q++;
+	return (size_t)(q - p);
+}
+
 /* n bytes at p into o. */
 static void
 jr_put_run(struct jr_out *o, const unsigned char *p, size_t n)
@@ -209,11 +236,10 @@ jr_string(struct jr *s, struct jr_out *o)
 	s->p++;
 	for (;;) {
 		/* the common run: printable ASCII */
-		const unsigned char *run = s->p;
+		size_t run = jr_plain_run(s->p, s->end);
 
-		while (s->p < s->end && jr_plain[*s->p])
-			s->p++;
-		jr_put_run(o, run, (size_t)(s->p - run));
+		jr_put_run(o, s->p, run);
+		s->p += run;
 		if (s->p >= s->end)
 			return jr_eof(s);
 		c = *s->p;

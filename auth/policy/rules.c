@@ -27,6 +27,8 @@ struct rules_pat {
 	size_t len, lit;  /* its length; the bytes before its first '*' */
 	bool colon;       /* it has a ':' (it looks at the name too) */
 	size_t mlen; /* the ':' comes before any '*': the literal method's length, else NO_METHOD */
+	int mi;      /* its literal method (mlen, or the whole pattern without ':' or '*') in
+			rules.methods, else -1 */
 };
 
 /* Where a claim condition reads from. */
@@ -38,11 +40,65 @@ struct rules_rule {
 	enum rules_from *from; /* one per claim condition */
 };
 
+/* A literal method some pattern names. */
+struct rules_method {
+	const char *s;
+	size_t len;
+};
+
 struct rules {
 	const struct config *cfg;
 	bool need_claims;
 	struct rules_rule *rules;
+	/* The distinct literal methods of the patterns: a decision finds its
+	 * method here once, then a pattern's method is an index compare. */
+	struct rules_method *methods;
+	size_t n_methods, cap_methods;
 };
+
+#define RULES_CUR_UNKNOWN (-2) /* the method was not looked up (rules_match) */
+
+/* Bytes compared in line: names and literal starts are short. */
+static bool
+rules_same(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i] != b[i])
+			return false;
+	}
+	return true;
+}
+
+/* Which of r's literal methods len bytes at m are, or -1. */
+static int
+rules_method_index(const struct rules *r, const char *m, size_t len)
+{
+	for (size_t i = 0; i < r->n_methods; i++) {
+		if (r->methods[i].len == len && rules_same(r->methods[i].s, m, len))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Note pt's literal method in r. */
+static void
+rules_intern(struct rules *r, struct rules_pat *pt)
+{
+	size_t len = pt->mlen != RULES_NO_METHOD ? pt->mlen
+	    : !pt->colon && pt->lit == pt->len   ? pt->len
+						 : RULES_NO_METHOD;
+
+	if (len == RULES_NO_METHOD)
+		return;
+	if ((pt->mi = rules_method_index(r, pt->text, len)) >= 0)
+		return;
+	if (r->n_methods == r->cap_methods) {
+		r->cap_methods = r->cap_methods == 0 ? 8 : r->cap_methods * 2;
+		r->methods = xreallocarray(r->methods, r->cap_methods, sizeof *r->methods);
+	}
+	r->methods[r->n_methods] = (struct rules_method){ pt->text, len };
+	pt->mi = (int)r->n_methods++;
+}
 
 static void
 rules_pat_init(struct rules_pat *pt, const char *text)
@@ -55,6 +111,7 @@ rules_pat_init(struct rules_pat *pt, const char *text)
 	pt->colon = colon != NULL;
 	pt->mlen = colon != NULL && (size_t)(colon - text) < pt->lit ? (size_t)(colon - text)
 								     : RULES_NO_METHOD;
+	pt->mi = -1;
 }
 
 struct rules *
@@ -70,8 +127,10 @@ rules_new(const struct config *cfg)
 
 		rr->n = ar->operations.n;
 		rr->pats = xcalloc(rr->n + 1, sizeof *rr->pats);
-		for (size_t k = 0; k < rr->n; k++)
+		for (size_t k = 0; k < rr->n; k++) {
 			rules_pat_init(&rr->pats[k], ar->operations.v[k]);
+			rules_intern(r, &rr->pats[k]);
+		}
 		rr->from = xcalloc(ar->n_claims + 1, sizeof *rr->from);
 		for (size_t j = 0; j < ar->n_claims; j++) {
 			const char *n = ar->claims[j].name;
@@ -99,6 +158,7 @@ rules_free(struct rules *r)
 		free(r->rules[i].from);
 	}
 	free(r->rules);
+	free(r->methods);
 	free(r);
 }
 
@@ -174,16 +234,20 @@ rules_prefix_fits(const char *pattern, size_t lit, const struct rules_op *op)
 
 /* Does compiled pattern pt match method (ml bytes) with name (nl bytes,
  * or NULL)? plain: the method has no ':' (then a pattern's literal method
- * can only match it whole, and the name is matched alone). */
+ * can only match it whole, and the name is matched alone); cur: the
+ * method's index in the rules' literal methods (-1 none of them), or
+ * RULES_CUR_UNKNOWN. */
 static bool
 rules_pat_match(const struct rules_pat *pt, const char *method, size_t ml, const char *name,
-    size_t nl, bool plain)
+    size_t nl, bool plain, int cur)
 {
 	struct rules_op op = { .method = method, .name = name, .ml = ml, .n = ml };
+	bool known = pt->mi >= 0 && cur != RULES_CUR_UNKNOWN;
 
 	if (!pt->colon) {
 		if (pt->lit == pt->len)
-			return ml == pt->len && memcmp(pt->text, method, ml) == 0;
+			return known ? pt->mi == cur
+				     : ml == pt->len && memcmp(pt->text, method, ml) == 0;
 	} else {
 		if (name == NULL)
 			return false;
@@ -192,11 +256,12 @@ rules_pat_match(const struct rules_pat *pt, const char *method, size_t ml, const
 			size_t nlit = pt->lit - pt->mlen - 1;
 			struct rules_op nop = { .method = name, .ml = nl, .n = nl };
 
-			if (ml != pt->mlen || memcmp(pt->text, method, ml) != 0)
+			if (known ? pt->mi != cur
+				  : ml != pt->mlen || memcmp(pt->text, method, ml) != 0)
 				return false;
 			if (pt->lit == pt->len)
-				return nl == nlit && memcmp(np, name, nl) == 0;
-			return nl >= nlit && memcmp(np, name, nlit) == 0 && rules_glob(np, &nop);
+				return nl == nlit && rules_same(np, name, nl);
+			return nl >= nlit && rules_same(np, name, nlit) && rules_glob(np, &nop);
 		}
 		op.n = ml + 1 + nl; /* the glob may span the colon */
 	}
@@ -215,7 +280,7 @@ rules_match(const char *pattern, const char *method, const char *name)
 
 	rules_pat_init(&pt, pattern);
 	return rules_pat_match(&pt, method, ml, name, name != NULL ? strlen(name) : 0,
-	    memchr(method, ':', ml) == NULL);
+	    memchr(method, ':', ml) == NULL, RULES_CUR_UNKNOWN);
 }
 
 /* Does one value of the claim (a string, or an array holding strings,
@@ -278,10 +343,10 @@ rules_claims_hold(const struct authz_rule *ar, const struct rules_rule *rr,
 
 static bool
 rules_ops_match(const struct rules_rule *rr, const char *method, size_t ml, const char *name,
-    size_t nl, bool plain)
+    size_t nl, bool plain, int cur)
 {
 	for (size_t k = 0; k < rr->n; k++) {
-		if (rules_pat_match(&rr->pats[k], method, ml, name, nl, plain))
+		if (rules_pat_match(&rr->pats[k], method, ml, name, nl, plain, cur))
 			return true;
 	}
 	return false;
@@ -297,12 +362,13 @@ rules_decide(const struct rules *r, const char *method, const char *name,
 	const char *missing;
 	size_t ml = strlen(method), nl = name != NULL ? strlen(name) : 0;
 	bool plain = memchr(method, ':', ml) == NULL;
+	int cur = rules_method_index(r, method, ml);
 
 	for (size_t i = 0; i < cfg->authz.n_rules; i++) {
 		const struct authz_rule *ar = &cfg->authz.rules[i];
 		const struct rules_rule *rr = &r->rules[i];
 
-		if (!rules_ops_match(rr, method, ml, name, nl, plain) ||
+		if (!rules_ops_match(rr, method, ml, name, nl, plain, cur) ||
 		    !rules_claims_hold(ar, rr, p))
 			continue;
 		if (ar->deny) {

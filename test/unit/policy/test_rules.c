@@ -118,8 +118,27 @@ test_match_reference(void)
 		"tools/call:a", "prompts/get", "resources/read", "", ":", "t:" };
 	static const char *const names[] = { NULL, "", "echo", "e", "o", "a:b", "b", "abc",
 		"aXbYc", "p1", "file:///pub/x", "file:///priv", ":", "x" };
-	char op[128];
+	char op[128], yaml[512];
+	struct config *cfg[sizeof pats / sizeof pats[0]];
+	struct rules *r[sizeof pats / sizeof pats[0]];
+	const struct rules_principal nobody = { .sub = "u" };
 
+	/* rule 0 names other literal methods (so they are known to the rules
+	 * but do not match), rule 1 is the pattern */
+	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+		cfg[i] = NULL;
+		r[i] = NULL;
+		if (pats[i][0] == ':')
+			continue; /* the config refuses an empty method */
+		snprintf(yaml, sizeof yaml,
+		    "authorization:\n  rules:\n"
+		    "    - operations: [\"tools/cal\", \"prompts/get:zz\", \"t:\"]\n"
+		    "      deny: {claims: {sub: [\"nobody\"]}}\n"
+		    "    - operations: [\"%s\"]\n      allow: {}\n",
+		    pats[i]);
+		cfg[i] = load_rules_yaml(yaml);
+		r[i] = rules_new(cfg[i]);
+	}
 	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
 		for (size_t j = 0; j < sizeof methods / sizeof methods[0]; j++) {
 			for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
@@ -139,8 +158,21 @@ test_match_reference(void)
 					fprintf(stderr, "%s vs %s / %s: %d, want %d\n", pats[i],
 					    methods[j], names[k] != NULL ? names[k] : "(none)", got, want);
 				CU_ASSERT_EQUAL(got, want);
+				/* compiled in rules, with the other patterns' methods known */
+				if (r[i] == NULL)
+					continue;
+				got = rules_decide(r[i], methods[j], names[k], &nobody).rule == 1;
+				if (got != want)
+					fprintf(stderr, "rules %s vs %s / %s: %d, want %d\n", pats[i],
+					    methods[j], names[k] != NULL ? names[k] : "(none)", got, want);
+				CU_ASSERT_EQUAL(got, want);
 			}
 		}
+	}
+	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+		rules_free(r[i]);
+		if (cfg[i] != NULL)
+			config_free(cfg[i]);
 	}
 }
 
