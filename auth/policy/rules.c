@@ -54,6 +54,21 @@ struct rules {
 	 * method here once, then a pattern's method is an index compare. */
 	struct rules_method *methods;
 	size_t n_methods, cap_methods;
+	/* Per method index (the last one for a method none names): the
+	 * patterns that can match it, in rule order: its own and those whose
+	 * method part has a '*'. */
+	struct rules_cands *cands;
+};
+
+/* A pattern that can match some method: rule i, its pattern k. */
+struct rules_cand {
+	size_t rule;
+	const struct rules_pat *pt;
+};
+
+struct rules_cands {
+	struct rules_cand *v;
+	size_t n;
 };
 
 #define RULES_CUR_UNKNOWN (-2) /* the method was not looked up (rules_match) */
@@ -145,6 +160,26 @@ rules_new(const struct config *cfg)
 			}
 		}
 	}
+	/* the candidates of each method, then of a method none names */
+	r->cands = xcalloc(r->n_methods + 1, sizeof *r->cands);
+	for (size_t m = 0; m <= r->n_methods; m++) {
+		struct rules_cands *c = &r->cands[m];
+		size_t cap = 0;
+
+		for (size_t i = 0; i < cfg->authz.n_rules; i++) {
+			for (size_t k = 0; k < r->rules[i].n; k++) {
+				const struct rules_pat *pt = &r->rules[i].pats[k];
+
+				if (pt->mi >= 0 && (size_t)pt->mi != m)
+					continue;
+				if (c->n == cap) {
+					cap = cap == 0 ? 8 : cap * 2;
+					c->v = xreallocarray(c->v, cap, sizeof *c->v);
+				}
+				c->v[c->n++] = (struct rules_cand){ i, pt };
+			}
+		}
+	}
 	return r;
 }
 
@@ -157,6 +192,9 @@ rules_free(struct rules *r)
 		free(r->rules[i].pats);
 		free(r->rules[i].from);
 	}
+	for (size_t m = 0; m <= r->n_methods; m++)
+		free(r->cands[m].v);
+	free(r->cands);
 	free(r->rules);
 	free(r->methods);
 	free(r);
@@ -363,13 +401,30 @@ rules_decide(const struct rules *r, const char *method, const char *name,
 	size_t ml = strlen(method), nl = name != NULL ? strlen(name) : 0;
 	bool plain = memchr(method, ':', ml) == NULL;
 	int cur = rules_method_index(r, method, ml);
+	const struct rules_cands *c = &r->cands[cur >= 0 ? (size_t)cur : r->n_methods];
+	size_t k = 0, i = 0, n = plain ? c->n : cfg->authz.n_rules, tried = (size_t)-1;
 
-	for (size_t i = 0; i < cfg->authz.n_rules; i++) {
-		const struct authz_rule *ar = &cfg->authz.rules[i];
-		const struct rules_rule *rr = &r->rules[i];
+	/* A method with a ':' of its own may match patterns of other methods
+	 * across the colon: then every rule is tried. */
+	for (; k < n; k++) {
+		const struct authz_rule *ar;
+		const struct rules_rule *rr;
 
-		if (!rules_ops_match(rr, method, ml, name, nl, plain, cur) ||
-		    !rules_claims_hold(ar, rr, p))
+		if (plain) {
+			if (c->v[k].rule == tried)
+				continue; /* another of its patterns matched: the rule was tried */
+			i = c->v[k].rule;
+			if (!rules_pat_match(c->v[k].pt, method, ml, name, nl, plain, cur))
+				continue;
+			tried = i;
+		} else {
+			i = k;
+			if (!rules_ops_match(&r->rules[i], method, ml, name, nl, plain, cur))
+				continue;
+		}
+		ar = &cfg->authz.rules[i];
+		rr = &r->rules[i];
+		if (!rules_claims_hold(ar, rr, p))
 			continue;
 		if (ar->deny) {
 			v.decision = RULES_DENY;
