@@ -1484,6 +1484,11 @@ jsonrpc_id_text(const struct jsonrpc_msg *m)
 	json_object *o;
 	char *s;
 
+	/* an integer as it came is what json-c prints (JSON has no leading
+	 * zeros or '+'), but for -0 */
+	if (m->id.p != NULL && *m->id.p != '"' && *m->id.p != 'n' &&
+	    !(m->id.len == 2 && m->id.p[0] == '-' && m->id.p[1] == '0'))
+		return xstrndup(m->id.p, m->id.len);
 	if ((o = jsonrpc_id_object(m)) == NULL)
 		return NULL;
 	s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

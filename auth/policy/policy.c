@@ -49,7 +49,7 @@ struct policy_watch {
 	struct req *sr; /* not a reference: the watch ends before the req goes */
 	struct policy_entry *entries;
 	size_t n;
-	struct evbuffer *captured; /* the response body, up to POLICY_CAPTURE_MAX */
+	struct evbuffer *captured; /* the response body, up to POLICY_CAPTURE_MAX (audit) */
 	int64_t start_us;
 	struct listfilter *lf; /* the list responses' filter, or NULL */
 	TAILQ_ENTRY(policy_watch) entry;
@@ -272,7 +272,8 @@ policy_watch_free(struct policy_watch *w)
 	}
 	free(w->entries);
 	listfilter_free(w->lf);
-	evbuffer_free(w->captured);
+	if (w->captured != NULL)
+		evbuffer_free(w->captured);
 	TAILQ_REMOVE(&w->p->watches, w, entry);
 	free(w);
 }
@@ -285,17 +286,18 @@ policy_on_reply(struct req *sr, int status, const void *data, size_t len, void *
 	struct strlist ids = { 0 }, outcomes = { 0 };
 
 	if (data != NULL) {
-		size_t have = evbuffer_get_length(w->captured);
+		size_t have;
 
 		if (w->n == 0)
 			return;
-
+		have = evbuffer_get_length(w->captured);
 		if (have < POLICY_CAPTURE_MAX)
 			evbuffer_add(w->captured, data,
 			    len < POLICY_CAPTURE_MAX - have ? len : POLICY_CAPTURE_MAX - have);
 		return;
 	}
-	policy_responses(w->captured, &ids, &outcomes);
+	if (w->captured != NULL)
+		policy_responses(w->captured, &ids, &outcomes);
 	for (size_t i = 0; i < w->n; i++) {
 		struct policy_entry *e = &w->entries[i];
 		const char *outcome = NULL;
@@ -497,7 +499,8 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 	w->p = p;
 	w->sr = sr;
 	w->start_us = start_us;
-	w->captured = xevbuffer_new();
+	if (p->audit != NULL)
+		w->captured = xevbuffer_new();
 	if (lists > 0) {
 		w->lf = listfilter_new(p->rules, who);
 		for (size_t i = 0; i < b->n; i++) {
