@@ -20,6 +20,7 @@
 
 #include "auth/policy/audit.h"
 #include "auth/policy/jsonrpc.h"
+#include "auth/policy/listfilter.h"
 #include "auth/policy/rules.h"
 #include "common/clock.h"
 #include "common/scope.h"
@@ -31,8 +32,7 @@
 #include "proxy/metrics.h"
 #include "proxy/req.h"
 
-#define POLICY_CAPTURE_MAX (256 * 1024)     /* response bytes looked at for outcomes */
-#define POLICY_FILTER_MAX (8 * 1024 * 1024) /* a list response (or SSE event) held to filter */
+#define POLICY_CAPTURE_MAX (256 * 1024) /* response bytes looked at for outcomes */
 #define POLICY_ERR_FORBIDDEN (-32003)
 
 /* One operation's audit line, waiting for its outcome. */
@@ -42,13 +42,6 @@ struct policy_entry {
 	bool notification;
 };
 
-/* A list request whose response is filtered: its id (JSON text) and
- * method. */
-struct policy_list {
-	char *id;
-	const char *method; /* static: tools/list ... */
-};
-
 /* The audit lines of a forwarded request, and the filter of its list
  * responses. */
 struct policy_watch {
@@ -56,16 +49,9 @@ struct policy_watch {
 	struct req *sr; /* not a reference: the watch ends before the req goes */
 	struct policy_entry *entries;
 	size_t n;
-	struct evbuffer *captured; /* the response body, up to POLICY_CAPTURE_MAX */
+	struct evbuffer *captured; /* the response body, up to POLICY_CAPTURE_MAX (audit) */
 	int64_t start_us;
-	/* filtering: the principal (copied: it must outlive the pass call) */
-	struct policy_list *lists;
-	size_t n_lists;
-	char *sub, *scope, *client_id;
-	json_object *claims;
-	int mode;                 /* 0 not known yet, 1 JSON, 2 SSE */
-	struct evbuffer *pending; /* bytes held until a whole body / event is here */
-	size_t scanned;           /* pending searched for a blank line up to here */
+	struct listfilter *lf; /* the list responses' filter, or NULL */
 	TAILQ_ENTRY(policy_watch) entry;
 };
 
@@ -78,7 +64,7 @@ struct policy {
 	char *metadata_url;
 	struct rules *rules;
 	struct audit *audit;
-	struct jsonrpc_limits lim; /* with our tokener, reused for every body */
+	struct jsonrpc_limits lim;
 	/* The last principal's claims, parsed: one user's requests in a row
 	 * (the common case) parse them once. Never changed once parsed. */
 	char *claims_text;
@@ -129,26 +115,31 @@ policy_str_or_null(const char *s)
 /* The arguments of a tools/call or prompts/get, as an object when their
  * JSON fits max bytes, else their first max bytes as a string. */
 static void
-policy_add_arguments(json_object *line, const struct jsonrpc_msg *m, size_t max)
+policy_add_arguments(json_object *line, const struct jsonrpc_msg *m, size_t max, int depth)
 {
 	json_object *params, *args;
 	const char *s;
 	size_t len;
 
-	if (!json_object_object_get_ex(m->obj, "params", &params) || params == NULL ||
-	    !json_object_is_type(params, json_type_object) ||
-	    !json_object_object_get_ex(params, "arguments", &args) || args == NULL)
+	/* only now is params parsed whole (the reader checked it already) */
+	if (m->params.p == NULL ||
+	    (params = jsonrpc_parse_value(m->params.p, m->params.len, depth)) == NULL)
 		return;
+	if (!json_object_is_type(params, json_type_object) ||
+	    !json_object_object_get_ex(params, "arguments", &args) || args == NULL)
+		goto out;
 	s = json_object_to_json_string_length(args, JSON_C_TO_STRING_PLAIN, &len);
 	if (len <= max) {
 		json_object_object_add(line, "arguments", json_object_get(args));
-		return;
+		goto out;
 	}
 	/* Cut on a UTF-8 boundary: json-c would refuse nothing, readers might. */
 	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
 		max--;
 	json_object_object_add(line, "arguments", json_object_new_string_len(s, (int)max));
 	json_object_object_add(line, "arguments_truncated", json_object_new_boolean(1));
+out:
+	json_object_put(params);
 }
 
 /* The audit line of one decided message, without outcome and duration. */
@@ -162,8 +153,7 @@ policy_line(struct policy *p, struct req *sr, const struct rules_principal *who,
 	policy_time(ts, sizeof ts);
 	json_object_object_add(line, "time", json_object_new_string(ts));
 	json_object_object_add(line, "request_id", json_object_new_string(req_id(sr)));
-	json_object_object_add(line, "jsonrpc_id",
-	    it != NULL && it->m->id != NULL ? json_object_get(it->m->id) : NULL);
+	json_object_object_add(line, "jsonrpc_id", it != NULL ? jsonrpc_id_object(it->m) : NULL);
 	json_object_object_add(line, "subject", policy_str_or_null(who->sub));
 	json_object_object_add(line, "client_id", policy_str_or_null(who->client_id));
 	json_object_object_add(line, "method",
@@ -175,9 +165,10 @@ policy_line(struct policy *p, struct req *sr, const struct rules_principal *who,
 	    json_object_new_string(it == NULL ? "none"
 		    : it->always              ? "always"
 					      : rules_label(&it->v, label, sizeof label)));
-	if (it != NULL && p->cfg->audit.include_arguments && it->m->method != NULL &&
-	    (strcmp(it->m->method, "tools/call") == 0 || strcmp(it->m->method, "prompts/get") == 0))
-		policy_add_arguments(line, it->m, p->cfg->audit.max_arguments_size);
+	if (it != NULL && p->cfg->audit.include_arguments &&
+	    (it->m->mid == JSONRPC_M_TOOLS_CALL || it->m->mid == JSONRPC_M_PROMPTS_GET))
+		policy_add_arguments(line, it->m, p->cfg->audit.max_arguments_size,
+		    p->lim.max_depth);
 	return line;
 }
 
@@ -219,23 +210,6 @@ policy_scan_responses(json_object *o, struct strlist *ids, struct strlist *outco
 	strlist_add(outcomes, json_object_object_get_ex(o, "error", NULL) ? "error" : "success");
 }
 
-static json_object *
-policy_parse_exact(const char *s, size_t len)
-{
-	struct json_tokener *tok = json_tokener_new_ex(64);
-	json_object *o;
-
-	if (tok == NULL)
-		return NULL;
-	o = json_tokener_parse_ex(tok, s, (int)len);
-	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
 /* The responses in a captured body: JSON, or SSE events whose data are. */
 static void
 policy_responses(struct evbuffer *b, struct strlist *ids, struct strlist *outcomes)
@@ -251,7 +225,7 @@ policy_responses(struct evbuffer *b, struct strlist *ids, struct strlist *outcom
 	while (i < len && (s[i] == ' ' || s[i] == '\r' || s[i] == '\n' || s[i] == '\t'))
 		i++;
 	if (i < len && (s[i] == '{' || s[i] == '[')) {
-		o = policy_parse_exact(s + i, len - i);
+		o = jsonrpc_parse_value(s + i, len - i, 64);
 		policy_scan_responses(o, ids, outcomes);
 		json_object_put(o);
 		return;
@@ -269,7 +243,8 @@ policy_responses(struct evbuffer *b, struct strlist *ids, struct strlist *outcom
 			if (evbuffer_get_length(data) > 0) {
 				size_t dl = evbuffer_get_length(data);
 
-				o = policy_parse_exact((const char *)evbuffer_pullup(data, -1), dl);
+				o = jsonrpc_parse_value((const char *)evbuffer_pullup(data, -1), dl,
+				    64);
 				policy_scan_responses(o, ids, outcomes);
 				json_object_put(o);
 				evbuffer_drain(data, dl);
@@ -296,16 +271,9 @@ policy_watch_free(struct policy_watch *w)
 		free(w->entries[i].id);
 	}
 	free(w->entries);
-	for (size_t i = 0; i < w->n_lists; i++)
-		free(w->lists[i].id);
-	free(w->lists);
-	free(w->sub);
-	free(w->scope);
-	free(w->client_id);
-	json_object_put(w->claims);
-	if (w->pending != NULL)
-		evbuffer_free(w->pending);
-	evbuffer_free(w->captured);
+	listfilter_free(w->lf);
+	if (w->captured != NULL)
+		evbuffer_free(w->captured);
 	TAILQ_REMOVE(&w->p->watches, w, entry);
 	free(w);
 }
@@ -318,17 +286,18 @@ policy_on_reply(struct req *sr, int status, const void *data, size_t len, void *
 	struct strlist ids = { 0 }, outcomes = { 0 };
 
 	if (data != NULL) {
-		size_t have = evbuffer_get_length(w->captured);
+		size_t have;
 
 		if (w->n == 0)
 			return;
-
+		have = evbuffer_get_length(w->captured);
 		if (have < POLICY_CAPTURE_MAX)
 			evbuffer_add(w->captured, data,
 			    len < POLICY_CAPTURE_MAX - have ? len : POLICY_CAPTURE_MAX - have);
 		return;
 	}
-	policy_responses(w->captured, &ids, &outcomes);
+	if (w->captured != NULL)
+		policy_responses(w->captured, &ids, &outcomes);
 	for (size_t i = 0; i < w->n; i++) {
 		struct policy_entry *e = &w->entries[i];
 		const char *outcome = NULL;
@@ -359,271 +328,9 @@ policy_on_reply(struct req *sr, int status, const void *data, size_t len, void *
 	policy_watch_free(w);
 }
 
-/* --- filtered lists --- */
-
-/* Which list a method is: the array in its result, the member naming an
- * item, and the operation an item is used with. */
-static bool
-policy_list_shape(const char *method, const char **array, const char **key, const char **use,
-    const char **canon)
-{
-	static const char *const shapes[][4] = {
-		{ "tools/list", "tools", "name", "tools/call" },
-		{ "prompts/list", "prompts", "name", "prompts/get" },
-		{ "resources/list", "resources", "uri", "resources/read" },
-		{ "resources/templates/list", "resourceTemplates", "uriTemplate",
-		    "resources/read" },
-	};
-
-	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-		if (strcmp(method, shapes[i][0]) == 0) {
-			*array = shapes[i][1];
-			*key = shapes[i][2];
-			*use = shapes[i][3];
-			if (canon != NULL)
-				*canon = shapes[i][0];
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Drop from one JSON-RPC response the list items the principal may not
- * use (a step-up item stays: the client may re-authorize for it). true
- * when o is a list result of one of our requests (and was rewritten). */
-static bool
-policy_filter_response(struct policy_watch *w, json_object *o)
-{
-	const struct rules_principal who = { .sub = w->sub,
-		.scope = w->scope,
-		.client_id = w->client_id,
-		.claims = w->claims };
-	json_object *id, *result, *items, *kept;
-	const char *array, *key, *use, *idtext;
-	const struct policy_list *l = NULL;
-	size_t n;
-
-	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "id", &id) ||
-	    id == NULL)
-		return false;
-	idtext = json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN);
-	for (size_t i = 0; i < w->n_lists && l == NULL; i++) {
-		if (strcmp(w->lists[i].id, idtext) == 0)
-			l = &w->lists[i];
-	}
-	if (l == NULL || !json_object_object_get_ex(o, "result", &result) || result == NULL ||
-	    !policy_list_shape(l->method, &array, &key, &use, NULL) ||
-	    !json_object_object_get_ex(result, array, &items) || items == NULL ||
-	    !json_object_is_type(items, json_type_array))
-		return false; /* not ours, an error, or no list: as it came */
-	kept = json_object_new_array();
-	n = json_object_array_length(items);
-	for (size_t i = 0; i < n; i++) {
-		json_object *it = json_object_array_get_idx(items, i), *nv;
-		const char *name;
-
-		if (it == NULL || !json_object_object_get_ex(it, key, &nv) || nv == NULL ||
-		    !json_object_is_type(nv, json_type_string))
-			continue; /* what cannot be judged is not shown */
-		name = json_object_get_string(nv);
-		if (rules_decide(w->p->rules, use, name, &who).decision != RULES_DENY)
-			json_object_array_add(kept, json_object_get(it));
-	}
-	json_object_object_add(result, array, kept);
-	return true;
-}
-
-/* Filter a JSON-RPC message or batch (text s of len bytes) into out: -1
- * when it is not JSON (then nothing of it may go out). */
-static int
-policy_filter_json(struct policy_watch *w, const char *s, size_t len, struct evbuffer *out)
-{
-	json_object *o = policy_parse_exact(s, len);
-	bool changed = false;
-	size_t outlen;
-	const char *t;
-
-	if (o == NULL)
-		return -1;
-	if (json_object_is_type(o, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			changed |= policy_filter_response(w, json_object_array_get_idx(o, i));
-	} else {
-		changed = policy_filter_response(w, o);
-	}
-	if (changed) {
-		t = json_object_to_json_string_length(o,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &outlen);
-		evbuffer_add(out, t, outlen);
-	} else {
-		evbuffer_add(out, s, len);
-	}
-	json_object_put(o);
-	return 0;
-}
-
-/* One SSE event (its bytes up to and without the blank line): data lines
- * that make a response to a list request are replaced by the filtered
- * response; other events pass as they came. */
-static int
-policy_filter_event(struct policy_watch *w, const char *s, size_t len, struct evbuffer *out)
-{
-	struct evbuffer *data = xevbuffer_new(), *rest = xevbuffer_new(), *fj = xevbuffer_new();
-	size_t i = 0;
-	int rc = 0;
-
-	/* A lone CR ends a line for an SSE client but not for us: such an
-	 * event could carry a list we would not see, so it is not passed. */
-	for (size_t k = 0; k < len; k++) {
-		if (s[k] == '\r' && (k + 1 == len || s[k + 1] != '\n')) {
-			rc = -1;
-			goto out;
-		}
-	}
-	while (i < len) {
-		const char *eol = memchr(s + i, '\n', len - i);
-		size_t n = eol != NULL ? (size_t)(eol - (s + i)) : len - i, ln = n;
-
-		if (ln > 0 && s[i + ln - 1] == '\r')
-			ln--;
-		if (ln >= 5 && strncmp(s + i, "data:", 5) == 0) {
-			size_t off = ln > 5 && s[i + 5] == ' ' ? 6 : 5;
-
-			if (evbuffer_get_length(data) > 0)
-				evbuffer_add(data, "\n", 1);
-			evbuffer_add(data, s + i + off, ln - off);
-		} else {
-			evbuffer_add(rest, s + i, ln);
-			evbuffer_add(rest, "\n", 1);
-		}
-		i += n + (eol != NULL ? 1 : 0);
-	}
-	if (evbuffer_get_length(data) == 0) {
-		evbuffer_add(out, s, len);
-		goto out;
-	}
-	{
-		size_t dl = evbuffer_get_length(data);
-		const char *d = (const char *)evbuffer_pullup(data, -1);
-
-		if (policy_filter_json(w, d, dl, fj) != 0) {
-			/* Not JSON: no list response of ours, pass it. */
-			evbuffer_add(out, s, len);
-			goto out;
-		}
-		evbuffer_add_buffer(out, rest);
-		evbuffer_add(out, "data: ", 6);
-		evbuffer_add_buffer(out, fj);
-		evbuffer_add(out, "\n", 1);
-	}
-out:
-	evbuffer_free(data);
-	evbuffer_free(rest);
-	evbuffer_free(fj);
-	return rc;
-}
-
-/* Where the first blank line of an SSE stream is, from byte from on: the
- * event ends at *cut (its last line ending included), the blank line's
- * ending is *sep bytes. Line endings are "\n" or "\r\n". false if none. */
-static bool
-policy_sse_boundary(struct evbuffer *b, size_t from, size_t *cut, size_t *sep)
-{
-	static const struct {
-		const char *s;
-		size_t len, first;
-	} seps[] = { { "\n\n", 2, 1 }, { "\n\r\n", 3, 1 }, { "\r\n\n", 3, 2 },
-		{ "\r\n\r\n", 4, 2 } };
-	struct evbuffer_ptr at, p;
-	bool found = false;
-
-	for (size_t i = 0; i < sizeof seps / sizeof seps[0]; i++) {
-		if (evbuffer_ptr_set(b, &at, from, EVBUFFER_PTR_SET) != 0)
-			return false;
-		p = evbuffer_search(b, seps[i].s, seps[i].len, &at);
-		if (p.pos < 0)
-			continue;
-		/* the earliest; at one place "\r\n\r\n" beats "\n\r\n" one later */
-		if (!found || (size_t)p.pos + seps[i].first < *cut) {
-			*cut = (size_t)p.pos + seps[i].first;
-			*sep = seps[i].len - seps[i].first;
-			found = true;
-		}
-	}
-	return found;
-}
-
-/* The reply filter (req_filter_fn): JSON bodies are held whole, SSE
- * streams event by event; held bytes are bounded, and each byte is
- * searched for a blank line about once. */
-static int
-policy_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg)
-{
-	struct policy_watch *w = arg;
-	size_t len, cut = 0, sep = 0;
-	const char *s;
-
-	if (w->pending == NULL)
-		w->pending = xevbuffer_new();
-	if (in != NULL)
-		evbuffer_add_buffer(w->pending, in);
-	len = evbuffer_get_length(w->pending);
-	if (len > POLICY_FILTER_MAX) {
-		log_warn("list response too large to filter: connection closed",
-		    LOG_S("request_id", req_id(sr)));
-		return -1;
-	}
-	if (len == 0)
-		return 0;
-	if (w->mode == 0) {
-		size_t i = 0;
-
-		s = (const char *)evbuffer_pullup(w->pending, -1);
-		while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
-			i++;
-		if (i == len)
-			return in == NULL ? (evbuffer_add_buffer(out, w->pending), 0) : 0;
-		w->mode = s[i] == '{' || s[i] == '[' ? 1 : 2;
-	}
-	if (w->mode == 1) {
-		int rc;
-
-		if (in != NULL)
-			return 0; /* the whole body first */
-		rc = policy_filter_json(w, (const char *)evbuffer_pullup(w->pending, -1), len, out);
-		evbuffer_drain(w->pending, len);
-		if (rc != 0)
-			log_warn("list response is not JSON: connection closed",
-			    LOG_S("request_id", req_id(sr)));
-		return rc;
-	}
-	/* SSE: every complete event, the rest at the end. */
-	while (policy_sse_boundary(w->pending, w->scanned, &cut, &sep)) {
-		s = (const char *)evbuffer_pullup(w->pending, (ev_ssize_t)(cut + sep));
-		if (policy_filter_event(w, s, cut, out) != 0)
-			goto bad;
-		evbuffer_add(out, s + cut, sep);
-		evbuffer_drain(w->pending, cut + sep);
-		w->scanned = 0;
-	}
-	len = evbuffer_get_length(w->pending);
-	w->scanned = len > 3 ? len - 3 : 0; /* a separator may straddle the next read */
-	if (in == NULL && len > 0) {
-		if (policy_filter_event(w, (const char *)evbuffer_pullup(w->pending, -1), len,
-			out) != 0)
-			goto bad;
-		evbuffer_drain(w->pending, len);
-	}
-	return 0;
-bad:
-	log_warn("list response event with a lone CR: connection closed",
-	    LOG_S("request_id", req_id(sr)));
-	return -1;
-}
-
 /* --- answers --- */
 
-/* A JSON-RPC error object for a refused message. */
+/* A JSON-RPC error object for a refused message (id is taken). */
 static json_object *
 policy_rpc_error(json_object *id, int code, const char *message, const char *error,
     const char *scope)
@@ -632,7 +339,7 @@ policy_rpc_error(json_object *id, int code, const char *message, const char *err
 		    *data = json_object_new_object();
 
 	json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
-	json_object_object_add(o, "id", id != NULL ? json_object_get(id) : NULL);
+	json_object_object_add(o, "id", id);
 	json_object_object_add(e, "code", json_object_new_int(code));
 	json_object_object_add(e, "message", json_object_new_string(message));
 	json_object_object_add(data, "error", json_object_new_string(error));
@@ -711,13 +418,14 @@ policy_refuse(struct policy *p, struct req *sr, const struct jsonrpc_body *b,
 		if (items[i].v.decision == RULES_DENY && !items[i].always) {
 			snprintf(msg, sizeof msg, "%s%s%.64s is not allowed", m->method,
 			    m->name != NULL ? ":" : "", m->name != NULL ? m->name : "");
-			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN, msg, "forbidden", NULL);
+			e = policy_rpc_error(jsonrpc_id_object(m), POLICY_ERR_FORBIDDEN, msg,
+			    "forbidden", NULL);
 		} else if (items[i].v.decision == RULES_STEP_UP) {
 			snprintf(msg, sizeof msg, "%s needs the scopes: %.100s", m->method, scope);
-			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN, msg, "insufficient_scope",
-			    scope);
+			e = policy_rpc_error(jsonrpc_id_object(m), POLICY_ERR_FORBIDDEN, msg,
+			    "insufficient_scope", scope);
 		} else {
-			e = policy_rpc_error(m->id, POLICY_ERR_FORBIDDEN,
+			e = policy_rpc_error(jsonrpc_id_object(m), POLICY_ERR_FORBIDDEN,
 			    "not run: another message of this batch was refused", "batch_refused",
 			    NULL);
 		}
@@ -765,6 +473,15 @@ policy_check_headers(struct req *sr, const struct jsonrpc_body *b)
 	return NULL;
 }
 
+/* Is m a list request (whose response is filtered)? */
+static bool
+policy_is_list(const struct jsonrpc_msg *m)
+{
+	return m->kind == JSONRPC_REQUEST &&
+	    (m->mid == JSONRPC_M_TOOLS_LIST || m->mid == JSONRPC_M_PROMPTS_LIST ||
+		m->mid == JSONRPC_M_RESOURCES_LIST || m->mid == JSONRPC_M_RESOURCES_TEMPLATES_LIST);
+}
+
 /* Watch a forwarded request for its audit lines (with audit on) and
  * filter its list responses (when it has list requests). */
 static void
@@ -772,36 +489,25 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
     const struct jsonrpc_body *b, const struct policy_item *items, int64_t start_us)
 {
 	struct policy_watch *w;
-	const char *array, *key, *use;
 	size_t lists = 0;
 
 	for (size_t i = 0; i < b->n; i++)
-		lists += b->msgs[i].kind == JSONRPC_REQUEST &&
-		    policy_list_shape(b->msgs[i].method, &array, &key, &use, NULL);
+		lists += policy_is_list(&b->msgs[i]);
 	if (p->audit == NULL && lists == 0)
 		return;
 	w = xcalloc(1, sizeof *w);
 	w->p = p;
 	w->sr = sr;
 	w->start_us = start_us;
-	w->captured = xevbuffer_new();
+	if (p->audit != NULL)
+		w->captured = xevbuffer_new();
 	if (lists > 0) {
-		w->lists = xcalloc(lists, sizeof *w->lists);
+		w->lf = listfilter_new(p->rules, who);
 		for (size_t i = 0; i < b->n; i++) {
-			const struct jsonrpc_msg *m = &b->msgs[i];
-
-			if (m->kind != JSONRPC_REQUEST ||
-			    !policy_list_shape(m->method, &array, &key, &use,
-				&w->lists[w->n_lists].method))
-				continue;
-			w->lists[w->n_lists++].id = xstrdup(
-			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
+			if (policy_is_list(&b->msgs[i]))
+				listfilter_add(w->lf, jsonrpc_id_text(&b->msgs[i]), b->msgs[i].mid);
 		}
-		w->sub = who->sub != NULL ? xstrdup(who->sub) : NULL;
-		w->scope = who->scope != NULL ? xstrdup(who->scope) : NULL;
-		w->client_id = who->client_id != NULL ? xstrdup(who->client_id) : NULL;
-		w->claims = who->claims != NULL ? json_object_get(who->claims) : NULL;
-		req_set_filter(sr, policy_filter, w);
+		req_set_filter(sr, listfilter_filter, w->lf);
 	}
 	TAILQ_INSERT_TAIL(&p->watches, w, entry);
 	req_set_watch(sr, policy_on_reply, w);
@@ -814,9 +520,7 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 
 		w->entries[i].line = policy_line(p, sr, who, &items[i], NULL);
 		w->entries[i].notification = m->kind != JSONRPC_REQUEST;
-		if (m->id != NULL)
-			w->entries[i].id = xstrdup(
-			    json_object_to_json_string_ext(m->id, JSON_C_TO_STRING_PLAIN));
+		w->entries[i].id = jsonrpc_id_text(m);
 	}
 }
 
@@ -848,7 +552,7 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 	const struct req_principal *pr = opts != NULL ? opts->principal : NULL;
 	struct rules_principal who = { 0 };
 	struct jsonrpc_body b;
-	struct policy_item *items = NULL;
+	struct policy_item one, *items = NULL;
 	struct evbuffer *body = req_body(sr);
 	int64_t start_us = clock_mono_us();
 	bool denied = false, step_up = false;
@@ -879,11 +583,10 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		goto out;
 	}
 	if ((why = policy_check_headers(sr, &b)) != NULL) {
-		policy_reject(p, sr, &who, 400, -32600, why,
-		    jsonrpc_method_label(b.msgs[0].method));
+		policy_reject(p, sr, &who, 400, -32600, why, jsonrpc_mid_label(b.msgs[0].mid));
 		goto out;
 	}
-	items = xcalloc(b.n, sizeof *items);
+	items = b.n == 1 ? memset(&one, 0, sizeof one) : xcalloc(b.n, sizeof *items);
 	for (size_t i = 0; i < b.n; i++) {
 		struct policy_item *it = &items[i];
 
@@ -898,7 +601,7 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		denied = denied || it->v.decision == RULES_DENY;
 		step_up = step_up || it->v.decision == RULES_STEP_UP;
 		metrics_add(p->m_requests, 1, policy_decision_name(it),
-		    jsonrpc_method_label(it->m->method));
+		    jsonrpc_mid_label(it->m->mid));
 	}
 	if (!denied && !step_up) {
 		policy_watch_start(p, sr, &who, &b, items, start_us);
@@ -919,7 +622,8 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 	}
 	policy_refuse(p, sr, &b, items, denied);
 out:
-	free(items);
+	if (items != &one)
+		free(items);
 	jsonrpc_body_dispose(&b);
 	json_object_put(who.claims);
 }
@@ -948,7 +652,6 @@ policy_new(struct event_base *base, const struct config *cfg, req_pass_fn next, 
 	p->lim.max_size = (size_t)cfg->authz.max_message_size;
 	p->lim.max_depth = (int)cfg->authz.max_depth;
 	p->lim.max_batch = cfg->authz.max_batch;
-	p->lim.tok = json_tokener_new_ex(p->lim.max_depth);
 	TAILQ_INIT(&p->watches);
 	if (cfg->audit.enabled &&
 	    (p->audit = audit_new(base, cfg->audit.path, err, errlen)) == NULL) {
@@ -974,8 +677,6 @@ policy_free(struct policy *p)
 		policy_watch_free(w);
 	}
 	audit_free(p->audit);
-	if (p->lim.tok != NULL)
-		json_tokener_free(p->lim.tok);
 	free(p->claims_text);
 	json_object_put(p->claims);
 	rules_free(p->rules);

@@ -3,6 +3,11 @@
  * iterative '*' glob (linear backtracking on the last star, no recursion),
  * so a hostile tool name cannot make matching explode; names and patterns
  * are both bounded (config and the JSON-RPC parser).
+ *
+ * rules_new() looks at each pattern once (its literal start, whether it
+ * names a literal method), so that a decision is a few length compares and
+ * memcmps per rule: most patterns name another method, or a name whose
+ * literal start does not fit, and fail there without the glob.
  */
 #include "auth/policy/rules.h"
 
@@ -14,10 +19,115 @@
 #include "common/xalloc.h"
 #include "config/config.h"
 
+#define RULES_NO_METHOD ((size_t)-1)
+
+/* One operation pattern, compiled. */
+struct rules_pat {
+	const char *text; /* the config's, NUL-terminated */
+	size_t len, lit;  /* its length; the bytes before its first '*' */
+	bool colon;       /* it has a ':' (it looks at the name too) */
+	size_t mlen; /* the ':' comes before any '*': the literal method's length, else NO_METHOD */
+	int mi;      /* its literal method (mlen, or the whole pattern without ':' or '*') in
+			rules.methods, else -1 */
+};
+
+/* Where a claim condition reads from. */
+enum rules_from { RULES_FROM_SUB, RULES_FROM_CLIENT_ID, RULES_FROM_CLAIMS };
+
+struct rules_rule {
+	struct rules_pat *pats;
+	size_t n;
+	enum rules_from *from; /* one per claim condition */
+};
+
+/* A literal method some pattern names. */
+struct rules_method {
+	const char *s;
+	size_t len;
+};
+
 struct rules {
 	const struct config *cfg;
 	bool need_claims;
+	struct rules_rule *rules;
+	/* The distinct literal methods of the patterns: a decision finds its
+	 * method here once, then a pattern's method is an index compare. */
+	struct rules_method *methods;
+	size_t n_methods, cap_methods;
+	/* Per method index (the last one for a method none names): the
+	 * patterns that can match it, in rule order: its own and those whose
+	 * method part has a '*'. */
+	struct rules_cands *cands;
 };
+
+/* A pattern that can match some method: rule i, its pattern k. */
+struct rules_cand {
+	size_t rule;
+	const struct rules_pat *pt;
+};
+
+struct rules_cands {
+	struct rules_cand *v;
+	size_t n;
+};
+
+#define RULES_CUR_UNKNOWN (-2) /* the method was not looked up (rules_match) */
+
+/* Bytes compared in line: names and literal starts are short. */
+static bool
+rules_same(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i] != b[i])
+			return false;
+	}
+	return true;
+}
+
+/* Which of r's literal methods len bytes at m are, or -1. */
+static int
+rules_method_index(const struct rules *r, const char *m, size_t len)
+{
+	for (size_t i = 0; i < r->n_methods; i++) {
+		if (r->methods[i].len == len && rules_same(r->methods[i].s, m, len))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Note pt's literal method in r. */
+static void
+rules_intern(struct rules *r, struct rules_pat *pt)
+{
+	size_t len = pt->mlen != RULES_NO_METHOD ? pt->mlen
+	    : !pt->colon && pt->lit == pt->len   ? pt->len
+						 : RULES_NO_METHOD;
+
+	if (len == RULES_NO_METHOD)
+		return;
+	if ((pt->mi = rules_method_index(r, pt->text, len)) >= 0)
+		return;
+	if (r->n_methods == r->cap_methods) {
+		r->cap_methods = r->cap_methods == 0 ? 8 : r->cap_methods * 2;
+		r->methods = xreallocarray(r->methods, r->cap_methods, sizeof *r->methods);
+	}
+	r->methods[r->n_methods] = (struct rules_method){ pt->text, len };
+	pt->mi = (int)r->n_methods++;
+}
+
+static void
+rules_pat_init(struct rules_pat *pt, const char *text)
+{
+	const char *colon = strchr(text, ':');
+
+	pt->text = text;
+	pt->len = strlen(text);
+	pt->lit = strcspn(text, "*");
+	pt->colon = colon != NULL;
+	pt->mlen = colon != NULL && (size_t)(colon - text) < pt->lit ? (size_t)(colon - text)
+								     : RULES_NO_METHOD;
+	pt->mi = -1;
+}
 
 struct rules *
 rules_new(const struct config *cfg)
@@ -25,14 +135,49 @@ rules_new(const struct config *cfg)
 	struct rules *r = xcalloc(1, sizeof *r);
 
 	r->cfg = cfg;
+	r->rules = xcalloc(cfg->authz.n_rules + 1, sizeof *r->rules);
 	for (size_t i = 0; i < cfg->authz.n_rules; i++) {
 		const struct authz_rule *ar = &cfg->authz.rules[i];
+		struct rules_rule *rr = &r->rules[i];
 
+		rr->n = ar->operations.n;
+		rr->pats = xcalloc(rr->n + 1, sizeof *rr->pats);
+		for (size_t k = 0; k < rr->n; k++) {
+			rules_pat_init(&rr->pats[k], ar->operations.v[k]);
+			rules_intern(r, &rr->pats[k]);
+		}
+		rr->from = xcalloc(ar->n_claims + 1, sizeof *rr->from);
 		for (size_t j = 0; j < ar->n_claims; j++) {
 			const char *n = ar->claims[j].name;
 
-			if (strcmp(n, "sub") != 0 && strcmp(n, "client_id") != 0)
+			if (strcmp(n, "sub") == 0) {
+				rr->from[j] = RULES_FROM_SUB;
+			} else if (strcmp(n, "client_id") == 0) {
+				rr->from[j] = RULES_FROM_CLIENT_ID;
+			} else {
+				rr->from[j] = RULES_FROM_CLAIMS;
 				r->need_claims = true;
+			}
+		}
+	}
+	/* the candidates of each method, then of a method none names */
+	r->cands = xcalloc(r->n_methods + 1, sizeof *r->cands);
+	for (size_t m = 0; m <= r->n_methods; m++) {
+		struct rules_cands *c = &r->cands[m];
+		size_t cap = 0;
+
+		for (size_t i = 0; i < cfg->authz.n_rules; i++) {
+			for (size_t k = 0; k < r->rules[i].n; k++) {
+				const struct rules_pat *pt = &r->rules[i].pats[k];
+
+				if (pt->mi >= 0 && (size_t)pt->mi != m)
+					continue;
+				if (c->n == cap) {
+					cap = cap == 0 ? 8 : cap * 2;
+					c->v = xreallocarray(c->v, cap, sizeof *c->v);
+				}
+				c->v[c->n++] = (struct rules_cand){ i, pt };
+			}
 		}
 	}
 	return r;
@@ -41,6 +186,17 @@ rules_new(const struct config *cfg)
 void
 rules_free(struct rules *r)
 {
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->cfg->authz.n_rules; i++) {
+		free(r->rules[i].pats);
+		free(r->rules[i].from);
+	}
+	for (size_t m = 0; m <= r->n_methods; m++)
+		free(r->cands[m].v);
+	free(r->cands);
+	free(r->rules);
+	free(r->methods);
 	free(r);
 }
 
@@ -114,23 +270,55 @@ rules_prefix_fits(const char *pattern, size_t lit, const struct rules_op *op)
 	    lit - op->ml - 1 <= nl && memcmp(pattern + op->ml + 1, op->name, lit - op->ml - 1) == 0;
 }
 
+/* Does compiled pattern pt match method (ml bytes) with name (nl bytes,
+ * or NULL)? plain: the method has no ':' (then a pattern's literal method
+ * can only match it whole, and the name is matched alone); cur: the
+ * method's index in the rules' literal methods (-1 none of them), or
+ * RULES_CUR_UNKNOWN. */
+static bool
+rules_pat_match(const struct rules_pat *pt, const char *method, size_t ml, const char *name,
+    size_t nl, bool plain, int cur)
+{
+	struct rules_op op = { .method = method, .name = name, .ml = ml, .n = ml };
+	bool known = pt->mi >= 0 && cur != RULES_CUR_UNKNOWN;
+
+	if (!pt->colon) {
+		if (pt->lit == pt->len)
+			return known ? pt->mi == cur
+				     : ml == pt->len && memcmp(pt->text, method, ml) == 0;
+	} else {
+		if (name == NULL)
+			return false;
+		if (pt->mlen != RULES_NO_METHOD && plain) {
+			const char *np = pt->text + pt->mlen + 1;
+			size_t nlit = pt->lit - pt->mlen - 1;
+			struct rules_op nop = { .method = name, .ml = nl, .n = nl };
+
+			if (known ? pt->mi != cur
+				  : ml != pt->mlen || memcmp(pt->text, method, ml) != 0)
+				return false;
+			if (pt->lit == pt->len)
+				return nl == nlit && rules_same(np, name, nl);
+			return nl >= nlit && rules_same(np, name, nlit) && rules_glob(np, &nop);
+		}
+		op.n = ml + 1 + nl; /* the glob may span the colon */
+	}
+	if (!rules_prefix_fits(pt->text, pt->lit, &op))
+		return false;
+	if (pt->lit == pt->len)
+		return pt->lit == op.n; /* no glob: the whole operation */
+	return rules_glob(pt->text, &op);
+}
+
 bool
 rules_match(const char *pattern, const char *method, const char *name)
 {
-	struct rules_op op = { .method = method, .name = name, .ml = strlen(method) };
-	size_t lit = strcspn(pattern, "*");
+	struct rules_pat pt;
+	size_t ml = strlen(method);
 
-	op.n = op.ml;
-	if (strchr(pattern, ':') != NULL) {
-		if (name == NULL)
-			return false;
-		op.n = op.ml + 1 + strlen(name); /* the glob may span the colon */
-	}
-	if (!rules_prefix_fits(pattern, lit, &op))
-		return false;
-	if (pattern[lit] == '\0')
-		return lit == op.n; /* no glob: the whole operation */
-	return rules_glob(pattern, &op);
+	rules_pat_init(&pt, pattern);
+	return rules_pat_match(&pt, method, ml, name, name != NULL ? strlen(name) : 0,
+	    memchr(method, ':', ml) == NULL, RULES_CUR_UNKNOWN);
 }
 
 /* Does one value of the claim (a string, or an array holding strings,
@@ -166,13 +354,14 @@ rules_value_in(json_object *v, const struct strlist *values)
 /* Does the principal's claim name hold one of values? sub and client_id
  * come from the token itself, never from the further claims. */
 static bool
-rules_claim_holds(const struct authz_claim *c, const struct rules_principal *p)
+rules_claim_holds(const struct authz_claim *c, enum rules_from from,
+    const struct rules_principal *p)
 {
 	json_object *v = NULL;
 
-	if (strcmp(c->name, "sub") == 0)
+	if (from == RULES_FROM_SUB)
 		return p->sub != NULL && strlist_contains(&c->values, p->sub);
-	if (strcmp(c->name, "client_id") == 0)
+	if (from == RULES_FROM_CLIENT_ID)
 		return p->client_id != NULL && strlist_contains(&c->values, p->client_id);
 	if (p->claims == NULL || !json_object_object_get_ex(p->claims, c->name, &v))
 		return false;
@@ -180,20 +369,22 @@ rules_claim_holds(const struct authz_claim *c, const struct rules_principal *p)
 }
 
 static bool
-rules_claims_hold(const struct authz_rule *ar, const struct rules_principal *p)
+rules_claims_hold(const struct authz_rule *ar, const struct rules_rule *rr,
+    const struct rules_principal *p)
 {
 	for (size_t j = 0; j < ar->n_claims; j++) {
-		if (!rules_claim_holds(&ar->claims[j], p))
+		if (!rules_claim_holds(&ar->claims[j], rr->from[j], p))
 			return false;
 	}
 	return true;
 }
 
 static bool
-rules_ops_match(const struct authz_rule *ar, const char *method, const char *name)
+rules_ops_match(const struct rules_rule *rr, const char *method, size_t ml, const char *name,
+    size_t nl, bool plain, int cur)
 {
-	for (size_t k = 0; k < ar->operations.n; k++) {
-		if (rules_match(ar->operations.v[k], method, name))
+	for (size_t k = 0; k < rr->n; k++) {
+		if (rules_pat_match(&rr->pats[k], method, ml, name, nl, plain, cur))
 			return true;
 	}
 	return false;
@@ -207,11 +398,33 @@ rules_decide(const struct rules *r, const char *method, const char *name,
 	struct rules_verdict v = { .rule = -1 };
 	int step_up = -1;
 	const char *missing;
+	size_t ml = strlen(method), nl = name != NULL ? strlen(name) : 0;
+	bool plain = memchr(method, ':', ml) == NULL;
+	int cur = rules_method_index(r, method, ml);
+	const struct rules_cands *c = &r->cands[cur >= 0 ? (size_t)cur : r->n_methods];
+	size_t k = 0, i = 0, n = plain ? c->n : cfg->authz.n_rules, tried = (size_t)-1;
 
-	for (size_t i = 0; i < cfg->authz.n_rules; i++) {
-		const struct authz_rule *ar = &cfg->authz.rules[i];
+	/* A method with a ':' of its own may match patterns of other methods
+	 * across the colon: then every rule is tried. */
+	for (; k < n; k++) {
+		const struct authz_rule *ar;
+		const struct rules_rule *rr;
 
-		if (!rules_ops_match(ar, method, name) || !rules_claims_hold(ar, p))
+		if (plain) {
+			if (c->v[k].rule == tried)
+				continue; /* another of its patterns matched: the rule was tried */
+			i = c->v[k].rule;
+			if (!rules_pat_match(c->v[k].pt, method, ml, name, nl, plain, cur))
+				continue;
+			tried = i;
+		} else {
+			i = k;
+			if (!rules_ops_match(&r->rules[i], method, ml, name, nl, plain, cur))
+				continue;
+		}
+		ar = &cfg->authz.rules[i];
+		rr = &r->rules[i];
+		if (!rules_claims_hold(ar, rr, p))
 			continue;
 		if (ar->deny) {
 			v.decision = RULES_DENY;

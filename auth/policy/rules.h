@@ -1,7 +1,7 @@
 /*
  * The MCP authorization rules, compiled from authorization.rules[], and
  * the pure decision over one MCP operation and the principal's claims: no
- * loop, no I/O, no allocation on the hot path but the step-up scope list.
+ * loop, no I/O, no allocation (patterns are compiled by rules_new()).
  *
  * An operation is "method" or "method:name" (the tool or prompt name, the
  * resource URI). A pattern matches with '*' standing for any run of

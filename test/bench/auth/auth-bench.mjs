@@ -14,7 +14,8 @@
 //   guard   POST /mcp with a bearer token: guard on (embedded AS) vs auth none vs nginx, to an
 //           nginx `return 200` backend, interleaved rounds of wrk.
 //   policy  the same tools/call with the guard, with 20 `authorization` rules (the matching one
-//           last) vs without the section: the MCP-level check's cost (target ≤ 10 %).
+//           last) vs without the section, and a tools/list whose six-tool answer the policy
+//           filters to three (list.lua): the MCP-level check's cost (target ≤ 10 %).
 //   storage POST /mcp with the guard on, the AS's state in memory vs on a local redis-server,
 //           interleaved rounds (target: redis ≥ 0.95× memory: the hot path never waits for it).
 //   STORAGE=redis runs the other modes with their AS on Redis (tokens: code exchanges and
@@ -698,13 +699,25 @@ function policyRules() {
   return rules;
 }
 
+/** The tools/list answer of the policy benchmark's backend: 3 tools the benchmark's user may
+ * call and 3 that rules[0..2] keep for admins (the policy drops them from the list). */
+function policyToolList() {
+  const tool = (name) => ({ name, description: `The ${name} tool: does what its name says, for the benchmark.`, inputSchema: { type: 'object', properties: { message: { type: 'string', description: 'what to send' } }, required: ['message'] } });
+  return { jsonrpc: '2.0', id: 1, result: { tools: ['echo', 'get-sum', 'get-time', 'admin-0-reset', 'admin-1-drop', 'admin-2-purge'].map(tool) } };
+}
+
 async function benchPolicy() {
-  say(`\n== 4. Policy overhead: 20 rules vs none, both with the guard (load average before: ${load()})`);
+  say(`\n== 4. Policy overhead: 20 rules vs none, both with the guard, tools/call and tools/list (load average before: ${load()})`);
   const pb = await getFreePort();
+  // one backend for both: tools/list (told by the Mcp-Method header list.lua sends) gets a list of
+  // six tools, anything else the fixed tools/call answer
   nginxStart('policy-backend', `	server {
 		listen 127.0.0.1:${pb} backlog=4096;
 		location / {
 			default_type application/json;
+			if ($http_mcp_method = "tools/list") {
+				return 200 '${JSON.stringify(policyToolList())}';
+			}
 			return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
 		}
 	}`, '');
@@ -720,32 +733,45 @@ async function benchPolicy() {
     const pkce = pkcePair();
     tokens[name] = (await exchange(st.origin, clientId, pkce, (await login(st.origin, clientId, pkce)).code)).access_token;
   }
-  const call = (name, tool) => request(`${stacks[name].origin}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${tokens[name]}`, accept: 'application/json, text/event-stream' }, body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: {} } } });
+  const rpc = (name, body, headers = {}) => request(`${stacks[name].origin}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${tokens[name]}`, accept: 'application/json, text/event-stream', ...headers }, body });
+  const call = (name, tool) => rpc(name, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: {} } });
   const allowed = await call('policy-on', 'echo'), denied = await call('policy-on', 'admin-3-x');
-  say(`policy check: echo ${allowed.status}, admin-3-x ${denied.status}`);
+  const listOf = async (name) => JSON.parse((await rpc(name, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }, { 'mcp-method': 'tools/list' })).body).result.tools.map((t) => t.name).join(',');
+  const listOn = await listOf('policy-on'), listOff = await listOf('policy-off');
+  say(`policy check: echo ${allowed.status}, admin-3-x ${denied.status}; tools/list with the policy: ${listOn}; without: ${listOff}`);
   if (allowed.status !== 200 || denied.status !== 403) throw new Error(`policy not behaving: ${allowed.status} ${denied.status}`);
-  const lua = path.join(HERE, 'post.lua');
-  for (const name of Object.keys(stacks)) wrk(['-t1', `-c${CONNS}`, '-d2s', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
+  if (listOn !== 'echo,get-sum,get-time' || listOff.split(',').length !== 6) throw new Error(`list filter not behaving: ${listOn} / ${listOff}`);
+  const ops = { 'tools/call': path.join(HERE, 'post.lua'), 'tools/list': path.join(HERE, 'list.lua') };
+  for (const lua of Object.values(ops)) for (const name of Object.keys(stacks)) wrk(['-t1', `-c${CONNS}`, '-d2s', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
   const rows = [];
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const name of Object.keys(stacks)) {
-      const cs = cpuStart(stacks[name].proxy.proc.pid);
-      const w = wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '--latency', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
-      const c = cs();
-      const us = (c.proxyCpuS * 1e6) / w.requests;
-      rows.push({ round: r, target: name, rps: w.rps, p99: w.p99, cpuUsPerReq: us, non2xx: w.non2xx });
-      say(`round ${r} ${name.padEnd(10)} ${f1(w.rps).padStart(9)} req/s  p99 ${f2(w.p99)} ms  ${f2(us)} CPU µs/req  non-2xx ${w.non2xx}`);
+    for (const [op, lua] of Object.entries(ops)) {
+      for (const name of Object.keys(stacks)) {
+        const cs = cpuStart(stacks[name].proxy.proc.pid);
+        const w = wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '--latency', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
+        const c = cs();
+        const us = (c.proxyCpuS * 1e6) / w.requests;
+        rows.push({ round: r, op, target: name, rps: w.rps, p50: w.p50, p99: w.p99, cpu: c.proxyCpu, cpuUsPerReq: us, non2xx: w.non2xx });
+        say(`round ${r} ${op} ${name.padEnd(10)} ${f1(w.rps).padStart(9)} req/s  p50 ${f2(w.p50)} ms  p99 ${f2(w.p99)} ms  CPU ${f1(c.proxyCpu)}% = ${f2(us)} µs/req  non-2xx ${w.non2xx}`);
+      }
     }
   }
-  const med = {};
-  for (const name of Object.keys(stacks)) {
-    const mine = rows.filter((x) => x.target === name);
-    med[name] = { rps: median(mine.map((x) => x.rps)), p99: median(mine.map((x) => x.p99)), cpuUsPerReq: median(mine.map((x) => x.cpuUsPerReq)) };
+  const summary = {};
+  say(`medians of ${ROUNDS} × ${DURATION} s, wrk -t1 -c${CONNS}:`);
+  for (const op of Object.keys(ops)) {
+    const med = {};
+    for (const name of Object.keys(stacks)) {
+      const mine = rows.filter((x) => x.op === op && x.target === name);
+      med[name] = { rps: median(mine.map((x) => x.rps)), p50: median(mine.map((x) => x.p50)), p99: median(mine.map((x) => x.p99)), cpuUsPerReq: median(mine.map((x) => x.cpuUsPerReq)) };
+    }
+    const row = (r, name) => rows.find((x) => x.round === r && x.op === op && x.target === name);
+    const byRound = [...Array(ROUNDS).keys()].map((i) => row(i + 1, 'policy-on').rps / row(i + 1, 'policy-off').rps);
+    const cpuByRound = [...Array(ROUNDS).keys()].map((i) => row(i + 1, 'policy-on').cpuUsPerReq / row(i + 1, 'policy-off').cpuUsPerReq);
+    const paired = median(byRound);
+    summary[op] = { median: med, paired, byRound, cpuByRound };
+    say(`  ${op}: policy-on/policy-off throughput ${f2(med['policy-on'].rps / med['policy-off'].rps)}× by medians (policy cost ${f1((1 - med['policy-on'].rps / med['policy-off'].rps) * 100)}%; target ≤ 10%), round by round ${f2(paired)}× (${byRound.map(f2).join(', ')}); p99 ${f2(med['policy-on'].p99 / med['policy-off'].p99)}× (${f2(med['policy-on'].p99)} vs ${f2(med['policy-off'].p99)} ms); CPU per request ${f2(med['policy-on'].cpuUsPerReq)} vs ${f2(med['policy-off'].cpuUsPerReq)} µs (${f2(med['policy-on'].cpuUsPerReq / med['policy-off'].cpuUsPerReq)}×; round by round ${cpuByRound.map(f2).join(', ')})`);
   }
-  const paired = median([...Array(ROUNDS).keys()].map((i) => rows.find((x) => x.round === i + 1 && x.target === 'policy-on').rps / rows.find((x) => x.round === i + 1 && x.target === 'policy-off').rps));
-  results.policy = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, median: med, paired };
-  say(`medians of ${ROUNDS} × ${DURATION} s, wrk -t1 -c${CONNS}, POST tools/call echo:`);
-  say(`  policy-on/policy-off: throughput ${f2(med['policy-on'].rps / med['policy-off'].rps)}× (policy cost ${f1((1 - med['policy-on'].rps / med['policy-off'].rps) * 100)}%; target ≤ 10%), round by round ${f2(paired)}×; p99 ${f2(med['policy-on'].p99 / med['policy-off'].p99)}×; CPU per request ${f2(med['policy-on'].cpuUsPerReq)} vs ${f2(med['policy-off'].cpuUsPerReq)} µs`);
+  results.policy = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, summary };
 }
 
 // ------------------------------------------------------------------ 5. storage

@@ -85,6 +85,95 @@ test_match(void)
 	CU_ASSERT_FALSE(rules_match("*:*a*b*c", "tools/call", "aaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbd"));
 	CU_ASSERT_FALSE(rules_match("tools/call:", "tools/call", "x"));
 	CU_ASSERT_TRUE(rules_match("tools/call:", "tools/call", ""));
+	/* a method with a ':' of its own: the pattern reads "method:name" whole */
+	CU_ASSERT_TRUE(rules_match("tools/call:a:b", "tools/call:a", "b"));
+	CU_ASSERT_TRUE(rules_match("tools/call:a:b", "tools/call", "a:b"));
+	CU_ASSERT_FALSE(rules_match("tools/call:a", "tools/call:a", NULL));
+}
+
+/* The glob as the rules define it, slowly: '*' any run, over "method" or
+ * "method:name". */
+static bool
+ref_glob(const char *p, const char *s)
+{
+	if (*p == '\0')
+		return *s == '\0';
+	if (*p == '*')
+		return ref_glob(p + 1, s) || (*s != '\0' && ref_glob(p, s + 1));
+	return *s == *p && ref_glob(p + 1, s + 1);
+}
+
+/* The compiled patterns' short cuts (a literal method, a literal name
+ * start) decide as the plain glob does, over every pattern, method and
+ * name of a small set. */
+static void
+test_match_reference(void)
+{
+	static const char *const pats[] = { "tools/call", "tools/call:echo", "tools/call:e*",
+		"tools/call:*o", "tools/call:", "tools/call:*", "tools/*", "tools/*:echo", "*",
+		"*:*", "*:", ":", "::", "t*:e*o", "tools/call:a:b", "tools/call:a:*", "tools/call:*:b",
+		"tools/call:a*b*c", "*call", "tools/call*", "tools/call*:x", "prompts/get:p1",
+		"resources/read:file:///pub/*", "**", "tools/call:**" };
+	static const char *const methods[] = { "tools/call", "tools/cal", "tools/callx",
+		"tools/call:a", "prompts/get", "resources/read", "", ":", "t:" };
+	static const char *const names[] = { NULL, "", "echo", "e", "o", "a:b", "b", "abc",
+		"aXbYc", "p1", "file:///pub/x", "file:///priv", ":", "x" };
+	char op[128], yaml[512];
+	struct config *cfg[sizeof pats / sizeof pats[0]];
+	struct rules *r[sizeof pats / sizeof pats[0]];
+	const struct rules_principal nobody = { .sub = "u" };
+
+	/* rule 0 names other literal methods (so they are known to the rules
+	 * but do not match), rule 1 is the pattern */
+	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+		cfg[i] = NULL;
+		r[i] = NULL;
+		if (pats[i][0] == ':')
+			continue; /* the config refuses an empty method */
+		snprintf(yaml, sizeof yaml,
+		    "authorization:\n  rules:\n"
+		    "    - operations: [\"tools/cal\", \"prompts/get:zz\", \"t:\"]\n"
+		    "      deny: {claims: {sub: [\"nobody\"]}}\n"
+		    "    - operations: [\"%s\"]\n      allow: {}\n",
+		    pats[i]);
+		cfg[i] = load_rules_yaml(yaml);
+		r[i] = rules_new(cfg[i]);
+	}
+	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+		for (size_t j = 0; j < sizeof methods / sizeof methods[0]; j++) {
+			for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+				bool want, got;
+
+				if (strchr(pats[i], ':') != NULL && names[k] == NULL) {
+					want = false;
+				} else {
+					if (strchr(pats[i], ':') != NULL)
+						snprintf(op, sizeof op, "%s:%s", methods[j], names[k]);
+					else
+						snprintf(op, sizeof op, "%s", methods[j]);
+					want = ref_glob(pats[i], op);
+				}
+				got = rules_match(pats[i], methods[j], names[k]);
+				if (got != want)
+					fprintf(stderr, "%s vs %s / %s: %d, want %d\n", pats[i],
+					    methods[j], names[k] != NULL ? names[k] : "(none)", got, want);
+				CU_ASSERT_EQUAL(got, want);
+				/* compiled in rules, with the other patterns' methods known */
+				if (r[i] == NULL)
+					continue;
+				got = rules_decide(r[i], methods[j], names[k], &nobody).rule == 1;
+				if (got != want)
+					fprintf(stderr, "rules %s vs %s / %s: %d, want %d\n", pats[i],
+					    methods[j], names[k] != NULL ? names[k] : "(none)", got, want);
+				CU_ASSERT_EQUAL(got, want);
+			}
+		}
+	}
+	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+		rules_free(r[i]);
+		if (cfg[i] != NULL)
+			config_free(cfg[i]);
+	}
 }
 
 /* The issue's example: read scope for the read set, admins for the rest. */
@@ -236,6 +325,7 @@ main(void)
 {
 	static const struct unit_test tests[] = {
 		{ "match", test_match },
+		{ "match_reference", test_match_reference },
 		{ "decide", test_decide },
 		{ "claims", test_claims },
 		{ "step_up_order", test_step_up_order },
