@@ -6,9 +6,20 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 int unit_run(const char *suite, const struct unit_test *tests);
 long long unit_ms(long long ms);
+long long unit_now_ms(void);
+
+long long
+unit_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 long long
 unit_ms(long long ms)

@@ -21,4 +21,22 @@ int unit_run(const char *suite, const struct unit_test *tests);
  * that depends on time reads the injected clock (common/clock.h). */
 long long unit_ms(long long ms);
 
+/* Real monotonic milliseconds (not the injected clock): for test deadlines. */
+long long unit_now_ms(void);
+
+/* Run base's loop until cond holds or ms (stretched by unit_ms) have
+ * passed, in slices of 20 ms. Never one long event_base_loopexit: when
+ * the loop stops earlier (a callback's loopbreak), that exit's timer stays
+ * armed and later cuts short another wait, which then sees no answer — a
+ * flake that shows only when a test runs longer than the timeout. */
+#define UNIT_LOOP_UNTIL(base, cond, ms) \
+	do { \
+		long long unit_d_ = unit_now_ms() + unit_ms(ms); \
+		while (!(cond) && unit_now_ms() < unit_d_) { \
+			struct timeval unit_tv_ = { 0, 20000 }; \
+			event_base_loopexit((base), &unit_tv_); \
+			event_base_dispatch(base); \
+		} \
+	} while (0)
+
 #endif

@@ -545,13 +545,11 @@ start(struct reply *r, const char *authz, const char *extra_name, const char *ex
 	evhttp_make_request(r->conn, req, EVHTTP_REQ_POST, "/mcp");
 }
 
+/* Until every started request has its reply, or 10 s. */
 static void
 run(void)
 {
-	struct timeval tv = { 10, 0 };
-
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	UNIT_LOOP_UNTIL(base, pending <= 0, 10000);
 }
 
 static void

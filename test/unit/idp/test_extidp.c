@@ -53,7 +53,8 @@ test_introspection_rules(void)
 			 "\"token_type\":\"Bearer\"}";
 
 	CU_ASSERT_EQUAL(extidp_parse_introspection(ok, strlen(ok), ISS, AUD, NOW, &c, &reason,
-	    &desc), EXTIDP_ACTIVE);
+			    &desc),
+	    EXTIDP_ACTIVE);
 	CU_ASSERT_STRING_EQUAL(c.sub, "alice");
 	CU_ASSERT_STRING_EQUAL(c.scope, "a b");
 	CU_ASSERT_STRING_EQUAL(c.client_id, "c");
@@ -63,9 +64,11 @@ test_introspection_rules(void)
 	CU_ASSERT_EQUAL(parse("{\"active\":true}", &reason), EXTIDP_ACTIVE); /* aud optional */
 	CU_ASSERT_EQUAL(parse("{\"active\":false}", &reason), EXTIDP_INVALID);
 	CU_ASSERT_STRING_EQUAL(reason, "inactive");
-	CU_ASSERT_EQUAL(parse("{\"active\":true,\"aud\":\"https://other\"}", &reason), EXTIDP_INVALID);
+	CU_ASSERT_EQUAL(parse("{\"active\":true,\"aud\":\"https://other\"}", &reason),
+	    EXTIDP_INVALID);
 	CU_ASSERT_STRING_EQUAL(reason, "bad_audience");
-	CU_ASSERT_EQUAL(parse("{\"active\":true,\"iss\":\"https://evil\"}", &reason), EXTIDP_INVALID);
+	CU_ASSERT_EQUAL(parse("{\"active\":true,\"iss\":\"https://evil\"}", &reason),
+	    EXTIDP_INVALID);
 	CU_ASSERT_STRING_EQUAL(reason, "bad_issuer");
 	CU_ASSERT_EQUAL(parse("{\"active\":true,\"exp\":1699999000}", &reason), EXTIDP_INVALID);
 	CU_ASSERT_STRING_EQUAL(reason, "expired");
@@ -73,7 +76,9 @@ test_introspection_rules(void)
 	CU_ASSERT_EQUAL(parse("{\"active\":true,\"nbf\":1700000300}", &reason), EXTIDP_INVALID);
 	CU_ASSERT_STRING_EQUAL(reason, "not_yet_valid");
 	CU_ASSERT_EQUAL(parse("{\"active\":true,\"token_type\":"
-	    "\"urn:ietf:params:oauth:token-type:refresh_token\"}", &reason), EXTIDP_INVALID);
+			      "\"urn:ietf:params:oauth:token-type:refresh_token\"}",
+			    &reason),
+	    EXTIDP_INVALID);
 	CU_ASSERT_STRING_EQUAL(reason, "bad_token_type");
 	CU_ASSERT_EQUAL(parse("{\"active\":true,\"scp\":[\"x\",\"y\"]}", &reason), EXTIDP_ACTIVE);
 	/* the IdP could not be understood: unavailable, not a verdict */
@@ -100,7 +105,8 @@ idp_cb(struct evhttp_request *req, void *arg)
 
 	if (strcmp(uri, "/.well-known/openid-configuration") == 0) {
 		n_discovery++;
-		evbuffer_add_printf(b, "{\"issuer\":\"%s\",\"jwks_uri\":\"%s/jwks\"}", issuer, issuer);
+		evbuffer_add_printf(b, "{\"issuer\":\"%s\",\"jwks_uri\":\"%s/jwks\"}", issuer,
+		    issuer);
 	} else if (strcmp(uri, "/jwks") == 0) {
 		char *j = keyset_jwks_json(served);
 
@@ -131,8 +137,8 @@ done_cb(const struct extidp_result *res, void *arg)
 	o->calls++;
 	o->outcome = res->outcome;
 	snprintf(o->reason, sizeof o->reason, "%s", res->reason);
-	snprintf(o->sub, sizeof o->sub, "%s", res->claims && res->claims->sub ?
-	    res->claims->sub : "");
+	snprintf(o->sub, sizeof o->sub, "%s",
+	    res->claims && res->claims->sub ? res->claims->sub : "");
 	if (--waiting == 0)
 		event_base_loopbreak(base);
 }
@@ -156,12 +162,7 @@ token_for(const struct keyset_key *key, const char *aud)
 static void
 run_until_done(void)
 {
-	struct timeval tv = { 10, 0 };
-
-	if (waiting == 0)
-		return;
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	UNIT_LOOP_UNTIL(base, waiting <= 0, 10000);
 }
 
 static void

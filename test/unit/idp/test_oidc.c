@@ -84,12 +84,7 @@ done_cb(void *arg)
 static void
 run_until_done(void)
 {
-	struct timeval tv = { 10, 0 };
-
-	if (waiting == 0)
-		return;
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	UNIT_LOOP_UNTIL(base, waiting <= 0, 10000);
 }
 
 static void

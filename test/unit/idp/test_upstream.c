@@ -76,14 +76,11 @@ exchanged(struct store_upstream *tokens, const char *error, void *arg)
 static void
 exchange(struct upstream *u, const char *ttl, struct got *g)
 {
-	struct timeval tv = { 10, 0 };
-
 	expires_in = ttl;
 	memset(g, 0, sizeof *g);
 	CU_ASSERT_PTR_NOT_NULL(upstream_exchange(u, "code", "verifier", NULL, exchanged, g));
 	CU_ASSERT_EQUAL(g->calls, 0); /* never before exchange returns */
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	UNIT_LOOP_UNTIL(base, g->calls >= 1, 10000);
 	CU_ASSERT_EQUAL(g->calls, 1);
 	CU_ASSERT_STRING_EQUAL(g->error, "");
 	CU_ASSERT_STRING_EQUAL(g->subject, "alice");

@@ -155,12 +155,7 @@ reply_cb(const redisReply *reply, const char *error, void *arg)
 static void
 run(void)
 {
-	struct timeval tv = { 10, 0 };
-
-	if (want <= 0)
-		return;
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	UNIT_LOOP_UNTIL(base, want <= 0, 10000);
 }
 
 /* Run the loop until redis_up(r) == up, or 10 s. */
