@@ -596,6 +596,21 @@ ${body}
   return p;
 }
 
+/** An nginx answering every request with one small JSON-RPC result (the MCP backend of the
+ *  guard, policy and storage modes): {port, url}. */
+async function okBackend(name) {
+  const port = await getFreePort();
+  nginxStart(name, `	server {
+		listen 127.0.0.1:${port} backlog=4096;
+		location / {
+			default_type application/json;
+			return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
+		}
+	}`, '');
+  await waitPort(port);
+  return { port, url: `http://127.0.0.1:${port}` };
+}
+
 async function waitPort(port) {
   for (let i = 0; i < 200; i++) {
     try { await request(`http://127.0.0.1:${port}/`, { timeoutMs: 500 }); return; } catch { await sleep(50); }
@@ -605,16 +620,7 @@ async function waitPort(port) {
 
 async function benchGuard() {
   say(`\n== 3. Guard overhead (load average before: ${load()})`);
-  const pb = await getFreePort();
-  nginxStart('backend', `	server {
-		listen 127.0.0.1:${pb} backlog=4096;
-		location / {
-			default_type application/json;
-			return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
-		}
-	}`, '');
-  await waitPort(pb);
-  const backend = `http://127.0.0.1:${pb}`;
+  const { port: pb, url: backend } = await okBackend('backend');
   const pn = await getFreePort();
   const front = nginxStart('front', `	upstream be { server 127.0.0.1:${pb}; keepalive 64; }
 	server {
@@ -780,16 +786,7 @@ async function benchPolicy() {
  *  hot path must not wait for Redis (target: redis ≥ 0.95× memory). */
 async function benchStorage() {
   say(`\n== 5. Guard-on POST /mcp, storage memory vs redis (load average before: ${load()})`);
-  const pb = await getFreePort();
-  nginxStart('storage-backend', `	server {
-		listen 127.0.0.1:${pb} backlog=4096;
-		location / {
-			default_type application/json;
-			return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
-		}
-	}`, '');
-  await waitPort(pb);
-  const backend = `http://127.0.0.1:${pb}`;
+  const { url: backend } = await okBackend('storage-backend');
   const stacks = {
     memory: await startAs({ backendUrl: backend, storage: 'memory' }),
     redis: await startAs({ backendUrl: backend, storage: 'redis' }),
