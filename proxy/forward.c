@@ -33,7 +33,6 @@
 #include <event2/http.h>
 #include <event2/util.h>
 #include <json-c/json.h>
-#include <openssl/crypto.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -117,7 +116,7 @@ struct forwarder {
 	TAILQ_ENTRY(forwarder) peer_entry;
 	/* the root's, when sessions are sealed (server.peerListen set) */
 	bool sessions;
-	struct session_key skey;
+	struct session_key *skey;
 	struct peerauth *signer;
 	char *self; /* our own peer address */
 	struct forwarder_list peers;
@@ -954,7 +953,7 @@ fx_add_session_header(struct fx *fx, const char *id)
 		req_add_header(fx->sr, "Mcp-Session-Id", fx->sid_client);
 		return;
 	}
-	sealed = session_seal(&fw->skey, fw->self, id);
+	sealed = session_seal(fw->skey, fw->self, id);
 	req_add_header(fx->sr, "Mcp-Session-Id", sealed);
 	free(sealed);
 }
@@ -1291,7 +1290,7 @@ forward_route(struct forwarder *fw, struct req *sr, const char **sid, char **bac
 	*backend_id = NULL;
 	if (!fw->sessions || (*sid = req_header(sr, "Mcp-Session-Id")) == NULL)
 		return fw;
-	if (session_open(&fw->skey, *sid, &owner, &id) != 0) {
+	if (session_open(fw->skey, *sid, &owner, &id) != 0) {
 		metrics_add(fw->m_peer_requests, 1, "out", "bad_session");
 		forward_no_session(sr);
 		return NULL;
@@ -1429,8 +1428,8 @@ forwarder_new(struct event_base *base, struct evdns_base *dns, const struct conf
 	if (cfg->server.peer_listen != NULL && cfg->server.peer_secret.value != NULL &&
 	    cfg->server.peer_address != NULL) {
 		fw->sessions = true;
-		session_key_derive(cfg->server.peer_secret.value, cfg->server.peer_secret.value_len,
-		    &fw->skey);
+		fw->skey = session_key_new(cfg->server.peer_secret.value,
+		    cfg->server.peer_secret.value_len);
 		fw->signer = peerauth_new(cfg->server.peer_secret.value,
 		    cfg->server.peer_secret.value_len, 1);
 		fw->self = xstrdup(cfg->server.peer_address);
@@ -1467,7 +1466,7 @@ forwarder_free(struct forwarder *fw)
 		forwarder_free(p);
 	}
 	peerauth_free(fw->signer);
-	OPENSSL_cleanse(&fw->skey, sizeof fw->skey);
+	session_key_free(fw->skey);
 	free(fw->self);
 	free(fw->origin);
 	free(fw->host);

@@ -33,7 +33,7 @@ struct replay_entry {
 
 struct peerauth {
 	EVP_MAC *mac;
-	EVP_MAC_CTX *tmpl; /* keyed once; duplicated per request */
+	EVP_MAC_CTX *ctx; /* keyed once; re-initialised (same key) per MAC */
 	struct replay_entry *ring;
 	uint32_t *buckets; /* index + 1, 0 = empty */
 	size_t cap, nbuckets, head, count;
@@ -50,8 +50,8 @@ peerauth_new(const void *secret, size_t len, size_t replay_max)
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
 	pa->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	pa->tmpl = pa->mac != NULL ? EVP_MAC_CTX_new(pa->mac) : NULL;
-	if (pa->tmpl == NULL || EVP_MAC_init(pa->tmpl, key, sizeof key, params) != 1)
+	pa->ctx = pa->mac != NULL ? EVP_MAC_CTX_new(pa->mac) : NULL;
+	if (pa->ctx == NULL || EVP_MAC_init(pa->ctx, key, sizeof key, params) != 1)
 		abort(); /* out of memory inside OpenSSL */
 	OPENSSL_cleanse(key, sizeof key);
 	pa->cap = replay_max > 0 && replay_max < PEERAUTH_REPLAY_MAX ? replay_max
@@ -68,7 +68,7 @@ peerauth_free(struct peerauth *pa)
 {
 	if (pa == NULL)
 		return;
-	EVP_MAC_CTX_free(pa->tmpl);
+	EVP_MAC_CTX_free(pa->ctx);
 	EVP_MAC_free(pa->mac);
 	free(pa->ring);
 	free(pa->buckets);
@@ -83,15 +83,17 @@ peerauth_update(EVP_MAC_CTX *ctx, const char *s, bool nl)
 		abort();
 }
 
-/* HMAC(method \n target \n time \n nonce \n sid) into md (32 bytes). */
+/* HMAC(method \n target \n time \n nonce \n sid) into md (32 bytes). An
+ * init without a key restarts HMAC from the key it holds (the padded key
+ * digests kept inside): no context is made or copied per request. */
 static void
-peerauth_mac(const struct peerauth *pa, const char *method, const char *target,
-    const char *time_text, const char *nonce, const char *sid, unsigned char md[32])
+peerauth_mac(struct peerauth *pa, const char *method, const char *target, const char *time_text,
+    const char *nonce, const char *sid, unsigned char md[32])
 {
-	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(pa->tmpl);
+	EVP_MAC_CTX *ctx = pa->ctx;
 	size_t mdlen = 0;
 
-	if (ctx == NULL)
+	if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1)
 		abort();
 	peerauth_update(ctx, method, true);
 	peerauth_update(ctx, target, true);
@@ -100,7 +102,6 @@ peerauth_mac(const struct peerauth *pa, const char *method, const char *target,
 	peerauth_update(ctx, sid != NULL ? sid : "", false);
 	if (EVP_MAC_final(ctx, md, &mdlen, 32) != 1 || mdlen != 32)
 		abort();
-	EVP_MAC_CTX_free(ctx);
 }
 
 /* n bytes as lower-case hex into out (2n + 1 bytes). */
@@ -117,7 +118,7 @@ peerauth_hex(const unsigned char *p, size_t n, char *out)
 }
 
 void
-peerauth_sign(const struct peerauth *pa, const char *method, const char *target, int64_t t,
+peerauth_sign(struct peerauth *pa, const char *method, const char *target, int64_t t,
     const char *nonce, const char *sid, char out[PEERAUTH_MAC_HEX + 1])
 {
 	unsigned char md[32];

@@ -42,8 +42,9 @@ struct peerauth *peerauth_new(const void *secret, size_t len, size_t replay_max)
 void peerauth_free(struct peerauth *pa);
 /* Sign a request at wall time t with a nonce (PEERAUTH_NONCE_HEX lower-case
  * hex digits; peerauth_nonce() draws one): out gets the MAC in hex,
- * NUL-terminated. sid NULL: no session. */
-void peerauth_sign(const struct peerauth *pa, const char *method, const char *target, int64_t t,
+ * NUL-terminated. sid NULL: no session. pa's MAC context is reused: one
+ * event loop's, not shared across threads. */
+void peerauth_sign(struct peerauth *pa, const char *method, const char *target, int64_t t,
     const char *nonce, const char *sid, char out[PEERAUTH_MAC_HEX + 1]);
 /* A fresh random nonce in hex, NUL-terminated. */
 void peerauth_nonce(char out[PEERAUTH_NONCE_HEX + 1]);

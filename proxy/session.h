@@ -17,18 +17,20 @@
 /* Longest sealed id we open (a header value a client chooses). */
 #define SESSION_SEALED_MAX 2048
 
-struct session_key {
-	unsigned char k[SESSION_KEY_LEN];
-};
+/* The sealing key, derived once, with its cipher contexts keyed once: a
+ * seal or an open on the request path allocates nothing inside OpenSSL.
+ * One event loop's: the contexts are reused, so not shared across threads. */
+struct session_key;
 
-/* Derive the sealing key from the peer secret (HKDF, its own label). */
-void session_key_derive(const void *secret, size_t len, struct session_key *key);
+/* The sealing key from the peer secret (HKDF, its own label). */
+struct session_key *session_key_new(const void *secret, size_t len);
+void session_key_free(struct session_key *key);
 /* Seal owner and the backend's id into the id a client sees (new string).
  * A fresh random nonce each time: two seals of one session differ. */
-char *session_seal(const struct session_key *key, const char *owner, const char *id);
+char *session_seal(struct session_key *key, const char *owner, const char *id);
 /* Open a client's id: 0 with *owner and *id (new strings), or -1 when it
  * was not sealed by us under this key (tampered, foreign, too long, or an
  * owner or id that could not be a header value). */
-int session_open(const struct session_key *key, const char *sealed, char **owner, char **id);
+int session_open(struct session_key *key, const char *sealed, char **owner, char **id);
 
 #endif

@@ -112,7 +112,8 @@ step "image config: USER 65532, ENTRYPOINT --config /etc/mcp-proxy/config.yaml, 
 # ---- the example configurations are valid for this image ---------------------
 # The ConfigMap's config.yaml (k8s/configmap.yaml) and compose.config.yaml,
 # checked by the image's own loader (--check-config) with throwaway secrets
-# mounted where Kubernetes mounts the Secrets of k8s/secret.yaml.
+# mounted where Kubernetes mounts the Secrets of k8s/secret.yaml, and POD_IP as
+# the downward API sets it (k8s-redis's peer listener needs it).
 awk '/^  config.yaml: \|/ { on = 1; next }
 	on && /^    / { print substr($0, 5); next }
 	on && /^[[:space:]]*$/ { print ""; next }
@@ -127,10 +128,12 @@ awk '/^  config.yaml: \|/ { on = 1; next }
 grep -q '^embeddedAuthServer:' "$work/k8s-redis-config.yaml" ||
 	fail "could not extract config.yaml from docker/k8s-redis/configmap.yaml"
 mkdir -p "$work/secrets/google-oauth-secret" "$work/secrets/mcp-proxy-signing-key" \
-	"$work/secrets/mcp-proxy-redis"
+	"$work/secrets/mcp-proxy-redis" "$work/secrets/mcp-proxy-peer"
 printf 'test-client-secret' >"$work/secrets/google-oauth-secret/client_secret"
 openssl rand -base64 32 >"$work/secrets/mcp-proxy-redis/encryption_key" ||
 	fail "openssl could not generate a throwaway encryption key"
+openssl rand -base64 32 >"$work/secrets/mcp-proxy-peer/secret" ||
+	fail "openssl could not generate a throwaway peer secret"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 	-out "$work/secrets/mcp-proxy-signing-key/private.pem" 2>/dev/null ||
 	fail "openssl could not generate a throwaway signing key"
@@ -142,6 +145,7 @@ for example in "k8s/configmap.yaml:$work/k8s-config.yaml" "k8s-redis/configmap.y
 	file=${example#*:}
 	if ! out=$(podman run --rm --pull=never --network none --read-only --read-only-tmpfs=false \
 		--user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \
+		-e POD_IP=10.0.0.7 \
 		-v "$file:/etc/mcp-proxy/config.yaml:ro" -v "$work/secrets:/etc/mcp-proxy/secrets:ro" \
 		"$image" --check-config 2>&1); then
 		echo "$out" >&2

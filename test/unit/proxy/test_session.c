@@ -19,40 +19,39 @@ static const char secret[] = "0123456789abcdef0123456789abcdef-peer";
 static void
 test_seal_roundtrip(void)
 {
-	struct session_key k;
+	struct session_key *k = session_key_new(secret, sizeof secret - 1);
 	char *a, *b, *owner, *id;
 
-	session_key_derive(secret, sizeof secret - 1, &k);
-	a = session_seal(&k, "10.0.0.7:9000", "3f1c0b9e-aaaa-bbbb");
-	b = session_seal(&k, "10.0.0.7:9000", "3f1c0b9e-aaaa-bbbb");
+	a = session_seal(k, "10.0.0.7:9000", "3f1c0b9e-aaaa-bbbb");
+	b = session_seal(k, "10.0.0.7:9000", "3f1c0b9e-aaaa-bbbb");
 	CU_ASSERT_EQUAL(strncmp(a, "p1.", 3), 0);
-	CU_ASSERT_STRING_NOT_EQUAL(a, b); /* fresh nonce each time */
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);   /* fresh nonce each time */
 	CU_ASSERT_PTR_NULL(strchr(a, '=')); /* a header value: no padding, no '+', '/' */
 	CU_ASSERT_PTR_NULL(strchr(a, '+'));
-	CU_ASSERT_EQUAL_FATAL(session_open(&k, a, &owner, &id), 0);
+	CU_ASSERT_EQUAL_FATAL(session_open(k, a, &owner, &id), 0);
 	CU_ASSERT_STRING_EQUAL(owner, "10.0.0.7:9000");
 	CU_ASSERT_STRING_EQUAL(id, "3f1c0b9e-aaaa-bbbb");
 	free(owner);
 	free(id);
-	CU_ASSERT_EQUAL(session_open(&k, b, &owner, &id), 0);
+	CU_ASSERT_EQUAL(session_open(k, b, &owner, &id), 0);
 	free(owner);
 	free(id);
 	free(a);
 	free(b);
+	session_key_free(k);
 }
 
 static void
 test_seal_refuses(void)
 {
-	struct session_key k, other;
+	struct session_key *k = session_key_new(secret, sizeof secret - 1);
+	struct session_key *other = session_key_new("another secret of at least 32 bytes!", 36);
 	char *a, *owner = (char *)"x", *id = (char *)"x", *big;
 	size_t n;
 
-	session_key_derive(secret, sizeof secret - 1, &k);
-	session_key_derive("another secret of at least 32 bytes!", 36, &other);
-	a = session_seal(&k, "[fd00::1]:9000", "abc");
+	a = session_seal(k, "[fd00::1]:9000", "abc");
 	/* another key (another deployment) */
-	CU_ASSERT_EQUAL(session_open(&other, a, &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(other, a, &owner, &id), -1);
 	CU_ASSERT_PTR_NULL(owner);
 	CU_ASSERT_PTR_NULL(id);
 	/* one character changed anywhere */
@@ -61,33 +60,41 @@ test_seal_refuses(void)
 		char save = a[i];
 
 		a[i] = a[i] == 'A' ? 'B' : 'A';
-		CU_ASSERT_EQUAL(session_open(&k, a, &owner, &id), -1);
+		CU_ASSERT_EQUAL(session_open(k, a, &owner, &id), -1);
 		a[i] = save;
 	}
+	/* the reused context opens again after all those refusals */
+	CU_ASSERT_EQUAL_FATAL(session_open(k, a, &owner, &id), 0);
+	CU_ASSERT_STRING_EQUAL(owner, "[fd00::1]:9000");
+	CU_ASSERT_STRING_EQUAL(id, "abc");
+	free(owner);
+	free(id);
 	/* truncated, wrong prefix, not base64url, a backend's own id, empty */
 	a[n - 1] = '\0';
-	CU_ASSERT_EQUAL(session_open(&k, a, &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(k, a, &owner, &id), -1);
 	a[0] = 'q';
-	CU_ASSERT_EQUAL(session_open(&k, a, &owner, &id), -1);
-	CU_ASSERT_EQUAL(session_open(&k, "p1.****", &owner, &id), -1);
-	CU_ASSERT_EQUAL(session_open(&k, "3f1c0b9e-aaaa-bbbb", &owner, &id), -1);
-	CU_ASSERT_EQUAL(session_open(&k, "", &owner, &id), -1);
-	CU_ASSERT_EQUAL(session_open(&k, "p1.", &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(k, a, &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(k, "p1.****", &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(k, "3f1c0b9e-aaaa-bbbb", &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(k, "", &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(k, "p1.", &owner, &id), -1);
 	free(a);
 	/* an id longer than we open */
 	big = malloc(SESSION_SEALED_MAX + 10);
 	memset(big, 'A', SESSION_SEALED_MAX + 9);
 	memcpy(big, "p1.", 3);
 	big[SESSION_SEALED_MAX + 9] = '\0';
-	CU_ASSERT_EQUAL(session_open(&k, big, &owner, &id), -1);
+	CU_ASSERT_EQUAL(session_open(k, big, &owner, &id), -1);
 	free(big);
 	/* what would split a header line never comes out */
-	a = session_seal(&k, "10.0.0.7:9000", "abc\r\nX-Evil: 1");
-	CU_ASSERT_EQUAL(session_open(&k, a, &owner, &id), -1);
+	a = session_seal(k, "10.0.0.7:9000", "abc\r\nX-Evil: 1");
+	CU_ASSERT_EQUAL(session_open(k, a, &owner, &id), -1);
 	free(a);
-	a = session_seal(&k, "", "abc");
-	CU_ASSERT_EQUAL(session_open(&k, a, &owner, &id), -1);
+	a = session_seal(k, "", "abc");
+	CU_ASSERT_EQUAL(session_open(k, a, &owner, &id), -1);
 	free(a);
+	session_key_free(k);
+	session_key_free(other);
 }
 
 static void
@@ -115,7 +122,8 @@ test_peerauth_verify(void)
 	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000001", N, mac),
 	    PEERAUTH_BAD_MAC);
 	/* malformed or missing headers */
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", NULL, N, mac), PEERAUTH_MISSING);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", NULL, N, mac),
+	    PEERAUTH_MISSING);
 	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", N, NULL),
 	    PEERAUTH_MISSING);
 	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "+1700000000", N, mac),
@@ -150,7 +158,8 @@ test_peerauth_verify(void)
 	    PEERAUTH_OK);
 	/* the skew window: 30 s either way */
 	peerauth_sign(pa, "GET", "/mcp", 1700000030, N, NULL, mac);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1700000030", N, mac), PEERAUTH_OK);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1700000030", N, mac),
+	    PEERAUTH_OK);
 	peerauth_sign(pa, "GET", "/mcp", 1700000031, N, NULL, mac);
 	CU_ASSERT_EQUAL(peerauth_verify(pa, "GET", "/mcp", NULL, "1700000031", N, mac),
 	    PEERAUTH_STALE);
