@@ -145,7 +145,7 @@ for example in "k8s/configmap.yaml:$work/k8s-config.yaml" "k8s-redis/configmap.y
 	file=${example#*:}
 	if ! out=$(podman run --rm --pull=never --network none --read-only --read-only-tmpfs=false \
 		--user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \
-		-e POD_IP=10.0.0.7 \
+		-e POD_IP=127.0.0.7 \
 		-v "$file:/etc/mcp-proxy/config.yaml:ro" -v "$work/secrets:/etc/mcp-proxy/secrets:ro" \
 		"$image" --check-config 2>&1); then
 		echo "$out" >&2
