@@ -803,7 +803,8 @@ async function benchStorage() {
   for (const name of Object.keys(stacks)) wrk(['-t1', `-c${CONNS}`, '-d2s', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
   const rows = [];
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const name of Object.keys(stacks)) {
+    // the order alternates by round: neither backend always runs on the host as the other left it
+    for (const name of r % 2 ? Object.keys(stacks) : Object.keys(stacks).reverse()) {
       const cs = cpuStart(stacks[name].proxy.proc.pid);
       const w = wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '--latency', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
       const c = cs();
@@ -819,6 +820,11 @@ async function benchStorage() {
   }
   const paired = median([...Array(ROUNDS).keys()].map((i) => rows.find((x) => x.round === i + 1 && x.target === 'redis').rps / rows.find((x) => x.round === i + 1 && x.target === 'memory').rps));
   results.storage = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, median: med, paired };
+  for (const name of Object.keys(stacks)) {
+    const stop = perfStart(stacks[name].proxy.proc.pid, `storage-${name}`);
+    if (process.env.PERF === '1') say(`  perf run ${name}: ${wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]).requests} requests`);
+    await stop();
+  }
   say(`medians of ${ROUNDS} × ${DURATION} s, wrk -t1 -c${CONNS}, POST /mcp with a bearer token:`);
   say(`  redis/memory: throughput ${f2(med.redis.rps / med.memory.rps)}× (target ≥ 0.95×), round by round ${f2(paired)}×; p99 ${f2(med.redis.p99 / med.memory.p99)}×; CPU per request ${f2(med.redis.cpuUsPerReq)} vs ${f2(med.memory.cpuUsPerReq)} µs`);
 }
