@@ -20,216 +20,30 @@
 // (which shows the upstream token it received), the HTTPS document host for CIMD (test CA
 // through outbound.caFile, cimd.insecureAllowLoopback).
 //
+// The Redis client and redis-server, the replicas' common config and the login helpers are
+// in lib/redis.mjs and lib/login.mjs (sessions.test.mjs uses them too).
+//
 // This test never skips: a build that refuses storage.type redis fails every case, saying so.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import {
-  startProxy, startIdp, startEchoBackend, startDocHost, getFreePort, request, CookieJar,
+  startProxy, startIdp, startEchoBackend, startDocHost, getFreePort, request,
   pkcePair, decodeJwt, clientMetadataDocument, logsContaining, sleep, waitFor, SLOW,
 } from './lib/harness.mjs';
+import { startRedis, str, sharedKeys, embeddedReplicaConfig, embeddedReplicaSecrets } from './lib/redis.mjs';
+import { loginHelpers, CLIENT_REDIRECT } from './lib/login.mjs';
 
-const CLIENT_REDIRECT = 'http://127.0.0.1:51236/cb'; // nothing listens there
 const PREFIX = 'mcp-it-replicas:';
-
-// ---------------------------------------------------------------- a small Redis client (RESP2)
-
-function parseResp(buf, i) {
-  if (i >= buf.length) return null;
-  const nl = buf.indexOf('\r\n', i);
-  if (nl < 0) return null;
-  const type = String.fromCharCode(buf[i]);
-  const line = buf.toString('utf8', i + 1, nl);
-  const next = nl + 2;
-  switch (type) {
-    case '+': return { value: line, end: next };
-    case '-': return { value: Object.assign(new Error(line), { redis: true }), end: next };
-    case ':': return { value: Number(line), end: next };
-    case '$': {
-      const n = Number(line);
-      if (n < 0) return { value: null, end: next };
-      if (buf.length < next + n + 2) return null;
-      return { value: buf.subarray(next, next + n), end: next + n + 2 };
-    }
-    case '*': {
-      const n = Number(line);
-      if (n < 0) return { value: null, end: next };
-      const arr = [];
-      let j = next;
-      for (let k = 0; k < n; k += 1) {
-        const r = parseResp(buf, j);
-        if (!r) return null;
-        arr.push(r.value);
-        j = r.end;
-      }
-      return { value: arr, end: j };
-    }
-    default: throw new Error(`RESP: unexpected type byte ${JSON.stringify(type)}`);
-  }
-}
-
-/** RedisClient.connect(port, {user, password}) → client; client.cmd(...args) → reply
- * (bulk strings as Buffers, errors rejected); client.close(). */
-class RedisClient {
-  static async connect(port, { user, password, tls: tlsOpts } = {}) {
-    // with tls: {ca}, TLS that verifies the server's certificate (IP SAN 127.0.0.1)
-    const sock = tlsOpts ? tls.connect({ host: '127.0.0.1', port, ca: tlsOpts.ca })
-      : net.connect({ host: '127.0.0.1', port });
-    await new Promise((resolve, reject) => {
-      sock.once(tlsOpts ? 'secureConnect' : 'connect', resolve);
-      sock.once('error', reject);
-    });
-    const c = new RedisClient(sock);
-    if (password !== undefined) await c.cmd(...(user ? ['AUTH', user, password] : ['AUTH', password]));
-    return c;
-  }
-
-  constructor(sock) {
-    this.sock = sock;
-    this.buf = Buffer.alloc(0);
-    this.queue = [];
-    sock.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      while (this.queue.length) {
-        const r = parseResp(this.buf, 0);
-        if (!r) break;
-        this.buf = this.buf.subarray(r.end);
-        const q = this.queue.shift();
-        if (r.value instanceof Error) q.reject(r.value);
-        else q.resolve(r.value);
-      }
-    });
-    const fail = (e) => {
-      for (const q of this.queue.splice(0)) q.reject(e || new Error('redis connection closed'));
-    };
-    sock.on('error', fail);
-    sock.on('close', () => fail());
-  }
-
-  cmd(...args) {
-    const parts = [Buffer.from(`*${args.length}\r\n`)];
-    for (const a of args) {
-      const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
-      parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
-    }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ resolve, reject });
-      this.sock.write(Buffer.concat(parts));
-    });
-  }
-
-  close() { this.sock.destroy(); }
-}
-
-const str = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
-
-// ---------------------------------------------------------------- redis-server
-
-const redisProcs = new Set();
-const redisServers = new Set();
-process.on('exit', () => { for (const p of redisProcs) try { p.kill('SIGKILL'); } catch { /* ignore */ } });
-
-function redisServerBinary() {
-  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new Error('redis-server is not installed (scripts/install-deps.sh --test installs Debian\'s): '
-      + (r.error?.message || r.stderr));
-  }
-  return 'redis-server';
-}
-
-/**
- * startRedis({port, dir, args, appendonly, replicaOf, tls, sentinel}) →
- *   {port, dir, proc, log(), exited(), stop({signal}), client(opts)}.
- * Listens on 127.0.0.1 only; data (the append-only file) in dir, which survives stop() so
- * that a redis started again on the same port and dir has the same data.
- * replicaOf: a master's port (this one is its replica).
- * tls: {cert, key, ca} (files): TLS only (--port 0, --tls-port), clients not authenticated;
- *   client() then speaks TLS trusting ca.
- * sentinel: {masterName, masterPort, downAfterMs, failoverTimeoutMs}: a sentinel (quorum
- *   1) watching that master, its config (which it rewrites) in dir.
- */
-async function startRedis({ port, dir, args = [], appendonly = true, replicaOf, tls: tlsFiles, sentinel } = {}) {
-  const bin = redisServerBinary();
-  const p = port || await getFreePort();
-  const d = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-redis-'));
-  let argv;
-  if (sentinel) {
-    const conf = path.join(d, 'sentinel.conf');
-    const m = sentinel.masterName;
-    fs.writeFileSync(conf, [
-      `port ${p}`, 'bind 127.0.0.1', `dir ${d}`, 'logfile ""', 'sentinel resolve-hostnames no',
-      `sentinel monitor ${m} 127.0.0.1 ${sentinel.masterPort} 1`,
-      `sentinel down-after-milliseconds ${m} ${sentinel.downAfterMs ?? 1000}`,
-      `sentinel failover-timeout ${m} ${sentinel.failoverTimeoutMs ?? 5000}`,
-      '',
-    ].join('\n'));
-    argv = [conf, '--sentinel', ...args];
-  } else {
-    argv = [
-      ...(tlsFiles
-        ? ['--port', '0', '--tls-port', String(p), '--tls-cert-file', tlsFiles.cert, '--tls-key-file', tlsFiles.key,
-          '--tls-ca-cert-file', tlsFiles.ca, '--tls-auth-clients', 'no']
-        : ['--port', String(p)]),
-      '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', d,
-      '--save', '', '--daemonize', 'no', '--logfile', '',
-      ...(appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
-      ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []),
-      ...args,
-    ];
-  }
-  const proc = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  redisProcs.add(proc);
-  let log = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (s) => { log += s; });
-  proc.stderr.on('data', (s) => { log += s; });
-  let exited = null;
-  const exitP = new Promise((resolve) => proc.on('exit', (code, signal) => {
-    exited = { code, signal };
-    redisProcs.delete(proc);
-    resolve(exited);
-  }));
-  await waitFor(async () => {
-    if (exited) throw new Error(`redis-server exited (${JSON.stringify(exited)}): ${log}`);
-    return (sentinel ? /\+monitor master/ : /Ready to accept connections/).test(log);
-  }, { timeoutMs: 10000, message: `redis-server${sentinel ? ' --sentinel' : ''} ready on 127.0.0.1:${p}` });
-  const r = {
-    port: p,
-    dir: d,
-    proc,
-    log: () => log,
-    exited: () => exited,
-    client: (o) => RedisClient.connect(p, tlsFiles ? { tls: { ca: fs.readFileSync(tlsFiles.ca) }, ...o } : o),
-    /** SIGTERM (then SIGKILL after 10 s), or signal: 'SIGKILL' (a crash: nothing saved). */
-    async stop({ signal = 'SIGTERM' } = {}) {
-      if (!exited) proc.kill(signal);
-      let timer;
-      const res = await Promise.race([exitP, new Promise((resolve) => { timer = setTimeout(resolve, 10000, null); })]);
-      clearTimeout(timer);
-      if (!res) {
-        proc.kill('SIGKILL');
-        await exitP;
-      }
-      redisServers.delete(r);
-    },
-  };
-  redisServers.add(r);
-  return r;
-}
 
 // ---------------------------------------------------------------- the environment
 
-const signingKeyPem = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  .privateKey.export({ type: 'pkcs8', format: 'pem' });
-const encryptionKey = crypto.randomBytes(32).toString('base64');
+const keys = sharedKeys();
+const { signingKeyPem, encryptionKey } = keys;
 
 /** Every token, code and secret the test saw: none may be in Redis or in a log line. */
 const needles = new Map(); // value → what it is
@@ -241,50 +55,15 @@ remember('encryption key', encryptionKey);
 remember('signing key', signingKeyPem.split('\n').filter((l) => l && !l.startsWith('-----'))[1]);
 
 /** The replica's config: both are the same but for their listeners. */
-function replicaConfig(env, redis, { storage = {}, secretsExtra } = {}) {
-  return {
-    server: { resourceUrl: `${env.issuer}/mcp` },
-    backend: { url: env.echo.url },
-    auth: { mode: 'embedded' },
-    outbound: { caFile: env.docs.caFile },
-    embeddedAuthServer: {
-      issuer: env.issuer,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: env.idp.issuer,
-          clientId: env.idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
-      baselineClientScopes: ['openid', 'offline_access'],
-      cimd: { enabled: true, insecureAllowLoopback: true },
-      signingKeySecretRefs: [{ name: 'signing', key: 'private.pem' }],
-      storage: {
-        type: 'redis',
-        redis: {
-          addr: `127.0.0.1:${redis.port}`,
-          keyPrefix: PREFIX,
-          encryptionKeySecretRef: { name: 'redis', key: 'encryption_key' },
-          dialTimeout: '1s',
-          readTimeout: '1s',
-          writeTimeout: '1s',
-          ...storage,
-        },
-      },
-    },
-  };
+function replicaConfig(env, redis, { storage = {} } = {}) {
+  return embeddedReplicaConfig({
+    issuer: env.issuer, idp: env.idp, redis, keyPrefix: PREFIX, backendUrl: env.echo.url,
+    caFile: env.docs.caFile, cimd: true, storage,
+  });
 }
 
 function replicaSecrets(env, extra = {}) {
-  return {
-    idp: { client_secret: env.idp.clientSecret },
-    signing: { 'private.pem': signingKeyPem },
-    redis: { encryption_key: encryptionKey },
-    ...extra,
-  };
+  return embeddedReplicaSecrets({ idp: env.idp, keys, extra });
 }
 
 /** Start one replica; a build that does not serve storage.type redis is a clear failure. */
@@ -320,127 +99,12 @@ function getEnv() {
   return envPromise;
 }
 
-// Every redis-server this file started, stopped after the proxies (the harness's after()
-// hook is registered first, at import).
-after(async () => {
-  for (const r of [...redisServers]) await r.stop();
-});
-
 // ---------------------------------------------------------------- OAuth and MCP helpers
 
-/** The IdP's tokens so far (the "issued" events of revealTokens), remembered as needles. */
-function upstreamTokens(env) {
-  const out = [];
-  for (const e of env.idp.events()) {
-    if (e.event !== 'issued') continue;
-    for (const k of ['access_token', 'refresh_token', 'id_token']) {
-      if (e[k]) {
-        out.push(e[k]);
-        remember(`upstream ${k}`, e[k]);
-      }
-    }
-  }
-  return out;
-}
-
-/** url with the issuer's origin replaced by replica's (what the Service would route). */
-function via(env, url, replica) {
-  const u = new URL(url);
-  if (u.origin !== env.issuer) return u.href;
-  return replica.origin + u.pathname + u.search;
-}
-
-/**
- * The browser part of a login: GET <startOn>/oauth/authorize, follow redirects (through the
- * IdP) with a cookie jar; the IdP's redirect to <issuer>/oauth/callback goes to callbackOn.
- * → {code, state, iss, error, hops, callbackUrl}
- */
-async function browserLogin(env, { clientId, startOn, callbackOn, scope = 'openid offline_access',
-  redirectUri = CLIENT_REDIRECT, pkce = pkcePair(), stopAtCallback = false }) {
-  const state = crypto.randomBytes(8).toString('hex');
-  const u = new URL(`${startOn.origin}/oauth/authorize`);
-  const params = {
-    response_type: 'code', client_id: clientId, redirect_uri: redirectUri, scope, state,
-    code_challenge: pkce.challenge, code_challenge_method: 'S256', resource: `${env.issuer}/mcp`,
-  };
-  for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
-  const jar = new CookieJar();
-  const hops = [];
-  let current = u.href;
-  let callbackUrl;
-  for (let i = 0; i < 30; i += 1) {
-    const res = await request(current, { jar });
-    const location = res.headers.location ? new URL(res.headers.location, current).href : undefined;
-    hops.push({ url: current, status: res.status, location });
-    if (res.status < 300 || res.status >= 400 || !location) {
-      const e = new Error(`login stopped at ${current}: HTTP ${res.status} ${res.body.slice(0, 400)}`);
-      e.response = res;
-      e.hops = hops;
-      throw e;
-    }
-    const loc = new URL(location);
-    const want = new URL(redirectUri);
-    if (loc.origin === want.origin && loc.pathname === want.pathname) {
-      const q = loc.searchParams;
-      assert.equal(q.get('state'), state, 'state comes back');
-      if (q.get('code')) remember('authorization code', q.get('code'));
-      return {
-        code: q.get('code') ?? undefined, iss: q.get('iss') ?? undefined, error: q.get('error') ?? undefined,
-        errorDescription: q.get('error_description') ?? undefined, hops, callbackUrl, pkce, redirectUri,
-      };
-    }
-    current = via(env, location, callbackOn);
-    if (new URL(location).origin === env.issuer) {
-      callbackUrl = current;
-      if (stopAtCallback) return { callbackUrl, jar, hops, pkce, state };
-    }
-  }
-  throw new Error(`login: too many redirects: ${JSON.stringify(hops)}`);
-}
-
-/** POST <replica>/oauth/token → {res, json}; tokens in the answer are remembered. */
-async function token(replica, form) {
-  const res = await request(`${replica.origin}/oauth/token`, { method: 'POST', body: new URLSearchParams(form) });
-  let json;
-  try { json = JSON.parse(res.body); } catch { json = undefined; }
-  if (json) remember('our token', json.access_token, json.refresh_token, json.id_token);
-  return { res, json };
-}
-
-/** A whole login: authorize on startOn, callback on callbackOn, code exchange on tokenOn. */
-async function login(env, { clientId, startOn, callbackOn, tokenOn }) {
-  const r = await browserLogin(env, { clientId, startOn, callbackOn });
-  assert.equal(r.error, undefined, `login: ${r.error} ${r.errorDescription}`);
-  assert.ok(r.code, 'a code');
-  assert.equal(r.iss, env.issuer, 'iss is the shared issuer');
-  assert.ok(r.callbackUrl?.startsWith(`${callbackOn.origin}/oauth/callback?`),
-    `the callback went to replica ${callbackOn.name}: ${r.callbackUrl}`);
-  const { res, json } = await token(tokenOn, {
-    grant_type: 'authorization_code', code: r.code, redirect_uri: CLIENT_REDIRECT, client_id: clientId,
-    code_verifier: r.pkce.verifier, resource: `${env.issuer}/mcp`,
-  });
-  assert.equal(res.status, 200, `code exchange on ${tokenOn.name}: ${res.body}`);
-  assert.ok(json.access_token && json.refresh_token, 'access and refresh token');
-  upstreamTokens(env);
-  return { ...json, clientId };
-}
-
-async function register(replica, extra = {}) {
-  const res = await request(`${replica.origin}/oauth/register`, {
-    method: 'POST',
-    body: {
-      redirect_uris: [CLIENT_REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
-      token_endpoint_auth_method: 'none', client_name: 'replicas.test', ...extra,
-    },
-  });
-  return res;
-}
-
-async function registerOk(replica) {
-  const res = await register(replica);
-  assert.equal(res.status, 201, `DCR on ${replica.name}: ${res.body}`);
-  return res.json().client_id;
-}
+// The IdP's tokens and ours, every code: remembered as needles.
+const { browserLogin, token, login, register, registerOk, upstreamTokens } = loginHelpers({
+  remember, clientName: 'replicas.test',
+});
 
 let rpcId = 0;
 /** POST <replica>/mcp ping with the token → the response (the echo backend's JSON-RPC answer). */

@@ -11,11 +11,18 @@
 // on the session routing; the owner runs its whole MCP chain (guard and policy included)
 // on what a peer forwards, as it would for a client.
 //
+// The last case has the embedded AS on both replicas, on one Redis (lib/redis.mjs, one
+// issuer and signing key, the login of lib/login.mjs): the client's bearer token is checked
+// by the replica it reaches and again by the owner; a request without one gets its 401
+// from the first replica and is never forwarded.
+//
 // Everything is on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startProxy, startBackend, scrapeMetrics, sleep } from './lib/harness.mjs';
+import { startProxy, startBackend, startIdp, scrapeMetrics, getFreePort, sleep } from './lib/harness.mjs';
+import { startRedis, sharedKeys, embeddedReplicaConfig, embeddedReplicaSecrets } from './lib/redis.mjs';
+import { loginHelpers } from './lib/login.mjs';
 
 const SECRET = crypto.randomBytes(32).toString('base64');
 const PV = '2025-06-18';
@@ -29,10 +36,12 @@ function replicaConfig(backend) {
   };
 }
 
-async function startReplica(name, t) {
+/** A replica in front of its own server-everything; config(backend) → its config (the
+ * peer secret is added to secrets). */
+async function startReplica(name, t, { config = replicaConfig, secrets = {} } = {}) {
   const backend = await startBackend('streamable-http', { t });
-  const p = await startProxy(replicaConfig(backend), {
-    t, env: { POD_IP: '127.0.0.1' }, secrets: { peer: { secret: SECRET } },
+  const p = await startProxy(config(backend), {
+    t, env: { POD_IP: '127.0.0.1' }, secrets: { ...secrets, peer: { secret: SECRET } },
     waitFor: ['mcp', 'diagnostics', 'peer'],
   });
   const l = p.logs().find((x) => x.msg === 'listening' && x.listener === 'peer');
@@ -41,9 +50,10 @@ async function startReplica(name, t) {
 
 let rpc = 0;
 /** POST one JSON-RPC message to replica's /mcp → the fetch Response. */
-function post(replica, sid, method, params, { id = ++rpc } = {}) {
+function post(replica, sid, method, params, { id = ++rpc, token } = {}) {
   const headers = { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': PV };
   if (sid) headers['mcp-session-id'] = sid;
+  if (token) headers.authorization = `Bearer ${token}`;
   const body = id === null ? { jsonrpc: '2.0', method, params } : { jsonrpc: '2.0', id, method, params };
   return fetch(`${replica.origin}/mcp`, { method: 'POST', headers, body: JSON.stringify(body) });
 }
@@ -76,15 +86,15 @@ async function messages(res, onEvent = () => {}) {
   return out;
 }
 
-async function initialize(replica) {
+async function initialize(replica, { token } = {}) {
   const res = await post(replica, null, 'initialize', {
     protocolVersion: PV, capabilities: {}, clientInfo: { name: 'sessions.test', version: '0' },
-  });
+  }, { token });
   assert.equal(res.status, 200, `initialize through ${replica.name}`);
   const sid = res.headers.get('mcp-session-id');
   const [m] = await messages(res);
   assert.ok(m.result?.serverInfo, JSON.stringify(m));
-  const note = await post(replica, sid, 'notifications/initialized', undefined, { id: null });
+  const note = await post(replica, sid, 'notifications/initialized', undefined, { id: null, token });
   assert.equal(note.status, 202);
   await note.arrayBuffer();
   return sid;
@@ -238,4 +248,111 @@ test('the peer listener refuses forged requests: no MAC, a wrong one, another se
   assert.equal(res.status, 200);
   await res.arrayBuffer();
   await A.stop();
+});
+
+/** The sum of the samples whose "name{labels}" starts with prefix. */
+const total = (m, prefix) => [...m].reduce((n, [k, v]) => (k.startsWith(prefix) ? n + v : n), 0);
+
+test('with the embedded AS on one Redis: a session initialized through A with a token works through B with the same token (on A\'s backend); without a token B answers 401 itself', async (t) => {
+  // One issuer (the "Service": nothing listens there), one signing key, one Redis.
+  const issuer = `http://127.0.0.1:${await getFreePort()}`;
+  const [idp, redis] = await Promise.all([
+    startIdp({ redirect_uris: [`${issuer}/oauth/callback`] }, { t }),
+    startRedis({ appendonly: false }),
+  ]);
+  const keys = sharedKeys();
+  const embedded = {
+    config: (backend) => embeddedReplicaConfig({
+      issuer, idp, redis, keyPrefix: 'mcp-it-sessions:', backendUrl: backend.url,
+      server: { peerListen: '127.0.0.1:0', peerSecretRef: { name: 'peer', key: 'secret' } },
+    }),
+    secrets: embeddedReplicaSecrets({ idp, keys }),
+  };
+  const [A, B] = await Promise.all([startReplica('A', t, embedded), startReplica('B', t, embedded)]);
+  const { login, registerOk } = loginHelpers({ clientName: 'sessions.test' });
+  const env = { issuer, idp };
+  const { access_token: token } = await login(env, { clientId: await registerOk(A), startOn: A, callbackOn: A, tokenOn: A });
+
+  let res = await post(A, null, 'initialize', {
+    protocolVersion: PV, capabilities: {}, clientInfo: { name: 'sessions.test', version: '0' },
+  });
+  assert.equal(res.status, 401, 'initialize without a token');
+  await res.arrayBuffer();
+  const sid = await initialize(A, { token });
+  assert.match(sid, /^p1\./);
+
+  // tools/list and tools/call through B, the token checked by B and again by A
+  res = await post(B, sid, 'tools/list', {}, { token });
+  assert.equal(res.status, 200, 'tools/list through B with the token');
+  const [list] = await messages(res);
+  assert.ok(list.result.tools.some((x) => x.name === 'echo'), JSON.stringify(list).slice(0, 300));
+  res = await post(B, sid, 'tools/call', { name: 'echo', arguments: { message: 'via B' } }, { token });
+  assert.equal(res.status, 200, 'tools/call through B with the token');
+  const call = (await messages(res)).at(-1);
+  assert.match(JSON.stringify(call.result), /Echo: via B/, JSON.stringify(call));
+  // served by A's backend: B's own backend does not know the session
+  const direct = await fetch(`${B.backend.url}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': PV, 'mcp-session-id': sid },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+  });
+  assert.ok(direct.status === 404 || direct.status === 400, `B's backend does not know the session (${direct.status})`);
+  await direct.arrayBuffer();
+  let mA = await scrapeMetrics(A.diagUrl);
+  let mB = await scrapeMetrics(B.diagUrl);
+  assert.equal(mB.get('mcp_proxy_peer_requests_total{direction="out",outcome="ok"}'), 2, mB.text);
+  assert.equal(mA.get('mcp_proxy_peer_requests_total{direction="in",outcome="ok"}'), 2, mA.text);
+
+  // The same request through B without a token: B's 401, never forwarded.
+  const before = {
+    aPeerIn: total(mA, 'mcp_proxy_peer_requests_total{direction="in"'),
+    aPeerHttp: total(mA, 'mcp_proxy_http_requests_total{listener="peer"'),
+    aBackend: total(mA, 'mcp_proxy_backend_response_seconds_count'),
+    bPeerOut: total(mB, 'mcp_proxy_peer_requests_total{direction="out"'),
+    bBackend: total(mB, 'mcp_proxy_backend_response_seconds_count'),
+  };
+  res = await post(B, sid, 'tools/list', {});
+  assert.equal(res.status, 401, 'tools/list through B without a token');
+  assert.match(res.headers.get('www-authenticate') || '', /^Bearer /);
+  await res.arrayBuffer();
+  res = await post(B, sid, 'tools/list', {}, { token: `${token.slice(0, -4)}AAAA` });
+  assert.equal(res.status, 401, 'tools/list through B with a forged token');
+  assert.match(res.headers.get('www-authenticate') || '', /error="invalid_token"/);
+  await res.arrayBuffer();
+  mA = await scrapeMetrics(A.diagUrl);
+  mB = await scrapeMetrics(B.diagUrl);
+  const after = {
+    aPeerIn: total(mA, 'mcp_proxy_peer_requests_total{direction="in"'),
+    aPeerHttp: total(mA, 'mcp_proxy_http_requests_total{listener="peer"'),
+    aBackend: total(mA, 'mcp_proxy_backend_response_seconds_count'),
+    bPeerOut: total(mB, 'mcp_proxy_peer_requests_total{direction="out"'),
+    bBackend: total(mB, 'mcp_proxy_backend_response_seconds_count'),
+  };
+  assert.deepEqual(after, before, 'the 401s are B\'s own: nothing reached A or either backend');
+  assert.ok(before.aPeerHttp >= 2 && before.aBackend >= 2, `the counters count: ${JSON.stringify(before)}`);
+
+  // The second hop checks the token too: a correctly signed peer request without one.
+  const time = String(Math.floor(Date.now() / 1000));
+  const nonce = crypto.randomBytes(16).toString('hex');
+  res = await fetch(`${A.peerOrigin}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': PV, 'mcp-session-id': sid,
+      'mcp-peer-time': time, 'mcp-peer-nonce': nonce,
+      'mcp-peer-auth': peerSign({ method: 'POST', target: '/mcp', time, nonce, sid }),
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+  });
+  assert.equal(res.status, 401, 'A\'s peer listener, a valid MAC but no token');
+  await res.arrayBuffer();
+  mA = await scrapeMetrics(A.diagUrl);
+  assert.equal(total(mA, 'mcp_proxy_backend_response_seconds_count'), before.aBackend, 'A\'s backend did not see it');
+
+  // and the session still works through B with the token
+  res = await post(B, sid, 'tools/list', {}, { token });
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  await B.stop();
+  await A.stop();
+  await redis.stop();
 });
