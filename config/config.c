@@ -325,7 +325,8 @@ const struct setting config_settings[] = {
 	    "Sustained requests per client address to each of `/oauth/authorize`, `/oauth/token`, "
 	    "`/oauth/register` and `/oauth/revoke` (token bucket; 429 + Retry-After); 0 = off. "
 	    "The address is the connection's, or X-Forwarded-For's last hop with "
-	    "`server.trustProxyHeaders`."),
+	    "`server.trustProxyHeaders`.",
+	    .flags = SF_ZERO_OFF),
 	S("embeddedAuthServer.rateLimit.burst", ST_UINT32, C(eas.rate_limit.burst), "120",
 	    "Requests a client address may make at once before the rate applies.",
 	    RANGE(1, 1000000)),
@@ -1011,9 +1012,11 @@ config_set_scalar(struct config_errors *errs, const struct setting *s, void *bas
 		errno = 0;
 		x = strtod(val, &end);
 		if (!(val[0] >= '0' && val[0] <= '9') || *end != '\0' || errno != 0 ||
-		    !isfinite(x) || x <= 0 || x > 1e6) {
+		    !isfinite(x) || x < 0 || (x == 0 && !(s->flags & SF_ZERO_OFF)) || x > 1e6) {
 			config_errs_add(errs, where, path,
-			    "expected a number > 0 and <= 1000000, got %s", q);
+			    (s->flags & SF_ZERO_OFF) ? "expected a number >= 0 and <= 1000000, got %s"
+						     : "expected a number > 0 and <= 1000000, got %s",
+			    q);
 			goto out;
 		}
 		*(double *)f = x;

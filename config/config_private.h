@@ -48,6 +48,7 @@ enum setting_type {
 
 #define SF_FILE_ONLY 0x1 /* no environment variable */
 #define SF_RANGE 0x2     /* min/max apply */
+#define SF_ZERO_OFF 0x4  /* a number: 0 is allowed (and means off) */
 
 /* A string (or list item) format check: NULL when fine, else "expected ...". */
 typedef const char *(*setting_check_fn)(const char *s);

@@ -616,6 +616,9 @@ test_error_table(void)
 		  "      encryptionKeySecretRef: {name: redis, key: encryption-key}\n",
 		    "" },
 		{ MINIMAL "  registration:\n    ratePerSecond: 0\n", "expected a number > 0" },
+		/* the AS's per-address limit can be turned off, as its description says */
+		{ MINIMAL "  rateLimit:\n    requestsPerMinute: 0\n", "" },
+		{ MINIMAL "  rateLimit:\n    requestsPerMinute: -1\n", "expected a number >= 0" },
 		{ MINIMAL "        clientSecretRef: {name: nope, key: client_secret}\n",
 		    "config.yaml:9:26: embeddedAuthServer.upstreamProviders[0].oidcConfig.clientSecretRef: cannot read secret file " },
 		{ MINIMAL "        clientSecretRef: {name: ../etc, key: passwd}\n",
