@@ -21,9 +21,12 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "config/config.h"
+#include "proxy/metrics.h"
 
 #define MEM_NEVER INT64_MAX
 #define MEM_FULL_SWEEP_MS 1000 /* between sweeps of a full table */
+
+static struct metric *mem_m_dropped; /* tombstones dropped to make room, by table */
 
 struct mem_entry {
 	char *key;
@@ -186,6 +189,14 @@ mem_put(struct mem_table *t, const char *key, void *val, int64_t ttl_ms)
 	if (t->n >= t->max && now - t->swept_ms >= MEM_FULL_SWEEP_MS) {
 		t->swept_ms = now;
 		mem_sweep(t);
+	}
+	/* A tombstone only recognises a replay (its token is spent and can
+	 * never be used again): the oldest one makes room before a live
+	 * record is refused. Only the theft detection of that one old token
+	 * is lost; nothing usable is forgotten. */
+	if (t->n >= t->max && (e = TAILQ_FIRST(&t->spent)) != NULL) {
+		mem_entry_remove(t, e);
+		metrics_add(mem_m_dropped, 1, t->name);
 	}
 	if (t->n >= t->max) {
 		t->free_val(val);
@@ -806,6 +817,10 @@ store_memory_new(const struct config *cfg)
 	struct mem_store *m = xcalloc(1, sizeof *m);
 
 	(void)cfg;
+	mem_m_dropped = metrics_counter("mcp_oauth_store_tombstones_dropped_total",
+	    "Tombstones of spent codes or refresh tokens dropped from a full memory table to make "
+	    "room (a replay of those is then refused as unknown, not traced to its family).",
+	    "table");
 	m->be.type = "memory";
 	m->be.start = mem_start;
 	m->be.jti_revoked = mem_jti_revoked;
