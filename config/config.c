@@ -304,8 +304,9 @@ const struct setting config_settings[] = {
 	    "mcp-proxy:", "Prefix of every key (ours): several proxies can share one Redis."),
 	S("embeddedAuthServer.storage.redis.encryptionKeySecretRef", ST_SECRET,
 	    C(eas.storage.redis.encryption_key), NULL,
-	    "32 random bytes in base64 (`openssl rand -base64 32`) sealing upstream tokens in "
-	    "Redis (AES-256-GCM); required with `redis` (ours).",
+	    "32 random bytes in base64 (`openssl rand -base64 32`) sealing what Redis holds "
+	    "(AES-256-GCM); required with `redis` (ours). To rotate: the new key on the first "
+	    "line, the old one below (up to 4 lines) until what it sealed has expired.",
 	    .flags = SF_FILE_ONLY),
 	S("embeddedAuthServer.registration", ST_SECTION, 0, NULL, NULL),
 	S("embeddedAuthServer.registration.maxClients", ST_UINT32, C(eas.registration.max_clients),
@@ -1014,8 +1015,9 @@ config_set_scalar(struct config_errors *errs, const struct setting *s, void *bas
 		if (!(val[0] >= '0' && val[0] <= '9') || *end != '\0' || errno != 0 ||
 		    !isfinite(x) || x < 0 || (x == 0 && !(s->flags & SF_ZERO_OFF)) || x > 1e6) {
 			config_errs_add(errs, where, path,
-			    (s->flags & SF_ZERO_OFF) ? "expected a number >= 0 and <= 1000000, got %s"
-						     : "expected a number > 0 and <= 1000000, got %s",
+			    (s->flags & SF_ZERO_OFF)
+				? "expected a number >= 0 and <= 1000000, got %s"
+				: "expected a number > 0 and <= 1000000, got %s",
 			    q);
 			goto out;
 		}

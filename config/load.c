@@ -918,6 +918,39 @@ derive_resource_url(struct config *cfg)
 	cfg->server.resource_url_derived = true;
 }
 
+/* The encryption key Secret: one to SEAL_MAX_KEYS (4) keys of 32 bytes in
+ * base64, one per line, blank lines ignored (auth/store/seal.c reads it
+ * the same way: the first seals, all open). */
+static bool
+load_encryption_keys_ok(const char *text)
+{
+	unsigned char key[40];
+	char line[128];
+	const char *p = text, *e;
+	size_t len, klen = 0;
+	int n = 0;
+	bool ok = true;
+
+	while (ok && *p != '\0') {
+		e = strchr(p, '\n');
+		len = e != NULL ? (size_t)(e - p) : strlen(p);
+		p += len + (e != NULL);
+		if (len >= sizeof line) {
+			ok = false;
+			break;
+		}
+		memcpy(line, p - len - (e != NULL), len);
+		line[len] = '\0';
+		if (strspn(line, " \t\r") == len)
+			continue;
+		ok = b64_decode_lenient(line, key, sizeof key, &klen) == 0 && klen == 32 &&
+		    ++n <= 4;
+	}
+	explicit_bzero(key, sizeof key);
+	explicit_bzero(line, sizeof line);
+	return ok && n > 0;
+}
+
 /* embeddedAuthServer.storage: the ToolHive shape is accepted whole; what
  * this build cannot do yet is refused with one line each. */
 static void
@@ -925,8 +958,6 @@ validate_storage(struct load *ld, const struct config *cfg)
 {
 	const char *p = "embeddedAuthServer.storage.redis";
 	const struct storage_redis *r = &cfg->eas.storage.redis;
-	unsigned char key[40];
-	size_t klen = 0;
 	char path[96];
 
 	if (r->cluster_mode)
@@ -935,13 +966,11 @@ validate_storage(struct load *ld, const struct config *cfg)
 	if (r->sentinel_service != NULL)
 		config_errs_add(ld->errs, where_of(ld, "embeddedAuthServer.storage"),
 		    "embeddedAuthServer.storage.redis.sentinelService", "not supported yet");
-	if (r->encryption_key.value != NULL &&
-	    (b64_decode_lenient(r->encryption_key.value, key, sizeof key, &klen) != 0 ||
-		klen != 32))
+	if (r->encryption_key.value != NULL && !load_encryption_keys_ok(r->encryption_key.value))
 		config_errs_add(ld->errs, where_of(ld, "embeddedAuthServer.storage"),
 		    "embeddedAuthServer.storage.redis.encryptionKeySecretRef",
-		    "expected 32 bytes in base64 (e.g. `openssl rand -base64 32`)");
-	explicit_bzero(key, sizeof key);
+		    "expected 32 bytes in base64 (e.g. `openssl rand -base64 32`), or up to 4 such "
+		    "keys one per line (the first seals)");
 	if (cfg->eas.storage.type != STORAGE_REDIS)
 		return;
 	snprintf(path, sizeof path, "%s.addr", p);

@@ -66,6 +66,49 @@ seal_key_parse(const char *text, unsigned char key[SEAL_KEY_LEN], char *err, siz
 	return rc;
 }
 
+int
+seal_add_keys_text(struct seal *s, const char *text, char *err, size_t errlen)
+{
+	unsigned char key[SEAL_KEY_LEN];
+	char line[128];
+	const char *p = text, *e;
+	size_t len;
+	int n = 0, lineno = 0, rc = -1;
+
+	while (*p != '\0') {
+		e = strchr(p, '\n');
+		len = e != NULL ? (size_t)(e - p) : strlen(p);
+		lineno++;
+		if (len >= sizeof line) {
+			snprintf(err, errlen, "the encryption key on line %d is too long", lineno);
+			goto out;
+		}
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p += len + (e != NULL);
+		if (strspn(line, " \t\r") == len)
+			continue;
+		if (seal_key_parse(line, key, err, errlen) != 0)
+			goto out;
+		if (seal_add_key(s, key) != 0) {
+			snprintf(err, errlen,
+			    "more than %d encryption keys, or one key twice (line %d)",
+			    SEAL_MAX_KEYS, lineno);
+			goto out;
+		}
+		n++;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "no encryption key");
+		goto out;
+	}
+	rc = n;
+out:
+	OPENSSL_cleanse(line, sizeof line);
+	OPENSSL_cleanse(key, sizeof key);
+	return rc;
+}
+
 static void
 seal_kid(const unsigned char key[SEAL_KEY_LEN], char out[SEAL_KID_HEX + 1])
 {

@@ -30,6 +30,11 @@ int seal_key_parse(const char *text, unsigned char key[SEAL_KEY_LEN], char *err,
 /* Add a key to the ring; the first added seals. 0, or -1 when the ring is
  * full or the key is there already. The key is copied (and wiped on free). */
 int seal_add_key(struct seal *s, const unsigned char key[SEAL_KEY_LEN]);
+/* Every key of a Secret's text: one or more keys in base64, one per line
+ * (blank lines ignored). The first seals, all open: a rotation puts the new
+ * key first and keeps the old one below it until what it sealed has
+ * expired. The number of keys added, or -1 with err. */
+int seal_add_keys_text(struct seal *s, const char *text, char *err, size_t errlen);
 /* The current key's id (16 hex digits). */
 const char *seal_current_kid(const struct seal *s);
 

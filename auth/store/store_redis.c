@@ -1581,7 +1581,6 @@ store_redis_new(const struct config *cfg, struct event_base *base, struct evdns_
 	const struct storage_redis *c = &cfg->eas.storage.redis;
 	struct rstore *rs = xcalloc(1, sizeof *rs);
 	struct redis_params p = { 0 };
-	unsigned char key[SEAL_KEY_LEN];
 	char *host = NULL, *prelude = NULL, *lua;
 	const char **sentinels = NULL;
 
@@ -1606,10 +1605,8 @@ store_redis_new(const struct config *cfg, struct event_base *base, struct evdns_
 		    "storage.type redis");
 		goto fail;
 	}
-	if (seal_key_parse(c->encryption_key.value, key, err, errlen) != 0)
+	if (seal_add_keys_text(rs->seal, c->encryption_key.value, err, errlen) < 0)
 		goto fail;
-	seal_add_key(rs->seal, key);
-	explicit_bzero(key, sizeof key);
 	if (c->addr == NULL && c->sentinel.master_name == NULL) {
 		snprintf(err, errlen, "storage.type redis needs addr or sentinelConfig");
 		goto fail;

@@ -47,7 +47,8 @@ env_set(const char *a, const char *b, const char *c)
 {
 	size_t i = 0;
 
-	snprintf(secrets_env, sizeof secrets_env, "MCP_PROXY_SECRETS_DIR=%s/" DATA "secrets", source_dir());
+	snprintf(secrets_env, sizeof secrets_env, "MCP_PROXY_SECRETS_DIR=%s/" DATA "secrets",
+	    source_dir());
 	memset(fake_env, 0, sizeof fake_env);
 	fake_env[i++] = secrets_env;
 	fake_env[i++] = "MCP_PROXY_SERVER_RESOURCEURL=https://mcp.example.com/mcp";
@@ -145,12 +146,30 @@ test_durations(void)
 		int ok;
 		int64_t ms;
 	} cases[] = {
-		{ "5m", 1, 300000 }, { "1h30m", 1, 5400000 }, { "500ms", 1, 500 }, { "10s", 1, 10000 },
-		{ "1.5h", 1, 5400000 }, { "0", 1, 0 }, { "0s", 1, 0 }, { "2d", 1, 172800000 },
-		{ "1m0.5s", 1, 60500 }, { "1500us", 1, 1 }, { "3000000ns", 1, 3 }, { ".5s", 1, 500 },
-		{ "", 0, 0 }, { "5", 0, 0 }, { "-1s", 0, 0 }, { "+1s", 0, 0 }, { "5x", 0, 0 },
-		{ "1h 30m", 0, 0 }, { " 5m", 0, 0 }, { "m", 0, 0 }, { "1.s5", 0, 0 },
-		{ "99999999999999999999h", 0, 0 }, { "3000000h", 0, 0 }, { "10s!", 0, 0 },
+		{ "5m", 1, 300000 },
+		{ "1h30m", 1, 5400000 },
+		{ "500ms", 1, 500 },
+		{ "10s", 1, 10000 },
+		{ "1.5h", 1, 5400000 },
+		{ "0", 1, 0 },
+		{ "0s", 1, 0 },
+		{ "2d", 1, 172800000 },
+		{ "1m0.5s", 1, 60500 },
+		{ "1500us", 1, 1 },
+		{ "3000000ns", 1, 3 },
+		{ ".5s", 1, 500 },
+		{ "", 0, 0 },
+		{ "5", 0, 0 },
+		{ "-1s", 0, 0 },
+		{ "+1s", 0, 0 },
+		{ "5x", 0, 0 },
+		{ "1h 30m", 0, 0 },
+		{ " 5m", 0, 0 },
+		{ "m", 0, 0 },
+		{ "1.s5", 0, 0 },
+		{ "99999999999999999999h", 0, 0 },
+		{ "3000000h", 0, 0 },
+		{ "10s!", 0, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -173,11 +192,25 @@ test_sizes(void)
 		int ok;
 		uint64_t b;
 	} cases[] = {
-		{ "8MiB", 1, 8388608 }, { "512KiB", 1, 524288 }, { "1024", 1, 1024 }, { "1GiB", 1, 1073741824 },
-		{ "10B", 1, 10 }, { "2KB", 1, 2000 }, { "3MB", 1, 3000000 }, { "1GB", 1, 1000000000 },
-		{ "0", 1, 0 }, { "", 0, 0 }, { "MiB", 0, 0 }, { "8 MiB", 0, 0 }, { "1.5MiB", 0, 0 },
-		{ "-1", 0, 0 }, { "8mib", 0, 0 }, { "8K", 0, 0 }, { "18446744073709551616", 0, 0 },
-		{ "17179869184GiB", 0, 0 }, { "12abc", 0, 0 },
+		{ "8MiB", 1, 8388608 },
+		{ "512KiB", 1, 524288 },
+		{ "1024", 1, 1024 },
+		{ "1GiB", 1, 1073741824 },
+		{ "10B", 1, 10 },
+		{ "2KB", 1, 2000 },
+		{ "3MB", 1, 3000000 },
+		{ "1GB", 1, 1000000000 },
+		{ "0", 1, 0 },
+		{ "", 0, 0 },
+		{ "MiB", 0, 0 },
+		{ "8 MiB", 0, 0 },
+		{ "1.5MiB", 0, 0 },
+		{ "-1", 0, 0 },
+		{ "8mib", 0, 0 },
+		{ "8K", 0, 0 },
+		{ "18446744073709551616", 0, 0 },
+		{ "17179869184GiB", 0, 0 },
+		{ "12abc", 0, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -303,7 +336,8 @@ test_seed_example_2(void)
 	struct config *cfg;
 	char *path = data_path("seed-example-2.yaml"), *lines;
 
-	check_seed("seed-example-2.yaml", "default", "https://accounts.google.com", "goog-TOPSECRET-5678");
+	check_seed("seed-example-2.yaml", "default", "https://accounts.google.com",
+	    "goog-TOPSECRET-5678");
 	env_set(NULL, NULL, NULL);
 	CU_ASSERT_EQUAL(load_path(path, &cfg, &lines), 0);
 	CU_ASSERT_EQUAL(cfg->eas.baseline_client_scopes.n, 2);
@@ -326,8 +360,10 @@ test_redaction(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(cfg->eas.signing_keys[0].value, "SIGNING-TOPSECRET"));
 	out = print_to_string(cfg);
 	CU_ASSERT_PTR_NULL(strstr(out, "TOPSECRET"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "clientSecretRef: {name: \"idp\", key: \"client_secret\"}  # value: <redacted>"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "- {name: \"signing\", key: \"key.pem\"}  # value: <redacted>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+	    "clientSecretRef: {name: \"idp\", key: \"client_secret\"}  # value: <redacted>"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "- {name: \"signing\", key: \"key.pem\"}  # value: <redacted>"));
 	free(out);
 	config_free(cfg);
 	free(lines);
@@ -415,7 +451,8 @@ test_json(void)
 	CU_ASSERT_EQUAL(cfg->eas.cimd.cache_max_size, 12);
 	CU_ASSERT_EQUAL(cfg->eas.cimd.cache_fallback_ttl_ms, 7 * 60000);
 	CU_ASSERT_TRUE(strlist_contains(&cfg->auth.required_scopes, "mcp"));
-	CU_ASSERT_STRING_EQUAL(cfg->eas.upstream_providers[0].client_secret.value, "gh-TOPSECRET-1234");
+	CU_ASSERT_STRING_EQUAL(cfg->eas.upstream_providers[0].client_secret.value,
+	    "gh-TOPSECRET-1234");
 	config_free(cfg);
 	free(lines);
 	free(path);
@@ -427,8 +464,8 @@ test_env_precedence(void)
 	struct config *cfg;
 	char *path = data_path("full.yaml"), *lines;
 
-	env_set("MCP_PROXY_BACKEND_URL=http://127.0.0.1:4000", "MCP_PROXY_EMBEDDEDAUTHSERVER_CIMD_ENABLED=false",
-	    "MCP_PROXY_SERVER_MAXBODYSIZE=2MiB");
+	env_set("MCP_PROXY_BACKEND_URL=http://127.0.0.1:4000",
+	    "MCP_PROXY_EMBEDDEDAUTHSERVER_CIMD_ENABLED=false", "MCP_PROXY_SERVER_MAXBODYSIZE=2MiB");
 	CU_ASSERT_EQUAL(load_path(path, &cfg, &lines), 0);
 	CU_ASSERT_STRING_EQUAL(cfg->backend.url, "http://127.0.0.1:4000");
 	CU_ASSERT_FALSE(cfg->eas.cimd.enabled);
@@ -440,9 +477,11 @@ test_env_precedence(void)
 	/* A bad env value is a located error naming the variable. */
 	env_set("MCP_PROXY_EMBEDDEDAUTHSERVER_CIMD_ENABLED=yes", "MCP_PROXY_AUTH_MODE=nope", NULL);
 	CU_ASSERT_EQUAL(load_path(path, &cfg, &lines), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "env MCP_PROXY_EMBEDDEDAUTHSERVER_CIMD_ENABLED: "
+	CU_ASSERT_PTR_NOT_NULL(strstr(lines,
+	    "env MCP_PROXY_EMBEDDEDAUTHSERVER_CIMD_ENABLED: "
 	    "embeddedAuthServer.cimd.enabled: expected true or false, got \"yes\""));
-	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "env MCP_PROXY_AUTH_MODE: auth.mode: expected one of embedded, "
+	CU_ASSERT_PTR_NOT_NULL(strstr(lines,
+	    "env MCP_PROXY_AUTH_MODE: auth.mode: expected one of embedded, "
 	    "oidc, none, got \"nope\""));
 	config_free(cfg);
 	free(lines);
@@ -465,7 +504,8 @@ test_manifest_wrong_type(void)
 
 	env_set(NULL, NULL, NULL);
 	CU_ASSERT_EQUAL(load_path(path, &cfg, &lines), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "manifest-wrong-type.yaml:6:9: spec.type: expected embeddedAuthServer, "
+	CU_ASSERT_PTR_NOT_NULL(strstr(lines,
+	    "manifest-wrong-type.yaml:6:9: spec.type: expected embeddedAuthServer, "
 	    "got \"tokenExchange\" (mcp-proxy-runner only reads embeddedAuthServer configs)"));
 	config_free(cfg);
 	free(lines);
@@ -476,20 +516,33 @@ static void
 test_many_errors(void)
 {
 	static const char *const want[] = {
-		"many-errors.yaml:2:11: server.listen: expected host:port with a port from 0 to 65535, got \"0.0.0.0:99999\"",
-		"many-errors.yaml:3:16: server.maxBodySize: expected a size like 8MiB, 512KiB or 1024, got \"8 MiB\"",
-		"many-errors.yaml:4:18: server.headerTimeout: expected a duration like 5m, 1h30m or 500ms, got \"5\"",
-		"many-errors.yaml:5:22: server.trustProxyHeaders: expected true or false, got \"yes\"",
+		"many-errors.yaml:2:11: server.listen: expected host:port with a port from 0 to "
+		"65535, got \"0.0.0.0:99999\"",
+		"many-errors.yaml:3:16: server.maxBodySize: expected a size like 8MiB, 512KiB or "
+		"1024, got \"8 MiB\"",
+		"many-errors.yaml:4:18: server.headerTimeout: expected a duration like 5m, 1h30m "
+		"or 500ms, got \"5\"",
+		"many-errors.yaml:5:22: server.trustProxyHeaders: expected true or false, got "
+		"\"yes\"",
 		"many-errors.yaml:6:3: server.lisen: unknown key",
-		"many-errors.yaml:8:8: backend.url: expected http://host:port with optional path, got \"https://127.0.0.1:3000\"",
-		"many-errors.yaml:9:14: backend.transport: expected one of streamable-http, sse, got \"websocket\"",
-		"many-errors.yaml:10:23: backend.maxIdleConnections: expected an integer, got \"12abc\"",
-		"many-errors.yaml:15:3: embeddedAuthServer.hmacSecretRefs: hmacSecretRefs is not supported by mcp-proxy-runner",
-		"many-errors.yaml:19:19: embeddedAuthServer.cimd.cacheMaxSize: expected an integer >= 1, got \"0\"",
-		"many-errors.yaml:20:19: embeddedAuthServer.cimd.fetchTimeout: expected a duration <= 1m, got \"2m\"",
-		"many-errors.yaml:21:22: embeddedAuthServer.cimd.maxDocumentSize: expected a size >= 1KiB, got \"512\"",
-		"many-errors.yaml:23:26: embeddedAuthServer.tokenLifespans.accessTokenLifespan: expected a duration >= 1m, got \"30s\"",
-		"many-errors.yaml:27:5: embeddedAuthServer.upstreamProviders: multiple upstream providers are not supported yet",
+		"many-errors.yaml:8:8: backend.url: expected http://host:port with optional path, "
+		"got \"https://127.0.0.1:3000\"",
+		"many-errors.yaml:9:14: backend.transport: expected one of streamable-http, sse, "
+		"got \"websocket\"",
+		"many-errors.yaml:10:23: backend.maxIdleConnections: expected an integer, got "
+		"\"12abc\"",
+		"many-errors.yaml:15:3: embeddedAuthServer.hmacSecretRefs: hmacSecretRefs is not "
+		"supported by mcp-proxy-runner",
+		"many-errors.yaml:19:19: embeddedAuthServer.cimd.cacheMaxSize: expected an integer "
+		">= 1, got \"0\"",
+		"many-errors.yaml:20:19: embeddedAuthServer.cimd.fetchTimeout: expected a duration "
+		"<= 1m, got \"2m\"",
+		"many-errors.yaml:21:22: embeddedAuthServer.cimd.maxDocumentSize: expected a size "
+		">= 1KiB, got \"512\"",
+		"many-errors.yaml:23:26: embeddedAuthServer.tokenLifespans.accessTokenLifespan: "
+		"expected a duration >= 1m, got \"30s\"",
+		"many-errors.yaml:27:5: embeddedAuthServer.upstreamProviders: multiple upstream "
+		"providers are not supported yet",
 	};
 	struct config *cfg;
 	char *path = data_path("many-errors.yaml"), *lines;
@@ -515,83 +568,131 @@ test_error_table(void)
 		const char *want;
 	} cases[] = {
 		{ MINIMAL, "" },
-		{ MINIMAL "server:\n  listen: [a]\n", "config.yaml:10:11: server.listen: expected a string, got a list" },
+		{ MINIMAL "server:\n  listen: [a]\n",
+		    "config.yaml:10:11: server.listen: expected a string, got a list" },
 		{ MINIMAL "server:\n  maxBodySize: {a: 1}\n",
-		    "config.yaml:10:16: server.maxBodySize: expected a size like 8MiB, 512KiB or 1024, got a mapping" },
-		{ MINIMAL "server: 5\n", "config.yaml:9:9: server: expected a mapping, got a scalar" },
-		{ MINIMAL "server:\n  listen: a:1\n  listen: b:2\n", "config.yaml:11:3: server.listen: duplicate key" },
+		    "config.yaml:10:16: server.maxBodySize: expected a size like 8MiB, 512KiB or "
+		    "1024, got a mapping" },
+		{ MINIMAL "server: 5\n",
+		    "config.yaml:9:9: server: expected a mapping, got a scalar" },
+		{ MINIMAL "server:\n  listen: a:1\n  listen: b:2\n",
+		    "config.yaml:11:3: server.listen: duplicate key" },
 		{ MINIMAL "backend:\n  url: [\n", "config.yaml:11:1: YAML syntax error: " },
 		{ "server:\n\tlisten: x\n", "config.yaml:2:1: YAML syntax error: " },
 		{ MINIMAL "bogus: 1\n", "config.yaml:9:1: bogus: unknown key" },
 		{ MINIMAL "server:\n  idleTimeout: 1h99999999999999999999m\n",
 		    "server.idleTimeout: expected a duration like 5m, 1h30m or 500ms" },
-		{ MINIMAL "server:\n  idleTimeout: -1s\n", "server.idleTimeout: expected a duration like" },
-		{ MINIMAL "server:\n  drainTimeout: 5x\n", "server.drainTimeout: expected a duration like" },
-		{ MINIMAL "server:\n  drainTimeout: ''\n", "server.drainTimeout: expected a duration like" },
-		{ MINIMAL "server:\n  maxBodySize: 2GiB\n", "server.maxBodySize: expected a size <= 1GiB, got \"2GiB\"" },
-		{ MINIMAL "server:\n  trustProxyHeaders: no\n", "expected true or false, got \"no\"" },
-		{ MINIMAL "server:\n  logLevel: verbose\n", "server.logLevel: expected one of debug, info, warn, error" },
-		{ MINIMAL "server:\n  publicPathPrefix: /a/\n", "server.publicPathPrefix: expected \"\" or a path" },
-		{ MINIMAL "server:\n  publicPathPrefix: a\n", "server.publicPathPrefix: expected \"\" or a path" },
-		{ MINIMAL "server:\n  resourceUrl: https://x/mcp#frag\n", "expected a URL without fragment" },
-		{ MINIMAL "backend:\n  maxIdleConnections: 4294967296\n", "expected an integer, got \"4294967296\"" },
-		{ MINIMAL "backend:\n  maxIdleConnections: 100001\n", "expected an integer <= 100000, got \"100001\"" },
-		{ MINIMAL "backend:\n  url: http://127.0.0.1\n", "backend.url: expected http://host:port" },
-		{ MINIMAL "embeddedAuthServer:\n  issuer: https://b\n", "config.yaml:9:1: embeddedAuthServer: duplicate key" },
-		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  trustedIssuers: [a]\n" PROVIDER,
-		    "config.yaml:3:3: embeddedAuthServer.trustedIssuers: trustedIssuers is not supported by mcp-proxy-runner" },
-		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n" PROVIDER "      dcrConfig: {}\n",
-		    "embeddedAuthServer.upstreamProviders[0].dcrConfig: dcrConfig is not supported by mcp-proxy-runner" },
-		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n" PROVIDER "      bogus: 1\n",
+		{ MINIMAL "server:\n  idleTimeout: -1s\n",
+		    "server.idleTimeout: expected a duration like" },
+		{ MINIMAL "server:\n  drainTimeout: 5x\n",
+		    "server.drainTimeout: expected a duration like" },
+		{ MINIMAL "server:\n  drainTimeout: ''\n",
+		    "server.drainTimeout: expected a duration like" },
+		{ MINIMAL "server:\n  maxBodySize: 2GiB\n",
+		    "server.maxBodySize: expected a size <= 1GiB, got \"2GiB\"" },
+		{ MINIMAL "server:\n  trustProxyHeaders: no\n",
+		    "expected true or false, got \"no\"" },
+		{ MINIMAL "server:\n  logLevel: verbose\n",
+		    "server.logLevel: expected one of debug, info, warn, error" },
+		{ MINIMAL "server:\n  publicPathPrefix: /a/\n",
+		    "server.publicPathPrefix: expected \"\" or a path" },
+		{ MINIMAL "server:\n  publicPathPrefix: a\n",
+		    "server.publicPathPrefix: expected \"\" or a path" },
+		{ MINIMAL "server:\n  resourceUrl: https://x/mcp#frag\n",
+		    "expected a URL without fragment" },
+		{ MINIMAL "backend:\n  maxIdleConnections: 4294967296\n",
+		    "expected an integer, got \"4294967296\"" },
+		{ MINIMAL "backend:\n  maxIdleConnections: 100001\n",
+		    "expected an integer <= 100000, got \"100001\"" },
+		{ MINIMAL "backend:\n  url: http://127.0.0.1\n",
+		    "backend.url: expected http://host:port" },
+		{ MINIMAL "embeddedAuthServer:\n  issuer: https://b\n",
+		    "config.yaml:9:1: embeddedAuthServer: duplicate key" },
+		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  trustedIssuers: "
+		  "[a]\n" PROVIDER,
+		    "config.yaml:3:3: embeddedAuthServer.trustedIssuers: trustedIssuers is not "
+		    "supported by mcp-proxy-runner" },
+		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n" PROVIDER
+		  "      dcrConfig: {}\n",
+		    "embeddedAuthServer.upstreamProviders[0].dcrConfig: dcrConfig is not supported "
+		    "by mcp-proxy-runner" },
+		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n" PROVIDER
+		  "      bogus: 1\n",
 		    "config.yaml:9:7: embeddedAuthServer.upstreamProviders[0].bogus: unknown key" },
-		{ "embeddedAuthServer:\n" PROVIDER, "embeddedAuthServer.issuer: required when auth.mode is embedded" },
+		{ "embeddedAuthServer:\n" PROVIDER,
+		    "embeddedAuthServer.issuer: required when auth.mode is embedded" },
 		{ "embeddedAuthServer:\n  issuer: http://auth.example.com\n" PROVIDER,
-		    "config.yaml:2:11: embeddedAuthServer.issuer: expected an https URL (http needs "
+		    "config.yaml:2:11: embeddedAuthServer.issuer: expected an https URL (http "
+		    "needs "
 		    "embeddedAuthServer.insecureAllowHTTP: true)" },
 		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n",
-		    "embeddedAuthServer.upstreamProviders: exactly one upstream provider is required" },
-		{ MINIMAL "    - name: two\n      type: oidc\n      oidcConfig: {issuerUrl: https://x, clientId: y}\n",
-		    "config.yaml:4:5: embeddedAuthServer.upstreamProviders: multiple upstream providers are not supported yet" },
-		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders:\n    - name: gh\n"
+		    "embeddedAuthServer.upstreamProviders: exactly one upstream provider is "
+		    "required" },
+		{ MINIMAL "    - name: two\n      type: oidc\n      oidcConfig: {issuerUrl: "
+			  "https://x, clientId: y}\n",
+		    "config.yaml:4:5: embeddedAuthServer.upstreamProviders: multiple upstream "
+		    "providers are not supported yet" },
+		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders:\n "
+		  "   - name: gh\n"
 		  "      type: oauth2\n      oidcConfig: {issuerUrl: https://x, clientId: y}\n",
-		    "config.yaml:4:7: embeddedAuthServer.upstreamProviders[0]: type is oauth2 but oauth2Config is missing "
+		    "config.yaml:4:7: embeddedAuthServer.upstreamProviders[0]: type is oauth2 but "
+		    "oauth2Config is missing "
 		    "(oidcConfig given: set type: oidc)" },
-		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders:\n    - name: gh\n"
+		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders:\n "
+		  "   - name: gh\n"
 		  "      type: oauth2\n      oauth2Config: {clientId: y}\n",
-		    "embeddedAuthServer.upstreamProviders[0]: oauth2Config.tokenEndpoint is required" },
-		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders:\n    - name: gh\n"
+		    "embeddedAuthServer.upstreamProviders[0]: oauth2Config.tokenEndpoint is "
+		    "required" },
+		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders:\n "
+		  "   - name: gh\n"
 		  "      type: saml\n",
-		    "config.yaml:5:13: embeddedAuthServer.upstreamProviders[0].type: expected one of oidc, oauth2, got \"saml\"" },
-		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders: {name: x}\n",
-		    "config.yaml:3:22: embeddedAuthServer.upstreamProviders: expected a list of upstream providers, got a mapping" },
-		{ "auth:\n  mode: oidc\n", "config.yaml:2:9: auth.oidc.issuer: required when auth.mode is oidc" },
+		    "config.yaml:5:13: embeddedAuthServer.upstreamProviders[0].type: expected one "
+		    "of oidc, oauth2, got \"saml\"" },
+		{ "embeddedAuthServer:\n  issuer: https://auth.example.com\n  upstreamProviders: "
+		  "{name: x}\n",
+		    "config.yaml:3:22: embeddedAuthServer.upstreamProviders: expected a list of "
+		    "upstream providers, got a mapping" },
+		{ "auth:\n  mode: oidc\n",
+		    "config.yaml:2:9: auth.oidc.issuer: required when auth.mode is oidc" },
 		{ "auth:\n  mode: oidc\n", "auth.oidc.audience: required when auth.mode is oidc" },
 		{ "auth:\n  mode: oidc\n  oidc: {issuer: 'https://idp', audience: mcp}\n", "" },
 		{ "auth:\n  mode: oidc\n  oidc: {issuer: 'http://idp', audience: mcp}\n",
-		    "auth.oidc.issuer: expected an https URL (http needs auth.oidc.insecureAllowHTTP: true)" },
+		    "auth.oidc.issuer: expected an https URL (http needs "
+		    "auth.oidc.insecureAllowHTTP: true)" },
 		{ "auth:\n  mode: none\n", "" },
-		{ MINIMAL "auth:\n  requiredScopes: mcp\n", "auth.requiredScopes: expected a list of strings, got a scalar" },
+		{ MINIMAL "auth:\n  requiredScopes: mcp\n",
+		    "auth.requiredScopes: expected a list of strings, got a scalar" },
 		{ MINIMAL "auth:\n  requiredScopes: [a, {b: c}]\n",
 		    "config.yaml:10:23: auth.requiredScopes[1]: expected a string, got a mapping" },
-		{ MINIMAL "auth:\n  requiredScopes: ['a b']\n", "auth.requiredScopes[0]: expected a scope token, got \"a b\"" },
+		{ MINIMAL "auth:\n  requiredScopes: ['a b']\n",
+		    "auth.requiredScopes[0]: expected a scope token, got \"a b\"" },
 		{ MINIMAL "  cimd:\n    cacheMinTtl: 2h\n    cacheMaxTtl: 1h\n",
 		    "embeddedAuthServer.cimd.cacheMinTtl: expected a duration <= cacheMaxTtl" },
-		{ MINIMAL "  cimd:\n    cacheFallbackTtl: 0s\n", "cacheFallbackTtl: expected a duration >= 1ms, got \"0s\"" },
-		{ MINIMAL "  cimd:\n    allowedHosts: ['*.', 'a..b']\n", "allowedHosts[0]: expected a host name or *.domain" },
-		{ MINIMAL "  cimd:\n    fetchTimeout: 61s\n", "expected a duration <= 1m, got \"61s\"" },
-		{ MINIMAL "  cimd:\n    maxDocumentSize: 2MiB\n", "expected a size <= 1MiB, got \"2MiB\"" },
-		{ MINIMAL "  tokenLifespans:\n    refreshTokenLifespan: 31d\n", "expected a duration <= 720h, got \"31d\"" },
-		{ MINIMAL "  tokenLifespans:\n    authCodeLifespan: 29s\n", "expected a duration >= 30s, got \"29s\"" },
+		{ MINIMAL "  cimd:\n    cacheFallbackTtl: 0s\n",
+		    "cacheFallbackTtl: expected a duration >= 1ms, got \"0s\"" },
+		{ MINIMAL "  cimd:\n    allowedHosts: ['*.', 'a..b']\n",
+		    "allowedHosts[0]: expected a host name or *.domain" },
+		{ MINIMAL "  cimd:\n    fetchTimeout: 61s\n",
+		    "expected a duration <= 1m, got \"61s\"" },
+		{ MINIMAL "  cimd:\n    maxDocumentSize: 2MiB\n",
+		    "expected a size <= 1MiB, got \"2MiB\"" },
+		{ MINIMAL "  tokenLifespans:\n    refreshTokenLifespan: 31d\n",
+		    "expected a duration <= 720h, got \"31d\"" },
+		{ MINIMAL "  tokenLifespans:\n    authCodeLifespan: 29s\n",
+		    "expected a duration >= 30s, got \"29s\"" },
 		{ MINIMAL "  storage:\n    type: redis\n",
-		    "embeddedAuthServer.storage.redis.addr: storage.type redis needs addr or sentinelConfig" },
+		    "embeddedAuthServer.storage.redis.addr: storage.type redis needs addr or "
+		    "sentinelConfig" },
 		{ MINIMAL "  storage:\n    type: redis\n",
-		    "embeddedAuthServer.storage.redis.encryptionKeySecretRef: required with storage.type redis" },
+		    "embeddedAuthServer.storage.redis.encryptionKeySecretRef: required with "
+		    "storage.type redis" },
 		{ MINIMAL "  storage:\n    type: redis\n",
 		    "embeddedAuthServer.signingKeySecretRefs: required with storage.type redis" },
 		{ MINIMAL "  storage:\n    type: redis\n    redis:\n      addr: r:6379\n"
-		  "      sentinelConfig: {masterName: m, sentinelAddrs: [\"s:26379\"]}\n",
+			  "      sentinelConfig: {masterName: m, sentinelAddrs: [\"s:26379\"]}\n",
 		    "storage.type redis needs addr or sentinelConfig (one of them)" },
-		{ MINIMAL "  storage:\n    type: redis\n    redis:\n      sentinelConfig: {masterName: m}\n",
+		{ MINIMAL "  storage:\n    type: redis\n    redis:\n      sentinelConfig: "
+			  "{masterName: m}\n",
 		    "sentinelConfig.sentinelAddrs: required with sentinelConfig.masterName" },
 		{ MINIMAL "  storage:\n    redis:\n      clusterMode: true\n",
 		    "embeddedAuthServer.storage.redis.clusterMode: not supported yet" },
@@ -605,42 +706,64 @@ test_error_table(void)
 		    "embeddedAuthServer.storage.redis.dialTimeout: expected a duration <= 1m" },
 		{ MINIMAL "  storage:\n    redis:\n      bogus: 1\n",
 		    "embeddedAuthServer.storage.redis.bogus: unknown key" },
-		{ MINIMAL "  storage:\n    redis: {addr: \"127.0.0.1:6379\", keyPrefix: \"a:\"}\n", "" },
-		{ MINIMAL "  storage:\n    redis:\n      encryptionKeySecretRef: {name: redis, key: short-key}\n",
+		{ MINIMAL "  storage:\n    redis: {addr: \"127.0.0.1:6379\", keyPrefix: \"a:\"}\n",
+		    "" },
+		{ MINIMAL "  storage:\n    redis:\n      encryptionKeySecretRef: {name: redis, "
+			  "key: short-key}\n",
 		    "encryptionKeySecretRef: expected 32 bytes in base64" },
+		/* a rotation: the new key first, the old one below */
+		{ MINIMAL "  storage:\n    redis:\n      encryptionKeySecretRef: {name: redis, "
+			  "key: two-keys}\n",
+		    "" },
 		/* everything a replica needs is there */
-		{ MINIMAL "  signingKeySecretRefs:\n    - {name: signing, key: key.pem}\n"
-		  "  storage:\n    type: redis\n    redis:\n      addr: redis:6379\n"
-		  "      aclUserConfig: {usernameSecretRef: {name: idp, key: client_secret},"
-		  " passwordSecretRef: {name: idp, key: client_secret}}\n"
-		  "      encryptionKeySecretRef: {name: redis, key: encryption-key}\n",
+		{ MINIMAL
+		    "  signingKeySecretRefs:\n    - {name: signing, key: key.pem}\n"
+		    "  storage:\n    type: redis\n    redis:\n      addr: redis:6379\n"
+		    "      aclUserConfig: {usernameSecretRef: {name: idp, key: client_secret},"
+		    " passwordSecretRef: {name: idp, key: client_secret}}\n"
+		    "      encryptionKeySecretRef: {name: redis, key: encryption-key}\n",
 		    "" },
 		{ MINIMAL "  registration:\n    ratePerSecond: 0\n", "expected a number > 0" },
 		/* the AS's per-address limit can be turned off, as its description says */
 		{ MINIMAL "  rateLimit:\n    requestsPerMinute: 0\n", "" },
 		{ MINIMAL "  rateLimit:\n    requestsPerMinute: -1\n", "expected a number >= 0" },
 		{ MINIMAL "        clientSecretRef: {name: nope, key: client_secret}\n",
-		    "config.yaml:9:26: embeddedAuthServer.upstreamProviders[0].oidcConfig.clientSecretRef: cannot read secret file " },
+		    "config.yaml:9:26: "
+		    "embeddedAuthServer.upstreamProviders[0].oidcConfig.clientSecretRef: cannot "
+		    "read secret file " },
 		{ MINIMAL "        clientSecretRef: {name: ../etc, key: passwd}\n",
-		    "clientSecretRef.name: expected a plain name (no '/', not '..'), got \"../etc\"" },
-		{ MINIMAL "        clientSecretRef: {name: a/b, key: c}\n", "expected a plain name" },
-		{ MINIMAL "        clientSecretRef: {name: a}\n", "clientSecretRef: expected both name and key (or env)" },
-		{ MINIMAL "        clientSecretRef: {env: NOPE_UNSET_VAR}\n", "environment variable NOPE_UNSET_VAR is not set" },
+		    "clientSecretRef.name: expected a plain name (no '/', not '..'), got "
+		    "\"../etc\"" },
+		{ MINIMAL "        clientSecretRef: {name: a/b, key: c}\n",
+		    "expected a plain name" },
+		{ MINIMAL "        clientSecretRef: {name: a}\n",
+		    "clientSecretRef: expected both name and key (or env)" },
+		{ MINIMAL "        clientSecretRef: {env: NOPE_UNSET_VAR}\n",
+		    "environment variable NOPE_UNSET_VAR is not set" },
 		{ MINIMAL "        clientSecretRef: {env: MCP_PROXY_SERVER_RESOURCEURL}\n", "" },
-		{ MINIMAL "        clientSecretRef: secret\n", "expected a secretRef {name, key} or {env}, got a scalar" },
-		{ MINIMAL "  signingKeySecretRefs:\n    - {name: github-client-secret, key: client_secret}\n",
+		{ MINIMAL "        clientSecretRef: secret\n",
+		    "expected a secretRef {name, key} or {env}, got a scalar" },
+		{ MINIMAL "  signingKeySecretRefs:\n    - {name: github-client-secret, key: "
+			  "client_secret}\n",
 		    "secret [0] is not a PEM private key" },
-		{ MINIMAL "server:\n  listen: &a 1.2.3.4:5\n  diagnosticsListen: *a\n", "YAML aliases are not supported" },
-		{ "- a\n- b\n", "config.yaml:1:1: expected a mapping at the top level, got a list" },
+		{ MINIMAL "server:\n  listen: &a 1.2.3.4:5\n  diagnosticsListen: *a\n",
+		    "YAML aliases are not supported" },
+		{ "- a\n- b\n",
+		    "config.yaml:1:1: expected a mapping at the top level, got a list" },
 		{ MINIMAL "---\na: 1\n", "expected a single YAML document" },
-		{ "", "embeddedAuthServer.issuer: required when auth.mode is embedded" }, /* no env resourceUrl either */
-		{ "server:\n  listen: \"a\\0b:1\"\n", "config.yaml:2:11: server.listen: expected a string without NUL bytes" },
+		{ "",
+		    "embeddedAuthServer.issuer: required when auth.mode is embedded" }, /* no env resourceUrl either */
+		{ "server:\n  listen: \"a\\0b:1\"\n",
+		    "config.yaml:2:11: server.listen: expected a string without NUL bytes" },
 		{ "kind: MCPExternalAuthConfig\napiVersion: v1\nspec:\n  type: embeddedAuthServer\n"
 		  "  embeddedAuthServer:\n    issuer: https://a.example.com\n    bogus: 1\n",
 		    "config.yaml:7:5: spec.embeddedAuthServer.bogus: unknown key" },
-		{ "kind: MCPExternalAuthConfig\napiVersion: v1\nspec:\n  type: embeddedAuthServer\n",
-		    "config.yaml:2:13: apiVersion: expected toolhive.stacklok.dev/..., got \"v1\"" },
-		{ "kind: MCPExternalAuthConfig\napiVersion: toolhive.stacklok.dev/v1beta1\nserver: {}\nspec:\n"
+		{ "kind: MCPExternalAuthConfig\napiVersion: v1\nspec:\n  type: "
+		  "embeddedAuthServer\n",
+		    "config.yaml:2:13: apiVersion: expected toolhive.stacklok.dev/..., got "
+		    "\"v1\"" },
+		{ "kind: MCPExternalAuthConfig\napiVersion: toolhive.stacklok.dev/v1beta1\nserver: "
+		  "{}\nspec:\n"
 		  "  type: embeddedAuthServer\n  embeddedAuthServer: {}\n",
 		    "config.yaml:3:1: server: unknown key in an MCPExternalAuthConfig manifest" },
 	};
@@ -660,7 +783,8 @@ test_error_table(void)
 			CU_ASSERT_EQUAL(rc, 0);
 		} else {
 			if (rc != -1 || strstr(lines, cases[i].want) == NULL)
-				fprintf(stderr, "case %zu: want: %s\ngot:\n%s", i, cases[i].want, lines);
+				fprintf(stderr, "case %zu: want: %s\ngot:\n%s", i, cases[i].want,
+				    lines);
 			CU_ASSERT_EQUAL(rc, -1);
 			CU_ASSERT_PTR_NOT_NULL(strstr(lines, cases[i].want));
 		}
@@ -681,7 +805,8 @@ test_resource_url_derived(void)
 		{ MINIMAL, "https://auth.example.com/mcp" },
 		{ "embeddedAuthServer:\n  issuer: https://example.com/tenant-a/\n" PROVIDER,
 		    "https://example.com/tenant-a/mcp" },
-		{ "embeddedAuthServer:\n  issuer: http://127.0.0.1:8080\n  insecureAllowHTTP: true\n" PROVIDER,
+		{ "embeddedAuthServer:\n  issuer: http://127.0.0.1:8080\n  insecureAllowHTTP: "
+		  "true\n" PROVIDER,
 		    "http://127.0.0.1:8080/mcp" },
 	};
 	struct config *cfg;
@@ -730,7 +855,9 @@ test_resource_url_derived(void)
 	free(lines);
 	env_set(NULL, NULL, NULL);
 	fake_env[1] = NULL;
-	CU_ASSERT_EQUAL(load_text("server:\n  resourceUrl: https://x.example.com/mcp\n" MINIMAL, &cfg, &lines), 0);
+	CU_ASSERT_EQUAL(load_text("server:\n  resourceUrl: https://x.example.com/mcp\n" MINIMAL,
+			    &cfg, &lines),
+	    0);
 	CU_ASSERT_STRING_EQUAL(cfg->server.resource_url, "https://x.example.com/mcp");
 	CU_ASSERT_FALSE(cfg->server.resource_url_derived);
 	config_free(cfg);
@@ -739,16 +866,20 @@ test_resource_url_derived(void)
 	/* oidc mode has no issuer of ours to derive from. */
 	env_set(NULL, NULL, NULL);
 	fake_env[1] = NULL;
-	CU_ASSERT_EQUAL(load_text("auth:\n  mode: oidc\n  oidc: {issuer: 'https://idp', audience: mcp}\n",
-	    &cfg, &lines), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "server.resourceUrl: required when auth.mode is oidc"));
+	CU_ASSERT_EQUAL(load_text("auth:\n  mode: oidc\n  oidc: {issuer: 'https://idp', audience: "
+				  "mcp}\n",
+			    &cfg, &lines),
+	    -1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(lines, "server.resourceUrl: required when auth.mode is oidc"));
 	config_free(cfg);
 	free(lines);
 	/* embedded without an issuer: the issuer is what is missing, said once. */
 	env_set(NULL, NULL, NULL);
 	fake_env[1] = NULL;
 	CU_ASSERT_EQUAL(load_text("embeddedAuthServer:\n" PROVIDER, &cfg, &lines), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "embeddedAuthServer.issuer: required when auth.mode is embedded"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(lines, "embeddedAuthServer.issuer: required when auth.mode is embedded"));
 	CU_ASSERT_PTR_NULL(strstr(lines, "server.resourceUrl"));
 	CU_ASSERT_PTR_NULL(cfg->server.resource_url);
 	config_free(cfg);
@@ -805,7 +936,8 @@ test_missing_file(void)
 
 	env_set(NULL, NULL, NULL);
 	CU_ASSERT_EQUAL(load_path("/nonexistent/config.yaml", &cfg, &lines), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "/nonexistent/config.yaml: cannot read config file: "));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(lines, "/nonexistent/config.yaml: cannot read config file: "));
 	config_free(cfg);
 	free(lines);
 }
@@ -824,7 +956,8 @@ test_limits(void)
 	}
 	env_set(NULL, NULL, NULL);
 	CU_ASSERT_EQUAL(load_text(text, &cfg, &lines), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(lines, "config.yaml:10:3: server: expected at most 256 keys"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(lines, "config.yaml:10:3: server: expected at most 256 keys"));
 	config_free(cfg);
 	free(lines);
 	free(text);
@@ -847,42 +980,62 @@ test_limits(void)
 static void
 test_authorization(void)
 {
-	static const char good[] =
-	    MINIMAL "authorization:\n"
-		    "  defaultDecision: allow\n"
-		    "  rules:\n"
-		    "    - operations: [\"tools/list\", \"tools/call:get-*\", \"resources/read:file:///p/*\"]\n"
-		    "      allow: {scopes: [\"mcp:read\"]}\n"
-		    "    - operations: [\"tools/call:*\"]\n"
-		    "      allow: {scopes: [mcp:admin], claims: {groups: [admins, ops], email_verified: \"true\"}}\n"
-		    "    - operations: [\"tools/call:delete-*\"]\n"
-		    "      deny: {claims: {sub: guest}}\n"
-		    "    - operations: [\"prompts/*\"]\n"
-		    "      deny:\n"
-		    "audit:\n  enabled: true\n  path: /tmp/audit.log\n  includeArguments: true\n";
+	static const char good[] = MINIMAL
+	    "authorization:\n"
+	    "  defaultDecision: allow\n"
+	    "  rules:\n"
+	    "    - operations: [\"tools/list\", \"tools/call:get-*\", "
+	    "\"resources/read:file:///p/*\"]\n"
+	    "      allow: {scopes: [\"mcp:read\"]}\n"
+	    "    - operations: [\"tools/call:*\"]\n"
+	    "      allow: {scopes: [mcp:admin], claims: {groups: [admins, ops], email_verified: "
+	    "\"true\"}}\n"
+	    "    - operations: [\"tools/call:delete-*\"]\n"
+	    "      deny: {claims: {sub: guest}}\n"
+	    "    - operations: [\"prompts/*\"]\n"
+	    "      deny:\n"
+	    "audit:\n  enabled: true\n  path: /tmp/audit.log\n  includeArguments: true\n";
 	static const struct {
 		const char *yaml, *want;
 	} bad[] = {
-		{ MINIMAL "authorization:\n  rules:\n    - allow: {}\n", "config.yaml:11:7: authorization.rules[0]: a rule needs operations" },
-		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n", "config.yaml:11:7: authorization.rules[0]: a rule needs allow or deny" },
+		{ MINIMAL "authorization:\n  rules:\n    - allow: {}\n",
+		    "config.yaml:11:7: authorization.rules[0]: a rule needs operations" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n",
+		    "config.yaml:11:7: authorization.rules[0]: a rule needs allow or deny" },
 		{ MINIMAL "authorization:\n  rules:\n    - operations: []\n      deny: {}\n",
-		    "config.yaml:11:19: authorization.rules[0].operations: expected at least one operation" },
+		    "config.yaml:11:19: authorization.rules[0].operations: expected at least one "
+		    "operation" },
 		{ MINIMAL "authorization:\n  rules:\n    - operations: [\"a b\"]\n      deny: {}\n",
-		    "config.yaml:11:20: authorization.rules[0].operations[0]: expected an operation without spaces" },
-		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {}\n      deny: {}\n",
-		    "config.yaml:13:7: authorization.rules[0].deny: expected one of allow or deny, not both" },
-		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      deny: {scopes: [x]}\n",
-		    "config.yaml:12:14: authorization.rules[0].deny.scopes: unknown key (expected claims)" },
-		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {claims: {groups: []}}\n",
-		    "config.yaml:12:32: authorization.rules[0].allow.claims.groups: expected at least one value" },
-		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {claims: [groups]}\n",
-		    "authorization.rules[0].allow.claims: expected a mapping of claim names to values, got a list" },
-		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {scopes: [\"a\\\"b\"]}\n",
+		    "config.yaml:11:20: authorization.rules[0].operations[0]: expected an "
+		    "operation without spaces" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {}\n      "
+			  "deny: {}\n",
+		    "config.yaml:13:7: authorization.rules[0].deny: expected one of allow or deny, "
+		    "not both" },
+		{ MINIMAL
+		    "authorization:\n  rules:\n    - operations: [a]\n      deny: {scopes: [x]}\n",
+		    "config.yaml:12:14: authorization.rules[0].deny.scopes: unknown key (expected "
+		    "claims)" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {claims: "
+			  "{groups: []}}\n",
+		    "config.yaml:12:32: authorization.rules[0].allow.claims.groups: expected at "
+		    "least one value" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {claims: "
+			  "[groups]}\n",
+		    "authorization.rules[0].allow.claims: expected a mapping of claim names to "
+		    "values, got a list" },
+		{ MINIMAL "authorization:\n  rules:\n    - operations: [a]\n      allow: {scopes: "
+			  "[\"a\\\"b\"]}\n",
 		    "authorization.rules[0].allow.scopes[0]: expected a scope" },
-		{ MINIMAL "authorization:\n  rules: {}\n", "config.yaml:10:10: authorization.rules: expected a list of authorization rules, got a mapping" },
-		{ MINIMAL "authorization:\n  defaultDecision: maybe\n", "authorization.defaultDecision: expected one of deny, allow" },
-		{ MINIMAL "authorization:\n  bogus: 1\n", "config.yaml:10:3: authorization.bogus: unknown key" },
-		{ MINIMAL "audit:\n  enabled: true\n", "config.yaml:10:12: audit.enabled: needs the authorization section" },
+		{ MINIMAL "authorization:\n  rules: {}\n",
+		    "config.yaml:10:10: authorization.rules: expected a list of authorization "
+		    "rules, got a mapping" },
+		{ MINIMAL "authorization:\n  defaultDecision: maybe\n",
+		    "authorization.defaultDecision: expected one of deny, allow" },
+		{ MINIMAL "authorization:\n  bogus: 1\n",
+		    "config.yaml:10:3: authorization.bogus: unknown key" },
+		{ MINIMAL "audit:\n  enabled: true\n",
+		    "config.yaml:10:12: audit.enabled: needs the authorization section" },
 	};
 	struct config *cfg, *again;
 	char *lines, *out, *out2;
@@ -988,7 +1141,9 @@ test_readme_in_sync(void)
 			fclose(f);
 			fprintf(stderr, "README.md settings table regenerated\n");
 		} else {
-			fprintf(stderr, "README.md settings table differs from config_print_docs(); regenerate with:\n"
+			fprintf(stderr,
+			    "README.md settings table differs from config_print_docs(); regenerate "
+			    "with:\n"
 			    "  MCP_UPDATE_README=1 ctest --test-dir <build> -R unit.config\n");
 			CU_FAIL("README.md settings table is stale");
 		}
@@ -1048,8 +1203,8 @@ test_peer_settings(void)
 			free(out);
 		} else {
 			if (strstr(lines, cases[i].want_err) == NULL)
-				fprintf(stderr, "case %zu: want: %s\ngot:\n%s", i, cases[i].want_err,
-				    lines);
+				fprintf(stderr, "case %zu: want: %s\ngot:\n%s", i,
+				    cases[i].want_err, lines);
 			CU_ASSERT_EQUAL(rc, -1);
 			CU_ASSERT_PTR_NOT_NULL(strstr(lines, cases[i].want_err));
 		}

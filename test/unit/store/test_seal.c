@@ -98,6 +98,34 @@ test_rotation(void)
 	seal_free(onlyb);
 }
 
+/* The Secret's text: keys one per line, the first seals, all open. */
+static void
+test_keys_text(void)
+{
+	struct seal *old = seal_new(), *both = seal_new(), *bad = seal_new();
+	char err[160], *sealed, *plain;
+	size_t len;
+
+	CU_ASSERT_EQUAL(seal_add_keys_text(old, KEY_A_STD "\n", err, sizeof err), 1);
+	CU_ASSERT_EQUAL(seal_add_keys_text(both, "\n" KEY_B_URL "\r\n\n  " KEY_A_STD "\n", err,
+			    sizeof err),
+	    2);
+	sealed = seal_seal(old, "x", 1, "k");
+	CU_ASSERT_EQUAL(seal_open(both, sealed, "k", &plain, &len), 0);
+	xfree_secret(plain);
+	free(sealed);
+	sealed = seal_seal(both, "y", 1, "k");
+	CU_ASSERT_EQUAL(seal_open(old, sealed, "k", &plain, &len), -1); /* B seals now */
+	free(sealed);
+	CU_ASSERT_EQUAL(seal_add_keys_text(bad, "\n \n", err, sizeof err), -1);
+	CU_ASSERT_STRING_EQUAL(err, "no encryption key");
+	CU_ASSERT_EQUAL(seal_add_keys_text(bad, KEY_A_STD "\nnot-a-key\n", err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "32 bytes"));
+	seal_free(old);
+	seal_free(both);
+	seal_free(bad);
+}
+
 static void
 test_key_parse(void)
 {
@@ -136,6 +164,7 @@ main(void)
 		    test_round_trip_and_binding },
 		{ "key rotation: seal with the first, open with any", test_rotation },
 		{ "key parsing", test_key_parse },
+		{ "keys from a Secret's text, one per line", test_keys_text },
 		{ NULL, NULL },
 	};
 
