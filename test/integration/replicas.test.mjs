@@ -483,6 +483,42 @@ test('Redis away: AS endpoints 503 temporarily_unavailable, MCP goes on, /ready 
   assert.deepEqual(problems, [], 'Redis away, then back');
 });
 
+test('clients that leave while their verbs wait for a stalled Redis do no harm', async () => {
+  const env = await getEnv();
+  const redis = await startRedis({ appendonly: false });
+  const [C, D] = await Promise.all([startReplica(env, 'C', { redis }), startReplica(env, 'D', { redis })]);
+  try {
+    const clientId = await registerOk(C);
+    const t1 = await login(env, { clientId, startOn: C, callbackOn: C, tokenOn: C });
+    await mcpOk(C, t1.access_token, 'before Redis stalls');
+    // Redis stops answering (SIGSTOP: the connections stay up, replies never come), and every
+    // kind of verb is left waiting by a client that gives up: a registration (the shared rate
+    // bucket), a refresh (the DCR client's lookup), an authorization (the same), and an MCP
+    // request on D, which has not seen the session (its upstream tokens are fetched).
+    redis.proc.kill('SIGSTOP');
+    const gaveUp = await Promise.allSettled([
+      request(`${C.origin}/oauth/register`, { method: 'POST', body: { redirect_uris: [CLIENT_REDIRECT], client_name: 'leaves', token_endpoint_auth_method: 'none' }, timeoutMs: 300 }),
+      request(`${C.origin}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId }), timeoutMs: 300 }),
+      request(`${C.origin}/oauth/authorize?response_type=code&client_id=${clientId}&redirect_uri=${encodeURIComponent(CLIENT_REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256&state=x`, { timeoutMs: 300 }),
+      request(`${D.origin}/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id: 1, method: 'ping' }, headers: { authorization: `Bearer ${t1.access_token}` }, timeoutMs: 300 }),
+    ]);
+    assert.ok(gaveUp.every((r) => r.status === 'rejected'), `every request waited for Redis: ${JSON.stringify(gaveUp.map((r) => r.value?.status))}`);
+    redis.proc.kill('SIGCONT');
+    // The replies for the verbs nobody waits for any more arrive (or their read timeout
+    // passes) and are dropped; both replicas go on serving.
+    await waitFor(async () => (await health(C)).json?.storage?.reachable && (await health(D)).json?.storage?.reachable,
+      { timeoutMs: 15000, message: 'both replicas reach Redis again' });
+    await registerOk(C);
+    await mcpOk(D, t1.access_token, 'after Redis came back');
+    const t2 = await token(D, { grant_type: 'refresh_token', refresh_token: t1.refresh_token, client_id: clientId });
+    assert.equal(t2.res.status, 200, `refresh after the stall: ${t2.res.body}`);
+  } finally {
+    redis.proc.kill('SIGCONT');
+    await Promise.all([C.stop(), D.stop()]); // asserts a clean exit, no sanitizer report
+    await redis.stop();
+  }
+});
+
 test('an ACL user with a password (aclUserConfig)', async () => {
   const env = await getEnv();
   const prefix = 'mcp-it-acl:';
