@@ -431,23 +431,25 @@ test_revoke(void)
 	fx_dispose(&f);
 }
 
-/* A full store refuses to issue (503, nothing half-issued), and the
- * refresh token presented stays usable: the client's retry once there is
- * room is a rotation, not a replay that revokes the family. A revocation
+/* A full store refuses to issue a new token (503, nothing half-issued),
+ * and the code presented stays usable: the client's retry once there is
+ * room is an exchange, not a replay that revokes the family; a rotation
+ * (one live token for another) goes on in a full table. A revocation
  * the store cannot record is reported (-1 → 503). */
 static void
 test_store_full(void)
 {
 	struct fx f;
-	struct grant_result r0, r1, rx;
+	struct grant_result r0, r1, r2, rx;
 	struct grant_error e;
-	char *code, key[32];
+	char *code, *code2, key[32];
 	int64_t exp;
 	int rc;
 
 	fx_init(&f);
 	code = fx_code(&f, "openid offline_access");
 	CU_ASSERT_EQUAL_FATAL(fx_exchange(&f, code, &r0, &e), 0);
+	code2 = fx_code(&f, "openid offline_access");
 	/* r0's token (live) and max - 1 others: full */
 	for (int i = 1; i < STORE_MAX_REFRESH; i++) {
 		struct store_refresh *r = xcalloc(1, sizeof *r);
@@ -456,7 +458,7 @@ test_store_full(void)
 			.jti_exp = clock_wall_s() + 3600,
 			.refresh_hash = key,
 			.refresh = r,
-			.ttl_ms = 3600000 };
+			.ttl_ms = 60000 };
 		struct sx x;
 
 		r->family = xstrdup("filler");
@@ -464,17 +466,21 @@ test_store_full(void)
 		snprintf(key, sizeof key, "filler-%d", i);
 		CU_ASSERT_EQUAL_FATAL(SX(f.base, x, store_issue(f.st, &is, sx_cb, &x)), STORE_OK);
 	}
-	CU_ASSERT_EQUAL(gx_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &rx, &e), -1);
+	/* a new login's refresh token cannot be recorded: 503, nothing issued */
+	CU_ASSERT_EQUAL(fx_exchange(&f, code2, &rx, &e), -1);
 	CU_ASSERT_EQUAL(e.status, 503);
 	CU_ASSERT_STRING_EQUAL(e.error, "temporarily_unavailable");
 	CU_ASSERT_PTR_NULL(rx.access_token);
 	CU_ASSERT_PTR_NULL(rx.refresh_token);
-	/* room again (the fillers expired): the same token rotates, and the
-	 * family is not revoked */
-	clock_advance_fake_ms(3600001);
+	/* a rotation replaces a live token with another: it goes on */
 	rc = gx_refresh(f.g, f.client, r0.refresh_token, NULL, NULL, &r1, &e);
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(r1.refresh_token);
+	/* room again (the fillers expired): the same code is exchanged, not
+	 * taken for a replay (it was put back) */
+	clock_advance_fake_ms(60001);
+	CU_ASSERT_EQUAL(fx_exchange(&f, code2, &r2, &e), 0);
+	CU_ASSERT_PTR_NOT_NULL(r2.refresh_token);
 	/* a full deny-list: the access-token revocation is refused, not lost */
 	exp = clock_wall_s() + 3600;
 	for (int i = 0; i < STORE_MAX_JTIS; i++) {
@@ -487,7 +493,9 @@ test_store_full(void)
 	CU_ASSERT_EQUAL(gx_revoke(f.g, "client-1", "garbage", NULL), 0);
 	grant_result_dispose(&r0);
 	grant_result_dispose(&r1);
+	grant_result_dispose(&r2);
 	free(code);
+	free(code2);
 	fx_dispose(&f);
 }
 
