@@ -781,6 +781,11 @@ async function benchPolicy() {
     say(`  ${op}: policy-on/policy-off throughput ${f2(med['policy-on'].rps / med['policy-off'].rps)}× by medians (policy cost ${f1((1 - med['policy-on'].rps / med['policy-off'].rps) * 100)}%; target ≤ 10%), round by round ${f2(paired)}× (${byRound.map(f2).join(', ')}); p99 ${f2(med['policy-on'].p99 / med['policy-off'].p99)}× (${f2(med['policy-on'].p99)} vs ${f2(med['policy-off'].p99)} ms); CPU per request ${f2(med['policy-on'].cpuUsPerReq)} vs ${f2(med['policy-off'].cpuUsPerReq)} µs (${f2(med['policy-on'].cpuUsPerReq / med['policy-off'].cpuUsPerReq)}×; round by round ${cpuByRound.map(f2).join(', ')})`);
   }
   results.policy = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, summary };
+  for (const name of Object.keys(stacks)) {
+    const stop = perfStart(stacks[name].proxy.proc.pid, `${name}-list`);
+    if (process.env.PERF === '1') say(`  perf run ${name} tools/list: ${wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '-s', ops['tools/list'], `${stacks[name].origin}/mcp`, '--', tokens[name]]).requests} requests`);
+    await stop();
+  }
 }
 
 // ------------------------------------------------------------------ 5. storage
