@@ -192,6 +192,7 @@ async function startQuiet(config, opts = {}) {
   const dport = await getFreePort();
   config.server = { ...(config.server || {}), logLevel: 'warn', listen: `127.0.0.1:${port}`, diagnosticsListen: `127.0.0.1:${dport}` };
   const proxy = await startProxy(config, { ...opts, port, waitFor: [] });
+  children.push(proxy.proc); // killed at exit, also when a benchmark throws
   for (let i = 0; ; i++) {
     try {
       const [a, b] = await Promise.all([request(`${proxy.origin}/health`, { timeoutMs: 500 }), request(`http://127.0.0.1:${dport}/health`, { timeoutMs: 500 })]);
