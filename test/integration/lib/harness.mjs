@@ -82,17 +82,42 @@ process.on('exit', () => {
 
 // ---------------------------------------------------------------- helpers
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function getFreePort() {
+/** The kernel's ephemeral range [lo, hi]: the source ports of outgoing connections and what
+ *  a listen on port 0 gets. */
+function ephemeralRange() {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch { /* not Linux: below */ }
+  return [32768, 60999];
+}
+
+function tryListen(port) {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.unref();
-    s.once('error', reject);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+    s.once('error', (e) => (e.code === 'EADDRINUSE' || e.code === 'EACCES' ? resolve(0) : reject(e)));
+    s.listen({ host: '127.0.0.1', port }, () => {
+      const got = s.address().port;
+      s.close(() => resolve(got));
     });
   });
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1, below the kernel's ephemeral range:
+ *  a port handed out before it is bound (a proxy's, when the IdP must know its redirect URI
+ *  first) can then not be taken meanwhile as the source port of some outgoing connection (any
+ *  test's, wrk's) — that made a start-up fail with "address already in use" now and then. */
+export async function getFreePort() {
+  const [lo] = ephemeralRange();
+  const base = 10000;
+  if (lo - base >= 1000) {
+    for (let i = 0; i < 100; i++) {
+      const port = await tryListen(base + crypto.randomInt(lo - base));
+      if (port) return port;
+    }
+  }
+  return tryListen(0);
 }
 
 /** Split text into lines and JSON.parse those that are JSON objects; others are skipped. */
