@@ -21,6 +21,11 @@ int unit_run(const char *suite, const struct unit_test *tests);
  * that depends on time reads the injected clock (common/clock.h). */
 long long unit_ms(long long ms);
 
+/* A TCP port free a moment ago on 127.0.0.1, below the kernel's ephemeral
+ * range: one handed to a server before it binds it (redis-server) cannot be
+ * taken meanwhile as the source port of an outgoing connection. */
+int unit_free_port(void);
+
 /* Real monotonic milliseconds (not the injected clock): for test deadlines. */
 long long unit_now_ms(void);
 

@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "test/unit/unit.h"
+
 struct redis_server {
 	pid_t pid;
 	int port;
@@ -29,16 +31,7 @@ struct redis_server {
 static inline int
 redis_server_free_port(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	bind(fd, (struct sockaddr *)&sin, sizeof sin);
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
+	return unit_free_port();
 }
 
 /* Start (again on the same port when s->port is set); fatal when it does
@@ -133,13 +126,13 @@ redis_server_admin(const struct redis_server *s)
 
 /* One admin command (printf-style, as redisCommand), its reply checked
  * not to be an error. */
-#define redis_server_do(s, ...)                                                      \
-	do {                                                                         \
-		redisContext *c_ = redis_server_admin(s);                            \
-		redisReply *r_ = redisCommand(c_, __VA_ARGS__);                      \
-		CU_ASSERT(r_ != NULL && r_->type != REDIS_REPLY_ERROR);              \
-		freeReplyObject(r_);                                                 \
-		redisFree(c_);                                                       \
+#define redis_server_do(s, ...) \
+	do { \
+		redisContext *c_ = redis_server_admin(s); \
+		redisReply *r_ = redisCommand(c_, __VA_ARGS__); \
+		CU_ASSERT(r_ != NULL && r_->type != REDIS_REPLY_ERROR); \
+		freeReplyObject(r_); \
+		redisFree(c_); \
 	} while (0)
 
 #endif

@@ -35,16 +35,7 @@ static char server_dir[64];
 static int
 free_port(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	bind(fd, (struct sockaddr *)&sin, sizeof sin);
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
+	return unit_free_port();
 }
 
 /* Start redis-server on server_port (a fresh one unless keep_port). */
