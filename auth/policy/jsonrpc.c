@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/xalloc.h"
 
@@ -117,15 +120,30 @@ jr_put(struct jr_out *o, unsigned char c)
 	o->n++;
 }
 
-/* How many bytes from p on stand for themselves: eight at a time while no
- * byte of a word is below 0x20, '"', '\\' or from 0x80 on (the usual
- * has-zero-byte test; a false alarm only ends the word loop early), then
- * by the table. */
+/* How many bytes from p on stand for themselves: sixteen at a time with
+ * SSE2 (x86-64 always has it: a signed compare below 0x20 also catches
+ * the bytes from 0x80 on), else eight at a time while no byte of a word
+ * is below 0x20, '"', '\\' or from 0x80 on (the usual has-zero-byte test;
+ * a false alarm only ends the word loop early); the rest by the table. */
 static size_t
 jr_plain_run(const unsigned char *p, const unsigned char *end)
 {
-	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 	const unsigned char *q = p;
+#if defined(__SSE2__)
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+		      low = _mm_set1_epi8(0x20);
+
+	while (end - q >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+		int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, low),
+		    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash))));
+
+		if (m != 0)
+			return (size_t)(q - p) + (size_t)__builtin_ctz((unsigned)m);
+		q += 16;
+	}
+#else
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 
 	while (end - q >= 8) {
 		uint64_t v, quote, bslash;
@@ -139,6 +157,7 @@ jr_plain_run(const unsigned char *p, const unsigned char *end)
 			break;
 		q += 8;
 	}
+#endif
 	while (q < end && jr_plain[*q])
 		q++;
 	return (size_t)(q - p);

@@ -276,6 +276,56 @@ test_strings(void)
 	jsonrpc_body_dispose(&b);
 }
 
+/* The string scanner reads sixteen (or eight) bytes at a time: a byte that
+ * ends the plain run ('"', '\\', a control character, a byte from 0x80
+ * on) is found at every offset of a long name, and the name's end at every
+ * length. */
+static void
+test_string_runs(void)
+{
+	static const char as[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	static const struct {
+		const char *ins;     /* put at offset i of a run of 'a' */
+		const char *decoded; /* what it reads as, or NULL: refused */
+	} cases[] = { { "\\\"", "\"" }, { "\\\\", "\\" }, { "\\u0041", "A" }, { "\x01", NULL },
+		{ "\x1f", NULL }, { "\x7f", "\x7f" }, { "\x80", NULL }, { "\xc3\xa9", "\xc3\xa9" },
+		{ "\xff", NULL }, { "~", "~" } };
+	struct jsonrpc_body b;
+	char err[160], body[256], want[128];
+
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		for (int i = 0; i <= 40; i++) {
+			int n = snprintf(body, sizeof body,
+			    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+			    "\"params\":{\"name\":\"%.*s%sbb\"}}",
+			    i, as, cases[c].ins);
+			enum jsonrpc_err rc = jsonrpc_parse(body, (size_t)n, &lim, &b, err, sizeof err);
+
+			if (cases[c].decoded == NULL) {
+				CU_ASSERT_EQUAL(rc, JSONRPC_PARSE);
+				continue;
+			}
+			CU_ASSERT_EQUAL_FATAL(rc, JSONRPC_OK);
+			snprintf(want, sizeof want, "%.*s%sbb", i, as, cases[c].decoded);
+			CU_ASSERT_STRING_EQUAL(b.msgs[0].name, want);
+			jsonrpc_body_dispose(&b);
+		}
+	}
+	/* names of every length up to 40; cut short inside the name, refused */
+	for (int i = 0; i <= 40; i++) {
+		int n = snprintf(body, sizeof body,
+		    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"%.*s\"}}",
+		    i, as);
+
+		CU_ASSERT_EQUAL_FATAL(jsonrpc_parse(body, (size_t)n, &lim, &b, err, sizeof err),
+		    JSONRPC_OK);
+		CU_ASSERT_EQUAL(strlen(b.msgs[0].name), (size_t)i);
+		jsonrpc_body_dispose(&b);
+		CU_ASSERT_EQUAL(jsonrpc_parse(body, (size_t)n - 3, &lim, &b, err, sizeof err),
+		    JSONRPC_PARSE);
+	}
+}
+
 /* Every key the decision reads, given twice (also spelled with escapes),
  * refuses the body. */
 static void
@@ -550,6 +600,7 @@ main(void)
 		{ "bad", test_bad },
 		{ "size", test_size },
 		{ "strings", test_strings },
+		{ "string_runs", test_string_runs },
 		{ "duplicates", test_duplicates },
 		{ "syntax", test_syntax },
 		{ "depth_size", test_depth_size },
