@@ -11,6 +11,7 @@
  */
 #include "auth/policy/rules.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,12 @@ struct rules_pat {
 	size_t mlen; /* the ':' comes before any '*': the literal method's length, else NO_METHOD */
 	int mi;      /* its literal method (mlen, or the whole pattern without ':' or '*') in
 			rules.methods, else -1 */
+	/* With a literal method: the name part after the ':', its bytes before
+	 * the first '*', and whether it is that literal, the literal and a
+	 * final '*' (the common "get-*"), or a glob past it. */
+	const char *np;
+	size_t nlit;
+	enum { RULES_NAME_EXACT, RULES_NAME_PREFIX, RULES_NAME_GLOB } nkind;
 };
 
 /* Where a claim condition reads from. */
@@ -60,10 +67,17 @@ struct rules {
 	struct rules_cands *cands;
 };
 
-/* A pattern that can match some method: rule i, its pattern k. */
+/* A pattern that can match some method: rule i, its pattern k. quick:
+ * the pattern names its method and then a name (so it is among its own
+ * method's candidates): a name that is shorter than the name's literal
+ * start, or whose first bytes (up to eight, under mask) differ from key,
+ * cannot match; most candidates of a decision are refused by that test
+ * alone. */
 struct rules_cand {
 	size_t rule;
 	const struct rules_pat *pt;
+	bool quick;
+	uint64_t key, mask;
 };
 
 struct rules_cands {
@@ -127,6 +141,41 @@ rules_pat_init(struct rules_pat *pt, const char *text)
 	pt->mlen = colon != NULL && (size_t)(colon - text) < pt->lit ? (size_t)(colon - text)
 								     : RULES_NO_METHOD;
 	pt->mi = -1;
+	if (pt->mlen != RULES_NO_METHOD) {
+		pt->np = text + pt->mlen + 1;
+		pt->nlit = pt->lit - pt->mlen - 1;
+		pt->nkind = pt->lit == pt->len ? RULES_NAME_EXACT
+		    : pt->lit + 1 == pt->len   ? RULES_NAME_PREFIX
+					       : RULES_NAME_GLOB;
+	}
+}
+
+/* The first min(n, 8) bytes at p as a word, zero-padded (byte order
+ * does not matter: keys and names are read alike). */
+static uint64_t
+rules_word(const char *p, size_t n)
+{
+	unsigned char b[8] = { 0 };
+	uint64_t w;
+
+	memcpy(b, p, n < 8 ? n : 8);
+	memcpy(&w, b, 8);
+	return w;
+}
+
+static struct rules_cand
+rules_cand_of(size_t rule, const struct rules_pat *pt)
+{
+	struct rules_cand c = { .rule = rule, .pt = pt };
+	unsigned char m[8] = { 0 };
+
+	if (pt->mi >= 0 && pt->mlen != RULES_NO_METHOD) {
+		c.quick = true;
+		c.key = rules_word(pt->np, pt->nlit);
+		memset(m, 0xff, pt->nlit < 8 ? pt->nlit : 8);
+		memcpy(&c.mask, m, 8);
+	}
+	return c;
 }
 
 struct rules *
@@ -176,7 +225,7 @@ rules_new(const struct config *cfg)
 					cap = cap == 0 ? 8 : cap * 2;
 					c->v = xreallocarray(c->v, cap, sizeof *c->v);
 				}
-				c->v[c->n++] = (struct rules_cand){ i, pt };
+				c->v[c->n++] = rules_cand_of(i, pt);
 			}
 		}
 	}
@@ -290,16 +339,21 @@ rules_pat_match(const struct rules_pat *pt, const char *method, size_t ml, const
 		if (name == NULL)
 			return false;
 		if (pt->mlen != RULES_NO_METHOD && plain) {
-			const char *np = pt->text + pt->mlen + 1;
-			size_t nlit = pt->lit - pt->mlen - 1;
-			struct rules_op nop = { .method = name, .ml = nl, .n = nl };
+			struct rules_op nop = { .method = name + pt->nlit,
+				.ml = nl - pt->nlit,
+				.n = nl - pt->nlit };
 
 			if (known ? pt->mi != cur
 				  : ml != pt->mlen || memcmp(pt->text, method, ml) != 0)
 				return false;
-			if (pt->lit == pt->len)
-				return nl == nlit && rules_same(np, name, nl);
-			return nl >= nlit && rules_same(np, name, nlit) && rules_glob(np, &nop);
+			/* the literal start first: most names fail at its first byte */
+			if (nl < pt->nlit || (pt->nlit > 0 && name[0] != pt->np[0]) ||
+			    !rules_same(pt->np, name, pt->nlit))
+				return false;
+			if (pt->nkind == RULES_NAME_EXACT)
+				return nl == pt->nlit;
+			return pt->nkind == RULES_NAME_PREFIX ||
+			    rules_glob(pt->np + pt->nlit, &nop);
 		}
 		op.n = ml + 1 + nl; /* the glob may span the colon */
 	}
@@ -403,6 +457,7 @@ rules_decide(const struct rules *r, const char *method, const char *name,
 	int cur = rules_method_index(r, method, ml);
 	const struct rules_cands *c = &r->cands[cur >= 0 ? (size_t)cur : r->n_methods];
 	size_t k = 0, i = 0, n = plain ? c->n : cfg->authz.n_rules, tried = (size_t)-1;
+	uint64_t nkey = name != NULL ? rules_word(name, nl) : 0;
 
 	/* A method with a ':' of its own may match patterns of other methods
 	 * across the colon: then every rule is tried. */
@@ -411,9 +466,15 @@ rules_decide(const struct rules *r, const char *method, const char *name,
 		const struct rules_rule *rr;
 
 		if (plain) {
-			if (c->v[k].rule == tried)
+			const struct rules_cand *cd = &c->v[k];
+
+			if (cd->rule == tried)
 				continue; /* another of its patterns matched: the rule was tried */
-			i = c->v[k].rule;
+			if (cd->quick &&
+			    (name == NULL || nl < cd->pt->nlit ||
+				((nkey ^ cd->key) & cd->mask) != 0))
+				continue;
+			i = cd->rule;
 			if (!rules_pat_match(c->v[k].pt, method, ml, name, nl, plain, cur))
 				continue;
 			tried = i;

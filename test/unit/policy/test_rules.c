@@ -113,11 +113,15 @@ test_match_reference(void)
 		"tools/call:*o", "tools/call:", "tools/call:*", "tools/*", "tools/*:echo", "*",
 		"*:*", "*:", ":", "::", "t*:e*o", "tools/call:a:b", "tools/call:a:*", "tools/call:*:b",
 		"tools/call:a*b*c", "*call", "tools/call*", "tools/call*:x", "prompts/get:p1",
-		"resources/read:file:///pub/*", "**", "tools/call:**" };
+		"resources/read:file:///pub/*", "**", "tools/call:**",
+		/* name literals of eight bytes and more (the candidates' quick test) */
+		"tools/call:abcdefgh", "tools/call:abcdefghij*", "tools/call:abcdefghijkl",
+		"tools/call:abcdefgh*x" };
 	static const char *const methods[] = { "tools/call", "tools/cal", "tools/callx",
 		"tools/call:a", "prompts/get", "resources/read", "", ":", "t:" };
 	static const char *const names[] = { NULL, "", "echo", "e", "o", "a:b", "b", "abc",
-		"aXbYc", "p1", "file:///pub/x", "file:///priv", ":", "x" };
+		"aXbYc", "p1", "file:///pub/x", "file:///priv", ":", "x", "abcdefg", "abcdefgh",
+		"abcdefghij", "abcdefghijk", "abcdefghiXk", "abcdefghijkl", "abcdefghx", "abcdefgXij" };
 	char op[128], yaml[512];
 	struct config *cfg[sizeof pats / sizeof pats[0]];
 	struct rules *r[sizeof pats / sizeof pats[0]];
