@@ -25,6 +25,9 @@
 //   CIMD_N=1000 CIMD_DELAY=200 PROXY_CPU=0 (taskset -pc for the proxies and front nginx; ""=none)
 //   OUT=<file> (JSON results; default /tmp/auth-bench-<time>.json)
 //   PERF=1: perf record -g the proxy during the CIMD burst and one extra guard-on/off run each
+//   CALLGRIND=1 (policy): the proxies run under valgrind's callgrind, and each round reports the
+//     instructions the proxy executed per request (user space, counted: the same on a loaded
+//     host) instead of CPU time; throughput is then callgrind's, not the proxy's
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -112,6 +115,22 @@ function cpuStart(pid) {
   };
 }
 
+/** CALLGRIND=1: zero pid's callgrind counters now; the returned function dumps them and gives
+ *  the instructions executed since (callgrind_control, the "totals:" line of the new dump),
+ *  kept as /tmp/auth-bench-callgrind-<label>.out for callgrind_annotate. */
+function instrStart(pid, label) {
+  execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' });
+  return () => {
+    const before = new Set(fs.readdirSync(WORK));
+    execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
+    const dump = fs.readdirSync(WORK).find((f) => f.startsWith(`callgrind.${pid}`) && !before.has(f));
+    const m = dump && /^totals: (\d+)/m.exec(fs.readFileSync(path.join(WORK, dump), 'utf8'));
+    if (!m) throw new Error(`no callgrind dump of ${pid}`);
+    fs.renameSync(path.join(WORK, dump), `/tmp/auth-bench-callgrind-${label}.out`);
+    return Number(m[1]);
+  };
+}
+
 /** Resolve when child p has exited (at once if it already has), or after ms. */
 function exited(p, ms) {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
@@ -187,8 +206,12 @@ function countBy(arr) {
 
 /** startProxy with server.logLevel warn: the "listening" lines are info, so the ports are fixed
  *  up front and readiness is GET /health on both. → the harness's proxy, diagPort/diagUrl set. */
+const CALLGRIND = process.env.CALLGRIND === '1';
 async function startQuiet(config, opts = {}) {
   const port = opts.port || await getFreePort();
+  if (opts.callgrind) {
+    opts = { ...opts, wrap: ['valgrind', '--tool=callgrind', '--dump-instr=no', '--compress-strings=no', `--callgrind-out-file=${path.join(WORK, 'callgrind.%p')}`], timeoutMs: 60000 };
+  }
   const dport = await getFreePort();
   config.server = { ...(config.server || {}), logLevel: 'warn', listen: `127.0.0.1:${port}`, diagnosticsListen: `127.0.0.1:${dport}` };
   const proxy = await startProxy(config, { ...opts, port, waitFor: [] });
@@ -198,7 +221,7 @@ async function startQuiet(config, opts = {}) {
       const [a, b] = await Promise.all([request(`${proxy.origin}/health`, { timeoutMs: 500 }), request(`http://127.0.0.1:${dport}/health`, { timeoutMs: 500 })]);
       if (a.status === 200 && b.status === 200) break;
     } catch (e) {
-      if (proxy.exited() || i > 200) throw new Error(`proxy not ready: ${e.message}\n${proxy.stderr()}`);
+      if (proxy.exited() || i > (opts.callgrind ? 1200 : 200)) throw new Error(`proxy not ready: ${e.message}\n${proxy.stderr()}`);
     }
     await sleep(50);
   }
@@ -242,7 +265,7 @@ async function redisStorage() {
 
 /** The embedded AS in front of backendUrl, with its IdP (and a doc host for CIMD); storage
  *  'redis' (default: the STORAGE knob) keeps its state on the benchmarks' redis-server. */
-async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9', extra = {}, storage = STORAGE } = {}) {
+async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9', extra = {}, storage = STORAGE, callgrind = false } = {}) {
   const port = await getFreePort();
   const origin = `http://127.0.0.1:${port}`;
   const idp = await startIdp({ redirect_uris: [`${origin}/oauth/callback`] });
@@ -269,7 +292,7 @@ async function startAs({ cimd, backendUrl = 'http://127.0.0.1:9', extra = {}, st
       ...storageCfg,
     },
     ...extra,
-  }, { port, secrets: { idp: { client_secret: idp.clientSecret }, ...storageSecrets } });
+  }, { port, callgrind, secrets: { idp: { client_secret: idp.clientSecret }, ...storageSecrets } });
   return { proxy, idp, docs, origin };
 }
 
@@ -734,8 +757,8 @@ async function benchPolicy() {
   await waitPort(pb);
   const backend = `http://127.0.0.1:${pb}`;
   const stacks = {
-    'policy-off': await startAs({ backendUrl: backend }),
-    'policy-on': await startAs({ backendUrl: backend, extra: { authorization: { defaultDecision: 'deny', rules: policyRules() } } }),
+    'policy-off': await startAs({ backendUrl: backend, callgrind: CALLGRIND }),
+    'policy-on': await startAs({ backendUrl: backend, callgrind: CALLGRIND, extra: { authorization: { defaultDecision: 'deny', rules: policyRules() } } }),
   };
   const tokens = {};
   for (const [name, st] of Object.entries(stacks)) {
@@ -757,12 +780,13 @@ async function benchPolicy() {
   for (let r = 1; r <= ROUNDS; r++) {
     for (const [op, lua] of Object.entries(ops)) {
       for (const name of Object.keys(stacks)) {
-        const cs = cpuStart(stacks[name].proxy.proc.pid);
+        const pid = stacks[name].proxy.proc.pid;
+        const cs = cpuStart(pid), is = CALLGRIND ? instrStart(pid, `${op.replace('/', '-')}-${name}-${r}`) : undefined;
         const w = wrk(['-t1', `-c${CONNS}`, `-d${DURATION}s`, '--latency', '-s', lua, `${stacks[name].origin}/mcp`, '--', tokens[name]]);
         const c = cs();
-        const us = (c.proxyCpuS * 1e6) / w.requests;
-        rows.push({ round: r, op, target: name, rps: w.rps, p50: w.p50, p99: w.p99, cpu: c.proxyCpu, cpuUsPerReq: us, non2xx: w.non2xx });
-        say(`round ${r} ${op} ${name.padEnd(10)} ${f1(w.rps).padStart(9)} req/s  p50 ${f2(w.p50)} ms  p99 ${f2(w.p99)} ms  CPU ${f1(c.proxyCpu)}% = ${f2(us)} µs/req  non-2xx ${w.non2xx}`);
+        const us = (c.proxyCpuS * 1e6) / w.requests, ir = is ? is() / w.requests : undefined;
+        rows.push({ round: r, op, target: name, rps: w.rps, p50: w.p50, p99: w.p99, cpu: c.proxyCpu, cpuUsPerReq: us, instrPerReq: ir, non2xx: w.non2xx });
+        say(`round ${r} ${op} ${name.padEnd(10)} ${f1(w.rps).padStart(9)} req/s  p50 ${f2(w.p50)} ms  p99 ${f2(w.p99)} ms  CPU ${f1(c.proxyCpu)}% = ${f2(us)} µs/req${ir ? `  ${Math.round(ir)} instructions/req` : ''}  non-2xx ${w.non2xx}`);
       }
     }
   }
@@ -778,7 +802,11 @@ async function benchPolicy() {
     const byRound = [...Array(ROUNDS).keys()].map((i) => row(i + 1, 'policy-on').rps / row(i + 1, 'policy-off').rps);
     const cpuByRound = [...Array(ROUNDS).keys()].map((i) => row(i + 1, 'policy-on').cpuUsPerReq / row(i + 1, 'policy-off').cpuUsPerReq);
     const paired = median(byRound);
-    summary[op] = { median: med, paired, byRound, cpuByRound };
+    summary[op] = { median: med, paired, byRound, cpuByRound, ...(CALLGRIND ? { instrPerReq: Object.fromEntries(Object.keys(stacks).map((name) => [name, median(rows.filter((x) => x.op === op && x.target === name).map((x) => x.instrPerReq))])) } : {}) };
+    if (CALLGRIND) {
+      const irOf = (name) => median(rows.filter((x) => x.op === op && x.target === name).map((x) => x.instrPerReq));
+      say(`  ${op}: instructions per request (callgrind, medians) policy-on ${Math.round(irOf('policy-on'))} vs policy-off ${Math.round(irOf('policy-off'))}: ${f2(irOf('policy-on') / irOf('policy-off'))}× (target ≤ 1.10×)`);
+    }
     say(`  ${op}: policy-on/policy-off throughput ${f2(med['policy-on'].rps / med['policy-off'].rps)}× by medians (policy cost ${f1((1 - med['policy-on'].rps / med['policy-off'].rps) * 100)}%; target ≤ 10%), round by round ${f2(paired)}× (${byRound.map(f2).join(', ')}); p99 ${f2(med['policy-on'].p99 / med['policy-off'].p99)}× (${f2(med['policy-on'].p99)} vs ${f2(med['policy-off'].p99)} ms); CPU per request ${f2(med['policy-on'].cpuUsPerReq)} vs ${f2(med['policy-off'].cpuUsPerReq)} µs (${f2(med['policy-on'].cpuUsPerReq / med['policy-off'].cpuUsPerReq)}×; round by round ${cpuByRound.map(f2).join(', ')})`);
   }
   results.policy = { conns: CONNS, duration: DURATION, rounds: ROUNDS, rows, summary };
