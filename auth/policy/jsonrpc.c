@@ -1088,7 +1088,9 @@ struct jr_lf {
 	jsonrpc_keep_fn keep;
 	void *arg;
 	struct jsonrpc_pieces *pc;
-	size_t mark; /* the bytes not in pieces yet start here */
+	size_t mark;                 /* the bytes not in pieces yet start here */
+	struct jsonrpc_shape *shape; /* noted here, or NULL */
+	int lists;                   /* list arrays read */
 };
 
 /* What a response said: its id and the list members of its result. */
@@ -1116,9 +1118,35 @@ jr_piece(struct jsonrpc_pieces *pc, const char *p, size_t len)
 	pc->v[pc->n++] = (struct jsonrpc_span){ p, len };
 }
 
-/* Is the item's name (the string at span, checked) one keep() keeps? */
+/* Note an item of the list being read in the shape: its bytes and its
+ * name (nl bytes at name; NULL: none to judge it by). */
+static void
+jr_shape_item(struct jsonrpc_shape *sh, size_t off, size_t len, const char *name, size_t nl)
+{
+	size_t at = JSONRPC_NO_NAME;
+
+	if (name != NULL) {
+		if (sh->used + nl + 1 > sh->names_cap) {
+			sh->names_cap = (sh->used + nl + 1) * 2;
+			sh->names = xrealloc(sh->names, sh->names_cap);
+		}
+		at = sh->used;
+		memcpy(sh->names + at, name, nl);
+		sh->names[at + nl] = '\0';
+		sh->used += nl + 1;
+	}
+	if (sh->n == sh->cap) {
+		sh->cap = sh->cap == 0 ? 16 : sh->cap * 2;
+		sh->items = xreallocarray(sh->items, sh->cap, sizeof *sh->items);
+	}
+	sh->items[sh->n++] = (struct jsonrpc_item){ off, len, at };
+}
+
+/* Is the item's name (the string at span, checked) one keep() keeps?
+ * The item (off, len in the body) is noted in lf's shape, if any. */
 static bool
-jr_keep_name(struct jsonrpc_span span, enum jsonrpc_method list, jsonrpc_keep_fn keep, void *arg)
+jr_keep_name(struct jsonrpc_span span, enum jsonrpc_method list, const struct jr_lf *lf, size_t off,
+    size_t len)
 {
 	char small[512];
 	struct jr d = { .p = (const unsigned char *)span.p,
@@ -1126,12 +1154,14 @@ jr_keep_name(struct jsonrpc_span span, enum jsonrpc_method list, jsonrpc_keep_fn
 		.end = (const unsigned char *)span.p + span.len };
 	struct jr_out o = { .out = span.len <= sizeof small ? small : xmalloc(span.len),
 		.cap = span.len };
-	bool kept = false;
+	bool kept = false, named = jr_string(&d, &o) == 0 && !o.nul && o.n < o.cap;
 
-	if (jr_string(&d, &o) == 0 && !o.nul && o.n < o.cap) {
+	if (named) {
 		o.out[o.n] = '\0';
-		kept = keep(list, o.out, arg);
+		kept = lf->keep(list, o.out, lf->arg);
 	}
+	if (lf->shape != NULL)
+		jr_shape_item(lf->shape, off, len, named ? o.out : NULL, o.n);
 	if (o.out != small)
 		free(o.out);
 	return kept;
@@ -1213,7 +1243,15 @@ jr_items(struct jr *s, int level, size_t li, struct jr_lf *lf)
 			kept = xreallocarray(kept, cap, sizeof *kept);
 		}
 		items[n] = (struct jsonrpc_span){ (const char *)from, (size_t)(s->p - from) };
-		kept[n] = t == JR_STRING && jr_keep_name(name, jr_lists[li].mid, lf->keep, lf->arg);
+		if (t == JR_STRING) {
+			kept[n] = jr_keep_name(name, jr_lists[li].mid, lf,
+			    (size_t)((const char *)from - lf->buf), items[n].len);
+		} else {
+			kept[n] = false;
+			if (lf->shape != NULL)
+				jr_shape_item(lf->shape, (size_t)((const char *)from - lf->buf),
+				    items[n].len, NULL, 0);
+		}
 		dropped = dropped || !kept[n];
 		n++;
 		jr_ws(s);
@@ -1229,6 +1267,12 @@ jr_items(struct jr *s, int level, size_t li, struct jr_lf *lf)
 		}
 		s->p++;
 	}
+	if (lf->shape != NULL) {
+		lf->shape->list = jr_lists[li].mid;
+		lf->shape->open = (size_t)(open - lf->buf);
+		lf->shape->close = (size_t)((const char *)s->p - 1 - lf->buf);
+	}
+	lf->lists++;
 	if (dropped) {
 		/* the bytes up to and with '[', the kept items, then from ']' on */
 		jr_piece(lf->pc, lf->buf + lf->mark, (size_t)(open + 1 - (lf->buf + lf->mark)));
@@ -1393,14 +1437,28 @@ int
 jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn list,
     jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *out)
 {
+	return jsonrpc_filter_shape(buf, len, max_depth, list, keep, arg, out, NULL);
+}
+
+int
+jsonrpc_filter_shape(const char *buf, size_t len, int max_depth, jsonrpc_list_fn list,
+    jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *out, struct jsonrpc_shape *shape)
+{
 	struct jr s = { .p = (const unsigned char *)buf,
 		.start = (const unsigned char *)buf,
 		.end = (const unsigned char *)buf + len };
-	struct jr_lf lf = { .buf = buf, .list = list, .keep = keep, .arg = arg, .pc = out };
+	struct jr_lf lf = { .buf = buf,
+		.list = list,
+		.keep = keep,
+		.arg = arg,
+		.pc = out,
+		.shape = shape };
 	struct jr_resp r;
 	enum jr_type t;
 
 	memset(out, 0, sizeof *out);
+	if (shape != NULL)
+		memset(shape, 0, sizeof *shape);
 	s.max_depth = max_depth < JSONRPC_DEPTH_MAX ? max_depth : JSONRPC_DEPTH_MAX;
 	jr_ws(&s);
 	if (s.p >= s.end)
@@ -1436,6 +1494,7 @@ jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn
 				return -1;
 			s.p++;
 		}
+		lf.lists = 2; /* a batch: no shape */
 	} else if (*s.p == '{') {
 		if (jr_response(&s, 0, &r, &lf) != 0 || jr_filter_one(&s, &r, &lf) != 0)
 			return -1;
@@ -1447,6 +1506,11 @@ jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn
 		return -1;
 	if (out->changed)
 		jr_piece(out, buf + lf.mark, len - lf.mark);
+	if (shape != NULL && lf.lists == 1 && (r.id == JR_STRING || r.id == JR_INT)) {
+		shape->ok = true;
+		shape->id_off = (size_t)(r.id_span.p - buf);
+		shape->id_len = r.id_span.len;
+	}
 	return 0;
 }
 
@@ -1455,6 +1519,27 @@ jsonrpc_pieces_dispose(struct jsonrpc_pieces *pc)
 {
 	free(pc->v);
 	memset(pc, 0, sizeof *pc);
+}
+
+void
+jsonrpc_shape_dispose(struct jsonrpc_shape *shape)
+{
+	free(shape->items);
+	free(shape->names);
+	memset(shape, 0, sizeof *shape);
+}
+
+bool
+jsonrpc_is_list_id(const char *p, size_t len)
+{
+	struct jr s = { .p = (const unsigned char *)p,
+		.start = (const unsigned char *)p,
+		.end = (const unsigned char *)p + len,
+		.max_depth = 1 };
+	enum jr_type t;
+
+	return len > 0 && (*p == '"' || *p == '-' || (*p >= '0' && *p <= '9')) &&
+	    jr_value(&s, 0, &t, NULL) == 0 && s.p == s.end && (t == JR_STRING || t == JR_INT);
 }
 
 void

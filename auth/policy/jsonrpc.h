@@ -159,6 +159,41 @@ int jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_lis
     jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *out);
 void jsonrpc_pieces_dispose(struct jsonrpc_pieces *pc);
 
+/* What a list response's filtering depended on besides the principal,
+ * noted by jsonrpc_filter_shape() when the body is one response with a
+ * string or integer id and one list filtered: every other byte of a body
+ * that differs from it only in the id (another string or integer) reads
+ * the same, so listcache.c can filter such a body without scanning it. */
+#define JSONRPC_NO_NAME ((size_t)-1)
+
+struct jsonrpc_item {
+	size_t off, len; /* the item's bytes in the body */
+	size_t name;     /* its name (decoded, NUL-free, NUL-terminated) at names + name, or
+			    JSONRPC_NO_NAME: it has none to judge it by, and is dropped */
+};
+
+struct jsonrpc_shape {
+	bool ok;               /* the rest is set */
+	size_t id_off, id_len; /* the id's bytes */
+	enum jsonrpc_method list;
+	size_t open, close; /* the list array's '[' and ']' */
+	struct jsonrpc_item *items;
+	size_t n, cap;
+	char *names; /* where the names are */
+	size_t used, names_cap;
+};
+
+/* jsonrpc_filter_lists(), noting the body's shape in *shape as well
+ * (shape->ok false when it has none to note). Dispose shape whatever the
+ * result. */
+int jsonrpc_filter_shape(const char *buf, size_t len, int max_depth, jsonrpc_list_fn list,
+    jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *out, struct jsonrpc_shape *shape);
+void jsonrpc_shape_dispose(struct jsonrpc_shape *shape);
+
+/* Are the len bytes at p exactly one JSON string or integer (of 64 bits):
+ * an id a list response is matched by? */
+bool jsonrpc_is_list_id(const char *p, size_t len);
+
 /* Which known method len bytes at method are. */
 enum jsonrpc_method jsonrpc_method_of(const char *method, size_t len);
 /* A method as a metrics label: a known MCP method or "other" (the label

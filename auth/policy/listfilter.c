@@ -26,6 +26,7 @@ struct lf_list {
 
 struct listfilter {
 	const struct rules *rules;
+	struct listcache *cache;
 	struct rules_principal who; /* its strings and claims our own */
 	struct lf_list *lists;
 	size_t n_lists, cap;
@@ -35,11 +36,13 @@ struct listfilter {
 };
 
 struct listfilter *
-listfilter_new(const struct rules *rules, const struct rules_principal *who)
+listfilter_new(const struct rules *rules, const struct rules_principal *who,
+    struct listcache *cache)
 {
 	struct listfilter *lf = xcalloc(1, sizeof *lf);
 
 	lf->rules = rules;
+	lf->cache = cache;
 	lf->who.sub = who->sub != NULL ? xstrdup(who->sub) : NULL;
 	lf->who.scope = who->scope != NULL ? xstrdup(who->scope) : NULL;
 	lf->who.client_id = who->client_id != NULL ? xstrdup(who->client_id) : NULL;
@@ -165,7 +168,10 @@ lf_filter_json(struct listfilter *w, const char *s, size_t len, struct evbuffer 
 	size_t outlen;
 	const char *t;
 
-	if (jsonrpc_filter_lists(s, len, LF_DEPTH, lf_list_of, lf_keep, w, &pc) == 0) {
+	if ((w->cache != NULL
+		    ? listcache_filter(w->cache, s, len, LF_DEPTH, lf_list_of, lf_keep, w, &w->who,
+			  &pc)
+		    : jsonrpc_filter_lists(s, len, LF_DEPTH, lf_list_of, lf_keep, w, &pc)) == 0) {
 		if (!pc.changed)
 			evbuffer_add(out, s, len);
 		for (size_t i = 0; i < pc.n; i++)

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "auth/policy/jsonrpc.h"
+#include "auth/policy/listcache.h"
 #include "auth/policy/rules.h"
 #include "proxy/req.h"
 
@@ -20,8 +21,10 @@
 
 struct listfilter;
 
-/* A filter deciding with rules (kept by reference) for who (copied). */
-struct listfilter *listfilter_new(const struct rules *rules, const struct rules_principal *who);
+/* A filter deciding with rules (kept by reference) for who (copied);
+ * JSON bodies go through cache (kept by reference; NULL: none). */
+struct listfilter *listfilter_new(const struct rules *rules, const struct rules_principal *who,
+    struct listcache *cache);
 void listfilter_free(struct listfilter *lf); /* NULL is fine */
 /* Filter the response to the list request of method mid whose id is id
  * (as jsonrpc_id_text() prints it; taken). */

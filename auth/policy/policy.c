@@ -63,6 +63,7 @@ struct policy {
 	void *next_arg;
 	char *metadata_url;
 	struct rules *rules;
+	struct listcache *lists; /* the shapes of the last list responses */
 	struct audit *audit;
 	struct jsonrpc_limits lim;
 	/* The last principal's claims, parsed: one user's requests in a row
@@ -502,7 +503,7 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
 	if (p->audit != NULL)
 		w->captured = xevbuffer_new();
 	if (lists > 0) {
-		w->lf = listfilter_new(p->rules, who);
+		w->lf = listfilter_new(p->rules, who, p->lists);
 		for (size_t i = 0; i < b->n; i++) {
 			if (policy_is_list(&b->msgs[i]))
 				listfilter_add(w->lf, jsonrpc_id_text(&b->msgs[i]), b->msgs[i].mid);
@@ -649,6 +650,7 @@ policy_new(struct event_base *base, const struct config *cfg, req_pass_fn next, 
 	p->next_arg = next_arg;
 	p->metadata_url = metadata_url != NULL ? xstrdup(metadata_url) : NULL;
 	p->rules = rules_new(cfg);
+	p->lists = listcache_new();
 	p->lim.max_size = (size_t)cfg->authz.max_message_size;
 	p->lim.max_depth = (int)cfg->authz.max_depth;
 	p->lim.max_batch = cfg->authz.max_batch;
@@ -680,6 +682,7 @@ policy_free(struct policy *p)
 	free(p->claims_text);
 	json_object_put(p->claims);
 	rules_free(p->rules);
+	listcache_free(p->lists); /* after the watches: their filters use it */
 	free(p->metadata_url);
 	free(p);
 }

@@ -67,21 +67,23 @@ struct rules {
 	struct rules_cands *cands;
 };
 
-/* A pattern that can match some method: rule i, its pattern k. quick:
- * the pattern names its method and then a name (so it is among its own
- * method's candidates): a name that is shorter than the name's literal
- * start, or whose first bytes (up to eight, under mask) differ from key,
- * cannot match; most candidates of a decision are refused by that test
- * alone. */
+/* A pattern that can match some method: rule i, its pattern k. */
 struct rules_cand {
 	size_t rule;
 	const struct rules_pat *pt;
-	bool quick;
-	uint64_t key, mask;
 };
 
+/* A method's candidates, and beside them (in arrays of their own, for a
+ * tight loop) a quick test: a name whose first bytes (up to eight) under
+ * mask[k] differ from key[k], or that is shorter than nlit[k], cannot
+ * match candidate k. It is set for the patterns that name their method
+ * and then a name (the literal start of the name); for the others mask
+ * and nlit are 0 and every name passes. Most candidates of a decision are
+ * refused by it. */
 struct rules_cands {
 	struct rules_cand *v;
+	uint64_t *key, *mask;
+	size_t *nlit;
 	size_t n;
 };
 
@@ -163,19 +165,30 @@ rules_word(const char *p, size_t n)
 	return w;
 }
 
-static struct rules_cand
-rules_cand_of(size_t rule, const struct rules_pat *pt)
+/* Add rule's pattern pt to c, with its quick test. */
+static void
+rules_cand_add(struct rules_cands *c, size_t *cap, size_t rule, const struct rules_pat *pt)
 {
-	struct rules_cand c = { .rule = rule, .pt = pt };
 	unsigned char m[8] = { 0 };
+	size_t k = c->n;
 
-	if (pt->mi >= 0 && pt->mlen != RULES_NO_METHOD) {
-		c.quick = true;
-		c.key = rules_word(pt->np, pt->nlit);
-		memset(m, 0xff, pt->nlit < 8 ? pt->nlit : 8);
-		memcpy(&c.mask, m, 8);
+	if (c->n == *cap) {
+		*cap = *cap == 0 ? 8 : *cap * 2;
+		c->v = xreallocarray(c->v, *cap, sizeof *c->v);
+		c->key = xreallocarray(c->key, *cap, sizeof *c->key);
+		c->mask = xreallocarray(c->mask, *cap, sizeof *c->mask);
+		c->nlit = xreallocarray(c->nlit, *cap, sizeof *c->nlit);
 	}
-	return c;
+	c->v[k] = (struct rules_cand){ rule, pt };
+	c->key[k] = c->mask[k] = 0;
+	c->nlit[k] = 0;
+	if (pt->mi >= 0 && pt->mlen != RULES_NO_METHOD) {
+		c->key[k] = rules_word(pt->np, pt->nlit);
+		memset(m, 0xff, pt->nlit < 8 ? pt->nlit : 8);
+		memcpy(&c->mask[k], m, 8);
+		c->nlit[k] = pt->nlit;
+	}
+	c->n++;
 }
 
 struct rules *
@@ -221,11 +234,7 @@ rules_new(const struct config *cfg)
 
 				if (pt->mi >= 0 && (size_t)pt->mi != m)
 					continue;
-				if (c->n == cap) {
-					cap = cap == 0 ? 8 : cap * 2;
-					c->v = xreallocarray(c->v, cap, sizeof *c->v);
-				}
-				c->v[c->n++] = rules_cand_of(i, pt);
+				rules_cand_add(c, &cap, i, pt);
 			}
 		}
 	}
@@ -241,8 +250,12 @@ rules_free(struct rules *r)
 		free(r->rules[i].pats);
 		free(r->rules[i].from);
 	}
-	for (size_t m = 0; m <= r->n_methods; m++)
+	for (size_t m = 0; m <= r->n_methods; m++) {
 		free(r->cands[m].v);
+		free(r->cands[m].key);
+		free(r->cands[m].mask);
+		free(r->cands[m].nlit);
+	}
 	free(r->cands);
 	free(r->rules);
 	free(r->methods);
@@ -466,15 +479,13 @@ rules_decide(const struct rules *r, const char *method, const char *name,
 		const struct rules_rule *rr;
 
 		if (plain) {
-			const struct rules_cand *cd = &c->v[k];
-
-			if (cd->rule == tried)
-				continue; /* another of its patterns matched: the rule was tried */
-			if (cd->quick &&
-			    (name == NULL || nl < cd->pt->nlit ||
-				((nkey ^ cd->key) & cd->mask) != 0))
+			/* a name NULL is 0 bytes: refused by a quick test with a
+			 * literal start, by the match (no name) otherwise */
+			if (((nkey ^ c->key[k]) & c->mask[k]) != 0 || nl < c->nlit[k])
 				continue;
-			i = cd->rule;
+			if (c->v[k].rule == tried)
+				continue; /* another of its patterns matched: the rule was tried */
+			i = c->v[k].rule;
 			if (!rules_pat_match(c->v[k].pt, method, ml, name, nl, plain, cur))
 				continue;
 			tried = i;

@@ -10,21 +10,28 @@
  *   read as json-c reads them (method, name, the id as json-c prints it);
  * - jsonrpc_filter_lists over the same bytes, treating every message as a
  *   tools/list answer and dropping names with an 'x': when it answers, the
- *   pieces make JSON json-c takes, and keeping every item changes nothing.
+ *   pieces make JSON json-c takes, and keeping every item changes nothing;
+ * - listcache_filter (one cache over all inputs, so bodies that differ in
+ *   their id meet a noted shape) answers exactly as jsonrpc_filter_lists,
+ *   for two principals that keep different items.
  */
 #include <json-c/json.h>
 #include <string.h>
 
 #include "auth/policy/jsonrpc.h"
+#include "auth/policy/listcache.h"
 #include "auth/policy/rules.h"
 #include "test/fuzz/fuzz.h"
 
 static const struct jsonrpc_limits lim = { .max_size = 64 * 1024, .max_depth = 16,
 	.max_batch = 8 };
 
+static struct listcache *cache;
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	cache = listcache_new();
 	return 0;
 }
 
@@ -172,6 +179,55 @@ check_filter(const char *s, size_t size)
 	jsonrpc_pieces_dispose(&pc);
 }
 
+/* The pieces (or the body, unchanged) as one buffer of *n bytes. */
+static char *
+joined(const char *s, size_t size, const struct jsonrpc_pieces *pc, size_t *n)
+{
+	char *out;
+
+	*n = 0;
+	for (size_t i = 0; i < pc->n; i++)
+		*n += pc->v[i].len;
+	if (!pc->changed)
+		*n = size;
+	out = malloc(*n + 1);
+	if (!pc->changed)
+		memcpy(out, s, size);
+	for (size_t i = 0, at = 0; i < pc->n; i++) {
+		memcpy(out + at, pc->v[i].p, pc->v[i].len);
+		at += pc->v[i].len;
+	}
+	return out;
+}
+
+static void
+check_cache(const char *s, size_t size)
+{
+	static const struct rules_principal who_all = { .sub = "all" }, who_none = { .sub = "none" };
+
+	for (int k = 0; k < 2; k++) {
+		bool all = k == 0;
+		struct jsonrpc_pieces a, b;
+		int ra = listcache_filter(cache, s, size, lim.max_depth, all_lists, keep_no_x, &all,
+		    all ? &who_all : &who_none, &a);
+		int rb = jsonrpc_filter_lists(s, size, lim.max_depth, all_lists, keep_no_x, &all, &b);
+
+		if (ra != rb)
+			abort();
+		if (ra == 0) {
+			size_t na, nb;
+			char *oa = joined(s, size, &a, &na), *ob = joined(s, size, &b, &nb);
+
+			if (na != nb || memcmp(oa, ob, na) != 0)
+				abort();
+			free(oa);
+			free(ob);
+		}
+		jsonrpc_pieces_dispose(&a);
+		jsonrpc_pieces_dispose(&b);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -198,5 +254,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	jsonrpc_body_dispose(&b);
 	json_object_put(jc);
 	check_filter((const char *)data, size);
+	check_cache((const char *)data, size);
 	return 0;
 }

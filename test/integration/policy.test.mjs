@@ -212,6 +212,13 @@ test('bob (admins) with mcp:read only: step-up 403 names the scope; with mcp:adm
   // bob is staff too: get-env is denied by its rule before the admin rule is reached
   const envCall = await rpc2(call(9, 'get-env'));
   assert.equal(envCall.status, 403, envCall.body);
+
+  // the same list answer for alice again, after bob's (the list cache keeps what it decided
+  // per principal: alice's answer must not be bob's)
+  const again = await aliceRpc({ jsonrpc: '2.0', id: 'alice-again-42', method: 'tools/list' });
+  assert.equal(again.status, 200, again.body);
+  assert.deepEqual(messages(again)[0].result.tools.map((x) => x.name), ['echo']);
+  assert.equal(messages(again)[0].id, 'alice-again-42');
 });
 
 test('a batch with a denied member is refused whole, each request answered by id', async () => {
@@ -406,6 +413,11 @@ test('JSON list replies are filtered too (auth.mode none), cursors pass; a list 
   assert.equal(r.headers['transfer-encoding'], 'chunked');
   assert.equal(r.headers['content-length'], undefined);
   assert.deepEqual(r.json(), { jsonrpc: '2.0', id: 'l1', result: { tools: [{ name: 'ok-1' }, { name: 'ok-2' }], nextCursor: 'page-2' } });
+  // the same answer under other ids (from the list cache: the bytes but the id are the same)
+  for (const id of [7, 1234567890, 'a-much-longer-id-than-before', 'l1']) {
+    const again = await request(`${proxy.origin}/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id, method: 'tools/list', params: { cursor: 'page-1' } } });
+    assert.deepEqual(again.json(), { jsonrpc: '2.0', id, result: { tools: [{ name: 'ok-1' }, { name: 'ok-2' }], nextCursor: 'page-2' } });
+  }
   await assert.rejects(
     request(`${proxy.origin}/broken/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }),
     'a list reply that cannot be filtered is cut, not sent');

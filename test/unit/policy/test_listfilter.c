@@ -63,7 +63,7 @@ static struct listfilter *
 watch_new(size_t n, const char *const *ids, const char *const *methods)
 {
 	const struct rules_principal who = { .sub = "u" };
-	struct listfilter *w = listfilter_new(rules, &who);
+	struct listfilter *w = listfilter_new(rules, &who, NULL);
 
 	for (size_t i = 0; i < n; i++)
 		listfilter_add(w, xstrdup(ids[i]), jsonrpc_method_of(methods[i], strlen(methods[i])));
