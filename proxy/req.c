@@ -138,6 +138,8 @@ req_unref(struct req *sr)
 	h1_request_dispose(&sr->rq);
 	if (sr->body != NULL)
 		evbuffer_free(sr->body);
+	if (sr->held != NULL)
+		evbuffer_free(sr->held);
 	free(sr->rh);
 	free(sr);
 }
@@ -519,8 +521,16 @@ req_reply_start(struct req *sr, int status, int64_t content_length)
 {
 	if (sr->gone || sr->replied)
 		return;
+	if (sr->filter_fn != NULL && content_length >= 0 && !sr->stream) {
+		/* the rewritten length is known once the filter has all of it */
+		sr->replied = true;
+		sr->status = status;
+		sr->head_held = true;
+		sr->held = xevbuffer_new();
+		return;
+	}
 	if (sr->filter_fn != NULL)
-		content_length = -1; /* the rewritten length is not known yet */
+		content_length = -1; /* a stream's rewritten length is never known */
 	req_reply_head(sr, status, content_length);
 	conn_flush_soon(sr->conn);
 }
@@ -539,7 +549,10 @@ req_reply_filtered(struct req *sr, struct evbuffer *in)
 	if (in != NULL)
 		evbuffer_drain(in, evbuffer_get_length(in));
 	if (rc == 0) {
-		req_reply_chunk(sr, out);
+		if (sr->head_held)
+			evbuffer_add_buffer(sr->held, out);
+		else
+			req_reply_chunk(sr, out);
 		sr->filter_fn = fn;
 	} else {
 		req_abort_connection(sr);
@@ -555,8 +568,12 @@ req_reply_chunk(struct req *sr, struct evbuffer *buf)
 	char line[24];
 	int k;
 
-	if (sr->gone || !sr->replied || n == 0 || sr->body_mode == RB_NONE) {
+	if (sr->gone || !sr->replied || n == 0 || (sr->body_mode == RB_NONE && !sr->head_held)) {
 		evbuffer_drain(buf, n);
+		return;
+	}
+	if (sr->head_held && sr->filter_fn == NULL) {
+		req_abort_connection(sr); /* the filter went (shutdown): nothing unfiltered */
 		return;
 	}
 	if (sr->filter_fn != NULL) {
@@ -582,6 +599,21 @@ req_reply_end(struct req *sr)
 {
 	if (sr->gone || !sr->replied || sr->conn->state != CONN_ACTIVE)
 		return;
+	if (sr->head_held) {
+		/* the filter's last words, then the head with their length */
+		if (sr->filter_fn == NULL) {
+			req_abort_connection(sr); /* the filter went (shutdown) */
+			return;
+		}
+		if (!req_reply_filtered(sr, NULL))
+			return;
+		sr->head_held = false;
+		sr->filter_fn = NULL;
+		req_reply_head(sr, sr->status, (int64_t)evbuffer_get_length(sr->held));
+		req_reply_chunk(sr, sr->held);
+		req_reply_done(sr);
+		return;
+	}
 	if (sr->filter_fn != NULL && sr->body_mode != RB_NONE && !req_reply_filtered(sr, NULL))
 		return;
 	if (sr->body_mode == RB_CHUNKED)

@@ -133,7 +133,11 @@ void req_set_watch(struct req *sr, req_watch_fn fn, void *arg);
  * byte of in and adds what is to be sent to out; at the end (in NULL) it
  * adds the rest. -1: the body cannot be rewritten; the connection is then
  * closed without ending the reply, so nothing unfiltered goes out. A
- * filtered reply is sent chunked. Set before the reply starts; its arg
+ * filtered reply of a known length that is no stream goes out whole once
+ * the filter is done, with its new Content-Length (the list filter holds
+ * such a body whole anyway); a stream's is sent chunked. If the filter is
+ * taken away while such a reply is held, the connection is closed. Set
+ * before the reply starts; its arg
  * must live until the watcher's end (free it there). Whole replies
  * (req_reply) are not filtered. */
 typedef int (*req_filter_fn)(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg);

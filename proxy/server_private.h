@@ -134,6 +134,11 @@ struct req {
 	void *watch_arg;
 	req_filter_fn filter_fn;
 	void *filter_arg;
+	/* A filtered reply of a known length (not a stream): its head waits
+	 * in head_held until the filter has the whole body (in held), then
+	 * goes out with the new Content-Length, body and head in one piece. */
+	bool head_held;
+	struct evbuffer *held;
 	struct h1_request rq;
 	const struct route *matched; /* its route (NULL: 404), chosen from the head */
 	struct evbuffer *body;
