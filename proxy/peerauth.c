@@ -132,9 +132,20 @@ peerauth_sign(struct peerauth *pa, const char *method, const char *target, int64
 void
 peerauth_nonce(char out[PEERAUTH_NONCE_HEX + 1])
 {
-	unsigned char b[PEERAUTH_NONCE_HEX / 2];
+	/* A nonce need only never repeat (the MAC covers it; the owner keeps
+	 * the ones it saw): eight random bytes drawn once per process, then a
+	 * counter; no CSPRNG call (and its fork check's getpid) per request. */
+	static unsigned char b[PEERAUTH_NONCE_HEX / 2];
+	static uint64_t counter;
+	static bool drawn;
 
-	random_bytes(b, sizeof b);
+	if (!drawn) {
+		random_bytes(b, 8);
+		drawn = true;
+	}
+	counter++;
+	for (size_t i = 0; i < 8; i++)
+		b[8 + i] = (unsigned char)(counter >> (56 - 8 * i));
 	peerauth_hex(b, sizeof b, out);
 }
 

@@ -18,7 +18,7 @@
 #define PEERAUTH_TIME_HEADER "Mcp-Peer-Time"
 #define PEERAUTH_NONCE_HEADER "Mcp-Peer-Nonce"
 #define PEERAUTH_AUTH_HEADER "Mcp-Peer-Auth"
-#define PEERAUTH_NONCE_HEX 32 /* 16 random bytes */
+#define PEERAUTH_NONCE_HEX 32 /* 16 bytes: 8 random per process, a counter */
 #define PEERAUTH_MAC_HEX 64
 #define PEERAUTH_SKEW_S 30
 /* MACs remembered at most: a MAC lives up to 2 * PEERAUTH_SKEW_S, so this
@@ -46,7 +46,8 @@ void peerauth_free(struct peerauth *pa);
  * event loop's, not shared across threads. */
 void peerauth_sign(struct peerauth *pa, const char *method, const char *target, int64_t t,
     const char *nonce, const char *sid, char out[PEERAUTH_MAC_HEX + 1]);
-/* A fresh random nonce in hex, NUL-terminated. */
+/* A nonce never drawn before by this process (a random prefix drawn once,
+ * then a counter) in hex, NUL-terminated. Event loop only. */
 void peerauth_nonce(char out[PEERAUTH_NONCE_HEX + 1]);
 /* Check a request's headers (NULL when absent) at the wall clock
  * (common/clock.h); remembers the MAC when it is accepted. */

@@ -153,6 +153,19 @@ test_peerauth_verify(void)
 	    PEERAUTH_MISSING);
 	peerauth_nonce(nonce);
 	CU_ASSERT_EQUAL(strlen(nonce), PEERAUTH_NONCE_HEX);
+	{
+		/* never the same twice: the process's random prefix, then a counter */
+		char next[PEERAUTH_NONCE_HEX + 1];
+
+		for (int i = 0; i < 300; i++) {
+			peerauth_nonce(next);
+			CU_ASSERT_EQUAL(strlen(next), PEERAUTH_NONCE_HEX);
+			CU_ASSERT_NSTRING_EQUAL(next, nonce, 16);
+			CU_ASSERT(strcmp(next, nonce) > 0);
+			CU_ASSERT_EQUAL(strspn(next, "0123456789abcdef"), PEERAUTH_NONCE_HEX);
+		}
+		peerauth_nonce(nonce);
+	}
 	peerauth_sign(pa, "POST", "/mcp", 1700000000, nonce, "p1.abc", mac);
 	CU_ASSERT_EQUAL(peerauth_verify(pa, "POST", "/mcp", "p1.abc", "1700000000", nonce, mac),
 	    PEERAUTH_OK);
