@@ -325,14 +325,18 @@ server_bind(struct server *srv, enum server_listener which, const char *spec, ch
  * Raise the descriptor limit to its hard limit and fit the listeners'
  * connection caps under it: the diagnostics listener and the fetcher keep
  * SERVER_FD_RESERVE; each MCP connection may hold a backend connection
- * too. So the MCP listener reaches its cap, and pauses, before the process
- * runs out of descriptors, and /health still answers.
+ * too (or one to the replica that owns its session). With a peer listener
+ * the rest is shared: each peer connection holds a backend connection as
+ * well, so the MCP and peer listeners get a quarter each. So a listener
+ * reaches its cap, and pauses, before the process runs out of
+ * descriptors, and /health still answers.
  */
 static void
 server_fd_budget(struct server *srv)
 {
 	struct rlimit rl;
 	uint64_t fds = 1024, cap = srv->cfg->server.max_connections, fit;
+	uint64_t shares = srv->cfg->server.peer_listen != NULL ? 4 : 2;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		if (rl.rlim_cur < rl.rlim_max) {
@@ -347,7 +351,7 @@ server_fd_budget(struct server *srv)
 		}
 		fds = rl.rlim_cur == RLIM_INFINITY ? 1048576 : (uint64_t)rl.rlim_cur;
 	}
-	fit = fds > SERVER_FD_RESERVE + 2 ? (fds - SERVER_FD_RESERVE) / 2 : 1;
+	fit = fds > SERVER_FD_RESERVE + shares ? (fds - SERVER_FD_RESERVE) / shares : 1;
 	if (cap > fit) {
 		log_warn("server.maxConnections lowered to fit the file descriptor limit",
 		    LOG_I("configured", cap), LOG_I("max_connections", fit),
@@ -360,6 +364,7 @@ server_fd_budget(struct server *srv)
 	 * forwards it: the peer listener needs no more than the MCP one. */
 	srv->listeners[SERVER_PEER].max_conns = (size_t)cap;
 	log_info("connection limits", LOG_I("fd_limit", fds), LOG_I("max_connections", cap),
+	    LOG_I("peer_max_connections", shares == 4 ? cap : 0),
 	    LOG_I("diagnostics_max_connections", SERVER_DIAG_MAX_CONNS));
 }
 

@@ -34,6 +34,8 @@ static int logp[2];
 static char log_acc[1 << 16]; /* what the log pipe gave so far */
 static size_t log_n;
 
+static bool with_peers; /* setup() binds a peer listener too */
+
 static void
 setup(uint32_t max_connections)
 {
@@ -46,6 +48,8 @@ setup(uint32_t max_connections)
 	free(cfg->server.diagnostics_listen);
 	cfg->server.diagnostics_listen = xstrdup("127.0.0.1:0");
 	cfg->server.max_connections = max_connections;
+	if (with_peers)
+		cfg->server.peer_listen = xstrdup("127.0.0.1:0");
 	log_n = 0;
 	CU_ASSERT_FATAL(pipe(logp) == 0);
 	fcntl(logp[0], F_SETFL, O_NONBLOCK);
@@ -204,7 +208,7 @@ test_fd_limit_backs_off(void)
 }
 
 static void
-test_cap_fits_the_fd_limit(void)
+cap_fits(bool peers)
 {
 	struct rlimit saved, low;
 
@@ -224,12 +228,15 @@ test_cap_fits_the_fd_limit(void)
 			int ok;
 
 			setrlimit(RLIMIT_NOFILE, &low);
+			with_peers = peers;
 			setup(4096);
 			/* What the server computed from the limit it found (valgrind
-			 * keeps the hard limit its own: then nothing is lowered). */
+			 * keeps the hard limit its own: then nothing is lowered). With
+			 * peers, four descriptors per pair of connections. */
 			getrlimit(RLIMIT_NOFILE, &now);
-			fit = (now.rlim_cur - SERVER_FD_RESERVE) / 2;
+			fit = (now.rlim_cur - SERVER_FD_RESERVE) / (peers ? 4 : 2);
 			ok = srv->listeners[SERVER_MCP].max_conns == (fit < 4096 ? fit : 4096) &&
+			    srv->listeners[SERVER_PEER].max_conns == (fit < 4096 ? fit : 4096) &&
 			    srv->listeners[SERVER_DIAG].max_conns == SERVER_DIAG_MAX_CONNS &&
 			    count_log(
 				"server.maxConnections lowered to fit the file descriptor limit") ==
@@ -247,11 +254,25 @@ test_cap_fits_the_fd_limit(void)
 	}
 }
 
+static void
+test_cap_fits_the_fd_limit(void)
+{
+	cap_fits(false);
+}
+
+static void
+test_cap_fits_with_peers(void)
+{
+	cap_fits(true);
+}
+
 static const struct unit_test tests[] = {
 	{ "at server.maxConnections accepting pauses, and resumes when one closes",
 	    test_connection_cap },
 	{ "EMFILE pauses accepting for a back-off: one line, no spin", test_fd_limit_backs_off },
 	{ "the cap is lowered to fit the descriptor limit", test_cap_fits_the_fd_limit },
+	{ "with a peer listener, the MCP and peer caps share the descriptor limit",
+	    test_cap_fits_with_peers },
 	{ NULL, NULL },
 };
 
