@@ -163,6 +163,7 @@ struct fx {
 	bool to_peer;           /* fw is a peer origin */
 	const char *sid_client; /* the client's (sealed) Mcp-Session-Id, or NULL */
 	char *sid_backend;      /* to the backend: its own id in place of sid_client */
+	char *sid_query;        /* legacy SSE: the sealed sessionId of the URL (sid_client) */
 	char *target;           /* to a peer: path and query as the client sent them */
 };
 
@@ -348,6 +349,7 @@ fx_unref(struct fx *fx)
 	free(fx->sse_prefix);
 	xfree_secret(fx->inject);
 	free(fx->sid_backend);
+	free(fx->sid_query);
 	free(fx->target);
 	fx->fw->n_active--;
 	req_unref(fx->sr);
@@ -554,8 +556,18 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 		fx_add_str(out, fw->base_path);
 		fx_add_str(out, path != NULL && *path != '\0' ? path : "/");
 		if (query != NULL) {
+			size_t off, len;
+
 			evbuffer_add(out, "?", 1);
-			fx_add_str(out, query);
+			if (fx->sid_query != NULL && fx->sid_backend != NULL &&
+			    sse_query_session(query, &off, &len)) {
+				/* legacy SSE: the backend's own id in its URL */
+				evbuffer_add(out, query, off);
+				fx_add_str(out, fx->sid_backend);
+				fx_add_str(out, query + off + len);
+			} else {
+				fx_add_str(out, query);
+			}
 		}
 	}
 	evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
@@ -596,7 +608,7 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 		fx_add_header(out, "X-Forwarded-Host", host);
 	if (fx->inject != NULL)
 		fx_add_str(out, fx->inject);
-	if (fx->sid_backend != NULL)
+	if (fx->sid_backend != NULL && fx->sid_query == NULL)
 		fx_add_header(out, "Mcp-Session-Id", fx->sid_backend);
 	if (fx->to_peer) {
 		/* Signed afresh on every attempt (a retry is another request). */
@@ -605,7 +617,7 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 
 		peerauth_nonce(nonce);
 		peerauth_sign(fw->root->signer, fx->head_method ? "HEAD" : req_method_name(sr),
-		    fx->target, t, nonce, fx->sid_client, mac);
+		    fx->target, t, nonce, fx->sid_query != NULL ? NULL : fx->sid_client, mac);
 		snprintf(ts, sizeof ts, "%lld", (long long)t);
 		fx_add_header(out, "Mcp-Peer-Client", peer);
 		fx_add_header(out, PEERAUTH_TIME_HEADER, ts);
@@ -806,6 +818,17 @@ fx_emit_raw(struct fx *fx, struct evbuffer *buf)
 	}
 }
 
+/* Legacy SSE, sessions across replicas: the session of the endpoint URL is
+ * sealed with this replica as its owner, as an Mcp-Session-Id is (an
+ * sse_seal_fn; arg: the forwarder). */
+static char *
+fx_seal_sid(const char *id, void *arg)
+{
+	struct forwarder *fw = arg;
+
+	return session_seal(fw->skey, fw->self, id);
+}
+
 /* Legacy SSE: rewrite the data of the first "endpoint" event so the client
  * posts back through us (public prefix kept); pass the rest through. */
 static void
@@ -836,7 +859,8 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 		evbuffer_remove(fx->sse_pending, text, evlen);
 		text[evlen] = '\0';
 		out = xevbuffer_new();
-		is_endpoint = sse_endpoint_rewrite(text, fx->sse_prefix, out);
+		is_endpoint = sse_endpoint_rewrite(text, fx->sse_prefix,
+		    fx->fw->sessions ? fx_seal_sid : NULL, fx->fw, out);
 		free(text);
 		if (is_endpoint) {
 			fx->rewrite_sse = false;
@@ -1281,15 +1305,25 @@ forward_peer(struct forwarder *root, const char *owner)
  * the origin, or NULL when the request was answered.
  */
 static struct forwarder *
-forward_route(struct forwarder *fw, struct req *sr, const char **sid, char **backend_id)
+forward_route(struct forwarder *fw, struct req *sr, const char **sid, char **backend_id,
+    char **sid_query)
 {
 	struct forwarder *to = fw;
 	char *owner = NULL, *id = NULL;
+	const char *query = req_query(sr);
+	size_t off, len;
 
 	*sid = NULL;
 	*backend_id = NULL;
-	if (!fw->sessions || (*sid = req_header(sr, "Mcp-Session-Id")) == NULL)
+	*sid_query = NULL;
+	if (!fw->sessions)
 		return fw;
+	if ((*sid = req_header(sr, "Mcp-Session-Id")) == NULL) {
+		/* legacy SSE: the session is named by the message URL */
+		if (!fw->sse_mode || query == NULL || !sse_query_session(query, &off, &len))
+			return fw;
+		*sid = *sid_query = xstrndup(query + off, len);
+	}
 	if (session_open(fw->skey, *sid, &owner, &id) != 0) {
 		metrics_add(fw->m_peer_requests, 1, "out", "bad_session");
 		forward_no_session(sr);
@@ -1320,19 +1354,22 @@ forward_request(struct forwarder *fw, struct req *sr, const struct req_pass_opts
 {
 	struct fx *fx;
 	const char *xfp, *sid;
-	char *backend_id;
+	char *backend_id, *sid_query;
 	struct forwarder *to;
 
 	if (req_gone(sr))
 		return;
-	if ((to = forward_route(fw, sr, &sid, &backend_id)) == NULL)
+	if ((to = forward_route(fw, sr, &sid, &backend_id, &sid_query)) == NULL) {
+		free(sid_query);
 		return;
+	}
 	fx = xcalloc(1, sizeof *fx);
 	fx->fw = fw = to;
 	fw->n_active++;
 	fx->to_peer = fw->root != NULL;
 	fx->sid_client = sid;
 	fx->sid_backend = backend_id;
+	fx->sid_query = sid_query;
 	if (fx->to_peer) {
 		const char *path = req_path(sr), *query = req_query(sr);
 

@@ -5,7 +5,10 @@
 
 #include <ctype.h>
 #include <event2/buffer.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/xalloc.h"
 
 bool
 sse_endpoint_prefix_safe(const char *p)
@@ -27,7 +30,49 @@ sse_endpoint_prefix_safe(const char *p)
 }
 
 bool
-sse_endpoint_rewrite(char *text, const char *prefix, struct evbuffer *out)
+sse_query_session(const char *query, size_t *off, size_t *len)
+{
+	const char *p = query;
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, '&');
+		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (n > 10 && strncmp(p, "sessionId=", 10) == 0) {
+			*off = (size_t)(p - query) + 10;
+			*len = n - 10;
+			return true;
+		}
+		if (n >= 9 && strncmp(p, "sessionId", 9) == 0 && (n == 9 || p[9] == '='))
+			return false; /* the first one is empty: no session */
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* The endpoint's path, its sessionId sealed (a new string). */
+static char *
+sse_sealed_path(const char *path, sse_seal_fn seal, void *arg)
+{
+	const char *q = strchr(path, '?');
+	size_t off, len;
+	char *id, *sealed, *out;
+
+	if (seal == NULL || q == NULL || !sse_query_session(q + 1, &off, &len))
+		return NULL;
+	id = xstrndup(q + 1 + off, len);
+	sealed = seal(id, arg);
+	free(id);
+	if (sealed == NULL)
+		return NULL;
+	out = xasprintf("%.*s%s%s", (int)(q + 1 + off - path), path, sealed, q + 1 + off + len);
+	free(sealed);
+	return out;
+}
+
+bool
+sse_endpoint_rewrite(char *text, const char *prefix, sse_seal_fn seal, void *seal_arg,
+    struct evbuffer *out)
 {
 	char *line, *save = NULL;
 	bool is_endpoint = false;
@@ -37,6 +82,8 @@ sse_endpoint_rewrite(char *text, const char *prefix, struct evbuffer *out)
 
 		if (ll > 0 && line[ll - 1] == '\r')
 			line[--ll] = '\0';
+		if (ll == 0)
+			continue; /* the blank line that ends the event: added below */
 		if (strcmp(line, "event: endpoint") == 0 || strcmp(line, "event:endpoint") == 0)
 			is_endpoint = true;
 		if (is_endpoint && strncmp(line, "data:", 5) == 0) {
@@ -48,10 +95,18 @@ sse_endpoint_rewrite(char *text, const char *prefix, struct evbuffer *out)
 				if (pathpart == NULL)
 					pathpart = "/";
 			}
-			if (pathpart[0] == '/')
-				evbuffer_add_printf(out, "data: %s%s\n", prefix, pathpart);
-			else
-				evbuffer_add_printf(out, "data: %s\n", v);
+			if (pathpart[0] == '/') {
+				char *sealed = sse_sealed_path(pathpart, seal, seal_arg);
+
+				evbuffer_add_printf(out, "data: %s%s\n", prefix,
+				    sealed != NULL ? sealed : pathpart);
+				free(sealed);
+			} else {
+				char *sealed = sse_sealed_path(v, seal, seal_arg);
+
+				evbuffer_add_printf(out, "data: %s\n", sealed != NULL ? sealed : v);
+				free(sealed);
+			}
 			continue;
 		}
 		evbuffer_add_printf(out, "%s\n", line);

@@ -8,15 +8,26 @@
 #define PROXY_SSE_ENDPOINT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct evbuffer;
 
 /* Is p safe to put before a URL path: "/", then [A-Za-z0-9/-._~] only, at
  * most 256 bytes, no "//" (another origin) and no dot segments? */
 bool sse_endpoint_prefix_safe(const char *p);
+/* The session's id in a message URL's query: where the value of its
+ * first "sessionId" parameter starts in query (*off) and its length; false
+ * when there is none, or it is empty. */
+bool sse_query_session(const char *query, size_t *off, size_t *len);
+
+/* Seal a session id (a new string, or NULL to leave it as it is). */
+typedef char *(*sse_seal_fn)(const char *id, void *arg);
+
 /* Write one event (text: its lines, modified in place) to out, an
- * "endpoint" event's data rewritten to prefix + its path. True when it was
- * the endpoint event. */
-bool sse_endpoint_rewrite(char *text, const char *prefix, struct evbuffer *out);
+ * "endpoint" event's data rewritten to prefix + its path, and its
+ * sessionId sealed by seal (NULL: as it is; sessions across replicas, see
+ * session.h). True when it was the endpoint event. */
+bool sse_endpoint_rewrite(char *text, const char *prefix, sse_seal_fn seal, void *seal_arg,
+    struct evbuffer *out);
 
 #endif

@@ -38,8 +38,8 @@ function replicaConfig(backend) {
 
 /** A replica in front of its own server-everything; config(backend) → its config (the
  * peer secret is added to secrets). */
-async function startReplica(name, t, { config = replicaConfig, secrets = {} } = {}) {
-  const backend = await startBackend('streamable-http', { t });
+async function startReplica(name, t, { config = replicaConfig, secrets = {}, mode = 'streamable-http' } = {}) {
+  const backend = await startBackend(mode, { t });
   const p = await startProxy(config(backend), {
     t, env: { POD_IP: '127.0.0.1' }, secrets: { ...secrets, peer: { secret: SECRET } },
     waitFor: ['mcp', 'diagnostics', 'peer'],
@@ -198,6 +198,82 @@ test('a session initialized through A works through B: tools/list, progress, GET
   res = await post(B, 'p1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'tools/list', {}, { id: 8 });
   assert.equal(res.status, 404, 'a forged session id is an unknown session');
   assert.equal((await res.json()).error.message, 'Session not found');
+  await B.stop();
+});
+
+/** An open legacy SSE stream (GET /sse on replica): next() → the next event's {event, data}. */
+async function sseStream(replica, t) {
+  const ac = new AbortController();
+  const res = await fetch(`${replica.origin}/sse`, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
+  assert.equal(res.status, 200, `GET /sse on ${replica.name}`);
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  t.after(() => ac.abort());
+  return {
+    async next(ms = 10000) {
+      const end = Date.now() + ms;
+      for (;;) {
+        const i = buf.indexOf('\n\n');
+        if (i >= 0) {
+          const ev = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const field = (k) => ev.split('\n').filter((l) => l.startsWith(`${k}:`)).map((l) => l.slice(k.length + 1).trim()).join('\n');
+          return { event: field('event') || 'message', data: field('data') };
+        }
+        if (Date.now() > end) throw new Error('no event in time');
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the stream ended');
+        buf += dec.decode(value, { stream: true });
+      }
+    },
+    close: () => ac.abort(),
+  };
+}
+
+test('legacy SSE (backend.transport sse): the stream on A, the messages through B — the sessionId in the endpoint URL is sealed with its owner; A gone → 404', async (t) => {
+  const sseConfig = (backend) => ({ ...replicaConfig(backend), backend: { url: backend.url, transport: 'sse' } });
+  const A = await startReplica('A', t, { config: sseConfig, mode: 'sse' });
+  const B = await startReplica('B', t, { config: sseConfig, mode: 'sse' });
+  const stream = await sseStream(A, t);
+  const ep = await stream.next();
+  assert.equal(ep.event, 'endpoint');
+  assert.match(ep.data, /^\/message\?sessionId=p1\.[A-Za-z0-9_-]+$/, 'the client sees a sealed session id');
+
+  const postB = async (msg) => {
+    const r = await fetch(`${B.origin}${ep.data}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(msg) });
+    await r.arrayBuffer();
+    return r.status;
+  };
+  const answer = async (id) => {
+    for (;;) {
+      const e = await stream.next();
+      if (e.event === 'message' && JSON.parse(e.data).id === id) return JSON.parse(e.data);
+    }
+  };
+  assert.equal(await postB({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'sessions.test', version: '0' } } }), 202);
+  assert.ok((await answer(1)).result.serverInfo, 'initialize answered on A\'s stream');
+  assert.equal(await postB({ jsonrpc: '2.0', method: 'notifications/initialized' }), 202);
+  assert.equal(await postB({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), 202);
+  const list = await answer(2);
+  assert.ok(list.result.tools.some((x) => x.name === 'echo'), JSON.stringify(list).slice(0, 200));
+  assert.equal(await postB({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'legacy across replicas' } } }), 202);
+  assert.match(JSON.stringify((await answer(3)).result), /legacy across replicas/);
+
+  let m = await scrapeMetrics(B.diagUrl);
+  assert.ok(m.get('mcp_proxy_peer_requests_total{direction="out",outcome="ok"}') >= 4, m.text);
+  m = await scrapeMetrics(A.diagUrl);
+  assert.ok(m.get('mcp_proxy_peer_requests_total{direction="in",outcome="ok"}') >= 4, m.text);
+  // (B's own backend is never asked: it would hold such a POST unanswered, as the SDK's
+  // SSE transport does for a session it does not know)
+  // a sessionId that is not sealed by us is a session nobody knows
+  const forged = await fetch(`${B.origin}/message?sessionId=p1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}' });
+  assert.equal(forged.status, 404);
+  await forged.arrayBuffer();
+
+  stream.close();
+  await A.stop();
+  assert.equal(await postB({ jsonrpc: '2.0', id: 4, method: 'tools/list' }), 404, 'owner gone → 404');
   await B.stop();
 });
 
