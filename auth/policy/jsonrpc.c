@@ -1106,8 +1106,8 @@ struct jr_resp {
 	bool done;                              /* its list filtered already */
 };
 
-static void
-jr_piece(struct jsonrpc_pieces *pc, const char *p, size_t len)
+void
+jsonrpc_pieces_add(struct jsonrpc_pieces *pc, const char *p, size_t len)
 {
 	if (len == 0)
 		return;
@@ -1275,13 +1275,14 @@ jr_items(struct jr *s, int level, size_t li, struct jr_lf *lf)
 	lf->lists++;
 	if (dropped) {
 		/* the bytes up to and with '[', the kept items, then from ']' on */
-		jr_piece(lf->pc, lf->buf + lf->mark, (size_t)(open + 1 - (lf->buf + lf->mark)));
+		jsonrpc_pieces_add(lf->pc, lf->buf + lf->mark,
+		    (size_t)(open + 1 - (lf->buf + lf->mark)));
 		for (size_t i = 0; i < n; i++) {
 			if (!kept[i])
 				continue;
 			if (!first)
-				jr_piece(lf->pc, ",", 1);
-			jr_piece(lf->pc, items[i].p, items[i].len);
+				jsonrpc_pieces_add(lf->pc, ",", 1);
+			jsonrpc_pieces_add(lf->pc, items[i].p, items[i].len);
 			first = false;
 		}
 		lf->mark = (size_t)((const char *)s->p - 1 - lf->buf);
@@ -1505,7 +1506,7 @@ jsonrpc_filter_shape(const char *buf, size_t len, int max_depth, jsonrpc_list_fn
 	if (s.p < s.end || s.dup)
 		return -1;
 	if (out->changed)
-		jr_piece(out, buf + lf.mark, len - lf.mark);
+		jsonrpc_pieces_add(out, buf + lf.mark, len - lf.mark);
 	if (shape != NULL && lf.lists == 1 && (r.id == JR_STRING || r.id == JR_INT)) {
 		shape->ok = true;
 		shape->id_off = (size_t)(r.id_span.p - buf);

@@ -158,6 +158,8 @@ struct jsonrpc_pieces {
 int jsonrpc_filter_lists(const char *buf, size_t len, int max_depth, jsonrpc_list_fn list,
     jsonrpc_keep_fn keep, void *arg, struct jsonrpc_pieces *out);
 void jsonrpc_pieces_dispose(struct jsonrpc_pieces *pc);
+/* Add len bytes at p (not copied) to pc; nothing when len is 0. */
+void jsonrpc_pieces_add(struct jsonrpc_pieces *pc, const char *p, size_t len);
 
 /* What a list response's filtering depended on besides the principal,
  * noted by jsonrpc_filter_shape() when the body is one response with a

@@ -106,18 +106,6 @@ lc_fits(const struct lc_entry *e, const char *buf, size_t len, struct jsonrpc_sp
 	return jsonrpc_is_list_id(id->p, id->len);
 }
 
-static void
-lc_piece(struct jsonrpc_pieces *pc, const char *p, size_t len)
-{
-	if (len == 0)
-		return;
-	if (pc->n == pc->cap) {
-		pc->cap = pc->cap == 0 ? 16 : pc->cap * 2;
-		pc->v = xreallocarray(pc->v, pc->cap, sizeof *pc->v);
-	}
-	pc->v[pc->n++] = (struct jsonrpc_span){ p, len };
-}
-
 /* Where byte x of e's body is in a body whose id is idlen bytes: those
  * after the id move by the difference of the ids' lengths. */
 static size_t
@@ -161,16 +149,17 @@ lc_filter(struct lc_entry *e, const char *buf, size_t len, struct jsonrpc_span i
 	if (n_kept == sh->n)
 		return true; /* nothing dropped: the body as it came */
 	/* the bytes up to and with '[', the kept items, then from ']' on */
-	lc_piece(out, buf, lc_at(sh, sh->open, id.len) + 1);
+	jsonrpc_pieces_add(out, buf, lc_at(sh, sh->open, id.len) + 1);
 	for (size_t i = 0; i < sh->n; i++) {
 		if (!kept[i])
 			continue;
 		if (!first)
-			lc_piece(out, ",", 1);
-		lc_piece(out, buf + lc_at(sh, sh->items[i].off, id.len), sh->items[i].len);
+			jsonrpc_pieces_add(out, ",", 1);
+		jsonrpc_pieces_add(out, buf + lc_at(sh, sh->items[i].off, id.len),
+		    sh->items[i].len);
 		first = false;
 	}
-	lc_piece(out, buf + close, len - close);
+	jsonrpc_pieces_add(out, buf + close, len - close);
 	out->changed = true;
 	return true;
 }
