@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Sessions across replicas: tools/list in one MCP session, directly through its owner (A)
-# and through another replica (B → A's peer listener → A's backend), in interleaved
-# rounds, in one run: req/s, p99 and the proxies' CPU per request (utime+stime from
-# /proc/<pid>/stat; the hop counts both replicas). One server-everything (A's backend)
-# serves both paths. Run by hand, not in ctest; everything on 127.0.0.1.
+# Sessions across replicas: tools/list in one MCP session, directly through its owner (A),
+# through a plain extra proxy in front of A (C, whose backend is A's MCP listener: what
+# "one extra proxy hop" costs) and through another replica (B → A's peer listener → A's
+# backend), in interleaved rounds, in one run: req/s, p99 and the proxies' CPU per request
+# (utime+stime from /proc/<pid>/stat; chain and hop count both proxies). One
+# server-everything (A's backend) serves every path. Run by hand, not in ctest; everything
+# on 127.0.0.1.
 #
 #   MCP_PROXY_BIN=build/mcp-proxy-runner ROUNDS=3 DURATION=10 CONNS=20 test/bench/sessions/run.sh
+#
+# PERF=<dir> also records a perf profile (perf record -g) of each proxy on each path and
+# round into <dir> (label-rROUND-PID.data); the CPU figures then include perf's overhead.
+# STRACE=<dir> counts each proxy's system calls (strace -c) into <dir>/label-rROUND-PID.txt.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
@@ -27,19 +33,22 @@ cat "$TMP/be" >/dev/null &
 
 mkdir -p "$TMP/secrets/peer"
 head -c 32 /dev/urandom | base64 >"$TMP/secrets/peer/secret"
-start_replica() { # name port peerport
+start_replica() { # name port [peerport] [backend port]
+	local peer=""
+	[ -z "$3" ] || peer=',"peerListen":"127.0.0.1:'$3'","peerAddress":"127.0.0.1:'$3'","peerSecretRef":{"name":"peer","key":"secret"}'
 	cat >"$TMP/$1.json" <<JSON
-{"auth":{"mode":"none"},"backend":{"url":"http://127.0.0.1:$BPORT"},
- "server":{"listen":"127.0.0.1:$2","diagnosticsListen":"127.0.0.1:0","logLevel":"warn",
-  "peerListen":"127.0.0.1:$3","peerAddress":"127.0.0.1:$3","peerSecretRef":{"name":"peer","key":"secret"}}}
+{"auth":{"mode":"none"},"backend":{"url":"http://127.0.0.1:${4:-$BPORT}"},
+ "server":{"listen":"127.0.0.1:$2","diagnosticsListen":"127.0.0.1:0","logLevel":"warn"$peer}}
 JSON
 	MCP_PROXY_SECRETS_DIR="$TMP/secrets" "$BIN" --config "$TMP/$1.json" 2>"$TMP/$1.log" &
 	PIDS+=($!)
 	eval "PID_$1=$!"
 }
 PA="$(free_port)" PB="$(free_port)" PPA="$(free_port)" PPB="$(free_port)"
+PC="$(free_port)"
 start_replica A "$PA" "$PPA"
 start_replica B "$PB" "$PPB"
+start_replica C "$PC" "" "$PA" # a plain proxy in front of A: no sessions of its own
 sleep 1
 
 H=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -H 'Mcp-Protocol-Version: 2025-06-18')
@@ -54,19 +63,42 @@ cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
 TCK="$(getconf CLK_TCK)"
 run() { # label port pids...
 	local label="$1" port="$2"; shift 2
-	local before=0 after=0 out reqs rps p99 us
-	for p in "$@"; do before=$((before + $(cpu "$p"))); done
+	local after=0 out reqs rps p99 us
+	local perfs=()
+	if [ -n "${PERF:-}" ]; then # PERF=<dir>: a perf profile of each proxy of the path, per round
+		for p in "$@"; do
+			perf record -q -g -p "$p" -o "$PERF/$label-r$r-$p.data" 2>/dev/null &
+			perfs+=($!)
+		done
+		sleep 0.5
+	elif [ -n "${STRACE:-}" ]; then # STRACE=<dir>: system call counts (strace -c) instead
+		for p in "$@"; do
+			strace -c -f -p "$p" -o "$STRACE/$label-r$r-$p.txt" 2>/dev/null &
+			perfs+=($!)
+		done
+		sleep 0.5
+	fi
+	local -A t0
+	for p in "$@"; do t0[$p]=$(cpu "$p"); done
 	out="$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$HERE/tools_list.lua" "http://127.0.0.1:$port/mcp")"
-	for p in "$@"; do after=$((after + $(cpu "$p"))); done
+	local each=""
+	for p in "$@"; do
+		local d=$(($(cpu "$p") - t0[$p]))
+		after=$((after + d))
+		each+="$(awk -v t="$d" -v r="$(awk '/requests in/{print $1}' <<<"$out")" -v k="$TCK" 'BEGIN{printf " %.1f", t / k * 1e6 / r}')"
+	done
+	for p in "${perfs[@]}"; do kill -INT "$p"; wait "$p" || true; done
 	reqs="$(awk '/requests in/{print $1}' <<<"$out")"
 	rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")"
 	p99="$(awk '$1=="99%"{print $2}' <<<"$out")"
 	grep -q 'Non-2xx' <<<"$out" && { echo "sessions bench: $label: non-2xx answers" >&2; grep Non-2xx <<<"$out" >&2; }
-	us="$(awk -v t=$((after - before)) -v r="$reqs" -v k="$TCK" 'BEGIN{printf "%.1f", t / k * 1e6 / r}')"
-	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us\n' "$label" "$rps" "$p99" "$us"
+	us="$(awk -v t="$after" -v r="$reqs" -v k="$TCK" 'BEGIN{printf "%.1f", t / k * 1e6 / r}')"
+	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us  (A first:%s)\n' "$label" "$rps" "$p99" "$us" "$each"
 }
+[ -z "${PERF:-}${STRACE:-}" ] || echo "profiles in ${PERF:-$STRACE}; pids: A (owner) $PID_A, B (front of the hop) $PID_B, C (plain proxy) $PID_C"
 for r in $(seq "$ROUNDS"); do
 	echo "round $r"
 	run direct "$PA" "$PID_A"
+	run chain "$PC" "$PID_A" "$PID_C"
 	run hop "$PB" "$PID_A" "$PID_B"
 done
