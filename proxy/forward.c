@@ -830,13 +830,15 @@ fx_seal_sid(const char *id, void *arg)
 }
 
 /* Legacy SSE: rewrite the data of the first "endpoint" event so the client
- * posts back through us (public prefix kept); pass the rest through. */
+ * posts back through us (public prefix kept); pass the rest through. The
+ * events before it are looked for within FW_SSE_REWRITE_MAX bytes, with
+ * any line ends (sse_event_end). */
 static void
 fx_emit(struct fx *fx, struct evbuffer *buf)
 {
-	struct evbuffer_ptr ev;
 	struct evbuffer *out;
-	size_t evlen;
+	size_t len, evlen;
+	const char *head;
 	char *text;
 	bool is_endpoint;
 
@@ -846,15 +848,20 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 	}
 	evbuffer_add_buffer(fx->sse_pending, buf);
 	for (;;) {
-		ev = evbuffer_search(fx->sse_pending, "\n\n", 2, NULL);
-		if (ev.pos < 0) {
-			if (evbuffer_get_length(fx->sse_pending) > FW_SSE_REWRITE_MAX) {
-				fx->rewrite_sse = false;
-				fx_emit_raw(fx, fx->sse_pending);
-			}
+		len = evbuffer_get_length(fx->sse_pending);
+		if (len > FW_SSE_REWRITE_MAX)
+			len = FW_SSE_REWRITE_MAX;
+		head = (const char *)evbuffer_pullup(fx->sse_pending, (ssize_t)len);
+		evlen = sse_event_end(head, len);
+		/* none within reach, or one with a NUL (not text): as it came */
+		if ((evlen == 0 && evbuffer_get_length(fx->sse_pending) >= FW_SSE_REWRITE_MAX) ||
+		    (evlen > 0 && memchr(head, '\0', evlen) != NULL)) {
+			fx->rewrite_sse = false;
+			fx_emit_raw(fx, fx->sse_pending);
 			return;
 		}
-		evlen = (size_t)ev.pos + 2;
+		if (evlen == 0)
+			return;
 		text = xmalloc(evlen + 1);
 		evbuffer_remove(fx->sse_pending, text, evlen);
 		text[evlen] = '\0';

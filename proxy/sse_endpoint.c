@@ -29,25 +29,63 @@ sse_endpoint_prefix_safe(const char *p)
 	return true;
 }
 
+/* Is the parameter p (n bytes, up to its '&') named sessionId (the
+ * TypeScript SDK's) or session_id (the Python SDK's)? *name_len: the name's. */
+static bool
+sse_session_param(const char *p, size_t n, size_t *name_len)
+{
+	static const char *const names[] = { "sessionId", "session_id" };
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		size_t k = strlen(names[i]);
+
+		if (n >= k && strncmp(p, names[i], k) == 0 && (n == k || p[k] == '=')) {
+			*name_len = k;
+			return true;
+		}
+	}
+	return false;
+}
+
 bool
 sse_query_session(const char *query, size_t *off, size_t *len)
 {
 	const char *p = query;
+	size_t k;
 
 	while (p != NULL && *p != '\0') {
 		const char *end = strchr(p, '&');
 		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
 
-		if (n > 10 && strncmp(p, "sessionId=", 10) == 0) {
-			*off = (size_t)(p - query) + 10;
-			*len = n - 10;
+		if (sse_session_param(p, n, &k)) {
+			if (n <= k + 1)
+				return false; /* the first one is empty: no session */
+			*off = (size_t)(p - query) + k + 1;
+			*len = n - k - 1;
 			return true;
 		}
-		if (n >= 9 && strncmp(p, "sessionId", 9) == 0 && (n == 9 || p[9] == '='))
-			return false; /* the first one is empty: no session */
 		p = end != NULL ? end + 1 : NULL;
 	}
 	return false;
+}
+
+size_t
+sse_event_end(const char *p, size_t len)
+{
+	bool line_empty = true; /* nothing yet on the line at i */
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != '\r' && p[i] != '\n') {
+			line_empty = false;
+			continue;
+		}
+		if (p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
+			i++; /* CRLF: one line end */
+		if (line_empty)
+			return i + 1;
+		line_empty = true;
+	}
+	return 0;
 }
 
 /* The endpoint's path, its sessionId sealed (a new string). */
@@ -77,13 +115,10 @@ sse_endpoint_rewrite(char *text, const char *prefix, sse_seal_fn seal, void *sea
 	char *line, *save = NULL;
 	bool is_endpoint = false;
 
-	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-		size_t ll = strlen(line);
-
-		if (ll > 0 && line[ll - 1] == '\r')
-			line[--ll] = '\0';
-		if (ll == 0)
-			continue; /* the blank line that ends the event: added below */
+	/* Lines end with CR, LF or CRLF; strtok_r skips the empty ones, the
+	 * blank line that ends the event among them (added below). */
+	for (line = strtok_r(text, "\r\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\r\n", &save)) {
 		if (strcmp(line, "event: endpoint") == 0 || strcmp(line, "event:endpoint") == 0)
 			is_endpoint = true;
 		if (is_endpoint && strncmp(line, "data:", 5) == 0) {

@@ -1,13 +1,14 @@
 // The legacy HTTP+SSE transport (backend.transport: sse) through the proxy, against
 // server-everything in SSE mode (GET /sse, POST /message?sessionId=…): the SDK's
 // SSEClientTransport works end to end, and the `event: endpoint` path is rewritten with
-// server.publicPathPrefix, or with X-Forwarded-Prefix only when server.trustProxyHeaders.
-// Everything runs on 127.0.0.1.
+// server.publicPathPrefix, or with X-Forwarded-Prefix only when server.trustProxyHeaders;
+// and a backend framed as the Python SDK's (CRLF line ends, ?session_id=). Everything
+// runs on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import {
-  startProxy, startBackend, connectClient, request, waitFor, scrapeMetrics,
+  startProxy, startBackend, startPySseBackend, connectClient, request, waitFor, scrapeMetrics,
 } from './lib/harness.mjs';
 
 function cfg(url, server = {}) {
@@ -163,5 +164,35 @@ test('a POST the SSE backend never answers → 504 after backend.responseTimeout
   });
   assert.equal(r.status, 504);
   assert.equal(r.json().error, 'gateway_timeout');
+  await p.stop();
+});
+
+test('a backend framed as the Python SDK\'s (CRLF line ends, /messages/?session_id=): the endpoint event comes at once, rewritten; an SDK client works', async (t) => {
+  const backend = await startPySseBackend({ t });
+  const p = await startProxy(cfg(backend.url, { publicPathPrefix: '/team-a' }), { t });
+  // Raw bytes: the endpoint event is rewritten (LF line ends), the later events pass as
+  // they came (CRLF), and nothing waits for 16 KiB of stream to pile up first.
+  const raw = await new Promise((resolve, reject) => {
+    const req = http.get(`${p.origin}/sse`, { headers: { accept: 'text/event-stream' }, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      const timer = setTimeout(() => { req.destroy(); reject(new Error(`no ping within 5 s: ${JSON.stringify(text)}`)); }, 5000);
+      res.on('data', (d) => {
+        text += d;
+        if (text.includes(': ping')) { clearTimeout(timer); req.destroy(); resolve(text); }
+      });
+    });
+    req.on('error', (e) => { if (e.code !== 'ECONNRESET') reject(e); });
+  });
+  assert.match(raw, /^event: endpoint\ndata: \/team-a\/messages\/\?session_id=[0-9a-f]{32}\n\n: ping - [^\r\n]+\r\n\r\n/, JSON.stringify(raw));
+
+  const front = await startPrefixFront('/team-a', p.origin, t);
+  const client = await connectClient({ url: `${front.url}/team-a/sse`, transport: 'sse', t });
+  assert.equal(client.getServerVersion()?.name, 'py-sse-backend');
+  const { tools } = await client.listTools();
+  assert.deepEqual(tools.map((x) => x.name), ['echo']);
+  const r = await client.callTool({ name: 'echo', arguments: { message: 'crlf ✓' } });
+  assert.match(JSON.stringify(r.content), /crlf ✓/);
+  await client.close();
   await p.stop();
 });

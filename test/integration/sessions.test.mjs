@@ -20,7 +20,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startProxy, startBackend, startIdp, scrapeMetrics, getFreePort, sleep } from './lib/harness.mjs';
+import { startProxy, startBackend, startPySseBackend, startIdp, scrapeMetrics, getFreePort, sleep } from './lib/harness.mjs';
 import { startRedis, sharedKeys, embeddedReplicaConfig, embeddedReplicaSecrets } from './lib/redis.mjs';
 import { loginHelpers } from './lib/login.mjs';
 
@@ -39,7 +39,7 @@ function replicaConfig(backend) {
 /** A replica in front of its own server-everything; config(backend) → its config (the
  * peer secret is added to secrets). */
 async function startReplica(name, t, { config = replicaConfig, secrets = {}, mode = 'streamable-http' } = {}) {
-  const backend = await startBackend(mode, { t });
+  const backend = mode === 'py-sse' ? await startPySseBackend({ t }) : await startBackend(mode, { t });
   const p = await startProxy(config(backend), {
     t, env: { POD_IP: '127.0.0.1' }, secrets: { ...secrets, peer: { secret: SECRET } },
     waitFor: ['mcp', 'diagnostics', 'peer'],
@@ -224,7 +224,7 @@ async function sseStream(replica, t) {
         if (Date.now() > end) throw new Error('no event in time');
         const { value, done } = await reader.read();
         if (done) throw new Error('the stream ended');
-        buf += dec.decode(value, { stream: true });
+        buf = (buf + dec.decode(value, { stream: true })).replace(/\r\n/g, '\n'); // CRLF events too
       }
     },
     close: () => ac.abort(),
@@ -274,6 +274,34 @@ test('legacy SSE (backend.transport sse): the stream on A, the messages through 
   stream.close();
   await A.stop();
   assert.equal(await postB({ jsonrpc: '2.0', id: 4, method: 'tools/list' }), 404, 'owner gone → 404');
+  await B.stop();
+});
+
+test('legacy SSE framed as the Python SDK\'s (CRLF, /messages/?session_id=): its session_id is sealed and routed to the owner too', async (t) => {
+  const sseConfig = (backend) => ({ ...replicaConfig(backend), backend: { url: backend.url, transport: 'sse' } });
+  const A = await startReplica('A', t, { config: sseConfig, mode: 'py-sse' });
+  const B = await startReplica('B', t, { config: sseConfig, mode: 'py-sse' });
+  const stream = await sseStream(A, t);
+  const ep = await stream.next();
+  assert.equal(ep.event, 'endpoint');
+  assert.match(ep.data, /^\/messages\/\?session_id=p1\.[A-Za-z0-9_-]+$/, 'the client sees a sealed session id');
+  const postB = async (msg) => {
+    const r = await fetch(`${B.origin}${ep.data}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(msg) });
+    await r.arrayBuffer();
+    return r.status;
+  };
+  assert.equal(await postB({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'python across replicas' } } }), 202);
+  for (;;) {
+    const e = await stream.next();
+    if (e.event !== 'message') continue;
+    assert.match(e.data, /python across replicas/, 'answered on A\'s stream (B\'s backend never knew the session)');
+    break;
+  }
+  const m = await scrapeMetrics(B.diagUrl);
+  assert.ok(m.get('mcp_proxy_peer_requests_total{direction="out",outcome="ok"}') >= 1, m.text);
+  stream.close();
+  await A.stop();
+  assert.equal(await postB({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), 404, 'owner gone → 404');
   await B.stop();
 });
 

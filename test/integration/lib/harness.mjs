@@ -471,6 +471,16 @@ export async function startBackend(mode = 'streamable-http', { t, port = 0 } = {
 }
 
 /**
+ * startPySseBackend({t, port}) → {port, url, mcpUrl (url+"/sse"), stop()} — a legacy SSE
+ *   backend framed as the Python SDK's (CRLF, /messages/?session_id=…): test/peers/py-sse-backend.mjs.
+ */
+export async function startPySseBackend({ t, port = 0 } = {}) {
+  const peer = await spawnPeer('py-sse-backend.mjs', [port], { t });
+  const url = `http://127.0.0.1:${peer.port}`;
+  return Object.assign(peer, { url, mode: 'sse', mcpUrl: url + '/sse' });
+}
+
+/**
  * startEchoBackend({t, port}) → {port, url, stats() → GET /__echo/stats, reset(), stop()}
  *   See test/peers/echo-backend.mjs for query parameters (delay, sse, size, status, …).
  */

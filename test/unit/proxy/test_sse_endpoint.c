@@ -1,7 +1,8 @@
 /*
  * Unit tests of proxy/sse_endpoint: the legacy SSE endpoint event's
  * rewrite (prefix, absolute URLs, other events untouched), the sessionId of
- * a message URL's query, and its sealing for sessions across replicas.
+ * a message URL's query, and its sealing for sessions across replicas;
+ * where an event ends, with LF, CRLF or CR line ends.
  */
 #include "proxy/sse_endpoint.h"
 
@@ -62,6 +63,15 @@ test_query_session(void)
 	CU_ASSERT_EQUAL(off, 23);
 	CU_ASSERT_FALSE(sse_query_session("", &off, &len));
 	CU_ASSERT_FALSE(sse_query_session("a=1", &off, &len));
+	/* the Python SDK's name; whichever comes first counts */
+	CU_ASSERT_TRUE(sse_query_session("session_id=0123abcd", &off, &len));
+	CU_ASSERT_EQUAL(off, 11);
+	CU_ASSERT_EQUAL(len, 8);
+	CU_ASSERT_TRUE(sse_query_session("x=1&session_id=ab&sessionId=cde", &off, &len));
+	CU_ASSERT_EQUAL(off, 15);
+	CU_ASSERT_EQUAL(len, 2);
+	CU_ASSERT_FALSE(sse_query_session("session_id=&sessionId=two", &off, &len));
+	CU_ASSERT_FALSE(sse_query_session("session_idx=1", &off, &len));
 }
 
 static void
@@ -102,12 +112,65 @@ test_rewrite(void)
 	free(s);
 }
 
+static void
+test_event_end(void)
+{
+#define END(s) sse_event_end((s), strlen(s))
+	CU_ASSERT_EQUAL(END("event: endpoint\ndata: /m\n\nrest"), 26);
+	/* sse-starlette (the Python SDK's SSE transport) writes CRLF */
+	CU_ASSERT_EQUAL(END("event: endpoint\r\ndata: /m\r\n\r\nrest"), 29);
+	CU_ASSERT_EQUAL(END("event: endpoint\rdata: /m\r\rrest"), 26);
+	CU_ASSERT_EQUAL(END("data: a\r\n\ndata: b\n\n"), 10); /* mixed */
+	CU_ASSERT_EQUAL(END("data: a\n\r\n"), 10);
+	CU_ASSERT_EQUAL(END(": ping\n\n"), 8); /* a comment is an event here too */
+	/* a blank line first: an (empty) event of its own */
+	CU_ASSERT_EQUAL(END("\nevent: x\n\n"), 1);
+	CU_ASSERT_EQUAL(END("\r\nevent: x\n\n"), 2);
+	/* not whole yet */
+	CU_ASSERT_EQUAL(END(""), 0);
+	CU_ASSERT_EQUAL(END("event: endpoint\ndata: /m\n"), 0);
+	CU_ASSERT_EQUAL(END("event: endpoint\r\ndata: /m\r\n"), 0);
+	CU_ASSERT_EQUAL(END("data: /m\r"), 0);
+	/* a CR last: the event ends there; a LF after it comes as a blank line */
+	CU_ASSERT_EQUAL(END("data: /m\r\n\r"), 11);
+	CU_ASSERT_EQUAL(END("\r"), 1);
+	/* len bounds the look: bytes beyond it are not read */
+	CU_ASSERT_EQUAL(sse_event_end("data: x\n\n", 8), 0);
+	CU_ASSERT_EQUAL(sse_event_end("data: x\n\n", 9), 9);
+#undef END
+}
+
+static void
+test_rewrite_line_ends(void)
+{
+	bool was;
+	char *s;
+
+	/* CRLF and CR events: recognised and sealed, written with LF line ends */
+	s = rewrite("event: endpoint\r\ndata: /messages/?session_id=abc\r\n\r\n", "/p", fake_seal,
+	    &was);
+	CU_ASSERT_TRUE(was);
+	CU_ASSERT_STRING_EQUAL(s, "event: endpoint\ndata: /p/messages/?session_id=S(abc)\n\n");
+	free(s);
+	s = rewrite("event: endpoint\rdata: /message?sessionId=abc\r\r", "", fake_seal, &was);
+	CU_ASSERT_TRUE(was);
+	CU_ASSERT_STRING_EQUAL(s, "event: endpoint\ndata: /message?sessionId=S(abc)\n\n");
+	free(s);
+	/* a lone blank line (the LF after a CR that ended an event) stays one */
+	s = rewrite("\n", "/p", fake_seal, &was);
+	CU_ASSERT_FALSE(was);
+	CU_ASSERT_STRING_EQUAL(s, "\n");
+	free(s);
+}
+
 int
 main(void)
 {
 	static const struct unit_test tests[] = {
 		{ "query_session", test_query_session },
 		{ "rewrite", test_rewrite },
+		{ "event_end", test_event_end },
+		{ "rewrite_line_ends", test_rewrite_line_ends },
 		{ NULL, NULL },
 	};
 
