@@ -231,20 +231,26 @@ async function sseStream(replica, t) {
   };
 }
 
-test('legacy SSE (backend.transport sse): the stream on A, the messages through B — the sessionId in the endpoint URL is sealed with its owner; A gone → 404', async (t) => {
+/** Two legacy SSE replicas (backend mode 'sse' or 'py-sse'), the stream open on A:
+ * {A, B, stream, ep (its endpoint event), postB(msg) → the status of a POST of msg through B}. */
+async function legacyPair(t, mode) {
   const sseConfig = (backend) => ({ ...replicaConfig(backend), backend: { url: backend.url, transport: 'sse' } });
-  const A = await startReplica('A', t, { config: sseConfig, mode: 'sse' });
-  const B = await startReplica('B', t, { config: sseConfig, mode: 'sse' });
+  const A = await startReplica('A', t, { config: sseConfig, mode });
+  const B = await startReplica('B', t, { config: sseConfig, mode });
   const stream = await sseStream(A, t);
   const ep = await stream.next();
   assert.equal(ep.event, 'endpoint');
-  assert.match(ep.data, /^\/message\?sessionId=p1\.[A-Za-z0-9_-]+$/, 'the client sees a sealed session id');
-
   const postB = async (msg) => {
     const r = await fetch(`${B.origin}${ep.data}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(msg) });
     await r.arrayBuffer();
     return r.status;
   };
+  return { A, B, stream, ep, postB };
+}
+
+test('legacy SSE (backend.transport sse): the stream on A, the messages through B — the sessionId in the endpoint URL is sealed with its owner; A gone → 404', async (t) => {
+  const { A, B, stream, ep, postB } = await legacyPair(t, 'sse');
+  assert.match(ep.data, /^\/message\?sessionId=p1\.[A-Za-z0-9_-]+$/, 'the client sees a sealed session id');
   const answer = async (id) => {
     for (;;) {
       const e = await stream.next();
@@ -278,18 +284,8 @@ test('legacy SSE (backend.transport sse): the stream on A, the messages through 
 });
 
 test('legacy SSE framed as the Python SDK\'s (CRLF, /messages/?session_id=): its session_id is sealed and routed to the owner too', async (t) => {
-  const sseConfig = (backend) => ({ ...replicaConfig(backend), backend: { url: backend.url, transport: 'sse' } });
-  const A = await startReplica('A', t, { config: sseConfig, mode: 'py-sse' });
-  const B = await startReplica('B', t, { config: sseConfig, mode: 'py-sse' });
-  const stream = await sseStream(A, t);
-  const ep = await stream.next();
-  assert.equal(ep.event, 'endpoint');
+  const { A, B, stream, ep, postB } = await legacyPair(t, 'py-sse');
   assert.match(ep.data, /^\/messages\/\?session_id=p1\.[A-Za-z0-9_-]+$/, 'the client sees a sealed session id');
-  const postB = async (msg) => {
-    const r = await fetch(`${B.origin}${ep.data}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(msg) });
-    await r.arrayBuffer();
-    return r.status;
-  };
   assert.equal(await postB({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'python across replicas' } } }), 202);
   for (;;) {
     const e = await stream.next();
