@@ -25,96 +25,16 @@
 #include "common/xalloc.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "test/unit/store/redis_server.h"
 #include "test/unit/unit.h"
 
 static struct event_base *base;
-static pid_t server_pid = -1;
-static int server_port;
-static char server_dir[64];
+static struct redis_server srv; /* the test's own redis-server */
 
 static int
 free_port(void)
 {
-	return unit_free_port();
-}
-
-/* Start redis-server on server_port (a fresh one unless keep_port). */
-static void
-server_start(bool keep_port)
-{
-	char port[16];
-	redisContext *c;
-
-	if (!keep_port)
-		server_port = free_port();
-	if (server_dir[0] == '\0') {
-		snprintf(server_dir, sizeof server_dir, "/tmp/mcp-redis-test.XXXXXX");
-		if (mkdtemp(server_dir) == NULL) {
-			perror("mkdtemp");
-			exit(1);
-		}
-	}
-	snprintf(port, sizeof port, "%d", server_port);
-	server_pid = fork();
-	if (server_pid == 0) {
-		char log[96];
-		int fd;
-
-		snprintf(log, sizeof log, "%s/redis.log", server_dir);
-		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-		    "--dir", server_dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
-		    "--loglevel", "warning", (char *)NULL);
-		_exit(127);
-	}
-	/* Ready when it answers PING (a blocking client is fine in the test). */
-	for (int i = 0; i < 500; i++) {
-		struct timeval tv = { 0, 200000 };
-
-		if ((c = redisConnectWithTimeout("127.0.0.1", server_port, tv)) != NULL &&
-		    c->err == 0) {
-			redisReply *r = redisCommand(c, "PING");
-			bool ok = r != NULL && r->type == REDIS_REPLY_STATUS;
-
-			freeReplyObject(r);
-			redisFree(c);
-			if (ok)
-				return;
-		} else if (c != NULL) {
-			redisFree(c);
-		}
-		usleep(20000);
-	}
-	CU_FAIL_FATAL(
-	    "redis-server did not start (is it installed? scripts/install-deps.sh --test)");
-}
-
-static void
-server_stop(void)
-{
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-		server_pid = -1;
-	}
-}
-
-/* A blocking admin command on the test server. */
-static void
-server_admin(const char *cmd)
-{
-	struct timeval tv = { 2, 0 };
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", server_port, tv);
-	redisReply *r;
-
-	CU_ASSERT_FATAL(c != NULL && c->err == 0);
-	r = redisCommand(c, cmd);
-	CU_ASSERT(r != NULL && r->type != REDIS_REPLY_ERROR);
-	freeReplyObject(r);
-	redisFree(c);
+	return redis_server_free_port();
 }
 
 struct got {
@@ -166,7 +86,7 @@ static struct redis_params
 params(void)
 {
 	struct redis_params p = { .host = "127.0.0.1",
-		.port = server_port,
+		.port = srv.port,
 		.dial_timeout_ms = 2000,
 		.read_timeout_ms = 2000,
 		.write_timeout_ms = 2000,
@@ -211,7 +131,7 @@ test_commands_scripts_cancel(void)
 	CU_ASSERT_EQUAL(g[3].type, REDIS_REPLY_INTEGER);
 	CU_ASSERT_EQUAL(g[3].integer, 43); /* 1, INCR, +41 */
 	/* the script cache flushed: EVALSHA gets NOSCRIPT, the script is sent */
-	server_admin("SCRIPT FLUSH");
+	redis_server_do(&srv, "SCRIPT FLUSH");
 	memset(g, 0, sizeof g);
 	redis_eval(r, script, 1, 2, args, NULL, reply_cb, &g[0]);
 	want = 1;
@@ -233,7 +153,7 @@ test_acl_user_and_bad_password(void)
 	struct redis *r;
 	struct got g = { 0 };
 
-	server_admin("ACL SETUSER proxy on >s3cret-pw ~mcp:* +@all");
+	redis_server_do(&srv, "ACL SETUSER proxy on >s3cret-pw ~mcp:* +@all");
 	p.username = "proxy";
 	p.password = "s3cret-pw";
 	r = redis_new(base, NULL, &p);
@@ -272,7 +192,7 @@ test_server_away_and_back(void)
 
 	r = redis_new(base, NULL, &p);
 	CU_ASSERT_TRUE_FATAL(run_until_up(r, true));
-	server_stop();
+	redis_server_stop(&srv);
 	CU_ASSERT_TRUE(run_until_up(r, false));
 	/* down: the command fails on the next loop turn, it does not wait */
 	cmd(r, "PING", NULL, NULL, &g);
@@ -283,7 +203,7 @@ test_server_away_and_back(void)
 	CU_ASSERT_EQUAL(g.type, -1);
 	CU_ASSERT_STRING_NOT_EQUAL(redis_error(r), "");
 	/* back on the same port: reconnected without anyone asking */
-	server_start(true);
+	redis_server_start(&srv); /* again, on the same port */
 	CU_ASSERT_TRUE(run_until_up(r, true));
 	memset(&g, 0, sizeof g);
 	cmd(r, "PING", NULL, NULL, &g);
@@ -306,11 +226,11 @@ test_read_timeout(void)
 	p.read_timeout_ms = 300;
 	r = redis_new(base, NULL, &p);
 	CU_ASSERT_TRUE_FATAL(run_until_up(r, true));
-	kill(server_pid, SIGSTOP);
+	kill(srv.pid, SIGSTOP);
 	cmd(r, "PING", NULL, NULL, &g);
 	want = 1;
 	run();
-	kill(server_pid, SIGCONT);
+	kill(srv.pid, SIGCONT);
 	CU_ASSERT_EQUAL(g.calls, 1);
 	CU_ASSERT_EQUAL(g.type, -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(g.error, "read timeout"));
@@ -340,12 +260,12 @@ test_tls(void)
 	    "-out srv.csr -subj /CN=redis 2>/dev/null && printf 'subjectAltName=IP:127.0.0.1\\n' "
 	    "> ext && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
 	    "-out srv.pem -days 1 -extfile ext 2>/dev/null",
-	    server_dir);
+	    srv.dir);
 	CU_ASSERT_EQUAL_FATAL(system(cmdline), 0);
 	snprintf(port, sizeof port, "%d", tls_port);
-	snprintf(path[0], sizeof path[0], "%s/srv.pem", server_dir);
-	snprintf(path[1], sizeof path[1], "%s/srv.key", server_dir);
-	snprintf(path[2], sizeof path[2], "%s/ca.pem", server_dir);
+	snprintf(path[0], sizeof path[0], "%s/srv.pem", srv.dir);
+	snprintf(path[1], sizeof path[1], "%s/srv.key", srv.dir);
+	snprintf(path[2], sizeof path[2], "%s/ca.pem", srv.dir);
 	if ((pid = fork()) == 0) {
 		int fd = open("/dev/null", O_WRONLY);
 
@@ -354,7 +274,7 @@ test_tls(void)
 		execlp("redis-server", "redis-server", "--port", "0", "--tls-port", port, "--bind",
 		    "127.0.0.1", "--tls-cert-file", path[0], "--tls-key-file", path[1],
 		    "--tls-ca-cert-file", path[2], "--tls-auth-clients", "no", "--save", "",
-		    "--appendonly", "no", "--dir", server_dir, (char *)NULL);
+		    "--appendonly", "no", "--dir", srv.dir, (char *)NULL);
 		_exit(127);
 	}
 	ctx = SSL_CTX_new(TLS_client_method());
@@ -373,7 +293,7 @@ test_tls(void)
 
 	other = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_verify(other, SSL_VERIFY_PEER, NULL);
-	snprintf(path[2], sizeof path[2], "%s/other.pem", server_dir);
+	snprintf(path[2], sizeof path[2], "%s/other.pem", srv.dir);
 	CU_ASSERT_EQUAL_FATAL(SSL_CTX_load_verify_locations(other, path[2], NULL), 1);
 	p.tls = other;
 	r = redis_new(base, NULL, &p);
@@ -400,7 +320,7 @@ spawn_redis(const char *const *args)
 		char log[96];
 		int fd;
 
-		snprintf(log, sizeof log, "%s/redis.log", server_dir);
+		snprintf(log, sizeof log, "%s/redis.log", srv.dir);
 		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -474,22 +394,22 @@ test_sentinel_failover(void)
 	snprintf(sentinel, sizeof sentinel, "127.0.0.1:%d", sport);
 	{
 		const char *m[] = { "redis-server", "--port", mp, "--bind", "127.0.0.1", "--save",
-			"", "--appendonly", "no", "--dir", server_dir, NULL };
+			"", "--appendonly", "no", "--dir", srv.dir, NULL };
 		const char *rr[] = { "redis-server", "--port", rp, "--bind", "127.0.0.1", "--save",
-			"", "--appendonly", "no", "--dir", server_dir, "--replicaof", "127.0.0.1",
+			"", "--appendonly", "no", "--dir", srv.dir, "--replicaof", "127.0.0.1",
 			mp, NULL };
 
 		master = spawn_redis(m);
 		replica = spawn_redis(rr);
 	}
-	snprintf(conf, sizeof conf, "%s/sentinel.conf", server_dir);
+	snprintf(conf, sizeof conf, "%s/sentinel.conf", srv.dir);
 	f = fopen(conf, "w");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
 	fprintf(f,
 	    "port %d\nbind 127.0.0.1\nsentinel monitor m 127.0.0.1 %d 1\n"
 	    "sentinel down-after-milliseconds m 2000\nsentinel failover-timeout m 5000\n"
 	    "sentinel resolve-hostnames no\ndir %s\n",
-	    sport, mport, server_dir);
+	    sport, mport, srv.dir);
 	fclose(f);
 	{
 		const char *sa[] = { "redis-server", conf, "--sentinel", NULL };
@@ -584,18 +504,14 @@ main(void)
 		{ NULL, NULL },
 	};
 	int rc;
-	char rm[96];
 
 	log_set_level(getenv("REDIS_TEST_LOG") ? LOG_INFO : LOG_ERROR);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
-	server_start(false);
+	redis_server_start(&srv);
 	rc = unit_run("redis", tests);
-	server_stop();
+	redis_server_dispose(&srv);
 	event_base_free(base);
 	metrics_reset();
-	snprintf(rm, sizeof rm, "rm -rf '%s'", server_dir);
-	if (getenv("REDIS_TEST_KEEP") == NULL && system(rm) != 0)
-		fprintf(stderr, "could not remove %s\n", server_dir);
 	return rc;
 }
