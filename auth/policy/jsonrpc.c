@@ -37,18 +37,13 @@ struct jr_facts {
 static int
 jr_params(struct jr *s, int level, struct jr_facts *f)
 {
+	int opened;
 	enum jr_key k;
 	enum jr_type t;
 	bool more = true;
 
-	if (level >= s->max_depth)
-		return jr_fail(s, "nested too deeply");
-	s->p++;
-	jr_ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return 0;
-	}
+	if ((opened = jr_object_open(s, level)) <= 0)
+		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;
 
@@ -80,6 +75,7 @@ jr_params(struct jr *s, int level, struct jr_facts *f)
 static int
 jr_message(struct jr *s, int level, struct jr_facts *f)
 {
+	int opened;
 	char v[4];
 	struct jr_out ver = { .out = v, .cap = sizeof v };
 	enum jr_key k;
@@ -88,14 +84,8 @@ jr_message(struct jr *s, int level, struct jr_facts *f)
 
 	memset(f, 0, sizeof *f);
 	f->object = true;
-	if (level >= s->max_depth)
-		return jr_fail(s, "nested too deeply");
-	s->p++;
-	jr_ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return 0;
-	}
+	if ((opened = jr_object_open(s, level)) <= 0)
+		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;
 

@@ -275,18 +275,13 @@ jr_resolve(struct jr_resp *r, struct jr_lf *lf)
 static int
 jr_result(struct jr *s, int level, struct jr_resp *r, struct jr_lf *lf)
 {
+	int opened;
 	enum jr_key k;
 	enum jr_type t;
 	bool more = true;
 
-	if (level >= s->max_depth)
-		return jr_fail(s, "nested too deeply");
-	s->p++;
-	jr_ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return 0;
-	}
+	if ((opened = jr_object_open(s, level)) <= 0)
+		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;
 
@@ -323,20 +318,15 @@ jr_result(struct jr *s, int level, struct jr_resp *r, struct jr_lf *lf)
 static int
 jr_response(struct jr *s, int level, struct jr_resp *r, struct jr_lf *lf)
 {
+	int opened;
 	enum jr_key k;
 	enum jr_type t;
 	bool more = true;
 
 	memset(r, 0, sizeof *r);
 	r->level = level;
-	if (level >= s->max_depth)
-		return jr_fail(s, "nested too deeply");
-	s->p++;
-	jr_ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return 0;
-	}
+	if ((opened = jr_object_open(s, level)) <= 0)
+		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;
 

@@ -92,6 +92,23 @@ jr_first(struct jr *s, enum jr_type *t)
 	return true;
 }
 
+/* The '{' of an object at s->p, nested in level, and the blanks after it:
+ * 1 when a member follows, 0 when the object is empty (its '}' read too),
+ * -1 when it is nested too deeply. */
+static inline int
+jr_object_open(struct jr *s, int level)
+{
+	if (level >= s->max_depth)
+		return jr_fail(s, "nested too deeply");
+	s->p++;
+	jr_ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	return 1;
+}
+
 /* A string at s->p (its opening quote), decoded into o (may be NULL). */
 int jr_string(struct jr *s, struct jr_out *o);
 /* Any value at s->p, nested in level objects/arrays: only checked. */
