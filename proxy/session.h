@@ -13,7 +13,6 @@
 
 #include <stddef.h>
 
-#define SESSION_KEY_LEN 32
 /* Longest sealed id we open (a header value a client chooses). */
 #define SESSION_SEALED_MAX 2048
 

@@ -1,7 +1,7 @@
 /*
- * AES-256-GCM sealing with a key ring (see seal.h), through OpenSSL's EVP
- * interface. The key id is the first 8 bytes of SHA-256("mcp-proxy seal
- * key id" | key): public, and says nothing usable about the key.
+ * AES-256-GCM sealing with a key ring (see seal.h), each key keyed once
+ * (common/aead.h). The key id is the first 8 bytes of SHA-256("mcp-proxy
+ * seal key id" | key): public, and says nothing usable about the key.
  */
 #include "auth/store/seal.h"
 
@@ -12,18 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/aead.h"
 #include "common/b64url.h"
 #include "common/random.h"
 #include "common/xalloc.h"
 
-#define SEAL_NONCE_LEN 12
-#define SEAL_TAG_LEN 16
+#define SEAL_NONCE_LEN AEAD_NONCE_LEN
+#define SEAL_TAG_LEN AEAD_TAG_LEN
 #define SEAL_KID_HEX 16
 #define SEAL_PREFIX "s1."
 #define SEAL_MAX_PLAIN (1024 * 1024)
 
+_Static_assert(SEAL_KEY_LEN == AEAD_KEY_LEN, "a seal key is an AES-256 key");
+
 struct seal_key {
-	unsigned char key[SEAL_KEY_LEN];
+	struct aead *aead; /* the key, in OpenSSL's key schedule only */
 	char kid[SEAL_KID_HEX + 1];
 };
 
@@ -43,6 +46,8 @@ seal_free(struct seal *s)
 {
 	if (s == NULL)
 		return;
+	for (size_t i = 0; i < s->n; i++)
+		aead_free(s->keys[i].aead);
 	OPENSSL_cleanse(s, sizeof *s);
 	free(s);
 }
@@ -138,7 +143,7 @@ seal_add_key(struct seal *s, const unsigned char key[SEAL_KEY_LEN])
 	for (size_t i = 0; i < s->n; i++)
 		if (strcmp(s->keys[i].kid, kid) == 0)
 			return -1;
-	memcpy(s->keys[s->n].key, key, SEAL_KEY_LEN);
+	s->keys[s->n].aead = aead_new(key);
 	memcpy(s->keys[s->n].kid, kid, sizeof kid);
 	s->n++;
 	return 0;
@@ -148,29 +153,6 @@ const char *
 seal_current_kid(const struct seal *s)
 {
 	return s->n > 0 ? s->keys[0].kid : "";
-}
-
-/* One AES-256-GCM pass: encrypt (enc) or decrypt-and-verify in into out
- * (len bytes); tag is written or checked. 0, or -1. */
-static int
-seal_gcm(bool enc, const unsigned char *key, const unsigned char *nonce, const char *aad,
-    const unsigned char *in, size_t len, unsigned char *out, unsigned char *tag)
-{
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	int outl = 0, fin = 0, ok;
-
-	if (ctx == NULL)
-		abort();
-	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc ? 1 : 0) == 1 &&
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) == 1 &&
-	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc ? 1 : 0) == 1 &&
-	    EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
-	    EVP_CipherUpdate(ctx, out, &outl, in, (int)len) == 1 &&
-	    (enc || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) == 1) &&
-	    EVP_CipherFinal_ex(ctx, out + outl, &fin) == 1 &&
-	    (!enc || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) == 1);
-	EVP_CIPHER_CTX_free(ctx);
-	return ok ? 0 : -1;
 }
 
 char *
@@ -183,9 +165,8 @@ seal_seal(const struct seal *s, const void *plain, size_t len, const char *aad)
 	if (s->n == 0 || len > SEAL_MAX_PLAIN)
 		abort(); /* a caller bug: the ring is filled at start, records are small */
 	random_bytes(blob, SEAL_NONCE_LEN);
-	if (seal_gcm(true, s->keys[0].key, blob, aad, plain, len, blob + SEAL_NONCE_LEN,
-		blob + SEAL_NONCE_LEN + len) != 0)
-		abort();
+	aead_seal(s->keys[0].aead, blob, aad, strlen(aad), plain, len, blob + SEAL_NONCE_LEN,
+	    blob + SEAL_NONCE_LEN + len);
 	b64 = b64url_encode(blob, blen);
 	out = xasprintf(SEAL_PREFIX "%s.%s", s->keys[0].kid, b64);
 	free(b64);
@@ -221,8 +202,8 @@ seal_open(const struct seal *s, const char *sealed, const char *aad, char **plai
 	}
 	plen = blen - SEAL_NONCE_LEN - SEAL_TAG_LEN;
 	out = xmalloc(plen + 1);
-	if (seal_gcm(false, k->key, blob, aad, blob + SEAL_NONCE_LEN, plen, (unsigned char *)out,
-		blob + SEAL_NONCE_LEN + plen) != 0) {
+	if (aead_open(k->aead, blob, aad, strlen(aad), blob + SEAL_NONCE_LEN, plen,
+		(unsigned char *)out, blob + SEAL_NONCE_LEN + plen) != 0) {
 		OPENSSL_cleanse(out, plen + 1);
 		free(out);
 		free(blob);

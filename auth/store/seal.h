@@ -28,7 +28,8 @@ void seal_free(struct seal *s);
  * with err. */
 int seal_key_parse(const char *text, unsigned char key[SEAL_KEY_LEN], char *err, size_t errlen);
 /* Add a key to the ring; the first added seals. 0, or -1 when the ring is
- * full or the key is there already. The key is copied (and wiped on free). */
+ * full or the key is there already. The key is copied into a keyed cipher
+ * context (common/aead.h; cleansed on free). */
 int seal_add_key(struct seal *s, const unsigned char key[SEAL_KEY_LEN]);
 /* Every key of a Secret's text: one or more keys in base64, one per line
  * (blank lines ignored). The first seals, all open: a rotation puts the new
