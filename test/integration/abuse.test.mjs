@@ -12,7 +12,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import {
   startProxy, startEchoBackend, startIdp, getFreePort, request, scrapeMetrics, SLOW, SANITIZE,
-  followAuthorization, CookieJar, pkcePair,
+  followAuthorization, CookieJar, pkcePair, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 /** A config forwarding to url without auth (for the front-end bounds). */
@@ -176,15 +176,8 @@ async function embedded(t, server = {}) {
     server: { resourceUrl: `${origin}/mcp`, ...server },
     backend: { url: echo.url },
     auth: { mode: 'embedded' },
-    embeddedAuthServer: {
-      issuer: origin,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp', type: 'oidc',
-        oidcConfig: { issuerUrl: idp.issuer, clientId: idp.clientId, clientSecretRef: { name: 'idp', key: 'client_secret' } },
-      }],
-    },
-  }, { t, port, secrets: { idp: { client_secret: idp.clientSecret } } });
+    embeddedAuthServer: embeddedAS(origin, idp),
+  }, { t, port, secrets: idpSecrets(idp) });
   return { proxy, echo, origin };
 }
 

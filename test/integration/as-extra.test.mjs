@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
   startProxy, startIdp, getFreePort, request, followAuthorization, CookieJar, pkcePair, decodeJwt,
-  scrapeMetrics, sleep, logsContaining,
+  scrapeMetrics, sleep, logsContaining, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 const CLIENT_REDIRECT = 'http://127.0.0.1:51234/cb';
@@ -43,22 +43,13 @@ function startAs(t, name, { eas = {}, upstream } = {}) {
     server: { resourceUrl: '{{origin}}/mcp' },
     backend: { url: 'http://127.0.0.1:9' },
     auth: { mode: 'embedded' },
-    embeddedAuthServer: {
-      issuer: '{{origin}}',
-      insecureAllowHTTP: true,
-      upstreamProviders: [upstream ?? {
-        name: 'test-idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
+    embeddedAuthServer: embeddedAS('{{origin}}', idp, {
+      name: 'test-idp',
+      upstream,
       baselineClientScopes: ['openid'],
       ...eas,
-    },
-  }, { t, port: ports[name], secrets: { idp: { client_secret: idp.clientSecret } } });
+    }),
+  }, { t, port: ports[name], secrets: idpSecrets(idp) });
 }
 
 /** The AS as a client sees it: base = issuer (endpoints live under it). */

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
-  startProxy, startIdp, getFreePort, request, followAuthorization, CookieJar, pkcePair, decodeJwt,
+  startProxy, startIdp, getFreePort, request, followAuthorization, CookieJar, pkcePair, decodeJwt, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 let idp;
@@ -23,21 +23,11 @@ before(async () => {
     server: { resourceUrl: '{{origin}}/mcp' },
     backend: { url: 'http://127.0.0.1:9' },
     auth: { mode: 'embedded' },
-    embeddedAuthServer: {
-      issuer: '{{origin}}',
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'test-idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
+    embeddedAuthServer: embeddedAS('{{origin}}', idp, {
+      name: 'test-idp',
       baselineClientScopes: ['openid'],
-    },
-  }, { port, secrets: { idp: { client_secret: idp.clientSecret } } });
+    }),
+  }, { port, secrets: idpSecrets(idp) });
   origin = proxy.origin;
 });
 

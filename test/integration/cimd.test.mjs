@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startProxy, startIdp, startDocHost, startEchoBackend, request, getFreePort, pkcePair,
-  scrapeMetrics, SLOW,
+  scrapeMetrics, SLOW, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 /** Start the IdP, the doc host, a backend and the proxy with cimd settings merged in. */
@@ -24,21 +24,11 @@ async function setup(t, cimd = {}) {
     backend: { url: echo.url },
     auth: { mode: 'embedded' },
     outbound: { caFile: docs.caFile },
-    embeddedAuthServer: {
-      issuer: origin,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'default',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
+    embeddedAuthServer: embeddedAS(origin, idp, {
+      name: 'default',
       cimd: { enabled: true, insecureAllowLoopback: true, ...cimd },
-    },
-  }, { t, port, secrets: { idp: { client_secret: idp.clientSecret } } });
+    }),
+  }, { t, port, secrets: idpSecrets(idp) });
   return { proxy, idp, docs };
 }
 

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startProxy, startIdp, startDocHost, startBackend, getFreePort, request, loginAndConnect,
-  clientMetadataDocument, decodeJwt, scrapeMetrics, sleep, SLOW,
+  clientMetadataDocument, decodeJwt, scrapeMetrics, sleep, SLOW, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 const REDIRECT = 'http://127.0.0.1:33418/callback'; // the SDK client's; nothing listens there
@@ -32,23 +32,12 @@ async function setup(t, { transport = 'streamable-http', cimd = {}, tokenLifespa
     backend: { url: backend.url, transport },
     auth: { mode: 'embedded' },
     outbound: { caFile: docs.caFile },
-    embeddedAuthServer: {
-      issuer: origin,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
+    embeddedAuthServer: embeddedAS(origin, idp, {
       baselineClientScopes: ['openid', 'offline_access'],
       cimd: { enabled: true, insecureAllowLoopback: true, ...cimd },
       ...(tokenLifespans ? { tokenLifespans } : {}),
-    },
-  }, { t, port, secrets: { idp: { client_secret: idp.clientSecret } } });
+    }),
+  }, { t, port, secrets: idpSecrets(idp) });
 
   // Served yet? Discovery answers and the guard answers 401 with RFC 9728 metadata.
   const d = await request(`${origin}/.well-known/oauth-authorization-server`);

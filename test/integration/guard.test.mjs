@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
   startProxy, startIdp, startEchoBackend, getFreePort, request, followAuthorization, CookieJar,
-  pkcePair, decodeJwt, sleep, SLOW,
+  pkcePair, decodeJwt, sleep, SLOW, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 const CLIENT_REDIRECT = 'http://127.0.0.1:51235/cb';
@@ -27,22 +27,11 @@ async function setup({ idpOpts = {}, auth = {}, eas = {}, t } = {}) {
     server: { resourceUrl: `${origin}/mcp` },
     backend: { url: echo.url },
     auth: { mode: 'embedded', ...auth },
-    embeddedAuthServer: {
-      issuer: origin,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
+    embeddedAuthServer: embeddedAS(origin, idp, {
       baselineClientScopes: ['openid', 'offline_access'],
       ...eas,
-    },
-  }, { t, port, secrets: { idp: { client_secret: idp.clientSecret } } });
+    }),
+  }, { t, port, secrets: idpSecrets(idp) });
   const probe = await request(`${origin}/mcp`, { method: 'POST', body: { jsonrpc: '2.0', id: 1, method: 'ping' } });
   const ready = probe.status === 401 && /resource_metadata=/.test(probe.headers['www-authenticate'] || '');
   return { proxy, idp, echo, origin, mcpUrl: `${origin}/mcp`, ready, probe };

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startProxy, startIdp, startDocHost, startBackend, getFreePort, request, followAuthorization,
-  clientMetadataDocument, PEERS_DIR, SLOW,
+  clientMetadataDocument, PEERS_DIR, SLOW, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 const BRIDGE = path.join(PEERS_DIR, 'node_modules/mcp-remote/dist/proxy.js');
@@ -28,17 +28,11 @@ async function setup(t) {
     backend: { url: backend.url },
     auth: { mode: 'embedded' },
     outbound: { caFile: docs.caFile },
-    embeddedAuthServer: {
-      issuer: origin,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp', type: 'oidc',
-        oidcConfig: { issuerUrl: idp.issuer, clientId: idp.clientId, clientSecretRef: { name: 'idp', key: 'client_secret' } },
-      }],
+    embeddedAuthServer: embeddedAS(origin, idp, {
       baselineClientScopes: ['openid', 'offline_access'],
       cimd: { enabled: true, insecureAllowLoopback: true },
-    },
-  }, { t, port, secrets: { idp: { client_secret: idp.clientSecret } } });
+    }),
+  }, { t, port, secrets: idpSecrets(idp) });
   return { proxy, idp, docs, mcpUrl: `${origin}/mcp` };
 }
 

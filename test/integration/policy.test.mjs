@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startProxy, startIdp, startBackend, startEchoBackend, getFreePort, request, followAuthorization,
-  CookieJar, pkcePair, scrapeMetrics, waitFor, decodeJwt,
+  CookieJar, pkcePair, scrapeMetrics, waitFor, decodeJwt, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 const CLIENT_REDIRECT = 'http://127.0.0.1:51236/cb';
@@ -40,25 +40,14 @@ before(async () => {
     server: { resourceUrl: `${origin}/mcp` },
     backend: { url: backend.url },
     auth: { mode: 'embedded' },
-    embeddedAuthServer: {
-      issuer: origin,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-          scopes: ['openid', 'offline_access', 'groups'],
-        },
-      }],
+    embeddedAuthServer: embeddedAS(origin, idp, {
+      oidc: { scopes: ['openid', 'offline_access', 'groups'] },
       baselineClientScopes: ['openid', 'offline_access'],
       scopesSupported: ['openid', 'offline_access', 'mcp:read', 'mcp:admin'],
-    },
+    }),
     authorization: { defaultDecision: 'deny', rules: RULES },
     audit: { enabled: true, path: auditFile, includeArguments: true, maxArgumentsSize: '64B' },
-  }, { port, secrets: { idp: { client_secret: idp.clientSecret } } });
+  }, { port, secrets: idpSecrets(idp) });
   env = { idp, backend, proxy, origin, mcpUrl: `${origin}/mcp`, auditFile };
 });
 

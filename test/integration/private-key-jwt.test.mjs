@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
   startProxy, startIdp, startDocHost, startBackend, getFreePort, request, followAuthorization,
-  CookieJar, pkcePair, connectClient, scrapeMetrics,
+  CookieJar, pkcePair, connectClient, scrapeMetrics, embeddedAS, idpSecrets,
 } from './lib/harness.mjs';
 
 const REDIRECT = 'https://chatgpt.example/connector_platform_oauth_redirect';
@@ -35,22 +35,11 @@ before(async () => {
     backend: { url: backend.url },
     auth: { mode: 'embedded' },
     outbound: { caFile: docs.caFile },
-    embeddedAuthServer: {
-      issuer: origin,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
+    embeddedAuthServer: embeddedAS(origin, idp, {
       baselineClientScopes: ['openid', 'offline_access'],
       cimd: { enabled: true, insecureAllowLoopback: true },
-    },
-  }, { port, secrets: { idp: { client_secret: idp.clientSecret } } });
+    }),
+  }, { port, secrets: idpSecrets(idp) });
 });
 
 after(async () => {

@@ -471,6 +471,36 @@ export async function startBackend(mode = 'streamable-http', { t, port = 0 } = {
 }
 
 /**
+ * embeddedAS(issuer, idp, opts) → the embeddedAuthServer block of a test proxy that federates
+ *   its logins to idp (startIdp()'s): the issuer, plain HTTP allowed (loopback only), one OIDC
+ *   upstream whose client secret is the "idp" Secret's (idpSecrets(idp)). opts: name (the
+ *   upstream's, default 'idp'), oidc (more oidcConfig keys), upstream (another upstream
+ *   instead), and any more embeddedAuthServer keys (baselineClientScopes, cimd, storage, …).
+ */
+export function embeddedAS(issuer, idp, { name = 'idp', oidc = {}, upstream, ...more } = {}) {
+  return {
+    issuer,
+    insecureAllowHTTP: true,
+    upstreamProviders: [upstream ?? {
+      name,
+      type: 'oidc',
+      oidcConfig: {
+        issuerUrl: idp.issuer,
+        clientId: idp.clientId,
+        clientSecretRef: { name: 'idp', key: 'client_secret' },
+        ...oidc,
+      },
+    }],
+    ...more,
+  };
+}
+
+/** The secrets embeddedAS() names: idpSecrets(idp) → {idp: {client_secret}}. */
+export function idpSecrets(idp) {
+  return { idp: { client_secret: idp.clientSecret } };
+}
+
+/**
  * startPySseBackend({t, port}) → {port, url, mcpUrl (url+"/sse"), stop()} — a legacy SSE
  *   backend framed as the Python SDK's (CRLF, /messages/?session_id=…): test/peers/py-sse-backend.mjs.
  */

@@ -15,7 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { getFreePort, waitFor } from './harness.mjs';
+import { getFreePort, waitFor, embeddedAS, idpSecrets } from './harness.mjs';
 
 // ---------------------------------------------------------------- a small Redis client (RESP2)
 
@@ -240,18 +240,7 @@ export function embeddedReplicaConfig({ issuer, idp, redis, keyPrefix, backendUr
     backend: { url: backendUrl },
     auth: { mode: 'embedded' },
     ...(caFile ? { outbound: { caFile } } : {}),
-    embeddedAuthServer: {
-      issuer,
-      insecureAllowHTTP: true,
-      upstreamProviders: [{
-        name: 'idp',
-        type: 'oidc',
-        oidcConfig: {
-          issuerUrl: idp.issuer,
-          clientId: idp.clientId,
-          clientSecretRef: { name: 'idp', key: 'client_secret' },
-        },
-      }],
+    embeddedAuthServer: embeddedAS(issuer, idp, {
       baselineClientScopes: ['openid', 'offline_access'],
       ...(cimd ? { cimd: { enabled: true, insecureAllowLoopback: true } } : {}),
       signingKeySecretRefs: [{ name: 'signing', key: 'private.pem' }],
@@ -267,7 +256,7 @@ export function embeddedReplicaConfig({ issuer, idp, redis, keyPrefix, backendUr
           ...storage,
         },
       },
-    },
+    }),
   };
 }
 
@@ -275,7 +264,7 @@ export function embeddedReplicaConfig({ issuer, idp, redis, keyPrefix, backendUr
  * keys as sharedKeys() returns them, extra more secrets. */
 export function embeddedReplicaSecrets({ idp, keys, extra = {} }) {
   return {
-    idp: { client_secret: idp.clientSecret },
+    ...idpSecrets(idp),
     signing: { 'private.pem': keys.signingKeyPem },
     redis: { encryption_key: keys.encryptionKey },
     ...extra,
