@@ -13,22 +13,27 @@
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/* Value of one base64url character, or -1. */
-static int
-b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
+/* The value of each base64url character, 255 for every other byte. */
+/* clang-format off */
+static const unsigned char b64url_values[256] = {
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 62, 255, 255,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 255, 255, 255, 255, 255, 255,
+	255, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 255, 255, 255, 255, 63,
+	255, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+};
+/* clang-format on */
 
 size_t
 b64url_encoded_len(size_t len)
@@ -82,33 +87,40 @@ b64url_encode(const void *data, size_t len)
 int
 b64url_decode_buf(const char *s, size_t len, unsigned char *dst, size_t dstsize, size_t *outlen)
 {
-	uint32_t v = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *t = b64url_values;
 	size_t i, n = 0, rest = len % 4;
-	int c;
+	uint32_t v;
 
 	if (rest == 1 || b64url_decoded_max(len) > dstsize)
 		return -1;
-	for (i = 0; i < len; i++) {
-		if ((c = b64url_value((unsigned char)s[i])) < 0)
+	/* four characters, three bytes at a time; any byte not of the alphabet
+	 * has the high bit of its value set */
+	for (i = 0; i + 4 <= len; i += 4) {
+		uint32_t a = t[p[i]], b = t[p[i + 1]], c = t[p[i + 2]], d = t[p[i + 3]];
+
+		if ((a | b | c | d) & 0x80)
 			return -1;
-		v = v << 6 | (uint32_t)c;
-		if (i % 4 == 3) {
-			dst[n++] = (v >> 16) & 0xff;
-			dst[n++] = (v >> 8) & 0xff;
-			dst[n++] = v & 0xff;
-			v = 0;
-		}
+		v = a << 18 | b << 12 | c << 6 | d;
+		dst[n++] = (unsigned char)(v >> 16);
+		dst[n++] = (unsigned char)(v >> 8);
+		dst[n++] = (unsigned char)v;
 	}
 	/* A canonical encoder leaves the unused low bits of the tail zero. */
 	if (rest == 2) {
-		if (v & 0x0f)
+		uint32_t a = t[p[i]], b = t[p[i + 1]];
+
+		if ((a | b) & 0x80 || (b & 0x0f))
 			return -1;
-		dst[n++] = (v >> 4) & 0xff;
+		dst[n++] = (unsigned char)(a << 2 | b >> 4);
 	} else if (rest == 3) {
-		if (v & 0x03)
+		uint32_t a = t[p[i]], b = t[p[i + 1]], c = t[p[i + 2]];
+
+		if ((a | b | c) & 0x80 || (c & 0x03))
 			return -1;
-		dst[n++] = (v >> 10) & 0xff;
-		dst[n++] = (v >> 2) & 0xff;
+		v = a << 12 | b << 6 | c;
+		dst[n++] = (unsigned char)(v >> 10);
+		dst[n++] = (unsigned char)(v >> 2);
 	}
 	*outlen = n;
 	return 0;
