@@ -12,6 +12,9 @@
 # PERF=<dir> also records a perf profile (perf record -g) of each proxy on each path and
 # round into <dir> (label-rROUND-PID.data); the CPU figures then include perf's overhead.
 # STRACE=<dir> counts each proxy's system calls (strace -c) into <dir>/label-rROUND-PID.txt.
+# CALLGRIND=1 runs the proxies under valgrind's callgrind and adds the user-space instructions
+# each executes per request: a count that does not depend on the host's load (CPU times and
+# req/s are then callgrind's); the dumps are kept as /tmp/sessions-callgrind-LABEL-rROUND-PID.out.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
@@ -40,16 +43,24 @@ start_replica() { # name port [peerport] [backend port]
 {"auth":{"mode":"none"},"backend":{"url":"http://127.0.0.1:${4:-$BPORT}"},
  "server":{"listen":"127.0.0.1:$2","diagnosticsListen":"127.0.0.1:0","logLevel":"warn"$peer}}
 JSON
-	MCP_PROXY_SECRETS_DIR="$TMP/secrets" "$BIN" --config "$TMP/$1.json" 2>"$TMP/$1.log" &
+	local wrap=()
+	[ "${CALLGRIND:-}" != 1 ] || wrap=(valgrind --tool=callgrind --dump-instr=no "--callgrind-out-file=$TMP/cg.%p")
+	MCP_PROXY_SECRETS_DIR="$TMP/secrets" "${wrap[@]}" "$BIN" --config "$TMP/$1.json" 2>"$TMP/$1.log" &
 	PIDS+=($!)
 	eval "PID_$1=$!"
+	for _ in $(seq 300); do # ready when it answers (valgrind starts slowly)
+		curl -s -o /dev/null "http://127.0.0.1:$2/mcp" && return
+		sleep 0.1
+	done
+	echo "sessions bench: replica $1 did not start" >&2
+	cat "$TMP/$1.log" >&2
+	exit 1
 }
 PA="$(free_port)" PB="$(free_port)" PPA="$(free_port)" PPB="$(free_port)"
 PC="$(free_port)"
 start_replica A "$PA" "$PPA"
 start_replica B "$PB" "$PPB"
 start_replica C "$PC" "" "$PA" # a plain proxy in front of A: no sessions of its own
-sleep 1
 
 H=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -H 'Mcp-Protocol-Version: 2025-06-18')
 SID="$(curl -s -D - -o /dev/null "${H[@]}" "http://127.0.0.1:$PA/mcp" \
@@ -80,6 +91,7 @@ run() { # label port pids...
 	fi
 	local -A t0
 	for p in "$@"; do t0[$p]=$(cpu "$p"); done
+	[ "${CALLGRIND:-}" != 1 ] || for p in "$@"; do callgrind_control -z "$p" >/dev/null 2>&1; done
 	out="$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$HERE/tools_list.lua" "http://127.0.0.1:$port/mcp")"
 	local each=""
 	for p in "$@"; do
@@ -88,12 +100,26 @@ run() { # label port pids...
 		each+="$(awk -v t="$d" -v r="$(awk '/requests in/{print $1}' <<<"$out")" -v k="$TCK" 'BEGIN{printf " %.1f", t / k * 1e6 / r}')"
 	done
 	for p in "${perfs[@]}"; do kill -INT "$p"; wait "$p" || true; done
+	local instr=""
+	if [ "${CALLGRIND:-}" = 1 ]; then # user-space instructions per request, each proxy
+		local total=0
+		for p in "$@"; do
+			rm -f "$TMP"/cg."$p".*
+			callgrind_control -d "$p" >/dev/null 2>&1
+			local n
+			n="$(awk '/^totals:/{print $2}' "$TMP"/cg."$p".* | tail -1)"
+			cp "$(ls "$TMP"/cg."$p".* | tail -1)" "/tmp/sessions-callgrind-$label-r$r-$p.out" # for callgrind_annotate
+			total=$((total + n))
+			instr+=" $(awk -v n="$n" -v r="$(awk '/requests in/{print $1}' <<<"$out")" 'BEGIN{printf "%.0f", n / r}')"
+		done
+		instr="  instructions/request $(awk -v n="$total" -v r="$(awk '/requests in/{print $1}' <<<"$out")" 'BEGIN{printf "%.0f", n / r}') (A first:$instr)"
+	fi
 	reqs="$(awk '/requests in/{print $1}' <<<"$out")"
 	rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")"
 	p99="$(awk '$1=="99%"{print $2}' <<<"$out")"
 	grep -q 'Non-2xx' <<<"$out" && { echo "sessions bench: $label: non-2xx answers" >&2; grep Non-2xx <<<"$out" >&2; }
 	us="$(awk -v t="$after" -v r="$reqs" -v k="$TCK" 'BEGIN{printf "%.1f", t / k * 1e6 / r}')"
-	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us  (A first:%s)\n' "$label" "$rps" "$p99" "$us" "$each"
+	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us  (A first:%s)%s\n' "$label" "$rps" "$p99" "$us" "$each" "$instr"
 }
 [ -z "${PERF:-}${STRACE:-}" ] || echo "profiles in ${PERF:-$STRACE}; pids: A (owner) $PID_A, B (front of the hop) $PID_B, C (plain proxy) $PID_C"
 for r in $(seq "$ROUNDS"); do
