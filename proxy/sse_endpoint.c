@@ -108,19 +108,34 @@ sse_sealed_path(const char *path, sse_seal_fn seal, void *arg)
 	return out;
 }
 
+/* Does one of the event's lines (any line ends) name it "endpoint"? Its
+ * fields may come in any order: data before event too. */
+static bool
+sse_is_endpoint(const char *text)
+{
+	for (const char *p = text; *p != '\0';) {
+		size_t n = strcspn(p, "\r\n");
+
+		if ((n == 15 && strncmp(p, "event: endpoint", 15) == 0) ||
+		    (n == 14 && strncmp(p, "event:endpoint", 14) == 0))
+			return true;
+		p += n;
+		p += *p != '\0';
+	}
+	return false;
+}
+
 bool
 sse_endpoint_rewrite(char *text, const char *prefix, sse_seal_fn seal, void *seal_arg,
     struct evbuffer *out)
 {
 	char *line, *save = NULL;
-	bool is_endpoint = false;
+	bool is_endpoint = sse_is_endpoint(text);
 
 	/* Lines end with CR, LF or CRLF; strtok_r skips the empty ones, the
 	 * blank line that ends the event among them (added below). */
 	for (line = strtok_r(text, "\r\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\r\n", &save)) {
-		if (strcmp(line, "event: endpoint") == 0 || strcmp(line, "event:endpoint") == 0)
-			is_endpoint = true;
 		if (is_endpoint && strncmp(line, "data:", 5) == 0) {
 			const char *v = line + 5 + (line[5] == ' ');
 			const char *pathpart = v;

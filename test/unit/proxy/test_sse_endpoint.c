@@ -120,6 +120,8 @@ test_event_end(void)
 	/* sse-starlette (the Python SDK's SSE transport) writes CRLF */
 	CU_ASSERT_EQUAL(END("event: endpoint\r\ndata: /m\r\n\r\nrest"), 29);
 	CU_ASSERT_EQUAL(END("event: endpoint\rdata: /m\r\rrest"), 26);
+	/* mcp-go (Go) writes its endpoint event with LF, then CRLF */
+	CU_ASSERT_EQUAL(END("event: endpoint\ndata: /message?sessionId=x\r\n\r\nevent: m"), 46);
 	CU_ASSERT_EQUAL(END("data: a\r\n\ndata: b\n\n"), 10); /* mixed */
 	CU_ASSERT_EQUAL(END("data: a\n\r\n"), 10);
 	CU_ASSERT_EQUAL(END(": ping\n\n"), 8); /* a comment is an event here too */
@@ -155,6 +157,21 @@ test_rewrite_line_ends(void)
 	s = rewrite("event: endpoint\rdata: /message?sessionId=abc\r\r", "", fake_seal, &was);
 	CU_ASSERT_TRUE(was);
 	CU_ASSERT_STRING_EQUAL(s, "event: endpoint\ndata: /message?sessionId=S(abc)\n\n");
+	free(s);
+	/* mcp-go's framing */
+	s = rewrite("event: endpoint\ndata: /message?sessionId=x\r\n\r\n", "/p", fake_seal, &was);
+	CU_ASSERT_TRUE(was);
+	CU_ASSERT_STRING_EQUAL(s, "event: endpoint\ndata: /p/message?sessionId=S(x)\n\n");
+	free(s);
+	/* the fields in another order: data first */
+	s = rewrite("data: /message?sessionId=x\nid: 1\nevent: endpoint\n\n", "/p", fake_seal, &was);
+	CU_ASSERT_TRUE(was);
+	CU_ASSERT_STRING_EQUAL(s, "data: /p/message?sessionId=S(x)\nid: 1\nevent: endpoint\n\n");
+	free(s);
+	/* "event: endpoints" is another event */
+	s = rewrite("event: endpoints\ndata: /message?sessionId=x\n\n", "/p", fake_seal, &was);
+	CU_ASSERT_FALSE(was);
+	CU_ASSERT_STRING_EQUAL(s, "event: endpoints\ndata: /message?sessionId=x\n\n");
 	free(s);
 	/* a lone blank line (the LF after a CR that ended an event) stays one */
 	s = rewrite("\n", "/p", fake_seal, &was);
