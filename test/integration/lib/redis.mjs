@@ -114,6 +114,7 @@ export const str = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
 const redisProcs = new Set();
 /** Every redis-server started here and not stopped yet. */
 export const redisServers = new Set();
+const redisDirs = new Set(); // the data dirs startRedis made
 process.on('exit', () => { for (const p of redisProcs) try { p.kill('SIGKILL'); } catch { /* ignore */ } });
 
 function redisServerBinary() {
@@ -129,7 +130,8 @@ function redisServerBinary() {
  * startRedis({port, dir, args, appendonly, replicaOf, tls, sentinel}) →
  *   {port, dir, proc, log(), exited(), stop({signal}), client(opts)}.
  * Listens on 127.0.0.1 only; data (the append-only file) in dir, which survives stop() so
- * that a redis started again on the same port and dir has the same data.
+ * that a redis started again on the same port and dir has the same data; a dir made here is
+ * removed when the test file ends (kept with REDIS_TEST_KEEP set).
  * replicaOf: a master's port (this one is its replica).
  * tls: {cert, key, ca} (files): TLS only (--port 0, --tls-port), clients not authenticated;
  *   client() then speaks TLS trusting ca.
@@ -140,6 +142,7 @@ export async function startRedis({ port, dir, args = [], appendonly = true, repl
   const bin = redisServerBinary();
   const p = port || await getFreePort();
   const d = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-redis-'));
+  if (!dir) redisDirs.add(d);
   let argv;
   if (sentinel) {
     const conf = path.join(d, 'sentinel.conf');
@@ -208,6 +211,8 @@ export async function startRedis({ port, dir, args = [], appendonly = true, repl
 
 after(async () => {
   for (const r of [...redisServers]) await r.stop();
+  // the data dirs made here outlive stop() (a restart finds its data) until the file's end
+  if (!process.env.REDIS_TEST_KEEP) for (const d of redisDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 // ---------------------------------------------------------------- replicas on one Redis
