@@ -42,7 +42,7 @@ jr_params(struct jr *s, int level, struct jr_facts *f)
 	enum jr_type t;
 	bool more = true;
 
-	if ((opened = jr_object_open(s, level)) <= 0)
+	if ((opened = jr_open(s, level, '}')) <= 0)
 		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;
@@ -84,7 +84,7 @@ jr_message(struct jr *s, int level, struct jr_facts *f)
 
 	memset(f, 0, sizeof *f);
 	f->object = true;
-	if ((opened = jr_object_open(s, level)) <= 0)
+	if ((opened = jr_open(s, level, '}')) <= 0)
 		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;

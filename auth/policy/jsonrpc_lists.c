@@ -137,16 +137,10 @@ jr_items(struct jr *s, int level, size_t li, struct jr_lf *lf)
 	struct jsonrpc_span *items = NULL;
 	bool *kept = NULL, more = true, dropped = false, first = true;
 	size_t n = 0, cap = 0;
-	int rc = -1;
+	int rc = -1, opened;
 
-	if (level >= s->max_depth)
-		return jr_fail(s, "nested too deeply");
-	s->p++;
-	jr_ws(s);
-	if (s->p < s->end && *s->p == ']') {
-		s->p++;
-		return 0;
-	}
+	if ((opened = jr_open(s, level, ']')) <= 0)
+		return opened; /* an error, or [] */
 	while (more) {
 		const unsigned char *from;
 		enum jr_type t = JR_ABSENT;
@@ -280,7 +274,7 @@ jr_result(struct jr *s, int level, struct jr_resp *r, struct jr_lf *lf)
 	enum jr_type t;
 	bool more = true;
 
-	if ((opened = jr_object_open(s, level)) <= 0)
+	if ((opened = jr_open(s, level, '}')) <= 0)
 		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;
@@ -325,7 +319,7 @@ jr_response(struct jr *s, int level, struct jr_resp *r, struct jr_lf *lf)
 
 	memset(r, 0, sizeof *r);
 	r->level = level;
-	if ((opened = jr_object_open(s, level)) <= 0)
+	if ((opened = jr_open(s, level, '}')) <= 0)
 		return opened; /* an error, or {} */
 	while (more) {
 		const unsigned char *at;

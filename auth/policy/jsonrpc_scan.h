@@ -92,17 +92,17 @@ jr_first(struct jr *s, enum jr_type *t)
 	return true;
 }
 
-/* The '{' of an object at s->p, nested in level, and the blanks after it:
- * 1 when a member follows, 0 when the object is empty (its '}' read too),
- * -1 when it is nested too deeply. */
+/* The '{' or '[' at s->p of an object or array nested in level, and the
+ * blanks after it: 1 when a member follows, 0 when it is empty (close, its
+ * '}' or ']', read too), -1 when it is nested too deeply. */
 static inline int
-jr_object_open(struct jr *s, int level)
+jr_open(struct jr *s, int level, char close)
 {
 	if (level >= s->max_depth)
 		return jr_fail(s, "nested too deeply");
 	s->p++;
 	jr_ws(s);
-	if (s->p < s->end && *s->p == '}') {
+	if (s->p < s->end && *s->p == close) {
 		s->p++;
 		return 0;
 	}
