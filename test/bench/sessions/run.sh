@@ -3,7 +3,9 @@
 # through a plain extra proxy in front of A (C, whose backend is A's MCP listener: what
 # "one extra proxy hop" costs) and through another replica (B → A's peer listener → A's
 # backend), in interleaved rounds, in one run: req/s, p99 and the proxies' CPU per request
-# (utime+stime from /proc/<pid>/stat; chain and hop count both proxies). One
+# (time on a CPU from /proc/<pid>/task/*/schedstat, nanoseconds: /proc/<pid>/stat's utime and
+# stime are sampled at the 100 Hz tick on this kernel and miss most of a short wakeup; chain
+# and hop count both proxies). One
 # server-everything (A's backend) serves every path. Run by hand, not in ctest; everything
 # on 127.0.0.1.
 #
@@ -70,8 +72,8 @@ SID="$(curl -s -D - -o /dev/null "${H[@]}" "http://127.0.0.1:$PA/mcp" \
 curl -s -o /dev/null "${H[@]}" -H "Mcp-Session-Id: $SID" "http://127.0.0.1:$PA/mcp" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
 export SID
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
-TCK="$(getconf CLK_TCK)"
+cpu() { cat /proc/"$1"/task/*/schedstat | awk '{n += $1} END {printf "%.0f", n / 1000}'; } # us on a CPU, all threads
+csw() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/{n += $2} END {print n}'; } # context switches
 run() { # label port pids...
 	local label="$1" port="$2"; shift 2
 	local after=0 out reqs rps p99 us
@@ -90,14 +92,16 @@ run() { # label port pids...
 		sleep 0.5
 	fi
 	local -A t0
-	for p in "$@"; do t0[$p]=$(cpu "$p"); done
+	local -A s0
+	for p in "$@"; do t0[$p]=$(cpu "$p") s0[$p]=$(csw "$p"); done
 	[ "${CALLGRIND:-}" != 1 ] || for p in "$@"; do callgrind_control -z "$p" >/dev/null 2>&1; done
 	out="$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$HERE/tools_list.lua" "http://127.0.0.1:$port/mcp")"
-	local each=""
+	local each="" sw=""
 	for p in "$@"; do
 		local d=$(($(cpu "$p") - t0[$p]))
 		after=$((after + d))
-		each+="$(awk -v t="$d" -v r="$(awk '/requests in/{print $1}' <<<"$out")" -v k="$TCK" 'BEGIN{printf " %.1f", t / k * 1e6 / r}')"
+		each+="$(awk -v t="$d" -v r="$(awk '/requests in/{print $1}' <<<"$out")" 'BEGIN{printf " %.1f", t / r}')"
+		sw+="$(awk -v t="$(($(csw "$p") - s0[$p]))" -v r="$(awk '/requests in/{print $1}' <<<"$out")" 'BEGIN{printf " %.2f", t / r}')"
 	done
 	for p in "${perfs[@]}"; do kill -INT "$p"; wait "$p" || true; done
 	local instr=""
@@ -118,8 +122,8 @@ run() { # label port pids...
 	rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")"
 	p99="$(awk '$1=="99%"{print $2}' <<<"$out")"
 	grep -q 'Non-2xx' <<<"$out" && { echo "sessions bench: $label: non-2xx answers" >&2; grep Non-2xx <<<"$out" >&2; }
-	us="$(awk -v t="$after" -v r="$reqs" -v k="$TCK" 'BEGIN{printf "%.1f", t / k * 1e6 / r}')"
-	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us  (A first:%s)%s\n' "$label" "$rps" "$p99" "$us" "$each" "$instr"
+	us="$(awk -v t="$after" -v r="$reqs" 'BEGIN{printf "%.1f", t / r}')"
+	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us  (A first:%s)  switches/request%s%s\n' "$label" "$rps" "$p99" "$us" "$each" "$sw" "$instr"
 }
 [ -z "${PERF:-}${STRACE:-}" ] || echo "profiles in ${PERF:-$STRACE}; pids: A (owner) $PID_A, B (front of the hop) $PID_B, C (plain proxy) $PID_C"
 for r in $(seq "$ROUNDS"); do

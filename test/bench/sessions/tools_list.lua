@@ -5,3 +5,8 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["Mcp-Protocol-Version"] = "2025-06-18"
 wrk.headers["Mcp-Session-Id"] = os.getenv("SID")
+-- THINK=<ms>: each connection waits that long between requests (a paced load).
+local think = tonumber(os.getenv("THINK") or "")
+if think ~= nil and think > 0 then
+	function delay() return think end
+end
