@@ -332,6 +332,26 @@ app_build_services(struct app *app)
 	return 0;
 }
 
+/* The MCP chain (the guard or the policy, then the forwarder) as what
+ * no route claims; with sessions across replicas behind the forwarder's
+ * front, which finds first whether the session is another replica's. */
+static void
+app_mount_mcp(struct app *app, req_handler_fn fn, void *arg, req_head_fn head, void *head_arg)
+{
+	if (forwarder_set_front(app->fw, fn, arg, head, head_arg)) {
+		fn = forward_front_handler;
+		arg = app->fw;
+		if (head != NULL) {
+			head = forward_front_head;
+			head_arg = app->fw;
+		}
+	}
+	server_set_fallback(app->srv, "mcp", fn, arg);
+	if (head != NULL)
+		server_set_fallback_opts(app->srv,
+		    &(struct req_route_opts){ .head = head, .head_arg = head_arg });
+}
+
 /* The rooms above them, wired: the AS and the RFC 9728 document mount
  * their routes on the MCP listener; what no route claims goes to the guard,
  * which passes allowed requests to the forwarder (or straight to the
@@ -374,7 +394,7 @@ app_build_rooms(struct app *app)
 	}
 	if (cfg->auth.mode == AUTH_MODE_NONE) {
 		if (app->policy != NULL)
-			server_set_fallback(app->srv, "mcp", policy_handler, app->policy);
+			app_mount_mcp(app, policy_handler, app->policy, NULL, NULL);
 		else
 			server_set_fallback(app->srv, "mcp", forward_handler, app->fw);
 		return 0;
@@ -388,10 +408,8 @@ app_build_rooms(struct app *app)
 		log_error("cannot start the bearer guard", LOG_S("error", err));
 		return -1;
 	}
-	server_set_fallback(app->srv, "mcp", guard_handler, app->guard);
 	/* No body is read before the guard has seen the token. */
-	server_set_fallback_opts(app->srv,
-	    &(struct req_route_opts){ .head = guard_head, .head_arg = app->guard });
+	app_mount_mcp(app, guard_handler, app->guard, guard_head, app->guard);
 	return 0;
 }
 

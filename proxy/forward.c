@@ -125,6 +125,11 @@ struct forwarder {
 	struct metric *m_peer_errors;
 	struct metric *m_peer_pool;
 	size_t n_peer_idle;
+	/* the MCP chain behind forward_front_handler (the guard, the policy) */
+	req_handler_fn front_next;
+	void *front_next_arg;
+	req_head_fn front_head;
+	void *front_head_arg;
 };
 
 enum fx_state { FX_WAIT_HEAD, FX_BODY, FX_DONE };
@@ -1302,6 +1307,77 @@ forward_peer(struct forwarder *root, const char *owner)
 	return p;
 }
 
+/* The session id the client sent, when sessions are sealed: its
+ * Mcp-Session-Id, or (legacy SSE) the sessionId of the message URL, then a
+ * copy in *sid_query (the caller frees it). NULL: none. */
+static const char *
+forward_client_sid(const struct forwarder *fw, const struct req *sr, char **sid_query)
+{
+	const char *sid, *query = req_query(sr);
+	size_t off, len;
+
+	*sid_query = NULL;
+	if (!fw->sessions)
+		return NULL;
+	if ((sid = req_header(sr, "Mcp-Session-Id")) != NULL)
+		return sid;
+	if (!fw->sse_mode || query == NULL || !sse_query_session(query, &off, &len))
+		return NULL;
+	return *sid_query = xstrndup(query + off, len);
+}
+
+/* Whether sr's session is held here (req_session_home), found once. */
+static void
+forward_find_home(const struct forwarder *fw, struct req *sr)
+{
+	enum req_session_home home = REQ_HOME_HERE;
+	char *owner = NULL, *id = NULL, *sid_query;
+	const char *sid;
+
+	if (req_session_home(sr) != REQ_HOME_UNKNOWN)
+		return;
+	if ((sid = forward_client_sid(fw, sr, &sid_query)) != NULL &&
+	    (session_open(fw->skey, sid, &owner, &id) != 0 || strcmp(owner, fw->self) != 0))
+		home = REQ_HOME_ELSEWHERE;
+	free(owner);
+	free(id);
+	free(sid_query);
+	req_set_session_home(sr, home);
+}
+
+bool
+forwarder_set_front(struct forwarder *fw, req_handler_fn next, void *next_arg, req_head_fn head,
+    void *head_arg)
+{
+	fw->front_next = next;
+	fw->front_next_arg = next_arg;
+	fw->front_head = head;
+	fw->front_head_arg = head_arg;
+	return fw->sessions;
+}
+
+void
+forward_front_handler(struct req *sr, void *arg)
+{
+	struct forwarder *fw = arg;
+
+	if (req_gone(sr))
+		return;
+	forward_find_home(fw, sr);
+	fw->front_next(sr, fw->front_next_arg);
+}
+
+bool
+forward_front_head(struct req *sr, void *arg)
+{
+	struct forwarder *fw = arg;
+
+	if (req_gone(sr))
+		return false;
+	forward_find_home(fw, sr);
+	return fw->front_head == NULL || fw->front_head(sr, fw->front_head_arg);
+}
+
 /*
  * Sessions across replicas: where the request goes. Without a session id
  * (or with sealing off) to the backend untouched. An id that does not open
@@ -1317,20 +1393,10 @@ forward_route(struct forwarder *fw, struct req *sr, const char **sid, char **bac
 {
 	struct forwarder *to = fw;
 	char *owner = NULL, *id = NULL;
-	const char *query = req_query(sr);
-	size_t off, len;
 
-	*sid = NULL;
 	*backend_id = NULL;
-	*sid_query = NULL;
-	if (!fw->sessions)
+	if ((*sid = forward_client_sid(fw, sr, sid_query)) == NULL)
 		return fw;
-	if ((*sid = req_header(sr, "Mcp-Session-Id")) == NULL) {
-		/* legacy SSE: the session is named by the message URL */
-		if (!fw->sse_mode || query == NULL || !sse_query_session(query, &off, &len))
-			return fw;
-		*sid = *sid_query = xstrndup(query + off, len);
-	}
 	if (session_open(fw->skey, *sid, &owner, &id) != 0) {
 		metrics_add(fw->m_peer_requests, 1, "out", "bad_session");
 		forward_no_session(sr);

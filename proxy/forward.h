@@ -33,4 +33,19 @@ void forward_pass(struct req *sr, const struct req_pass_opts *opts, void *fw);
 /* Route handler form of forward_request(fw, sr, NULL) for auth.mode none. */
 void forward_handler(struct req *sr, void *fw);
 
+/*
+ * Sessions across replicas: the MCP listener's first stop in front of the
+ * chain that ends in forward_pass (the guard, the policy). It finds where
+ * the request's session is held (req_session_home) before the chain runs,
+ * so that for another replica's session the chain checks the token and
+ * leaves the rest to the owner, which runs it again, and then hands the
+ * request to next (its head, with a body, to head when not NULL).
+ * forwarder_set_front names the chain; false when sessions are off (there
+ * is nothing to find: mount the chain itself).
+ */
+bool forwarder_set_front(struct forwarder *fw, req_handler_fn next, void *next_arg,
+    req_head_fn head, void *head_arg);
+void forward_front_handler(struct req *sr, void *fw);
+bool forward_front_head(struct req *sr, void *fw);
+
 #endif

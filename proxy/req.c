@@ -43,6 +43,18 @@ req_via_peer(const struct req *sr)
 	return sr->which == SERVER_PEER;
 }
 
+void
+req_set_session_home(struct req *sr, enum req_session_home home)
+{
+	sr->home = home;
+}
+
+enum req_session_home
+req_session_home(const struct req *sr)
+{
+	return sr->home;
+}
+
 /* --- request lifecycle --- */
 
 static void

@@ -115,6 +115,16 @@ char *req_jsonrpc_id(struct req *sr);
 const char *req_peer(const struct req *sr); /* client IP */
 /* Did another replica forward it to us (the peer listener)? */
 bool req_via_peer(const struct req *sr);
+/* Sessions across replicas: where the MCP session a request names is
+ * held, as the forwarder's front (forward_front_handler) found it before
+ * the guard ran. ELSEWHERE (another replica's, or no session this
+ * deployment issued): the forwarder sends it to the owner, or answers
+ * 404, and the owner runs the whole MCP chain itself; the rooms in between
+ * check the token but leave the rest (the login session's upstream token,
+ * the tool policy, its audit lines and list filtering) to the owner. */
+enum req_session_home { REQ_HOME_UNKNOWN, REQ_HOME_HERE, REQ_HOME_ELSEWHERE };
+void req_set_session_home(struct req *sr, enum req_session_home home);
+enum req_session_home req_session_home(const struct req *sr);
 struct server *req_server(const struct req *sr);
 void req_ref(struct req *sr);
 void req_unref(struct req *sr);

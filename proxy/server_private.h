@@ -121,6 +121,7 @@ struct req {
 	bool has_content_type;
 	bool has_date;
 	enum reply_body body_mode;
+	enum req_session_home home;
 	int status;
 	char id[33];
 	const char *route;

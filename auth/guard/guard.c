@@ -866,7 +866,8 @@ guard_pass(struct guard *g, struct req *sr, const struct tokencache_claims *clai
 	struct guard_req *gr;
 	uint64_t version = 0;
 
-	if (!g->embedded) {
+	/* Another replica's session: its owner looks the login session up. */
+	if (!g->embedded || req_session_home(sr) == REQ_HOME_ELSEWHERE) {
 		guard_forward(g, sr, NULL, claims, NULL);
 		return;
 	}

@@ -563,7 +563,8 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 
 	if (req_gone(sr))
 		return;
-	if (req_method(sr) != H1_POST) {
+	/* Another replica's session: its owner decides, audits and filters. */
+	if (req_method(sr) != H1_POST || req_session_home(sr) == REQ_HOME_ELSEWHERE) {
 		p->next(sr, opts, p->next_arg);
 		return;
 	}

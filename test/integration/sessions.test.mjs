@@ -9,19 +9,25 @@
 // Session ids are sealed with their owner (AES-256-GCM under a key from the peer secret),
 // so this needs no Redis: the replicas share only the secret. auth.mode none keeps the test
 // on the session routing; the owner runs its whole MCP chain (guard and policy included)
-// on what a peer forwards, as it would for a client.
+// on what a peer forwards, as it would for a client, and only the owner: with a tool policy
+// and audit on both replicas, B decides, audits and filters nothing.
 //
 // The last case has the embedded AS on both replicas, on one Redis (lib/redis.mjs, one
 // issuer and signing key, the login of lib/login.mjs): the client's bearer token is checked
 // by the replica it reaches and again by the owner; a request without one gets its 401
-// from the first replica and is never forwarded.
+// from the first replica and is never forwarded. The rest of the chain (the login
+// session's upstream token, the tool policy, its audit and list filtering) runs on the
+// owner only: the replica in front routes.
 //
 // Everything is on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startProxy, startBackend, startPySseBackend, startIdp, scrapeMetrics, getFreePort, sleep } from './lib/harness.mjs';
-import { startRedis, sharedKeys, embeddedReplicaConfig, embeddedReplicaSecrets } from './lib/redis.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startProxy, startBackend, startPySseBackend, startIdp, scrapeMetrics, getFreePort, sleep, waitFor } from './lib/harness.mjs';
+import { startRedis, str, sharedKeys, embeddedReplicaConfig, embeddedReplicaSecrets } from './lib/redis.mjs';
 import { loginHelpers } from './lib/login.mjs';
 
 const SECRET = crypto.randomBytes(32).toString('base64');
@@ -353,6 +359,58 @@ test('the peer listener refuses forged requests: no MAC, a wrong one, another se
 /** The sum of the samples whose "name{labels}" starts with prefix. */
 const total = (m, prefix) => [...m].reduce((n, [k, v]) => (k.startsWith(prefix) ? n + v : n), 0);
 
+test('with a tool policy and audit on both replicas: through B every call is decided, audited and its list filtered once, by the owner A; B only routes', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-sessions-audit-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const withPolicy = (name) => ({
+    config: (backend) => ({
+      ...replicaConfig(backend),
+      authorization: { defaultDecision: 'allow', rules: [{ operations: ['tools/call:get-env'], deny: {} }] },
+      audit: { enabled: true, path: path.join(dir, `${name}.log`) },
+    }),
+  });
+  const lines = (name) => {
+    const f = path.join(dir, `${name}.log`);
+    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  };
+  const [A, B] = await Promise.all([startReplica('A', t, withPolicy('A')), startReplica('B', t, withPolicy('B'))]);
+  const sid = await initialize(A);
+
+  let res = await post(B, sid, 'tools/list', {}, { id: 501 });
+  assert.equal(res.status, 200, 'tools/list through B');
+  const [list] = await messages(res);
+  const names = list.result.tools.map((x) => x.name);
+  assert.ok(names.includes('echo') && !names.includes('get-env'), `filtered by the policy: ${names}`);
+  res = await post(B, sid, 'tools/call', { name: 'echo', arguments: { message: 'once' } }, { id: 502 });
+  assert.equal(res.status, 200, 'an allowed call through B');
+  assert.match(JSON.stringify((await messages(res)).at(-1).result), /Echo: once/);
+  res = await post(B, sid, 'tools/call', { name: 'get-env', arguments: {} }, { id: 503 });
+  assert.equal(res.status, 403, 'a denied call through B');
+  const denied = await res.json();
+  assert.equal(denied.id, 503);
+  assert.equal(denied.error.code, -32003, JSON.stringify(denied));
+
+  // A's audit has each operation once; B, which only routed them, has none and decided none.
+  let a;
+  await waitFor(() => [501, 502, 503].every((id) => (a = lines('A')).some((l) => l.jsonrpc_id === id)),
+    { message: 'A\'s audit lines' });
+  for (const [id, method, decision, outcome] of [[501, 'tools/list', 'allow', 'success'],
+    [502, 'tools/call', 'allow', 'success'], [503, 'tools/call', 'deny', 'denied']]) {
+    const mine = a.filter((l) => l.jsonrpc_id === id);
+    assert.equal(mine.length, 1, `one audit line for ${id}: ${JSON.stringify(mine)}`);
+    assert.deepEqual([mine[0].method, mine[0].decision, mine[0].outcome], [method, decision, outcome], JSON.stringify(mine[0]));
+  }
+  const mA = await scrapeMetrics(A.diagUrl);
+  const mB = await scrapeMetrics(B.diagUrl);
+  assert.equal(mA.get('mcp_proxy_mcp_requests_total{decision="deny",method="tools/call"}'), 1, mA.text);
+  assert.equal(total(mB, 'mcp_proxy_mcp_requests_total'), 0, `B decided nothing:\n${mB.text}`);
+  assert.equal(mB.get('mcp_proxy_peer_requests_total{direction="out",outcome="ok"}'), 3, mB.text);
+  await sleep(200); // a line B wrote (it must not) would be out by now
+  assert.deepEqual(lines('B'), [], 'B\'s audit stays empty');
+  await B.stop();
+  await A.stop();
+});
+
 test('with the embedded AS on one Redis: a session initialized through A with a token works through B with the same token (on A\'s backend); without a token B answers 401 itself', async (t) => {
   // One issuer (the "Service": nothing listens there), one signing key, one Redis.
   const issuer = `http://127.0.0.1:${await getFreePort()}`;
@@ -381,7 +439,12 @@ test('with the embedded AS on one Redis: a session initialized through A with a 
   const sid = await initialize(A, { token });
   assert.match(sid, /^p1\./);
 
-  // tools/list and tools/call through B, the token checked by B and again by A
+  // tools/list and tools/call through B, the token checked by B and again by A; the login
+  // session (its upstream tokens, HMGET in Redis: nothing else uses it) only A looks up,
+  // and A has it from the login
+  const rc = await redis.client();
+  const hmgets = async () => Number(/cmdstat_hmget:calls=(\d+)/.exec(str(await rc.cmd('INFO', 'commandstats')))?.[1] ?? 0);
+  const hmgetsBefore = await hmgets();
   res = await post(B, sid, 'tools/list', {}, { token });
   assert.equal(res.status, 200, 'tools/list through B with the token');
   const [list] = await messages(res);
@@ -402,6 +465,8 @@ test('with the embedded AS on one Redis: a session initialized through A with a 
   let mB = await scrapeMetrics(B.diagUrl);
   assert.equal(mB.get('mcp_proxy_peer_requests_total{direction="out",outcome="ok"}'), 2, mB.text);
   assert.equal(mA.get('mcp_proxy_peer_requests_total{direction="in",outcome="ok"}'), 2, mA.text);
+  assert.equal(await hmgets(), hmgetsBefore, 'B did not look the login session up');
+  rc.close();
 
   // The same request through B without a token: B's 401, never forwarded.
   const before = {
