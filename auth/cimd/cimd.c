@@ -18,6 +18,7 @@
 
 #include "auth/cimd/cimd_cache.h"
 #include "auth/cimd/cimd_doc.h"
+#include "auth/cimd/flight.h"
 #include "auth/client/client.h"
 #include "auth/cimd/httpcache.h"
 #include "common/clock.h"
@@ -35,29 +36,25 @@
 
 struct cimd_lookup;
 
+/* A pending resolution of one URL, shared by its lookups. */
 struct cimd_pending {
+	struct flight f; /* first: its URL and waiters (the lookups) */
 	struct cimd *c;
-	char *url;
 	char host[CIMD_HOST_MAX];
 	struct fetch *fetch;
-	bool queued;                   /* waiting for a fetch slot (no fetch yet) */
-	int64_t queued_until_ms;       /* clock_mono_ms() deadline of that wait */
-	struct event *queue_timer;     /* gives up waiting after the fetch timeout */
-	bool completing;               /* answering waiters: cancel must not free */
-	struct client *stale;          /* revalidating this cached client, or NULL */
-	char *etag, *last_modified;    /* the validators sent */
-	char *cache_control, *expires; /* the stale entry's caching headers */
-	size_t n_waiters;
-	TAILQ_HEAD(, cimd_lookup) waiters;
-	TAILQ_ENTRY(cimd_pending) entry;  /* in c->pending (every pending) */
+	bool queued;                      /* waiting for a fetch slot (no fetch yet) */
+	int64_t queued_until_ms;          /* clock_mono_ms() deadline of that wait */
+	struct event *queue_timer;        /* gives up waiting after the fetch timeout */
+	struct client *stale;             /* revalidating this cached client, or NULL */
+	char *etag, *last_modified;       /* the validators sent */
+	char *cache_control, *expires;    /* the stale entry's caching headers */
 	TAILQ_ENTRY(cimd_pending) qentry; /* in c->queue while queued */
 };
 
 struct cimd_lookup {
-	struct cimd_pending *p;
+	struct flight_waiter w; /* first: in its pending's flight */
 	cimd_done_cb done;
 	void *arg;
-	TAILQ_ENTRY(cimd_lookup) entry;
 };
 
 struct cimd {
@@ -65,9 +62,9 @@ struct cimd {
 	struct fetcher *fetcher;
 	const struct config *cfg;
 	struct cimd_cache *cache;
-	TAILQ_HEAD(, cimd_pending) pending;
-	size_t n_pending;   /* fetches in flight */
-	size_t fetch_slots; /* at most that many (CIMD_PENDING_MAX) */
+	struct flight_list pending; /* every pending, queued or not */
+	size_t n_pending;           /* fetches in flight */
+	size_t fetch_slots;         /* at most that many (CIMD_PENDING_MAX) */
 	TAILQ_HEAD(, cimd_pending) queue;
 	size_t n_queued;
 	bool dequeuing; /* in cimd_dequeue: answering a lookup must not nest it */
@@ -110,7 +107,7 @@ cimd_pending_free(struct cimd_pending *p)
 	free(p->last_modified);
 	free(p->cache_control);
 	free(p->expires);
-	free(p->url);
+	flight_dispose(&p->f);
 	free(p);
 }
 
@@ -120,19 +117,17 @@ void
 cimd_free(struct cimd *c)
 {
 	struct cimd_pending *p;
-	struct cimd_lookup *l;
+	struct flight_waiter *w;
 
 	if (c == NULL)
 		return;
-	while ((p = TAILQ_FIRST(&c->pending)) != NULL) {
-		TAILQ_REMOVE(&c->pending, p, entry);
+	while ((p = (struct cimd_pending *)TAILQ_FIRST(&c->pending)) != NULL) {
+		flight_detach(&p->f, &c->pending);
 		if (p->queued)
 			TAILQ_REMOVE(&c->queue, p, qentry);
 		fetch_cancel(p->fetch);
-		while ((l = TAILQ_FIRST(&p->waiters)) != NULL) {
-			TAILQ_REMOVE(&p->waiters, l, entry);
-			free(l);
-		}
+		while ((w = flight_next(&p->f)) != NULL)
+			free(w); /* its cimd_lookup */
 		cimd_pending_free(p);
 	}
 	cimd_cache_free(c->cache);
@@ -156,7 +151,7 @@ cimd_pending_detach(struct cimd_pending *p)
 {
 	struct cimd *c = p->c;
 
-	TAILQ_REMOVE(&c->pending, p, entry);
+	flight_detach(&p->f, &c->pending);
 	if (p->queued) {
 		TAILQ_REMOVE(&c->queue, p, qentry);
 		c->n_queued--;
@@ -206,12 +201,9 @@ cimd_pending_finish(struct cimd_pending *p, struct client *client, const char *e
 	void *arg;
 
 	cimd_pending_detach(p);
-	p->completing = true;
 	if (client == NULL)
-		cimd_log_failure(p->host, err, p->n_waiters);
-	while ((l = TAILQ_FIRST(&p->waiters)) != NULL) {
-		TAILQ_REMOVE(&p->waiters, l, entry);
-		p->n_waiters--;
+		cimd_log_failure(p->host, err, p->f.n_waiters);
+	while ((l = (struct cimd_lookup *)flight_next(&p->f)) != NULL) {
 		done = l->done;
 		arg = l->arg;
 		free(l);
@@ -335,7 +327,7 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 		metrics_add(c->m_cache, 1, "revalidated");
 		client = p->stale;
 		client_ref(client);
-		cimd_store(c, p->url, client,
+		cimd_store(c, p->f.url, client,
 		    res->cache_control != NULL ? res->cache_control : p->cache_control,
 		    res->expires != NULL ? res->expires : p->expires, res->date, res->age,
 		    res->etag != NULL ? res->etag : p->etag,
@@ -345,32 +337,19 @@ cimd_on_fetch(const struct fetch_result *res, void *arg)
 		snprintf(err, sizeof err, "client metadata document fetch failed: HTTP status %ld",
 		    res->status);
 	} else {
-		client = cimd_doc_validate(p->url, res->body, res->body_len, c->cfg, err,
+		client = cimd_doc_validate(p->f.url, res->body, res->body_len, c->cfg, err,
 		    sizeof err);
 		if (client == NULL) {
 			metrics_add(c->m_fetch, 1, "invalid");
-			cimd_cache_remove(c->cache, p->url);
+			cimd_cache_remove(c->cache, p->f.url);
 		} else {
 			metrics_add(c->m_fetch, 1, "ok");
-			cimd_store(c, p->url, client, res->cache_control, res->expires, res->date,
+			cimd_store(c, p->f.url, client, res->cache_control, res->expires, res->date,
 			    res->age, res->etag, res->last_modified);
 		}
 	}
 	cimd_pending_finish(p, client, client == NULL ? err : NULL);
 	client_unref(client);
-}
-
-static struct cimd_pending *
-cimd_pending_find(struct cimd *c, const char *url)
-{
-	struct cimd_pending *p;
-
-	TAILQ_FOREACH(p, &c->pending, entry)
-	{
-		if (strcmp(p->url, url) == 0)
-			return p;
-	}
-	return NULL;
 }
 
 /* Waited for a fetch slot as long as a fetch may take: give up. */
@@ -408,7 +387,7 @@ cimd_pending_fetch(struct cimd_pending *p)
 	policy.allow_loopback = cfg->eas.cimd.insecure_allow_loopback;
 	memset(&req, 0, sizeof req);
 	req.method = "GET";
-	req.url = p->url;
+	req.url = p->f.url;
 	req.headers = (const char *const *)hdrs;
 	req.policy = &policy;
 	req.policy_name = "cimd";
@@ -427,10 +406,9 @@ cimd_pending_start(struct cimd *c, const char *url, const char *host,
 	struct cimd_pending *p = xcalloc(1, sizeof *p);
 	struct timeval tv;
 
+	flight_init(&p->f, &c->pending, url);
 	p->c = c;
-	p->url = xstrdup(url);
 	snprintf(p->host, sizeof p->host, "%s", host);
-	TAILQ_INIT(&p->waiters);
 	if (stale != NULL) {
 		p->stale = stale->client;
 		client_ref(p->stale);
@@ -443,7 +421,6 @@ cimd_pending_start(struct cimd *c, const char *url, const char *host,
 		if (stale->expires != NULL)
 			p->expires = xstrdup(stale->expires);
 	}
-	TAILQ_INSERT_TAIL(&c->pending, p, entry);
 	if (c->n_pending < c->fetch_slots) {
 		c->n_pending++;
 		cimd_pending_fetch(p);
@@ -504,7 +481,7 @@ cimd_resolve(struct cimd *c, const char *client_id, cimd_done_cb done, void *arg
 		return NULL;
 	}
 	metrics_add(c->m_cache, 1, e != NULL ? "stale" : "miss");
-	p = cimd_pending_find(c, client_id);
+	p = (struct cimd_pending *)flight_find(&c->pending, client_id);
 	if (p == NULL) {
 		if (c->n_queued >= CIMD_QUEUE_MAX) {
 			cimd_fail_now(host,
@@ -520,11 +497,9 @@ cimd_resolve(struct cimd *c, const char *client_id, cimd_done_cb done, void *arg
 		p = cimd_pending_start(c, client_id, host, e);
 	}
 	l = xcalloc(1, sizeof *l);
-	l->p = p;
 	l->done = done;
 	l->arg = arg;
-	TAILQ_INSERT_TAIL(&p->waiters, l, entry);
-	p->n_waiters++;
+	flight_join(&p->f, &l->w);
 	return l;
 }
 
@@ -536,15 +511,15 @@ cimd_cancel(struct cimd_lookup *l)
 {
 	struct cimd_pending *p;
 	struct cimd *c;
+	bool last;
 
 	if (l == NULL)
 		return;
-	p = l->p;
+	p = (struct cimd_pending *)l->w.f;
 	c = p->c;
-	TAILQ_REMOVE(&p->waiters, l, entry);
-	p->n_waiters--;
+	last = flight_leave(&l->w);
 	free(l);
-	if (p->n_waiters > 0 || p->completing)
+	if (!last)
 		return;
 	cimd_pending_detach(p);
 	fetch_cancel(p->fetch);

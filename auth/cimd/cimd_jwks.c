@@ -15,6 +15,7 @@
 
 #include "auth/cimd/cimd.h"
 #include "auth/cimd/cimd_doc.h"
+#include "auth/cimd/flight.h"
 #include "auth/cimd/httpcache.h"
 #include "auth/crypto/keyset.h"
 #include "common/clock.h"
@@ -38,23 +39,17 @@ struct jwks_entry {
 	TAILQ_ENTRY(jwks_entry) lru;
 };
 
-struct cimd_jwks_lookup;
-
+/* A fetch of one URL, shared by its lookups. */
 struct jwks_pending {
+	struct flight f; /* first: its URL and waiters (the lookups) */
 	struct cimd_jwks *j;
-	char *url;
 	struct fetch *fetch;
-	bool completing; /* answering waiters: cancel must not free */
-	size_t n_waiters;
-	TAILQ_HEAD(, cimd_jwks_lookup) waiters;
-	TAILQ_ENTRY(jwks_pending) entry;
 };
 
 struct cimd_jwks_lookup {
-	struct jwks_pending *p;
+	struct flight_waiter w; /* first: in its pending's flight */
 	cimd_jwks_done_cb done;
 	void *arg;
-	TAILQ_ENTRY(cimd_jwks_lookup) entry;
 };
 
 struct cimd_jwks {
@@ -62,7 +57,7 @@ struct cimd_jwks {
 	const struct config *cfg;
 	TAILQ_HEAD(jwks_lru, jwks_entry) lru; /* most recently used first */
 	size_t n_entries;
-	TAILQ_HEAD(, jwks_pending) pending;
+	struct flight_list pending;
 	size_t n_pending;
 	struct metric *m_fetch;
 	struct metric *m_cache;
@@ -106,13 +101,11 @@ cimd_jwks_new(struct fetcher *fetcher, const struct config *cfg)
 static void
 jwks_pending_free(struct jwks_pending *p)
 {
-	struct cimd_jwks_lookup *l;
+	struct flight_waiter *w;
 
-	while ((l = TAILQ_FIRST(&p->waiters)) != NULL) {
-		TAILQ_REMOVE(&p->waiters, l, entry);
-		free(l);
-	}
-	free(p->url);
+	while ((w = flight_next(&p->f)) != NULL)
+		free(w); /* its cimd_jwks_lookup */
+	flight_dispose(&p->f);
 	free(p);
 }
 
@@ -124,8 +117,8 @@ cimd_jwks_free(struct cimd_jwks *j)
 
 	if (j == NULL)
 		return;
-	while ((p = TAILQ_FIRST(&j->pending)) != NULL) {
-		TAILQ_REMOVE(&j->pending, p, entry);
+	while ((p = (struct jwks_pending *)TAILQ_FIRST(&j->pending)) != NULL) {
+		flight_detach(&p->f, &j->pending);
 		fetch_cancel(p->fetch);
 		jwks_pending_free(p);
 	}
@@ -183,15 +176,12 @@ jwks_pending_finish(struct jwks_pending *p, struct jwks_keys *keys, const char *
 	cimd_jwks_done_cb done;
 	void *arg;
 
-	TAILQ_REMOVE(&j->pending, p, entry);
+	flight_detach(&p->f, &j->pending);
 	j->n_pending--;
-	p->completing = true;
 	if (keys == NULL)
 		log_warn("cimd: jwks_uri refused", LOG_S("reason", err),
-		    LOG_I("waiters", p->n_waiters));
-	while ((l = TAILQ_FIRST(&p->waiters)) != NULL) {
-		TAILQ_REMOVE(&p->waiters, l, entry);
-		p->n_waiters--;
+		    LOG_I("waiters", p->f.n_waiters));
+	while ((l = (struct cimd_jwks_lookup *)flight_next(&p->f)) != NULL) {
 		done = l->done;
 		arg = l->arg;
 		free(l);
@@ -235,7 +225,7 @@ jwks_on_fetch(const struct fetch_result *res, void *arg)
 		    clock_wall_s(), &lim, &lt);
 		/* no-cache: no conditional requests here, so as good as no-store. */
 		if (lt.store && !lt.revalidate) {
-			e = jwks_entry_get(j, p->url);
+			e = jwks_entry_get(j, p->f.url);
 			jwks_keys_unref(e->keys);
 			e->keys = keys;
 			keys->refs++;
@@ -255,10 +245,8 @@ jwks_pending_start(struct cimd_jwks *j, const char *url)
 	struct fetch_policy policy;
 	struct fetch_request req;
 
+	flight_init(&p->f, &j->pending, url);
 	p->j = j;
-	p->url = xstrdup(url);
-	TAILQ_INIT(&p->waiters);
-	TAILQ_INSERT_TAIL(&j->pending, p, entry);
 	j->n_pending++;
 	fetch_policy_init(&policy, true);
 	policy.timeout_ms = cfg->eas.cimd.fetch_timeout_ms;
@@ -266,7 +254,7 @@ jwks_pending_start(struct cimd_jwks *j, const char *url)
 	policy.allow_loopback = cfg->eas.cimd.insecure_allow_loopback;
 	memset(&req, 0, sizeof req);
 	req.method = "GET";
-	req.url = p->url;
+	req.url = p->f.url;
 	req.policy = &policy;
 	req.policy_name = "cimd_jwks";
 	/* done never runs from inside fetch_start, so p is ready for it. */
@@ -308,12 +296,7 @@ cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done
 	} else {
 		metrics_add(j->m_cache, 1, "miss");
 	}
-	TAILQ_FOREACH(p, &j->pending, entry)
-	{
-		if (strcmp(p->url, url) == 0)
-			break;
-	}
-	if (p == NULL) {
+	if ((p = (struct jwks_pending *)flight_find(&j->pending, url)) == NULL) {
 		if (j->n_pending >= CIMD_JWKS_PENDING_MAX) {
 			metrics_add(j->m_fetch, 1, "too_many");
 			done(NULL, "too many jwks_uri fetches in progress; try again", arg);
@@ -322,11 +305,9 @@ cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done
 		p = jwks_pending_start(j, url);
 	}
 	l = xcalloc(1, sizeof *l);
-	l->p = p;
 	l->done = done;
 	l->arg = arg;
-	TAILQ_INSERT_TAIL(&p->waiters, l, entry);
-	p->n_waiters++;
+	flight_join(&p->f, &l->w);
 	return l;
 }
 
@@ -337,17 +318,17 @@ cimd_jwks_cancel(struct cimd_jwks_lookup *l)
 {
 	struct jwks_pending *p;
 	struct cimd_jwks *j;
+	bool last;
 
 	if (l == NULL)
 		return;
-	p = l->p;
+	p = (struct jwks_pending *)l->w.f;
 	j = p->j;
-	TAILQ_REMOVE(&p->waiters, l, entry);
-	p->n_waiters--;
+	last = flight_leave(&l->w);
 	free(l);
-	if (p->n_waiters > 0 || p->completing)
+	if (!last)
 		return;
-	TAILQ_REMOVE(&j->pending, p, entry);
+	flight_detach(&p->f, &j->pending);
 	j->n_pending--;
 	fetch_cancel(p->fetch);
 	metrics_add(j->m_fetch, 1, "cancelled");
