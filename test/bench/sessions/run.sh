@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sessions across replicas: tools/list in one MCP session, directly through its owner (A),
 # through a plain extra proxy in front of A (C, whose backend is A's MCP listener: what
-# "one extra proxy hop" costs) and through another replica (B → A's peer listener → A's
+# "one extra proxy hop" costs), through nginx in front of A (the same, of another make) and
+# through another replica (B → A's peer listener → A's
 # backend), in interleaved rounds, in one run: req/s, p99 and the proxies' CPU per request
 # (time on a CPU from /proc/<pid>/task/*/schedstat, nanoseconds: /proc/<pid>/stat's utime and
 # stime are sampled at the 100 Hz tick on this kernel and miss most of a short wakeup; chain
@@ -17,16 +18,24 @@
 # CALLGRIND=1 runs the proxies under valgrind's callgrind and adds the user-space instructions
 # each executes per request: a count that does not depend on the host's load (CPU times and
 # req/s are then callgrind's); the dumps are kept as /tmp/sessions-callgrind-LABEL-rROUND-PID.out.
+# AUTH=1 runs A and B as in production: auth.mode oidc against the IdP peer (test/peers/idp.mjs,
+# a JWT access token, its keys fetched once) and a tool policy (one deny rule, so tools/list
+# answers are filtered; POLICY=0 leaves it out); C stays a plain proxy with no auth, as an
+# ingress would be.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
 BIN="$(realpath "${MCP_PROXY_BIN:-$REPO/build/mcp-proxy-runner}")"
 ROUNDS="${ROUNDS:-3}" DURATION="${DURATION:-10}" CONNS="${CONNS:-20}"
 command -v wrk >/dev/null || { echo "sessions bench: needs wrk (apt-get install wrk)" >&2; exit 2; }
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "sessions bench: needs nginx (apt-get install nginx)" >&2; exit 2; }
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 TMP="$(mktemp -d)"
+WORK="$TMP"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
+. "$HERE/../nginx.sh"
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # the backend: server-everything on 127.0.0.1
@@ -36,14 +45,34 @@ PIDS+=($!)
 BPORT="$(head -1 "$TMP/be" | python3 -c 'import json,sys;print(json.load(sys.stdin)["listening"])')"
 cat "$TMP/be" >/dev/null &
 
+AUTHCFG='"auth":{"mode":"none"}'
+TOKEN=""
+if [ "${AUTH:-}" = 1 ]; then # the IdP peer on 127.0.0.1, one login, one JWT for the resource
+	mkfifo "$TMP/idp"
+	RESOURCE="http://127.0.0.1:$(free_port)/mcp" # the "Service": nothing listens there
+	REDIRECT="http://127.0.0.1:$(free_port)/cb"
+	IDP_OPTS='{"client_id":"bench","client_secret":"bench-secret","redirect_uris":["'$REDIRECT'"]}'
+	(cd "$REPO/test/peers" && PEER_EXIT_ON_STDIN_EOF=0 exec node idp.mjs "$IDP_OPTS" >"$TMP/idp" 2>/dev/null) &
+	PIDS+=($!)
+	ISSUER="$(head -1 "$TMP/idp" | python3 -c 'import json,sys;print(json.load(sys.stdin)["issuer"])')"
+	cat "$TMP/idp" >/dev/null &
+	TOKEN="$(node "$HERE/token.mjs" "$ISSUER" "$RESOURCE" bench bench-secret "$REDIRECT")"
+	AUTHCFG='"auth":{"mode":"oidc","oidc":{"issuer":"'$ISSUER'","audience":"'$RESOURCE'","insecureAllowHTTP":true}}'
+	[ "${POLICY:-1}" != 1 ] || # POLICY=0: the token check alone
+		AUTHCFG+=',"authorization":{"defaultDecision":"allow","rules":[{"operations":["tools/call:get-env"],"deny":{}}]}'
+	AUTHSRV=',"resourceUrl":"'$RESOURCE'"'
+fi
+export TOKEN
+
 mkdir -p "$TMP/secrets/peer"
 head -c 32 /dev/urandom | base64 >"$TMP/secrets/peer/secret"
-start_replica() { # name port [peerport] [backend port]
-	local peer=""
+start_replica() { # name port [peerport] [backend port: a plain proxy, no auth]
+	local peer="" auth="$AUTHCFG" srv="${AUTHSRV:-}"
 	[ -z "$3" ] || peer=',"peerListen":"127.0.0.1:'$3'","peerAddress":"127.0.0.1:'$3'","peerSecretRef":{"name":"peer","key":"secret"}'
+	[ -z "${4:-}" ] || { auth='"auth":{"mode":"none"}'; srv=""; }
 	cat >"$TMP/$1.json" <<JSON
-{"auth":{"mode":"none"},"backend":{"url":"http://127.0.0.1:${4:-$BPORT}"},
- "server":{"listen":"127.0.0.1:$2","diagnosticsListen":"127.0.0.1:0","logLevel":"warn"$peer}}
+{$auth,"backend":{"url":"http://127.0.0.1:${4:-$BPORT}"},
+ "server":{"listen":"127.0.0.1:$2","diagnosticsListen":"127.0.0.1:0","logLevel":"warn"$peer$srv}}
 JSON
 	local wrap=()
 	[ "${CALLGRIND:-}" != 1 ] || wrap=(valgrind --tool=callgrind --dump-instr=no "--callgrind-out-file=$TMP/cg.%p")
@@ -59,12 +88,29 @@ JSON
 	exit 1
 }
 PA="$(free_port)" PB="$(free_port)" PPA="$(free_port)" PPB="$(free_port)"
-PC="$(free_port)"
+PC="$(free_port)" PN="$(free_port)"
 start_replica A "$PA" "$PPA"
 start_replica B "$PB" "$PPB"
-start_replica C "$PC" "" "$PA" # a plain proxy in front of A: no sessions of its own
+# A plain proxy of ours in front of A (no sessions of its own); not with AUTH=1: it would not
+# pass the client's token on (the backend never gets it).
+[ "${AUTH:-}" = 1 ] || start_replica C "$PC" "" "$PA"
+# nginx in front of A, streaming (no buffering), keep-alive to A: one extra hop of another make
+nginx_start N "	upstream a { server 127.0.0.1:$PA; keepalive 16; }
+	server {
+		listen 127.0.0.1:$PN;
+		location / {
+			proxy_pass http://a;
+			proxy_http_version 1.1;
+			proxy_set_header Connection \"\";
+			proxy_set_header Host \$host;
+			proxy_buffering off;
+		}
+	}"
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PN/mcp" && break; sleep 0.1; done
+PID_N="$(nginx_worker "$LAST_PID")"
 
 H=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -H 'Mcp-Protocol-Version: 2025-06-18')
+[ -z "$TOKEN" ] || H+=(-H "Authorization: Bearer $TOKEN")
 SID="$(curl -s -D - -o /dev/null "${H[@]}" "http://127.0.0.1:$PA/mcp" \
 	-d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}' |
 	tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')"
@@ -125,10 +171,11 @@ run() { # label port pids...
 	us="$(awk -v t="$after" -v r="$reqs" 'BEGIN{printf "%.1f", t / r}')"
 	printf '%-8s %10s req/s  p99 %8s  proxy CPU/request %7s us  (A first:%s)  switches/request%s%s\n' "$label" "$rps" "$p99" "$us" "$each" "$sw" "$instr"
 }
-[ -z "${PERF:-}${STRACE:-}" ] || echo "profiles in ${PERF:-$STRACE}; pids: A (owner) $PID_A, B (front of the hop) $PID_B, C (plain proxy) $PID_C"
+[ -z "${PERF:-}${STRACE:-}" ] || echo "profiles in ${PERF:-$STRACE}; pids: A (owner) $PID_A, B (front of the hop) $PID_B, C (plain proxy) ${PID_C:-none}, nginx $PID_N"
 for r in $(seq "$ROUNDS"); do
 	echo "round $r"
 	run direct "$PA" "$PID_A"
-	run chain "$PC" "$PID_A" "$PID_C"
+	[ "${AUTH:-}" = 1 ] || run chain "$PC" "$PID_A" "$PID_C"
+	[ "${CALLGRIND:-}" = 1 ] || run nginx "$PN" "$PID_A" "$PID_N" # (not under valgrind)
 	run hop "$PB" "$PID_A" "$PID_B"
 done

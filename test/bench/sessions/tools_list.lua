@@ -5,6 +5,11 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["Mcp-Protocol-Version"] = "2025-06-18"
 wrk.headers["Mcp-Session-Id"] = os.getenv("SID")
+-- TOKEN: the bearer token (AUTH=1 in run.sh)
+local token = os.getenv("TOKEN")
+if token ~= nil and token ~= "" then
+	wrk.headers["Authorization"] = "Bearer " .. token
+end
 -- THINK=<ms>: each connection waits that long between requests (a paced load).
 local think = tonumber(os.getenv("THINK") or "")
 if think ~= nil and think > 0 then
