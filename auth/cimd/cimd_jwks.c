@@ -30,10 +30,19 @@ struct jwks_keys {
 	struct keyset *ks;
 };
 
+/* What a stored response said of its caching: sent back to revalidate
+ * it, and standing in for the headers a 304 leaves out (RFC 9111 §4.3.4). */
+struct jwks_validators {
+	char *etag, *last_modified;
+	char *cache_control, *expires;
+};
+
 struct jwks_entry {
 	char *url;
 	struct jwks_keys *keys; /* NULL: only the refetch time is remembered */
 	int64_t expires_ms;     /* monotonic; keys are fresh before it */
+	bool revalidate;        /* no-cache: asked again (conditionally) on every use */
+	struct jwks_validators v;
 	bool refetched;
 	int64_t refetched_ms; /* monotonic time of the last refetch */
 	TAILQ_ENTRY(jwks_entry) lru;
@@ -44,6 +53,8 @@ struct jwks_pending {
 	struct flight f; /* first: its URL and waiters (the lookups) */
 	struct cimd_jwks *j;
 	struct fetch *fetch;
+	struct jwks_keys *stale;  /* revalidating these keys, or NULL */
+	struct jwks_validators v; /* the stale entry's */
 };
 
 struct cimd_jwks_lookup {
@@ -73,9 +84,34 @@ jwks_keys_unref(struct jwks_keys *k)
 }
 
 static void
+jwks_validators_dispose(struct jwks_validators *v)
+{
+	free(v->etag);
+	free(v->last_modified);
+	free(v->cache_control);
+	free(v->expires);
+	memset(v, 0, sizeof *v);
+}
+
+/* Set *v to copies of the given values (each may be NULL). */
+static void
+jwks_validators_set(struct jwks_validators *v, const char *etag, const char *last_modified,
+    const char *cache_control, const char *expires)
+{
+	struct jwks_validators n = { etag != NULL ? xstrdup(etag) : NULL,
+		last_modified != NULL ? xstrdup(last_modified) : NULL,
+		cache_control != NULL ? xstrdup(cache_control) : NULL,
+		expires != NULL ? xstrdup(expires) : NULL };
+
+	jwks_validators_dispose(v);
+	*v = n;
+}
+
+static void
 jwks_entry_free(struct jwks_entry *e)
 {
 	jwks_keys_unref(e->keys);
+	jwks_validators_dispose(&e->v);
 	free(e->url);
 	free(e);
 }
@@ -94,7 +130,9 @@ cimd_jwks_new(struct fetcher *fetcher, const struct config *cfg)
 	    "too_many, cancelled, or the fetch error).",
 	    "outcome");
 	j->m_cache = metrics_counter("mcp_proxy_cimd_jwks_cache_total",
-	    "jwks_uri key lookups by result (hit, miss, refetch, refetch_limited).", "result");
+	    "jwks_uri key lookups by result (hit, miss, stale, revalidated, refetch, "
+	    "refetch_limited).",
+	    "result");
 	return j;
 }
 
@@ -105,6 +143,8 @@ jwks_pending_free(struct jwks_pending *p)
 
 	while ((w = flight_next(&p->f)) != NULL)
 		free(w); /* its cimd_jwks_lookup */
+	jwks_keys_unref(p->stale);
+	jwks_validators_dispose(&p->v);
 	flight_dispose(&p->f);
 	free(p);
 }
@@ -190,18 +230,48 @@ jwks_pending_finish(struct jwks_pending *p, struct jwks_keys *keys, const char *
 	jwks_pending_free(p);
 }
 
+/* Keep keys for url per the response's caching headers: no-store is not
+ * kept, nor no-cache without a validator (it would only ever be fetched
+ * again); no-cache with one is revalidated on every use. */
+static void
+jwks_keep(struct cimd_jwks *j, const char *url, struct jwks_keys *keys, const char *cc,
+    const char *expires, const char *date, const char *age, const char *etag,
+    const char *last_modified)
+{
+	const struct config *cfg = j->cfg;
+	struct httpcache_limits lim = { .fallback_ms = cfg->eas.cimd.cache_fallback_ttl_ms,
+		.min_ms = cfg->eas.cimd.cache_min_ttl_ms,
+		.max_ms = cfg->eas.cimd.cache_max_ttl_ms };
+	struct httpcache_lifetime lt;
+	struct jwks_entry *e;
+
+	httpcache_lifetime(cc, expires, date, age, clock_wall_s(), &lim, &lt);
+	if (!lt.store || (lt.revalidate && etag == NULL && last_modified == NULL)) {
+		if ((e = jwks_entry_find(j, url)) != NULL) {
+			jwks_keys_unref(e->keys); /* the refetch time stays */
+			e->keys = NULL;
+			jwks_validators_dispose(&e->v);
+		}
+		return;
+	}
+	e = jwks_entry_get(j, url);
+	if (e->keys != keys) {
+		jwks_keys_unref(e->keys);
+		e->keys = keys;
+		keys->refs++;
+	}
+	e->expires_ms = clock_mono_ms() + lt.ttl_ms;
+	e->revalidate = lt.revalidate;
+	jwks_validators_set(&e->v, etag, last_modified, cc, expires);
+}
+
 static void
 jwks_on_fetch(const struct fetch_result *res, void *arg)
 {
 	struct jwks_pending *p = arg;
 	struct cimd_jwks *j = p->j;
 	const struct config *cfg = j->cfg;
-	struct httpcache_limits lim = { .fallback_ms = cfg->eas.cimd.cache_fallback_ttl_ms,
-		.min_ms = cfg->eas.cimd.cache_min_ttl_ms,
-		.max_ms = cfg->eas.cimd.cache_max_ttl_ms };
-	struct httpcache_lifetime lt;
 	struct jwks_keys *keys = NULL;
-	struct jwks_entry *e;
 	struct keyset *ks = NULL;
 	char err[256] = "";
 
@@ -210,6 +280,18 @@ jwks_on_fetch(const struct fetch_result *res, void *arg)
 		metrics_add(j->m_fetch, 1, fetch_error_name(res->error));
 		cimd_fetch_error_text(res, "jwks_uri document", "jwks_uri fetch",
 		    cfg->eas.cimd.fetch_timeout_ms, CIMD_JWKS_MAX_SIZE, err, sizeof err);
+	} else if (res->status == 304 && p->stale != NULL) {
+		/* Not modified: the stored keys are fresh again; a 304 carries
+		 * the headers that changed, the stored ones stand in. */
+		metrics_add(j->m_fetch, 1, "ok");
+		metrics_add(j->m_cache, 1, "revalidated");
+		keys = p->stale;
+		keys->refs++;
+		jwks_keep(j, p->f.url, keys,
+		    res->cache_control != NULL ? res->cache_control : p->v.cache_control,
+		    res->expires != NULL ? res->expires : p->v.expires, res->date, res->age,
+		    res->etag != NULL ? res->etag : p->v.etag,
+		    res->last_modified != NULL ? res->last_modified : p->v.last_modified);
 	} else if (res->status != 200) {
 		metrics_add(j->m_fetch, 1, fetch_error_name(FETCH_ERR_BAD_STATUS));
 		snprintf(err, sizeof err, "jwks_uri fetch failed: HTTP status %ld", res->status);
@@ -221,33 +303,38 @@ jwks_on_fetch(const struct fetch_result *res, void *arg)
 		keys = xcalloc(1, sizeof *keys);
 		keys->refs = 1;
 		keys->ks = ks;
-		httpcache_lifetime(res->cache_control, res->expires, res->date, res->age,
-		    clock_wall_s(), &lim, &lt);
-		/* no-cache: no conditional requests here, so as good as no-store. */
-		if (lt.store && !lt.revalidate) {
-			e = jwks_entry_get(j, p->f.url);
-			jwks_keys_unref(e->keys);
-			e->keys = keys;
-			keys->refs++;
-			e->expires_ms = clock_mono_ms() + lt.ttl_ms;
-		}
+		jwks_keep(j, p->f.url, keys, res->cache_control, res->expires, res->date, res->age,
+		    res->etag, res->last_modified);
 	}
 	jwks_pending_finish(p, keys, keys == NULL ? err : NULL);
 	jwks_keys_unref(keys);
 }
 
-/* Start fetching url for the waiters to come. */
+/* Start fetching url for the waiters to come; conditionally when stale
+ * (an entry whose keys are due for revalidation) gives validators. */
 static struct jwks_pending *
-jwks_pending_start(struct cimd_jwks *j, const char *url)
+jwks_pending_start(struct cimd_jwks *j, const char *url, const struct jwks_entry *stale)
 {
 	const struct config *cfg = j->cfg;
 	struct jwks_pending *p = xcalloc(1, sizeof *p);
 	struct fetch_policy policy;
 	struct fetch_request req;
+	char *hdrs[3] = { NULL, NULL, NULL };
+	size_t nh = 0;
 
 	flight_init(&p->f, &j->pending, url);
 	p->j = j;
 	j->n_pending++;
+	if (stale != NULL) {
+		p->stale = stale->keys;
+		p->stale->refs++;
+		jwks_validators_set(&p->v, stale->v.etag, stale->v.last_modified,
+		    stale->v.cache_control, stale->v.expires);
+		if (p->v.etag != NULL)
+			hdrs[nh++] = xasprintf("If-None-Match: %s", p->v.etag);
+		if (p->v.last_modified != NULL)
+			hdrs[nh++] = xasprintf("If-Modified-Since: %s", p->v.last_modified);
+	}
 	fetch_policy_init(&policy, true);
 	policy.timeout_ms = cfg->eas.cimd.fetch_timeout_ms;
 	policy.max_size = CIMD_JWKS_MAX_SIZE;
@@ -255,10 +342,13 @@ jwks_pending_start(struct cimd_jwks *j, const char *url)
 	memset(&req, 0, sizeof req);
 	req.method = "GET";
 	req.url = p->f.url;
+	req.headers = (const char *const *)hdrs;
 	req.policy = &policy;
 	req.policy_name = "cimd_jwks";
 	/* done never runs from inside fetch_start, so p is ready for it. */
 	p->fetch = fetch_start(j->fetcher, &req, jwks_on_fetch, p);
+	for (size_t i = 0; i < nh; i++)
+		free(hdrs[i]);
 	return p;
 }
 
@@ -270,6 +360,7 @@ cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done
 	struct jwks_pending *p;
 	struct cimd_jwks_lookup *l;
 	struct jwks_keys *keys;
+	const struct jwks_entry *stale = NULL; /* revalidate its keys (not on a refetch) */
 	int64_t now = clock_mono_ms();
 	char why[128];
 
@@ -285,7 +376,7 @@ cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done
 		e->refetched = true;
 		e->refetched_ms = now;
 		metrics_add(j->m_cache, 1, "refetch");
-	} else if (e != NULL && e->keys != NULL && now < e->expires_ms) {
+	} else if (e != NULL && e->keys != NULL && !e->revalidate && now < e->expires_ms) {
 		metrics_add(j->m_cache, 1, "hit");
 		/* Keep the keys alive across done() whatever it does. */
 		keys = e->keys;
@@ -293,6 +384,10 @@ cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done
 		done(keys->ks, NULL, arg);
 		jwks_keys_unref(keys);
 		return NULL;
+	} else if (e != NULL && e->keys != NULL &&
+	    (e->v.etag != NULL || e->v.last_modified != NULL)) {
+		metrics_add(j->m_cache, 1, "stale");
+		stale = e;
 	} else {
 		metrics_add(j->m_cache, 1, "miss");
 	}
@@ -302,7 +397,7 @@ cimd_jwks_get(struct cimd_jwks *j, const char *url, bool refetch, cimd_jwks_done
 			done(NULL, "too many jwks_uri fetches in progress; try again", arg);
 			return NULL;
 		}
-		p = jwks_pending_start(j, url);
+		p = jwks_pending_start(j, url, stale);
 	}
 	l = xcalloc(1, sizeof *l);
 	l->done = done;

@@ -5,8 +5,10 @@
  * fetcher's untrusted policy (https, the address guard on the address
  * actually connected, no redirects, a size cap, the CIMD fetch timeout),
  * parsed as a JWKS of public keys only, and cached per URL with the
- * response's HTTP-caching lifetime, like documents. Concurrent lookups of
- * one URL share one fetch; errors are never cached.
+ * response's HTTP-caching lifetime, like documents: revalidated with its
+ * ETag / Last-Modified when stale (or on every use after no-cache), a 304
+ * keeping the keys. Concurrent lookups of one URL share one fetch; errors
+ * are never cached.
  *
  * An assertion naming a kid the cached keys lack (the client rotated its
  * key) may refetch the URL, once per CIMD_JWKS_REFETCH_MS per URL: a

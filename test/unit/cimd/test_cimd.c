@@ -1167,6 +1167,80 @@ test_jwks_fetch_cache_refetch(void)
 	env_dispose(&e);
 }
 
+/* Revalidation, as for documents: a stale entry with an ETag is asked for
+ * with If-None-Match and a 304 keeps its keys (fresh again for the 304's
+ * max-age); a new ETag replaces them; no-cache with a validator is asked
+ * again on every use; a refetch for an unknown kid is unconditional. */
+static void
+test_jwks_revalidate(void)
+{
+	const char *cache = "mcp_proxy_cimd_jwks_cache_total";
+	struct env e;
+	struct kwaiter w;
+	struct cimd_jwks *j;
+
+	if (!env_init(&e))
+		return;
+	env_start(&e);
+	clock_set_fake(WALL0, MONO0);
+	j = cimd_jwks_new(e.fetcher, e.cfg);
+	put_doc("/jwks-etag.json",
+	    "{\"json\":{\"keys\":[" RSA_JWK("") "]},\"etag\":\"\\\"k1\\\"\","
+	    "\"headers\":{\"Cache-Control\":\"max-age=60\"}}");
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-etag.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	clock_advance_fake_ms(61 * 1000);
+	/* Stale: conditional, 304, the same keys. */
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-etag.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-etag.json"), 2);
+	CU_ASSERT_EQUAL(stat_of("notModified", "/jwks-etag.json"), 1);
+	CU_ASSERT_EQUAL(jwks_metric(cache, "result", "stale"), 1);
+	CU_ASSERT_EQUAL(jwks_metric(cache, "result", "revalidated"), 1);
+	/* Fresh again for the 304's max-age. */
+	clock_advance_fake_ms(59 * 1000);
+	CU_ASSERT_TRUE(jwks_get(&e, j, url_of("/jwks-etag.json"), false, &w));
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-etag.json"), 2);
+	/* A refetch (an unknown kid) asks without validators: a 200. */
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-etag.json"), true, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-etag.json"), 3);
+	CU_ASSERT_EQUAL(stat_of("notModified", "/jwks-etag.json"), 1);
+	/* Changed (a new ETag): stale, asked, answered whole (200), kept anew. */
+	put_doc("/jwks-etag.json",
+	    "{\"json\":{\"keys\":[" RSA_JWK(",\"use\":\"sig\"") "]},\"etag\":\"\\\"k2\\\"\","
+	    "\"headers\":{\"Cache-Control\":\"max-age=60\"}}");
+	clock_advance_fake_ms(61 * 1000);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-etag.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-etag.json"), 4);
+	CU_ASSERT_EQUAL(stat_of("notModified", "/jwks-etag.json"), 1);
+	CU_ASSERT_TRUE(jwks_get(&e, j, url_of("/jwks-etag.json"), false, &w));
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-etag.json"), 4);
+
+	/* no-cache with an ETag: kept, and revalidated on every use. */
+	put_doc("/jwks-nocache.json",
+	    "{\"json\":{\"keys\":[" RSA_JWK("") "]},\"etag\":\"\\\"n1\\\"\","
+	    "\"headers\":{\"Cache-Control\":\"no-cache\"}}");
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nocache.json"), false, &w));
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nocache.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nocache.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-nocache.json"), 3);
+	CU_ASSERT_EQUAL(stat_of("notModified", "/jwks-nocache.json"), 2);
+	/* no-cache without a validator: not kept, a full fetch every time. */
+	put_doc("/jwks-nocache2.json",
+	    "{\"json\":{\"keys\":[" RSA_JWK("") "]},\"headers\":{\"Cache-Control\":\"no-cache\"}}");
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nocache2.json"), false, &w));
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nocache2.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-nocache2.json"), 2);
+	CU_ASSERT_EQUAL(stat_of("notModified", "/jwks-nocache2.json"), 0);
+	cimd_jwks_free(j);
+	env_dispose(&e);
+}
+
 /* With the guard on, a jwks_uri on loopback in disguise is refused on the
  * address it resolves to, and the host sees no connection at all. */
 static void
@@ -1217,6 +1291,7 @@ static const struct unit_test tests[] = {
 	{ "free with pending", test_free_with_pending },
 	{ "log lines", test_log_lines },
 	{ "jwks_uri: fetch, cache, refetch, failures", test_jwks_fetch_cache_refetch },
+	{ "jwks_uri: revalidation", test_jwks_revalidate },
 	{ "jwks_uri: the address guard", test_jwks_ssrf_guard },
 	{ NULL, NULL },
 };
