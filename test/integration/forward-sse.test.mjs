@@ -2,11 +2,14 @@
 // server-everything in SSE mode (GET /sse, POST /message?sessionId=…): the SDK's
 // SSEClientTransport works end to end, and the `event: endpoint` path is rewritten with
 // server.publicPathPrefix, or with X-Forwarded-Prefix only when server.trustProxyHeaders;
-// and a backend framed as the Python SDK's (CRLF line ends, ?session_id=). Everything
-// runs on 127.0.0.1.
+// and a backend framed as the Python SDK's (CRLF line ends, ?session_id=); a tool policy in
+// front of it. Everything runs on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import {
   startProxy, startBackend, startPySseBackend, connectClient, request, waitFor, scrapeMetrics,
 } from './lib/harness.mjs';
@@ -108,6 +111,37 @@ test('server.publicPathPrefix is put in front of the endpoint path', async (t) =
   // Without trustProxyHeaders, a client's X-Forwarded-Prefix changes nothing.
   const spoofed = await firstEvent(`${p.origin}/sse`, { 'x-forwarded-prefix': '/evil' });
   assert.match(endpointData(spoofed.event), /^\/team-a\/message\?sessionId=/);
+  await p.stop();
+});
+
+test('with a tool policy: every message is decided on its POST (a refused call never reaches the server); list answers on the stream pass unfiltered, audited as unknown (README)', async (t) => {
+  const backend = await startBackend('sse', { t });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-sse-audit-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const auditFile = path.join(dir, 'audit.log');
+  const p = await startProxy({
+    ...cfg(backend.url),
+    authorization: { defaultDecision: 'allow', rules: [{ operations: ['tools/call:get-env'], deny: {} }] },
+    audit: { enabled: true, path: auditFile },
+  }, { t });
+  const client = await connectClient({ url: `${p.origin}/sse`, transport: 'sse', t });
+  const { tools } = await client.listTools();
+  // The answer came on the GET /sse stream, which the policy does not rewrite.
+  assert.ok(tools.some((x) => x.name === 'get-env'), tools.map((x) => x.name).join());
+  const r = await client.callTool({ name: 'echo', arguments: { message: 'allowed' } });
+  assert.ok(JSON.stringify(r.content).includes('allowed'));
+  await assert.rejects(client.callTool({ name: 'get-env', arguments: {} }), /403|forbidden/i,
+    'the refused call fails on its POST');
+  const m = await scrapeMetrics(p.diagUrl);
+  assert.equal(m.get('mcp_proxy_mcp_requests_total{decision="deny",method="tools/call"}'), 1, m.text);
+  assert.equal(m.get('mcp_proxy_http_requests_total{listener="mcp",method="POST",route="mcp",status="403"}'), 1, m.text);
+  let lines = [];
+  await waitFor(() => (lines = fs.readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)))
+    .some((l) => l.decision === 'deny'), { message: 'the deny audit line' });
+  const calls = lines.filter((l) => l.method === 'tools/call');
+  assert.deepEqual(calls.map((l) => [l.name, l.decision, l.outcome]),
+    [['echo', 'allow', 'unknown'], ['get-env', 'deny', 'denied']], JSON.stringify(calls));
+  await client.close();
   await p.stop();
 });
 
