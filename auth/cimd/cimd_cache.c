@@ -29,22 +29,6 @@ cimd_cache_hash(const char *s)
 	return hash_str(s);
 }
 
-/* A copy of a header value when it is short and printable ASCII, else NULL. */
-static char *
-cimd_cache_header(const char *v)
-{
-	size_t i;
-
-	if (v == NULL)
-		return NULL;
-	for (i = 0; v[i] != '\0'; i++) {
-		if (i >= CIMD_CACHE_HEADER_MAX || (unsigned char)v[i] < 0x20 ||
-		    (unsigned char)v[i] >= 0x7f)
-			return NULL;
-	}
-	return i == 0 ? NULL : xstrdup(v);
-}
-
 struct cimd_cache *
 cimd_cache_new(size_t max_entries)
 {
@@ -178,10 +162,10 @@ cimd_cache_put(struct cimd_cache *cc, const char *url, struct client *client,
 	e->client = client;
 	e->expires_ms = meta->expires_ms;
 	e->revalidate = meta->revalidate;
-	e->etag = cimd_cache_header(meta->etag);
-	e->last_modified = cimd_cache_header(meta->last_modified);
-	e->cache_control = cimd_cache_header(meta->cache_control);
-	e->expires = cimd_cache_header(meta->expires);
+	e->etag = httpcache_header_copy(meta->etag);
+	e->last_modified = httpcache_header_copy(meta->last_modified);
+	e->cache_control = httpcache_header_copy(meta->cache_control);
+	e->expires = httpcache_header_copy(meta->expires);
 	cimd_cache_remove(cc, e->url);
 	while (cc->n >= cc->max && cc->tail != NULL) {
 		cimd_cache_drop(cc, cc->tail);

@@ -14,10 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/cimd/httpcache.h"
+
 struct client;
 struct cimd_cache;
 
-#define CIMD_CACHE_HEADER_MAX 256 /* longest validator or caching header kept */
+#define CIMD_CACHE_HEADER_MAX HTTPCACHE_HEADER_MAX /* longest validator or caching header kept */
 
 /* What the resolver stores with a client; strings are copied (NULL = none). */
 struct cimd_cache_meta {

@@ -93,15 +93,15 @@ jwks_validators_dispose(struct jwks_validators *v)
 	memset(v, 0, sizeof *v);
 }
 
-/* Set *v to copies of the given values (each may be NULL). */
+/* Set *v to copies of the given values that are fit to keep and send
+ * back (httpcache_header_copy: a value that is not is dropped). */
 static void
 jwks_validators_set(struct jwks_validators *v, const char *etag, const char *last_modified,
     const char *cache_control, const char *expires)
 {
-	struct jwks_validators n = { etag != NULL ? xstrdup(etag) : NULL,
-		last_modified != NULL ? xstrdup(last_modified) : NULL,
-		cache_control != NULL ? xstrdup(cache_control) : NULL,
-		expires != NULL ? xstrdup(expires) : NULL };
+	struct jwks_validators n = { httpcache_header_copy(etag),
+		httpcache_header_copy(last_modified), httpcache_header_copy(cache_control),
+		httpcache_header_copy(expires) };
 
 	jwks_validators_dispose(v);
 	*v = n;
@@ -231,8 +231,8 @@ jwks_pending_finish(struct jwks_pending *p, struct jwks_keys *keys, const char *
 }
 
 /* Keep keys for url per the response's caching headers: no-store is not
- * kept, nor no-cache without a validator (it would only ever be fetched
- * again); no-cache with one is revalidated on every use. */
+ * kept, nor no-cache without a validator fit to send back (it would only
+ * ever be fetched again); no-cache with one is revalidated on every use. */
 static void
 jwks_keep(struct cimd_jwks *j, const char *url, struct jwks_keys *keys, const char *cc,
     const char *expires, const char *date, const char *age, const char *etag,
@@ -243,10 +243,13 @@ jwks_keep(struct cimd_jwks *j, const char *url, struct jwks_keys *keys, const ch
 		.min_ms = cfg->eas.cimd.cache_min_ttl_ms,
 		.max_ms = cfg->eas.cimd.cache_max_ttl_ms };
 	struct httpcache_lifetime lt;
+	struct jwks_validators v = { 0 };
 	struct jwks_entry *e;
 
 	httpcache_lifetime(cc, expires, date, age, clock_wall_s(), &lim, &lt);
-	if (!lt.store || (lt.revalidate && etag == NULL && last_modified == NULL)) {
+	jwks_validators_set(&v, etag, last_modified, cc, expires);
+	if (!lt.store || (lt.revalidate && v.etag == NULL && v.last_modified == NULL)) {
+		jwks_validators_dispose(&v);
 		if ((e = jwks_entry_find(j, url)) != NULL) {
 			jwks_keys_unref(e->keys); /* the refetch time stays */
 			e->keys = NULL;
@@ -262,7 +265,8 @@ jwks_keep(struct cimd_jwks *j, const char *url, struct jwks_keys *keys, const ch
 	}
 	e->expires_ms = clock_mono_ms() + lt.ttl_ms;
 	e->revalidate = lt.revalidate;
-	jwks_validators_set(&e->v, etag, last_modified, cc, expires);
+	jwks_validators_dispose(&e->v);
+	e->v = v;
 }
 
 static void

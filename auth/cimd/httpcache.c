@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/xalloc.h"
+
 /* Parse delta-seconds ([0-9]+) from [s, e): -1 when empty or not digits;
  * values too large saturate at HTTPCACHE_DELTA_MAX. */
 static int64_t
@@ -193,4 +195,19 @@ httpcache_lifetime(const char *cache_control, const char *expires, const char *d
 		out->ttl_ms = lim->min_ms;
 	if (out->ttl_ms > lim->max_ms)
 		out->ttl_ms = lim->max_ms;
+}
+
+char *
+httpcache_header_copy(const char *v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; v[i] != '\0'; i++) {
+		if (i >= HTTPCACHE_HEADER_MAX || (unsigned char)v[i] < 0x20 ||
+		    (unsigned char)v[i] >= 0x7f)
+			return NULL;
+	}
+	return i == 0 ? NULL : xstrdup(v);
 }

@@ -63,4 +63,11 @@ void httpcache_lifetime(const char *cache_control, const char *expires, const ch
     const char *age, int64_t now_s, const struct httpcache_limits *lim,
     struct httpcache_lifetime *out);
 
+#define HTTPCACHE_HEADER_MAX 256 /* longest validator or caching header kept */
+
+/* A copy of a response header value fit to keep and to send back (an ETag
+ * in If-None-Match): 1 to HTTPCACHE_HEADER_MAX printable ASCII characters;
+ * else NULL (then it is not kept). The caller frees. */
+char *httpcache_header_copy(const char *v);
+
 #endif

@@ -1175,6 +1175,7 @@ static void
 test_jwks_revalidate(void)
 {
 	const char *cache = "mcp_proxy_cimd_jwks_cache_total";
+	char big[300], spec[4096];
 	struct env e;
 	struct kwaiter w;
 	struct cimd_jwks *j;
@@ -1237,6 +1238,19 @@ test_jwks_revalidate(void)
 	CU_ASSERT_TRUE(w.has_r1);
 	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-nocache2.json"), 2);
 	CU_ASSERT_EQUAL(stat_of("notModified", "/jwks-nocache2.json"), 0);
+	/* nor with an ETag too long to send back (more than 256 characters) */
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	snprintf(spec, sizeof spec,
+	    "{\"json\":{\"keys\":[" RSA_JWK("") "]},\"etag\":\"%s\","
+	    "\"headers\":{\"Cache-Control\":\"no-cache\"}}",
+	    big);
+	put_doc("/jwks-nocache3.json", spec);
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nocache3.json"), false, &w));
+	CU_ASSERT_FALSE(jwks_get(&e, j, url_of("/jwks-nocache3.json"), false, &w));
+	CU_ASSERT_TRUE(w.has_r1);
+	CU_ASSERT_EQUAL(stat_of("requests", "/jwks-nocache3.json"), 2);
+	CU_ASSERT_EQUAL(stat_of("notModified", "/jwks-nocache3.json"), 0);
 	cimd_jwks_free(j);
 	env_dispose(&e);
 }
