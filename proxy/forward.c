@@ -823,15 +823,19 @@ fx_emit_raw(struct fx *fx, struct evbuffer *buf)
 	}
 }
 
-/* Legacy SSE, sessions across replicas: the session of the endpoint URL is
- * sealed with this replica as its owner, as an Mcp-Session-Id is (an
- * sse_seal_fn; arg: the forwarder). */
+/* Legacy SSE: the session of the endpoint URL as the client will hold it
+ * (an sse_seal_fn; arg: the exchange): with sessions across replicas
+ * sealed with this replica as its owner, as an Mcp-Session-Id is, else as
+ * it is; noted on the stream's request (req_sse_stream_session) for the rooms
+ * that follow the stream (the policy's list filter). */
 static char *
-fx_seal_sid(const char *id, void *arg)
+fx_endpoint_sid(const char *id, void *arg)
 {
-	struct forwarder *fw = arg;
+	struct fx *fx = arg;
+	char *sealed = fx->fw->sessions ? session_seal(fx->fw->skey, fx->fw->self, id) : NULL;
 
-	return session_seal(fw->skey, fw->self, id);
+	req_set_sse_stream_session(fx->sr, sealed != NULL ? sealed : id);
+	return sealed;
 }
 
 /* Legacy SSE: rewrite the data of the first "endpoint" event so the client
@@ -871,8 +875,7 @@ fx_emit(struct fx *fx, struct evbuffer *buf)
 		evbuffer_remove(fx->sse_pending, text, evlen);
 		text[evlen] = '\0';
 		out = xevbuffer_new();
-		is_endpoint = sse_endpoint_rewrite(text, fx->sse_prefix,
-		    fx->fw->sessions ? fx_seal_sid : NULL, fx->fw, out);
+		is_endpoint = sse_endpoint_rewrite(text, fx->sse_prefix, fx_endpoint_sid, fx, out);
 		free(text);
 		if (is_endpoint) {
 			fx->rewrite_sse = false;

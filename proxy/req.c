@@ -34,6 +34,7 @@
 #include "config/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/sse_endpoint.h"
 
 #include "proxy/server_private.h"
 
@@ -53,6 +54,30 @@ enum req_session_home
 req_session_home(const struct req *sr)
 {
 	return sr->home;
+}
+
+const char *
+req_sse_session(struct req *sr)
+{
+	const char *query = sr->rq.query;
+	size_t off, len;
+
+	if (sr->sse_sid == NULL && query != NULL && sse_query_session(query, &off, &len))
+		sr->sse_sid = xstrndup(query + off, len);
+	return sr->sse_sid;
+}
+
+const char *
+req_sse_stream_session(const struct req *sr)
+{
+	return sr->sse_stream_sid;
+}
+
+void
+req_set_sse_stream_session(struct req *sr, const char *sid)
+{
+	free(sr->sse_stream_sid);
+	sr->sse_stream_sid = sid != NULL ? xstrdup(sid) : NULL;
 }
 
 /* --- request lifecycle --- */
@@ -153,6 +178,8 @@ req_unref(struct req *sr)
 	if (sr->held != NULL)
 		evbuffer_free(sr->held);
 	free(sr->rh);
+	free(sr->sse_sid);
+	free(sr->sse_stream_sid);
 	free(sr);
 }
 

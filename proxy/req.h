@@ -125,6 +125,14 @@ bool req_via_peer(const struct req *sr);
 enum req_session_home { REQ_HOME_UNKNOWN, REQ_HOME_HERE, REQ_HOME_ELSEWHERE };
 void req_set_session_home(struct req *sr, enum req_session_home home);
 enum req_session_home req_session_home(const struct req *sr);
+/* The legacy SSE transport's session, as the client holds its id. A
+ * message POST's: the one its URL names (sessionId, or session_id), or
+ * NULL. A GET /sse stream's: the one its endpoint event named, set by the
+ * forwarder when it sent that event (never taken from the client), or
+ * NULL until then. */
+const char *req_sse_session(struct req *sr);
+const char *req_sse_stream_session(const struct req *sr);
+void req_set_sse_stream_session(struct req *sr, const char *sid);
 struct server *req_server(const struct req *sr);
 void req_ref(struct req *sr);
 void req_unref(struct req *sr);

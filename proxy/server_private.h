@@ -122,6 +122,8 @@ struct req {
 	bool has_date;
 	enum reply_body body_mode;
 	enum req_session_home home;
+	char *sse_sid;        /* req_sse_session(), once asked */
+	char *sse_stream_sid; /* req_sse_stream_session() */
 	int status;
 	char id[33];
 	const char *route;

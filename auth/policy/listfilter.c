@@ -22,6 +22,7 @@ struct lf_list {
 	char *id; /* JSON text, as jsonrpc_id_text() prints it */
 	size_t len;
 	enum jsonrpc_method mid;
+	bool answered; /* its response went by (forgotten after the event, on a stream) */
 };
 
 struct listfilter {
@@ -30,6 +31,7 @@ struct listfilter {
 	struct rules_principal who; /* its strings and claims our own */
 	struct lf_list *lists;
 	size_t n_lists, cap;
+	bool stream;              /* forget answered list requests */
 	int mode;                 /* 0 not known yet, 1 JSON, 2 SSE */
 	struct evbuffer *pending; /* bytes held until a whole body / event is here */
 	size_t scanned;           /* pending searched for a blank line up to here */
@@ -76,7 +78,36 @@ listfilter_add(struct listfilter *lf, char *id, enum jsonrpc_method mid)
 		lf->cap = lf->cap == 0 ? 1 : lf->cap * 2;
 		lf->lists = xreallocarray(lf->lists, lf->cap, sizeof *lf->lists);
 	}
-	lf->lists[lf->n_lists++] = (struct lf_list){ id, strlen(id), mid };
+	lf->lists[lf->n_lists++] = (struct lf_list){ id, strlen(id), mid, false };
+}
+
+void
+listfilter_set_stream(struct listfilter *lf)
+{
+	lf->stream = true;
+}
+
+size_t
+listfilter_waiting(const struct listfilter *lf)
+{
+	return lf->n_lists;
+}
+
+/* On a stream, drop the list requests an event answered. */
+static void
+lf_forget_answered(struct listfilter *lf)
+{
+	size_t k = 0;
+
+	if (!lf->stream)
+		return;
+	for (size_t i = 0; i < lf->n_lists; i++) {
+		if (lf->lists[i].answered)
+			free(lf->lists[i].id);
+		else
+			lf->lists[k++] = lf->lists[i];
+	}
+	lf->n_lists = k;
 }
 
 /* Drop from one JSON-RPC response the list items the principal may not
@@ -87,7 +118,7 @@ lf_filter_response(struct listfilter *w, json_object *o)
 {
 	json_object *id, *result, *items, *kept;
 	const char *array, *key, *use, *idtext;
-	const struct lf_list *l = NULL;
+	struct lf_list *l = NULL;
 	size_t n;
 
 	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "id", &id) ||
@@ -98,6 +129,8 @@ lf_filter_response(struct listfilter *w, json_object *o)
 		if (strcmp(w->lists[i].id, idtext) == 0)
 			l = &w->lists[i];
 	}
+	if (l != NULL)
+		l->answered = true;
 	if (l == NULL || !json_object_object_get_ex(o, "result", &result) || result == NULL ||
 	    !jsonrpc_list_shape(l->mid, &array, &key, &use) ||
 	    !json_object_object_get_ex(result, array, &items) || items == NULL ||
@@ -131,14 +164,18 @@ lf_list_of(const struct jsonrpc_msg *resp, void *arg)
 	/* the common case: the id came back as json-c prints ours */
 	for (size_t i = 0; i < w->n_lists; i++) {
 		if (resp->id.len == w->lists[i].len &&
-		    memcmp(resp->id.p, w->lists[i].id, resp->id.len) == 0)
+		    memcmp(resp->id.p, w->lists[i].id, resp->id.len) == 0) {
+			w->lists[i].answered = true;
 			return w->lists[i].mid;
+		}
 	}
 	if ((id = jsonrpc_id_text(resp)) == NULL)
 		return JSONRPC_M_NONE;
 	for (size_t i = 0; i < w->n_lists && mid == JSONRPC_M_NONE; i++) {
-		if (strcmp(w->lists[i].id, id) == 0)
+		if (strcmp(w->lists[i].id, id) == 0) {
+			w->lists[i].answered = true;
 			mid = w->lists[i].mid;
+		}
 	}
 	free(id);
 	return mid;
@@ -356,6 +393,7 @@ listfilter_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, voi
 		s = (const char *)evbuffer_pullup(w->pending, (ev_ssize_t)(cut + sep));
 		if (lf_filter_event(w, s, cut, out) != 0)
 			goto bad;
+		lf_forget_answered(w);
 		evbuffer_add(out, s + cut, sep);
 		evbuffer_drain(w->pending, cut + sep);
 		w->scanned = 0;

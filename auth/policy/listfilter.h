@@ -30,6 +30,13 @@ void listfilter_free(struct listfilter *lf); /* NULL is fine */
  * (as jsonrpc_id_text() prints it; taken). */
 void listfilter_add(struct listfilter *lf, char *id, enum jsonrpc_method mid);
 
+/* For a long-lived stream (the legacy SSE transport's GET /sse, which
+ * carries the answers to many POSTs): a list request is forgotten once an
+ * event carried its response. */
+void listfilter_set_stream(struct listfilter *lf);
+/* List requests whose response has not come yet. */
+size_t listfilter_waiting(const struct listfilter *lf);
+
 /* A req_filter_fn over the response body (arg: the listfilter). */
 int listfilter_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg);
 

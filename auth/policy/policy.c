@@ -33,6 +33,9 @@
 #include "proxy/req.h"
 
 #define POLICY_CAPTURE_MAX (256 * 1024) /* response bytes looked at for outcomes */
+/* List requests of one legacy SSE session waiting for their answer on its
+ * stream; more are refused until some are answered. */
+#define POLICY_STREAM_LISTS_MAX 256
 #define POLICY_ERR_FORBIDDEN (-32003)
 
 /* One operation's audit line, waiting for its outcome. */
@@ -52,6 +55,9 @@ struct policy_watch {
 	struct evbuffer *captured; /* the response body, up to POLICY_CAPTURE_MAX (audit) */
 	int64_t start_us;
 	struct listfilter *lf; /* the list responses' filter, or NULL */
+	/* A legacy SSE stream (GET /sse): its session's id as the client
+	 * holds it, once the endpoint event named it; else NULL. */
+	char *sid;
 	TAILQ_ENTRY(policy_watch) entry;
 };
 
@@ -70,7 +76,8 @@ struct policy {
 	 * (the common case) parse them once. Never changed once parsed. */
 	char *claims_text;
 	json_object *claims;
-	struct policy_watch_list watches;
+	struct policy_watch_list watches; /* streams included */
+	bool sse_mode;                    /* backend.transport: sse */
 	struct metric *m_requests;
 };
 
@@ -275,6 +282,7 @@ policy_watch_free(struct policy_watch *w)
 	listfilter_free(w->lf);
 	if (w->captured != NULL)
 		evbuffer_free(w->captured);
+	free(w->sid);
 	TAILQ_REMOVE(&w->p->watches, w, entry);
 	free(w);
 }
@@ -483,17 +491,131 @@ policy_is_list(const struct jsonrpc_msg *m)
 		m->mid == JSONRPC_M_RESOURCES_LIST || m->mid == JSONRPC_M_RESOURCES_TEMPLATES_LIST);
 }
 
+/* --- the legacy SSE transport: list answers come on the stream --- */
+
+/* A stream's filter (req_filter_fn): its list answers are filtered, and
+ * its first event tells which session it carries. */
+static int
+policy_stream_filter(struct req *sr, struct evbuffer *in, struct evbuffer *out, void *arg)
+{
+	struct policy_watch *w = arg;
+	const char *sid;
+
+	/* The forwarder names the session when it sends the endpoint event,
+	 * the stream's first. Without one (not a stream, or a server that
+	 * breaks the transport) no POST finds the stream and list requests
+	 * are refused (policy_stream_check). */
+	if (w->sid == NULL && (sid = req_sse_stream_session(sr)) != NULL)
+		w->sid = xstrdup(sid);
+	return listfilter_filter(sr, in, out, w->lf);
+}
+
+/* Filter the list answers of a legacy SSE stream (a GET on the SSE
+ * transport) for who. */
+static void
+policy_stream_start(struct policy *p, struct req *sr, const struct rules_principal *who)
+{
+	struct policy_watch *w = xcalloc(1, sizeof *w);
+
+	w->p = p;
+	w->sr = sr;
+	w->start_us = clock_mono_us();
+	w->lf = listfilter_new(p->rules, who, p->lists);
+	listfilter_set_stream(w->lf);
+	TAILQ_INSERT_TAIL(&p->watches, w, entry);
+	req_set_filter(sr, policy_stream_filter, w);
+	req_set_watch(sr, policy_on_reply, w);
+}
+
+/* The open stream of the session a legacy SSE POST names, or NULL. */
+static struct policy_watch *
+policy_stream_of(struct policy *p, struct req *sr)
+{
+	const char *sid = req_sse_session(sr);
+	struct policy_watch *w;
+
+	if (sid == NULL)
+		return NULL;
+	TAILQ_FOREACH(w, &p->watches, entry)
+	{
+		if (w->sid != NULL && strcmp(w->sid, sid) == 0)
+			return w;
+	}
+	return NULL;
+}
+
+static size_t policy_lists(const struct jsonrpc_body *b);
+
+/* A legacy SSE POST with list requests: their answers will come on the
+ * session's stream, which must be open here and filter them (*stream).
+ * Else it is refused (-1, answered, its messages audited as not run): an
+ * answer no filter would read is not asked for. */
+static int
+policy_stream_check(struct policy *p, struct req *sr, const struct rules_principal *who,
+    const struct jsonrpc_body *b, const struct policy_item *items, int64_t start_us,
+    struct policy_watch **stream)
+{
+	int status = 404, code = -32001;
+	const char *error = "no_stream",
+		   *msg = "the session has no open event stream here for the list's answer";
+	char *idtext;
+	json_object *id = NULL;
+
+	if ((*stream = policy_stream_of(p, sr)) != NULL) {
+		if (listfilter_waiting((*stream)->lf) + policy_lists(b) <= POLICY_STREAM_LISTS_MAX)
+			return 0;
+		status = 429;
+		code = -32000;
+		error = "too_many_lists";
+		msg = "too many list requests of this session wait for their answer";
+	}
+	log_info("mcp request refused", LOG_S("reason", error), LOG_S("request_id", req_id(sr)));
+	for (size_t i = 0; p->audit != NULL && i < b->n; i++) {
+		json_object *line = policy_line(p, sr, who, &items[i], NULL);
+
+		policy_emit(p, line, "not_run", start_us);
+		json_object_put(line);
+	}
+	if (b->n == 1 && (idtext = jsonrpc_id_text(&b->msgs[0])) != NULL) {
+		id = json_tokener_parse(idtext);
+		free(idtext);
+	}
+	policy_reply(sr, status, policy_rpc_error(id, code, msg, error, NULL));
+	return -1;
+}
+
+/* The list requests of a body. */
+static size_t
+policy_lists(const struct jsonrpc_body *b)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+		n += policy_is_list(&b->msgs[i]);
+	return n;
+}
+
 /* Watch a forwarded request for its audit lines (with audit on) and
- * filter its list responses (when it has list requests). */
+ * filter its list responses (when it has list requests): in its own
+ * response, or (legacy SSE) on stream, the session's. */
 static void
 policy_watch_start(struct policy *p, struct req *sr, const struct rules_principal *who,
-    const struct jsonrpc_body *b, const struct policy_item *items, int64_t start_us)
+    const struct jsonrpc_body *b, const struct policy_item *items, int64_t start_us,
+    struct policy_watch *stream)
 {
 	struct policy_watch *w;
 	size_t lists = 0;
 
 	for (size_t i = 0; i < b->n; i++)
 		lists += policy_is_list(&b->msgs[i]);
+	if (stream != NULL) {
+		for (size_t i = 0; i < b->n; i++) {
+			if (policy_is_list(&b->msgs[i]))
+				listfilter_add(stream->lf, jsonrpc_id_text(&b->msgs[i]),
+				    b->msgs[i].mid);
+		}
+		lists = 0; /* the answers come on the stream */
+	}
 	if (p->audit == NULL && lists == 0)
 		return;
 	w = xcalloc(1, sizeof *w);
@@ -564,7 +686,8 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 	if (req_gone(sr))
 		return;
 	/* Another replica's session: its owner decides, audits and filters. */
-	if (req_method(sr) != H1_POST || req_session_home(sr) == REQ_HOME_ELSEWHERE) {
+	if ((req_method(sr) != H1_POST && (req_method(sr) != H1_GET || !p->sse_mode)) ||
+	    req_session_home(sr) == REQ_HOME_ELSEWHERE) {
 		p->next(sr, opts, p->next_arg);
 		return;
 	}
@@ -574,6 +697,12 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		who.client_id = pr->client_id;
 		if (pr->claims_json != NULL && rules_need_claims(p->rules))
 			who.claims = policy_claims(p, pr->claims_json);
+	}
+	if (req_method(sr) == H1_GET) { /* the legacy SSE stream */
+		policy_stream_start(p, sr, &who);
+		json_object_put(who.claims); /* the filter holds its own */
+		p->next(sr, opts, p->next_arg);
+		return;
 	}
 	rc = evbuffer_get_length(body) > p->lim.max_size
 	    ? jsonrpc_parse(NULL, evbuffer_get_length(body), &p->lim, &b, err, sizeof err)
@@ -606,7 +735,12 @@ policy_pass(struct req *sr, const struct req_pass_opts *opts, void *arg)
 		    jsonrpc_mid_label(it->m->mid));
 	}
 	if (!denied && !step_up) {
-		policy_watch_start(p, sr, &who, &b, items, start_us);
+		struct policy_watch *stream = NULL;
+
+		if (p->sse_mode && policy_lists(&b) > 0 &&
+		    policy_stream_check(p, sr, &who, &b, items, start_us, &stream) != 0)
+			goto out;
+		policy_watch_start(p, sr, &who, &b, items, start_us, stream);
 		p->next(sr, opts, p->next_arg);
 		goto out;
 	}
@@ -655,6 +789,7 @@ policy_new(struct event_base *base, const struct config *cfg, req_pass_fn next, 
 	p->lim.max_size = (size_t)cfg->authz.max_message_size;
 	p->lim.max_depth = (int)cfg->authz.max_depth;
 	p->lim.max_batch = cfg->authz.max_batch;
+	p->sse_mode = cfg->backend.transport == TRANSPORT_SSE;
 	TAILQ_INIT(&p->watches);
 	if (cfg->audit.enabled &&
 	    (p->audit = audit_new(base, cfg->audit.path, err, errlen)) == NULL) {

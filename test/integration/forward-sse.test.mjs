@@ -114,7 +114,7 @@ test('server.publicPathPrefix is put in front of the endpoint path', async (t) =
   await p.stop();
 });
 
-test('with a tool policy: every message is decided on its POST (a refused call never reaches the server); list answers on the stream pass unfiltered, audited as unknown (README)', async (t) => {
+test('with a tool policy: every message is decided on its POST (a refused call never reaches the server) and list answers are filtered on the GET /sse stream', async (t) => {
   const backend = await startBackend('sse', { t });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-sse-audit-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -125,9 +125,11 @@ test('with a tool policy: every message is decided on its POST (a refused call n
     audit: { enabled: true, path: auditFile },
   }, { t });
   const client = await connectClient({ url: `${p.origin}/sse`, transport: 'sse', t });
-  const { tools } = await client.listTools();
-  // The answer came on the GET /sse stream, which the policy does not rewrite.
-  assert.ok(tools.some((x) => x.name === 'get-env'), tools.map((x) => x.name).join());
+  for (let i = 0; i < 3; i++) { // each answer on the stream is filtered, and then forgotten
+    const { tools } = await client.listTools();
+    const names = tools.map((x) => x.name);
+    assert.ok(names.includes('echo') && !names.includes('get-env'), `list ${i}: ${names.join()}`);
+  }
   const r = await client.callTool({ name: 'echo', arguments: { message: 'allowed' } });
   assert.ok(JSON.stringify(r.content).includes('allowed'));
   await assert.rejects(client.callTool({ name: 'get-env', arguments: {} }), /403|forbidden/i,
@@ -135,12 +137,21 @@ test('with a tool policy: every message is decided on its POST (a refused call n
   const m = await scrapeMetrics(p.diagUrl);
   assert.equal(m.get('mcp_proxy_mcp_requests_total{decision="deny",method="tools/call"}'), 1, m.text);
   assert.equal(m.get('mcp_proxy_http_requests_total{listener="mcp",method="POST",route="mcp",status="403"}'), 1, m.text);
+  // A list request for a session with no open stream here is not asked for: nothing would filter its answer.
+  const orphan = await request(`${p.origin}/message?sessionId=00000000-0000-0000-0000-000000000000`, {
+    method: 'POST', body: { jsonrpc: '2.0', id: 77, method: 'tools/list' },
+  });
+  assert.equal(orphan.status, 404, orphan.body);
+  assert.equal(orphan.json().id, 77);
+  assert.equal(orphan.json().error.data.error, 'no_stream', orphan.body);
   let lines = [];
   await waitFor(() => (lines = fs.readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)))
-    .some((l) => l.decision === 'deny'), { message: 'the deny audit line' });
+    .some((l) => l.jsonrpc_id === 77), { message: 'the audit lines' });
   const calls = lines.filter((l) => l.method === 'tools/call');
+  // the answers come on the stream: the POST's own outcome is unknown
   assert.deepEqual(calls.map((l) => [l.name, l.decision, l.outcome]),
     [['echo', 'allow', 'unknown'], ['get-env', 'deny', 'denied']], JSON.stringify(calls));
+  assert.deepEqual(lines.filter((l) => l.jsonrpc_id === 77).map((l) => l.outcome), ['not_run']);
   await client.close();
   await p.stop();
 });

@@ -239,8 +239,8 @@ async function sseStream(replica, t) {
 
 /** Two legacy SSE replicas (backend mode 'sse' or 'py-sse'), the stream open on A:
  * {A, B, stream, ep (its endpoint event), postB(msg) → the status of a POST of msg through B}. */
-async function legacyPair(t, mode) {
-  const sseConfig = (backend) => ({ ...replicaConfig(backend), backend: { url: backend.url, transport: 'sse' } });
+async function legacyPair(t, mode, extra = {}) {
+  const sseConfig = (backend) => ({ ...replicaConfig(backend), backend: { url: backend.url, transport: 'sse' }, ...extra });
   const A = await startReplica('A', t, { config: sseConfig, mode });
   const B = await startReplica('B', t, { config: sseConfig, mode });
   const stream = await sseStream(A, t);
@@ -254,8 +254,9 @@ async function legacyPair(t, mode) {
   return { A, B, stream, ep, postB };
 }
 
-test('legacy SSE (backend.transport sse): the stream on A, the messages through B — the sessionId in the endpoint URL is sealed with its owner; A gone → 404', async (t) => {
-  const { A, B, stream, ep, postB } = await legacyPair(t, 'sse');
+test('legacy SSE (backend.transport sse): the stream on A, the messages through B — the sessionId in the endpoint URL is sealed with its owner, the list filtered by A\'s policy on A\'s stream; A gone → 404', async (t) => {
+  const policy = { authorization: { defaultDecision: 'allow', rules: [{ operations: ['tools/call:get-env'], deny: {} }] } };
+  const { A, B, stream, ep, postB } = await legacyPair(t, 'sse', policy);
   assert.match(ep.data, /^\/message\?sessionId=p1\.[A-Za-z0-9_-]+$/, 'the client sees a sealed session id');
   const answer = async (id) => {
     for (;;) {
@@ -269,6 +270,7 @@ test('legacy SSE (backend.transport sse): the stream on A, the messages through 
   assert.equal(await postB({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), 202);
   const list = await answer(2);
   assert.ok(list.result.tools.some((x) => x.name === 'echo'), JSON.stringify(list).slice(0, 200));
+  assert.ok(!list.result.tools.some((x) => x.name === 'get-env'), 'filtered on A\'s stream (B only routed the POST)');
   assert.equal(await postB({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'legacy across replicas' } } }), 202);
   assert.match(JSON.stringify((await answer(3)).result), /legacy across replicas/);
 

@@ -164,6 +164,52 @@ test_sse(void)
 	}
 }
 
+/* On a stream (the legacy SSE transport's GET /sse) a list request is
+ * forgotten once an event answered it, whatever the event's pieces; a
+ * request of the same id asked again is filtered again. */
+static void
+test_stream_forgets(void)
+{
+	static const char *const ids[] = { "7", "8" };
+	static const char *const methods[] = { "tools/list", "tools/list" };
+	static const char ev7[] = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":"
+				  "{\"tools\":[{\"name\":\"ok-a\"},{\"name\":\"no\"}]}}\n\n";
+	static const char want7[] = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":"
+				    "{\"tools\":[{\"name\":\"ok-a\"}]}}\n\n";
+	size_t steps[] = { 1, 3, 1000 };
+
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		struct listfilter *w = watch_new(2, ids, methods);
+		int rc;
+		char *out;
+
+		listfilter_set_stream(w);
+		CU_ASSERT_EQUAL(listfilter_waiting(w), 2);
+		out = run(w, ev7, steps[i], &rc);
+		CU_ASSERT_EQUAL(rc, 0);
+		CU_ASSERT_STRING_EQUAL(out, want7);
+		free(out);
+		CU_ASSERT_EQUAL(listfilter_waiting(w), 1); /* 8 still waits */
+		listfilter_add(w, xstrdup("7"), JSONRPC_M_TOOLS_LIST);
+		out = run(w, ev7, steps[i], &rc);
+		CU_ASSERT_STRING_EQUAL(out, want7);
+		free(out);
+		CU_ASSERT_EQUAL(listfilter_waiting(w), 1);
+		listfilter_free(w);
+	}
+	/* not a stream: one response, the request kept to the end */
+	{
+		struct listfilter *w = watch_new(1, ids, methods);
+		int rc;
+		char *out = run(w, ev7, 1000, &rc);
+
+		CU_ASSERT_STRING_EQUAL(out, want7);
+		CU_ASSERT_EQUAL(listfilter_waiting(w), 1);
+		free(out);
+		listfilter_free(w);
+	}
+}
+
 /* A list response that ends inside an event is still filtered. */
 static void
 test_sse_unterminated(void)
@@ -323,6 +369,12 @@ t_sse_lines(void)
 	with_policy(test_sse_lines);
 }
 
+static void
+t_stream_forgets(void)
+{
+	with_policy(test_stream_forgets);
+}
+
 int
 main(void)
 {
@@ -333,6 +385,7 @@ main(void)
 		{ "filter_sse_lone_cr", t_sse_lone_cr },
 		{ "filter_cut", t_cut },
 		{ "filter_sse_lines", t_sse_lines },
+		{ "filter_stream_forgets", t_stream_forgets },
 		{ NULL, NULL },
 	};
 
