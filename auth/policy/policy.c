@@ -604,10 +604,8 @@ policy_watch_start(struct policy *p, struct req *sr, const struct rules_principa
     struct policy_watch *stream)
 {
 	struct policy_watch *w;
-	size_t lists = 0;
+	size_t lists = policy_lists(b);
 
-	for (size_t i = 0; i < b->n; i++)
-		lists += policy_is_list(&b->msgs[i]);
 	if (stream != NULL) {
 		for (size_t i = 0; i < b->n; i++) {
 			if (policy_is_list(&b->msgs[i]))
