@@ -168,7 +168,7 @@ struct fx {
 	bool to_peer;           /* fw is a peer origin */
 	const char *sid_client; /* the client's (sealed) Mcp-Session-Id, or NULL */
 	char *sid_backend;      /* to the backend: its own id in place of sid_client */
-	char *sid_query;        /* legacy SSE: the sealed sessionId of the URL (sid_client) */
+	bool sid_in_query;      /* legacy SSE: sid_client is the sessionId of the URL */
 	char *target;           /* to a peer: path and query as the client sent them */
 };
 
@@ -354,7 +354,6 @@ fx_unref(struct fx *fx)
 	free(fx->sse_prefix);
 	xfree_secret(fx->inject);
 	free(fx->sid_backend);
-	free(fx->sid_query);
 	free(fx->target);
 	fx->fw->n_active--;
 	req_unref(fx->sr);
@@ -564,7 +563,7 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 			size_t off, len;
 
 			evbuffer_add(out, "?", 1);
-			if (fx->sid_query != NULL && fx->sid_backend != NULL &&
+			if (fx->sid_in_query && fx->sid_backend != NULL &&
 			    sse_query_session(query, &off, &len)) {
 				/* legacy SSE: the backend's own id in its URL */
 				evbuffer_add(out, query, off);
@@ -613,7 +612,7 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 		fx_add_header(out, "X-Forwarded-Host", host);
 	if (fx->inject != NULL)
 		fx_add_str(out, fx->inject);
-	if (fx->sid_backend != NULL && fx->sid_query == NULL)
+	if (fx->sid_backend != NULL && !fx->sid_in_query)
 		fx_add_header(out, "Mcp-Session-Id", fx->sid_backend);
 	if (fx->to_peer) {
 		/* Signed afresh on every attempt (a retry is another request). */
@@ -622,7 +621,7 @@ fx_write_request(struct fx *fx, struct evbuffer *out)
 
 		peerauth_nonce(nonce);
 		peerauth_sign(fw->root->signer, fx->head_method ? "HEAD" : req_method_name(sr),
-		    fx->target, t, nonce, fx->sid_query != NULL ? NULL : fx->sid_client, mac);
+		    fx->target, t, nonce, fx->sid_in_query ? NULL : fx->sid_client, mac);
 		snprintf(ts, sizeof ts, "%lld", (long long)t);
 		fx_add_header(out, "Mcp-Peer-Client", peer);
 		fx_add_header(out, PEERAUTH_TIME_HEADER, ts);
@@ -1311,22 +1310,20 @@ forward_peer(struct forwarder *root, const char *owner)
 }
 
 /* The session id the client sent, when sessions are sealed: its
- * Mcp-Session-Id, or (legacy SSE) the sessionId of the message URL, then a
- * copy in *sid_query (the caller frees it). NULL: none. */
+ * Mcp-Session-Id, or (legacy SSE, *in_query) the sessionId of the message
+ * URL. NULL: none. Valid as long as sr. */
 static const char *
-forward_client_sid(const struct forwarder *fw, const struct req *sr, char **sid_query)
+forward_client_sid(const struct forwarder *fw, struct req *sr, bool *in_query)
 {
-	const char *sid, *query = req_query(sr);
-	size_t off, len;
+	const char *sid;
 
-	*sid_query = NULL;
+	*in_query = false;
 	if (!fw->sessions)
 		return NULL;
-	if ((sid = req_header(sr, "Mcp-Session-Id")) != NULL)
+	if ((sid = req_header(sr, "Mcp-Session-Id")) != NULL || !fw->sse_mode)
 		return sid;
-	if (!fw->sse_mode || query == NULL || !sse_query_session(query, &off, &len))
-		return NULL;
-	return *sid_query = xstrndup(query + off, len);
+	*in_query = (sid = req_sse_session(sr)) != NULL;
+	return sid;
 }
 
 /* Whether sr's session is held here (req_session_home), found once. */
@@ -1334,17 +1331,17 @@ static void
 forward_find_home(const struct forwarder *fw, struct req *sr)
 {
 	enum req_session_home home = REQ_HOME_HERE;
-	char *owner = NULL, *id = NULL, *sid_query;
+	char *owner = NULL, *id = NULL;
 	const char *sid;
+	bool in_query;
 
 	if (req_session_home(sr) != REQ_HOME_UNKNOWN)
 		return;
-	if ((sid = forward_client_sid(fw, sr, &sid_query)) != NULL &&
+	if ((sid = forward_client_sid(fw, sr, &in_query)) != NULL &&
 	    (session_open(fw->skey, sid, &owner, &id) != 0 || strcmp(owner, fw->self) != 0))
 		home = REQ_HOME_ELSEWHERE;
 	free(owner);
 	free(id);
-	free(sid_query);
 	req_set_session_home(sr, home);
 }
 
@@ -1392,13 +1389,13 @@ forward_front_head(struct req *sr, void *arg)
  */
 static struct forwarder *
 forward_route(struct forwarder *fw, struct req *sr, const char **sid, char **backend_id,
-    char **sid_query)
+    bool *sid_in_query)
 {
 	struct forwarder *to = fw;
 	char *owner = NULL, *id = NULL;
 
 	*backend_id = NULL;
-	if ((*sid = forward_client_sid(fw, sr, sid_query)) == NULL)
+	if ((*sid = forward_client_sid(fw, sr, sid_in_query)) == NULL)
 		return fw;
 	if (session_open(fw->skey, *sid, &owner, &id) != 0) {
 		metrics_add(fw->m_peer_requests, 1, "out", "bad_session");
@@ -1430,22 +1427,21 @@ forward_request(struct forwarder *fw, struct req *sr, const struct req_pass_opts
 {
 	struct fx *fx;
 	const char *xfp, *sid;
-	char *backend_id, *sid_query;
+	char *backend_id;
+	bool sid_in_query;
 	struct forwarder *to;
 
 	if (req_gone(sr))
 		return;
-	if ((to = forward_route(fw, sr, &sid, &backend_id, &sid_query)) == NULL) {
-		free(sid_query);
+	if ((to = forward_route(fw, sr, &sid, &backend_id, &sid_in_query)) == NULL)
 		return;
-	}
 	fx = xcalloc(1, sizeof *fx);
 	fx->fw = fw = to;
 	fw->n_active++;
 	fx->to_peer = fw->root != NULL;
 	fx->sid_client = sid;
 	fx->sid_backend = backend_id;
-	fx->sid_query = sid_query;
+	fx->sid_in_query = sid_in_query;
 	if (fx->to_peer) {
 		const char *path = req_path(sr), *query = req_query(sr);
 
