@@ -558,9 +558,6 @@ policy_stream_check(struct policy *p, struct req *sr, const struct rules_princip
 	int status = 404, code = -32001;
 	const char *error = "no_stream",
 		   *msg = "the session has no open event stream here for the list's answer";
-	char *idtext;
-	json_object *id = NULL;
-
 	if ((*stream = policy_stream_of(p, sr)) != NULL) {
 		if (listfilter_waiting((*stream)->lf) + policy_lists(b) <= POLICY_STREAM_LISTS_MAX)
 			return 0;
@@ -576,11 +573,9 @@ policy_stream_check(struct policy *p, struct req *sr, const struct rules_princip
 		policy_emit(p, line, "not_run", start_us);
 		json_object_put(line);
 	}
-	if (b->n == 1 && (idtext = jsonrpc_id_text(&b->msgs[0])) != NULL) {
-		id = json_tokener_parse(idtext);
-		free(idtext);
-	}
-	policy_reply(sr, status, policy_rpc_error(id, code, msg, error, NULL));
+	policy_reply(sr, status,
+	    policy_rpc_error(b->n == 1 ? jsonrpc_id_object(&b->msgs[0]) : NULL, code, msg, error,
+		NULL));
 	return -1;
 }
 
