@@ -121,7 +121,7 @@ test('with a tool policy: every message is decided on its POST (a refused call n
   const auditFile = path.join(dir, 'audit.log');
   const p = await startProxy({
     ...cfg(backend.url),
-    authorization: { defaultDecision: 'allow', rules: [{ operations: ['tools/call:get-env'], deny: {} }] },
+    authorization: { defaultDecision: 'allow', rules: [{ operations: ['tools/call:get-env'], deny: {} }], maxBatchSize: 300 },
     audit: { enabled: true, path: auditFile },
   }, { t });
   const client = await connectClient({ url: `${p.origin}/sse`, transport: 'sse', t });
@@ -144,6 +144,36 @@ test('with a tool policy: every message is decided on its POST (a refused call n
   assert.equal(orphan.status, 404, orphan.body);
   assert.equal(orphan.json().id, 77);
   assert.equal(orphan.json().error.data.error, 'no_stream', orphan.body);
+  // At most 256 list requests of one session wait for their answer on its stream: a batch of
+  // 257 on an open stream is refused whole, none forwarded.
+  const raw = await new Promise((resolve, reject) => {
+    const req = http.get(`${p.origin}/sse`, { headers: { accept: 'text/event-stream' }, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        text += d;
+        const m = /data: (\/message\?sessionId=[^\r\n]+)/.exec(text);
+        if (m) { res.removeAllListeners('data'); resolve({ req, path: m[1] }); }
+      });
+    });
+    req.on('error', reject);
+  });
+  t.after(() => raw.req.destroy());
+  const batch = Array.from({ length: 257 }, (_, i) => ({ jsonrpc: '2.0', id: 1000 + i, method: 'tools/list' }));
+  const backendCalls = async () => (await scrapeMetrics(p.diagUrl)).get('mcp_proxy_backend_response_seconds_count');
+  const before = await backendCalls();
+  const many = await request(`${p.origin}${raw.path}`, { method: 'POST', body: batch });
+  assert.equal(many.status, 429, many.body);
+  assert.equal(many.json().error.data.error, 'too_many_lists', many.body);
+  assert.equal(await backendCalls(), before, 'refused whole: the server saw none of it');
+  // 256 pass the bound (this server answers a batch with its own 400, on the POST: nothing
+  // comes on the stream, so the 256 keep waiting, README) and the next list waits over it
+  const full = await request(`${p.origin}${raw.path}`, { method: 'POST', body: batch.slice(0, 256) });
+  assert.notEqual(full.status, 429, full.body);
+  assert.equal(await backendCalls(), before + 1, 'the batch of 256 reached the server');
+  const next = await request(`${p.origin}${raw.path}`, { method: 'POST', body: { jsonrpc: '2.0', id: 2000, method: 'tools/list' } });
+  assert.equal(next.status, 429, next.body);
+  raw.req.destroy();
   let lines = [];
   await waitFor(() => (lines = fs.readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)))
     .some((l) => l.jsonrpc_id === 77), { message: 'the audit lines' });
